@@ -1,0 +1,310 @@
+"""The library API the CLI forwards to: compress, decompress, inspect, train.
+
+Data flow of :func:`compress`: read (``tables``) -> model frame (``features``) -> encode
+(``codec``) -> write (``aez``); :func:`decompress` runs it backwards. Every function takes
+plain Python values, raises :class:`~jetzip.errors.JetzipError` on bad input, and returns a
+JSON-serialisable report.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+import numpy as np
+
+from . import __version__
+from .aez import FORMAT_MAJOR, FORMAT_MINOR, LATENT_DTYPES, AezWriter, open_aez
+from .atomic import atomic_output
+from .codec import DEFAULT_BATCH_SIZE, Decoder, Encoder
+from .errors import FormatError, InputError, JetzipError
+from .features import from_model_frame, invalid_jets, to_model_frame
+from .model import Model, load_model
+from .tables import TableInfo, format_of, open_table, open_writer
+
+RAW_BYTES_PER_JET = 16  # four float32 values
+DEFAULT_MODEL_NAME = "AE_3D_200.jzm"
+Progress = Callable[[int, "int | None"], None]
+Warn = Callable[[str], None]
+T = TypeVar("T")
+
+
+def default_model_path() -> Path:
+    """$JETZIP_MODEL, else the model shipped in the repository's ``models/`` folder."""
+    env = os.environ.get("JETZIP_MODEL")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
+
+
+def resolve_model(model: Model | str | os.PathLike | None) -> Model:
+    if isinstance(model, Model):
+        return model
+    path = Path(model) if model is not None else default_model_path()
+    if model is None and not path.exists():
+        raise InputError(f"no default model at {path}; pass --model or set JETZIP_MODEL")
+    return load_model(path)
+
+
+def _noop_progress(done: int, total: int | None) -> None:  # noqa: ARG001
+    pass
+
+
+def _noop_warn(message: str) -> None:  # noqa: ARG001
+    pass
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Produce `items` in a background thread, `depth` ahead, so reading overlaps encoding."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def worker() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((True, done))
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            q.put((False, exc))
+
+    thread = threading.Thread(target=worker, daemon=True, name="jetzip-reader")
+    thread.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+def _count_invalid(frame: np.ndarray) -> np.ndarray:
+    """Jets that cannot be encoded: NaN/inf, E or pt <= 0, or E below pt by more than 0.1%."""
+    bad = invalid_jets(frame)
+    with np.errstate(invalid="ignore"):
+        bad |= frame[:, 0] < frame[:, 1] * (1 - 1e-3)
+    return bad
+
+
+def compress(input: str | os.PathLike, output: str | os.PathLike, *,
+             model: Model | str | os.PathLike | None = None, tree: str | None = None,
+             columns: str | dict | None = None, preset: str | None = None,
+             collection: str | None = None, units: str | None = None,
+             keep_branches: Sequence[str] = (), latent_dtype: str = "float32",
+             embed_model: bool = True, device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
+             chunk_jets: int = 1 << 20, force: bool = False, drop_invalid: bool = False,
+             progress: Progress = _noop_progress, warn: Warn = _noop_warn) -> dict[str, Any]:
+    """Compress one jet table into a .aez file; returns a report of sizes and counts."""
+    t0 = time.perf_counter()
+    if latent_dtype not in LATENT_DTYPES:
+        raise JetzipError(f"unknown latent dtype {latent_dtype!r}; use {', '.join(LATENT_DTYPES)}")
+    the_model = resolve_model(model)
+    source = open_table(input, tree=tree, columns=columns, preset=preset, collection=collection,
+                        units=units, keep_branches=keep_branches)
+    try:
+        info = source.info
+        if info.units_inferred:
+            warn(f"units: assuming {info.units} ({info.units_reason}); use --units to declare them")
+        encoder = Encoder(the_model, device, batch_size)
+        header = make_header(the_model, info, latent_dtype, embed_model, chunk_jets)
+        ranges = the_model.metadata.get("training_ranges")
+        dropped = outside = 0
+        with atomic_output(output, force, inputs=[input]) as tmp, open(tmp, "wb") as f:
+            writer = AezWriter(f, header, the_model.packed("decoder") if embed_model else None)
+            total = getattr(source, "n_entries", None)
+            invalid: dict[str, int] = {}
+            first_invalid = ""
+            for chunk in prefetch(source.chunks(chunk_jets)):
+                frame = to_model_frame(chunk.columns, info.representation, info.units)
+                bad = _count_invalid(frame)
+                counts = chunk.counts
+                progress(len(counts) if counts is not None else chunk.n_jets, total)
+                if bad.any() and not drop_invalid:
+                    # Keep scanning (without encoding) to report the total, then fail.
+                    for reason, k in _reasons(frame[bad]).items():
+                        invalid[reason] = invalid.get(reason, 0) + k
+                    first_invalid = first_invalid or _describe_jet(info, chunk, int(np.argmax(bad)))
+                    continue
+                if invalid:
+                    continue
+                if bad.any():
+                    dropped += int(bad.sum())
+                    frame = frame[~bad]
+                    if counts is not None:
+                        event_of_jet = np.repeat(np.arange(len(counts)), counts.astype(np.int64))
+                        counts = counts - np.bincount(event_of_jet[bad], minlength=len(counts)).astype(np.uint32)
+                if ranges:
+                    outside += int(_outside_ranges(frame, ranges).sum())
+                writer.write_chunk(encoder.encode(frame), counts, chunk.kept)
+            if invalid:
+                raise InputError(
+                    f"{info.file}: {sum(invalid.values())} jet(s) cannot be encoded ("
+                    + ", ".join(f"{k} {r}" for r, k in invalid.items())
+                    + f"); the first is {first_invalid}. Fix the input or pass --drop-invalid "
+                    "to leave them out")
+            tail = writer.close()
+            size = writer.bytes_written
+    finally:
+        source.close()
+    n = tail["n_jets"]
+    if dropped:
+        warn(f"dropped {dropped} invalid jets (NaN, inf, non-positive E or pt, or E < pt)")
+    if outside:
+        warn(f"{outside} of {n} jets ({outside / max(n, 1):.2%}) lie outside the model's training "
+             f"ranges (pt {ranges['pt'][0]:.3g}-{ranges['pt'][1]:.3g} GeV, |eta| <= "
+             f"{ranges['abs_eta'][1]:.3g}); expect larger residuals for them")
+    return {
+        "input": str(input), "output": str(output), "n_jets": n, "n_events": tail["n_events"],
+        "n_chunks": tail["n_chunks"], "bytes": size,
+        "bytes_per_jet": size / n if n else None,
+        "ratio_to_float32": size / (n * RAW_BYTES_PER_JET) if n else None,
+        "dropped_invalid": dropped, "outside_training_ranges": outside,
+        "units": info.units, "units_inferred": info.units_inferred, "seconds": time.perf_counter() - t0,
+        "model": the_model.name, "model_sha256": the_model.weights_sha256,
+    }
+
+
+def _outside_ranges(frame: np.ndarray, ranges: dict) -> np.ndarray:
+    pt_lo, pt_hi = ranges["pt"]
+    e_lo, e_hi = ranges["E"]
+    return ((frame[:, 1] < pt_lo) | (frame[:, 1] > pt_hi) | (frame[:, 0] < e_lo) | (frame[:, 0] > e_hi)
+            | (np.abs(frame[:, 2]) > ranges["abs_eta"][1]))
+
+
+def _reasons(frame: np.ndarray) -> dict[str, int]:
+    """Count invalid jets by the first reason that applies to each."""
+    nonfinite = ~np.isfinite(frame).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        e_bad = (frame[:, 0] <= 0) & ~nonfinite
+        pt_bad = (frame[:, 1] <= 0) & ~nonfinite & ~e_bad
+        e_lt = (frame[:, 0] < frame[:, 1] * (1 - 1e-3)) & ~nonfinite & ~e_bad & ~pt_bad
+    counts = {"with NaN or inf": nonfinite, "with E <= 0": e_bad, "with pt <= 0": pt_bad,
+              "with E < pt": e_lt}
+    return {k: int(v.sum()) for k, v in counts.items() if v.any()}
+
+
+def _describe_jet(info: TableInfo, chunk, i: int) -> str:
+    values = ", ".join(f"{name}={chunk.columns[role][i]!r}" for role, name in info.columns.items())
+    if chunk.counts is not None:
+        ev = int(np.searchsorted(np.cumsum(chunk.counts.astype(np.int64)), i, side="right"))
+        return f"jet {chunk.first_jet + i} in event {chunk.first_entry + ev} ({values})"
+    return f"row {chunk.first_entry + i} ({values})"
+
+
+def make_header(model: Model, info: TableInfo, latent_dtype: str, embed: bool, chunk_jets: int) -> dict:
+    return {
+        "jetzip_version": __version__,
+        "format_version": f"{FORMAT_MAJOR}.{FORMAT_MINOR}",
+        "model": {"name": model.name, "arch": model.arch.to_json(),
+                  "weights_sha256": model.weights_sha256, "decoder_sha256": model.decoder_sha256,
+                  "embedded": bool(embed),
+                  "training_ranges": model.metadata.get("training_ranges")},
+        "normalization": model.normalization.to_json(),
+        "latent": {"dim": model.arch.latent, "dtype": latent_dtype, "byte_order": "little"},
+        "source": info.to_json(),
+        "chunking": {"max_jets_per_chunk": chunk_jets, "counts_codec": "zlib-u32"},
+    }
+
+
+def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
+               model: Model | str | os.PathLike | None = None, format: str | None = None,
+               device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE, force: bool = False,
+               progress: Progress = _noop_progress, warn: Warn = _noop_warn) -> dict[str, Any]:
+    """Restore the jet table from a .aez file (ROOT, HDF5 or CSV; '-' writes CSV to stdout)."""
+    t0 = time.perf_counter()
+    fmt = format_of(output, format, sniff=False)
+    with open_aez(input) as aez:
+        decoder = Decoder(aez.decoder_model(model), device, batch_size)
+        info = TableInfo.from_json(aez.source)
+        kept_dtypes = {k: info.dtypes.get(k, "float64") for k in info.kept_branches}
+        to_stdout = str(output) == "-"
+        if to_stdout:
+            aez.verify()  # nothing reaches stdout from a damaged file
+        if fmt == "csv" and info.jagged:
+            warn("CSV holds one jet per row with an 'event' column; events without jets are not "
+                 "kept in CSV (use .root or .h5 to keep them)")
+        size = aez.size or 0
+        n_jets = n_events = 0
+
+        def run(path: str) -> None:
+            nonlocal n_jets, n_events
+            writer = open_writer(path, fmt, info, info.columns, kept_dtypes)
+            try:
+                for chunk in prefetch(aez.chunks()):
+                    frame = decoder.decode(chunk.latents)
+                    cols = from_model_frame(frame, info.representation, info.units)
+                    writer.write(cols, chunk.counts, chunk.kept)
+                    n_jets += len(frame)
+                    n_events += len(chunk.counts) if chunk.counts is not None else len(frame)
+                    progress(len(frame), None)
+            finally:
+                writer.close()
+
+        if to_stdout:
+            run("-")
+        else:
+            with atomic_output(output, force, inputs=[input]) as tmp:
+                run(tmp)
+    if info.other_branches:
+        shown = ", ".join(info.other_branches[:10])
+        more = f" and {len(info.other_branches) - 10} more" if len(info.other_branches) > 10 else ""
+        warn(f"the restored table lacks {len(info.other_branches)} branch(es) of the original "
+             f"({shown}{more}); keep event-level ones with compress --keep-branches")
+    return {"input": str(input), "output": str(output), "format": fmt, "n_jets": n_jets,
+            "n_events": n_events, "input_bytes": size, "missing_branches": info.other_branches,
+            "seconds": time.perf_counter() - t0}
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """'aez', 'model' or 'unknown', from the magic number."""
+    from .container import AEZ_MAGIC, MODEL_MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory") from None
+    except OSError as exc:
+        raise InputError(f"cannot open {path}: {exc.strerror}") from None
+    return {AEZ_MAGIC: "aez", MODEL_MAGIC: "model"}.get(head, "unknown")
+
+
+def inspect(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
+    """Describe a .aez file (header, sizes, checksum verification) or a model file."""
+    kind = file_kind(path)
+    if kind == "model":
+        m = load_model(path)
+        return {"kind": "model", "path": str(path), "bytes": os.path.getsize(path), **m.header()}
+    if kind != "aez":
+        raise FormatError(f"{path} is neither a .aez file nor a jetzip model file")
+    with open_aez(path) as aez:
+        out: dict[str, Any] = {"kind": "aez", "path": str(path), "bytes": aez.size,
+                               "format_version": f"{aez.major}.{aez.minor}", "header": aez.header}
+        if verify:
+            tail = aez.verify()
+            n = tail["n_jets"]
+            itemsize = np.dtype(LATENT_DTYPES[aez.latent_dtype]).itemsize
+            out.update({
+                "verified": True, **tail,
+                "latent_bytes": n * aez.latent_dim * itemsize,
+                "decoder_bytes": len(aez.decoder_payload or b""),
+                "bytes_per_jet": aez.size / n if n else None,
+                "ratio_to_float32": aez.size / (n * RAW_BYTES_PER_JET) if n else None,
+            })
+    return out

@@ -1,0 +1,32 @@
+"""The exceptions jetzip raises on bad input, bad files or bad models.
+
+Every problem a user can cause or meet (a missing column, a corrupted file, a model that does
+not match) is a :class:`JetzipError`. It subclasses :class:`ValueError` so that library users
+can catch it with builtin types, and the CLI turns it into a one-line message and exit code 1.
+Anything else escaping jetzip is a bug.
+"""
+from __future__ import annotations
+
+
+class JetzipError(ValueError):
+    """Base class: a problem with the user's input, files or options."""
+
+
+class InputError(JetzipError):
+    """The input table is missing, unreadable, or holds invalid jets."""
+
+
+class OutputExistsError(JetzipError):
+    """The output path exists and overwriting was not asked for."""
+
+
+class FormatError(JetzipError):
+    """A .aez or model file is malformed, truncated or corrupted."""
+
+
+class UnsupportedVersionError(FormatError):
+    """A file written by a newer jetzip whose format this version cannot read."""
+
+
+class ModelMismatchError(JetzipError):
+    """A model does not match the one a .aez file was compressed with."""

@@ -1,0 +1,188 @@
+"""Jet 4-vector conventions, units and the normalization the model sees.
+
+Data flow: a table reader hands over columns in the file's representation and units;
+:func:`to_model_frame` turns them into the model frame ``(E, pt, eta, phi)`` in GeV;
+:class:`Normalization` maps that frame to the network's inputs (log E, log pt, eta, phi,
+each shifted and scaled) and back. On the way out, :func:`from_model_frame` rebuilds the
+representation the input had.
+
+Representations (``columns`` roles):
+- ``EPtEtaPhi``: E, pt, eta, phi;
+- ``PtEtaPhiM``: pt, eta, phi, m — E = sqrt(p^2 + m|m|) with p = pt cosh(eta), so a
+  negative mass means E < p exactly as ROOT's ``TLorentzVector::SetPtEtaPhiM`` does;
+  the mass is recomputed on output as sign(E^2 - p^2) sqrt(|E^2 - p^2|);
+- ``PxPyPzE``: px, py, pz, E.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Mapping
+
+import numpy as np
+
+from .errors import InputError
+
+MODEL_FEATURES = ("E", "pt", "eta", "phi")
+REPRESENTATIONS: dict[str, tuple[str, ...]] = {
+    "EPtEtaPhi": ("E", "pt", "eta", "phi"),
+    "PtEtaPhiM": ("pt", "eta", "phi", "m"),
+    "PxPyPzE": ("px", "py", "pz", "E"),
+}
+UNIT_SCALE = {"GeV": 1.0, "MeV": 1e-3, "TeV": 1e3}  # multiply by this to get GeV
+ENERGY_ROLES = {"E", "pt", "m", "px", "py", "pz"}
+
+
+def wrap_phi(phi: np.ndarray) -> np.ndarray:
+    """Wrap angles into [-pi, pi)."""
+    return (phi + np.pi) % (2 * np.pi) - np.pi
+
+
+def representation_of(roles: set[str] | frozenset[str]) -> str:
+    """Name the representation that a set of column roles forms."""
+    for name, needed in REPRESENTATIONS.items():
+        if set(needed) <= set(roles):
+            return name
+    raise InputError(f"columns {sorted(roles)} do not form a 4-vector; need one of "
+                     + "; ".join(",".join(r) for r in REPRESENTATIONS.values()))
+
+
+def to_model_frame(columns: Mapping[str, np.ndarray], representation: str,
+                   units: str = "GeV") -> np.ndarray:
+    """Columns of one representation -> float64 array (n, 4) of (E, pt, eta, phi) in GeV."""
+    scale = UNIT_SCALE[units]
+    c = {k: np.asarray(v, dtype=np.float64) for k, v in columns.items()}
+    if representation == "EPtEtaPhi":
+        e, pt, eta, phi = c["E"] * scale, c["pt"] * scale, c["eta"], c["phi"]
+    elif representation == "PtEtaPhiM":
+        pt, eta, phi, m = c["pt"] * scale, c["eta"], c["phi"], c["m"] * scale
+        p = pt * np.cosh(eta)
+        with np.errstate(invalid="ignore"):
+            e = np.sqrt(np.maximum(p * p + m * np.abs(m), 0.0))
+    elif representation == "PxPyPzE":
+        px, py, pz, e = (c[k] * scale for k in ("px", "py", "pz", "E"))
+        pt = np.hypot(px, py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eta = np.arcsinh(np.where(pt > 0, pz / pt, np.nan))
+        phi = np.arctan2(py, px)
+    else:
+        raise InputError(f"unknown representation {representation!r}")
+    out = np.empty((len(pt), 4), dtype=np.float64)
+    out[:, 0], out[:, 1], out[:, 2], out[:, 3] = e, pt, eta, phi
+    return out
+
+
+def from_model_frame(frame: np.ndarray, representation: str, units: str = "GeV",
+                     dtype: np.dtype | type = np.float32) -> dict[str, np.ndarray]:
+    """Array (n, 4) of (E, pt, eta, phi) in GeV -> columns of `representation` in `units`."""
+    inv = 1.0 / UNIT_SCALE[units]
+    f = frame.astype(np.float64, copy=False)
+    e, pt, eta, phi = f[:, 0], f[:, 1], f[:, 2], wrap_phi(f[:, 3])
+    if representation == "EPtEtaPhi":
+        out = {"E": e * inv, "pt": pt * inv, "eta": eta, "phi": phi}
+    elif representation == "PtEtaPhiM":
+        p = pt * np.cosh(eta)
+        m2 = e * e - p * p
+        out = {"pt": pt * inv, "eta": eta, "phi": phi, "m": np.sign(m2) * np.sqrt(np.abs(m2)) * inv}
+    elif representation == "PxPyPzE":
+        out = {"px": pt * np.cos(phi) * inv, "py": pt * np.sin(phi) * inv,
+               "pz": pt * np.sinh(eta) * inv, "E": e * inv}
+    else:
+        raise InputError(f"unknown representation {representation!r}")
+    return {k: v.astype(dtype) for k, v in out.items()}
+
+
+def invalid_jets(frame: np.ndarray) -> np.ndarray:
+    """Mask of jets the model cannot encode: non-finite values, E <= 0 or pt <= 0."""
+    finite = np.isfinite(frame).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        return ~finite | (frame[:, 0] <= 0) | (frame[:, 1] <= 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalization:
+    """Feature transform: x -> (t(x) - shift) / scale, with t = (log E, log pt, eta, phi).
+
+    Why logs: E and pt span four decades, and the user cares about their *relative* error,
+    which is the absolute error of the log. eta and phi are kept linear because their
+    *absolute* error is what matters; they are only centred and scaled to O(1).
+    """
+
+    shift: tuple[float, float, float, float]
+    scale: tuple[float, float, float, float]
+    kind: str = "log-E-pt/linear-eta-phi"
+
+    @classmethod
+    def fit(cls, frame: np.ndarray) -> "Normalization":
+        """Fit on training jets (model frame): centre and scale each feature to std 1.
+
+        phi is not centred (it is uniform on [-pi, pi)) and is scaled by pi.
+        """
+        t = cls._transform(frame)
+        shift = t.mean(axis=0)
+        scale = t.std(axis=0)
+        shift[3], scale[3] = 0.0, math.pi
+        return cls(tuple(float(x) for x in shift), tuple(float(x) for x in scale))
+
+    @staticmethod
+    def _transform(frame: np.ndarray) -> np.ndarray:
+        t = np.empty(frame.shape, dtype=np.float64)
+        t[:, 0] = np.log(frame[:, 0])
+        t[:, 1] = np.log(frame[:, 1])
+        t[:, 2] = frame[:, 2]
+        t[:, 3] = wrap_phi(frame[:, 3])
+        return t
+
+    def apply(self, frame: np.ndarray) -> np.ndarray:
+        """Model frame (n, 4) -> normalized float32 network inputs."""
+        t = self._transform(frame)
+        return ((t - np.asarray(self.shift)) / np.asarray(self.scale)).astype(np.float32)
+
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        """Normalized network outputs -> model frame (n, 4) float64, phi wrapped."""
+        t = x.astype(np.float64) * np.asarray(self.scale) + np.asarray(self.shift)
+        out = np.empty_like(t)
+        out[:, 0] = np.exp(t[:, 0])
+        out[:, 1] = np.exp(t[:, 1])
+        out[:, 2] = t[:, 2]
+        out[:, 3] = wrap_phi(t[:, 3])
+        return out
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "features": list(MODEL_FEATURES), "units": "GeV",
+                "shift": list(self.shift), "scale": list(self.scale)}
+
+    @classmethod
+    def from_json(cls, d: Mapping) -> "Normalization":
+        from .errors import FormatError
+        try:
+            kind = d["kind"]
+            shift = tuple(float(x) for x in d["shift"])
+            scale = tuple(float(x) for x in d["scale"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"malformed normalization record: {exc}") from None
+        if kind != cls.kind or len(shift) != 4 or len(scale) != 4:
+            raise FormatError(f"unsupported normalization {kind!r}")
+        if not all(math.isfinite(v) for v in shift + scale) or not all(s > 0 for s in scale):
+            raise FormatError("normalization has non-finite or non-positive values")
+        return cls(shift, scale, kind)
+
+
+def infer_units(columns: Mapping[str, np.ndarray]) -> tuple[str, str]:
+    """Guess MeV or GeV from the jets' momenta; returns (units, the reason in words).
+
+    Rule: jet tables in GeV have median pt (or |p| for px/py/pz) of tens to hundreds; in MeV
+    the same jets read tens of thousands. A median of 1000 or more is taken as MeV.
+    """
+    if "pt" in columns:
+        ref, what = np.asarray(columns["pt"], dtype=np.float64), "pt"
+    else:
+        ref = np.hypot(np.asarray(columns["px"], np.float64), np.asarray(columns["py"], np.float64))
+        what = "pt (from px, py)"
+    ref = ref[np.isfinite(ref)]
+    if ref.size == 0:
+        return "GeV", "no finite jets to look at; assumed GeV"
+    median = float(np.median(ref))
+    if median >= 1000.0:
+        return "MeV", f"median jet {what} is {median:.4g}, implausible in GeV (>= 1000)"
+    return "GeV", f"median jet {what} is {median:.4g}, plausible in GeV (< 1000)"

@@ -1,0 +1,176 @@
+"""Which columns of a table are the jets: presets for common layouts and name matching.
+
+A *collection* is a group of columns sharing a prefix (``Jet_pt``, ``Jet_eta`` -> ``Jet``;
+``AnalysisJetsAuxDyn.pt`` -> ``AnalysisJets``; ``pt`` -> the empty prefix of a flat table).
+Each column's suffix is matched to a *role* (E, pt, eta, phi, m, px, py, pz) by common
+spellings. A collection whose roles form a 4-vector representation is a candidate.
+
+Presets name the layouts found in the wild (see the README's table); when a preset applies,
+its tree, collection, units and counter are used, otherwise a single candidate is taken and
+several candidates are an error that lists them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Mapping
+
+from ..errors import InputError
+from ..features import REPRESENTATIONS
+
+ROLE_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "E": ("e", "energy", "en"),
+    "pt": ("pt", "pt_", "ptjet", "transverse_momentum"),
+    "eta": ("eta",),
+    "phi": ("phi",),
+    "m": ("m", "mass"),
+    "px": ("px",),
+    "py": ("py",),
+    "pz": ("pz",),
+}
+_SPELLING_TO_ROLE = {s: role for role, spellings in ROLE_SPELLINGS.items() for s in spellings}
+COLLECTION_SUFFIXES = ("AuxDyn", "Aux")  # ATLAS xAOD decorations: AnalysisJetsAuxDyn.pt
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str
+    trees: tuple[str, ...]
+    collection: str
+    units: str | None  # None: infer from the data
+    jagged: bool
+    description: str
+
+
+PRESETS: dict[str, Preset] = {
+    "nanoaod": Preset("nanoaod", ("Events",), "Jet", "GeV", True,
+                      "CMS NanoAOD: Events, nJet, Jet_pt/eta/phi/mass (GeV)"),
+    "physlite": Preset("physlite", ("CollectionTree",), "AnalysisJets", "MeV", True,
+                       "ATLAS PHYSLITE: CollectionTree, AnalysisJetsAuxDyn.pt/.eta/.phi/.m (MeV)"),
+    "atlas-opendata": Preset("atlas-opendata", ("mini", "analysis"), "jet", None, True,
+                             "ATLAS open data: mini/analysis, jet_n, jet_pt/eta/phi/E (MeV or GeV)"),
+    "flat": Preset("flat", (), "", None, False,
+                   "one jet per row: E/pt/eta/phi, pt/eta/phi/m or px/py/pz/E columns"),
+}
+
+
+@dataclasses.dataclass
+class Collection:
+    name: str  # user-facing name: Jet, AnalysisJets, jet, or "" for a flat table
+    columns: dict[str, str]  # role -> column name
+
+    @property
+    def representation(self) -> str | None:
+        for rep, roles in REPRESENTATIONS.items():
+            if set(roles) <= set(self.columns):
+                return rep
+        return None
+
+    def used_columns(self) -> dict[str, str]:
+        rep = self.representation
+        assert rep is not None
+        return {role: self.columns[role] for role in REPRESENTATIONS[rep]}
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """'Jet_pt' -> ('Jet', 'pt'); 'AnalysisJetsAuxDyn.pt' -> ('AnalysisJets', 'pt'); 'pt' -> ('', 'pt')."""
+    if "." in name:
+        prefix, _, var = name.rpartition(".")
+    elif "_" in name:
+        prefix, _, var = name.rpartition("_")
+    else:
+        prefix, var = "", name
+    for suffix in COLLECTION_SUFFIXES:
+        if prefix.endswith(suffix) and len(prefix) > len(suffix):
+            prefix = prefix[: -len(suffix)]
+    return prefix, var
+
+
+def find_collections(names: Iterable[str]) -> dict[str, Collection]:
+    """Group column names into collections with the roles they hold (any, even incomplete)."""
+    found: dict[str, Collection] = {}
+    for name in names:
+        prefix, var = split_name(name)
+        role = _SPELLING_TO_ROLE.get(var.lower())
+        if role is None:
+            continue
+        col = found.setdefault(prefix, Collection(prefix, {}))
+        # An exact-case match wins ('E' over 'e' when both exist).
+        if role not in col.columns or var == role:
+            col.columns[role] = name
+    return found
+
+
+def candidates(names: Iterable[str]) -> dict[str, Collection]:
+    """Complete collections; when some are named like jets, only those (not Muon, Photon...)."""
+    complete = {k: c for k, c in find_collections(names).items() if c.representation}
+    jets = {k: c for k, c in complete.items() if "jet" in k.lower()}
+    return jets or complete
+
+
+def jet_like(names: Iterable[str]) -> list[str]:
+    """Column names worth listing in an error about missing jets."""
+    keys = ("jet", "pt", "eta", "phi", "mass")
+    return sorted(n for n in names if any(k in n.lower() for k in keys))[:40]
+
+
+def parse_columns(text: str | Mapping[str, str] | None) -> dict[str, str] | None:
+    """'E=jet_E,pt=jet_pt,...' -> {'E': 'jet_E', ...}, checking the roles."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, Mapping):
+        mapping = dict(text)
+    else:
+        mapping = {}
+        for part in text.split(","):
+            role, eq, name = part.partition("=")
+            if not eq or not role.strip() or not name.strip():
+                raise InputError(f"--columns: expected ROLE=NAME pairs like 'pt=Jet_pt', got {part!r}")
+            mapping[role.strip()] = name.strip()
+    aliases = {"mass": "m", "e": "E", "energy": "E", "pT": "pt"}
+    mapping = {aliases.get(k, k): v for k, v in mapping.items()}
+    unknown = set(mapping) - set(ROLE_SPELLINGS)
+    if unknown:
+        raise InputError(f"--columns: unknown role(s) {', '.join(sorted(unknown))}; "
+                         f"use {', '.join(ROLE_SPELLINGS)}")
+    if not Collection("", mapping).representation:
+        raise InputError(f"--columns: {', '.join(sorted(mapping))} do not form a 4-vector; give one of "
+                         + "; ".join("/".join(r) for r in REPRESENTATIONS.values()))
+    return mapping
+
+
+def choose_collection(names: list[str], *, where: str, columns: Mapping[str, str] | None = None,
+                      collection: str | None = None, preset: Preset | None = None) -> Collection:
+    """Pick the jet collection among `names`, or raise an InputError that lists what exists."""
+    if columns:
+        missing = [n for n in columns.values() if n not in names]
+        if missing:
+            raise InputError(f"{where}: no column(s) {', '.join(missing)}; jet-like columns: "
+                             f"{', '.join(jet_like(names)) or 'none'}")
+        prefixes = {split_name(n)[0] for n in columns.values()}
+        return Collection(prefixes.pop() if len(prefixes) == 1 else "", dict(columns))
+    cands = candidates(names)
+    wanted = collection if collection is not None else (preset.collection if preset else None)
+    if wanted is not None:
+        if wanted in cands:
+            return cands[wanted]
+        partial = find_collections(names).get(wanted)
+        if partial is not None:
+            raise InputError(f"{where}: collection {wanted!r} has only {', '.join(sorted(partial.columns.values()))}, "
+                             "not a full 4-vector; use --columns")
+        if collection is not None or not cands:
+            raise InputError(f"{where}: no jet collection {wanted!r}; found "
+                             f"{_describe(cands) or 'no 4-vector collections'}"
+                             + ("" if cands else f"; jet-like columns: {', '.join(jet_like(names)) or 'none'}"))
+    if len(cands) == 1:
+        return next(iter(cands.values()))
+    if not cands:
+        raise InputError(f"{where}: no jet 4-vectors found (need E/pt/eta/phi, pt/eta/phi/m or "
+                         f"px/py/pz/E columns); jet-like columns: {', '.join(jet_like(names)) or 'none'}; "
+                         "use --columns to name them")
+    raise InputError(f"{where}: several jet collections found: {_describe(cands)}; "
+                     "choose one with --collection NAME or --columns")
+
+
+def _describe(cands: Mapping[str, Collection]) -> str:
+    return "; ".join(f"{k or '(no prefix)'} ({', '.join(c.used_columns().values())})"
+                     for k, c in sorted(cands.items()))
