@@ -54,6 +54,7 @@ from . import __version__, container
 from .errors import FormatError, InputError, ModelMismatchError
 from .features import Normalization
 from .model import Architecture, Model, load_model, parse_json, unpack_tensors
+from .tables.base import TableInfo
 
 FORMAT_MAJOR = 1
 FORMAT_MINOR = 0
@@ -237,12 +238,11 @@ class AezFile:
             self.normalization = Normalization.from_json(h["normalization"])
             self.latent_dtype = str(h["latent"]["dtype"])
             self.latent_dim = int(h["latent"]["dim"])
-            self.jagged = bool(h["source"]["jagged"])
-            self.source = dict(h["source"])
-            if not isinstance(self.source.get("columns"), dict):
-                raise TypeError("source.columns")
-            self.kept_branches = list(self.source.get("kept_branches") or [])
-        except (KeyError, TypeError, ValueError) as exc:
+            self.table = table_info_from_header(h["source"])
+            self.jagged = self.table.jagged
+            self.source = h["source"]
+            self.kept_branches = list(self.table.kept_branches)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FormatError(f"{where}: header is missing or has malformed fields ({exc})") from None
         if self.latent_dtype not in LATENT_DTYPES:
             raise FormatError(f"{where}: unsupported latent dtype {self.latent_dtype!r}")
@@ -337,6 +337,29 @@ class AezFile:
             pass
         assert self._tail is not None
         return dict(self._tail)
+
+
+def table_info_from_header(source: dict) -> TableInfo:
+    """Rebuild and validate the source table description stored in a header."""
+    from .features import REPRESENTATIONS, UNIT_SCALE
+
+    info = TableInfo.from_json(source)
+    if not isinstance(info.jagged, bool) or info.format not in ("root", "hdf5", "csv"):
+        raise ValueError("source.jagged/format")
+    if info.representation not in REPRESENTATIONS or \
+            set(info.columns) != set(REPRESENTATIONS[info.representation]):
+        raise ValueError("source.representation/columns")
+    if info.units not in UNIT_SCALE:
+        raise ValueError("source.units")
+    names = [*info.columns.values(), *info.kept_branches, info.tree or "", info.counter or "",
+             info.collection]
+    if not all(isinstance(n, str) for n in names) or not isinstance(info.dtypes, dict) \
+            or not isinstance(info.other_branches, list) or not isinstance(info.extra, dict):
+        raise ValueError("source names")
+    for k in info.kept_branches:
+        if np.dtype(str(info.dtypes.get(k, "float64"))).kind not in "biuf":
+            raise ValueError(f"kept branch {k} dtype")
+    return info
 
 
 def open_aez(path: str | os.PathLike) -> AezFile:

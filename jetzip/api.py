@@ -229,7 +229,7 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
     fmt = format_of(output, format, sniff=False)
     with open_aez(input) as aez:
         decoder = Decoder(aez.decoder_model(model), device, batch_size)
-        info = TableInfo.from_json(aez.source)
+        info = aez.table
         kept_dtypes = {k: info.dtypes.get(k, "float64") for k in info.kept_branches}
         to_stdout = str(output) == "-"
         if to_stdout:
@@ -290,7 +290,7 @@ def inspect(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
     kind = file_kind(path)
     if kind == "model":
         m = load_model(path)
-        return {"kind": "model", "path": str(path), "bytes": os.path.getsize(path), **m.header()}
+        return {**m.header(), "kind": "model", "path": str(path), "bytes": os.path.getsize(path)}
     if kind != "aez":
         raise FormatError(f"{path} is neither a .aez file nor a jetzip model file")
     with open_aez(path) as aez:

@@ -234,3 +234,83 @@ def _save_checkpoint(path, net, opt, sched, gen, history, best, epoch, options, 
              "options": _options_key(options), "n_jets": n_jets}
     with atomic_output(path, force=True) as tmp:
         torch.save(state, tmp)
+
+
+def read_frames(inputs: list[str], *, max_jets: int | None = None, drop_invalid: bool = False,
+                warn: Callable[[str], None] = lambda m: None, **table_options: Any) -> tuple[np.ndarray, list[dict]]:
+    """Read jets from tables into one model-frame array; returns it and a per-file summary."""
+    from .features import to_model_frame
+    from .tables import open_table
+
+    frames, files = [], []
+    total = 0
+    for path in inputs:
+        source = open_table(path, **table_options)
+        try:
+            info = source.info
+            if info.units_inferred:
+                warn(f"{path}: assuming {info.units} ({info.units_reason})")
+            n_file = 0
+            for chunk in source.chunks(1 << 20):
+                frame = to_model_frame(chunk.columns, info.representation, info.units)
+                bad = invalid_jets(frame)
+                if bad.any():
+                    if not drop_invalid:
+                        raise JetzipError(f"{path}: {int(bad.sum())} invalid jets (NaN, inf, E or pt <= 0) "
+                                          f"from jet {chunk.first_jet}; pass --drop-invalid to skip them")
+                    frame = frame[~bad]
+                if max_jets is not None:
+                    frame = frame[: max(0, max_jets - total)]
+                frames.append(frame)
+                total += len(frame)
+                n_file += len(frame)
+                if max_jets is not None and total >= max_jets:
+                    break
+        finally:
+            source.close()
+        files.append({"file": os.path.basename(path), "sha256": file_sha256(path), "n_jets": n_file,
+                      "units": info.units, "layout": info.layout})
+        if max_jets is not None and total >= max_jets:
+            break
+    if total == 0:
+        raise JetzipError("no jets to train on")
+    return np.concatenate(frames), files
+
+
+def file_sha256(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def train(inputs: str | list[str], output: str, *, options: TrainOptions | None = None,
+          resume: bool = False, force: bool = False, max_jets: int | None = None,
+          drop_invalid: bool = False, report: Reporter = _quiet,
+          warn: Callable[[str], None] = lambda m: None, **table_options: Any) -> Model:
+    """Train a model on jet tables and save it to `output` (checkpoint at `output`.ckpt)."""
+    from . import __version__
+    from .atomic import check_output
+
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    options = options or TrainOptions()
+    check_output(output, force or resume, inputs)
+    frame, files = read_frames(inputs, max_jets=max_jets, drop_invalid=drop_invalid, warn=warn,
+                               **table_options)
+    t0 = time.perf_counter()
+    model = train_frames(frame, options, checkpoint=str(output) + ".ckpt", resume=resume, report=report)
+    model.metadata.update({"jetzip_version": __version__, "data": files, "n_jets": int(len(frame)),
+                           "train_seconds": sum(h["seconds"] for h in model.history),
+                           "wall_seconds_this_run": time.perf_counter() - t0,
+                           "torch_threads": _threads()})
+    check_output(output, True, inputs)
+    model.save(output)
+    return model
+
+
+def _threads() -> int:
+    import torch
+    return torch.get_num_threads()

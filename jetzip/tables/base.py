@@ -29,12 +29,17 @@ class TableInfo:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # format-specific details
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["columns"] = [[role, name] for role, name in self.columns.items()]  # keeps file order
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "TableInfo":
         fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in fields})
+        kw = {k: v for k, v in d.items() if k in fields}
+        if isinstance(kw.get("columns"), list):
+            kw["columns"] = {str(role): str(name) for role, name in kw["columns"]}
+        return cls(**kw)
 
 
 @dataclasses.dataclass

@@ -52,7 +52,7 @@ class CsvSource:
         preset = PRESETS[preset_name] if preset_name else None
         coll = choose_collection(self.names, where=self.path, columns=columns, collection=collection,
                                  preset=preset if preset and preset.collection else None)
-        used = coll.used_columns()
+        used = coll.used_columns(self.names)
         kept: list[str] = []
         for pattern in keep:
             hits = [n for n in self.names if fnmatch.fnmatchcase(n, pattern)]

@@ -76,7 +76,7 @@ class Hdf5Source:
         preset = PRESETS[preset_name] if preset_name else None
         coll = choose_collection(names, where=where, columns=columns, collection=collection,
                                  preset=preset if preset and preset.collection else None)
-        used = coll.used_columns()
+        used = coll.used_columns(names)
         if self.compound is None:
             lengths = {len(self.datasets[n]) for n in used.values()}
             if len(lengths) != 1:

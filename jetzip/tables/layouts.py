@@ -65,10 +65,15 @@ class Collection:
                 return rep
         return None
 
-    def used_columns(self) -> dict[str, str]:
+    def used_columns(self, order: list[str] | None = None) -> dict[str, str]:
+        """The four columns of the representation, in file order when `order` is given."""
         rep = self.representation
         assert rep is not None
-        return {role: self.columns[role] for role in REPRESENTATIONS[rep]}
+        used = {role: self.columns[role] for role in REPRESENTATIONS[rep]}
+        if order:
+            pos = {n: i for i, n in enumerate(order)}
+            used = dict(sorted(used.items(), key=lambda kv: pos.get(kv[1], len(pos))))
+        return used
 
 
 def split_name(name: str) -> tuple[str, str]:

@@ -17,7 +17,6 @@ from ..features import infer_units
 from .base import JetChunk, TableInfo
 from .layouts import PRESETS, Preset, candidates, choose_collection
 
-BYTES_PER_JET_ESTIMATE = 4 * 4 + 1  # four float32 columns plus a share of the counter
 
 
 def _open(path: str):
@@ -89,7 +88,7 @@ class RootSource:
         where = f"{self.path}:{tree_name}"
         coll = choose_collection(names, where=where, columns=columns, collection=collection,
                                  preset=preset if preset and preset.collection else None)
-        used = coll.used_columns()
+        used = coll.used_columns(names)
         jagged_flags = {role: _is_jagged(self.tree[n]) for role, n in used.items()}
         if len(set(jagged_flags.values())) != 1:
             raise InputError(f"{where}: columns {', '.join(used.values())} mix per-event "
@@ -138,7 +137,7 @@ class RootSource:
         branches = list(info.columns.values()) + info.kept_branches
         if info.counter:
             branches.append(info.counter)
-        step = f"{max(1, jets_per_chunk * BYTES_PER_JET_ESTIMATE // (1 << 20))} MB"
+        step = max(1, int(jets_per_chunk / max(self._jets_per_entry(), 1e-3)))
         first_jet = first_entry = 0
         where = f"{self.path}:{info.tree}"
         try:
@@ -172,6 +171,16 @@ class RootSource:
         except (OSError, ValueError, KeyError, TypeError, AssertionError, RuntimeError) as exc:
             raise InputError(f"{where}: cannot read entries after {first_entry} "
                              f"({type(exc).__name__}: {exc})") from None
+
+    def _jets_per_entry(self) -> float:
+        """Mean jets per event over the first entries: turns a jet budget into an entry step."""
+        if not self.info.jagged or self.n_entries == 0:
+            return 1.0
+        import awkward as ak
+
+        name = next(iter(self.info.columns.values()))
+        sample = self.tree[name].array(entry_stop=min(self.n_entries, 2000), library="ak")
+        return max(float(ak.mean(ak.num(sample, axis=1))) if len(sample) else 1.0, 1.0)
 
     def close(self) -> None:
         self.file.close()

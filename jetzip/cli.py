@@ -1,0 +1,331 @@
+"""The ``jetzip`` command line: Click options forwarded to :mod:`jetzip.api` and friends.
+
+Conventions: data (a CSV with ``-o -``, JSON with ``--json``) goes to stdout; messages and
+progress go to stderr. Exit codes: 0 success, 1 a problem with the input, files or options
+(a one-line message, no traceback), 2 a usage error, 130 interrupted.
+Heavy imports (torch, uproot) happen inside the commands, so ``--help`` stays fast.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from . import __version__
+from .errors import JetzipError
+
+EXIT_INTERRUPTED = 130
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Ui:
+    """Messages and progress on stderr."""
+
+    def __init__(self, quiet: bool = False, progress: bool = True) -> None:
+        self.quiet = quiet
+        self.show_progress = progress and not quiet and sys.stderr.isatty()
+        self.console = _console()
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message, markup=False)
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"jetzip: warning: {message}", markup=False, style="yellow")
+
+    def progress(self, description: str, total: int | None = None):
+        """A context manager yielding an `advance(done, total)` callback."""
+        import contextlib
+
+        if not self.show_progress:
+            return contextlib.nullcontext(lambda done, total=None: None)
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        @contextlib.contextmanager
+        def bar():
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
+                          transient=True) as p:
+                task = p.add_task(description, total=total)
+
+                def advance(done: int, total: int | None = None) -> None:
+                    if total is not None:
+                        p.update(task, total=total)
+                    p.advance(task, done)
+                yield advance
+        return bar()
+
+
+def run_guarded(fn: Callable[[], Any]) -> Any:
+    """Map library errors to exit 1, Ctrl-C / SIGTERM to 130, and bugs to a short message."""
+    from .atomic import raise_on_sigterm
+
+    raise_on_sigterm()
+    try:
+        return fn()
+    except JetzipError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("jetzip: interrupted; no output was written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(1)
+    except MemoryError:
+        raise click.ClickException("out of memory; try a smaller --batch-size or --chunk-jets") from None
+    except OSError as exc:
+        raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
+    except Exception as exc:  # a bug: say so briefly; JETZIP_DEBUG=1 shows the traceback
+        if os.environ.get("JETZIP_DEBUG"):
+            raise
+        raise click.ClickException(f"internal error ({type(exc).__name__}: {exc}); "
+                                   "rerun with JETZIP_DEBUG=1 and report it") from None
+
+
+def _json_out(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+# Options shared by every command that reads jet tables.
+def table_options(f):
+    f = click.option("--tree", help="ROOT tree (or HDF5 group) holding the jets.")(f)
+    f = click.option("--columns", metavar="E=..,pt=..,eta=..,phi=..",
+                     help="Name the 4-vector columns explicitly (roles E, pt, eta, phi, m, px, py, pz).")(f)
+    f = click.option("--preset", type=click.Choice(["nanoaod", "physlite", "atlas-opendata", "flat"]),
+                     help="Use a known file layout instead of detecting it.")(f)
+    f = click.option("--collection", metavar="NAME", help="Jet collection to use: Jet, FatJet, GenJet, ...")(f)
+    f = click.option("--units", type=click.Choice(["GeV", "MeV"]),
+                     help="Units of energies and momenta in the input (default: by layout, else inferred).")(f)
+    return f
+
+
+def device_options(f):
+    f = click.option("--device", default="auto", show_default=True,
+                     help="auto, cpu, cuda or cuda:N (auto takes a GPU when there is one).")(f)
+    f = click.option("--batch-size", type=click.IntRange(1), default=1 << 16, show_default=True,
+                     help="Jets per network batch.")(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="jetzip")
+def cli() -> None:
+    """Compress particle-physics jet tables to 3 floats per jet with an autoencoder.
+
+    \b
+    jetzip compress jets.root -o jets.aez
+    jetzip decompress jets.aez -o jets_restored.root
+    jetzip inspect jets.aez
+    """
+
+
+def _expand_inputs(inputs: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    for item in inputs:
+        if not os.path.exists(item) and any(c in item for c in "*?["):
+            hits = sorted(glob.glob(item))
+            if not hits:
+                raise JetzipError(f"no file matches {item!r}")
+            out += hits
+        else:
+            out.append(item)
+    return out
+
+
+def _outputs_for(inputs: list[str], output: str | None, suffix: str) -> list[str]:
+    if output is None:
+        return [str(Path(p).with_suffix(suffix)) for p in inputs]
+    if len(inputs) > 1 or output.endswith(os.sep) or os.path.isdir(output):
+        if not os.path.isdir(output):
+            raise JetzipError(f"{output} must be an existing folder when compressing several inputs")
+        outs = [os.path.join(output, Path(p).stem + suffix) for p in inputs]
+        if len(set(outs)) != len(outs):
+            raise JetzipError("several inputs share a file name; compress them to separate folders")
+        return outs
+    return [output]
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output .aez (or a folder for several inputs). Default: INPUT with .aez.")
+@click.option("-m", "--model", type=click.Path(dir_okay=False), help="Model file (default: the shipped AE_3D_200).")
+@table_options
+@click.option("--keep-branches", multiple=True, metavar="PATTERN",
+              help="Carry matching event-level branches losslessly (glob pattern, repeatable).")
+@click.option("--latent-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@click.option("--no-embed-model", is_flag=True, help="Store only the model's hash, not its decoder (~100 kB).")
+@click.option("--drop-invalid", is_flag=True, help="Leave out jets with NaN/inf, E or pt <= 0, or E < pt (counted).")
+@device_options
+@click.option("--chunk-jets", type=click.IntRange(1024), default=1 << 20, show_default=True,
+              help="Jets per chunk read and written (bounds memory).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
+def compress(inputs, output, model, tree, columns, preset, collection, units, keep_branches,
+             latent_dtype, no_embed_model, drop_invalid, device, batch_size, chunk_jets, force,
+             as_json, no_progress, quiet) -> None:
+    """Compress jet tables (ROOT, HDF5, CSV) into .aez files of latents."""
+    ui = Ui(quiet, not no_progress)
+
+    def go():
+        from . import api
+
+        paths = _expand_inputs(inputs)
+        outs = _outputs_for(paths, output, ".aez")
+        reports = []
+        for path, out in zip(paths, outs):
+            with ui.progress(f"compress {os.path.basename(path)}") as advance:
+                r = api.compress(path, out, model=model, tree=tree, columns=columns, preset=preset,
+                                 collection=collection, units=units, keep_branches=keep_branches,
+                                 latent_dtype=latent_dtype, embed_model=not no_embed_model,
+                                 device=device, batch_size=batch_size, chunk_jets=chunk_jets,
+                                 force=force, drop_invalid=drop_invalid, progress=advance, warn=ui.warn)
+            reports.append(r)
+            if r["n_jets"]:
+                ui.info(f"{path} -> {out}: {r['n_jets']} jets in {r['n_events']} events, "
+                        f"{r['bytes']} bytes ({r['bytes_per_jet']:.2f} B/jet, "
+                        f"{r['ratio_to_float32']:.1%} of float32), {r['seconds']:.2f} s")
+            else:
+                ui.info(f"{path} -> {out}: no jets ({r['n_events']} events), {r['bytes']} bytes")
+        if as_json:
+            _json_out(reports[0] if len(reports) == 1 else reports)
+
+    run_guarded(go)
+
+
+@cli.command()
+@click.argument("input")
+@click.option("-o", "--output", required=True, help="Restored table (.root, .h5, .csv), or - for CSV on stdout.")
+@click.option("-m", "--model", type=click.Path(dir_okay=False),
+              help="Model file, needed for files made with --no-embed-model (its hash must match).")
+@click.option("--format", "fmt", type=click.Choice(["root", "hdf5", "csv"]), help="Output format (default: by extension).")
+@device_options
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (on stderr when -o -).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
+def decompress(input, output, model, fmt, device, batch_size, force, as_json, no_progress, quiet) -> None:
+    """Restore a jet table from a .aez file, in the layout it was compressed from."""
+    ui = Ui(quiet or output == "-", not no_progress)
+
+    def go():
+        from . import api
+
+        with ui.progress(f"decompress {os.path.basename(input)}") as advance:
+            r = api.decompress(input, output, model=model, format=fmt, device=device,
+                               batch_size=batch_size, force=force, progress=advance, warn=ui.warn)
+        ui.info(f"{input} -> {output}: {r['n_jets']} jets in {r['n_events']} events ({r['format']}), "
+                f"{r['seconds']:.2f} s")
+        if as_json:
+            if output == "-":
+                click.echo(json.dumps(r, default=_json_default), err=True)
+            else:
+                _json_out(r)
+
+    run_guarded(go)
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("--no-verify", is_flag=True, help="Skip checking every checksum (faster on huge files).")
+def inspect(path, as_json, no_verify) -> None:
+    """Show what a .aez file or a model file holds, verifying every checksum."""
+    def go():
+        from . import api
+        from .report import print_inspect
+
+        info = api.inspect(path, verify=not no_verify)
+        if as_json:
+            _json_out(info)
+        else:
+            print_inspect(info, _console())
+
+    run_guarded(go)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="Model file to write (checkpoint beside it: OUTPUT.ckpt).")
+@table_options
+@click.option("--arch", default="AE_3D_200", show_default=True,
+              help="AE_3D_200, AE_3D_100, AE_3D_50, or hidden sizes and latent like '200,100,50:3'.")
+@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=512, show_default=True)
+@click.option("--lr-max", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True,
+              help="Peak learning rate of the one-cycle schedule.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--patience", type=click.IntRange(1), default=10, show_default=True,
+              help="Stop after this many epochs without a better validation loss.")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-jets", type=click.IntRange(1), help="Use at most this many jets.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--resume", is_flag=True, help="Continue from OUTPUT.ckpt.")
+@click.option("--drop-invalid", is_flag=True, help="Skip jets with NaN/inf or non-positive E or pt.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing model file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the model summary as JSON on stdout.")
+@click.option("--no-progress", is_flag=True, help="No progress display.")
+@click.option("-q", "--quiet", is_flag=True)
+def train(inputs, output, tree, columns, preset, collection, units, arch, epochs, batch_size, lr_max,
+          weight_decay, patience, val_fraction, seed, max_jets, device, resume, drop_invalid, force,
+          as_json, no_progress, quiet) -> None:
+    """Train an autoencoder on jet tables and save it as a model file."""
+    ui = Ui(quiet, not no_progress)
+
+    def go():
+        from .model import Architecture
+        from .report import TrainDisplay, print_train_summary
+        from .training import TrainOptions, train as train_model
+
+        Architecture.parse(arch)  # fail fast on a bad --arch
+        options = TrainOptions(arch=arch, epochs=epochs, batch_size=batch_size, lr_max=lr_max,
+                               weight_decay=weight_decay, patience=patience,
+                               val_fraction=val_fraction, seed=seed, device=device)
+        with TrainDisplay(ui.console, enabled=ui.show_progress, quiet=ui.quiet) as display:
+            model = train_model(_expand_inputs(inputs), output, options=options, resume=resume,
+                                force=force, max_jets=max_jets, drop_invalid=drop_invalid,
+                                report=display.report, warn=ui.warn, tree=tree, columns=columns,
+                                preset=preset, collection=collection, units=units)
+        if not ui.quiet:
+            print_train_summary(model, output, ui.console)
+        try:
+            from .plots import plot_loss_curve
+            plot_loss_curve(model.history, str(Path(output).with_suffix("")) + "_loss.png")
+        except ImportError:
+            pass
+        if as_json:
+            _json_out(model.header())
+
+    run_guarded(go)
+
+
+def main() -> None:
+    cli(prog_name="jetzip")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Human-readable rendering with rich: inspect tables, the training display and summaries.
+
+Every function takes the console to print on, so tests can render at a fixed width and the
+CLI can send everything to stderr.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+RESIDUAL_KIND = {"E": "rel", "pt": "rel", "m": "rel", "eta": "abs", "phi": "abs"}
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def residual_table(summary: dict[str, dict[str, float]], title: str = "residuals"):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for col in ("variable", "kind", "mean", "std", "p1", "p99", "p99 |r|", "max |r|", ">3σ"):
+        t.add_column(col, justify="right" if col not in ("variable", "kind") else "left")
+    order = ["E", "pt", "m", "eta", "phi", "px", "py", "pz"]
+    for name, s in sorted(summary.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99):
+        if not s.get("n"):
+            continue
+        t.add_row(name, RESIDUAL_KIND.get(name, "abs"), f"{s['mean']:.2e}", f"{s['std']:.2e}",
+                  f"{s['p1']:.2e}", f"{s['p99']:.2e}", f"{s['p99_abs']:.2e}", f"{s['max_abs']:.2e}",
+                  f"{s['frac_beyond_3sigma']:.2%}")
+    return t
+
+
+def print_inspect(info: dict[str, Any], console) -> None:
+    from rich.table import Table
+
+    if info["kind"] == "model":
+        print_model(info, console)
+        return
+    h = info["header"]
+    src, model = h["source"], h["model"]
+    t = Table(title=f".aez file {info['path']}", show_header=False, title_justify="left")
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    rows = [
+        ("format version", info["format_version"]),
+        ("written by", f"jetzip {h.get('jetzip_version')}"),
+        ("model", f"{model['name']} ({'decoder embedded' if model.get('embedded') else 'not embedded: needs --model'})"),
+        ("model sha256", model["weights_sha256"]),
+        ("latent", f"{h['latent']['dim']} x {h['latent']['dtype']}"),
+        ("source", f"{src['file']} ({src['format']}, tree {src.get('tree')}, layout {src['layout']})"),
+        ("columns", ", ".join(f"{r}={n}" for r, n in src["columns"].items())
+         + (f"; counter {src['counter']}" if src.get("counter") else "")),
+        ("units", f"{src['units']}" + (f" (inferred: {src.get('units_reason')})" if src.get("units_inferred") else "")),
+        ("kept branches", ", ".join(src.get("kept_branches") or []) or "none"),
+        ("not stored", f"{len(src.get('other_branches') or [])} other branch(es)"),
+    ]
+    if info.get("verified"):
+        rows += [
+            ("jets / events", f"{info['n_jets']} / {info['n_events']} in {info['n_chunks']} chunk(s)"),
+            ("file size", f"{_fmt_bytes(info['bytes'])} (latents {_fmt_bytes(info['latent_bytes'])}, "
+                          f"decoder {_fmt_bytes(info['decoder_bytes'])})"),
+            ("bytes per jet", "-" if info["bytes_per_jet"] is None else
+             f"{info['bytes_per_jet']:.3f} ({info['ratio_to_float32']:.1%} of 4 x float32)"),
+            ("checksums", "all verified"),
+        ]
+    else:
+        rows.append(("checksums", "not verified (--no-verify)"))
+    for k, v in rows:
+        t.add_row(k, str(v))
+    console.print(t)
+
+
+def print_model(info: dict[str, Any], console) -> None:
+    from rich.table import Table
+
+    arch = info["arch"]
+    norm = info["normalization"]
+    meta = info.get("metadata") or {}
+    t = Table(title=f"model {info['path']}", show_header=False, title_justify="left")
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    sizes = [arch["n_features"], *arch["hidden"], arch["latent"], *reversed(arch["hidden"]), arch["n_features"]]
+    rows = [
+        ("name", info["name"]),
+        ("architecture", f"{arch['name']}: {'-'.join(map(str, sizes))}, {arch['activation']}, "
+                         f"{info['n_parameters']} parameters"),
+        ("weights sha256", info["weights_sha256"]),
+        ("normalization", f"{norm['kind']}; shift {[round(x, 4) for x in norm['shift']]}, "
+                          f"scale {[round(x, 4) for x in norm['scale']]}"),
+    ]
+    if meta:
+        ranges = meta.get("training_ranges") or {}
+        data = meta.get("data") or []
+        rows += [
+            ("trained on", f"{meta.get('n_jets', '?')} jets from {len(data)} file(s): "
+                           + ", ".join(d["file"] for d in data[:5])),
+            ("training ranges", ", ".join(f"{k} {v[0]:.3g}..{v[1]:.3g}" for k, v in ranges.items())),
+            ("options", ", ".join(f"{k}={v}" for k, v in (meta.get("options") or {}).items())),
+            ("epochs", f"{len(info.get('history') or [])} (best {meta.get('best_epoch')}), "
+                       f"{meta.get('train_seconds', 0):.0f} s on {meta.get('torch_threads', '?')} thread(s)"),
+            ("losses", f"train {meta.get('final_train_loss')}, best validation {meta.get('best_val_loss')}"),
+            ("jetzip", str(meta.get("jetzip_version"))),
+        ]
+    for k, v in rows:
+        t.add_row(k, str(v))
+    console.print(t)
+    if meta.get("val_residuals"):
+        console.print(residual_table(meta["val_residuals"], "validation residuals"))
+
+
+def print_train_summary(model, path: str, console) -> None:
+    console.print(f"saved {path}: {model.arch.name}, best epoch {model.metadata.get('best_epoch')} "
+                  f"of {len(model.history)}, validation loss {model.metadata.get('best_val_loss'):.3e}")
+    console.print(residual_table(model.metadata["val_residuals"], "validation residuals"))
+
+
+class TrainDisplay:
+    """Live progress of training on stderr: epoch, batches, losses, learning rate, time left."""
+
+    def __init__(self, console, enabled: bool = True, quiet: bool = False) -> None:
+        self.console = console
+        self.enabled = enabled
+        self.quiet = quiet
+        self.progress = None
+        self.t0 = time.perf_counter()
+
+    def __enter__(self) -> "TrainDisplay":
+        if self.enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
+                                     console=self.console, transient=True)
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def report(self, event: str, info: dict[str, Any]) -> None:
+        if event == "start":
+            self.info = info
+            if self.progress is not None:
+                self.epochs = self.progress.add_task("epochs", total=info["epochs"], status="")
+                self.batches = self.progress.add_task("batches", total=info["steps_per_epoch"], status="")
+            elif not self.quiet:
+                self.console.print(f"training on {info['n_train']} jets, validating on {info['n_val']}, "
+                                   f"{info['device']}")
+        elif event == "resumed":
+            if self.progress is not None and hasattr(self, "epochs"):
+                self.progress.update(self.epochs, completed=info["epoch"])
+            if not self.quiet:
+                self.console.print(f"resumed at epoch {info['epoch']}")
+        elif event == "batch" and self.progress is not None:
+            self.progress.update(self.batches, completed=info["step"], status=f"loss {info['loss']:.3e}")
+        elif event == "epoch":
+            line = (f"epoch {info['epoch']:3d}  train {info['train_loss']:.4e}  val {info['val_loss']:.4e}  "
+                    f"lr {info['lr']:.2e}  {info['seconds']:.1f} s  (best {info['best_epoch']})")
+            if self.progress is not None:
+                self.progress.update(self.epochs, completed=info["epoch"] + 1,
+                                     status=f"val {info['val_loss']:.3e} lr {info['lr']:.1e}")
+                self.progress.update(self.batches, completed=0)
+                self.progress.console.print(line)
+            elif not self.quiet:
+                self.console.print(line)
+        elif event == "early_stop" and not self.quiet:
+            self.console.print(f"early stop after epoch {info['epoch']}: no better validation loss")
