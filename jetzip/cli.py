@@ -25,7 +25,10 @@ EXIT_INTERRUPTED = 130
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    console = Console(stderr=True, highlight=False)
+    if not console.is_terminal:
+        console.width = 120  # logs and pipes: wide enough for the residual tables
+    return console
 
 
 class Ui:
@@ -321,6 +324,50 @@ def train(inputs, output, tree, columns, preset, collection, units, arch, epochs
             _json_out(model.header())
 
     run_guarded(go)
+
+
+@cli.command()
+@click.argument("original")
+@click.argument("compressed")
+@click.option("-m", "--model", type=click.Path(dir_okay=False),
+              help="Model file (needed for --no-embed-model files; gives the loss curve).")
+@click.option("--plots", type=click.Path(file_okay=False), help="Write the figures (PNG) into this folder.")
+@click.option("--pdf", is_flag=True, help="Also write PDF figures.")
+@click.option("--max-jets", type=click.IntRange(1), help="Evaluate only the first N jets.")
+@device_options
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as one JSON document on stdout.")
+def evaluate(original, compressed, model, plots, pdf, max_jets, device, batch_size, as_json) -> None:
+    """Residual statistics (and figures) of a .aez file against its original table."""
+    def go():
+        from .evaluation import evaluate as run_evaluate
+        from .report import print_evaluation
+
+        use_model = model
+        if use_model is None and plots:
+            use_model = _default_model_if_matching(compressed)
+        r = run_evaluate(original, compressed, model=use_model, device=device, batch_size=batch_size,
+                         max_jets=max_jets, plots=plots, pdf=pdf)
+        if as_json:
+            _json_out(r)
+        else:
+            print_evaluation(r, _console())
+
+    run_guarded(go)
+
+
+def _default_model_if_matching(compressed: str):
+    """The shipped model when `compressed` was made with it (for the loss-curve figure)."""
+    from .aez import open_aez
+    from .api import default_model_path
+    from .model import load_model
+
+    path = default_model_path()
+    if not path.exists():
+        return None
+    with open_aez(compressed) as aez:
+        sha = aez.model_sha256
+    m = load_model(path)
+    return m if m.weights_sha256 == sha else None
 
 
 def main() -> None:

@@ -55,7 +55,7 @@ def print_inspect(info: dict[str, Any], console) -> None:
         ("model sha256", model["weights_sha256"]),
         ("latent", f"{h['latent']['dim']} x {h['latent']['dtype']}"),
         ("source", f"{src['file']} ({src['format']}, tree {src.get('tree')}, layout {src['layout']})"),
-        ("columns", ", ".join(f"{r}={n}" for r, n in src["columns"].items())
+        ("columns", ", ".join(f"{r}={n}" for r, n in src["columns"])
          + (f"; counter {src['counter']}" if src.get("counter") else "")),
         ("units", f"{src['units']}" + (f" (inferred: {src.get('units_reason')})" if src.get("units_inferred") else "")),
         ("kept branches", ", ".join(src.get("kept_branches") or []) or "none"),
@@ -174,3 +174,16 @@ class TrainDisplay:
                 self.console.print(line)
         elif event == "early_stop" and not self.quiet:
             self.console.print(f"early stop after epoch {info['epoch']}: no better validation loss")
+
+
+def print_evaluation(r: dict[str, Any], console) -> None:
+    console.print(f"{r['compressed']} against {r['original']}: {r['n_jets']} jets, model {r['model']}, "
+                  f"latents {r['latent_dtype']}")
+    console.print(residual_table(r["residuals"], "residuals (E, pt, m relative; eta, phi absolute)"))
+    if r.get("bytes_per_jet") is not None:
+        console.print(f"size: {r['bytes']} bytes, {r['bytes_per_jet']:.3f} B/jet, "
+                      f"{r['ratio_to_float32']:.1%} of 4 x float32 (16 B/jet)")
+    if r.get("fraction_outside_training_ranges") is not None:
+        console.print(f"jets outside the model's training ranges: {r['fraction_outside_training_ranges']:.3%}")
+    for name, paths in (r.get("plots") or {}).items():
+        console.print(f"figure {name}: {', '.join(paths)}")

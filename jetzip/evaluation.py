@@ -1,0 +1,110 @@
+"""``jetzip evaluate``: how far are the decoded jets from the originals, per variable?
+
+Decodes a .aez, reads the original table with the same tree, columns and units, checks that
+both hold the same events with the same jet counts, and summarizes the residuals (see
+:mod:`jetzip.residuals` for the conventions), the size, and the jets outside the model's
+training ranges. Optionally draws the seed report's figures (:mod:`jetzip.plots`).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .aez import open_aez
+from .codec import DEFAULT_BATCH_SIZE, Decoder
+from .errors import InputError
+from .features import from_model_frame, to_model_frame
+from .residuals import frame_columns, residuals, summarize_all
+from .tables import open_table
+
+RAW_BYTES_PER_JET = 16
+
+
+def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, model=None,
+             device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE, max_jets: int | None = None,
+             plots: str | os.PathLike | None = None, pdf: bool = False,
+             return_arrays: bool = False) -> dict[str, Any]:
+    """Residual statistics of `compressed` against `original`; figures into `plots` if given."""
+    if plots is not None:
+        from .plots import require_matplotlib
+        require_matplotlib()
+    with open_aez(compressed) as aez:
+        info = aez.table
+        dec_model = aez.decoder_model(model)
+        decoder = Decoder(dec_model, device, batch_size)
+        decoded, latents, counts_aez = [], [], []
+        n = 0
+        for chunk in aez.chunks():
+            take = chunk.latents if max_jets is None else chunk.latents[: max(0, max_jets - n)]
+            latents.append(np.asarray(take, np.float32))
+            decoded.append(decoder.decode(take))
+            if chunk.counts is not None:
+                counts_aez.append(chunk.counts)
+            n += len(take)
+            if max_jets is not None and n >= max_jets:
+                break
+        header = aez.header
+        size = aez.size or os.path.getsize(compressed)
+        total_jets = None
+    source = open_table(original, tree=info.tree, columns=info.columns, units=info.units,
+                        format=info.format)
+    try:
+        frames, counts_orig, m = [], [], 0
+        for chunk in source.chunks(1 << 20):
+            frames.append(to_model_frame(chunk.columns, info.representation, info.units)
+                          [: None if max_jets is None else max(0, max_jets - m)])
+            if chunk.counts is not None:
+                counts_orig.append(chunk.counts)
+            m += len(frames[-1])
+            if max_jets is not None and m >= max_jets:
+                break
+    finally:
+        source.close()
+    orig = np.concatenate(frames) if frames else np.zeros((0, 4))
+    dec = np.concatenate(decoded) if decoded else np.zeros((0, 4))
+    if len(orig) != len(dec):
+        raise InputError(f"{original} holds {len(orig)} jets but {compressed} holds {len(dec)}; "
+                         "they are not the same table (or invalid jets were dropped when compressing)")
+    if max_jets is None and counts_aez and counts_orig and \
+            not np.array_equal(np.concatenate(counts_aez), np.concatenate(counts_orig)):
+        raise InputError(f"{original} and {compressed} have different jets per event")
+    o_cols = frame_columns(orig)
+    d_cols = frame_columns(dec)
+    if info.representation == "PtEtaPhiM":
+        o_cols["m"] = from_model_frame(orig, "PtEtaPhiM", "GeV", np.float64)["m"]
+        d_cols["m"] = from_model_frame(dec, "PtEtaPhiM", "GeV", np.float64)["m"]
+    res = residuals(o_cols, d_cols)
+    stats = summarize_all(res)
+    ranges = header["model"].get("training_ranges")
+    outside = None
+    if ranges and len(orig):
+        from .api import _outside_ranges
+        outside = float(_outside_ranges(orig, ranges).mean())
+    total_jets = len(dec)
+    report: dict[str, Any] = {
+        "original": str(original), "compressed": str(compressed), "n_jets": total_jets,
+        "model": header["model"]["name"], "latent_dtype": header["latent"]["dtype"],
+        "residuals": stats,
+        "bytes": size, "bytes_per_jet": size / total_jets if total_jets and max_jets is None else None,
+        "ratio_to_float32": size / (total_jets * RAW_BYTES_PER_JET) if total_jets and max_jets is None else None,
+        "fraction_outside_training_ranges": outside,
+        "conventions": "E, pt, m relative (decoded-original)/original; eta, phi absolute, phi wrapped",
+    }
+    if plots is not None:
+        from .plots import write_all
+        report["plots"] = write_all(plots, o_cols, d_cols, res, np.concatenate(latents) if latents else
+                                    np.zeros((0, 3)), dec_model_history(model, header), pdf=pdf)
+    if return_arrays:
+        report["arrays"] = {"original": o_cols, "decoded": d_cols, "residuals": res}
+    return report
+
+
+def dec_model_history(model, header: dict) -> list[dict]:
+    """The training history for the loss-curve figure, from the model file when given."""
+    if model is None:
+        return []
+    from .model import Model, load_model
+    m = model if isinstance(model, Model) else load_model(model)
+    return list(m.history)

@@ -1,0 +1,102 @@
+"""The jetzip command as users run it: the installed script, exit codes, stdout/stderr split."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from jetzip.cli import cli
+from conftest import run_cli
+
+COMMANDS = ["compress", "decompress", "inspect", "train", "evaluate"]
+
+
+def test_version_and_help(jetzip_exe):
+    from jetzip import __version__
+    r = run_cli(jetzip_exe, "--version")
+    assert r.returncode == 0 and __version__ in r.stdout.decode()
+    r = run_cli(jetzip_exe, "--help")
+    assert r.returncode == 0
+    for cmd in COMMANDS:
+        assert cmd in r.stdout.decode()
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_command_has_help(cmd):
+    r = CliRunner().invoke(cli, [cmd, "--help"])
+    assert r.exit_code == 0, r.output
+    assert "Usage:" in r.output
+
+
+def test_help_does_not_import_torch(jetzip_exe):
+    import subprocess
+    import sys
+    code = ("import sys; from jetzip.cli import cli; from click.testing import CliRunner; "
+            "CliRunner().invoke(cli, ['compress', '--help']); print('torch' in sys.modules, 'uproot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False False"
+
+
+def test_compress_decompress_inspect_through_installed_script(tmp_path, nano_file, small_model_path, jetzip_exe):
+    path, data = nano_file
+    aez = tmp_path / "n.aez"
+    r = run_cli(jetzip_exe, "compress", path, "-o", aez, "-m", small_model_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"", "human messages must go to stderr"
+    assert b"jets" in r.stderr
+    r = run_cli(jetzip_exe, "inspect", aez, "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["verified"] is True and info["n_jets"] == int(data["counts"].sum())
+    assert info["header"]["model"]["embedded"] is True
+    r = run_cli(jetzip_exe, "inspect", aez)
+    assert r.returncode == 0 and b"all verified" in r.stderr
+    r = run_cli(jetzip_exe, "decompress", aez, "-o", "-")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert lines[0] == "event,Jet_pt,Jet_eta,Jet_phi,Jet_mass"
+    assert len(lines) == 1 + int(data["counts"].sum())
+    table = np.loadtxt(lines[1:], delimiter=",")
+    np.testing.assert_array_equal(np.bincount(table[:, 0].astype(int), minlength=300)[data["counts"] > 0],
+                                  data["counts"][data["counts"] > 0])
+    r = run_cli(jetzip_exe, "decompress", aez, "-o", tmp_path / "back.root")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "back.root").exists()
+
+
+def test_inspect_model(small_model_path, jetzip_exe):
+    r = run_cli(jetzip_exe, "inspect", small_model_path, "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["kind"] == "model"
+    assert info["arch"]["hidden"] == [32, 32, 16]
+    assert info["metadata"]["val_residuals"]["pt"]["n"] > 0
+    r = run_cli(jetzip_exe, "inspect", small_model_path)
+    assert r.returncode == 0 and b"architecture" in r.stderr
+
+
+def test_compress_json_report(tmp_path, nano_file, small_model_path):
+    path, data = nano_file
+    r = CliRunner().invoke(cli, ["compress", str(path), "-o", str(tmp_path / "x.aez"), "-m",
+                                 str(small_model_path), "--json", "--no-embed-model"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["n_jets"] == int(data["counts"].sum())
+    assert rep["bytes_per_jet"] < 14  # 12 B of latents plus headers and counts
+
+
+def test_default_output_name_and_several_inputs(tmp_path, small_model_path):
+    import jetfactory
+    a, b = tmp_path / "a.root", tmp_path / "b.root"
+    jetfactory.write_nanoaod(a, 50, seed=1)
+    jetfactory.write_nanoaod(b, 60, seed=2)
+    r = CliRunner().invoke(cli, ["compress", str(a), "-m", str(small_model_path)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a.aez").exists()
+    out = tmp_path / "out"
+    out.mkdir()
+    r = CliRunner().invoke(cli, ["compress", str(tmp_path / "*.root"), "-o", str(out), "-m", str(small_model_path)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.aez", "b.aez"]

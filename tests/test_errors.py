@@ -1,0 +1,195 @@
+"""Every user-facing error: a clear message on stderr, exit code 1, and no output left behind."""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+import uproot
+
+import jetfactory
+from conftest import run_cli
+
+
+def assert_fails(r, *needles: str, code: int = 1):
+    err = r.stderr.decode()
+    assert r.returncode == code, (r.returncode, err)
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+def test_missing_input(tmp_path, jetzip_exe, small_model_path):
+    r = run_cli(jetzip_exe, "compress", tmp_path / "nope.root", "-o", tmp_path / "x.aez", "-m", small_model_path)
+    assert_fails(r, "does not exist")
+    assert not (tmp_path / "x.aez").exists()
+
+
+def test_unknown_format(tmp_path, jetzip_exe, small_model_path):
+    p = tmp_path / "jets.txt"
+    p.write_text("hello\n")
+    r = run_cli(jetzip_exe, "compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path)
+    assert_fails(r, "unknown table format")
+    assert not (tmp_path / "x.aez").exists()
+
+
+def test_not_a_root_file(tmp_path, jetzip_exe, small_model_path):
+    p = tmp_path / "jets.root"
+    p.write_bytes(b"this is not ROOT" * 10)
+    r = run_cli(jetzip_exe, "compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path)
+    assert_fails(r, "cannot read as a ROOT file")
+
+
+def test_missing_columns_lists_jet_like_branches(tmp_path, jetzip_exe, small_model_path):
+    p = tmp_path / "j.root"
+    with uproot.recreate(p) as f:
+        f.mktree("t", {"jet_pt": np.float32, "jet_eta": np.float32, "weight": np.float32}).extend(
+            {"jet_pt": np.ones(3, np.float32), "jet_eta": np.zeros(3, np.float32), "weight": np.ones(3, np.float32)})
+    r = run_cli(jetzip_exe, "compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path)
+    assert_fails(r, "no jet 4-vectors", "jet_pt", "jet_eta")
+    r = run_cli(jetzip_exe, "compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path,
+                "--columns", "pt=jet_pt,eta=jet_eta,phi=jet_phi,m=jet_m")
+    assert_fails(r, "no column(s) jet_phi, jet_m")
+    assert not (tmp_path / "x.aez").exists()
+
+
+def test_missing_tree_lists_trees(tmp_path, jetzip_exe, small_model_path, nano_file):
+    path, _ = nano_file
+    r = run_cli(jetzip_exe, "compress", path, "-o", tmp_path / "x.aez", "-m", small_model_path, "--tree", "Jets")
+    assert_fails(r, "no tree 'Jets'", "Events")
+
+
+@pytest.mark.parametrize("bad,reason", [(math.nan, "NaN or inf"), (math.inf, "NaN or inf"),
+                                        (-5.0, "pt <= 0"), (0.0, "pt <= 0")])
+def test_invalid_jets_are_counted_and_located(tmp_path, jetzip_exe, small_model_path, bad, reason):
+    j = jetfactory.jets(50, seed=1)
+    e = jetfactory.energy(j["pt"], j["eta"], j["m"])
+    pt = j["pt"].copy()
+    pt[[7, 20, 33]] = bad
+    jetfactory.write_csv(tmp_path / "j.csv", {"E": e, "pt": pt, "eta": j["eta"], "phi": j["phi"]})
+    out = tmp_path / "x.aez"
+    r = run_cli(jetzip_exe, "compress", tmp_path / "j.csv", "-o", out, "-m", small_model_path, "--units", "GeV")
+    assert_fails(r, "3 jet(s) cannot be encoded", reason, "row 7", "--drop-invalid")
+    assert not out.exists()
+    r = run_cli(jetzip_exe, "compress", tmp_path / "j.csv", "-o", out, "-m", small_model_path, "--units", "GeV",
+                "--drop-invalid", "--json")
+    assert r.returncode == 0, r.stderr
+    assert b"dropped 3 invalid jets" in r.stderr
+
+
+def test_output_exists_without_force(tmp_path, jetzip_exe, small_model_path, nano_file):
+    path, _ = nano_file
+    out = tmp_path / "x.aez"
+    out.write_bytes(b"precious")
+    r = run_cli(jetzip_exe, "compress", path, "-o", out, "-m", small_model_path)
+    assert_fails(r, "exists", "--force")
+    assert out.read_bytes() == b"precious"
+    r = run_cli(jetzip_exe, "compress", path, "-o", out, "-m", small_model_path, "-f")
+    assert r.returncode == 0
+    assert out.read_bytes()[:4] == b"\x89AEZ"
+
+
+def test_output_may_not_be_the_input(tmp_path, jetzip_exe, small_model_path):
+    j = jetfactory.jets(20)
+    p = tmp_path / "j.csv"
+    jetfactory.write_csv(p, {"pt": j["pt"], "eta": j["eta"], "phi": j["phi"], "m": j["m"]})
+    before = p.read_bytes()
+    r = run_cli(jetzip_exe, "compress", p, "-o", p, "-m", small_model_path, "-f")
+    assert_fails(r, "is the input")
+    assert p.read_bytes() == before
+
+
+def _compressed(tmp_path, small_model_path, nano_file):
+    path, _ = nano_file
+    import jetzip
+    out = tmp_path / "ok.aez"
+    jetzip.compress(path, out, model=small_model_path, chunk_jets=1024)
+    return out
+
+
+def test_truncated_aez(tmp_path, jetzip_exe, small_model_path, nano_file):
+    good = _compressed(tmp_path, small_model_path, nano_file)
+    data = good.read_bytes()
+    bad = tmp_path / "trunc.aez"
+    bad.write_bytes(data[: len(data) - 100])
+    r = run_cli(jetzip_exe, "decompress", bad, "-o", tmp_path / "x.root")
+    assert_fails(r, "truncated")
+    assert not (tmp_path / "x.root").exists()
+    r = run_cli(jetzip_exe, "inspect", bad)
+    assert_fails(r, "truncated")
+
+
+def test_corrupted_chunk_is_named(tmp_path, jetzip_exe, small_model_path, nano_file):
+    good = _compressed(tmp_path, small_model_path, nano_file)
+    import jetzip
+    from jetzip import container
+    with open(good, "rb") as f:
+        f.seek(container.PREAMBLE.size)
+        recs = list(container.iter_records(f, "x"))
+    chunk_recs = [r for r in recs if r.tag == "CHNK"]
+    assert len(chunk_recs) >= 2
+    target = chunk_recs[1]
+    data = bytearray(good.read_bytes())
+    data[target.offset + 40] ^= 0x10
+    bad = tmp_path / "flip.aez"
+    bad.write_bytes(bytes(data))
+    r = run_cli(jetzip_exe, "decompress", bad, "-o", tmp_path / "x.h5")
+    assert_fails(r, "checksum mismatch", f"record {target.index} (CHNK)")
+    assert not (tmp_path / "x.h5").exists()
+    r = run_cli(jetzip_exe, "decompress", bad, "-o", "-")
+    assert_fails(r, "checksum mismatch")
+    assert r.stdout == b"", "nothing may reach stdout from a damaged file"
+    with pytest.raises(jetzip.FormatError):
+        jetzip.read_aez(bad)
+
+
+def test_model_hash_mismatch(tmp_path, jetzip_exe, small_model_path, nano_file):
+    path, _ = nano_file
+    import jetzip
+    from jetzip.model import load_model
+    aez = tmp_path / "a.aez"
+    jetzip.compress(path, aez, model=small_model_path, embed_model=False)
+    other = load_model(small_model_path)
+    other.weights["decoder.0.bias"] = other.weights["decoder.0.bias"] + 1e-3
+    other.save(tmp_path / "other.jzm")
+    r = run_cli(jetzip_exe, "decompress", aez, "-o", tmp_path / "x.root", "-m", tmp_path / "other.jzm")
+    assert_fails(r, "is not the one")
+    assert not (tmp_path / "x.root").exists()
+    r = run_cli(jetzip_exe, "decompress", aez, "-o", tmp_path / "x.root")
+    assert_fails(r, "does not embed its decoder", "--model")
+
+
+def test_newer_format_version(tmp_path, jetzip_exe, small_model_path, nano_file):
+    good = _compressed(tmp_path, small_model_path, nano_file)
+    data = bytearray(good.read_bytes())
+    data[8:10] = (2).to_bytes(2, "little")
+    bad = tmp_path / "v2.aez"
+    bad.write_bytes(bytes(data))
+    r = run_cli(jetzip_exe, "inspect", bad)
+    assert_fails(r, "format version 2.0", "upgrade jetzip")
+
+
+def test_usage_errors_exit_2(jetzip_exe, tmp_path):
+    r = run_cli(jetzip_exe, "compress")
+    assert r.returncode == 2
+    r = run_cli(jetzip_exe, "decompress", tmp_path / "x.aez")  # missing -o
+    assert r.returncode == 2
+    r = run_cli(jetzip_exe, "compress", "x.root", "--latent-dtype", "int8")
+    assert r.returncode == 2
+
+
+def test_unknown_device(tmp_path, jetzip_exe, small_model_path, nano_file):
+    path, _ = nano_file
+    r = run_cli(jetzip_exe, "compress", path, "-o", tmp_path / "x.aez", "-m", small_model_path, "--device", "tpu")
+    assert_fails(r, "unknown device")
+    assert not (tmp_path / "x.aez").exists()
+
+
+def test_cuda_requested_without_cuda(tmp_path, jetzip_exe, small_model_path, nano_file):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the no-CUDA message cannot be shown")
+    path, _ = nano_file
+    r = run_cli(jetzip_exe, "compress", path, "-o", tmp_path / "x.aez", "-m", small_model_path, "--device", "cuda")
+    assert_fails(r, "CUDA is not available")
