@@ -96,8 +96,9 @@ class RootSource:
         self.jagged = next(iter(jagged_flags.values()))
         counter = None
         if self.jagged:
-            cb = getattr(self.tree[used["pt" if "pt" in used else "px"]], "count_branch", None)
-            counter = cb.name if cb is not None else None
+            first = self.tree[next(iter(used.values()))]
+            cb = getattr(first, "count_branch", None)
+            counter = cb.name if cb is not None else self._counter_by_name(coll.name, names)
         kept = _match_keep(names, keep, where)
         for name in kept:
             if _is_jagged(self.tree[name]):
@@ -127,7 +128,8 @@ class RootSource:
             collection=coll.name, jagged=self.jagged, counter=counter, columns=used,
             representation=rep, units=units, units_inferred=units_inferred, units_reason=reason,
             dtypes=dtypes, kept_branches=kept,
-            other_branches=[n for n in names if n not in skip])
+            other_branches=[n for n in names if n not in skip],
+            extra={"typenames": {n: self.tree[n].typename for n in used.values()}})
         self.n_entries = self.tree.num_entries
 
     def chunks(self, jets_per_chunk: int = 1 << 20) -> Iterator[JetChunk]:
@@ -171,6 +173,14 @@ class RootSource:
         except (OSError, ValueError, KeyError, TypeError, AssertionError, RuntimeError) as exc:
             raise InputError(f"{where}: cannot read entries after {first_entry} "
                              f"({type(exc).__name__}: {exc})") from None
+
+    def _counter_by_name(self, collection: str, names: list[str]) -> str | None:
+        """std::vector collections have no ROOT counter; ntuples often carry one anyway (jet_n)."""
+        for name in (f"n{collection}", f"{collection}_n", f"n{collection}s", f"n_{collection}"):
+            if name in names and not _is_jagged(self.tree[name]) \
+                    and _dtype_name(self.tree[name]).startswith(("int", "uint")):
+                return name
+        return None
 
     def _jets_per_entry(self) -> float:
         """Mean jets per event over the first entries: turns a jet budget into an entry step."""
