@@ -41,6 +41,7 @@ with a message naming the version needed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import zlib
@@ -131,9 +132,9 @@ def decode_kept(payload: bytes, n_rows: int, where: str) -> dict[str, np.ndarray
             if dtype.kind not in "biuf" or dtype.itemsize > 8:
                 raise ValueError(f"unsupported dtype {dtype}")
             shape = tuple(int(s) for s in m["shape"])
-            if not shape or shape[0] != n_rows or len(shape) > 3:
-                raise ValueError("row count mismatch")
-            size = int(np.prod(shape)) * dtype.itemsize
+            if not shape or shape[0] != n_rows or len(shape) > 3 or min(shape) < 0:
+                raise ValueError(f"shape {list(shape)} does not fit {n_rows} rows")
+            size = math.prod(shape) * dtype.itemsize  # Python ints: np.prod would wrap around
             nbytes = int(m["nbytes"])
             if nbytes < 0 or offset + nbytes > len(payload):
                 raise ValueError("record too short")
@@ -146,7 +147,8 @@ def decode_kept(payload: bytes, n_rows: int, where: str) -> dict[str, np.ndarray
         if offset != len(payload):
             raise ValueError("trailing bytes")
         return out
-    except (struct.error, ValueError, TypeError, KeyError, zlib.error, RecursionError) as exc:
+    except (struct.error, ValueError, TypeError, KeyError, zlib.error, RecursionError,
+            OverflowError) as exc:  # int(1e999), or a size beyond what zlib can be asked for
         raise FormatError(f"{where}: kept branches are corrupted ({exc})") from None
 
 
@@ -242,8 +244,12 @@ class AezFile:
             self.jagged = self.table.jagged
             self.source = h["source"]
             self.kept_branches = list(self.table.kept_branches)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise FormatError(f"{where}: header is missing or has malformed fields ({exc})") from None
+        # The version in the preamble is outside every CRC; the header's copy is inside one.
+        if h.get("format_version") != f"{self.major}.{self.minor}":
+            raise FormatError(f"{where} is corrupted: its preamble says format version "
+                              f"{self.major}.{self.minor}, its header {h.get('format_version')!r}")
         if self.latent_dtype not in LATENT_DTYPES:
             raise FormatError(f"{where}: unsupported latent dtype {self.latent_dtype!r}")
         if self.latent_dim != self.arch.latent:
@@ -289,6 +295,7 @@ class AezFile:
         self.f.seek(self._data_start)
         n_jets = n_events = n_chunks = 0
         pending: Chunk | None = None
+        kept_layout: dict[str, tuple] | None = None  # dtype and row shape, as in the first chunk
         for rec in container.iter_records(self.f, where, self._first_index):
             if rec.tag == "CHNK":
                 if pending is not None:
@@ -308,6 +315,12 @@ class AezFile:
                                            f"{where}: chunk {pending.index} (record {rec.index})")
                 if set(pending.kept) != set(self.kept_branches):
                     raise FormatError(f"{where}: chunk {pending.index} kept branches differ from header")
+                # Every chunk must hold the same arrays, or they cannot be joined or written.
+                layout = {k: (v.dtype.str, v.shape[1:]) for k, v in pending.kept.items()}
+                if kept_layout is not None and layout != kept_layout:
+                    raise FormatError(f"{where}: chunk {pending.index} kept branches change dtype "
+                                      f"or shape (record {rec.index})")
+                kept_layout = layout
             elif rec.tag == "TAIL":
                 if pending is not None:
                     yield self._complete(pending, where)

@@ -355,6 +355,49 @@ def evaluate(original, compressed, model, plots, pdf, max_jets, device, batch_si
     run_guarded(go)
 
 
+@cli.command()
+@click.option("--workdir", type=click.Path(file_okay=False), default="bench_work", show_default=True,
+              help="Folder for the generated input and the outputs (reused between runs).")
+@click.option("--jets", "n_jets", type=click.IntRange(1000), default=2_000_000, show_default=True,
+              help="Jets in the generated NanoAOD-like input.")
+@click.option("--input", "input_path", type=click.Path(dir_okay=False, exists=True),
+              help="Use this jet table instead of generating one.")
+@click.option("-m", "--model", type=click.Path(dir_okay=False), help="Model file (default: the shipped one).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(1), help="jetzip's batch size (default: its own).")
+@click.option("--repeats", type=click.IntRange(1), default=2, show_default=True,
+              help="Repeat in-memory timings, keep the best.")
+@click.option("--memory", "memory_sizes", metavar="N,N,...",
+              help="Instead: peak RSS of compress/decompress at these jet counts, e.g. 1000000,10000000.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the result as JSON here.")
+def bench(workdir, n_jets, input_path, model, device, batch_size, repeats, memory_sizes, json_path) -> None:
+    """Benchmark compress/decompress against plain PyTorch loops, float16 and zstd."""
+    def go():
+        from . import bench as b
+
+        console = _console()
+        log = lambda m: console.print(f"[bench] {m}", markup=False)  # noqa: E731
+        if memory_sizes:
+            try:
+                sizes = [int(float(x)) for x in memory_sizes.split(",")]
+            except ValueError:
+                raise JetzipError(f"--memory: expected jet counts like 1000000,10000000, got {memory_sizes!r}") from None
+            rows = b.memory_scaling(workdir, sizes, model=model, log=log)
+            text = "\n".join(f"{r['n_jets']:>10d} jets: compress peak RSS {r['compress_peak_rss_mb']:7.0f} MB "
+                             f"({r['compress_s']:.1f} s), decompress peak RSS {r['decompress_peak_rss_mb']:7.0f} MB "
+                             f"({r['decompress_s']:.1f} s)" for r in rows)
+            result: Any = {"memory": rows}
+        else:
+            result = b.run_bench(workdir, n_jets=n_jets, input=input_path, model=model, device=device,
+                                 batch_size=batch_size, repeats=repeats, log=log)
+            text = b.format_table(result)
+        click.echo(text)
+        if json_path:
+            Path(json_path).write_text(json.dumps(result, indent=2, default=_json_default))
+
+    run_guarded(go)
+
+
 def _default_model_if_matching(compressed: str):
     """The shipped model when `compressed` was made with it (for the loss-curve figure)."""
     from .aez import open_aez

@@ -99,53 +99,70 @@ def invalid_jets(frame: np.ndarray) -> np.ndarray:
         return ~finite | (frame[:, 0] <= 0) | (frame[:, 1] <= 0)
 
 
+def log_cosh(x: np.ndarray) -> np.ndarray:
+    """log(cosh(x)) without overflow for large |x|."""
+    a = np.abs(x)
+    return a + np.log1p(np.exp(-2.0 * a)) - math.log(2.0)
+
+
+NORMALIZATION_KINDS = (
+    # t0 = log(E / (pt cosh eta)): the part of E that pt and eta do not already fix (the mass);
+    # E is rebuilt analytically from the decoded pt and eta. The default since 0.1.
+    "log-E-over-p/log-pt/linear-eta-phi",
+    # t0 = log E: the network must learn log E = log pt + log cosh eta + ... itself.
+    "log-E-pt/linear-eta-phi",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Normalization:
-    """Feature transform: x -> (t(x) - shift) / scale, with t = (log E, log pt, eta, phi).
+    """Feature transform: x -> (t(x) - shift) / scale, with t = (t0, log pt, eta, phi).
 
     Why logs: E and pt span four decades, and the user cares about their *relative* error,
     which is the absolute error of the log. eta and phi are kept linear because their
     *absolute* error is what matters; they are only centred and scaled to O(1).
+
+    Why t0 = log(E / p), p = pt cosh(eta), by default: E is almost fixed by pt and eta (E = p
+    for a massless jet), so feeding log E makes the network relearn log cosh(eta) and spend
+    its 3 latent numbers on it. log(E / p) = 0.5 log(1 + m|m| / p^2) carries only what pt and
+    eta do not: the relative E error is then t0's error plus pt's plus tanh(eta) times eta's.
     """
 
     shift: tuple[float, float, float, float]
     scale: tuple[float, float, float, float]
-    kind: str = "log-E-pt/linear-eta-phi"
+    kind: str = NORMALIZATION_KINDS[0]
 
     @classmethod
-    def fit(cls, frame: np.ndarray) -> "Normalization":
+    def fit(cls, frame: np.ndarray, kind: str = NORMALIZATION_KINDS[0]) -> "Normalization":
         """Fit on training jets (model frame): centre and scale each feature to std 1.
 
         phi is not centred (it is uniform on [-pi, pi)) and is scaled by pi.
         """
-        t = cls._transform(frame)
+        t = _transform(frame, kind)
         shift = t.mean(axis=0)
         scale = t.std(axis=0)
+        scale[scale == 0] = 1.0
         shift[3], scale[3] = 0.0, math.pi
-        return cls(tuple(float(x) for x in shift), tuple(float(x) for x in scale))
-
-    @staticmethod
-    def _transform(frame: np.ndarray) -> np.ndarray:
-        t = np.empty(frame.shape, dtype=np.float64)
-        t[:, 0] = np.log(frame[:, 0])
-        t[:, 1] = np.log(frame[:, 1])
-        t[:, 2] = frame[:, 2]
-        t[:, 3] = wrap_phi(frame[:, 3])
-        return t
+        return cls(tuple(float(x) for x in shift), tuple(float(x) for x in scale), kind)
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
         """Model frame (n, 4) -> normalized float32 network inputs."""
-        t = self._transform(frame)
-        return ((t - np.asarray(self.shift)) / np.asarray(self.scale)).astype(np.float32)
+        t = _transform(frame, self.kind)
+        t -= np.asarray(self.shift)
+        t /= np.asarray(self.scale)
+        return t.astype(np.float32)
 
     def invert(self, x: np.ndarray) -> np.ndarray:
         """Normalized network outputs -> model frame (n, 4) float64, phi wrapped."""
         t = x.astype(np.float64) * np.asarray(self.scale) + np.asarray(self.shift)
         out = np.empty_like(t)
-        out[:, 0] = np.exp(t[:, 0])
         out[:, 1] = np.exp(t[:, 1])
         out[:, 2] = t[:, 2]
         out[:, 3] = wrap_phi(t[:, 3])
+        if self.kind == NORMALIZATION_KINDS[0]:
+            out[:, 0] = np.exp(t[:, 0] + t[:, 1] + log_cosh(t[:, 2]))
+        else:
+            out[:, 0] = np.exp(t[:, 0])
         return out
 
     def to_json(self) -> dict:
@@ -156,16 +173,28 @@ class Normalization:
     def from_json(cls, d: Mapping) -> "Normalization":
         from .errors import FormatError
         try:
-            kind = d["kind"]
+            kind = str(d["kind"])
             shift = tuple(float(x) for x in d["shift"])
             scale = tuple(float(x) for x in d["scale"])
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"malformed normalization record: {exc}") from None
-        if kind != cls.kind or len(shift) != 4 or len(scale) != 4:
+        if kind not in NORMALIZATION_KINDS or len(shift) != 4 or len(scale) != 4:
             raise FormatError(f"unsupported normalization {kind!r}")
         if not all(math.isfinite(v) for v in shift + scale) or not all(s > 0 for s in scale):
             raise FormatError("normalization has non-finite or non-positive values")
         return cls(shift, scale, kind)
+
+
+def _transform(frame: np.ndarray, kind: str) -> np.ndarray:
+    t = np.empty(frame.shape, dtype=np.float64)
+    t[:, 1] = np.log(frame[:, 1])
+    t[:, 2] = frame[:, 2]
+    t[:, 3] = wrap_phi(frame[:, 3])
+    if kind == NORMALIZATION_KINDS[0]:
+        t[:, 0] = np.log(frame[:, 0]) - t[:, 1] - log_cosh(frame[:, 2])
+    else:
+        t[:, 0] = np.log(frame[:, 0])
+    return t
 
 
 def infer_units(columns: Mapping[str, np.ndarray]) -> tuple[str, str]:

@@ -79,7 +79,7 @@ class Architecture:
         try:
             arch = cls(tuple(int(h) for h in d["hidden"]), int(d["latent"]),
                        int(d["n_features"]), str(d["activation"]))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # int(1e999) overflows
             raise FormatError(f"malformed architecture record: {exc!r}") from None
         sizes = [*arch.hidden, arch.latent, arch.n_features]
         if arch.activation != "tanh" or arch.n_features != 4 or not 1 <= len(arch.hidden) <= 8 \
@@ -159,7 +159,8 @@ def unpack_tensors(payload: bytes, expected: Mapping[str, tuple[int, ...]]) -> d
         manifest = json.loads(payload[4:4 + n])
         data = memoryview(payload)[4 + n:]
         got = {m["name"]: (tuple(int(s) for s in m["shape"]), int(m["offset"])) for m in manifest}
-    except (struct.error, ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (struct.error, ValueError, TypeError, KeyError, AttributeError, OverflowError,
+            RecursionError) as exc:  # int(1e999) overflows; deeply nested JSON recurses
         raise FormatError(f"malformed weights record: {exc}") from None
     if {k: v[0] for k, v in got.items()} != dict(expected):
         raise FormatError("weights do not match the architecture: expected "
@@ -266,16 +267,25 @@ def load_model(path: str | os.PathLike) -> Model:
                 raise FormatError(f"{what} {path} needs a newer jetzip (unknown section {rec.tag})")
             records[rec.tag] = rec.payload
             if rec.tag == "END0":
+                # Nothing follows END0: appended bytes mean a damaged or spliced file.
+                if f.read(1):
+                    raise FormatError(f"{what} {path}: unexpected bytes after the END0 record")
                 break
     if "END0" not in records or "HEAD" not in records or "WGTS" not in records:
         raise FormatError(f"{what} {path} is truncated or incomplete")
     header = parse_json(records["HEAD"], f"{what} {path}")
     arch = Architecture.from_json(header.get("arch", {}))
-    normalization = Normalization.from_json(header.get("normalization", {}))
+    try:
+        normalization = Normalization.from_json(header.get("normalization", {}))
+    except OverflowError:  # float() of a JSON integer beyond float range
+        raise FormatError(f"{what} {path}: malformed normalization record") from None
+    metadata, history = header.get("metadata") or {}, header.get("history") or []
+    if not isinstance(metadata, dict) or not isinstance(history, list) \
+            or not all(isinstance(h, dict) for h in history):
+        raise FormatError(f"{what} {path}: header has malformed metadata or history")
     weights = unpack_tensors(records["WGTS"], arch.tensor_shapes("all"))
     model = Model(arch, weights, normalization, name=str(header.get("name", arch.name)),
-                  metadata=dict(header.get("metadata") or {}),
-                  history=list(header.get("history") or []))
+                  metadata=dict(metadata), history=list(history))
     if header.get("weights_sha256") != model.weights_sha256:
         raise FormatError(f"{what} {path}: weights do not match their recorded SHA-256")
     return model

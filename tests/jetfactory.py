@@ -9,28 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def jets(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Flat arrays pt, eta, phi, m (GeV), float32."""
-    rng = np.random.default_rng(seed)
-    pt = 5.0 * (1 - rng.random(n)) ** (-1 / 1.6)
-    pt = np.minimum(pt, 2500.0)
-    eta = rng.normal(0, 1.8, n).clip(-4.7, 4.7)
-    phi = rng.uniform(-np.pi, np.pi, n)
-    m = pt * rng.uniform(0.02, 0.2, n)
-    m[rng.random(n) < 0.05] = 0.0
-    return {k: v.astype(np.float32) for k, v in dict(pt=pt, eta=eta, phi=phi, m=m).items()}
-
-
-def energy(pt, eta, m) -> np.ndarray:
-    p = pt.astype(np.float64) * np.cosh(eta.astype(np.float64))
-    return np.sqrt(p * p + m.astype(np.float64) * np.abs(m)).astype(np.float32)
-
-
-def counts(n_events: int, seed: int = 0, mean: float = 5.0, zero_fraction: float = 0.1) -> np.ndarray:
-    rng = np.random.default_rng(seed + 1)
-    c = rng.poisson(mean, n_events).astype(np.uint32)
-    c[rng.random(n_events) < zero_fraction] = 0
-    return c
+from jetzip.synthetic import counts, energy, jets  # noqa: E402,F401  (one generator for tests and benchmarks)
 
 
 def model_frame(n: int, seed: int = 0) -> np.ndarray:

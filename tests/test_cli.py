@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from jetzip.cli import cli
 from conftest import run_cli
 
-COMMANDS = ["compress", "decompress", "inspect", "train", "evaluate"]
+COMMANDS = ["compress", "decompress", "inspect", "train", "evaluate", "bench"]
 
 
 def test_version_and_help(jetzip_exe):

@@ -1,0 +1,599 @@
+"""Damaged and hostile .aez and model files: always a FormatError, never a crash, hang or wrong jets.
+
+The guarantee under test: reading a file never executes code, never allocates from an unchecked
+size field, never hangs and never crashes. Every malformed input ends in a JetzipError (a
+FormatError for a damaged file), and any change to a file's bytes is detected instead of being
+decoded into different jets. A mutant may only decode if its bytes equal the original's, with one
+exception: the minor version of a *model* file sits in the preamble, outside every CRC, and model
+files carry no second copy of it, so a changed minor there is accepted with identical weights
+(.aez headers repeat it and are checked against it).
+
+Valid files are built once per module and read into memory; each mutant is written to a file
+and read in full (every record, every chunk, the embedded decoder).
+``examples/fuzz_aez.py`` runs the same oracle on many more cases.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import struct
+import threading
+import time
+import tracemalloc
+import zlib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+import jetzip
+from jetzip import container
+from jetzip.aez import open_aez
+
+import jetfactory
+from conftest import run_cli
+
+PREAMBLE = container.PREAMBLE.size  # 12: magic, major, minor
+MINOR_FIELD = slice(10, 12)
+AEZ_FILES = ("aez", "keep", "f16")
+ALL_FILES = (*AEZ_FILES, "model")
+CASE_SECONDS = 10.0  # a case taking longer is a hang (the readers need milliseconds)
+
+
+class Hang(Exception):
+    """A read ran past CASE_SECONDS."""
+
+
+# --- valid files, read once ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@pytest.fixture(scope="module")
+def originals(small_model_path, work) -> dict[str, bytes]:
+    """The bytes of valid files: .aez with 2 chunks, with kept branches, float16 without
+    an embedded decoder, and the model file."""
+    nano = work / "nano.root"
+    jetfactory.write_nanoaod(nano, n_events=300, seed=5)  # ~1400 jets: 2 chunks of <= 1024
+    variants = {
+        "aez": {},
+        "keep": {"keep_branches": ["run", "event", "MET_pt"]},
+        "f16": {"latent_dtype": "float16", "embed_model": False},
+    }
+    out = {}
+    for name, kw in variants.items():
+        path = work / f"{name}.aez"
+        jetzip.compress(nano, path, model=small_model_path, chunk_jets=1024, **kw)
+        out[name] = path.read_bytes()
+    out["model"] = Path(small_model_path).read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def references(originals, work) -> dict[str, Any]:
+    """What each valid file decodes to, to compare mutants that are accepted."""
+    refs = {}
+    for name, data in originals.items():
+        path = work / f"ref-{name}"
+        write(path, data)
+        refs[name] = read_fully(name, path)
+    chunks = [r for r in records(originals["aez"]) if r[0] == "CHNK"]
+    assert len(chunks) >= 2, "the fixture .aez must hold several chunks"
+    return refs
+
+
+def write(path: Path, data: bytes) -> None:
+    """Replace a file's contents (unlinking first: truncating a file in place is slow on ext4)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def records(data: bytes) -> list[tuple[str, int, int]]:
+    """(tag, offset, payload length) of each record of a valid file."""
+    out, off = [], PREAMBLE
+    while off < len(data):
+        tag, n = container.RECORD_HEAD.unpack_from(data, off)
+        out.append((tag.decode("ascii"), off, n))
+        off += container.RECORD_HEAD.size + n + container.CRC.size
+    assert off == len(data)
+    return out
+
+
+def record(tag: str, payload: bytes) -> bytes:
+    """A record with a correct CRC, as a writer would produce it."""
+    head = container.RECORD_HEAD.pack(tag.encode("ascii"), len(payload))
+    return head + payload + container.CRC.pack(zlib.crc32(payload, zlib.crc32(head)))
+
+
+def payload_of(data: bytes, index: int) -> bytes:
+    _, off, n = records(data)[index]
+    return data[off + container.RECORD_HEAD.size: off + container.RECORD_HEAD.size + n]
+
+
+def replace_record(data: bytes, index: int, payload: bytes, tag: str | None = None) -> bytes:
+    old_tag, off, n = records(data)[index]
+    end = off + container.RECORD_HEAD.size + n + container.CRC.size
+    return data[:off] + record(tag or old_tag, payload) + data[end:]
+
+
+# --- reading in full, and the oracle -------------------------------------------------------
+
+def read_fully(name: str, path: Path) -> Any:
+    """Everything a reader can be asked for, as comparable plain values."""
+    if name == "model":
+        m = jetzip.load_model(path)
+        return (json.dumps(m.header(), sort_keys=True, default=str),
+                {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in m.weights.items()})
+    with open_aez(path) as aez:
+        tail = aez.verify()
+        decoder = aez.decoder_model() if aez.decoder_payload is not None else None
+    r = jetzip.read_aez(path)
+    arrays = {"latents": r["latents"], "counts": r["counts"], **{f"kept.{k}": v for k, v in r["kept"].items()}}
+    if decoder is not None:
+        arrays.update({f"decoder.{k}": v for k, v in decoder.weights.items()})
+    return (json.dumps(r["header"], sort_keys=True), tail,
+            {k: None if v is None else (v.dtype.str, v.shape, v.tobytes()) for k, v in arrays.items()})
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, what: str):
+    """Turn a hang into a Hang exception (SIGALRM; a no-op off the main thread or on Windows)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise Hang(f"{what}: still reading after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def attempt(fn: Callable[[], Any], what: str) -> tuple[bool, Any]:
+    """(True, result) or (False, the JetzipError); anything else fails the test, naming `what`."""
+    try:
+        with time_limit(CASE_SECONDS, what):
+            return True, fn()
+    except jetzip.JetzipError as exc:
+        message = str(exc)
+        assert message and "\n" not in message, f"{what}: the error must be one line: {message!r}"
+        return False, exc
+    except Exception as exc:  # MemoryError, struct.error, KeyError, zlib.error, Hang, ...
+        raise AssertionError(f"{what}: {type(exc).__name__} instead of a JetzipError: {exc}") from exc
+
+
+def check_mutant(name: str, mutant: bytes, original: bytes, reference: Any, path: Path,
+                 what: str) -> bool:
+    """The oracle; returns whether the mutant was accepted."""
+    write(path, mutant)
+    ok, result = attempt(lambda: read_fully(name, path), what)
+    if mutant == original:
+        assert ok, f"{what}: the unchanged file was refused: {result}"
+    elif ok and not (name == "model" and len(mutant) == len(original)
+                     and mutant[:MINOR_FIELD.start] == original[:MINOR_FIELD.start]
+                     and mutant[MINOR_FIELD.stop:] == original[MINOR_FIELD.stop:]):
+        raise AssertionError(f"{what}: undetected corruption: the damaged {name} file was accepted")
+    if ok:
+        assert result == reference, f"{what}: decoded to something other than the original"
+    return ok
+
+
+# --- truncation at every offset -----------------------------------------------------------
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_every_truncation_is_refused(name, originals, work):
+    """Cut the file at each byte offset: always a JetzipError, never success, never a crash.
+
+    read_aez and verify share the chunk reader, so only the main .aez goes through both.
+    """
+    data = originals[name]
+    path = work / f"trunc-{name}"
+    write(path, data)
+    for n in range(len(data) - 1, -1, -1):  # shrink one file in place: fast on any filesystem
+        os.truncate(path, n)
+        what = f"{name} truncated to {n} of {len(data)} bytes"
+        if name == "model":
+            ok, _ = attempt(lambda: jetzip.load_model(path), what)
+            assert not ok, f"{what}: accepted"
+            continue
+        ok, _ = attempt(lambda: jetzip.read_aez(path), what)
+        assert not ok, f"{what}: accepted by read_aez"
+        if name != "aez":
+            continue
+
+        def verify():
+            with open_aez(path) as aez:
+                return aez.verify()
+        ok, _ = attempt(verify, what)
+        assert not ok, f"{what}: accepted by verify"
+
+
+# --- random mutations (hypothesis) --------------------------------------------------------
+
+LENGTHS = [0, 1, 3, 15, 16, 17, 2**31 - 1, 2**31, 2**31 + 1, 2**32 - 1, 2**32, 2**63, 2**64 - 1]
+position = st.one_of(  # anywhere, or near a record's start (tag, length, first payload bytes)
+    st.tuples(st.just("abs"), st.integers(0, 1 << 20)),
+    st.tuples(st.just("rec"), st.integers(0, 63), st.integers(-6, 24)),
+)
+flip = st.tuples(st.just("flip"), position, st.integers(0, 7))
+overwrite = st.tuples(st.just("set"), position, st.binary(min_size=1, max_size=16))
+insert = st.tuples(st.just("insert"), position, st.binary(min_size=1, max_size=64))
+delete = st.tuples(st.just("delete"), position, st.integers(1, 64))
+length = st.tuples(st.just("length"), st.integers(0, 63), st.one_of(
+    st.sampled_from(LENGTHS), st.integers(0, 2**64 - 1), st.tuples(st.just("rel"), st.integers(-64, 64))))
+append = st.tuples(st.just("append"), st.binary(min_size=1, max_size=32))
+any_op = st.one_of(flip, overwrite, insert, delete, length, append)
+
+
+def resolve(pos: tuple, data: bytes, recs: list, end_ok: bool = False) -> int:
+    size = len(data) + (1 if end_ok else 0)
+    if pos[0] == "abs":
+        return pos[1] % size
+    _, off, _ = recs[pos[1] % len(recs)]
+    return min(max(off + pos[2], 0), size - 1)
+
+
+def apply(ops: list[tuple], data: bytes) -> tuple[bytes, str]:
+    """Apply mutation ops in turn (positions resolved against the original's records)."""
+    recs = records(data)
+    buf = bytearray(data)
+    done = []
+    for op in ops:
+        kind = op[0]
+        if kind == "flip":
+            i = resolve(op[1], buf, recs)
+            buf[i] ^= 1 << op[2]
+            done.append(f"flip bit {op[2]} of byte {i}")
+        elif kind == "set":
+            i = resolve(op[1], buf, recs)
+            run = op[2][:len(buf) - i]  # stays inside the file
+            buf[i:i + len(run)] = run
+            done.append(f"overwrite bytes {i}..{i + len(run) - 1} with {run.hex()}")
+        elif kind == "insert":
+            i = resolve(op[1], buf, recs, end_ok=True)
+            buf[i:i] = op[2]
+            done.append(f"insert {bytes(op[2]).hex()} at {i}")
+        elif kind == "delete":
+            i = resolve(op[1], buf, recs)
+            del buf[i:i + op[2]]
+            done.append(f"delete {op[2]} bytes at {i}")
+        elif kind == "length":
+            tag, off, n = recs[op[1] % len(recs)]
+            value = op[2]
+            if isinstance(value, tuple):
+                value = min(max(n + value[1], 0), 2**64 - 1)
+            if off + 12 <= len(buf):
+                buf[off + 4:off + 12] = struct.pack("<Q", value)
+            done.append(f"set the length of record {op[1] % len(recs)} ({tag}, {n} bytes) to {value}")
+        elif kind == "append":
+            buf += op[1]
+            done.append(f"append {bytes(op[1]).hex()}")
+    return bytes(buf), "; ".join(done)
+
+
+FUZZ = settings(max_examples=200, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def run_ops(name, ops, originals, references, work, label):
+    original = originals[name]
+    mutant, described = apply(ops, original)
+    note(described)
+    check_mutant(name, mutant, original, references[name], work / f"{label}-{name}",
+                 f"{name}: {described}")
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+@FUZZ
+@given(ops=st.lists(flip, min_size=1, max_size=3))
+def test_bit_flips_are_detected(name, ops, originals, references, work):
+    run_ops(name, ops, originals, references, work, "flip")
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+@FUZZ
+@given(ops=st.lists(overwrite, min_size=1, max_size=2))
+def test_byte_overwrites_are_detected(name, ops, originals, references, work):
+    run_ops(name, ops, originals, references, work, "set")
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+@FUZZ
+@given(ops=st.lists(st.one_of(insert, delete, append), min_size=1, max_size=2))
+def test_inserted_and_deleted_runs_are_detected(name, ops, originals, references, work):
+    run_ops(name, ops, originals, references, work, "indel")
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+@FUZZ
+@given(ops=st.lists(length, min_size=1, max_size=2))
+def test_overwritten_length_fields_are_detected(name, ops, originals, references, work):
+    run_ops(name, ops, originals, references, work, "length")
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+@settings(FUZZ, max_examples=150)
+@given(ops=st.lists(any_op, min_size=2, max_size=5))
+def test_combined_mutations_are_detected(name, ops, originals, references, work):
+    run_ops(name, ops, originals, references, work, "combo")
+
+
+def test_minor_version_change(originals, references, work):
+    """.aez: the header repeats the version, so a changed minor is caught; model: accepted as is."""
+    for name in ("aez", "model"):
+        data = bytearray(originals[name])
+        data[MINOR_FIELD] = (1).to_bytes(2, "little")
+        write(work / f"minor-{name}", bytes(data))
+        ok, result = attempt(lambda: read_fully(name, work / f"minor-{name}"), name)
+        if name == "aez":
+            assert not ok and "format version 1.1" in str(result)
+        else:
+            assert ok and result == references[name]
+
+
+# --- unknown records -----------------------------------------------------------------------
+
+def test_unknown_critical_record_needs_newer_jetzip(originals, work):
+    data = originals["aez"]
+    i = next(k for k, r in enumerate(records(data)) if r[0] == "CHNK")
+    bad = replace_record(data, i, payload_of(data, i), tag="QLAT")
+    write(work / "qlat.aez", bad)
+    with pytest.raises(jetzip.FormatError, match="newer jetzip"):
+        jetzip.read_aez(work / "qlat.aez")
+
+    model = originals["model"]
+    i = next(k for k, r in enumerate(records(model)) if r[0] == "END0")
+    _, off, _ = records(model)[i]
+    write(work / "qlat.jzm", model[:off] + record("QLAT", b"{}") + model[off:])
+    with pytest.raises(jetzip.FormatError, match="newer jetzip"):
+        jetzip.load_model(work / "qlat.jzm")
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_unknown_ancillary_record_is_skipped(name, originals, references, work):
+    data = originals[name]
+    last = "END0" if name == "model" else "TAIL"
+    _, off, _ = next(r for r in records(data) if r[0] == last)
+    extra = record("xtra", b"written by a later minor version \x00\xff")
+    path = work / f"xtra-{name}"
+    write(path, data[:off] + extra + data[off:])
+    assert read_fully(name, path) == references[name]
+
+
+# --- hostile but well-formed headers (correct CRCs) ----------------------------------------
+
+def deep(n: int) -> Any:
+    return json.loads("[" * n + "]" * n)
+
+
+def set_path(keys: str, value: Any) -> Callable[[dict], Any]:
+    def mutate(h: dict) -> None:
+        *parents, last = keys.split(".")
+        for k in parents:
+            h = h[k]
+        h[last] = value
+    mutate.__name__ = f"{keys}={value!r}"[:60]
+    return mutate
+
+
+def delete_key(keys: str) -> Callable[[dict], Any]:
+    def mutate(h: dict) -> None:
+        *parents, last = keys.split(".")
+        for k in parents:
+            h = h[k]
+        del h[last]
+    return mutate
+
+
+HOSTILE_HEADERS = {
+    "not an object (list)": b"[1, 2, 3]",
+    "not an object (string)": b'"HEAD"',
+    "not an object (null)": b"null",
+    "not JSON": b"\x00\xff{",
+    "invalid UTF-8": b'{"a": "\xc3\x28"}',
+    "nested 100000 deep": b"[" * 100_000 + b"]" * 100_000,
+    "object nested 100000 deep": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    "integer of 5000 digits": b'{"latent": {"dim": ' + b"9" * 5000 + b"}}",
+    "latent.dim 10**12": set_path("latent.dim", 10**12),
+    "latent.dim -3": set_path("latent.dim", -3),
+    "latent.dim 0": set_path("latent.dim", 0),
+    "latent.dim Infinity": set_path("latent.dim", float("inf")),
+    "latent.dim NaN": set_path("latent.dim", float("nan")),
+    "latent.dim list": set_path("latent.dim", [3]),
+    "latent.dtype float64": set_path("latent.dtype", "float64"),
+    "latent.dtype object": set_path("latent.dtype", "O"),
+    "latent.dtype S10**9": set_path("latent.dtype", "S1000000000"),
+    "latent.dtype list": set_path("latent.dtype", ["float32"]),
+    "latent missing": delete_key("latent"),
+    "latent a string": set_path("latent", "3"),
+    "model a list": set_path("model", [1, 2]),
+    "arch.hidden 10**12": set_path("model.arch.hidden", [10**12, 32, 16]),
+    "arch.hidden negative": set_path("model.arch.hidden", [-32, 32, 16]),
+    "arch.hidden empty": set_path("model.arch.hidden", []),
+    "arch.hidden Infinity": set_path("model.arch.hidden", [float("inf")]),
+    "arch.hidden 10**400": set_path("model.arch.hidden", [10**400]),
+    "arch.hidden 1000 layers": set_path("model.arch.hidden", [32] * 1000),
+    "arch.hidden nested": set_path("model.arch.hidden", deep(400)),
+    "arch.latent 10**9": set_path("model.arch.latent", 10**9),
+    "arch.n_features 10**6": set_path("model.arch.n_features", 10**6),
+    "arch a string": set_path("model.arch", "AE_3D_200"),
+    "normalization shift 10**400": set_path("normalization.shift", [10**400, 0, 0, 0]),
+    "normalization scale zero": set_path("normalization.scale", [0, 1, 1, 1]),
+    "normalization scale NaN": set_path("normalization.scale", [float("nan")] * 4),
+    "normalization kind 5": set_path("normalization.kind", 5),
+    "normalization 10**5 values": set_path("normalization.shift", [0.0] * 10**5),
+    "source a list": set_path("source", []),
+    "source.jagged 'yes'": set_path("source.jagged", "yes"),
+    "source.format zip": set_path("source.format", "zip"),
+    "source.representation unknown": set_path("source.representation", "PtEtaPhiQ"),
+    "source.representation list": set_path("source.representation", ["EPtEtaPhi"]),
+    "source.units dict": set_path("source.units", {}),
+    "source.columns triples": set_path("source.columns", [["pt", "Jet_pt", "x"]]),
+    "source.columns numbers": set_path("source.columns", [[1, 2]]),
+    "source.kept_branches numbers": set_path("source.kept_branches", [5]),
+    "source.kept_branches dtype huge": lambda h: h["source"].update(
+        kept_branches=["MET_pt"], dtypes={"MET_pt": "(1000000000000,)f8"}),
+    "source.kept_branches dtype object": lambda h: h["source"].update(
+        kept_branches=["MET_pt"], dtypes={"MET_pt": "O"}),
+    "source.kept_branches dtype nonsense": lambda h: h["source"].update(
+        kept_branches=["MET_pt"], dtypes={"MET_pt": "float1024"}),
+    "source.dtypes a list": set_path("source.dtypes", [1]),
+    "source.extra nested": set_path("source.extra", deep(400)),
+    "source.unknown fields only": set_path("source", {"zzz": 1}),
+    "format_version 1.1": set_path("format_version", "1.1"),
+    "format_version 10**9": set_path("format_version", 10**9),
+    "embedded true without DECW": set_path("model.embedded", True),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_HEADERS))
+def test_hostile_header_is_refused_without_allocating(case, originals, work):
+    base = "f16"  # no DECW: only the header can say what follows
+    data = originals[base]
+    mutate = HOSTILE_HEADERS[case]
+    if isinstance(mutate, bytes):
+        payload = mutate
+    else:
+        header = json.loads(payload_of(data, 0))
+        mutate(header)
+        payload = json.dumps(header).encode()
+    path = work / "hostile.aez"
+    write(path, replace_record(data, 0, payload))
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        ok, result = attempt(lambda: read_fully(base, path), case)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    seconds = time.perf_counter() - t0
+    assert not ok, f"{case}: accepted"
+    assert isinstance(result, jetzip.FormatError), f"{case}: {type(result).__name__}: {result}"
+    assert seconds < 5, f"{case}: took {seconds:.1f} s"
+    assert peak < 64 << 20, f"{case}: allocated {peak >> 20} MiB"
+
+
+HOSTILE_MODEL_HEADERS = {
+    "metadata a list": set_path("metadata", [1, 2]),
+    "metadata a string": set_path("metadata", "ab"),
+    "history a number": set_path("history", 5),
+    "history of numbers": set_path("history", [1, 2]),
+    "arch.latent Infinity": set_path("arch.latent", float("inf")),
+    "arch.hidden 10**12": set_path("arch.hidden", [10**12]),
+    "normalization scale 10**400": set_path("normalization.scale", [10**400] * 4),
+    "arch a list": set_path("arch", [1]),
+    "not an object": lambda h: 5,
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_MODEL_HEADERS))
+def test_hostile_model_header_is_refused(case, originals, work):
+    data = originals["model"]
+    header = json.loads(payload_of(data, 0))
+    replaced = HOSTILE_MODEL_HEADERS[case](header)
+    payload = json.dumps(header if replaced is None else replaced).encode()
+    write(work / "hostile.jzm", replace_record(data, 0, payload))
+    ok, result = attempt(lambda: jetzip.load_model(work / "hostile.jzm"), case)
+    assert not ok and isinstance(result, jetzip.FormatError), result
+
+
+def _manifest_variant(data: bytes, index: int, mutate: Callable[[list], Any] | bytes) -> bytes:
+    """Rewrite the JSON manifest of a WGTS/DECW/KEEP record (u32 length | JSON | blobs)."""
+    payload = payload_of(data, index)
+    (n,) = struct.unpack_from("<I", payload)
+    if isinstance(mutate, bytes):
+        head = mutate
+    else:
+        manifest = json.loads(payload[4:4 + n])
+        replaced = mutate(manifest)
+        head = json.dumps(manifest if replaced is None else replaced).encode()
+    return replace_record(data, index, struct.pack("<I", len(head)) + head + payload[4 + n:])
+
+
+MANIFESTS = {
+    "nested 100000 deep": b"[" * 100_000 + b"]" * 100_000,
+    "not a list": lambda m: {"a": 1},
+    "a number": lambda m: 7,
+    "shape Infinity": lambda m: m[0].update(shape=[float("inf")]),
+    "shape 2**70": lambda m: m[0].update(shape=[m[0]["shape"][0], 2**70]),
+    "shape negative": lambda m: m[0].update(shape=[m[0]["shape"][0], -1]),
+    "shape two negatives": lambda m: m[0].update(shape=[m[0]["shape"][0], -1, -1]),
+    "offset/nbytes Infinity": lambda m: m[0].update(offset=float("inf"), nbytes=float("inf")),
+    "offset/nbytes negative": lambda m: m[0].update(offset=-4, nbytes=-4),
+    "offset/nbytes 2**64": lambda m: m[0].update(offset=2**64, nbytes=2**64),
+    "name a list": lambda m: m[0].update(name=[1]),
+    "dtype object": lambda m: m[0].update(dtype="O"),
+    "dtype subarray": lambda m: m[0].update(dtype="(3,)f8"),
+    "dtype nonsense": lambda m: m[0].update(dtype="float1024"),
+}
+
+
+@pytest.mark.parametrize("name,tag,case", [
+    (name, tag, case) for name, tag in (("model", "WGTS"), ("aez", "DECW"), ("keep", "KEEP"))
+    for case in MANIFESTS if tag == "KEEP" or not case.startswith("dtype")])  # weights: float32 only
+def test_hostile_manifest_is_refused(name, tag, case, originals, work):
+    data = originals[name]
+    index = next(k for k, r in enumerate(records(data)) if r[0] == tag)
+    path = work / f"manifest-{name}"
+    write(path, _manifest_variant(data, index, MANIFESTS[case]))
+    ok, result = attempt(lambda: read_fully(name, path), f"{tag} {case}")
+    assert not ok and isinstance(result, jetzip.FormatError), result
+
+
+def test_kept_branches_must_keep_their_layout(originals, work):
+    """A KEEP whose arrays change dtype or shape between chunks is refused, not concatenated."""
+    data = originals["keep"]
+    index = next(k for k, r in enumerate(records(data)) if r[0] == "KEEP")
+    for case, mutate in {"2-D": lambda m: [dict(x, shape=[x["shape"][0], 1]) for x in m],
+                         "dtype": lambda m: [dict(x, dtype="<u4") if x["dtype"] == "<f4" else x for x in m]}.items():
+        write(work / "layout.aez", _manifest_variant(data, index, mutate))
+        with pytest.raises(jetzip.FormatError, match="change dtype or shape"):
+            read_fully("keep", work / "layout.aez")
+
+
+def test_missing_or_unreadable_file_is_an_input_error(work):
+    for fn in (jetzip.read_aez, jetzip.load_model, open_aez):
+        with pytest.raises(jetzip.InputError, match="does not exist"):
+            fn(work / "no-such-file")
+        with pytest.raises(jetzip.InputError):
+            fn(work)  # a directory
+
+
+# --- the command line ----------------------------------------------------------------------
+
+def test_cli_reports_damage_in_one_line(originals, work, jetzip_exe):
+    aez, model = originals["aez"], originals["model"]
+    chunk = next(r for r in records(aez) if r[0] == "CHNK")
+    flipped = bytearray(aez)
+    flipped[chunk[1] + 100] ^= 0x04
+    header = json.loads(payload_of(aez, 0))
+    header["model"]["arch"]["hidden"] = [float("inf")]
+    cases = [
+        (("inspect",), "flip.aez", bytes(flipped), "checksum mismatch"),
+        (("decompress", "-o", work / "out.root"), "trunc.aez", aez[:len(aez) // 2], "truncated"),
+        (("inspect",), "hostile.aez", replace_record(aez, 0, json.dumps(header).encode()), "malformed"),
+        (("inspect",), "spliced.jzm", model + b"\x00" * 7, "after the END0 record"),
+    ]
+    for args, fname, data, needle in cases:
+        path = work / fname
+        write(path, data)
+        r = run_cli(jetzip_exe, args[0], path, *args[1:])
+        err = r.stderr.decode()
+        assert r.returncode == 1, (fname, r.returncode, err)
+        assert "Traceback" not in err and "internal error" not in err, (fname, err)
+        assert len(err.strip().splitlines()) == 1 and needle in err, (fname, err)
+    assert not (work / "out.root").exists()
