@@ -26,7 +26,6 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
