@@ -20,8 +20,8 @@ records ``tag | u64 length | payload | crc32``). Records, in order:
     The decoder weights, packed as in :func:`jetzip.model.pack_tensors`; their SHA-256 is
     ``model.decoder_sha256``.
 ``CHNK`` (zero or more)
-    One chunk of whole events: a 16-byte head ``u32 n_events, u32 n_jets, u32 counts_nbytes,
-    u32 latents_nbytes``, then the zlib-compressed per-event jet counts as u32 (empty for flat
+    One chunk of whole events: a 20-byte head ``u32 chunk_index (0, 1, 2, ... in file order),
+    u32 n_events, u32 n_jets, u32 counts_nbytes, u32 latents_nbytes``, then the zlib-compressed per-event jet counts as u32 (empty for flat
     tables, where n_events = 0), then ``n_jets x dim`` latents of ``latent.dtype`` in C order.
 ``KEEP`` (zero or one after each ``CHNK``, only when ``source.kept_branches`` is non-empty)
     Event-level branches carried losslessly for the preceding chunk: a u32 length, a JSON list
@@ -60,7 +60,7 @@ from .tables.base import TableInfo
 FORMAT_MAJOR = 1
 FORMAT_MINOR = 0
 LATENT_DTYPES = {"float32": "<f4", "float16": "<f2"}
-CHUNK_HEAD = struct.Struct("<IIII")
+CHUNK_HEAD = struct.Struct("<IIIII")
 KNOWN_TAGS = {"HEAD", "DECW", "CHNK", "KEEP", "TAIL"}
 
 
@@ -74,19 +74,23 @@ class Chunk:
     index: int
 
 
-def encode_chunk(latents: np.ndarray, counts: np.ndarray | None, dtype: str) -> bytes:
+def encode_chunk(index: int, latents: np.ndarray, counts: np.ndarray | None, dtype: str) -> bytes:
     lat = np.ascontiguousarray(latents, dtype=LATENT_DTYPES[dtype]).tobytes()
     if counts is None:
         cnt, n_events = b"", 0
     else:
         cnt, n_events = zlib.compress(np.ascontiguousarray(counts, "<u4").tobytes(), 6), len(counts)
-    return CHUNK_HEAD.pack(n_events, len(latents), len(cnt), len(lat)) + cnt + lat
+    return CHUNK_HEAD.pack(index, n_events, len(latents), len(cnt), len(lat)) + cnt + lat
 
 
-def decode_chunk(payload: bytes, dim: int, dtype: str, jagged: bool, where: str) -> tuple[np.ndarray, np.ndarray | None]:
+def decode_chunk(payload: bytes, index: int, dim: int, dtype: str, jagged: bool,
+                 where: str) -> tuple[np.ndarray, np.ndarray | None]:
     if len(payload) < CHUNK_HEAD.size:
         raise FormatError(f"{where}: chunk record too short")
-    n_events, n_jets, n_cnt, n_lat = CHUNK_HEAD.unpack_from(payload)
+    stored_index, n_events, n_jets, n_cnt, n_lat = CHUNK_HEAD.unpack_from(payload)
+    if stored_index != index:
+        raise FormatError(f"{where}: chunk number {stored_index} found where chunk {index} belongs "
+                          "(chunks reordered, duplicated or missing)")
     itemsize = np.dtype(LATENT_DTYPES[dtype]).itemsize
     if CHUNK_HEAD.size + n_cnt + n_lat != len(payload) or n_lat != n_jets * dim * itemsize:
         raise FormatError(f"{where}: chunk sizes are inconsistent")
@@ -171,7 +175,7 @@ class AezWriter:
         if self.jagged != (counts is not None):
             raise ValueError("counts must be given exactly for jagged tables")
         self.bytes_written += container.write_record(self.f, "CHNK",
-                                                     encode_chunk(latents, counts, self.dtype))
+                                                     encode_chunk(self.n_chunks, latents, counts, self.dtype))
         if kept:
             self.bytes_written += container.write_record(self.f, "KEEP", encode_kept(kept))
         self.n_jets += len(latents)
@@ -301,7 +305,7 @@ class AezFile:
                 if pending is not None:
                     yield self._complete(pending, where)
                 cwhere = f"{where}: chunk {n_chunks} (record {rec.index}, byte {rec.offset})"
-                lat, counts = decode_chunk(rec.payload, self.latent_dim, self.latent_dtype,
+                lat, counts = decode_chunk(rec.payload, n_chunks, self.latent_dim, self.latent_dtype,
                                            self.jagged, cwhere)
                 pending = Chunk(lat, counts, {}, n_chunks)
                 n_chunks += 1

@@ -285,6 +285,9 @@ def inspect(path, as_json, no_verify) -> None:
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
               show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--normalization", type=click.Choice(["log-E-pt/linear-eta-phi", "log-E-over-p/log-pt/linear-eta-phi"]),
+              default="log-E-pt/linear-eta-phi", show_default=True, help="Feature transform (see README).")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: all cores).")
 @click.option("--max-jets", type=click.IntRange(1), help="Use at most this many jets.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.ckpt.")
@@ -294,8 +297,8 @@ def inspect(path, as_json, no_verify) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress display.")
 @click.option("-q", "--quiet", is_flag=True)
 def train(inputs, output, tree, columns, preset, collection, units, arch, epochs, batch_size, lr_max,
-          weight_decay, patience, val_fraction, seed, max_jets, device, resume, drop_invalid, force,
-          as_json, no_progress, quiet) -> None:
+          weight_decay, patience, val_fraction, seed, normalization, threads, max_jets, device, resume,
+          drop_invalid, force, as_json, no_progress, quiet) -> None:
     """Train an autoencoder on jet tables and save it as a model file."""
     ui = Ui(quiet, not no_progress)
 
@@ -305,9 +308,13 @@ def train(inputs, output, tree, columns, preset, collection, units, arch, epochs
         from .training import TrainOptions, train as train_model
 
         Architecture.parse(arch)  # fail fast on a bad --arch
+        if threads:
+            import torch
+            torch.set_num_threads(threads)
         options = TrainOptions(arch=arch, epochs=epochs, batch_size=batch_size, lr_max=lr_max,
                                weight_decay=weight_decay, patience=patience,
-                               val_fraction=val_fraction, seed=seed, device=device)
+                               val_fraction=val_fraction, seed=seed, device=device,
+                               normalization=normalization)
         with TrainDisplay(ui.console, enabled=ui.show_progress, quiet=ui.quiet) as display:
             model = train_model(_expand_inputs(inputs), output, options=options, resume=resume,
                                 force=force, max_jets=max_jets, drop_invalid=drop_invalid,

@@ -106,11 +106,12 @@ def log_cosh(x: np.ndarray) -> np.ndarray:
 
 
 NORMALIZATION_KINDS = (
-    # t0 = log(E / (pt cosh eta)): the part of E that pt and eta do not already fix (the mass);
-    # E is rebuilt analytically from the decoded pt and eta. The default since 0.1.
-    "log-E-over-p/log-pt/linear-eta-phi",
-    # t0 = log E: the network must learn log E = log pt + log cosh eta + ... itself.
+    # t0 = log E. The default: in an A/B on 500k Pythia jets (8 epochs, same everything else)
+    # it gave E residuals 1.5e-2 against 2.3e-2 for log(E/p).
     "log-E-pt/linear-eta-phi",
+    # t0 = log(E / (pt cosh eta)): only the part of E that pt and eta do not fix (the mass);
+    # E is rebuilt analytically from the decoded pt and eta. Kept as an option (--normalization).
+    "log-E-over-p/log-pt/linear-eta-phi",
 )
 
 
@@ -122,10 +123,9 @@ class Normalization:
     which is the absolute error of the log. eta and phi are kept linear because their
     *absolute* error is what matters; they are only centred and scaled to O(1).
 
-    Why t0 = log(E / p), p = pt cosh(eta), by default: E is almost fixed by pt and eta (E = p
-    for a massless jet), so feeding log E makes the network relearn log cosh(eta) and spend
-    its 3 latent numbers on it. log(E / p) = 0.5 log(1 + m|m| / p^2) carries only what pt and
-    eta do not: the relative E error is then t0's error plus pt's plus tanh(eta) times eta's.
+    t0 is log E (default) or log(E / p) with p = pt cosh(eta), which holds only what pt and eta
+    do not fix (0.5 log(1 + m|m| / p^2)); with it, the relative E error is t0's error plus pt's
+    plus tanh(eta) times eta's. See NORMALIZATION_KINDS for why log E is the default.
     """
 
     shift: tuple[float, float, float, float]
@@ -173,10 +173,12 @@ class Normalization:
     def from_json(cls, d: Mapping) -> "Normalization":
         from .errors import FormatError
         try:
+            if not isinstance(d["shift"], list) or not isinstance(d["scale"], list):
+                raise TypeError("shift and scale must be lists")
             kind = str(d["kind"])
             shift = tuple(float(x) for x in d["shift"])
             scale = tuple(float(x) for x in d["scale"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise FormatError(f"malformed normalization record: {exc}") from None
         if kind not in NORMALIZATION_KINDS or len(shift) != 4 or len(scale) != 4:
             raise FormatError(f"unsupported normalization {kind!r}")

@@ -30,7 +30,7 @@ from .model import Architecture, Model, build_network
 from .residuals import frame_columns, residuals, summarize_all
 
 # Residual each variable should reach: E, pt relative; eta, phi absolute.
-DEFAULT_TARGETS = (2.0e-3, 1.0e-3, 1.5e-3, 0.8e-3)
+DEFAULT_TARGETS = (2.0e-3, 1.0e-3, 1.5e-3, 1.2e-3)
 
 
 @dataclasses.dataclass
@@ -45,6 +45,7 @@ class TrainOptions:
     seed: int = 0
     device: str = "auto"
     targets: tuple[float, float, float, float] = DEFAULT_TARGETS
+    normalization: str = "log-E-pt/linear-eta-phi"
     max_val_jets: int = 200_000  # validation pass cost stays bounded on huge samples
 
     def to_json(self) -> dict:
@@ -96,7 +97,7 @@ def train_frames(frame: np.ndarray, options: TrainOptions, checkpoint: str | Non
                           "(NaN, inf, or non-positive E or pt)")
     arch = Architecture.parse(options.arch)
     train_idx, val_idx = split(len(frame), options.val_fraction, options.seed)
-    norm = Normalization.fit(frame[train_idx])
+    norm = Normalization.fit(frame[train_idx], options.normalization)
     weights = torch.from_numpy(loss_weights(norm, options.targets))
     device = resolve_device(options.device)
     x_train = torch.from_numpy(norm.apply(frame[train_idx]))

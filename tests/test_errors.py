@@ -193,3 +193,23 @@ def test_cuda_requested_without_cuda(tmp_path, jetzip_exe, small_model_path, nan
     path, _ = nano_file
     r = run_cli(jetzip_exe, "compress", path, "-o", tmp_path / "x.aez", "-m", small_model_path, "--device", "cuda")
     assert_fails(r, "CUDA is not available")
+
+
+def test_reordered_chunks_are_detected(tmp_path, small_model_path, nano_file):
+    good = _compressed(tmp_path, small_model_path, nano_file)
+    import jetzip
+    from jetzip import container
+    data = good.read_bytes()
+    with open(good, "rb") as f:
+        f.seek(container.PREAMBLE.size)
+        recs = list(container.iter_records(f, "x"))
+    chunks = [r for r in recs if r.tag == "CHNK"]
+    assert len(chunks) >= 2
+    a, b = chunks[0], chunks[1]
+    end = lambda r: r.offset + container.RECORD_HEAD.size + len(r.payload) + container.CRC.size  # noqa: E731
+    swapped = data[:a.offset] + data[b.offset:end(b)] + data[end(a):b.offset] + data[a.offset:end(a)] + data[end(b):]
+    assert len(swapped) == len(data) and swapped != data
+    bad = tmp_path / "swapped.aez"
+    bad.write_bytes(swapped)
+    with pytest.raises(jetzip.FormatError, match="chunk number 1 found where chunk 0 belongs"):
+        jetzip.read_aez(bad)
