@@ -126,7 +126,7 @@ def table_options(f):
 def device_options(f):
     f = click.option("--device", default="auto", show_default=True,
                      help="auto, cpu, cuda or cuda:N (auto takes a GPU when there is one).")(f)
-    f = click.option("--batch-size", type=click.IntRange(1), default=1 << 16, show_default=True,
+    f = click.option("--batch-size", type=click.IntRange(1), default=8192, show_default=True,
                      help="Jets per network batch.")(f)
     return f
 

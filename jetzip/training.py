@@ -172,10 +172,10 @@ def train_frames(frame: np.ndarray, options: TrainOptions, checkpoint: str | Non
             stale = 0
         else:
             stale += 1
-        report("epoch", {**dataclasses.asdict(record), "best_epoch": best["epoch"]})
         if checkpoint:
             _save_checkpoint(checkpoint, net, opt, sched, gen, history, best, epoch, options,
                              len(frame))
+        report("epoch", {**dataclasses.asdict(record), "best_epoch": best["epoch"]})
         if stale >= options.patience:
             report("early_stop", {"epoch": epoch})
             break
