@@ -198,7 +198,7 @@ def _reasons(frame: np.ndarray) -> dict[str, int]:
 
 
 def _describe_jet(info: TableInfo, chunk, i: int) -> str:
-    values = ", ".join(f"{name}={chunk.columns[role][i]!r}" for role, name in info.columns.items())
+    values = ", ".join(f"{name}={float(chunk.columns[role][i]):.6g}" for role, name in info.columns.items())
     if chunk.counts is not None:
         ev = int(np.searchsorted(np.cumsum(chunk.counts.astype(np.int64)), i, side="right"))
         return f"jet {chunk.first_jet + i} in event {chunk.first_entry + ev} ({values})"
