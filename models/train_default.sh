@@ -21,4 +21,4 @@ fi
     --epochs "${EPOCHS:-100}" --batch-size 256 --lr-max 1e-3 --patience 30 --val-fraction 0.1 \
     --seed 0 --threads 1 --device cpu --force ${RESUME:+--resume}
 .venv/bin/python models/measure.py models/AE_3D_200.jzm data/heldout_200k.root \
-    ../shared/data/nano_dy.root --json models/residuals.json | tee models/residuals.md
+    tests/data/nano_dy.root --json models/residuals.json | tee models/residuals.md

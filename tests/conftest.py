@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import jetfactory  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-NANO_DY = REPO.parent / "shared" / "data" / "nano_dy.root"
+NANO_DY = REPO / "tests" / "data" / "nano_dy.root"  # copy of shared/data/nano_dy.root
 SHIPPED_MODEL = REPO / "models" / "AE_3D_200.jzm"
 EXAMPLE_JETS = REPO / "examples" / "sample_jets.root"
 
