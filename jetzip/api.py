@@ -92,6 +92,46 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
         stop.set()
 
 
+class InOrderWorker:
+    """Call `fn(*args)` for each submitted item, in order, in one background thread.
+
+    At most `depth` items wait; an exception in `fn` is re-raised in the caller at the next
+    submit or at exit, and stops the work.
+    """
+
+    def __init__(self, fn: Callable[..., None], depth: int = 2) -> None:
+        self.fn = fn
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="jetzip-writer")
+
+    def _loop(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.fn(*item)
+                except BaseException as exc:  # handed to the caller
+                    self.error = exc
+
+    def __enter__(self) -> "InOrderWorker":
+        self.thread.start()
+        return self
+
+    def submit(self, *args: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put(args)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.q.put(None)
+        self.thread.join()
+        if exc_type is None and self.error is not None:
+            raise self.error
+
+
 def _count_invalid(frame: np.ndarray) -> np.ndarray:
     """Jets that cannot be encoded: NaN/inf, E or pt <= 0, or E below pt by more than 0.1%."""
     bad = invalid_jets(frame)
@@ -128,9 +168,14 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
             total = getattr(source, "n_entries", None)
             invalid: dict[str, int] = {}
             first_invalid = ""
-            for chunk in prefetch(source.chunks(chunk_jets)):
+            def prepare(chunk):
+                """Runs in the reader thread: conversion and checks overlap the network."""
                 frame = to_model_frame(chunk.columns, info.representation, info.units)
                 bad = _count_invalid(frame)
+                x = None if bad.any() else encoder.norm.apply(frame)
+                return chunk, frame, bad, x
+
+            for chunk, frame, bad, x in prefetch(map(prepare, source.chunks(chunk_jets))):
                 counts = chunk.counts
                 progress(len(counts) if counts is not None else chunk.n_jets, total)
                 if bad.any() and not drop_invalid:
@@ -144,12 +189,13 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                 if bad.any():
                     dropped += int(bad.sum())
                     frame = frame[~bad]
+                    x = encoder.norm.apply(frame)
                     if counts is not None:
                         event_of_jet = np.repeat(np.arange(len(counts)), counts.astype(np.int64))
                         counts = counts - np.bincount(event_of_jet[bad], minlength=len(counts)).astype(np.uint32)
                 if ranges:
                     outside += int(_outside_ranges(frame, ranges).sum())
-                writer.write_chunk(encoder.encode(frame), counts, chunk.kept)
+                writer.write_chunk(encoder.run(x), counts, chunk.kept)
             if invalid:
                 raise InputError(
                     f"{info.file}: {sum(invalid.values())} jet(s) cannot be encoded ("
@@ -223,8 +269,13 @@ def make_header(model: Model, info: TableInfo, latent_dtype: str, embed: bool, c
 def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                model: Model | str | os.PathLike | None = None, format: str | None = None,
                device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE, force: bool = False,
-               progress: Progress = _noop_progress, warn: Warn = _noop_warn) -> dict[str, Any]:
-    """Restore the jet table from a .aez file (ROOT, HDF5 or CSV; '-' writes CSV to stdout)."""
+               root_compression: str = "zstd", progress: Progress = _noop_progress,
+               warn: Warn = _noop_warn) -> dict[str, Any]:
+    """Restore the jet table from a .aez file (ROOT, HDF5 or CSV; '-' writes CSV to stdout).
+
+    ROOT output is compressed with `root_compression` (zstd level 1 by default: ROOT >= 6.20
+    reads it; use "zlib" for older ROOT versions).
+    """
     t0 = time.perf_counter()
     fmt = format_of(output, format, sniff=False)
     with open_aez(input) as aez:
@@ -242,15 +293,21 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
 
         def run(path: str) -> None:
             nonlocal n_jets, n_events
-            writer = open_writer(path, fmt, info, info.columns, kept_dtypes)
+            writer = open_writer(path, fmt, info, info.columns, kept_dtypes, root_compression)
+
+            def write(latents_out, chunk) -> None:
+                """Runs in the writer thread: conversion and output overlap the network."""
+                frame = decoder.norm.invert(latents_out)
+                writer.write(from_model_frame(frame, info.representation, info.units), chunk.counts,
+                             chunk.kept)
+
             try:
-                for chunk in prefetch(aez.chunks()):
-                    frame = decoder.decode(chunk.latents)
-                    cols = from_model_frame(frame, info.representation, info.units)
-                    writer.write(cols, chunk.counts, chunk.kept)
-                    n_jets += len(frame)
-                    n_events += len(chunk.counts) if chunk.counts is not None else len(frame)
-                    progress(len(frame), None)
+                with InOrderWorker(write) as background:
+                    for chunk in prefetch(aez.chunks()):
+                        background.submit(decoder.run(chunk.latents), chunk)
+                        n_jets += len(chunk.latents)
+                        n_events += len(chunk.counts) if chunk.counts is not None else len(chunk.latents)
+                        progress(len(chunk.latents), None)
             finally:
                 writer.close()
 

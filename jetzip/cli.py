@@ -126,7 +126,7 @@ def table_options(f):
 def device_options(f):
     f = click.option("--device", default="auto", show_default=True,
                      help="auto, cpu, cuda or cuda:N (auto takes a GPU when there is one).")(f)
-    f = click.option("--batch-size", type=click.IntRange(1), default=8192, show_default=True,
+    f = click.option("--batch-size", type=click.IntRange(1), default=2048, show_default=True,
                      help="Jets per network batch.")(f)
     return f
 
@@ -224,12 +224,15 @@ def compress(inputs, output, model, tree, columns, preset, collection, units, ke
 @click.option("-m", "--model", type=click.Path(dir_okay=False),
               help="Model file, needed for files made with --no-embed-model (its hash must match).")
 @click.option("--format", "fmt", type=click.Choice(["root", "hdf5", "csv"]), help="Output format (default: by extension).")
+@click.option("--root-compression", type=click.Choice(["zstd", "zlib", "lz4", "lzma", "none"]), default="zstd",
+              show_default=True, help="Compression of ROOT output (zstd needs ROOT >= 6.20 to read).")
 @device_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (on stderr when -o -).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
-def decompress(input, output, model, fmt, device, batch_size, force, as_json, no_progress, quiet) -> None:
+def decompress(input, output, model, fmt, root_compression, device, batch_size, force, as_json, no_progress,
+               quiet) -> None:
     """Restore a jet table from a .aez file, in the layout it was compressed from."""
     ui = Ui(quiet or output == "-", not no_progress)
 
@@ -238,7 +241,8 @@ def decompress(input, output, model, fmt, device, batch_size, force, as_json, no
 
         with ui.progress(f"decompress {os.path.basename(input)}") as advance:
             r = api.decompress(input, output, model=model, format=fmt, device=device,
-                               batch_size=batch_size, force=force, progress=advance, warn=ui.warn)
+                               batch_size=batch_size, force=force, root_compression=root_compression,
+                               progress=advance, warn=ui.warn)
         ui.info(f"{input} -> {output}: {r['n_jets']} jets in {r['n_events']} events ({r['format']}), "
                 f"{r['seconds']:.2f} s")
         if as_json:

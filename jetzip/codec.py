@@ -6,7 +6,7 @@ normalized, split into batches, moved to the device and pushed through the layer
 
 Why not ``module(x)``: on CPU the network is cheap enough (26k multiply-adds per jet) that
 allocation and cache misses decide the speed. Each layer here is one ``addmm`` into a
-preallocated buffer followed by an in-place ``tanh_``, on batches small enough (8k jets) for
+preallocated buffer followed by an in-place ``tanh_``, on batches small enough (2k jets) for
 the activations to stay in cache; see ``jetzip bench`` for the measured effect.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from .device import resolve_device
 from .model import Model
 
-DEFAULT_BATCH_SIZE = 8192
+DEFAULT_BATCH_SIZE = 2048
 
 
 class _Runner:
@@ -89,6 +89,10 @@ class Encoder(_Runner):
     def encode(self, frame: np.ndarray) -> np.ndarray:
         return self._run(self.norm.apply(frame))
 
+    def run(self, normalized: np.ndarray) -> np.ndarray:
+        """Latents of already normalized inputs (see Normalization.apply)."""
+        return self._run(normalized)
+
 
 class Decoder(_Runner):
     """Latents -> model frame (E, pt, eta, phi in GeV, float64, phi wrapped)."""
@@ -98,3 +102,7 @@ class Decoder(_Runner):
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         return self.norm.invert(self._run(latents))
+
+    def run(self, latents: np.ndarray) -> np.ndarray:
+        """Normalized network outputs (invert with Normalization.invert)."""
+        return self._run(latents)

@@ -70,11 +70,11 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
 
 
 def open_writer(path: str, fmt: str, info: TableInfo, names: dict[str, str],
-                kept_dtypes: dict[str, str]) -> TableWriter:
+                kept_dtypes: dict[str, str], root_compression: str = "zstd") -> TableWriter:
     """A writer for `fmt` at `path` (a temporary path, or '-' for CSV on stdout)."""
     if fmt == "root":
         from .root import RootWriter
-        return RootWriter(path, info, names, kept_dtypes)
+        return RootWriter(path, info, names, kept_dtypes, root_compression)
     if fmt == "hdf5":
         from .hdf5 import Hdf5Writer
         return Hdf5Writer(path, info, names, kept_dtypes)

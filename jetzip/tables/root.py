@@ -235,15 +235,28 @@ def detect_preset(tree: str, names: list[str]) -> Preset | None:
     return fits[0] if len(fits) == 1 else None
 
 
+COMPRESSIONS = ("zstd", "zlib", "lz4", "lzma", "none")
+
+
+def compression(name: str):
+    """uproot compression object for `name` (level 1: fast; these files are already lossy)."""
+    import uproot
+
+    if name not in COMPRESSIONS:
+        raise InputError(f"unknown ROOT compression {name!r}; use {', '.join(COMPRESSIONS)}")
+    return {"zstd": uproot.ZSTD(1), "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1),
+            "lzma": uproot.LZMA(1), "none": None}[name]
+
+
 class RootWriter:
     """Write a TTree chunk by chunk, in the layout described by a TableInfo."""
 
     def __init__(self, path: str, info: TableInfo, names: dict[str, str],
-                 kept_dtypes: dict[str, str]) -> None:
+                 kept_dtypes: dict[str, str], root_compression: str = "zstd") -> None:
         import uproot
 
         self.info = info
-        self.file = uproot.recreate(path)
+        self.file = uproot.recreate(path, compression=compression(root_compression))
         counter = info.counter or f"n{info.collection or 'Jet'}"
         self.counter = counter
         types: dict[str, object] = {}
