@@ -41,10 +41,10 @@ class Ui:
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(message, markup=False)
+            self.console.print(message, markup=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        self.console.print(f"jetzip: warning: {message}", markup=False, style="yellow")
+        self.console.print(f"jetzip: warning: {message}", markup=False, style="yellow", soft_wrap=True)
 
     def progress(self, description: str, total: int | None = None):
         """A context manager yielding an `advance(done, total)` callback."""

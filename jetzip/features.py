@@ -105,14 +105,14 @@ def log_cosh(x: np.ndarray) -> np.ndarray:
     return a + np.log1p(np.exp(-2.0 * a)) - math.log(2.0)
 
 
-NORMALIZATION_KINDS = (
-    # t0 = log E. The default: in an A/B on 500k Pythia jets (8 epochs, same everything else)
-    # it gave E residuals 1.5e-2 against 2.3e-2 for log(E/p).
-    "log-E-pt/linear-eta-phi",
-    # t0 = log(E / (pt cosh eta)): only the part of E that pt and eta do not fix (the mass);
-    # E is rebuilt analytically from the decoded pt and eta. Kept as an option (--normalization).
-    "log-E-over-p/log-pt/linear-eta-phi",
-)
+# t0 = log E: the network must learn log E = log pt + log cosh eta + ... itself.
+LOG_E = "log-E-pt/linear-eta-phi"
+# t0 = log(E / (pt cosh eta)): only the part of E that pt and eta do not fix (the mass);
+# E is rebuilt analytically from the decoded pt and eta.
+LOG_E_OVER_P = "log-E-over-p/log-pt/linear-eta-phi"
+# The first is the default (in an A/B on 500k Pythia jets, 8 epochs, same everything else, log E
+# gave E residuals of 1.5e-2 against 2.3e-2 for log(E/p)); see models/README.md for long runs.
+NORMALIZATION_KINDS = (LOG_E, LOG_E_OVER_P)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,10 +130,10 @@ class Normalization:
 
     shift: tuple[float, float, float, float]
     scale: tuple[float, float, float, float]
-    kind: str = NORMALIZATION_KINDS[0]
+    kind: str = LOG_E
 
     @classmethod
-    def fit(cls, frame: np.ndarray, kind: str = NORMALIZATION_KINDS[0]) -> "Normalization":
+    def fit(cls, frame: np.ndarray, kind: str = LOG_E) -> "Normalization":
         """Fit on training jets (model frame): centre and scale each feature to std 1.
 
         phi is not centred (it is uniform on [-pi, pi)) and is scaled by pi.
@@ -146,11 +146,29 @@ class Normalization:
         return cls(tuple(float(x) for x in shift), tuple(float(x) for x in scale), kind)
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
-        """Model frame (n, 4) -> normalized float32 network inputs."""
-        t = _transform(frame, self.kind)
-        t -= np.asarray(self.shift)
-        t /= np.asarray(self.scale)
-        return t.astype(np.float32)
+        """Model frame (n, 4) -> normalized float32 network inputs.
+
+        Computed in float32 and in place (the inputs are float32 in the files and the network
+        runs in float32): this is on the hot path of compress.
+        """
+        f = np.asarray(frame)
+        t = np.empty(f.shape, dtype=np.float32)
+        if self.kind == LOG_E:
+            t[:, 0] = f[:, 0]
+            np.log(t[:, 0], out=t[:, 0])
+        else:
+            t[:, 0] = _transform(f, self.kind)[:, 0]
+        t[:, 1] = f[:, 1]
+        np.log(t[:, 1], out=t[:, 1])
+        t[:, 2] = f[:, 2]
+        phi = f[:, 3]
+        outside = (phi < -np.pi) | (phi >= np.pi)
+        t[:, 3] = phi
+        if outside.any():
+            t[outside, 3] = wrap_phi(phi[outside])
+        t -= np.asarray(self.shift, dtype=np.float32)
+        t *= np.asarray([1.0 / s for s in self.scale], dtype=np.float32)
+        return t
 
     def invert(self, x: np.ndarray) -> np.ndarray:
         """Normalized network outputs -> model frame (n, 4) float64, phi wrapped."""
@@ -159,7 +177,7 @@ class Normalization:
         out[:, 1] = np.exp(t[:, 1])
         out[:, 2] = t[:, 2]
         out[:, 3] = wrap_phi(t[:, 3])
-        if self.kind == NORMALIZATION_KINDS[0]:
+        if self.kind == LOG_E_OVER_P:
             out[:, 0] = np.exp(t[:, 0] + t[:, 1] + log_cosh(t[:, 2]))
         else:
             out[:, 0] = np.exp(t[:, 0])
@@ -192,7 +210,7 @@ def _transform(frame: np.ndarray, kind: str) -> np.ndarray:
     t[:, 1] = np.log(frame[:, 1])
     t[:, 2] = frame[:, 2]
     t[:, 3] = wrap_phi(frame[:, 3])
-    if kind == NORMALIZATION_KINDS[0]:
+    if kind == LOG_E_OVER_P:
         t[:, 0] = np.log(frame[:, 0]) - t[:, 1] - log_cosh(frame[:, 2])
     else:
         t[:, 0] = np.log(frame[:, 0])

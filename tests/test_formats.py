@@ -214,3 +214,17 @@ def test_mismatched_jet_column_lengths(tmp_path, small_model_path):
     with pytest.raises(jetzip.InputError, match="different lengths in event 0"):
         jetzip.compress(src, tmp_path / "x.aez", model=small_model_path)
     assert not (tmp_path / "x.aez").exists()
+
+
+@pytest.mark.parametrize("kind", ["log-E-pt/linear-eta-phi", "log-E-over-p/log-pt/linear-eta-phi"])
+def test_normalization_kinds_mean_what_they_say(kind):
+    from jetzip.features import Normalization, log_cosh
+    frame = jetfactory.model_frame(2000, seed=4)
+    norm = Normalization.fit(frame, kind)
+    t = norm.apply(frame).astype(np.float64) * np.asarray(norm.scale) + np.asarray(norm.shift)
+    e, pt, eta, phi = frame.T
+    t0 = np.log(e) if kind.startswith("log-E-pt") else np.log(e) - np.log(pt) - log_cosh(eta)
+    np.testing.assert_allclose(t[:, 0], t0, atol=1e-5)
+    np.testing.assert_allclose(t[:, 1], np.log(pt), atol=1e-5)
+    np.testing.assert_allclose(t[:, 2], eta, atol=1e-5)
+    np.testing.assert_allclose(norm.invert(norm.apply(frame)), frame, rtol=1e-5, atol=1e-5)
