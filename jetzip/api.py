@@ -26,6 +26,8 @@ from .model import Model, load_model
 from .tables import TableInfo, format_of, open_table, open_writer
 
 RAW_BYTES_PER_JET = 16  # four float32 values
+# Jets read, encoded and written at a time: memory is a few chunks deep whatever the input size
+DEFAULT_CHUNK_JETS = 1 << 18
 DEFAULT_MODEL_NAME = "AE_3D_200.jzm"
 Progress = Callable[[int, "int | None"], None]
 Warn = Callable[[str], None]
@@ -146,7 +148,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
              collection: str | None = None, units: str | None = None,
              keep_branches: Sequence[str] = (), latent_dtype: str = "float32",
              embed_model: bool = True, device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
-             chunk_jets: int = 1 << 20, force: bool = False, drop_invalid: bool = False,
+             chunk_jets: int = DEFAULT_CHUNK_JETS, force: bool = False, drop_invalid: bool = False,
              progress: Progress = _noop_progress, warn: Warn = _noop_warn) -> dict[str, Any]:
     """Compress one jet table into a .aez file; returns a report of sizes and counts."""
     t0 = time.perf_counter()

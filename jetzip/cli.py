@@ -180,7 +180,7 @@ def _outputs_for(inputs: list[str], output: str | None, suffix: str) -> list[str
 @click.option("--no-embed-model", is_flag=True, help="Store only the model's hash, not its decoder (~100 kB).")
 @click.option("--drop-invalid", is_flag=True, help="Leave out jets with NaN/inf, E or pt <= 0, or E < pt (counted).")
 @device_options
-@click.option("--chunk-jets", type=click.IntRange(1024), default=1 << 20, show_default=True,
+@click.option("--chunk-jets", type=click.IntRange(1024), default=1 << 18, show_default=True,
               help="Jets per chunk read and written (bounds memory).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")

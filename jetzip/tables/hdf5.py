@@ -140,7 +140,7 @@ class Hdf5Source:
             return {n: np.asarray(block[n]) for n in self.info.kept_branches}
         return {n: np.asarray(self.datasets[n][start:stop]) for n in self.info.kept_branches}
 
-    def chunks(self, jets_per_chunk: int = 1 << 20) -> Iterator[JetChunk]:
+    def chunks(self, jets_per_chunk: int = 1 << 18) -> Iterator[JetChunk]:
         try:
             if not self.jagged:
                 for start in range(0, self.n_jets, jets_per_chunk):

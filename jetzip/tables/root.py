@@ -132,7 +132,7 @@ class RootSource:
             extra={"typenames": {n: self.tree[n].typename for n in used.values()}})
         self.n_entries = self.tree.num_entries
 
-    def chunks(self, jets_per_chunk: int = 1 << 20) -> Iterator[JetChunk]:
+    def chunks(self, jets_per_chunk: int = 1 << 18) -> Iterator[JetChunk]:
         import awkward as ak
 
         info = self.info
