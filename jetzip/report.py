@@ -182,7 +182,32 @@ def print_evaluation(r: dict[str, Any], console) -> None:
     console.print(residual_table(r["residuals"], "residuals (E, pt, m relative; eta, phi absolute)"))
     if r.get("bytes_per_jet") is not None:
         console.print(f"size: {r['bytes']} bytes, {r['bytes_per_jet']:.3f} B/jet, "
-                      f"{r['ratio_to_float32']:.1%} of 4 x float32 (16 B/jet)")
+                      f"{r['ratio_to_float32']:.1%} of 4 x float32 (16 B/jet); without the embedded "
+                      f"decoder {r['bytes_per_jet_without_decoder']:.3f} B/jet")
+    alt = r.get("alternatives") or {}
+    if alt:
+        from rich.table import Table
+        t = Table(title="the same jets, other ways (size per jet; residual std, p99 |r|)", title_justify="left")
+        for col in ("method", "B/jet", "E", "pt", "eta", "phi"):
+            t.add_column(col, justify="right" if col != "method" else "left")
+        res = r["residuals"]
+
+        def cell(std, p99, k):
+            return f"{std[k]:.1e} / {p99[k]:.1e}" if k in std else "-"
+        stds = {k: v["std"] for k, v in res.items() if v.get("n")}
+        p99s = {k: v["p99_abs"] for k, v in res.items() if v.get("n")}
+        t.add_row("jetzip (this file, without decoder)", "-" if r.get("bytes_per_jet") is None
+                  else f"{r['bytes_per_jet_without_decoder']:.2f}",
+                  *(cell(stds, p99s, k) for k in ("E", "pt", "eta", "phi")))
+        f16 = alt["float16"]
+        t.add_row("float16 cast + zstd", f"{f16['bytes_per_jet']:.2f}",
+                  *(cell(f16["residual_std"], f16["residual_p99_abs"], k) for k in ("E", "pt", "eta", "phi")))
+        if "lossless_zstd3_bytes_per_jet" in alt:
+            t.add_row("lossless: shuffled float32 + zstd", f"{alt['lossless_zstd3_bytes_per_jet']:.2f}", "0", "0", "0", "0")
+        t.add_row("raw float32", "16.00", "0", "0", "0", "0")
+        console.print(t)
+        if f16.get("non_finite"):
+            console.print(f"float16 overflowed to inf for {f16['non_finite']} values (|x| > 65504)")
     if r.get("fraction_outside_training_ranges") is not None:
         console.print(f"jets outside the model's training ranges: {r['fraction_outside_training_ranges']:.3%}")
     for name, paths in (r.get("plots") or {}).items():
