@@ -47,6 +47,7 @@ import numpy as np
 
 import jetzip
 from jetzip import container
+from jetzip import synthetic
 from jetzip.aez import open_aez
 
 PREAMBLE = container.PREAMBLE.size
@@ -59,18 +60,11 @@ SHOWN_TRACEBACKS = 5
 
 def synthetic_jets(n: int, seed: int) -> dict[str, np.ndarray]:
     """LHC-like jets: falling pt from 5 GeV, |eta| < 4.7, uniform phi, some massless."""
-    rng = np.random.default_rng(seed)
-    pt = np.minimum(5.0 * (1 - rng.random(n)) ** (-1 / 1.6), 2500.0)
-    eta = rng.normal(0, 1.8, n).clip(-4.7, 4.7)
-    phi = rng.uniform(-np.pi, np.pi, n)
-    m = pt * rng.uniform(0.02, 0.2, n)
-    m[rng.random(n) < 0.05] = 0.0
-    return {k: v.astype(np.float32) for k, v in dict(pt=pt, eta=eta, phi=phi, m=m).items()}
+    return synthetic.jets(n, seed)
 
 
 def energy(j: dict[str, np.ndarray]) -> np.ndarray:
-    p = j["pt"].astype(np.float64) * np.cosh(j["eta"].astype(np.float64))
-    return np.sqrt(p * p + j["m"].astype(np.float64) * np.abs(j["m"]))
+    return synthetic.energy(j["pt"], j["eta"], j["m"]).astype(np.float64)
 
 
 def write_nanoaod(path: Path, n_events: int, seed: int) -> None:
