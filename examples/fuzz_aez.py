@@ -249,7 +249,11 @@ def mutate(rng: random.Random, data: bytes, recs: list) -> tuple[str, bytes, str
     else:
         kinds = [rng.choice(list(MUTATIONS))]
         kind = kinds[0]
-    described = [MUTATIONS[k](rng, buf, recs) for k in kinds]
+    described = []
+    for k in kinds:
+        if not buf:  # an earlier step deleted everything; nothing left to mutate
+            break
+        described.append(MUTATIONS[k](rng, buf, recs))
     return kind, bytes(buf), "; ".join(described)
 
 
