@@ -115,7 +115,8 @@ def other_baselines(frame: np.ndarray, repeats: int) -> dict:
     cols = [np.ascontiguousarray(frame[:, i], dtype=np.float32) for i in range(4)]
     raw = b"".join(c.tobytes() for c in cols)
     out: dict[str, Any] = {"raw_bytes": len(raw)}
-    out["float16_cast_s"] = _best_of(lambda: [c.astype(np.float16) for c in cols], repeats)
+    with np.errstate(over="ignore"):  # E above 65504 GeV overflows float16: part of the point
+        out["float16_cast_s"] = _best_of(lambda: [c.astype(np.float16) for c in cols], repeats)
     try:
         import zstandard
     except ImportError:

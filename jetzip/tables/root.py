@@ -81,8 +81,8 @@ class RootSource:
                                  f"{' hold jets' if with_jets else ''}; choose one with --tree")
             tree_name = with_jets[0]
         self.tree = self.file[trees[tree_name]]
-        names = list(self.tree.keys(recursive=False)) or list(self.tree.keys())
-        names = [n for n in self.tree.keys() if not self.tree[n].branches] or names
+        # leaf branches only (split objects show up as parent/child; we want the leaves)
+        names = [n for n in self.tree.keys() if not self.tree[n].branches]
         if preset is None and columns is None and collection is None:
             preset = detect_preset(tree_name, names)
         where = f"{self.path}:{tree_name}"
