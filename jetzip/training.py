@@ -145,7 +145,9 @@ def train_frames(frame: np.ndarray, options: TrainOptions, checkpoint: str | Non
 
     report("start", {"epochs": options.epochs, "steps_per_epoch": steps_per_epoch,
                      "n_train": len(train_idx), "n_val": len(val_idx), "device": str(device)})
-    stale = 0 if best["epoch"] < 0 else len(history) - 1 - best["epoch"]
+    # OneCycleLR rises for its first 30 % of steps; early stopping only counts after that
+    warmup_epochs = math.ceil(0.3 * options.epochs)
+    stale = 0 if best["epoch"] < 0 else max(0, len(history) - 1 - max(best["epoch"], warmup_epochs - 1))
     for epoch in range(start_epoch, options.epochs):
         t0 = time.perf_counter()
         net.train()
@@ -170,8 +172,8 @@ def train_frames(frame: np.ndarray, options: TrainOptions, checkpoint: str | Non
             best = {"val_loss": record.val_loss, "epoch": epoch,
                     "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
             stale = 0
-        else:
-            stale += 1
+        elif epoch >= warmup_epochs:
+            stale += 1  # while the one-cycle rate still rises, a worse epoch says nothing
         if checkpoint:
             _save_checkpoint(checkpoint, net, opt, sched, gen, history, best, epoch, options,
                              len(frame))

@@ -104,3 +104,12 @@ def test_architecture_family():
     custom = Architecture.parse("64,32:2")
     assert custom.hidden == (64, 32) and custom.latent == 2
     assert Architecture.from_json(custom.to_json()) == custom
+
+
+def test_early_stopping_waits_for_the_learning_rate_peak(frame):
+    """With one-cycle, epochs before the rate peaks say nothing: patience counts after it."""
+    events = []
+    model = train_frames(frame, TrainOptions(**{**OPTS, "epochs": 10, "patience": 1, "lr_max": 3.0}),
+                         report=lambda e, i: events.append(e))
+    assert len(model.history) >= 4  # warm-up is ceil(0.3 * 10) = 3 epochs, then one stale epoch
+    assert ("early_stop" in events) == (len(model.history) < 10)
