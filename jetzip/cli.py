@@ -292,6 +292,8 @@ def inspect(path, as_json, no_verify) -> None:
 @click.option("--normalization", type=click.Choice(["log-E-pt/linear-eta-phi", "log-E-over-p/log-pt/linear-eta-phi"]),
               default="log-E-pt/linear-eta-phi", show_default=True, help="Feature transform (see README).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: all cores).")
+@click.option("--targets", metavar="E,pt,eta,phi", default="2e-3,1e-3,1.5e-3,1.2e-3", show_default=True,
+              help="Residuals to aim for (E, pt relative; eta, phi absolute); they set the loss weights.")
 @click.option("--max-jets", type=click.IntRange(1), help="Use at most this many jets.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.ckpt.")
@@ -301,8 +303,8 @@ def inspect(path, as_json, no_verify) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress display.")
 @click.option("-q", "--quiet", is_flag=True)
 def train(inputs, output, tree, columns, preset, collection, units, arch, epochs, batch_size, lr_max,
-          weight_decay, patience, val_fraction, seed, normalization, threads, max_jets, device, resume,
-          drop_invalid, force, as_json, no_progress, quiet) -> None:
+          weight_decay, patience, val_fraction, seed, normalization, threads, targets, max_jets, device,
+          resume, drop_invalid, force, as_json, no_progress, quiet) -> None:
     """Train an autoencoder on jet tables and save it as a model file."""
     ui = Ui(quiet, not no_progress)
 
@@ -315,10 +317,16 @@ def train(inputs, output, tree, columns, preset, collection, units, arch, epochs
         if threads:
             import torch
             torch.set_num_threads(threads)
+        try:
+            target_values = tuple(float(x) for x in targets.split(","))
+        except ValueError:
+            target_values = ()
+        if len(target_values) != 4 or min(target_values) <= 0:
+            raise JetzipError(f"--targets needs four positive numbers E,pt,eta,phi, not {targets!r}")
         options = TrainOptions(arch=arch, epochs=epochs, batch_size=batch_size, lr_max=lr_max,
                                weight_decay=weight_decay, patience=patience,
                                val_fraction=val_fraction, seed=seed, device=device,
-                               normalization=normalization)
+                               normalization=normalization, targets=target_values)
         with TrainDisplay(ui.console, enabled=ui.show_progress, quiet=ui.quiet) as display:
             model = train_model(_expand_inputs(inputs), output, options=options, resume=resume,
                                 force=force, max_jets=max_jets, drop_invalid=drop_invalid,

@@ -4,6 +4,9 @@ Conventions (the ones physicists judge a lossy format by): E, pt and m residuals
 *relative*, (decoded - original) / original; eta and phi residuals are *absolute*, with phi
 wrapped into [-pi, pi) so that a jet at pi - 1e-4 decoded at -pi + 1e-4 is 2e-4 off, not 2 pi.
 Tails matter as much as widths, so every summary has p99 and max |residual| beside the std.
+The relative mass residual is taken only for jets whose original mass is at least
+``MIN_MASS_GEV`` (1 GeV): for massless jets it is undefined, and for nearly massless ones it
+measures nothing useful; those jets are counted in ``n_undefined``.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import numpy as np
 from .features import wrap_phi
 
 RELATIVE = ("E", "pt", "m")
+MIN_MASS_GEV = 1.0
 ABSOLUTE = ("eta", "phi")
 
 
@@ -29,6 +33,9 @@ def residuals(original: Mapping[str, np.ndarray], decoded: Mapping[str, np.ndarr
             out[name] = wrap_phi(d - o)
         elif name in ABSOLUTE:
             out[name] = d - o
+        elif name == "m":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[name] = np.where(o >= MIN_MASS_GEV, (d - o) / np.where(o != 0, o, 1.0), np.nan)
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 out[name] = np.where(o != 0, (d - o) / np.where(o != 0, o, 1.0), np.nan)

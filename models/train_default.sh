@@ -19,6 +19,7 @@ if [ ! -f data/heldout_200k.root ]; then
 fi
 .venv/bin/jetzip train data/train_2M.root -o models/AE_3D_200.jzm --arch AE_3D_200 \
     --epochs "${EPOCHS:-100}" --batch-size 256 --lr-max 1e-3 --patience 30 --val-fraction 0.1 \
-    --seed 0 --threads 1 --device cpu --force ${RESUME:+--resume}
+    --seed 0 --threads 1 --device cpu --normalization log-E-over-p/log-pt/linear-eta-phi \
+    --force ${RESUME:+--resume}
 .venv/bin/python models/measure.py models/AE_3D_200.jzm data/heldout_200k.root \
     tests/data/nano_dy.root --json models/residuals.json | tee models/residuals.md

@@ -28,7 +28,7 @@ def test_relative_and_absolute_conventions():
     np.testing.assert_allclose(r["E"], [0.01, -0.02])
     np.testing.assert_allclose(r["pt"], [0.01, 0.0], atol=1e-15)
     np.testing.assert_allclose(r["eta"], [0.01, -0.02], atol=1e-12)
-    assert np.isnan(r["m"][0]) and r["m"][1] == pytest.approx(0.1)  # relative to 0 is undefined
+    assert np.isnan(r["m"][0]) and r["m"][1] == pytest.approx(0.1)  # undefined below 1 GeV
 
 
 def test_summary_matches_numpy():
