@@ -385,7 +385,7 @@ def evaluate(original, compressed, model, plots, pdf, max_jets, device, batch_si
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(1), help="jetzip's batch size (default: its own).")
 @click.option("--repeats", type=click.IntRange(1), default=2, show_default=True,
-              help="Repeat in-memory timings, keep the best.")
+              help="Repeat every timing (end to end in fresh processes), keep the best.")
 @click.option("--memory", "memory_sizes", metavar="N,N,...",
               help="Instead: peak RSS of compress/decompress at these jet counts, e.g. 1000000,10000000.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the result as JSON here.")

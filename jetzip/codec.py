@@ -66,7 +66,7 @@ class _Runner:
     def _run(self, x: np.ndarray) -> np.ndarray:
         torch = self.torch
         out = np.empty((len(x), self.widths[-1]), dtype=np.float32)
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.asarray(x, dtype=np.float32)  # C- or F-ordered: addmm reads either layout
         src = torch.from_numpy(x if x.flags.writeable else x.copy())
         dst = torch.from_numpy(out)
         with torch.inference_mode():
