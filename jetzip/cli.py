@@ -280,8 +280,8 @@ def inspect(path, as_json, no_verify) -> None:
 @click.option("--arch", default="AE_3D_200", show_default=True,
               help="AE_3D_200, AE_3D_100, AE_3D_50, or hidden sizes and latent like '200,100,50:3'.")
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=512, show_default=True)
-@click.option("--lr-max", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--lr-max", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
               help="Peak learning rate of the one-cycle schedule.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--patience", type=click.IntRange(1), default=10, show_default=True,
@@ -289,8 +289,8 @@ def inspect(path, as_json, no_verify) -> None:
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
               show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--normalization", type=click.Choice(["log-E-pt/linear-eta-phi", "log-E-over-p/log-pt/linear-eta-phi"]),
-              default="log-E-pt/linear-eta-phi", show_default=True, help="Feature transform (see README).")
+@click.option("--normalization", type=click.Choice(["log-E-over-p/log-pt/linear-eta-phi", "log-E-pt/linear-eta-phi"]),
+              default="log-E-over-p/log-pt/linear-eta-phi", show_default=True, help="Feature transform (see README).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: all cores).")
 @click.option("--targets", metavar="E,pt,eta,phi", default="2e-3,1e-3,1.5e-3,1.2e-3", show_default=True,
               help="Residuals to aim for (E, pt relative; eta, phi absolute); they set the loss weights.")

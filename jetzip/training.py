@@ -37,15 +37,15 @@ DEFAULT_TARGETS = (2.0e-3, 1.0e-3, 1.5e-3, 1.2e-3)
 class TrainOptions:
     arch: str = "AE_3D_200"
     epochs: int = 50
-    batch_size: int = 512
-    lr_max: float = 2e-3
+    batch_size: int = 256
+    lr_max: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 10
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "auto"
     targets: tuple[float, float, float, float] = DEFAULT_TARGETS
-    normalization: str = "log-E-pt/linear-eta-phi"
+    normalization: str = "log-E-over-p/log-pt/linear-eta-phi"
     max_val_jets: int = 200_000  # validation pass cost stays bounded on huge samples
 
     def to_json(self) -> dict:
