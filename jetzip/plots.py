@@ -131,6 +131,7 @@ def corner_figure(res: Mapping[str, np.ndarray], max_points: int = 20000):
     drawn as points, each panel's background coloured by the pair's correlation coefficient."""
     plt = require_matplotlib()
     from matplotlib import cm, colors
+    from matplotlib.ticker import MaxNLocator
 
     names = _ordered(res)
     n = len(names)
@@ -169,7 +170,15 @@ def corner_figure(res: Mapping[str, np.ndarray], max_points: int = 20000):
                 ax.scatter(data[kj][idx], data[ki][idx], s=0.5, color="k", alpha=0.3, rasterized=True)
                 ax.set_xlim(xlo, xhi)
                 ax.set_ylim(ylo, yhi)
-                ax.text(0.04, 0.9, f"r = {corr[i, j]:+.2f}", transform=ax.transAxes, fontsize=7)
+                ax.text(0.04, 0.88, f"r = {corr[i, j]:+.2f}", transform=ax.transAxes, fontsize=7,
+                        bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1})
+            ax.xaxis.set_major_locator(MaxNLocator(3))
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3), useMathText=True)
+            ax.xaxis.get_offset_text().set_fontsize(6)
+            if i != j:
+                ax.yaxis.set_major_locator(MaxNLocator(3))
+                ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3), useMathText=True)
+                ax.yaxis.get_offset_text().set_fontsize(6)
             if i == n - 1:
                 ax.set_xlabel(residual_label(kj), fontsize=8)
             else:
