@@ -169,6 +169,18 @@ def reduced_precision(model, frame: np.ndarray, device: str) -> dict:
     return out
 
 
+def synthetic_input(work: Path, n_jets: int, log: Callable[[str], None]) -> str:
+    """A NanoAOD-like ROOT file of `n_jets` synthetic jets in `work`, reused between runs."""
+    from .synthetic import write_nanoaod
+
+    path = str(work / f"bench_{n_jets}.root")
+    if not os.path.exists(path):
+        log(f"writing {n_jets} synthetic NanoAOD-like jets to {path}")
+        write_nanoaod(path + ".part", n_jets, seed=42)
+        os.replace(path + ".part", path)
+    return path
+
+
 def run_bench(workdir: str | os.PathLike, *, n_jets: int = 2_000_000, input: str | None = None,
               model: str | None = None, device: str = "cpu", batch_size: int | None = None,
               repeats: int = 2, log: Callable[[str], None] = lambda m: None) -> dict:
@@ -182,12 +194,7 @@ def run_bench(workdir: str | os.PathLike, *, n_jets: int = 2_000_000, input: str
     model_path = str(model or default_model_path())
     the_model = resolve_model(model_path)
     if input is None:
-        input = str(work / f"bench_{n_jets}.root")
-        if not os.path.exists(input):
-            from .synthetic import write_nanoaod
-            log(f"writing {n_jets} synthetic NanoAOD-like jets to {input}")
-            write_nanoaod(input + ".part", n_jets, seed=42)
-            os.replace(input + ".part", input)
+        input = synthetic_input(work, n_jets, log)
     size_mb = os.path.getsize(input) / 1e6
     log("reading jets for the in-memory baselines")
     frame = load_frame(input)
@@ -240,18 +247,13 @@ def memory_scaling(workdir: str | os.PathLike, sizes: list[int], model: str | No
                    log: Callable[[str], None] = lambda m: None) -> list[dict]:
     """Peak RSS of compress and decompress for inputs of several sizes (should not grow)."""
     from .api import default_model_path
-    from .synthetic import write_nanoaod
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     model_path = str(model or default_model_path())
     rows = []
     for n in sizes:
-        src = str(work / f"bench_{n}.root")
-        if not os.path.exists(src):
-            log(f"writing {n} synthetic jets to {src}")
-            write_nanoaod(src + ".part", n, seed=42)
-            os.replace(src + ".part", src)
+        src = synthetic_input(work, n, log)
         aez = str(work / f"mem_{n}.aez")
         log(f"compress / decompress {n} jets")
         c = end_to_end("compress", src, aez, model_path, "cpu", None)
