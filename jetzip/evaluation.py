@@ -48,7 +48,6 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         header = aez.header
         size = aez.size or os.path.getsize(compressed)
         decoder_bytes = len(aez.decoder_payload) + 16 if aez.decoder_payload is not None else 0
-        total_jets = None
     source = open_table(original, tree=info.tree, columns=info.columns, units=info.units,
                         format=info.format)
     try:
@@ -99,13 +98,13 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
     if plots is not None:
         from .plots import write_all
         report["plots"] = write_all(plots, o_cols, d_cols, res, np.concatenate(latents) if latents else
-                                    np.zeros((0, 3)), dec_model_history(model, header), pdf=pdf)
+                                    np.zeros((0, 3)), _training_history(model), pdf=pdf)
     if return_arrays:
         report["arrays"] = {"original": o_cols, "decoded": d_cols, "residuals": res}
     return report
 
 
-def dec_model_history(model, header: dict) -> list[dict]:
+def _training_history(model) -> list[dict]:
     """The training history for the loss-curve figure, from the model file when given."""
     if model is None:
         return []
