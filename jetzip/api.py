@@ -21,7 +21,7 @@ from .aez import FORMAT_MAJOR, FORMAT_MINOR, LATENT_DTYPES, AezWriter, open_aez
 from .atomic import atomic_output
 from .codec import DEFAULT_BATCH_SIZE, Decoder, Encoder
 from .errors import FormatError, InputError, JetzipError
-from .features import from_model_frame, invalid_jets, to_model_frame
+from .features import from_model_frame, invalid_jets, outside_ranges, to_model_frame
 from .model import Model, load_model
 from .tables import TableInfo, format_of, open_table, open_writer
 
@@ -196,7 +196,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                         event_of_jet = np.repeat(np.arange(len(counts)), counts.astype(np.int64))
                         counts = counts - np.bincount(event_of_jet[bad], minlength=len(counts)).astype(np.uint32)
                 if ranges:
-                    outside += int(_outside_ranges(frame, ranges).sum())
+                    outside += int(outside_ranges(frame, ranges).sum())
                 writer.write_chunk(encoder.run(x), counts, chunk.kept)
             if invalid:
                 raise InputError(
@@ -224,13 +224,6 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         "units": info.units, "units_inferred": info.units_inferred, "seconds": time.perf_counter() - t0,
         "model": the_model.name, "model_sha256": the_model.weights_sha256,
     }
-
-
-def _outside_ranges(frame: np.ndarray, ranges: dict) -> np.ndarray:
-    pt_lo, pt_hi = ranges["pt"]
-    e_lo, e_hi = ranges["E"]
-    return ((frame[:, 1] < pt_lo) | (frame[:, 1] > pt_hi) | (frame[:, 0] < e_lo) | (frame[:, 0] > e_hi)
-            | (np.abs(frame[:, 2]) > ranges["abs_eta"][1]))
 
 
 def _reasons(frame: np.ndarray) -> dict[str, int]:

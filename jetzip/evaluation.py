@@ -15,7 +15,7 @@ import numpy as np
 from .aez import open_aez
 from .codec import DEFAULT_BATCH_SIZE, Decoder
 from .errors import InputError
-from .features import from_model_frame, to_model_frame
+from .features import from_model_frame, outside_ranges, to_model_frame
 from .residuals import frame_columns, residuals, summarize_all
 from .tables import open_table
 
@@ -80,8 +80,7 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
     ranges = header["model"].get("training_ranges")
     outside = None
     if ranges and len(orig):
-        from .api import _outside_ranges
-        outside = float(_outside_ranges(orig, ranges).mean())
+        outside = float(outside_ranges(orig, ranges).mean())
     total_jets = len(dec)
     report: dict[str, Any] = {
         "original": str(original), "compressed": str(compressed), "n_jets": total_jets,

@@ -116,6 +116,14 @@ LOG_E = "log-E-pt/linear-eta-phi"
 NORMALIZATION_KINDS = (LOG_E_OVER_P, LOG_E)
 
 
+def outside_ranges(frame: np.ndarray, ranges: Mapping) -> np.ndarray:
+    """Jets outside the (pt, E, |eta|) box a model was trained on (its metadata training_ranges)."""
+    pt_lo, pt_hi = ranges["pt"]
+    e_lo, e_hi = ranges["E"]
+    return ((frame[:, 1] < pt_lo) | (frame[:, 1] > pt_hi) | (frame[:, 0] < e_lo) | (frame[:, 0] > e_hi)
+            | (np.abs(frame[:, 2]) > ranges["abs_eta"][1]))
+
+
 @dataclasses.dataclass(frozen=True)
 class Normalization:
     """Feature transform: x -> (t(x) - shift) / scale, with t = (t0, log pt, eta, phi).
