@@ -177,27 +177,33 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                 x = None if bad.any() else encoder.norm.apply(frame)
                 return chunk, frame, bad, x
 
-            for chunk, frame, bad, x in prefetch(map(prepare, source.chunks(chunk_jets))):
-                counts = chunk.counts
-                progress(len(counts) if counts is not None else chunk.n_jets, total)
-                if bad.any() and not drop_invalid:
-                    # Keep scanning (without encoding) to report the total, then fail.
-                    for reason, k in _reasons(frame[bad]).items():
-                        invalid[reason] = invalid.get(reason, 0) + k
-                    first_invalid = first_invalid or _describe_jet(info, chunk, int(np.argmax(bad)))
-                    continue
-                if invalid:
-                    continue
-                if bad.any():
-                    dropped += int(bad.sum())
-                    frame = frame[~bad]
-                    x = encoder.norm.apply(frame)
-                    if counts is not None:
-                        event_of_jet = np.repeat(np.arange(len(counts)), counts.astype(np.int64))
-                        counts = counts - np.bincount(event_of_jet[bad], minlength=len(counts)).astype(np.uint32)
+            def write(latents, counts, kept, frame) -> None:
+                """Runs in the writer thread: the range check and the output overlap the network."""
+                nonlocal outside
                 if ranges:
                     outside += int(outside_ranges(frame, ranges).sum())
-                writer.write_chunk(encoder.run(x), counts, chunk.kept)
+                writer.write_chunk(latents, counts, kept)
+
+            with InOrderWorker(write) as background:
+                for chunk, frame, bad, x in prefetch(map(prepare, source.chunks(chunk_jets))):
+                    counts = chunk.counts
+                    progress(len(counts) if counts is not None else chunk.n_jets, total)
+                    if bad.any() and not drop_invalid:
+                        # Keep scanning (without encoding) to report the total, then fail.
+                        for reason, k in _reasons(frame[bad]).items():
+                            invalid[reason] = invalid.get(reason, 0) + k
+                        first_invalid = first_invalid or _describe_jet(info, chunk, int(np.argmax(bad)))
+                        continue
+                    if invalid:
+                        continue
+                    if bad.any():
+                        dropped += int(bad.sum())
+                        frame = frame[~bad]
+                        x = encoder.norm.apply(frame)
+                        if counts is not None:
+                            event_of_jet = np.repeat(np.arange(len(counts)), counts.astype(np.int64))
+                            counts = counts - np.bincount(event_of_jet[bad], minlength=len(counts)).astype(np.uint32)
+                    background.submit(encoder.run(x), counts, chunk.kept, frame)
             if invalid:
                 raise InputError(
                     f"{info.file}: {sum(invalid.values())} jet(s) cannot be encoded ("
