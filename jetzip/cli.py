@@ -131,6 +131,12 @@ def device_options(f):
     return f
 
 
+def threads_option(f):
+    return click.option("--threads", type=click.IntRange(1),
+                        help="CPU threads for the network (default: torch's, i.e. all cores or "
+                             "OMP_NUM_THREADS); reading and writing take one more each.")(f)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="jetzip")
 def cli() -> None:
@@ -180,6 +186,7 @@ def _outputs_for(inputs: list[str], output: str | None, suffix: str) -> list[str
 @click.option("--no-embed-model", is_flag=True, help="Store only the model's hash, not its decoder (~100 kB).")
 @click.option("--drop-invalid", is_flag=True, help="Leave out jets with NaN/inf, E or pt <= 0, or E < pt (counted).")
 @device_options
+@threads_option
 @click.option("--chunk-jets", type=click.IntRange(1024), default=1 << 18, show_default=True,
               help="Jets per chunk read and written (bounds memory).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
@@ -187,8 +194,8 @@ def _outputs_for(inputs: list[str], output: str | None, suffix: str) -> list[str
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
 def compress(inputs, output, model, tree, columns, preset, collection, units, keep_branches,
-             latent_dtype, no_embed_model, drop_invalid, device, batch_size, chunk_jets, force,
-             as_json, no_progress, quiet) -> None:
+             latent_dtype, no_embed_model, drop_invalid, device, batch_size, threads, chunk_jets,
+             force, as_json, no_progress, quiet) -> None:
     """Compress jet tables (ROOT, HDF5, CSV) into .aez files of latents."""
     ui = Ui(quiet, not no_progress)
 
@@ -204,7 +211,8 @@ def compress(inputs, output, model, tree, columns, preset, collection, units, ke
                                  collection=collection, units=units, keep_branches=keep_branches,
                                  latent_dtype=latent_dtype, embed_model=not no_embed_model,
                                  device=device, batch_size=batch_size, chunk_jets=chunk_jets,
-                                 force=force, drop_invalid=drop_invalid, progress=advance, warn=ui.warn)
+                                 force=force, drop_invalid=drop_invalid, threads=threads,
+                                 progress=advance, warn=ui.warn)
             reports.append(r)
             if r["n_jets"]:
                 ui.info(f"{path} -> {out}: {r['n_jets']} jets in {r['n_events']} events, "
@@ -227,12 +235,13 @@ def compress(inputs, output, model, tree, columns, preset, collection, units, ke
 @click.option("--root-compression", type=click.Choice(["zstd", "zlib", "lz4", "lzma", "none"]), default="zstd",
               show_default=True, help="Compression of ROOT output (zstd needs ROOT >= 6.20 to read).")
 @device_options
+@threads_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (on stderr when -o -).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
-def decompress(input, output, model, fmt, root_compression, device, batch_size, force, as_json, no_progress,
-               quiet) -> None:
+def decompress(input, output, model, fmt, root_compression, device, batch_size, threads, force, as_json,
+               no_progress, quiet) -> None:
     """Restore a jet table from a .aez file, in the layout it was compressed from."""
     ui = Ui(quiet or output == "-", not no_progress)
 
@@ -242,7 +251,7 @@ def decompress(input, output, model, fmt, root_compression, device, batch_size, 
         with ui.progress(f"decompress {os.path.basename(input)}") as advance:
             r = api.decompress(input, output, model=model, format=fmt, device=device,
                                batch_size=batch_size, force=force, root_compression=root_compression,
-                               progress=advance, warn=ui.warn)
+                               threads=threads, progress=advance, warn=ui.warn)
         ui.info(f"{input} -> {output}: {r['n_jets']} jets in {r['n_events']} events ({r['format']}), "
                 f"{r['seconds']:.2f} s")
         if as_json:

@@ -11,9 +11,10 @@ the activations to stay in cache; see ``jetzip bench`` for the measured effect.
 
 Why worker threads on CPU: torch's own (OpenMP) threads meet at a barrier after every layer,
 so when the reader or writer thread takes a core, every layer of every batch waits for it.
-Instead, ``torch.get_num_threads()`` workers each run whole slices of batches with one torch
-thread (torch releases the GIL inside its kernels); the operating system then shares the
-cores between them and the I/O threads without anyone waiting at a barrier.
+Instead, ``torch.get_num_threads()`` workers (or ``workers``) each run whole slices of batches
+with one torch thread (torch releases the GIL inside its kernels); the operating system then
+shares the cores between them and the I/O threads without anyone waiting at a barrier. As every
+batch runs single-threaded, the latents are the same bits whatever the thread count.
 """
 from __future__ import annotations
 
@@ -114,11 +115,13 @@ class _Runner:
         src = torch.from_numpy(x if x.flags.writeable else x.copy())
         dst = torch.from_numpy(out)
         n = len(x)
-        task = self.batch_size * BATCHES_PER_TASK
-        if self.workers == 1 or n <= task:
+        if self.cuda:
             self._run_slice(src, dst, 0, n)
             return out
         # Disjoint slices of the same output: no copies, no locks; exceptions re-raise here.
+        # Every batch runs on a one-thread worker, even with one worker, so the latents do not
+        # depend on the thread count.
+        task = self.batch_size * BATCHES_PER_TASK
         futures = [worker_pool(self.workers).submit(self._run_slice, src, dst, i, min(i + task, n))
                    for i in range(0, n, task)]
         for f in futures:

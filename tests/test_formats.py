@@ -228,3 +228,32 @@ def test_normalization_kinds_mean_what_they_say(kind):
     np.testing.assert_allclose(t[:, 1], np.log(pt), atol=1e-5)
     np.testing.assert_allclose(t[:, 2], eta, atol=1e-5)
     np.testing.assert_allclose(norm.invert(norm.apply(frame)), frame, rtol=1e-5, atol=1e-5)
+
+
+def test_own_hdf5_output_is_found_again_with_its_units(tmp_path, small_model_path, nano_file):
+    """decompress -> .h5 puts the jets in /Events with a units attribute; compress finds both."""
+    path, data = nano_file
+    jetzip.compress(path, tmp_path / "a.aez", model=small_model_path)
+    jetzip.decompress(tmp_path / "a.aez", tmp_path / "back.h5")
+    warnings = []
+    report = jetzip.compress(tmp_path / "back.h5", tmp_path / "b.aez", model=small_model_path,
+                             warn=warnings.append)
+    assert report["n_jets"] == int(data["counts"].sum())
+    assert report["units"] == "GeV" and not report["units_inferred"]
+    assert not any("units" in w for w in warnings)
+    again = jetzip.read_aez(tmp_path / "b.aez")
+    np.testing.assert_array_equal(again["counts"], data["counts"])
+    assert again["header"]["source"]["tree"] == "Events"
+
+
+def test_hdf5_jets_in_several_groups_ask_for_tree(tmp_path):
+    import h5py
+
+    cols = {"pt": np.full(10, 50.0), "eta": np.zeros(10), "phi": np.zeros(10), "mass": np.full(10, 5.0)}
+    with h5py.File(tmp_path / "two.h5", "w") as f:
+        for g in ("a", "b"):
+            for k, v in cols.items():
+                f.create_dataset(f"{g}/jet_{k}", data=v)
+    with pytest.raises(jetzip.InputError, match="several groups.*--tree"):
+        open_table(tmp_path / "two.h5")
+    assert open_table(tmp_path / "two.h5", tree="b").info.tree == "b"

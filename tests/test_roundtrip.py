@@ -128,6 +128,23 @@ def test_same_input_gives_identical_bytes(tmp_path, nano_file, small_model_path)
     assert (tmp_path / "a.aez").read_bytes() == (tmp_path / "b.aez").read_bytes()
 
 
+def test_thread_count_does_not_change_the_file(tmp_path, nano_file, small_model_path):
+    path, _ = nano_file
+    jetzip.compress(path, tmp_path / "t1.aez", model=small_model_path, threads=1, batch_size=64)
+    jetzip.compress(path, tmp_path / "t3.aez", model=small_model_path, threads=3, batch_size=64)
+    assert (tmp_path / "t1.aez").read_bytes() == (tmp_path / "t3.aez").read_bytes()
+    jetzip.decompress(tmp_path / "t1.aez", tmp_path / "t1.h5", threads=1)
+    jetzip.decompress(tmp_path / "t1.aez", tmp_path / "t3.h5", threads=3)
+    a, b = jetzip.open_table(str(tmp_path / "t1.h5")), jetzip.open_table(str(tmp_path / "t3.h5"))
+    try:
+        for ca, cb in zip(a.chunks(), b.chunks()):
+            for role in ca.columns:
+                np.testing.assert_array_equal(ca.columns[role], cb.columns[role])
+    finally:
+        a.close()
+        b.close()
+
+
 def test_read_aez_gives_latents_and_counts(tmp_path, nano_file, small_model_path):
     path, data = nano_file
     jetzip.compress(path, tmp_path / "a.aez", model=small_model_path)

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
-from .layouts import PRESETS, choose_collection
+from .layouts import PRESETS, candidates, choose_collection
 
 COUNTER_NAMES = ("counts", "n_jets", "njets", "nJet", "jet_n", "n_jet")
 
@@ -32,6 +32,41 @@ def _open(path: str):
         raise InputError(f"{path}: cannot read as an HDF5 file ({exc})") from None
 
 
+def _column_names(group, h5py) -> list[str]:
+    """Names of a group's 1-D datasets and of the fields of its compound datasets."""
+    names: list[str] = []
+    for k, v in group.items():
+        if isinstance(v, h5py.Dataset):
+            names += list(v.dtype.names) if v.dtype.names else ([k] if v.ndim == 1 else [])
+    return names
+
+
+def _attr_text(value) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def _only_table_group(file, path: str, h5py) -> str | None:
+    """With no --tree: the file root if it holds jets, else the one group that does.
+
+    jetzip writes jagged tables into a group named after the source tree (``/Events``), so
+    its own output must be found without ``--tree``.
+    """
+    if candidates(_column_names(file, h5py)):
+        return None
+    found: list[str] = []
+
+    def visit(name, obj) -> None:
+        if isinstance(obj, h5py.Group) and candidates(_column_names(obj, h5py)):
+            found.append(name)
+
+    file.visititems(visit)
+    if len(found) > 1:
+        raise InputError(f"{path}: jets in several groups ({', '.join(found[:10])}); choose one with --tree")
+    return found[0] if found else None
+
+
 class Hdf5Source:
     def __init__(self, path: str, *, tree: str | None = None, columns: dict[str, str] | None = None,
                  preset: str | None = None, collection: str | None = None,
@@ -41,11 +76,16 @@ class Hdf5Source:
         self.path = path
         self.file = _open(path)
         try:
+            if tree is None:
+                tree = _only_table_group(self.file, path, h5py)
             node = self.file[tree] if tree else self.file
         except KeyError:
             self.file.close()
             raise InputError(f"{path}: no group or dataset {tree!r}; top level: "
                              f"{', '.join(self.file.keys())}") from None
+        except BaseException:
+            self.file.close()
+            raise
         try:
             self._setup(node, tree, columns, preset, collection, units, keep, h5py)
         except BaseException:
@@ -112,6 +152,10 @@ class Hdf5Source:
         dtype_of = (lambda n: self.compound.dtype[n].name) if self.compound is not None \
             else (lambda n: self.datasets[n].dtype.name)
         units_inferred, reason = False, ""
+        declared = _attr_text(node.attrs.get("units")) if self.compound is None else \
+            _attr_text(self.compound.attrs.get("units"))
+        if units is None and declared in ("GeV", "MeV"):
+            units, reason = declared, f"the file declares {declared} (units attribute)"
         if units is None and preset is not None and preset.units:
             units, reason = preset.units, f"the {preset.name} layout is in {preset.units}"
         self.used = used
@@ -182,9 +226,11 @@ class Hdf5Writer:
             fields = [(n, "<f4") for n in names.values()] + [(k, dt) for k, dt in kept_dtypes.items()]
             self.table = group.create_dataset(dname or "jets", shape=(0,), maxshape=(None,),
                                               dtype=np.dtype(fields), chunks=True)
+            self.table.attrs["units"] = info.units  # read back by Hdf5Source: no guessing
             return
         if tree:
             group = self.file.require_group(tree)
+        group.attrs["units"] = info.units  # read back by Hdf5Source: no guessing
         self.datasets = {}
         for name in names.values():
             self.datasets[name] = group.create_dataset(name, shape=(0,), maxshape=(None,), dtype="<f4",
