@@ -157,6 +157,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     writing run in one more thread each.
     """
     t0 = time.perf_counter()
+    if str(output) == "-":
+        raise JetzipError("a .aez file cannot go to standard output; give a file name")
     if latent_dtype not in LATENT_DTYPES:
         raise JetzipError(f"unknown latent dtype {latent_dtype!r}; use {', '.join(LATENT_DTYPES)}")
     the_model = resolve_model(model)
@@ -283,11 +285,15 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
     reads it; use "zlib" for older ROOT versions). `threads` as in :func:`compress`.
     """
     t0 = time.perf_counter()
-    fmt = format_of(output, format, sniff=False)
+    fmt = format_of(output, format, sniff=False, hint="--format")
+    if str(output) == "-" and fmt != "csv":
+        raise JetzipError(f"-o - writes CSV only; {fmt.upper() if fmt == 'hdf5' else 'ROOT'} output needs a file name")
     with open_aez(input) as aez:
         decoder = Decoder(aez.decoder_model(model), device, batch_size, workers=threads)
         info = aez.table
-        kept_dtypes = {k: info.dtypes.get(k, "float64") for k in info.kept_branches}
+        # Older files could list the counter among kept branches; it is restored anyway.
+        restored = {*info.columns.values(), info.counter}
+        kept_dtypes = {k: info.dtypes.get(k, "float64") for k in info.kept_branches if k not in restored}
         to_stdout = str(output) == "-"
         if to_stdout:
             aez.verify()  # nothing reaches stdout from a damaged file
@@ -305,7 +311,7 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                 """Runs in the writer thread: conversion and output overlap the network."""
                 frame = decoder.norm.invert(latents_out)
                 writer.write(from_model_frame(frame, info.representation, info.units), chunk.counts,
-                             chunk.kept)
+                             {k: v for k, v in chunk.kept.items() if k in kept_dtypes})
 
             try:
                 with InOrderWorker(write) as background:

@@ -22,10 +22,11 @@ from .errors import JetzipError
 EXIT_INTERRUPTED = 130
 
 
-def _console():
+def _console(stdout: bool = False):
+    """stderr for messages and progress; stdout for a command's report (inspect, evaluate)."""
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=not stdout, highlight=False)
     if not console.is_terminal:
         console.width = 120  # logs and pipes: wide enough for the residual tables
     return console
@@ -78,7 +79,7 @@ def run_guarded(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except JetzipError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(_one_line(str(exc))) from None
     except KeyboardInterrupt:
         click.echo("jetzip: interrupted; no output was written", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -88,12 +89,17 @@ def run_guarded(fn: Callable[[], Any]) -> Any:
     except MemoryError:
         raise click.ClickException("out of memory; try a smaller --batch-size or --chunk-jets") from None
     except OSError as exc:
-        raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
+        raise click.ClickException(_one_line(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))) from None
     except Exception as exc:  # a bug: say so briefly; JETZIP_DEBUG=1 shows the traceback
         if os.environ.get("JETZIP_DEBUG"):
             raise
-        raise click.ClickException(f"internal error ({type(exc).__name__}: {exc}); "
-                                   "rerun with JETZIP_DEBUG=1 and report it") from None
+        raise click.ClickException(_one_line(f"internal error ({type(exc).__name__}: {exc}); "
+                                             "rerun with JETZIP_DEBUG=1 and report it")) from None
+
+
+def _one_line(message: str) -> str:
+    """Errors are one line, for logs and grep (third-party messages can span several)."""
+    return " ".join(message.split())
 
 
 def _json_out(obj: Any) -> None:
@@ -149,25 +155,32 @@ def cli() -> None:
     """
 
 
-def _expand_inputs(inputs: tuple[str, ...]) -> list[str]:
+def _expand_inputs(inputs: tuple[str, ...]) -> tuple[list[str], bool]:
+    """The input files, and whether they came from a glob (then -o must be a folder)."""
     out: list[str] = []
+    globbed = False
     for item in inputs:
         if not os.path.exists(item) and any(c in item for c in "*?["):
             hits = sorted(glob.glob(item))
             if not hits:
                 raise JetzipError(f"no file matches {item!r}")
             out += hits
+            globbed = True
         else:
             out.append(item)
-    return out
+    return out, globbed
 
 
-def _outputs_for(inputs: list[str], output: str | None, suffix: str) -> list[str]:
+def _outputs_for(inputs: list[str], output: str | None, suffix: str, globbed: bool = False) -> list[str]:
+    if output == "-":
+        raise JetzipError("-o -: a .aez file cannot go to standard output; give a file name")
     if output is None:
         return [str(Path(p).with_suffix(suffix)) for p in inputs]
-    if len(inputs) > 1 or output.endswith(os.sep) or os.path.isdir(output):
+    if len(inputs) > 1 or globbed or output.endswith(os.sep) or os.path.isdir(output):
         if not os.path.isdir(output):
-            raise JetzipError(f"{output} must be an existing folder when compressing several inputs")
+            why = ("with several inputs or a glob" if len(inputs) > 1 or globbed
+                   else "when it ends with a slash")
+            raise JetzipError(f"-o {output}: must be an existing folder {why}")
         outs = [os.path.join(output, Path(p).stem + suffix) for p in inputs]
         if len(set(outs)) != len(outs):
             raise JetzipError("several inputs share a file name; compress them to separate folders")
@@ -202,8 +215,8 @@ def compress(inputs, output, model, tree, columns, preset, collection, units, ke
     def go():
         from . import api
 
-        paths = _expand_inputs(inputs)
-        outs = _outputs_for(paths, output, ".aez")
+        paths, globbed = _expand_inputs(inputs)
+        outs = _outputs_for(paths, output, ".aez", globbed)
         reports = []
         for path, out in zip(paths, outs):
             with ui.progress(f"compress {os.path.basename(path)}") as advance:
@@ -277,7 +290,7 @@ def inspect(path, as_json, no_verify) -> None:
         if as_json:
             _json_out(info)
         else:
-            print_inspect(info, _console())
+            print_inspect(info, _console(stdout=True))
 
     run_guarded(go)
 
@@ -337,7 +350,7 @@ def train(inputs, output, tree, columns, preset, collection, units, arch, epochs
                                val_fraction=val_fraction, seed=seed, device=device,
                                normalization=normalization, targets=target_values)
         with TrainDisplay(ui.console, enabled=ui.show_progress, quiet=ui.quiet) as display:
-            model = train_model(_expand_inputs(inputs), output, options=options, resume=resume,
+            model = train_model(_expand_inputs(inputs)[0], output, options=options, resume=resume,
                                 force=force, max_jets=max_jets, drop_invalid=drop_invalid,
                                 report=display.report, warn=ui.warn, tree=tree, columns=columns,
                                 preset=preset, collection=collection, units=units)
@@ -378,7 +391,7 @@ def evaluate(original, compressed, model, plots, pdf, max_jets, device, batch_si
         if as_json:
             _json_out(r)
         else:
-            print_evaluation(r, _console())
+            print_evaluation(r, _console(stdout=True))
 
     run_guarded(go)
 

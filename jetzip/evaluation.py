@@ -17,9 +17,24 @@ from .codec import DEFAULT_BATCH_SIZE, Decoder
 from .errors import InputError
 from .features import from_model_frame, outside_ranges, to_model_frame
 from .residuals import frame_columns, residuals, summarize_all
-from .tables import open_table
+from .tables import format_of, open_table
 
 RAW_BYTES_PER_JET = 16
+
+
+def _open_original(original: str | os.PathLike, info):
+    """The original table, read like the .aez's source; another kind of file (the table after a
+    round trip through HDF5, say) is read by its own format, finding the jets in it."""
+    try:
+        fmt = format_of(original)
+    except InputError:
+        fmt = info.format
+    try:
+        return open_table(original, tree=info.tree, columns=info.columns, units=info.units, format=fmt)
+    except InputError:
+        if fmt == info.format:
+            raise
+        return open_table(original, units=info.units, format=fmt)
 
 
 def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, model=None,
@@ -48,12 +63,11 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         header = aez.header
         size = aez.size or os.path.getsize(compressed)
         decoder_bytes = len(aez.decoder_payload) + 16 if aez.decoder_payload is not None else 0
-    source = open_table(original, tree=info.tree, columns=info.columns, units=info.units,
-                        format=info.format)
+    source = _open_original(original, info)
     try:
         frames, counts_orig, m = [], [], 0
         for chunk in source.chunks(1 << 20):
-            frames.append(to_model_frame(chunk.columns, info.representation, info.units)
+            frames.append(to_model_frame(chunk.columns, source.info.representation, source.info.units)
                           [: None if max_jets is None else max(0, max_jets - m)])
             if chunk.counts is not None:
                 counts_orig.append(chunk.counts)

@@ -52,7 +52,7 @@ def test_compress_decompress_inspect_through_installed_script(tmp_path, nano_fil
     assert info["verified"] is True and info["n_jets"] == int(data["counts"].sum())
     assert info["header"]["model"]["embedded"] is True
     r = run_cli(jetzip_exe, "inspect", aez)
-    assert r.returncode == 0 and b"all verified" in r.stderr
+    assert r.returncode == 0 and b"all verified" in r.stdout, "the report is the output: stdout"
     r = run_cli(jetzip_exe, "decompress", aez, "-o", "-")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.decode().splitlines()
@@ -74,7 +74,7 @@ def test_inspect_model(small_model_path, jetzip_exe):
     assert info["arch"]["hidden"] == [32, 32, 16]
     assert info["metadata"]["val_residuals"]["pt"]["n"] > 0
     r = run_cli(jetzip_exe, "inspect", small_model_path)
-    assert r.returncode == 0 and b"architecture" in r.stderr
+    assert r.returncode == 0 and b"architecture" in r.stdout
 
 
 def test_compress_json_report(tmp_path, nano_file, small_model_path):

@@ -195,10 +195,24 @@ def test_missing_branches_are_reported(tmp_path, nano_file, small_model_path, je
     assert "lacks 3 branch(es)" in err and "run" in err and "MET_pt" in err
 
 
+def _write_tree(f, data: dict, name: str = "Events") -> None:
+    """A TTree (not an RNTuple) with NanoAOD-style counters (nJet for every Jet_ branch)."""
+    types = {k: (f"var * {np.asarray(ak.flatten(v)).dtype}" if isinstance(v, ak.Array) else v.dtype)
+             for k, v in data.items()}
+    tree = f.mktree(name, types, counter_name=lambda b: "nJet" if b.startswith("Jet_") else f"n{b}")
+    tree.extend(data)
+
+
 def test_keep_branches_rejects_jagged(tmp_path, nano_file, small_model_path):
     path, _ = nano_file
-    with pytest.raises(jetzip.InputError, match="not one value per event"):
-        jetzip.compress(path, tmp_path / "x.aez", model=small_model_path, keep_branches=["Jet_pt"])
+    muons = tmp_path / "muons.root"
+    counts = np.array([2, 0, 1])
+    jet = {f"Jet_{k}": ak.unflatten(np.full(3, v, np.float32), counts)
+           for k, v in (("pt", 50.0), ("eta", 0.5), ("phi", 1.0), ("mass", 5.0))}
+    with uproot.recreate(muons) as f:
+        _write_tree(f, {**jet, "Muon_pt": ak.Array([[10.0], [], [20.0, 30.0]])})
+    with pytest.raises(jetzip.InputError, match="Muon_pt is not one value per event"):
+        jetzip.compress(muons, tmp_path / "x.aez", model=small_model_path, keep_branches=["Muon_pt"])
     with pytest.raises(jetzip.InputError, match="matches no branch"):
         jetzip.compress(path, tmp_path / "x.aez", model=small_model_path, keep_branches=["nothing*"])
     assert not (tmp_path / "x.aez").exists()
@@ -254,6 +268,70 @@ def test_hdf5_jets_in_several_groups_ask_for_tree(tmp_path):
         for g in ("a", "b"):
             for k, v in cols.items():
                 f.create_dataset(f"{g}/jet_{k}", data=v)
-    with pytest.raises(jetzip.InputError, match="several groups.*--tree"):
+    with pytest.raises(jetzip.InputError, match="several tables.*--tree"):
         open_table(tmp_path / "two.h5")
     assert open_table(tmp_path / "two.h5", tree="b").info.tree == "b"
+
+
+def test_keep_pattern_matching_the_counter_skips_it(tmp_path, small_model_path):
+    """'n*' also matches nJet: the counter is restored anyway, and .h5 output must not clash."""
+    src = tmp_path / "k.root"
+    counts = np.array([2, 0, 3])
+    jet = {f"Jet_{k}": ak.unflatten(np.full(5, v, np.float32), counts)
+           for k, v in (("pt", 50.0), ("eta", 0.5), ("phi", 1.0), ("mass", 5.0))}
+    with uproot.recreate(src) as f:
+        _write_tree(f, {**jet, "nMuon": np.array([1, 0, 2], np.int32)})
+    jetzip.compress(src, tmp_path / "k.aez", model=small_model_path, keep_branches=["n*", "Jet_pt"])
+    assert jetzip.read_aez(tmp_path / "k.aez")["header"]["source"]["kept_branches"] == ["nMuon"]
+    jetzip.decompress(tmp_path / "k.aez", tmp_path / "k.h5")
+    back = open_table(tmp_path / "k.h5", keep_branches=["nMuon"])
+    try:
+        chunk = next(back.chunks())
+        np.testing.assert_array_equal(chunk.counts, counts)
+        np.testing.assert_array_equal(chunk.kept["nMuon"], [1, 0, 2])
+    finally:
+        back.close()
+
+
+def test_root_tree_cycles_newest_is_read(tmp_path, small_model_path):
+    """A tree written twice has cycles Events;1 and Events;2: read the newest, as ROOT does."""
+    src = tmp_path / "cycles.root"
+    def jets(counts):
+        n = int(np.sum(counts))
+        return {f"Jet_{k}": ak.unflatten(np.full(n, v, np.float32), np.asarray(counts))
+                for k, v in (("pt", 50.0), ("eta", 0.5), ("phi", 1.0), ("mass", 5.0))}
+    with uproot.recreate(src) as f:
+        _write_tree(f, jets([1, 2]))
+    with uproot.update(src) as f:
+        _write_tree(f, jets([1, 2, 3, 4]))
+    assert sorted(uproot.open(src).keys()) == ["Events;1", "Events;2"]
+    assert open_table(src).n_entries == 4
+    old = open_table(src, tree="Events;1")
+    assert old.n_entries == 2 and old.info.tree == "Events"
+
+
+def test_explicit_preset_must_fit_the_file(tmp_path, nano_file):
+    path, _ = nano_file
+    with pytest.raises(jetzip.InputError, match="preset physlite reads tree CollectionTree"):
+        open_table(path, preset="physlite")
+    with pytest.raises(jetzip.InputError, match="no jet collection 'AnalysisJets'"):
+        open_table(path, preset="physlite", tree="Events")
+    assert open_table(path, preset="nanoaod").info.units == "GeV"
+
+
+def test_hdf5_counter_as_long_as_the_jets_and_compound_beside_columns(tmp_path):
+    import h5py
+
+    n = 6
+    with h5py.File(tmp_path / "eq.h5", "w") as f:  # 6 jets in 6 events: counts [0, 2, 1, 0, 2, 1]
+        for k in ("pt", "eta", "phi", "m"):
+            f[k] = np.full(n, 5.0 if k == "m" else 50.0)
+        f["njet"] = np.array([0, 2, 1, 0, 2, 1], np.int64)
+    info = open_table(tmp_path / "eq.h5").info
+    assert info.jagged and info.counter == "njet"
+    table = np.zeros(n, [("pt", "f4"), ("eta", "f4"), ("phi", "f4"), ("m", "f4")])
+    table["pt"] = 50
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        f["jets"] = table
+        f["weight"] = np.ones(n)
+    assert open_table(tmp_path / "c.h5").info.tree == "jets"

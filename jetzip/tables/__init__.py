@@ -22,8 +22,12 @@ __all__ = ["JetChunk", "JetSource", "TableInfo", "TableWriter", "open_table", "o
            "format_of", "FORMATS", "PRESETS", "parse_columns"]
 
 
-def format_of(path: str | os.PathLike, explicit: str | None = None, sniff: bool = True) -> str:
-    """The table format of `path`: `explicit`, else its extension, else its first bytes."""
+def format_of(path: str | os.PathLike, explicit: str | None = None, sniff: bool = True,
+              hint: str = "") -> str:
+    """The table format of `path`: `explicit`, else its extension, else its first bytes.
+
+    `hint` names the option that sets the format, where the command has one.
+    """
     if explicit:
         if explicit not in FORMATS:
             raise InputError(f"unknown format {explicit!r}; use {', '.join(FORMATS)}")
@@ -40,7 +44,7 @@ def format_of(path: str | os.PathLike, explicit: str | None = None, sniff: bool 
             if head.startswith(magic):
                 return fmt
     raise InputError(f"{path}: unknown table format (extension {ext or 'none'}); "
-                     f"use .root, .h5/.hdf5 or .csv, or --format")
+                     f"use .root, .h5/.hdf5 or .csv{', or ' + hint if hint else ''}")
 
 
 def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None,

@@ -18,7 +18,17 @@ from ..features import infer_units
 from .base import JetChunk, TableInfo
 from .layouts import PRESETS, candidates, choose_collection
 
-COUNTER_NAMES = ("counts", "n_jets", "njets", "nJet", "jet_n", "n_jet")
+COUNTER_NAMES = ("counts", "n_jets", "njets", "njet", "nJet", "jet_n", "n_jet")  # any case
+
+
+def _is_counter(ds, n_jets: int) -> bool:
+    """Whole non-negative numbers (integers, or floats from pandas) that add up to the jets."""
+    if ds.dtype.kind not in "iuf":
+        return False
+    values = np.asarray(ds[...])
+    if ds.dtype.kind == "f" and not (np.isfinite(values).all() and (values == np.round(values)).all()):
+        return False
+    return bool((values >= 0).all()) and int(values.astype(np.int64).sum()) == n_jets
 
 
 def _open(path: str):
@@ -32,13 +42,10 @@ def _open(path: str):
         raise InputError(f"{path}: cannot read as an HDF5 file ({exc})") from None
 
 
-def _column_names(group, h5py) -> list[str]:
-    """Names of a group's 1-D datasets and of the fields of its compound datasets."""
-    names: list[str] = []
-    for k, v in group.items():
-        if isinstance(v, h5py.Dataset):
-            names += list(v.dtype.names) if v.dtype.names else ([k] if v.ndim == 1 else [])
-    return names
+def _plain_columns(group, h5py) -> list[str]:
+    """Names of a group's 1-D plain (non-compound) datasets: its columns."""
+    return [k for k, v in group.items()
+            if isinstance(v, h5py.Dataset) and v.dtype.names is None and v.ndim == 1]
 
 
 def _attr_text(value) -> str | None:
@@ -48,22 +55,26 @@ def _attr_text(value) -> str | None:
 
 
 def _only_table_group(file, path: str, h5py) -> str | None:
-    """With no --tree: the file root if it holds jets, else the one group that does.
+    """With no --tree: the file root if its columns hold jets, else the one table that does.
 
-    jetzip writes jagged tables into a group named after the source tree (``/Events``), so
-    its own output must be found without ``--tree``.
+    A table is a group of column datasets or a compound dataset, anywhere in the file. jetzip
+    writes jagged tables into a group named after the source tree (``/Events``), so its own
+    output must be found without ``--tree``.
     """
-    if candidates(_column_names(file, h5py)):
+    if candidates(_plain_columns(file, h5py)):
         return None
     found: list[str] = []
 
     def visit(name, obj) -> None:
-        if isinstance(obj, h5py.Group) and candidates(_column_names(obj, h5py)):
+        if isinstance(obj, h5py.Group):
+            if candidates(_plain_columns(obj, h5py)):
+                found.append(name)
+        elif isinstance(obj, h5py.Dataset) and obj.dtype.names and candidates(obj.dtype.names):
             found.append(name)
 
     file.visititems(visit)
     if len(found) > 1:
-        raise InputError(f"{path}: jets in several groups ({', '.join(found[:10])}); choose one with --tree")
+        raise InputError(f"{path}: jets in several tables ({', '.join(found[:10])}); choose one with --tree")
     return found[0] if found else None
 
 
@@ -129,13 +140,13 @@ class Hdf5Source:
                 raise InputError(f"{where}: column {n} is not numeric")
         counter = None
         if self.compound is None:
+            counter_names = {c.lower() for c in COUNTER_NAMES}
+            if coll.name:
+                counter_names |= {f"n{coll.name}".lower(), f"{coll.name}_n".lower()}
             for n in names:
-                if n in COUNTER_NAMES or (coll.name and n in (f"n{coll.name}", f"{coll.name}_n")):
-                    ds = self.datasets[n]
-                    if ds.dtype.kind in "iu" and int(np.asarray(ds[...], np.int64).sum()) == self.n_jets \
-                            and len(ds) != self.n_jets:
-                        counter = n
-                        break
+                if n.lower() in counter_names and n not in used.values() and _is_counter(self.datasets[n], self.n_jets):
+                    counter = n
+                    break
         self.jagged = counter is not None
         self.n_entries = len(self.datasets[counter]) if counter else self.n_jets
         kept: list[str] = []
@@ -143,7 +154,8 @@ class Hdf5Source:
             hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
             if not hits:
                 raise InputError(f"{where}: --keep-branches {pattern!r} matches no column")
-            kept += [h for h in hits if h not in kept]
+            # the jet columns and the counter are restored anyway
+            kept += [h for h in hits if h not in kept and h not in {*used.values(), counter}]
         for n in kept:
             length = len(self.compound) if self.compound is not None else len(self.datasets[n])
             if length != self.n_entries:

@@ -30,13 +30,20 @@ def _open(path: str):
         raise InputError(f"{path}: cannot read as a ROOT file ({type(exc).__name__}: {exc})") from None
 
 
-def _trees(file) -> dict[str, object]:
-    out = {}
+def _trees(file) -> dict[str, str]:
+    """Tree name -> key of its newest cycle (what ROOT's TFile::Get returns), plus 'name;N' keys."""
+    newest: dict[str, tuple[int, str]] = {}
+    out: dict[str, str] = {}
     for key, cls in file.classnames(recursive=True).items():
         if cls == "TTree":
-            name = key.rsplit(";", 1)[0]
-            out.setdefault(name, key)
-    return out
+            name, _, cycle = key.rpartition(";")
+            if not name:
+                name, cycle = key, "0"
+            number = int(cycle) if cycle.isdigit() else 0
+            out[key] = key  # an explicit cycle, e.g. --tree 'Events;1'
+            if name not in newest or number > newest[name][0]:
+                newest[name] = (number, key)
+    return {**{n: k for n, (_, k) in newest.items()}, **{k: v for k, v in out.items() if k not in newest}}
 
 
 def _is_jagged(branch) -> bool:
@@ -66,21 +73,27 @@ class RootSource:
         where = self.path
         if not trees:
             raise InputError(f"{where}: no TTree in this ROOT file (RNTuple is not supported yet)")
+        names_only = sorted(t for t in trees if ";" not in t)  # what error messages list
         preset: Preset | None = PRESETS[preset_name] if preset_name else None
         if tree_name is not None:
             if tree_name not in trees:
-                raise InputError(f"{where}: no tree {tree_name!r}; trees: {', '.join(sorted(trees))}")
+                raise InputError(f"{where}: no tree {tree_name!r}; trees: {', '.join(names_only)}")
         elif preset is not None and any(t in trees for t in preset.trees):
             tree_name = next(t for t in preset.trees if t in trees)
-        elif len(trees) == 1:
-            tree_name = next(iter(trees))
+        elif preset is not None and preset.trees:
+            raise InputError(f"{where}: --preset {preset.name} reads tree "
+                             f"{' or '.join(preset.trees)}, which this file does not have (trees: "
+                             f"{', '.join(names_only)}); drop --preset or pass --tree")
+        elif len(names_only) == 1:
+            tree_name = names_only[0]
         else:
-            with_jets = [t for t in trees if candidates(self.file[trees[t]].keys())]
+            with_jets = [t for t in names_only if candidates(self.file[trees[t]].keys())]
             if len(with_jets) != 1:
-                raise InputError(f"{where}: several trees ({', '.join(sorted(trees))})"
+                raise InputError(f"{where}: several trees ({', '.join(names_only)})"
                                  f"{' hold jets' if with_jets else ''}; choose one with --tree")
             tree_name = with_jets[0]
         self.tree = self.file[trees[tree_name]]
+        tree_name = tree_name.rpartition(";")[0] if ";" in tree_name else tree_name  # the name, not the cycle
         # leaf branches only (split objects show up as parent/child; we want the leaves)
         names = [n for n in self.tree.keys() if not self.tree[n].branches]
         if preset is None and columns is None and collection is None:
@@ -99,7 +112,8 @@ class RootSource:
             first = self.tree[next(iter(used.values()))]
             cb = getattr(first, "count_branch", None)
             counter = cb.name if cb is not None else self._counter_by_name(coll.name, names)
-        kept = _match_keep(names, keep, where)
+        # The jet columns and the counter are restored anyway: a pattern like 'n*' skips them.
+        kept = [k for k in _match_keep(names, keep, where) if k not in {*used.values(), counter}]
         for name in kept:
             if _is_jagged(self.tree[name]):
                 raise InputError(f"{where}: --keep-branches: {name} is not one value per event")
