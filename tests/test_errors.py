@@ -213,3 +213,37 @@ def test_reordered_chunks_are_detected(tmp_path, small_model_path, nano_file):
     bad.write_bytes(swapped)
     with pytest.raises(jetzip.FormatError, match="chunk number 1 found where chunk 0 belongs"):
         jetzip.read_aez(bad)
+
+
+def test_binary_outputs_refuse_stdout(tmp_path, jetzip_exe, small_model_path, nano_file):
+    path, _ = nano_file
+    aez = tmp_path / "a.aez"
+    assert run_cli(jetzip_exe, "compress", path, "-o", aez, "-m", small_model_path).returncode == 0
+    r = run_cli(jetzip_exe, "compress", path, "-o", "-", "-m", small_model_path, cwd=tmp_path)
+    assert_fails(r, "cannot go to standard output")
+    for fmt in ("root", "hdf5"):
+        r = run_cli(jetzip_exe, "decompress", aez, "-o", "-", "--format", fmt, cwd=tmp_path)
+        assert_fails(r, "writes CSV only")
+        assert r.stdout == b""
+    assert not (tmp_path / "-").exists()
+
+
+def test_glob_output_must_be_a_folder_even_for_one_match(tmp_path, jetzip_exe, small_model_path, nano_file):
+    path, _ = nano_file
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.replace(path, folder / "a.root")
+    r = run_cli(jetzip_exe, "compress", str(folder / "*.root"), "-o", tmp_path / "out", "-m", small_model_path)
+    assert_fails(r, "must be an existing folder with several inputs or a glob")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "out").mkdir()
+    r = run_cli(jetzip_exe, "compress", str(folder / "*.root"), "-o", tmp_path / "out", "-m", small_model_path)
+    assert r.returncode == 0 and (tmp_path / "out" / "a.aez").is_file()
+
+
+def test_errors_are_one_line(tmp_path, jetzip_exe, small_model_path):
+    empty = tmp_path / "empty.root"  # uproot's own message about it spans three lines
+    empty.write_bytes(b"")
+    r = run_cli(jetzip_exe, "compress", empty, "-o", tmp_path / "x.aez", "-m", small_model_path)
+    assert_fails(r, "empty.root")
+    assert len(r.stderr.decode().strip().splitlines()) == 1, r.stderr.decode()

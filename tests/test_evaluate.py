@@ -124,3 +124,13 @@ def test_plots_without_matplotlib_say_what_to_install(tmp_path, small_model_path
     monkeypatch.setattr(builtins, "__import__", no_mpl)
     with pytest.raises(jetzip.JetzipError, match=r"pip install 'jetzip\[plot\]'"):
         jetzip.evaluate(path, tmp_path / "n.aez", plots=tmp_path / "figs")
+
+
+def test_original_in_another_format_than_the_source(tmp_path, nano_file, small_model_path):
+    """The .aez came from an HDF5 copy; the original given is the ROOT file: read it as ROOT."""
+    path, data = nano_file
+    jetzip.compress(path, tmp_path / "a.aez", model=small_model_path)
+    jetzip.decompress(tmp_path / "a.aez", tmp_path / "copy.h5")
+    jetzip.compress(tmp_path / "copy.h5", tmp_path / "b.aez", model=small_model_path)
+    r = jetzip.evaluate(path, tmp_path / "b.aez")
+    assert r["n_jets"] == int(data["counts"].sum())
