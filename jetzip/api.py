@@ -253,6 +253,9 @@ def _reasons(frame: np.ndarray) -> dict[str, int]:
 
 def _describe_jet(info: TableInfo, chunk, i: int) -> str:
     values = ", ".join(f"{name}={float(chunk.columns[role][i]):.6g}" for role, name in info.columns.items())
+    lines = getattr(chunk, "lines", None)  # CSV chunks: the 1-based file line of each jet
+    if lines is not None:
+        return f"line {int(lines[i])} ({values})"
     if chunk.counts is not None:
         ev = int(np.searchsorted(np.cumsum(chunk.counts.astype(np.int64)), i, side="right"))
         return f"jet {chunk.first_jet + i} in event {chunk.first_entry + ev} ({values})"

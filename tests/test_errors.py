@@ -70,7 +70,7 @@ def test_invalid_jets_are_counted_and_located(tmp_path, jetzip_exe, small_model_
     jetfactory.write_csv(tmp_path / "j.csv", {"E": e, "pt": pt, "eta": j["eta"], "phi": j["phi"]})
     out = tmp_path / "x.aez"
     r = run_cli(jetzip_exe, "compress", tmp_path / "j.csv", "-o", out, "-m", small_model_path, "--units", "GeV")
-    assert_fails(r, "3 jet(s) cannot be encoded", reason, "row 7", "--drop-invalid")
+    assert_fails(r, "3 jet(s) cannot be encoded", reason, "line 9", "--drop-invalid")
     assert not out.exists()
     r = run_cli(jetzip_exe, "compress", tmp_path / "j.csv", "-o", out, "-m", small_model_path, "--units", "GeV",
                 "--drop-invalid", "--json")

@@ -48,7 +48,7 @@ def test_invalid_values_error_or_drop(tmp_path, jetzip_exe, small_model_path, co
     r = run_cli(jetzip_exe, "compress", p, "-o", out, "-m", small_model_path, "--units", "GeV")
     assert r.returncode == 1 and b"Traceback" not in r.stderr
     assert f"2 jet(s) cannot be encoded (2 with {reason})".encode() in r.stderr, r.stderr
-    assert b"row 3" in r.stderr and not out.exists()
+    assert b"line 5" in r.stderr and not out.exists()
     r = run_cli(jetzip_exe, "compress", p, "-o", out, "-m", small_model_path, "--units", "GeV", "--drop-invalid")
     assert r.returncode == 0 and b"dropped 2 invalid jets" in r.stderr
     assert jetzip.read_aez(out)["tail"]["n_jets"] == 38
@@ -62,7 +62,7 @@ def test_energy_below_pt_is_invalid(tmp_path, jetzip_exe, small_model_path):
     jetfactory.write_csv(tmp_path / "j.csv", cols)
     r = run_cli(jetzip_exe, "compress", tmp_path / "j.csv", "-o", tmp_path / "x.aez", "-m", small_model_path,
                 "--units", "GeV")
-    assert r.returncode == 1 and b"1 with E < pt" in r.stderr and b"row 4" in r.stderr
+    assert r.returncode == 1 and b"1 with E < pt" in r.stderr and b"line 6" in r.stderr
 
 
 def test_dropping_invalid_jets_keeps_event_structure(tmp_path, small_model_path):

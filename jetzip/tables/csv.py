@@ -1,13 +1,36 @@
-"""CSV tables: a header row, then one jet per row. Written by numpy, read in blocks of rows.
+"""CSV tables: a header row, then one jet per row. Read in blocks of rows, written column-wise.
 
-A jagged table written as CSV gets an ``event`` column (the event index) before the jet
-columns; events without jets cannot be represented in CSV and are lost there (use ROOT or
-HDF5 to keep them).
+Reading follows the usual CSV rules (Python's ``csv`` module, Excel dialect): cells may be
+quoted (``"100"``), a UTF-8 byte-order mark before the header is ignored, blank lines are
+skipped, and an empty cell in a jet column reads as NaN. A quoted cell may not span lines.
+Errors name the 1-based line of the file (the header is line 1); every chunk carries the
+line of each of its rows (:attr:`CsvChunk.lines`).
+
+**Jagged tables.** A jagged table written as CSV gets an ``event`` column (the event index)
+before the jet columns, one row per jet, and its kept (event-level) branches repeated on every
+jet row of their event. Events without jets cannot be represented in CSV and are lost there
+(use ROOT or HDF5 to keep them). When a kept branch is itself called ``event`` (NanoAOD's event
+number), the index column is called ``event_index`` instead.
+
+Reading, a CSV with an integer ``event`` column (``event_index`` when both exist) whose values
+never decrease in its first rows is read as a jagged table: consecutive rows with the same
+value form one event, and chunks always hold whole events. A value that decreases later is an
+error naming the line (``--preset flat`` reads such a file as one jet per row). A kept column
+must then hold one value per event: the first row of each event gives it, and a different
+value on another row of the same event is an error.
+
+**Types.** Jet columns are read as float64. A kept column whose first rows all hold integers
+is read as int64 (uint64 when its values need it), exactly, so 64-bit event numbers survive;
+a later non-integer cell in it is an error. Written values: float32 columns with 9 significant
+digits, float64 ones with the shortest repr that round-trips, integers exactly.
 """
 from __future__ import annotations
 
+import csv
+import dataclasses
 import fnmatch
 import io
+import itertools
 import os
 import sys
 from typing import IO, Iterator, Sequence
@@ -19,6 +42,22 @@ from ..features import infer_units
 from .base import JetChunk, TableInfo
 from .layouts import PRESETS, choose_collection
 
+EVENT_COLUMN = "event"
+# The event index's name when a kept branch is called "event" (written and read back as such).
+EVENT_COLUMN_ALT = "event_index"
+SAMPLE_ROWS = 5000  # rows read up front: units, integer columns, whether `event` groups the jets
+BLOCK_ROWS = 1 << 14  # rows parsed at a time
+WRITE_ROWS = 1 << 15  # rows formatted at a time
+MAX_CHUNK_JETS = 1 << 18
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+@dataclasses.dataclass
+class CsvChunk(JetChunk):
+    """A chunk read from CSV, with the 1-based file line of each of its jet rows."""
+
+    lines: np.ndarray | None = None
+
 
 class CsvSource:
     def __init__(self, path: str, *, tree: str | None = None, columns: dict[str, str] | None = None,
@@ -28,7 +67,8 @@ class CsvSource:
             raise InputError(f"{path}: --tree does not apply to CSV files")
         self.path = path
         try:
-            self.f = open(path, "r", newline="", encoding="utf-8")
+            # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first name
+            self.f = open(path, "r", newline="", encoding="utf-8-sig")
         except FileNotFoundError:
             raise InputError(f"{path} does not exist") from None
         except OSError as exc:
@@ -39,16 +79,22 @@ class CsvSource:
             self.f.close()
             raise
 
+    # --- setup ------------------------------------------------------------------------------
+
     def _setup(self, columns, preset_name, collection, units, keep) -> None:
         try:
             header = self.f.readline()
         except UnicodeDecodeError:
-            raise InputError(f"{self.path}: not a text CSV file") from None
+            raise self._undecodable() from None
         if not header.strip():
             raise InputError(f"{self.path} is empty (no header row)")
-        self.names = [h.strip().strip('"') for h in header.strip().split(",")]
-        if len(set(self.names)) != len(self.names):
-            raise InputError(f"{self.path}: duplicate column names in the header")
+        try:
+            self.names = [h.strip() for h in next(csv.reader([header]))]
+        except (csv.Error, StopIteration) as exc:
+            raise InputError(f"{self.path}: line 1: cannot read the header ({exc})") from None
+        dup = sorted({n for n in self.names if self.names.count(n) > 1})
+        if dup:
+            raise InputError(f"{self.path}: duplicate column names in the header ({', '.join(map(repr, dup))})")
         preset = PRESETS[preset_name] if preset_name else None
         coll = choose_collection(self.names, where=self.path, columns=columns, collection=collection,
                                  preset=preset if preset and preset.collection else None)
@@ -58,111 +104,357 @@ class CsvSource:
             hits = [n for n in self.names if fnmatch.fnmatchcase(n, pattern)]
             if not hits:
                 raise InputError(f"{self.path}: --keep-branches {pattern!r} matches no column")
-            kept += [h for h in hits if h not in kept]
+            # The jet columns are restored anyway: a pattern like '*' skips them.
+            kept += [h for h in hits if h not in kept and h not in used.values()]
         self.index = {n: i for i, n in enumerate(self.names)}
         self.used = used
         self.kept = kept
         self.data_start = self.f.tell()
+        self._line = 1  # physical lines consumed so far (the header is line 1)
+
+        # The first rows decide the types of the kept columns and whether `event` groups the jets.
+        candidates = [EVENT_COLUMN_ALT, EVENT_COLUMN] if EVENT_COLUMN_ALT in self.index \
+            and EVENT_COLUMN in self.index else [EVENT_COLUMN] if EVENT_COLUMN in self.index else []
+        if preset is not None and not preset.jagged:
+            candidates = []  # --preset flat: one jet per row, whatever the columns are called
+        try:
+            raw, lines = self._read_lines(SAMPLE_ROWS)
+        except UnicodeDecodeError:
+            raise self._undecodable() from None
+        rows, row_lines = self._split(raw, lines)
+        self.kinds = {n: "f8" for n in self.names}
+        for name in dict.fromkeys([*kept, *candidates]):
+            self.kinds[name] = _int_kind([r[self.index[name]] for r in rows])
+        self.event_column = None
+        for name in candidates:
+            if self.kinds[name] == "f8":
+                continue
+            ev = self._convert([r[self.index[name]] for r in rows], name, row_lines)
+            if not (ev[1:] < ev[:-1]).any():
+                self.event_column = name
+                break
+        for name in candidates:  # not the event index: an ordinary column
+            if name != self.event_column and name not in kept:
+                self.kinds[name] = "f8"
+        self.jagged = self.event_column is not None
+        self.needed = list(dict.fromkeys([*used.values(), *kept,
+                                          *([self.event_column] if self.jagged else [])]))
+
         units_inferred, reason = False, ""
         if units is None and preset is not None and preset.units:
             units, reason = preset.units, f"the {preset.name} layout is in {preset.units}"
         if units is None:
-            first = next(self._blocks(5000), None)
-            sample = first[0] if first is not None else {r: np.zeros(0) for r in used}
+            sample = {role: self._convert([r[self.index[n]] for r in rows], n, row_lines)
+                      for role, n in used.items()}
             units, reason = infer_units(sample)
             units_inferred = True
+        self._rewind()
+        dtypes = {n: "float64" for n in used.values()}
+        dtypes.update({n: np.dtype(self.kinds[n]).name for n in kept})
+        skip = {*used.values(), *kept, self.event_column}
         self.info = TableInfo(
-            file=os.path.basename(self.path), format="csv", tree=None, layout="flat",
-            collection=coll.name, jagged=False, counter=None, columns=used,
-            representation=coll.representation or "", units=units, units_inferred=units_inferred,
-            units_reason=reason, dtypes={n: "float64" for n in [*used.values(), *kept]},
-            kept_branches=kept, other_branches=[n for n in self.names if n not in used.values() and n not in kept])
+            file=os.path.basename(self.path), format="csv", tree=None,
+            layout="jagged" if self.jagged else "flat", collection=coll.name, jagged=self.jagged,
+            counter=None, columns=used, representation=coll.representation or "", units=units,
+            units_inferred=units_inferred, units_reason=reason, dtypes=dtypes, kept_branches=kept,
+            other_branches=[n for n in self.names if n not in skip],
+            extra={"csv_event_column": self.event_column} if self.jagged else {})
+        # One record type for numpy's fast parser: every column, in file order (a one-character
+        # string for the columns not read, which then need not be numbers).
+        self._record = np.dtype([(f"c{i}", self.kinds[n] if n in self.needed else "U1")
+                                 for i, n in enumerate(self.names)])
 
-    def _blocks(self, rows: int) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    def _rewind(self) -> None:
         self.f.seek(self.data_start)
-        line_no = 1
-        ncol = len(self.names)
-        while True:
-            lines = []
-            for line in self.f:
-                line_no += 1
-                if line.strip():
-                    lines.append((line_no, line))
-                if len(lines) >= rows:
-                    break
-            if not lines:
-                return
-            block = np.empty((len(lines), ncol), dtype=np.float64)
-            for i, (no, line) in enumerate(lines):
-                cells = line.rstrip("\r\n").split(",")
-                if len(cells) != ncol:
-                    raise InputError(f"{self.path}: line {no} has {len(cells)} cells, the header has {ncol}")
-                try:
-                    block[i] = [float(c) if c.strip() else np.nan for c in cells]
-                except ValueError:
-                    bad = next(c for c in cells if not _is_number(c))
-                    raise InputError(f"{self.path}: line {no}: non-numeric cell {bad.strip()!r}") from None
-            cols = {role: block[:, self.index[n]] for role, n in self.used.items()}
-            kept = {n: block[:, self.index[n]] for n in self.kept}
-            yield cols, kept
+        self._line = 1
 
-    def chunks(self, jets_per_chunk: int = 1 << 18) -> Iterator[JetChunk]:
-        first = 0
+    # --- parsing ----------------------------------------------------------------------------
+
+    def _read_lines(self, n: int) -> tuple[list[str], np.ndarray]:
+        """Up to `n` physical lines, without the blank ones, and their 1-based line numbers."""
+        raw = list(itertools.islice(self.f, n))
+        lines = np.arange(self._line + 1, self._line + 1 + len(raw), dtype=np.int64)
+        self._line += len(raw)
+        blank = np.fromiter(map(str.isspace, raw), bool, len(raw))
+        if blank.any():
+            raw = list(itertools.compress(raw, ~blank))
+            lines = lines[~blank]
+        return raw, lines
+
+    def _split(self, raw: list[str], lines: np.ndarray) -> tuple[list[list[str]], np.ndarray]:
+        """CSV rows of `raw` (quotes removed), checked to have one cell per header name."""
+        ncol = len(self.names)
+        reader = csv.reader(raw)
+        rows: list[list[str]] = []
+        row_lines: list[int] = []
         try:
-            for cols, kept in self._blocks(min(jets_per_chunk, 1 << 18)):
-                n = len(next(iter(cols.values())))
-                yield JetChunk(cols, None, kept, first, first)
-                first += n
+            for row in reader:
+                no = int(lines[reader.line_num - 1])
+                if len(row) != ncol:
+                    raise InputError(f"{self.path}: line {no} has {len(row)} cells, the header has {ncol}")
+                rows.append(row)
+                row_lines.append(no)
+        except csv.Error as exc:
+            no = int(lines[min(reader.line_num, len(lines)) - 1])
+            raise InputError(f"{self.path}: line {no}: {exc}") from None
+        return rows, np.asarray(row_lines, dtype=np.int64)
+
+    def _convert(self, cells: Sequence[str], name: str, lines: np.ndarray) -> np.ndarray:
+        """One column's cells as numbers of its kind; an error names the first bad cell's line."""
+        kind = self.kinds[name]
+        n = len(cells)
+        try:
+            if kind == "f8":
+                return np.fromiter(map(float, cells), np.float64, n)
+            return np.fromiter(map(int, cells), np.dtype(kind), n)
+        except (ValueError, OverflowError):
+            pass
+        if kind == "f8":  # empty cells are NaN; anything else must be a number
+            out = np.empty(n, np.float64)
+            for i, c in enumerate(cells):
+                if not c.strip():
+                    out[i] = np.nan
+                    continue
+                try:
+                    out[i] = float(c)
+                except ValueError:
+                    raise InputError(f"{self.path}: line {lines[i]}: non-numeric cell {c.strip()!r} "
+                                     f"in column {name}") from None
+            return out
+        out = np.empty(n, np.dtype(kind))
+        for i, c in enumerate(cells):
+            try:
+                out[i] = int(c)
+            except (ValueError, OverflowError):
+                what = "the event index" if name == self.event_column else "read as integers"
+                raise InputError(
+                    f"{self.path}: line {lines[i]}: column {name} ({what}: its first rows hold "
+                    f"integers) has {c.strip()!r}, not an integer of {np.dtype(kind).name}") from None
+        return out
+
+    def _parse(self, raw: list[str], lines: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The needed columns of these rows, and the rows' line numbers."""
+        try:
+            # numpy's C parser: fast, and it follows the same quoting rules.
+            table = np.loadtxt(raw, delimiter=",", quotechar='"', comments=None, dtype=self._record,
+                               ndmin=1)
+            if len(table) == len(raw):
+                return {n: np.ascontiguousarray(table[f"c{self.index[n]}"]) for n in self.needed}, lines
+        except ValueError:
+            pass
+        # Slow path, cell by cell: empty cells, non-numeric cells in unused columns, and errors.
+        rows, row_lines = self._split(raw, lines)
+        columns = list(zip(*rows)) if rows else [()] * len(self.names)
+        return {n: self._convert(columns[self.index[n]], n, row_lines) for n in self.needed}, row_lines
+
+    def _blocks(self) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        while True:
+            before = self._line
+            raw, lines = self._read_lines(BLOCK_ROWS)
+            if self._line == before:
+                return
+            if raw:
+                yield self._parse(raw, lines)
+
+    # --- chunks -----------------------------------------------------------------------------
+
+    def chunks(self, jets_per_chunk: int = MAX_CHUNK_JETS) -> Iterator[CsvChunk]:
+        """Chunks of about `jets_per_chunk` rows; for jagged tables, whole events only."""
+        target = max(1, min(int(jets_per_chunk), MAX_CHUNK_JETS))
+        self._rewind()
+        buf: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
+        n_buf = 0
+        last: tuple[int, int] | None = None  # (event value, line) of the previous row
+        state = {"jet": 0, "entry": 0}
+        try:
+            for cols, lines in self._blocks():
+                if not len(lines):
+                    continue
+                if self.jagged:
+                    last = self._check_order(cols[self.event_column], lines, last)
+                buf.append((cols, lines))
+                n_buf += len(lines)
+                while n_buf >= target:
+                    cols_all, lines_all = _concat(buf)
+                    cut = self._cut(cols_all, target)
+                    if cut == 0:  # one event longer than a chunk, still going on
+                        buf = [(cols_all, lines_all)]
+                        break
+                    yield self._chunk({k: v[:cut] for k, v in cols_all.items()}, lines_all[:cut], state)
+                    buf = [({k: v[cut:] for k, v in cols_all.items()}, lines_all[cut:])]
+                    n_buf -= cut
+            if n_buf:
+                cols_all, lines_all = _concat(buf)
+                yield self._chunk(cols_all, lines_all, state)
         except UnicodeDecodeError:
-            raise InputError(f"{self.path}: not a text CSV file (undecodable bytes after row {first})") from None
+            raise self._undecodable() from None
+
+    def _undecodable(self) -> InputError:
+        """The error for bytes that are not UTF-8, naming the first line that holds some."""
+        where = ""
+        try:
+            with open(self.path, "rb") as f:
+                for no, line in enumerate(f, 1):
+                    try:
+                        line.decode("utf-8-sig" if no == 1 else "utf-8")
+                    except UnicodeDecodeError:
+                        where = f" on line {no}"
+                        break
+        except OSError:
+            pass
+        return InputError(f"{self.path}: not a text CSV file (bytes that are not UTF-8{where})")
+
+    def _check_order(self, ev: np.ndarray, lines: np.ndarray,
+                     last: tuple[int, int] | None) -> tuple[int, int]:
+        prev = np.empty_like(ev)
+        prev[1:] = ev[:-1]
+        prev[0] = ev[0] if last is None else last[0]
+        bad = ev < prev
+        if bad.any():
+            i = int(np.argmax(bad))
+            prev_line = int(lines[i - 1]) if i else last[1]  # type: ignore[index]
+            name = self.event_column
+            raise InputError(
+                f"{self.path}: line {lines[i]}: {name} {int(ev[i])} comes after {name} {int(prev[i])} "
+                f"(line {prev_line}); a CSV with an integer {name!r} column is read as one event per "
+                f"run of equal values, so its rows must be grouped by event in increasing order "
+                f"(sort the file, or read it as one jet per row with --preset flat)")
+        return int(ev[-1]), int(lines[-1])
+
+    def _cut(self, cols: dict[str, np.ndarray], target: int) -> int:
+        """How many leading rows make the next chunk (0: wait for more rows)."""
+        if not self.jagged:
+            return target
+        ev = cols[self.event_column]
+        n = len(ev)
+        at = min(target, n - 1)
+        cut = int(np.searchsorted(ev, ev[at], side="left"))
+        if cut == 0:  # the first event reaches past the target: take it whole, if it has ended
+            cut = int(np.searchsorted(ev, ev[0], side="right"))
+            if cut == n:
+                return 0
+        return cut
+
+    def _chunk(self, cols: dict[str, np.ndarray], lines: np.ndarray, state: dict[str, int]) -> CsvChunk:
+        jets = {role: cols[n] for role, n in self.used.items()}
+        n = len(lines)
+        counts = None
+        if self.jagged:
+            ev = cols[self.event_column]
+            starts = np.flatnonzero(np.concatenate([[True], ev[1:] != ev[:-1]]))
+            counts = np.diff(np.append(starts, n)).astype(np.uint32)
+            kept = {k: self._per_event(k, cols[k], ev, starts, counts, lines) for k in self.kept}
+        else:
+            kept = {k: cols[k] for k in self.kept}
+        chunk = CsvChunk(jets, counts, kept, state["jet"], state["entry"], lines)
+        state["jet"] += n
+        state["entry"] += len(counts) if counts is not None else n
+        return chunk
+
+    def _per_event(self, name: str, values: np.ndarray, ev: np.ndarray, starts: np.ndarray,
+                   counts: np.ndarray, lines: np.ndarray) -> np.ndarray:
+        """One value per event (its first row's); the other rows of the event must agree."""
+        first = values[starts]
+        again = np.repeat(first, counts.astype(np.int64))
+        differ = values != again
+        if values.dtype.kind == "f":
+            differ &= ~(np.isnan(values) & np.isnan(again))
+        if differ.any():
+            i = int(np.argmax(differ))
+            j = int(starts[np.searchsorted(starts, i, side="right") - 1])
+            raise InputError(
+                f"{self.path}: line {lines[i]}: --keep-branches column {name} is {_show(values[i])} "
+                f"here but {_show(values[j])} on line {lines[j]}, in the same event "
+                f"({self.event_column} {int(ev[i])}); a kept branch needs one value per event")
+        return first
 
     def close(self) -> None:
         self.f.close()
 
 
-def _is_number(cell: str) -> bool:
+def _int_kind(cells: Sequence[str]) -> str:
+    """'i8' or 'u8' when every cell is an integer that fits one of them, else 'f8'."""
+    if not cells:
+        return "i8"
     try:
-        float(cell)
-        return True
+        values = list(map(int, cells))
     except ValueError:
-        return not cell.strip()
+        return "f8"
+    lo, hi = min(values), max(values)
+    if lo >= -_INT64_MAX - 1 and hi <= _INT64_MAX:
+        return "i8"
+    if lo >= 0 and hi < 2 ** 64:
+        return "u8"
+    return "f8"
+
+
+def _concat(buf: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    if len(buf) == 1:
+        return buf[0]
+    return ({k: np.concatenate([b[0][k] for b in buf]) for k in buf[0][0]},
+            np.concatenate([b[1] for b in buf]))
+
+
+def _show(value) -> str:
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
+def _format_of(dtype: np.dtype) -> str:
+    """printf format that writes a value of `dtype` so that it reads back exactly."""
+    if dtype.kind in "iub":
+        return "%d"
+    if dtype.kind == "f":
+        return "%r" if dtype.itemsize > 4 else "%.9g"  # repr: the shortest exact float64
+    return "%s"
 
 
 class CsvWriter:
     """Write CSV to a path or to stdout (``-``)."""
 
     def __init__(self, path: str, info: TableInfo, names: dict[str, str], kept_dtypes: dict[str, str]) -> None:
-        self.stream: IO[str] = sys.stdout if path == "-" else open(path, "w", newline="")
-        self.own = path != "-"
         self.info = info
         self.names = names
-        self.kept_names = list(kept_dtypes) if not info.jagged else []
+        self.kept_names = list(kept_dtypes)
         self.event = 0
-        header = (["event"] if info.jagged else []) + list(names.values()) + self.kept_names
-        self.stream.write(",".join(header) + "\n")
+        self.event_column = None
+        if info.jagged:
+            taken = {*names.values(), *self.kept_names}
+            free = [n for n in (EVENT_COLUMN, EVENT_COLUMN_ALT) if n not in taken]
+            if not free:
+                raise InputError(f"CSV output: kept branches {EVENT_COLUMN!r} and {EVENT_COLUMN_ALT!r} "
+                                 "leave no name for the event column; write .root or .h5 instead")
+            self.event_column = free[0]
+        header = ([self.event_column] if info.jagged else []) + list(names.values()) + self.kept_names
+        line = io.StringIO()
+        csv.writer(line, lineterminator="\n").writerow(header)  # quotes a name only where needed
+        self.stream: IO[str] = sys.stdout if path == "-" else open(path, "w", newline="", encoding="utf-8")
+        self.own = path != "-"
+        self.stream.write(line.getvalue())
 
     def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
               kept: dict[str, np.ndarray]) -> None:
         n = len(next(iter(columns.values())))
-        parts = []
-        fmts = []
+        parts: list[np.ndarray] = []
         if self.info.jagged:
             assert counts is not None
-            parts.append(np.repeat(np.arange(self.event, self.event + len(counts)), counts.astype(np.int64)))
-            fmts.append("%d")
+            c = counts.astype(np.int64)
+            parts.append(np.repeat(np.arange(self.event, self.event + len(counts), dtype=np.int64), c))
             self.event += len(counts)
         for role in self.names:
-            parts.append(columns[role].astype(np.float32).astype(np.float64))
-            fmts.append("%.9g")
+            parts.append(np.asarray(columns[role]).astype(np.float32, copy=False))
         for k in self.kept_names:
-            v = kept[k]
-            parts.append(v)
-            fmts.append("%d" if v.dtype.kind in "iub" else "%.17g")
+            v = np.asarray(kept[k])
+            if v.ndim != 1:
+                raise InputError(f"CSV output cannot hold the kept branch {k}, which has "
+                                 f"{int(np.prod(v.shape[1:]))} values per event; write .root or .h5 instead")
+            parts.append(np.repeat(v, c) if self.info.jagged else v)
         if n == 0:
             return
-        buf = io.StringIO()
-        np.savetxt(buf, np.column_stack([p.astype(np.float64) for p in parts]), fmt=fmts, delimiter=",")
-        self.stream.write(buf.getvalue())
+        row = ",".join(_format_of(p.dtype) for p in parts)
+        for start in range(0, n, WRITE_ROWS):
+            # Python ints and floats: integers stay exact, %-formatting runs in C
+            cells = [p[start:start + WRITE_ROWS].tolist() for p in parts]
+            self.stream.write("\n".join(map(row.__mod__, zip(*cells))) + "\n")
 
     def close(self) -> None:
         if self.own:
