@@ -33,6 +33,7 @@ _LAZY = {
     "decompress": ("api", "decompress"),
     "inspect": ("api", "inspect"),
     "train": ("training", "train"),
+    "TrainOptions": ("training", "TrainOptions"),
     "evaluate": ("evaluation", "evaluate"),
     "load_model": ("model", "load_model"),
     "open_aez": ("aez", "open_aez"),

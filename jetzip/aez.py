@@ -381,12 +381,14 @@ def table_info_from_header(source: dict) -> TableInfo:
 
 def open_aez(path: str | os.PathLike) -> AezFile:
     """Open a .aez file for reading (header parsed and checked, data streamed later)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"expected a file path, not {path!r}")
     return AezFile(path)
 
 
 def read_aez(path: str | os.PathLike) -> dict[str, Any]:
     """Load a whole .aez into memory: header, totals, latents and per-event counts."""
-    with AezFile(path) as aez:
+    with open_aez(path) as aez:
         chunks = list(aez.chunks())
         lat = (np.concatenate([c.latents for c in chunks]) if chunks
                else np.zeros((0, aez.latent_dim), LATENT_DTYPES[aez.latent_dtype]))

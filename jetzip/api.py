@@ -21,7 +21,8 @@ from .aez import FORMAT_MAJOR, FORMAT_MINOR, LATENT_DTYPES, AezWriter, open_aez
 from .atomic import atomic_output
 from .codec import DEFAULT_BATCH_SIZE, Decoder, Encoder
 from .errors import FormatError, InputError, JetzipError
-from .features import from_model_frame, invalid_jets, outside_ranges, to_model_frame
+from .features import (from_model_frame, outside_ranges, to_model_frame, unencodable_jets,
+                       unencodable_reasons)
 from .model import Model, load_model
 from .tables import TableInfo, format_of, open_table, open_writer
 
@@ -134,14 +135,6 @@ class InOrderWorker:
             raise self.error
 
 
-def _count_invalid(frame: np.ndarray) -> np.ndarray:
-    """Jets that cannot be encoded: NaN/inf, E or pt <= 0, or E below pt by more than 0.1%."""
-    bad = invalid_jets(frame)
-    with np.errstate(invalid="ignore"):
-        bad |= frame[:, 0] < frame[:, 1] * (1 - 1e-3)
-    return bad
-
-
 def compress(input: str | os.PathLike, output: str | os.PathLike, *,
              model: Model | str | os.PathLike | None = None, tree: str | None = None,
              columns: str | dict | None = None, preset: str | None = None,
@@ -159,6 +152,9 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     t0 = time.perf_counter()
     if str(output) == "-":
         raise JetzipError("a .aez file cannot go to standard output; give a file name")
+    positive_int("chunk_jets", chunk_jets)
+    if isinstance(keep_branches, str):
+        keep_branches = (keep_branches,)  # one pattern, not its characters
     if latent_dtype not in LATENT_DTYPES:
         raise JetzipError(f"unknown latent dtype {latent_dtype!r}; use {', '.join(LATENT_DTYPES)}")
     the_model = resolve_model(model)
@@ -180,7 +176,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
             def prepare(chunk):
                 """Runs in the reader thread: conversion and checks overlap the network."""
                 frame = to_model_frame(chunk.columns, info.representation, info.units)
-                bad = _count_invalid(frame)
+                bad = unencodable_jets(frame)
                 x = None if bad.any() else encoder.norm.apply(frame)
                 return chunk, frame, bad, x
 
@@ -197,9 +193,9 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                     progress(len(counts) if counts is not None else chunk.n_jets, total)
                     if bad.any() and not drop_invalid:
                         # Keep scanning (without encoding) to report the total, then fail.
-                        for reason, k in _reasons(frame[bad]).items():
+                        for reason, k in unencodable_reasons(frame[bad]).items():
                             invalid[reason] = invalid.get(reason, 0) + k
-                        first_invalid = first_invalid or _describe_jet(info, chunk, int(np.argmax(bad)))
+                        first_invalid = first_invalid or describe_jet(info, chunk, int(np.argmax(bad)))
                         continue
                     if invalid:
                         continue
@@ -208,8 +204,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                         frame = frame[~bad]
                         x = encoder.norm.apply(frame)
                         if counts is not None:
-                            event_of_jet = np.repeat(np.arange(len(counts)), counts.astype(np.int64))
-                            counts = counts - np.bincount(event_of_jet[bad], minlength=len(counts)).astype(np.uint32)
+                            counts = counts_without(counts, bad)
                     background.submit(encoder.run(x), counts, chunk.kept, frame)
             if invalid:
                 raise InputError(
@@ -239,19 +234,21 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     }
 
 
-def _reasons(frame: np.ndarray) -> dict[str, int]:
-    """Count invalid jets by the first reason that applies to each."""
-    nonfinite = ~np.isfinite(frame).all(axis=1)
-    with np.errstate(invalid="ignore"):
-        e_bad = (frame[:, 0] <= 0) & ~nonfinite
-        pt_bad = (frame[:, 1] <= 0) & ~nonfinite & ~e_bad
-        e_lt = (frame[:, 0] < frame[:, 1] * (1 - 1e-3)) & ~nonfinite & ~e_bad & ~pt_bad
-    counts = {"with NaN or inf": nonfinite, "with E <= 0": e_bad, "with pt <= 0": pt_bad,
-              "with E < pt": e_lt}
-    return {k: int(v.sum()) for k, v in counts.items() if v.any()}
+def positive_int(name: str, value: Any) -> int:
+    """Library arguments get the checks the CLI's option types give."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise JetzipError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)
 
 
-def _describe_jet(info: TableInfo, chunk, i: int) -> str:
+def counts_without(counts: np.ndarray, dropped: np.ndarray) -> np.ndarray:
+    """Jets per event after removing the jets flagged in `dropped` (events stay, maybe empty)."""
+    event_of_jet = np.repeat(np.arange(len(counts)), counts.astype(np.int64))
+    return (counts - np.bincount(event_of_jet[dropped], minlength=len(counts))).astype(np.uint32)
+
+
+def describe_jet(info: TableInfo, chunk, i: int) -> str:
+    """Where jet `i` of `chunk` sits in its file, with its values (for error messages)."""
     values = ", ".join(f"{name}={float(chunk.columns[role][i]):.6g}" for role, name in info.columns.items())
     lines = getattr(chunk, "lines", None)  # CSV chunks: the 1-based file line of each jet
     if lines is not None:
@@ -341,6 +338,13 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
             "seconds": time.perf_counter() - t0}
 
 
+def checked_path(path: Any) -> str:
+    """A file path argument as a string, or an InputError for anything else (None, numbers)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"expected a file path, not {path!r}")
+    return os.fspath(path)
+
+
 def file_kind(path: str | os.PathLike) -> str:
     """'aez', 'model' or 'unknown', from the magic number."""
     from .container import AEZ_MAGIC, MODEL_MAGIC
@@ -359,7 +363,7 @@ def file_kind(path: str | os.PathLike) -> str:
 
 def inspect(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
     """Describe a .aez file (header, sizes, checksum verification) or a model file."""
-    kind = file_kind(path)
+    kind = file_kind(checked_path(path))
     if kind == "model":
         m = load_model(path)
         return {**m.header(), "kind": "model", "path": str(path), "bytes": os.path.getsize(path)}

@@ -54,9 +54,13 @@ class _Runner:
                  batch_size: int = DEFAULT_BATCH_SIZE, workers: int | None = None) -> None:
         import torch
 
-        if batch_size < 1:
-            from .errors import JetzipError
-            raise JetzipError(f"--batch-size must be positive, not {batch_size}")
+        from .errors import JetzipError
+
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise JetzipError(f"batch size must be a positive integer, not {batch_size!r}")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                    or workers < 1):
+            raise JetzipError(f"threads must be a positive integer, not {workers!r}")
         self.torch = torch
         self.device = resolve_device(device)
         self.model = model

@@ -61,6 +61,8 @@ def read_preamble(f: BinaryIO, magic: bytes, what: str, max_major: int,
     """Check magic and version; return (major, minor)."""
     raw = f.read(PREAMBLE.size)
     name = f" {path}" if path else ""
+    if len(raw) < PREAMBLE.size and raw[:8] == magic:
+        raise FormatError(f"{path or 'file'}: truncated {what} ({len(raw)} bytes, shorter than its preamble)")
     if len(raw) < PREAMBLE.size or raw[:8] != magic:
         found = KNOWN_MAGICS.get(raw[:8])
         if found:

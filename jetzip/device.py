@@ -7,7 +7,11 @@ from .errors import JetzipError
 def resolve_device(name: str = "auto"):
     import torch
 
-    name = (name or "auto").lower()
+    if name is None:
+        name = "auto"
+    if not isinstance(name, str):
+        raise JetzipError(f"device must be a string (auto, cpu, cuda or cuda:N), not {name!r}")
+    name = name.lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":

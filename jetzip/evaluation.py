@@ -15,11 +15,22 @@ import numpy as np
 from .aez import open_aez
 from .codec import DEFAULT_BATCH_SIZE, Decoder
 from .errors import InputError
-from .features import from_model_frame, outside_ranges, to_model_frame
+from .api import counts_without, positive_int
+from .features import from_model_frame, outside_ranges, to_model_frame, unencodable_jets
 from .residuals import frame_columns, residuals, summarize_all
 from .tables import format_of, open_table
 
 RAW_BYTES_PER_JET = 16
+
+
+def _same_events(a: np.ndarray, b: np.ndarray, n_jets: int, whole: bool) -> bool:
+    """Do both tables split the compared jets into the same events? With --max-jets (not
+    `whole`) only the events that end before the last compared jet are certain to be read on
+    both sides; trailing empty events may be in one read and not the other."""
+    if whole:
+        return bool(np.array_equal(a, b))
+    ends_a, ends_b = np.cumsum(a, dtype=np.int64), np.cumsum(b, dtype=np.int64)
+    return bool(np.array_equal(ends_a[ends_a < n_jets], ends_b[ends_b < n_jets]))
 
 
 def _open_original(original: str | os.PathLike, info):
@@ -42,6 +53,8 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
              plots: str | os.PathLike | None = None, pdf: bool = False,
              return_arrays: bool = False) -> dict[str, Any]:
     """Residual statistics of `compressed` against `original`; figures into `plots` if given."""
+    if max_jets is not None:
+        positive_int("max_jets", max_jets)
     if plots is not None:
         from .plots import require_matplotlib
         require_matplotlib()
@@ -67,10 +80,15 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
     try:
         frames, counts_orig, m = [], [], 0
         for chunk in source.chunks(1 << 20):
-            frames.append(to_model_frame(chunk.columns, source.info.representation, source.info.units)
-                          [: None if max_jets is None else max(0, max_jets - m)])
-            if chunk.counts is not None:
-                counts_orig.append(chunk.counts)
+            frame = to_model_frame(chunk.columns, source.info.representation, source.info.units)
+            counts = chunk.counts
+            bad = unencodable_jets(frame)  # compress refused them or (--drop-invalid) left them out
+            if bad.any():
+                frame = frame[~bad]
+                counts = None if counts is None else counts_without(counts, bad)
+            frames.append(frame[: None if max_jets is None else max(0, max_jets - m)])
+            if counts is not None:
+                counts_orig.append(counts)
             m += len(frames[-1])
             if max_jets is not None and m >= max_jets:
                 break
@@ -81,9 +99,10 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
     if len(orig) != len(dec):
         raise InputError(f"{original} holds {len(orig)} jets but {compressed} holds {len(dec)}; "
                          "they are not the same table (or invalid jets were dropped when compressing)")
-    if max_jets is None and counts_aez and counts_orig and \
-            not np.array_equal(np.concatenate(counts_aez), np.concatenate(counts_orig)):
-        raise InputError(f"{original} and {compressed} have different jets per event")
+    if counts_aez and counts_orig and not _same_events(np.concatenate(counts_aez), np.concatenate(counts_orig),
+                                                       len(orig), whole=max_jets is None):
+        raise InputError(f"{original} and {compressed} have different jets per event; "
+                         "they are not the same table")
     o_cols = frame_columns(orig)
     d_cols = frame_columns(dec)
     if info.representation == "PtEtaPhiM":

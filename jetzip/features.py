@@ -99,6 +99,26 @@ def invalid_jets(frame: np.ndarray) -> np.ndarray:
         return ~finite | (frame[:, 0] <= 0) | (frame[:, 1] <= 0)
 
 
+def unencodable_jets(frame: np.ndarray) -> np.ndarray:
+    """What compress and train refuse: invalid jets, and E below pt by more than 0.1 %."""
+    bad = invalid_jets(frame)
+    with np.errstate(invalid="ignore"):
+        bad |= frame[:, 0] < frame[:, 1] * (1 - 1e-3)
+    return bad
+
+
+def unencodable_reasons(frame: np.ndarray) -> dict[str, int]:
+    """Count unencodable jets by the first reason that applies to each."""
+    nonfinite = ~np.isfinite(frame).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        e_bad = (frame[:, 0] <= 0) & ~nonfinite
+        pt_bad = (frame[:, 1] <= 0) & ~nonfinite & ~e_bad
+        e_lt = (frame[:, 0] < frame[:, 1] * (1 - 1e-3)) & ~nonfinite & ~e_bad & ~pt_bad
+    counts = {"with NaN or inf": nonfinite, "with E <= 0": e_bad, "with pt <= 0": pt_bad,
+              "with E < pt": e_lt}
+    return {k: int(v.sum()) for k, v in counts.items() if v.any()}
+
+
 def log_cosh(x: np.ndarray) -> np.ndarray:
     """log(cosh(x)) without overflow for large |x|."""
     a = np.abs(x)

@@ -35,6 +35,10 @@ NAMED_ARCHITECTURES = {
 }
 
 
+MAX_HIDDEN_LAYERS = 8
+MAX_WIDTH = 4096
+
+
 @dataclasses.dataclass(frozen=True)
 class Architecture:
     """Sizes that rebuild a member of the family: n_features-hidden...-latent-...hidden-n_features."""
@@ -81,28 +85,39 @@ class Architecture:
                        int(d["n_features"]), str(d["activation"]))
         except (KeyError, TypeError, ValueError, OverflowError) as exc:  # int(1e999) overflows
             raise FormatError(f"malformed architecture record: {exc!r}") from None
-        sizes = [*arch.hidden, arch.latent, arch.n_features]
-        if arch.activation != "tanh" or arch.n_features != 4 or not 1 <= len(arch.hidden) <= 8 \
-                or not all(1 <= s <= 4096 for s in sizes):
+        if arch.activation != "tanh" or arch.n_features != 4 or not arch.within_limits():
             raise FormatError(f"unsupported architecture {d!r}")
         return arch
+
+    def within_limits(self) -> bool:
+        """What model files may hold (bounds what a hostile file can make us allocate)."""
+        sizes = [*self.hidden, self.latent, self.n_features]
+        return 1 <= len(self.hidden) <= MAX_HIDDEN_LAYERS and all(1 <= s <= MAX_WIDTH for s in sizes)
 
     @classmethod
     def parse(cls, text: str) -> "Architecture":
         """'AE_3D_200' or explicit sizes such as '200,100,50:3' (hidden sizes, then latent)."""
         if text in NAMED_ARCHITECTURES:
             return cls(NAMED_ARCHITECTURES[text])
-        hidden_text, _, latent_text = text.partition(":")
+        from .errors import JetzipError
+
+        hidden_text, _, latent_text = str(text).partition(":")
+        parts = hidden_text.replace("-", ",").split(",")  # '200-100-50' works too
         try:
-            hidden = tuple(int(x) for x in hidden_text.replace("-", ",").split(",") if x)
+            if not all(p.strip().isdigit() for p in parts) or (latent_text and not latent_text.strip().isdigit()):
+                raise ValueError
+            hidden = tuple(int(p) for p in parts)
             latent = int(latent_text or 3)
         except ValueError:
             hidden, latent = (), 0
         if not hidden or latent < 1 or min(hidden) < 1:
-            from .errors import JetzipError
             raise JetzipError(f"unknown architecture {text!r}; use one of "
                               f"{', '.join(NAMED_ARCHITECTURES)} or hidden sizes like '200,100,50:3'")
-        return cls(hidden, latent)
+        arch = cls(hidden, latent)
+        if not arch.within_limits():
+            raise JetzipError(f"architecture {text!r} is outside what model files hold: 1 to "
+                              f"{MAX_HIDDEN_LAYERS} hidden layers, sizes 1 to {MAX_WIDTH}")
+        return arch
 
 
 def build_network(arch: Architecture):

@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import JetzipError
-from .features import Normalization, invalid_jets
+from .errors import FormatError, JetzipError
+from .features import Normalization, unencodable_jets, unencodable_reasons
 from .model import Architecture, Model, build_network
 from .residuals import frame_columns, residuals, summarize_all
 
@@ -50,6 +50,37 @@ class TrainOptions:
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
+
+    def validate(self) -> "TrainOptions":
+        """Refuse what would fail late (after reading the data) or write an unloadable model."""
+        from .features import NORMALIZATION_KINDS
+
+        def positive_int(name: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise JetzipError(f"{name} must be a positive integer, not {v!r}")
+
+        for name in ("epochs", "batch_size", "patience", "max_val_jets"):
+            positive_int(name)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise JetzipError(f"seed must be a non-negative integer, not {self.seed!r}")
+        for name, low_ok in (("lr_max", False), ("weight_decay", True)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (v == 0 and not low_ok):
+                raise JetzipError(f"{name} must be a finite {'non-negative' if low_ok else 'positive'} "
+                                  f"number, not {v!r}")
+        if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 1:
+            raise JetzipError(f"val_fraction must be between 0 and 1, not {self.val_fraction!r}")
+        t = tuple(self.targets)
+        if len(t) != 4 or not all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0 for x in t):
+            raise JetzipError(f"targets must be 4 finite positive numbers (E, pt, eta, phi), not {self.targets!r}")
+        if self.normalization not in NORMALIZATION_KINDS:
+            raise JetzipError(f"unknown normalization {self.normalization!r}; use "
+                              f"{' or '.join(NORMALIZATION_KINDS)}")
+        Architecture.parse(self.arch)
+        if not isinstance(self.device, str):
+            raise JetzipError(f"device must be a string such as 'cpu' or 'cuda', not {self.device!r}")
+        return self
 
 
 @dataclasses.dataclass
@@ -91,10 +122,11 @@ def train_frames(frame: np.ndarray, options: TrainOptions, checkpoint: str | Non
 
     from .device import resolve_device
 
-    bad = invalid_jets(frame)
+    options.validate()
+    bad = unencodable_jets(frame)
     if bad.any():
-        raise JetzipError(f"{int(bad.sum())} of {len(frame)} training jets are invalid "
-                          "(NaN, inf, or non-positive E or pt)")
+        reasons = ", ".join(f"{k} {r}" for r, k in unencodable_reasons(frame[bad]).items())
+        raise JetzipError(f"{int(bad.sum())} of {len(frame)} training jets cannot be encoded ({reasons})")
     arch = Architecture.parse(options.arch)
     train_idx, val_idx = split(len(frame), options.val_fraction, options.seed)
     norm = Normalization.fit(frame[train_idx], options.normalization)
@@ -116,19 +148,27 @@ def train_frames(frame: np.ndarray, options: TrainOptions, checkpoint: str | Non
     start_epoch = 0
     gen = torch.Generator().manual_seed(options.seed)
 
+    data_key = _data_key(frame)
+    finished = False
     if resume and checkpoint and os.path.exists(checkpoint):
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if state.get("options") != _options_key(options) or state.get("n_jets") != len(frame):
-            raise JetzipError(f"checkpoint {checkpoint} was made with other options or data; "
-                              "remove it or drop --resume")
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        gen.set_state(state["gen"])
-        history = [dict(h) for h in state["history"]]
-        best = {"val_loss": float(state["best_val_loss"]), "state": state["best_net"],
-                "epoch": int(state["best_epoch"])}
-        start_epoch = int(state["epoch"]) + 1
+        state = _load_checkpoint(checkpoint)
+        changed = _differences(state, _options_key(options), data_key)
+        if changed:
+            raise JetzipError(f"checkpoint {checkpoint} was made with other {changed}; resume with "
+                              "the same data and options, or remove it and drop --resume")
+        try:
+            net.load_state_dict(state["net"])
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+            gen.set_state(state["gen"])
+            history = [dict(h) for h in state["history"]]
+            best = {"val_loss": float(state["best_val_loss"]), "state": state["best_net"],
+                    "epoch": int(state["best_epoch"])}
+            start_epoch = int(state["epoch"]) + 1
+            finished = bool(state.get("finished", False))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise FormatError(f"{checkpoint}: damaged jetzip checkpoint ({type(exc).__name__}); "
+                              "remove it and drop --resume") from None
         report("resumed", {"epoch": start_epoch})
     elif resume:
         raise JetzipError(f"--resume: no checkpoint at {checkpoint}")
@@ -148,7 +188,7 @@ def train_frames(frame: np.ndarray, options: TrainOptions, checkpoint: str | Non
     # OneCycleLR rises for its first 30 % of steps; early stopping only counts after that
     warmup_epochs = math.ceil(0.3 * options.epochs)
     stale = 0 if best["epoch"] < 0 else max(0, len(history) - 1 - max(best["epoch"], warmup_epochs - 1))
-    for epoch in range(start_epoch, options.epochs):
+    for epoch in range(start_epoch, options.epochs if not finished else start_epoch):
         t0 = time.perf_counter()
         net.train()
         perm = torch.randperm(len(x_train), generator=gen)
@@ -174,14 +214,18 @@ def train_frames(frame: np.ndarray, options: TrainOptions, checkpoint: str | Non
             stale = 0
         elif epoch >= warmup_epochs:
             stale += 1  # while the one-cycle rate still rises, a worse epoch says nothing
-        if checkpoint:
+        stop = stale >= options.patience
+        if checkpoint:  # 'finished' makes --resume after an early stop rebuild the same model
             _save_checkpoint(checkpoint, net, opt, sched, gen, history, best, epoch, options,
-                             len(frame))
+                             data_key, finished=stop or epoch == options.epochs - 1)
         report("epoch", {**dataclasses.asdict(record), "best_epoch": best["epoch"]})
-        if stale >= options.patience:
+        if stop:
             report("early_stop", {"epoch": epoch})
             break
 
+    if best["state"] is None:
+        raise JetzipError("training diverged: the validation loss was never finite (NaN or inf); "
+                          "lower --lr-max or check the inputs")
     net.load_state_dict(best["state"])
     net = net.cpu().eval()
     model = Model.from_network(net, arch, norm, name=arch.name, history=history)
@@ -218,15 +262,47 @@ def reconstruct(model: Model, frame: np.ndarray) -> np.ndarray:
 
 
 def _options_key(options: TrainOptions) -> dict:
+    """Options a resumed run must share (the one-cycle schedule depends on the epochs too)."""
     d = options.to_json()
-    d.pop("epochs")  # resuming with more epochs is not allowed by one-cycle, but keep key stable
     d.pop("patience")
     d.pop("device")
-    d["targets"] = list(d["targets"])
+    d["targets"] = [float(t) for t in d["targets"]]
     return d
 
 
-def _save_checkpoint(path, net, opt, sched, gen, history, best, epoch, options, n_jets) -> None:
+def _data_key(frame: np.ndarray) -> str:
+    """The training jets themselves: other files, units or columns give another key."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(frame, dtype=np.float64).tobytes()).hexdigest()
+
+
+def _differences(state: dict, options_key: dict, data_key: str) -> str:
+    """What a checkpoint was made with that differs now, in words ('' if nothing)."""
+    saved = state.get("options") if isinstance(state.get("options"), dict) else {}
+    changed = [f"{k} ({saved.get(k)!r}, now {v!r})" for k, v in options_key.items() if saved.get(k) != v]
+    if state.get("data_sha256") != data_key:
+        changed.append("training jets (files, units, columns or --max-jets)")
+    return "; ".join(changed)
+
+
+def _load_checkpoint(path: str) -> dict:
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError, AttributeError) as exc:
+        raise FormatError(f"{path}: not a jetzip checkpoint, or damaged ({type(exc).__name__}); "
+                          "remove it and drop --resume") from None
+    if not isinstance(state, dict) or "net" not in state:
+        raise FormatError(f"{path}: not a jetzip checkpoint; remove it and drop --resume")
+    return state
+
+
+def _save_checkpoint(path, net, opt, sched, gen, history, best, epoch, options, data_key,
+                     finished: bool) -> None:
     import torch
 
     from .atomic import atomic_output
@@ -234,7 +310,7 @@ def _save_checkpoint(path, net, opt, sched, gen, history, best, epoch, options, 
     state = {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
              "gen": gen.get_state(), "history": history, "best_val_loss": best["val_loss"],
              "best_net": best["state"], "best_epoch": best["epoch"], "epoch": epoch,
-             "options": _options_key(options), "n_jets": n_jets}
+             "options": _options_key(options), "data_sha256": data_key, "finished": finished}
     with atomic_output(path, force=True) as tmp:
         torch.save(state, tmp)
 
@@ -256,11 +332,16 @@ def read_frames(inputs: list[str], *, max_jets: int | None = None, drop_invalid:
             n_file = 0
             for chunk in source.chunks(1 << 20):
                 frame = to_model_frame(chunk.columns, info.representation, info.units)
-                bad = invalid_jets(frame)
+                bad = unencodable_jets(frame)  # the same rule as compress
                 if bad.any():
                     if not drop_invalid:
-                        raise JetzipError(f"{path}: {int(bad.sum())} invalid jets (NaN, inf, E or pt <= 0) "
-                                          f"from jet {chunk.first_jet}; pass --drop-invalid to skip them")
+                        from .api import describe_jet
+
+                        reasons = ", ".join(f"{k} {r}" for r, k in unencodable_reasons(frame[bad]).items())
+                        raise JetzipError(f"{path}: jets that cannot be encoded ({reasons} in this chunk of "
+                                          f"{len(frame)}); the first is "
+                                          f"{describe_jet(info, chunk, int(np.argmax(bad)))}. Fix the "
+                                          "input or pass --drop-invalid to leave them out")
                     frame = frame[~bad]
                 if max_jets is not None:
                     frame = frame[: max(0, max_jets - total)]
@@ -290,16 +371,40 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def train(inputs: str | list[str], output: str, *, options: TrainOptions | None = None,
+TABLE_OPTIONS = ("tree", "columns", "preset", "collection", "units")
+
+
+def train(inputs: str | list[str], output: str, *, options: TrainOptions | dict | None = None,
           resume: bool = False, force: bool = False, max_jets: int | None = None,
           drop_invalid: bool = False, report: Reporter = _quiet,
-          warn: Callable[[str], None] = lambda m: None, **table_options: Any) -> Model:
-    """Train a model on jet tables and save it to `output` (checkpoint at `output`.ckpt)."""
+          warn: Callable[[str], None] = lambda m: None, **kwargs: Any) -> Model:
+    """Train a model on jet tables and save it to `output` (checkpoint at `output`.ckpt).
+
+    Training options come as `options` (a TrainOptions or a dict) or as keywords
+    (``epochs=20, arch="AE_3D_100"``); table options (tree, columns, preset, collection, units)
+    as keywords too.
+    """
     from . import __version__
     from .atomic import check_output
 
+    fields = {f.name for f in dataclasses.fields(TrainOptions)}
+    unknown = sorted(set(kwargs) - fields - set(TABLE_OPTIONS))
+    if unknown:
+        raise JetzipError(f"train: unknown argument(s) {', '.join(unknown)}; training options are "
+                          f"{', '.join(sorted(fields))}; table options {', '.join(TABLE_OPTIONS)}")
+    table_options = {k: v for k, v in kwargs.items() if k in TABLE_OPTIONS}
+    chosen = dataclasses.asdict(options) if isinstance(options, TrainOptions) else dict(options or {})
+    bad = sorted(set(chosen) - fields)
+    if bad:
+        raise JetzipError(f"train: unknown training option(s) {', '.join(bad)}")
+    chosen.update({k: v for k, v in kwargs.items() if k in fields})
+    options = TrainOptions(**chosen).validate()
+    if str(output) == "-":
+        raise JetzipError("a model cannot go to standard output; give a file name")
+    if max_jets is not None and (isinstance(max_jets, bool) or not isinstance(max_jets, (int, np.integer))
+                                 or max_jets < 2):
+        raise JetzipError(f"max_jets must be an integer of at least 2, not {max_jets!r}")
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    options = options or TrainOptions()
     check_output(output, force or resume, inputs)
     frame, files = read_frames(inputs, max_jets=max_jets, drop_invalid=drop_invalid, warn=warn,
                                **table_options)

@@ -247,3 +247,31 @@ def test_errors_are_one_line(tmp_path, jetzip_exe, small_model_path):
     r = run_cli(jetzip_exe, "compress", empty, "-o", tmp_path / "x.aez", "-m", small_model_path)
     assert_fails(r, "empty.root")
     assert len(r.stderr.decode().strip().splitlines()) == 1, r.stderr.decode()
+
+
+def test_library_arguments_are_checked(tmp_path, nano_file, small_model_path):
+    import jetzip
+
+    path, _ = nano_file
+    out = tmp_path / "x.aez"
+    for kwargs, message in (({"chunk_jets": 0}, "chunk_jets must be a positive integer"),
+                            ({"batch_size": "10"}, "batch size must be a positive integer"),
+                            ({"threads": 0}, "threads must be a positive integer"),
+                            ({"device": 0}, "device must be a string")):
+        with pytest.raises(jetzip.JetzipError, match=message):
+            jetzip.compress(path, out, model=small_model_path, **kwargs)
+    assert not out.exists()
+    r = jetzip.compress(path, out, model=small_model_path, keep_branches="run")  # one pattern
+    assert jetzip.read_aez(out)["header"]["source"]["kept_branches"] == ["run"]
+    for call in (lambda: jetzip.open_aez(5), lambda: jetzip.inspect(None)):
+        with pytest.raises(jetzip.InputError, match="expected a file path"):
+            call()
+
+
+def test_file_shorter_than_its_preamble(tmp_path, jetzip_exe, small_model_path, nano_file):
+    path, _ = nano_file
+    aez = tmp_path / "a.aez"
+    assert run_cli(jetzip_exe, "compress", path, "-o", aez, "-m", small_model_path).returncode == 0
+    tiny = tmp_path / "tiny.aez"
+    tiny.write_bytes(aez.read_bytes()[:10])
+    assert_fails(run_cli(jetzip_exe, "inspect", tiny), "truncated .aez file")

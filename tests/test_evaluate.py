@@ -134,3 +134,26 @@ def test_original_in_another_format_than_the_source(tmp_path, nano_file, small_m
     jetzip.compress(tmp_path / "copy.h5", tmp_path / "b.aez", model=small_model_path)
     r = jetzip.evaluate(path, tmp_path / "b.aez")
     assert r["n_jets"] == int(data["counts"].sum())
+
+
+def test_max_jets_still_checks_that_the_tables_match(tmp_path, nano_file, small_model_path):
+    path, _ = nano_file
+    other = tmp_path / "other.root"
+    jetfactory.write_nanoaod(other, n_events=300, seed=99)  # other jets, other jets per event
+    jetzip.compress(other, tmp_path / "o.aez", model=small_model_path)
+    with pytest.raises(jetzip.InputError, match="different jets per event"):
+        jetzip.evaluate(path, tmp_path / "o.aez", max_jets=200)
+
+
+def test_jets_dropped_by_compress_are_dropped_from_the_original(tmp_path, small_model_path):
+    cols = jetfactory.jets(500, seed=4)
+    cols["pt"][[5, 100, 300]] = -1.0  # invalid: compress --drop-invalid leaves them out
+    jetfactory.write_csv(tmp_path / "bad.csv", {"pt": cols["pt"], "eta": cols["eta"],
+                                                "phi": cols["phi"], "m": cols["m"]})
+    jetzip.compress(tmp_path / "bad.csv", tmp_path / "b.aez", model=small_model_path, drop_invalid=True,
+                    units="GeV")
+    r = jetzip.evaluate(tmp_path / "bad.csv", tmp_path / "b.aez")
+    assert r["n_jets"] == 497
+    assert r["residuals"]["pt"]["std"] < 0.2  # aligned jets; misaligned ones would be O(1)
+    r = jetzip.evaluate(tmp_path / "bad.csv", tmp_path / "b.aez", max_jets=50)
+    assert r["n_jets"] == 50 and r["residuals"]["pt"]["std"] < 0.2

@@ -57,11 +57,76 @@ def test_resume_after_interruption_gives_the_same_model(frame, tmp_path):
     assert resumed.weights_sha256 == full.weights_sha256
 
 
-def test_resume_refuses_other_options(frame, tmp_path):
+def test_resume_refuses_other_options_epochs_or_data(frame, tmp_path):
     ckpt = str(tmp_path / "m.jzm.ckpt")
     train_frames(frame, TrainOptions(**{**OPTS, "epochs": 1}), checkpoint=ckpt)
-    with pytest.raises(jetzip.JetzipError, match="other options or data"):
-        train_frames(frame, TrainOptions(**{**OPTS, "lr_max": 1e-3}), checkpoint=ckpt, resume=True)
+    with pytest.raises(jetzip.JetzipError, match=r"other lr_max \(0.005, now 0.001\)"):
+        train_frames(frame, TrainOptions(**{**OPTS, "epochs": 1, "lr_max": 1e-3}), checkpoint=ckpt, resume=True)
+    with pytest.raises(jetzip.JetzipError, match=r"other epochs \(1, now 3\)"):  # one-cycle is fixed
+        train_frames(frame, TrainOptions(**{**OPTS, "epochs": 3}), checkpoint=ckpt, resume=True)
+    other = frame.copy()
+    other[:, :2] *= 1000  # the same jets in MeV: other training jets
+    with pytest.raises(jetzip.JetzipError, match="other training jets"):
+        train_frames(other, TrainOptions(**{**OPTS, "epochs": 1}), checkpoint=ckpt, resume=True)
+
+
+def test_resume_after_the_end_or_an_early_stop_rebuilds_the_same_model(frame, tmp_path):
+    ckpt = str(tmp_path / "m.jzm.ckpt")
+    opts = TrainOptions(**{**OPTS, "epochs": 12, "patience": 1, "lr_max": 3.0})  # stops early
+    events = []
+    first = train_frames(frame, opts, checkpoint=ckpt, report=lambda e, i: events.append(e))
+    assert "early_stop" in events and len(first.history) < 12
+    again = train_frames(frame, opts, checkpoint=ckpt, resume=True)
+    assert again.weights_sha256 == first.weights_sha256 and len(again.history) == len(first.history)
+
+
+def test_damaged_checkpoint_is_a_format_error(frame, tmp_path):
+    ckpt = tmp_path / "m.jzm.ckpt"
+    for content in (b"", b"not a checkpoint at all" * 10):
+        ckpt.write_bytes(content)
+        with pytest.raises(jetzip.FormatError, match="not a jetzip checkpoint"):
+            train_frames(frame, TrainOptions(**OPTS), checkpoint=str(ckpt), resume=True)
+
+
+def test_diverging_training_is_a_clear_error(frame):
+    with pytest.raises(jetzip.JetzipError, match="training diverged"):
+        train_frames(frame, TrainOptions(**{**OPTS, "epochs": 2, "lr_max": 1e30}))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"batch_size": -5}, "batch_size must be a positive integer"),
+    ({"lr_max": 0}, "lr_max must be a finite positive number"),
+    ({"targets": (1, 1, 1)}, "targets must be 4 finite positive numbers"),
+    ({"targets": (float("nan"), 1, 1, 1)}, "targets must be 4 finite positive numbers"),
+    ({"normalization": "log"}, "unknown normalization 'log'"),
+    ({"arch": "4,4,4,4,4,4,4,4,4:3"}, "outside what model files hold"),
+    ({"arch": "5000:3"}, "outside what model files hold"),
+    ({"arch": "16,-4:3"}, "unknown architecture"),
+    ({"val_fraction": 1.0}, "val_fraction must be between 0 and 1"),
+])
+def test_options_are_checked_before_reading_data(bad, message, tmp_path):
+    with pytest.raises(jetzip.JetzipError, match=message):
+        jetzip.train(tmp_path / "does-not-exist.root", tmp_path / "m.jzm", **bad)
+
+
+def test_train_takes_options_as_keywords_or_a_dict(tmp_path, nano_file):
+    path, _ = nano_file
+    a = jetzip.train(path, tmp_path / "a.jzm", epochs=1, arch="8:3", batch_size=64, max_jets=500)
+    b = jetzip.train(path, tmp_path / "b.jzm", options={"epochs": 1, "arch": "8:3", "batch_size": 64},
+                     max_jets=500)
+    assert a.weights_sha256 == b.weights_sha256 and a.arch.hidden == (8,)
+    assert jetzip.TrainOptions is TrainOptions
+    with pytest.raises(jetzip.JetzipError, match="unknown argument"):
+        jetzip.train(path, tmp_path / "c.jzm", epoch=1)
+    with pytest.raises(jetzip.JetzipError, match="standard output"):
+        jetzip.train(path, "-", epochs=1)
+
+
+def test_train_refuses_jets_compress_refuses(tmp_path):
+    (tmp_path / "elt.csv").write_text("E,pt,eta,phi\n5,10,0.1,0.2\n100,50,0.1,0.2\n")
+    with pytest.raises(jetzip.JetzipError, match=r"1 with E < pt.*line 2"):
+        jetzip.train(tmp_path / "elt.csv", tmp_path / "m.jzm", epochs=1, arch="8:3", units="GeV")
 
 
 def test_cli_train_writes_a_loadable_model_with_history(tmp_path, jetzip_exe):
