@@ -7,6 +7,7 @@ JSON-serialisable report.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -66,20 +67,24 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     done = object()
     stop = threading.Event()
 
+    def put(entry) -> bool:
+        """Queue `entry` unless the consumer has gone (then False)."""
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def worker() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put((True, item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put((True, item)):
                     return
-            q.put((True, done))
+            put((True, done))
         except BaseException as exc:  # handed to the consumer, re-raised there
-            q.put((False, exc))
+            put((False, exc))
 
     thread = threading.Thread(target=worker, daemon=True, name="jetzip-reader")
     thread.start()
@@ -92,7 +97,10 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 return
             yield item
     finally:
+        # The consumer stopped (done, error or Ctrl-C): let the reader finish its current
+        # chunk and end, so nothing reads the source after the caller closes it.
         stop.set()
+        thread.join()
 
 
 class InOrderWorker:
@@ -187,8 +195,9 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                     outside += int(outside_ranges(frame, ranges).sum())
                 writer.write_chunk(latents, counts, kept)
 
-            with InOrderWorker(write) as background:
-                for chunk, frame, bad, x in prefetch(map(prepare, source.chunks(chunk_jets))):
+            with InOrderWorker(write) as background, \
+                    contextlib.closing(prefetch(map(prepare, source.chunks(chunk_jets)))) as chunks:
+                for chunk, frame, bad, x in chunks:
                     counts = chunk.counts
                     progress(len(counts) if counts is not None else chunk.n_jets, total)
                     if bad.any() and not drop_invalid:
@@ -314,8 +323,8 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                              {k: v for k, v in chunk.kept.items() if k in kept_dtypes})
 
             try:
-                with InOrderWorker(write) as background:
-                    for chunk in prefetch(aez.chunks()):
+                with InOrderWorker(write) as background, contextlib.closing(prefetch(aez.chunks())) as chunks:
+                    for chunk in chunks:
                         background.submit(decoder.run(chunk.latents), chunk)
                         n_jets += len(chunk.latents)
                         n_events += len(chunk.counts) if chunk.counts is not None else len(chunk.latents)

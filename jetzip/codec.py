@@ -18,6 +18,7 @@ batch runs single-threaded, the latents are the same bits whatever the thread co
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,6 +32,17 @@ BATCHES_PER_TASK = 4  # small tasks balance the workers when an I/O thread takes
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
+
+
+def _forget_pools_in_child() -> None:
+    """A forked child inherits the pools but not their threads: start afresh there."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 def _single_thread_torch() -> None:
@@ -128,8 +140,13 @@ class _Runner:
         task = self.batch_size * BATCHES_PER_TASK
         futures = [worker_pool(self.workers).submit(self._run_slice, src, dst, i, min(i + task, n))
                    for i in range(0, n, task)]
-        for f in futures:
-            f.result()
+        try:
+            for f in futures:
+                f.result()
+        except BaseException:  # an error or Ctrl-C: drop the queued slices, they are not wanted
+            for f in futures:
+                f.cancel()
+            raise
         return out
 
 

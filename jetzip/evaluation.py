@@ -40,8 +40,12 @@ def _open_original(original: str | os.PathLike, info):
         fmt = format_of(original)
     except InputError:
         fmt = info.format
+    tree = info.extra.get("tree_cycle", info.tree) if fmt == "root" else info.tree
+    # a flat CSV (maybe one that needed --preset flat) is read flat again
+    preset = "flat" if fmt == "csv" and info.format == "csv" and not info.jagged else None
     try:
-        return open_table(original, tree=info.tree, columns=info.columns, units=info.units, format=fmt)
+        return open_table(original, tree=tree, columns=info.columns, units=info.units, format=fmt,
+                          preset=preset)
     except InputError:
         if fmt == info.format:
             raise

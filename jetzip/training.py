@@ -62,18 +62,27 @@ class TrainOptions:
 
         for name in ("epochs", "batch_size", "patience", "max_val_jets"):
             positive_int(name)
+            setattr(self, name, int(getattr(self, name)))  # numpy scalars would reach torch
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise JetzipError(f"seed must be a non-negative integer, not {self.seed!r}")
+        self.seed = int(self.seed)
+        def number(v) -> bool:
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
+                and math.isfinite(v)
+
         for name, low_ok in (("lr_max", False), ("weight_decay", True)):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (v == 0 and not low_ok):
+            if not number(v) or v < 0 or (v == 0 and not low_ok):
                 raise JetzipError(f"{name} must be a finite {'non-negative' if low_ok else 'positive'} "
                                   f"number, not {v!r}")
-        if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 1:
+            setattr(self, name, float(v))  # plain floats: checkpoints load with weights_only
+        if not number(self.val_fraction) or not 0 < self.val_fraction < 1:
             raise JetzipError(f"val_fraction must be between 0 and 1, not {self.val_fraction!r}")
-        t = tuple(self.targets)
-        if len(t) != 4 or not all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0 for x in t):
+        self.val_fraction = float(self.val_fraction)
+        t = tuple(self.targets) if isinstance(self.targets, (list, tuple, np.ndarray)) else ()
+        if len(t) != 4 or not all(number(x) and x > 0 for x in t):
             raise JetzipError(f"targets must be 4 finite positive numbers (E, pt, eta, phi), not {self.targets!r}")
+        self.targets = tuple(float(x) for x in t)
         if self.normalization not in NORMALIZATION_KINDS:
             raise JetzipError(f"unknown normalization {self.normalization!r}; use "
                               f"{' or '.join(NORMALIZATION_KINDS)}")

@@ -48,3 +48,24 @@ def test_worker_error_reaches_the_caller(model):
     bad = np.zeros((200, 5), dtype=np.float32)  # five columns: the first layer expects four
     with pytest.raises(RuntimeError):
         enc.run(bad)
+
+
+def _encode_in_child(queue):
+    frame = jetfactory.model_frame(3000, seed=3)
+    queue.put(Encoder(load_model(SHIPPED_MODEL), "cpu", 64, workers=2).encode(frame).shape)
+
+
+def test_a_forked_child_can_encode_after_the_parent_did(model):
+    import multiprocessing
+
+    Encoder(model, "cpu", 64, workers=2).encode(jetfactory.model_frame(3000, seed=3))  # pool exists now
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    child = ctx.Process(target=_encode_in_child, args=(q,))
+    child.start()
+    child.join(60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the child hung on the pool it inherited"
+    assert q.get(timeout=5) == (3000, 3)

@@ -276,3 +276,37 @@ def test_nanoaod_through_csv_keeps_events_counts_and_kept_branches(tmp_path, nan
     np.testing.assert_array_equal(got["MET_pt"].to_numpy().astype(np.float32), orig["MET_pt"][with_jets])
     rel = ak.flatten(got["Jet_pt"]).to_numpy() / data["pt"] - 1  # encoded twice by a small model
     assert np.median(np.abs(rel)) < 0.1
+
+
+def test_unclosed_quote_is_an_error_not_lost_rows(tmp_path):
+    notes = ['"abc' if i == 100 else ('y"' if i == 102 else "x") for i in range(300)]
+    rows = ["pt,eta,phi,mass,note"] + [f"{100 + i},0.1,0.2,5,{notes[i]}" for i in range(300)]
+    (tmp_path / "q.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(InputError, match="line 102: a quoted cell runs past the end of its line"):
+        sum(c.n_jets for c in open_table(tmp_path / "q.csv").chunks())
+
+
+def test_float_kept_column_stays_float_through_csv(tmp_path, small_model_path):
+    """A float32 weight that is 1.0 for the first rows is written '1.00000000', not '1'."""
+    import h5py
+
+    n = SAMPLE_ROWS + 1000
+    cols = jet_cols(n, seed=2)
+    with h5py.File(tmp_path / "w.h5", "w") as f:
+        for k in ("E", "pt", "eta", "phi"):
+            f[k] = cols[k]
+        f["weight"] = np.where(np.arange(n) < SAMPLE_ROWS + 500, 1.0, 0.5).astype(np.float32)
+    jetzip.compress(tmp_path / "w.h5", tmp_path / "w.aez", model=small_model_path, keep_branches=["weight"],
+                    units="GeV")
+    jetzip.decompress(tmp_path / "w.aez", tmp_path / "w.csv")
+    jetzip.compress(tmp_path / "w.csv", tmp_path / "w2.aez", model=small_model_path, keep_branches=["weight"])
+    back = jetzip.read_aez(tmp_path / "w2.aez")["header"]["source"]
+    assert back["dtypes"]["weight"].startswith("float")
+
+
+def test_one_giant_event_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(csv_table, "MAX_EVENT_JETS", 3000)
+    write_jagged_csv(tmp_path / "g.csv", np.array([5000, 2]))
+    with pytest.raises(InputError, match="share the event value 0.*--preset flat"):
+        list(open_table(tmp_path / "g.csv").chunks(1024))
+    assert sum(c.n_jets for c in open_table(tmp_path / "g.csv", preset="flat").chunks(1024)) == 5002

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import awkward as ak
 import pytest
 
 import jetzip
@@ -157,3 +158,24 @@ def test_jets_dropped_by_compress_are_dropped_from_the_original(tmp_path, small_
     assert r["residuals"]["pt"]["std"] < 0.2  # aligned jets; misaligned ones would be O(1)
     r = jetzip.evaluate(tmp_path / "bad.csv", tmp_path / "b.aez", max_jets=50)
     assert r["n_jets"] == 50 and r["residuals"]["pt"]["std"] < 0.2
+
+
+def test_evaluate_reads_the_tree_cycle_and_flat_csv_it_was_given(tmp_path, small_model_path):
+    import uproot
+
+    src = tmp_path / "cycles.root"
+    old = jetfactory.write_nanoaod(src, n_events=50, seed=1, extra=False)
+    with uproot.update(src) as f:  # a second, larger cycle of Events
+        t = f.mktree("Events", {f"Jet_{k}": "var * float32" for k in ("pt", "eta", "phi", "mass")},
+                     counter_name=lambda _: "nJet")
+        new = jetfactory.jets(400, seed=2)
+        t.extend({f"Jet_{k}": ak.unflatten(new[kk], np.full(100, 4)) for k, kk in
+                  (("pt", "pt"), ("eta", "eta"), ("phi", "phi"), ("mass", "m"))})
+    jetzip.compress(src, tmp_path / "c1.aez", model=small_model_path, tree="Events;1")
+    assert jetzip.evaluate(src, tmp_path / "c1.aez")["n_jets"] == int(old["counts"].sum())
+
+    cols = jetfactory.jets(300, seed=5)  # an `event` column that is not ordered: flat only
+    jetfactory.write_csv(tmp_path / "f.csv", {"event": np.arange(300)[::-1].copy(), "pt": cols["pt"],
+                                              "eta": cols["eta"], "phi": cols["phi"], "m": cols["m"]})
+    jetzip.compress(tmp_path / "f.csv", tmp_path / "f.aez", model=small_model_path, preset="flat", units="GeV")
+    assert jetzip.evaluate(tmp_path / "f.csv", tmp_path / "f.aez")["n_jets"] == 300

@@ -235,3 +235,18 @@ def test_library_import_does_not_need_click():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "compress"
+
+
+def test_no_reader_thread_left_after_a_failed_compress(tmp_path, small_model_path, nano_file):
+    import threading
+
+    path, _ = nano_file
+
+    def fail(done, total):
+        raise RuntimeError("stop here")
+
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="stop here"):
+            jetzip.compress(path, tmp_path / "x.aez", model=small_model_path, chunk_jets=1024, progress=fail)
+    assert not [t for t in threading.enumerate() if t.name == "jetzip-reader"]
+    assert not (tmp_path / "x.aez").exists()

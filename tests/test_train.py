@@ -178,3 +178,11 @@ def test_early_stopping_waits_for_the_learning_rate_peak(frame):
                          report=lambda e, i: events.append(e))
     assert len(model.history) >= 4  # warm-up is ceil(0.3 * 10) = 3 epochs, then one stale epoch
     assert ("early_stop" in events) == (len(model.history) < 10)
+
+
+def test_numpy_scalars_as_options_train_and_resume(frame, tmp_path):
+    ckpt = str(tmp_path / "m.jzm.ckpt")
+    opts = dict(OPTS, epochs=np.int64(2), seed=np.int64(7), lr_max=np.float64(5e-3))
+    first = train_frames(frame, TrainOptions(**opts), checkpoint=ckpt)
+    again = train_frames(frame, TrainOptions(**opts), checkpoint=ckpt, resume=True)
+    assert again.weights_sha256 == first.weights_sha256

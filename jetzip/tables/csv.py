@@ -49,6 +49,7 @@ SAMPLE_ROWS = 5000  # rows read up front: units, integer columns, whether `event
 BLOCK_ROWS = 1 << 14  # rows parsed at a time
 WRITE_ROWS = 1 << 15  # rows formatted at a time
 MAX_CHUNK_JETS = 1 << 18
+MAX_EVENT_JETS = 1 << 20  # jets in one event: more means `event` is not an event number
 _INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -188,7 +189,12 @@ class CsvSource:
         rows: list[list[str]] = []
         row_lines: list[int] = []
         try:
+            seen = 0
             for row in reader:
+                if reader.line_num != seen + 1:  # csv joined lines: an open quote swallowed rows
+                    raise InputError(f"{self.path}: line {int(lines[seen])}: a quoted cell runs past the "
+                                     "end of its line (an unclosed quote?)")
+                seen = reader.line_num
                 no = int(lines[reader.line_num - 1])
                 if len(row) != ncol:
                     raise InputError(f"{self.path}: line {no} has {len(row)} cells, the header has {ncol}")
@@ -278,6 +284,8 @@ class CsvSource:
                     cols_all, lines_all = _concat(buf)
                     cut = self._cut(cols_all, target)
                     if cut == 0:  # one event longer than a chunk, still going on
+                        if n_buf > MAX_EVENT_JETS:
+                            raise self._giant_event(cols_all, lines_all, 0)
                         buf = [(cols_all, lines_all)]
                         break
                     yield self._chunk({k: v[:cut] for k, v in cols_all.items()}, lines_all[:cut], state)
@@ -343,6 +351,8 @@ class CsvSource:
             ev = cols[self.event_column]
             starts = np.flatnonzero(np.concatenate([[True], ev[1:] != ev[:-1]]))
             counts = np.diff(np.append(starts, n)).astype(np.uint32)
+            if counts.max(initial=0) > MAX_EVENT_JETS:
+                raise self._giant_event(cols, lines, int(starts[np.argmax(counts)]))
             kept = {k: self._per_event(k, cols[k], ev, starts, counts, lines) for k in self.kept}
         else:
             kept = {k: cols[k] for k in self.kept}
@@ -350,6 +360,12 @@ class CsvSource:
         state["jet"] += n
         state["entry"] += len(counts) if counts is not None else n
         return chunk
+
+    def _giant_event(self, cols: dict[str, np.ndarray], lines: np.ndarray, i: int) -> InputError:
+        """Memory stays bounded: an `event` value shared by too many rows is not an event."""
+        return InputError(f"{self.path}: more than {MAX_EVENT_JETS} rows share the {self.event_column} value "
+                          f"{_show(cols[self.event_column][i])} (from line {int(lines[i])}); if it is not an "
+                          "event number, read the file as one jet per row with --preset flat")
 
     def _per_event(self, name: str, values: np.ndarray, ev: np.ndarray, starts: np.ndarray,
                    counts: np.ndarray, lines: np.ndarray) -> np.ndarray:
@@ -404,7 +420,9 @@ def _format_of(dtype: np.dtype) -> str:
     if dtype.kind in "iub":
         return "%d"
     if dtype.kind == "f":
-        return "%r" if dtype.itemsize > 4 else "%.9g"  # repr: the shortest exact float64
+        # repr: the shortest exact float64; '#': float32 1.0 is '1.00000000', not '1', so a
+        # float column is not read back as integers
+        return "%r" if dtype.itemsize > 4 else "%#.9g"
     return "%s"
 
 

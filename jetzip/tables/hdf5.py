@@ -87,7 +87,7 @@ class Hdf5Source:
         self.path = path
         self.file = _open(path)
         try:
-            if tree is None:
+            if tree is None and columns is None:  # named columns are looked for at the root
                 tree = _only_table_group(self.file, path, h5py)
             node = self.file[tree] if tree else self.file
         except KeyError:

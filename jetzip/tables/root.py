@@ -93,7 +93,9 @@ class RootSource:
                                  f"{' hold jets' if with_jets else ''}; choose one with --tree")
             tree_name = with_jets[0]
         self.tree = self.file[trees[tree_name]]
-        tree_name = tree_name.rpartition(";")[0] if ";" in tree_name else tree_name  # the name, not the cycle
+        # the output gets the name, not the cycle; the header keeps an explicit cycle for evaluate
+        cycle = {"tree_cycle": tree_name} if ";" in tree_name else {}
+        tree_name = tree_name.rpartition(";")[0] if ";" in tree_name else tree_name
         # leaf branches only (split objects show up as parent/child; we want the leaves)
         names = [n for n in self.tree.keys() if not self.tree[n].branches]
         if preset is None and columns is None and collection is None:
@@ -143,7 +145,7 @@ class RootSource:
             representation=rep, units=units, units_inferred=units_inferred, units_reason=reason,
             dtypes=dtypes, kept_branches=kept,
             other_branches=[n for n in names if n not in skip],
-            extra={"typenames": {n: self.tree[n].typename for n in used.values()}})
+            extra={"typenames": {n: self.tree[n].typename for n in used.values()}, **cycle})
         self.n_entries = self.tree.num_entries
 
     def chunks(self, jets_per_chunk: int = 1 << 18) -> Iterator[JetChunk]:
