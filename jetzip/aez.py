@@ -284,6 +284,13 @@ class AezFile:
                     f"{self.path} was compressed with (sha256 {self.model_sha256[:12]}...)")
             return Model(model.arch, model.weights, self.normalization, name=model.name)
         if self.decoder_payload is None:
+            from .api import default_model_path  # the shipped model, or $JETZIP_MODEL
+
+            default = default_model_path()
+            if os.path.isfile(default):
+                candidate = load_model(default)
+                if candidate.weights_sha256 == self.model_sha256:
+                    return Model(candidate.arch, candidate.weights, self.normalization, name=candidate.name)
             raise ModelMismatchError(
                 f"{self.path} does not embed its decoder (compressed with --no-embed-model); "
                 f"pass --model with the model whose sha256 is {self.model_sha256}")

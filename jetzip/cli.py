@@ -177,10 +177,13 @@ def _outputs_for(inputs: list[str], output: str | None, suffix: str, globbed: bo
     if output is None:
         return [str(Path(p).with_suffix(suffix)) for p in inputs]
     if len(inputs) > 1 or globbed or output.endswith(os.sep) or os.path.isdir(output):
+        if output.endswith(os.sep) and not os.path.exists(output):
+            os.makedirs(output)  # 'outdir/' says it is a folder: make it
         if not os.path.isdir(output):
             why = ("with several inputs or a glob" if len(inputs) > 1 or globbed
                    else "when it ends with a slash")
-            raise JetzipError(f"-o {output}: must be an existing folder {why}")
+            raise JetzipError(f"-o {output}: must be an existing folder {why} (end it with / to "
+                              "have it created)")
         outs = [os.path.join(output, Path(p).stem + suffix) for p in inputs]
         if len(set(outs)) != len(outs):
             raise JetzipError("several inputs share a file name; compress them to separate folders")

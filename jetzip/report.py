@@ -51,9 +51,10 @@ def print_inspect(info: dict[str, Any], console) -> None:
     rows = [
         ("format version", info["format_version"]),
         ("written by", f"jetzip {h.get('jetzip_version')}"),
-        ("model", f"{model['name']} ({'decoder embedded' if model.get('embedded') else 'not embedded: needs --model'})"),
+        ("model", f"{model['name']} ({'decoder embedded' if model.get('embedded') else 'not embedded: needs --model, or the same default model'})"),
         ("model sha256", model["weights_sha256"]),
         ("latent", f"{h['latent']['dim']} x {h['latent']['dtype']}"),
+        ("normalization", _describe_normalization(h.get("normalization") or {})),
         ("source", f"{src['file']} ({src['format']}, tree {src.get('tree')}, layout {src['layout']})"),
         ("columns", ", ".join(f"{r}={n}" for r, n in src["columns"])
          + (f"; counter {src['counter']}" if src.get("counter") else "")),
@@ -212,3 +213,10 @@ def print_evaluation(r: dict[str, Any], console) -> None:
         console.print(f"jets outside the model's training ranges: {r['fraction_outside_training_ranges']:.3%}")
     for name, paths in (r.get("plots") or {}).items():
         console.print(f"figure {name}: {', '.join(paths)}")
+
+
+def _describe_normalization(norm: dict) -> str:
+    """kind, then shift/scale per model feature (E-term, pt, eta, phi)."""
+    shift, scale = norm.get("shift") or [], norm.get("scale") or []
+    pairs = ", ".join(f"{a:.4g}/{b:.4g}" for a, b in zip(shift, scale))
+    return f"{norm.get('kind', '?')} (shift/scale: {pairs})"

@@ -13,6 +13,7 @@ carries no mass information in its latents: whatever E precision it lacks is the
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -53,7 +54,12 @@ def main() -> int:
     ap.add_argument("data", nargs="+")
     args = ap.parse_args()
     for path in args.data:
-        frame = read_frame(path)
+        try:
+            frame = read_frame(path)
+        except jetzip.JetzipError as exc:
+            print(f"mass_floor.py: {exc} (the held-out jets come from `bash models/train_default.sh`)",
+                  file=sys.stderr)
+            return 1
         bins = grid_size(len(frame))
         t0, r = mass_floor(frame, bins)
         pt = frame[:, 1]

@@ -25,10 +25,31 @@ P99_TARGET = 8e-3
 def measure(model: str, data: str, dtype: str, workdir: str) -> dict:
     aez = os.path.join(workdir, f"{os.path.basename(data)}.{dtype}.aez")
     rep = jetzip.compress(data, aez, model=model, latent_dtype=dtype, force=True, embed_model=False)
-    ev = jetzip.evaluate(data, aez, model=model)
+    ev = jetzip.evaluate(data, aez, model=model, return_arrays=True)
+    arrays = ev.pop("arrays")
+    ev["by_pt"] = by_pt(arrays["original"]["pt"], arrays["residuals"])
     ev["bytes_per_jet_without_decoder"] = rep["bytes_per_jet"]
     ev["outside_training_ranges"] = rep["outside_training_ranges"]
     return ev
+
+
+PT_BINS = ((5, 10), (10, 15), (15, 20), (20, 50), (50, 200), (200, float("inf")), (20, float("inf")))
+
+
+def by_pt(pt, res: dict) -> dict:
+    """std and p99 |r| of E, pt, eta, phi in bins of the original jet pt."""
+    import numpy as np
+
+    out = {}
+    for lo, hi in PT_BINS:
+        sel = (pt >= lo) & (pt < hi)
+        if sel.sum() < 100:
+            continue
+        label = f"> {lo}" if hi == float("inf") else f"{lo}-{hi}"
+        out[label] = {"jets": int(sel.sum()), **{v: (float(np.std(res[v][sel])),
+                                                    float(np.percentile(np.abs(res[v][sel]), 99)))
+                                                for v in ("E", "pt", "eta", "phi")}}
+    return out
 
 
 def main() -> int:
@@ -38,10 +59,15 @@ def main() -> int:
     ap.add_argument("--json", help="write all results here")
     args = ap.parse_args()
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for data in args.data:
-            for dtype in ("float32", "float16"):
-                results[f"{os.path.basename(data)} {dtype}"] = measure(args.model, data, dtype, tmp)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for data in args.data:
+                for dtype in ("float32", "float16"):
+                    results[f"{os.path.basename(data)} {dtype}"] = measure(args.model, data, dtype, tmp)
+    except jetzip.JetzipError as exc:
+        print(f"measure.py: {exc} (the held-out jets come from `bash models/train_default.sh`)",
+              file=sys.stderr)
+        return 1
     print("| data, latents | jets | " + " | ".join(f"{v} std" for v in ("pt", "E", "eta", "phi", "m")) +
           " | " + " | ".join(f"{v} p99 abs" for v in ("pt", "E", "eta", "phi")) + " | B/jet |")
     print("|---" * 12 + "|")
@@ -55,6 +81,14 @@ def main() -> int:
         if "heldout" in name and "float32" in name:
             for v, t in TARGETS.items():
                 ok &= r[v]["std"] <= t and r[v]["p99_abs"] <= P99_TARGET
+    for name, ev in results.items():
+        if "float32" not in name or not ev["by_pt"]:
+            continue
+        print(f"\n{name}, residuals by jet pt (std / p99 |r|):\n")
+        print("| pt (GeV) | jets | E | pt | eta | phi |\n|---|---|---|---|---|---|")
+        for label, row in ev["by_pt"].items():
+            print(f"| {label} | {row['jets']:,} | " + " | ".join(f"{row[v][0]:.1e} / {row[v][1]:.1e}"
+                                                       for v in ("E", "pt", "eta", "phi")) + " |")
     if args.json:
         slim = {k: {kk: vv for kk, vv in v.items() if kk != "plots"} for k, v in results.items()}
         with open(args.json, "w") as f:

@@ -236,6 +236,9 @@ def test_glob_output_must_be_a_folder_even_for_one_match(tmp_path, jetzip_exe, s
     r = run_cli(jetzip_exe, "compress", str(folder / "*.root"), "-o", tmp_path / "out", "-m", small_model_path)
     assert_fails(r, "must be an existing folder with several inputs or a glob")
     assert not (tmp_path / "out").exists()
+    r = run_cli(jetzip_exe, "compress", str(folder / "*.root"), "-o", str(tmp_path / "made") + "/",
+                "-m", small_model_path)
+    assert r.returncode == 0 and (tmp_path / "made" / "a.aez").is_file(), r.stderr  # 'dir/' is created
     (tmp_path / "out").mkdir()
     r = run_cli(jetzip_exe, "compress", str(folder / "*.root"), "-o", tmp_path / "out", "-m", small_model_path)
     assert r.returncode == 0 and (tmp_path / "out" / "a.aez").is_file()

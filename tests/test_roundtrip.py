@@ -215,3 +215,17 @@ def test_empty_table_roundtrip(tmp_path, small_model_path):
     jetzip.decompress(tmp_path / "e.aez", tmp_path / "e_back.root")
     back = uproot.open(tmp_path / "e_back.root")["Events"].arrays(["nJet"])
     np.testing.assert_array_equal(back["nJet"].to_numpy(), [0, 0, 0])
+
+
+def test_no_embed_file_finds_the_default_model_by_its_hash(tmp_path, nano_file, small_model_path, monkeypatch):
+    """Without --model, a file made with the default model decodes; another model's file does not."""
+    from conftest import SHIPPED_MODEL
+
+    path, data = nano_file
+    monkeypatch.delenv("JETZIP_MODEL", raising=False)
+    jetzip.compress(path, tmp_path / "shipped.aez", model=SHIPPED_MODEL, embed_model=False)
+    r = jetzip.decompress(tmp_path / "shipped.aez", tmp_path / "back.h5")
+    assert r["n_jets"] == int(data["counts"].sum())
+    jetzip.compress(path, tmp_path / "small.aez", model=small_model_path, embed_model=False)
+    with pytest.raises(jetzip.ModelMismatchError, match="pass --model"):
+        jetzip.decompress(tmp_path / "small.aez", tmp_path / "x.h5")
