@@ -120,6 +120,7 @@ def records(data: bytes) -> list[tuple[str, int, int]]:
         tag, n = container.RECORD_HEAD.unpack_from(data, off)
         out.append((tag.decode("ascii"), off, n))
         off += HEAD + n + CRC
+    assert off == len(data)
     return out
 
 

@@ -15,6 +15,7 @@ and read in full (every record, every chunk, the embedded decoder).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -35,7 +36,13 @@ from jetzip import container
 from jetzip.aez import open_aez
 
 import jetfactory
-from conftest import run_cli
+from conftest import REPO, run_cli
+
+# The standalone fuzzer's oracle helpers: one definition for the CI fuzz and examples/fuzz_aez.py.
+_spec = importlib.util.spec_from_file_location("fuzz_aez", REPO / "examples" / "fuzz_aez.py")
+fuzz_aez = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fuzz_aez)
+write, records, read_fully = fuzz_aez.write, fuzz_aez.records, fuzz_aez.read_fully
 
 PREAMBLE = container.PREAMBLE.size  # 12: magic, major, minor
 MINOR_FIELD = slice(10, 12)
@@ -88,25 +95,6 @@ def references(originals, work) -> dict[str, Any]:
     return refs
 
 
-def write(path: Path, data: bytes) -> None:
-    """Replace a file's contents (unlinking first: truncating a file in place is slow on ext4)."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def records(data: bytes) -> list[tuple[str, int, int]]:
-    """(tag, offset, payload length) of each record of a valid file."""
-    out, off = [], PREAMBLE
-    while off < len(data):
-        tag, n = container.RECORD_HEAD.unpack_from(data, off)
-        out.append((tag.decode("ascii"), off, n))
-        off += container.RECORD_HEAD.size + n + container.CRC.size
-    assert off == len(data)
-    return out
-
-
 def record(tag: str, payload: bytes) -> bytes:
     """A record with a correct CRC, as a writer would produce it."""
     head = container.RECORD_HEAD.pack(tag.encode("ascii"), len(payload))
@@ -125,23 +113,6 @@ def replace_record(data: bytes, index: int, payload: bytes, tag: str | None = No
 
 
 # --- reading in full, and the oracle -------------------------------------------------------
-
-def read_fully(name: str, path: Path) -> Any:
-    """Everything a reader can be asked for, as comparable plain values."""
-    if name == "model":
-        m = jetzip.load_model(path)
-        return (json.dumps(m.header(), sort_keys=True, default=str),
-                {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in m.weights.items()})
-    with open_aez(path) as aez:
-        tail = aez.verify()
-        decoder = aez.decoder_model() if aez.decoder_payload is not None else None
-    r = jetzip.read_aez(path)
-    arrays = {"latents": r["latents"], "counts": r["counts"], **{f"kept.{k}": v for k, v in r["kept"].items()}}
-    if decoder is not None:
-        arrays.update({f"decoder.{k}": v for k, v in decoder.weights.items()})
-    return (json.dumps(r["header"], sort_keys=True), tail,
-            {k: None if v is None else (v.dtype.str, v.shape, v.tobytes()) for k, v in arrays.items()})
-
 
 @contextlib.contextmanager
 def time_limit(seconds: float, what: str):
