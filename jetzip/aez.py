@@ -51,7 +51,7 @@ from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
-from . import __version__, container
+from . import container
 from .errors import FormatError, InputError, ModelMismatchError
 from .features import Normalization
 from .model import Architecture, Model, load_model, parse_json, unpack_tensors
@@ -284,7 +284,7 @@ class AezFile:
                     f"{self.path} was compressed with (sha256 {self.model_sha256[:12]}...)")
             return Model(model.arch, model.weights, self.normalization, name=model.name)
         if self.decoder_payload is None:
-            from .api import default_model_path  # the shipped model, or $JETZIP_MODEL
+            from .model import default_model_path  # the shipped model, or $JETZIP_MODEL
 
             default = default_model_path()
             if os.path.isfile(default):

@@ -9,48 +9,28 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
-import threading
 import time
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
 from . import __version__
 from .aez import FORMAT_MAJOR, FORMAT_MINOR, LATENT_DTYPES, AezWriter, open_aez
 from .atomic import atomic_output
-from .codec import DEFAULT_BATCH_SIZE, Decoder, Encoder
-from .errors import FormatError, InputError, JetzipError
+from .engine import DEFAULT_BATCH_SIZE, Decoder, Encoder
+from .errors import FormatError, InputError, JetzipError, positive_int
 from .features import (from_model_frame, outside_ranges, to_model_frame, unencodable_jets,
                        unencodable_reasons)
-from .model import Model, load_model
-from .tables import TableInfo, format_of, open_table, open_writer
+from .model import Model, load_model, resolve_model
+from .pipeline import InOrderWorker, prefetch
+from .tables import TableInfo, counts_without, describe_jet, format_of, open_table, open_writer
 
 RAW_BYTES_PER_JET = 16  # four float32 values
 # Jets read, encoded and written at a time: memory is a few chunks deep whatever the input size
 DEFAULT_CHUNK_JETS = 1 << 18
-DEFAULT_MODEL_NAME = "AE_3D_200.jzm"
 Progress = Callable[[int, "int | None"], None]
 Warn = Callable[[str], None]
 T = TypeVar("T")
-
-
-def default_model_path() -> Path:
-    """$JETZIP_MODEL, else the model shipped in the repository's ``models/`` folder."""
-    env = os.environ.get("JETZIP_MODEL")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
-
-
-def resolve_model(model: Model | str | os.PathLike | None) -> Model:
-    if isinstance(model, Model):
-        return model
-    path = Path(model) if model is not None else default_model_path()
-    if model is None and not path.exists():
-        raise InputError(f"no default model at {path}; pass --model or set JETZIP_MODEL")
-    return load_model(path)
 
 
 def _noop_progress(done: int, total: int | None) -> None:  # noqa: ARG001
@@ -59,88 +39,6 @@ def _noop_progress(done: int, total: int | None) -> None:  # noqa: ARG001
 
 def _noop_warn(message: str) -> None:  # noqa: ARG001
     pass
-
-
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Produce `items` in a background thread, `depth` ahead, so reading overlaps encoding."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def put(entry) -> bool:
-        """Queue `entry` unless the consumer has gone (then False)."""
-        while not stop.is_set():
-            try:
-                q.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def worker() -> None:
-        try:
-            for item in items:
-                if not put((True, item)):
-                    return
-            put((True, done))
-        except BaseException as exc:  # handed to the consumer, re-raised there
-            put((False, exc))
-
-    thread = threading.Thread(target=worker, daemon=True, name="jetzip-reader")
-    thread.start()
-    try:
-        while True:
-            ok, item = q.get()
-            if not ok:
-                raise item
-            if item is done:
-                return
-            yield item
-    finally:
-        # The consumer stopped (done, error or Ctrl-C): let the reader finish its current
-        # chunk and end, so nothing reads the source after the caller closes it.
-        stop.set()
-        thread.join()
-
-
-class InOrderWorker:
-    """Call `fn(*args)` for each submitted item, in order, in one background thread.
-
-    At most `depth` items wait; an exception in `fn` is re-raised in the caller at the next
-    submit or at exit, and stops the work.
-    """
-
-    def __init__(self, fn: Callable[..., None], depth: int = 2) -> None:
-        self.fn = fn
-        self.q: queue.Queue = queue.Queue(maxsize=depth)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._loop, daemon=True, name="jetzip-writer")
-
-    def _loop(self) -> None:
-        while True:
-            item = self.q.get()
-            if item is None:
-                return
-            if self.error is None:
-                try:
-                    self.fn(*item)
-                except BaseException as exc:  # handed to the caller
-                    self.error = exc
-
-    def __enter__(self) -> "InOrderWorker":
-        self.thread.start()
-        return self
-
-    def submit(self, *args: Any) -> None:
-        if self.error is not None:
-            raise self.error
-        self.q.put(args)
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.q.put(None)
-        self.thread.join()
-        if exc_type is None and self.error is not None:
-            raise self.error
 
 
 def compress(input: str | os.PathLike, output: str | os.PathLike, *,
@@ -241,31 +139,6 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         "units": info.units, "units_inferred": info.units_inferred, "seconds": time.perf_counter() - t0,
         "model": the_model.name, "model_sha256": the_model.weights_sha256,
     }
-
-
-def positive_int(name: str, value: Any) -> int:
-    """Library arguments get the checks the CLI's option types give."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise JetzipError(f"{name} must be a positive integer, not {value!r}")
-    return int(value)
-
-
-def counts_without(counts: np.ndarray, dropped: np.ndarray) -> np.ndarray:
-    """Jets per event after removing the jets flagged in `dropped` (events stay, maybe empty)."""
-    event_of_jet = np.repeat(np.arange(len(counts)), counts.astype(np.int64))
-    return (counts - np.bincount(event_of_jet[dropped], minlength=len(counts))).astype(np.uint32)
-
-
-def describe_jet(info: TableInfo, chunk, i: int) -> str:
-    """Where jet `i` of `chunk` sits in its file, with its values (for error messages)."""
-    values = ", ".join(f"{name}={float(chunk.columns[role][i]):.6g}" for role, name in info.columns.items())
-    lines = getattr(chunk, "lines", None)  # CSV chunks: the 1-based file line of each jet
-    if lines is not None:
-        return f"line {int(lines[i])} ({values})"
-    if chunk.counts is not None:
-        ev = int(np.searchsorted(np.cumsum(chunk.counts.astype(np.int64)), i, side="right"))
-        return f"jet {chunk.first_jet + i} in event {chunk.first_entry + ev} ({values})"
-    return f"row {chunk.first_entry + i} ({values})"
 
 
 def make_header(model: Model, info: TableInfo, latent_dtype: str, embed: bool, chunk_jets: int) -> dict:

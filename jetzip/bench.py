@@ -108,7 +108,7 @@ def model_baselines(model, frame: np.ndarray, repeats: int) -> dict:
 
 
 def engine_alone(model, frame: np.ndarray, device: str, batch_size: int | None, repeats: int) -> dict:
-    from .codec import DEFAULT_BATCH_SIZE, Decoder, Encoder
+    from .engine import DEFAULT_BATCH_SIZE, Decoder, Encoder
 
     bs = batch_size or DEFAULT_BATCH_SIZE
     enc = Encoder(model, device, bs)
@@ -187,7 +187,7 @@ def run_bench(workdir: str | os.PathLike, *, n_jets: int = 2_000_000, input: str
     """Run the whole benchmark; returns a JSON-serialisable result."""
     import torch
 
-    from .api import default_model_path, resolve_model
+    from .model import default_model_path, resolve_model
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -246,7 +246,7 @@ def run_bench(workdir: str | os.PathLike, *, n_jets: int = 2_000_000, input: str
 def memory_scaling(workdir: str | os.PathLike, sizes: list[int], model: str | None = None,
                    log: Callable[[str], None] = lambda m: None) -> list[dict]:
     """Peak RSS of compress and decompress for inputs of several sizes (should not grow)."""
-    from .api import default_model_path
+    from .model import default_model_path
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)

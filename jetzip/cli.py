@@ -287,7 +287,7 @@ def inspect(path, as_json, no_verify) -> None:
     """Show what a .aez file or a model file holds, verifying every checksum."""
     def go():
         from . import api
-        from .report import print_inspect
+        from .render import print_inspect
 
         info = api.inspect(path, verify=not no_verify)
         if as_json:
@@ -335,7 +335,7 @@ def train(inputs, output, tree, columns, preset, collection, units, arch, epochs
 
     def go():
         from .model import Architecture
-        from .report import TrainDisplay, print_train_summary
+        from .render import TrainDisplay, print_train_summary
         from .training import TrainOptions, train as train_model
 
         Architecture.parse(arch)  # fail fast on a bad --arch
@@ -384,7 +384,7 @@ def evaluate(original, compressed, model, plots, pdf, max_jets, device, batch_si
     """Residual statistics (and figures) of a .aez file against its original table."""
     def go():
         from .evaluation import evaluate as run_evaluate
-        from .report import print_evaluation
+        from .render import print_evaluation
 
         use_model = model
         if use_model is None and plots:
@@ -445,7 +445,7 @@ def bench(workdir, n_jets, input_path, model, device, batch_size, repeats, memor
 def _default_model_if_matching(compressed: str):
     """The shipped model when `compressed` was made with it (for the loss-curve figure)."""
     from .aez import open_aez
-    from .api import default_model_path
+    from .model import default_model_path
     from .model import load_model
 
     path = default_model_path()

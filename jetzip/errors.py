@@ -30,3 +30,16 @@ class UnsupportedVersionError(FormatError):
 
 class ModelMismatchError(JetzipError):
     """A model does not match the one a .aez file was compressed with."""
+
+
+def positive_int(name: str, value: object) -> int:
+    """`value` as an int, or a JetzipError: library arguments get the checks the CLI's types give.
+
+    Raises:
+        JetzipError: `value` is not an integer >= 1 (booleans and floats included).
+    """
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise JetzipError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from .aez import open_aez
-from .codec import DEFAULT_BATCH_SIZE, Decoder
+from .engine import DEFAULT_BATCH_SIZE, Decoder
 from .errors import InputError
-from .api import counts_without, positive_int
+from .errors import positive_int
+from .tables import counts_without
 from .features import from_model_frame, outside_ranges, to_model_frame, unencodable_jets
 from .residuals import frame_columns, residuals, summarize_all
 from .tables import format_of, open_table

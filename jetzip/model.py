@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import container
-from .errors import FormatError
+from .errors import FormatError, InputError
 from .features import Normalization
 
 MODEL_FORMAT_MAJOR = 1
@@ -315,3 +315,23 @@ def parse_json(payload: bytes, what: str) -> dict:
     if not isinstance(value, dict):
         raise FormatError(f"{what}: header is not a JSON object")
     return value
+
+
+DEFAULT_MODEL_NAME = "AE_3D_200.jzm"
+
+
+def default_model_path() -> Path:
+    """$JETZIP_MODEL, else the model shipped in the repository's ``models/`` folder."""
+    env = os.environ.get("JETZIP_MODEL")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
+
+
+def resolve_model(model: Model | str | os.PathLike | None) -> Model:
+    if isinstance(model, Model):
+        return model
+    path = Path(model) if model is not None else default_model_path()
+    if model is None and not path.exists():
+        raise InputError(f"no default model at {path}; pass --model or set JETZIP_MODEL")
+    return load_model(path)

@@ -344,7 +344,7 @@ def read_frames(inputs: list[str], *, max_jets: int | None = None, drop_invalid:
                 bad = unencodable_jets(frame)  # the same rule as compress
                 if bad.any():
                     if not drop_invalid:
-                        from .api import describe_jet
+                        from .tables import describe_jet
 
                         reasons = ", ".join(f"{k} {r}" for r, k in unencodable_reasons(frame[bad]).items())
                         raise JetzipError(f"{path}: jets that cannot be encoded ({reasons} in this chunk of "

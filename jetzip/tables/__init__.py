@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import InputError
-from .base import JetChunk, JetSource, TableInfo, TableWriter
+from .base import JetChunk, JetSource, TableInfo, TableWriter, counts_without, describe_jet
 from .layouts import PRESETS, parse_columns
 
 FORMATS = ("root", "hdf5", "csv")
 EXTENSIONS = {".root": "root", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5", ".csv": "csv"}
 MAGIC = {b"root": "root", b"\x89HDF\r\n\x1a\n": "hdf5"}
 
-__all__ = ["JetChunk", "JetSource", "TableInfo", "TableWriter", "open_table", "open_writer",
+__all__ = ["counts_without", "describe_jet", "JetChunk", "JetSource", "TableInfo", "TableWriter", "open_table", "open_writer",
            "format_of", "FORMATS", "PRESETS", "parse_columns"]
 
 

@@ -70,3 +70,21 @@ class TableWriter(Protocol):
               kept: dict[str, np.ndarray]) -> None: ...
 
     def close(self) -> None: ...
+
+
+def counts_without(counts: np.ndarray, dropped: np.ndarray) -> np.ndarray:
+    """Jets per event after removing the jets flagged in `dropped` (events stay, maybe empty)."""
+    event_of_jet = np.repeat(np.arange(len(counts)), counts.astype(np.int64))
+    return (counts - np.bincount(event_of_jet[dropped], minlength=len(counts))).astype(np.uint32)
+
+
+def describe_jet(info: TableInfo, chunk: JetChunk, i: int) -> str:
+    """Where jet `i` of `chunk` sits in its file, with its values (for error messages)."""
+    values = ", ".join(f"{name}={float(chunk.columns[role][i]):.6g}" for role, name in info.columns.items())
+    lines = getattr(chunk, "lines", None)  # CSV chunks: the 1-based file line of each jet
+    if lines is not None:
+        return f"line {int(lines[i])} ({values})"
+    if chunk.counts is not None:
+        ev = int(np.searchsorted(np.cumsum(chunk.counts.astype(np.int64)), i, side="right"))
+        return f"jet {chunk.first_jet + i} in event {chunk.first_entry + ev} ({values})"
+    return f"row {chunk.first_entry + i} ({values})"

@@ -6,7 +6,7 @@ import pytest
 
 import jetfactory
 from conftest import SHIPPED_MODEL
-from jetzip.codec import Decoder, Encoder
+from jetzip.engine import Decoder, Encoder
 from jetzip.model import load_model
 
 

@@ -1,0 +1,96 @@
+"""Threads that overlap reading, computing and writing, keeping chunks in order.
+
+:func:`prefetch` runs a producer (the table reader) a few chunks ahead in a background thread;
+:class:`InOrderWorker` runs a consumer (the writer) in another. Errors in either are re-raised
+in the caller's thread; both stop and join cleanly on errors and Ctrl-C, so nothing touches a
+source after it is closed.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Produce `items` in a background thread, `depth` ahead, so reading overlaps encoding."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        """Queue `entry` unless the consumer has gone (then False)."""
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def worker() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, done))
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            put((False, exc))
+
+    thread = threading.Thread(target=worker, daemon=True, name="jetzip-reader")
+    thread.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        # The consumer stopped (done, error or Ctrl-C): let the reader finish its current
+        # chunk and end, so nothing reads the source after the caller closes it.
+        stop.set()
+        thread.join()
+
+
+class InOrderWorker:
+    """Call `fn(*args)` for each submitted item, in order, in one background thread.
+
+    At most `depth` items wait; an exception in `fn` is re-raised in the caller at the next
+    submit or at exit, and stops the work.
+    """
+
+    def __init__(self, fn: Callable[..., None], depth: int = 2) -> None:
+        self.fn = fn
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="jetzip-writer")
+
+    def _loop(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.fn(*item)
+                except BaseException as exc:  # handed to the caller
+                    self.error = exc
+
+    def __enter__(self) -> "InOrderWorker":
+        self.thread.start()
+        return self
+
+    def submit(self, *args: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put(args)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.q.put(None)
+        self.thread.join()
+        if exc_type is None and self.error is not None:
+            raise self.error
