@@ -24,7 +24,13 @@ class TableInfo:
     units_inferred: bool = False
     units_reason: str = ""
     dtypes: dict[str, str] = dataclasses.field(default_factory=dict)
-    kept_branches: list[str] = dataclasses.field(default_factory=list)
+    kept_branches: list[str] = dataclasses.field(default_factory=list)  # one value per event (or row)
+    # Per-jet branches beside the 4-vector (NanoAOD Jet_btagDeepFlavB, Jet_jetId, ...), carried
+    # losslessly: one value per jet, aligned with the jet columns (jagged like them).
+    jet_branches: list[str] = dataclasses.field(default_factory=list)
+    # Every branch of the jet tree in file order (jet columns, counter, kept ones), so that a
+    # writer can restore the original order; empty when the reader does not know it.
+    branch_order: list[str] = dataclasses.field(default_factory=list)
     other_branches: list[str] = dataclasses.field(default_factory=list)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # format-specific details
 
@@ -51,6 +57,8 @@ class JetChunk:
     kept: dict[str, np.ndarray]  # kept branch -> one value per event (or row)
     first_jet: int  # global index of this chunk's first jet, for error messages
     first_entry: int  # global index of the first event (or row)
+    # per-jet branch -> 1-D array over jets, aligned with `columns` (TableInfo.jet_branches)
+    jet_kept: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def n_jets(self) -> int:
@@ -58,16 +66,29 @@ class JetChunk:
 
 
 class JetSource(Protocol):
+    """A reader: `info` on open, then chunks of whole events in file order."""
+
     info: TableInfo
 
     def chunks(self, jets_per_chunk: int) -> Iterator[JetChunk]: ...
+
+    def extras(self) -> bytes | None:
+        """Everything else in the file that the restored file must hold (other trees,
+        histograms, ...), as one opaque blob that the same format's writer understands
+        (:meth:`TableWriter.write_extras`); None when there is nothing else. The container
+        stores it verbatim."""
+        ...
 
     def close(self) -> None: ...
 
 
 class TableWriter(Protocol):
+    """A writer: chunks in order, then optionally the source's extras blob, then close."""
+
     def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
-              kept: dict[str, np.ndarray]) -> None: ...
+              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None: ...
+
+    def write_extras(self, blob: bytes) -> None: ...
 
     def close(self) -> None: ...
 
