@@ -11,7 +11,9 @@ Representations (``columns`` roles):
 - ``PtEtaPhiM``: pt, eta, phi, m — E = sqrt(p^2 + m|m|) with p = pt cosh(eta), so a
   negative mass means E < p exactly as ROOT's ``TLorentzVector::SetPtEtaPhiM`` does;
   the mass is recomputed on output as sign(E^2 - p^2) sqrt(|E^2 - p^2|);
-- ``PxPyPzE``: px, py, pz, E.
+- ``PxPyPzE``: px, py, pz, E;
+- ``PxPyPzM``: px, py, pz, m (the LHC Olympics 2020 features) — E = sqrt(p^2 + m|m|) with
+  p = |(px, py, pz)|, the same convention as ``PtEtaPhiM``, and the mass recomputed the same way.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ REPRESENTATIONS: dict[str, tuple[str, ...]] = {
     "EPtEtaPhi": ("E", "pt", "eta", "phi"),
     "PtEtaPhiM": ("pt", "eta", "phi", "m"),
     "PxPyPzE": ("px", "py", "pz", "E"),
+    "PxPyPzM": ("px", "py", "pz", "m"),
 }
 UNIT_SCALE = {"GeV": 1.0, "MeV": 1e-3, "TeV": 1e3}  # multiply by this to get GeV
 ENERGY_ROLES = {"E", "pt", "m", "px", "py", "pz"}
@@ -59,9 +62,16 @@ def to_model_frame(columns: Mapping[str, np.ndarray], representation: str,
         p = pt * np.cosh(eta)
         with np.errstate(invalid="ignore"):
             e = np.sqrt(np.maximum(p * p + m * np.abs(m), 0.0))
-    elif representation == "PxPyPzE":
-        px, py, pz, e = (c[k] * scale for k in ("px", "py", "pz", "E"))
+    elif representation in ("PxPyPzE", "PxPyPzM"):
+        px, py, pz = (c[k] * scale for k in ("px", "py", "pz"))
         pt = np.hypot(px, py)
+        if representation == "PxPyPzE":
+            e = c["E"] * scale
+        else:
+            m = c["m"] * scale
+            p2 = pt * pt + pz * pz
+            with np.errstate(invalid="ignore"):
+                e = np.sqrt(np.maximum(p2 + m * np.abs(m), 0.0))
         with np.errstate(divide="ignore", invalid="ignore"):
             eta = np.arcsinh(np.where(pt > 0, pz / pt, np.nan))
         phi = np.arctan2(py, px)
@@ -87,6 +97,11 @@ def from_model_frame(frame: np.ndarray, representation: str, units: str = "GeV",
     elif representation == "PxPyPzE":
         out = {"px": pt * np.cos(phi) * inv, "py": pt * np.sin(phi) * inv,
                "pz": pt * np.sinh(eta) * inv, "E": e * inv}
+    elif representation == "PxPyPzM":
+        pz = pt * np.sinh(eta)
+        m2 = e * e - pt * pt - pz * pz
+        out = {"px": pt * np.cos(phi) * inv, "py": pt * np.sin(phi) * inv, "pz": pz * inv,
+               "m": np.sign(m2) * np.sqrt(np.abs(m2)) * inv}
     else:
         raise InputError(f"unknown representation {representation!r}")
     return {k: v.astype(dtype) for k, v in out.items()}
