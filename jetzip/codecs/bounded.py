@@ -1,0 +1,544 @@
+"""The error-bounded codec: every decoded value within a guaranteed maximum error.
+
+Bounds (``--error-bound``): relative for pt and for E or the mass, absolute for eta and phi,
+on the columns the source stores: (E, pt, eta, phi) tables bound E, (pt, eta, phi, mass)
+tables such as NanoAOD bound the mass. ``nanoaod`` is the precision CMS NanoAOD stores
+(cms-sw ``PhysicsTools/NanoAOD`` ``common_cff.py`` P4Vars: pt and mass with 10 mantissa bits,
+relative 2^-11; eta and phi with 12 bits, absolute 2^-12 for |x| < 4).
+
+Transform (closed-loop quantization; ``../shared/GUIDE.md`` section 11 measured it best):
+
+- ``q_pt = round(log(pt) / s_pt)``, ``q_eta = round(eta / s_eta)``, ``q_phi = round(phi / s_phi)``;
+- E tables: ``q_E = round((log E - log(pt^ cosh eta^)) / s_E)`` from the *decoded* pt^ and
+  eta^, so only the part of E that pt and eta do not fix (the mass) is coded;
+- mass tables: a class (positive, negative, +0.0, -0.0: exact zeros and signs are kept), then
+  ``q_m = round((log|m| - log pt^) / s_m)``.
+
+A relative bound b is |log x^ - log x| <= s/2 <= log1p(b); an absolute bound is |x^ - x| <= s/2.
+The steps are chosen a little below the bounds (0.1 % and the float32 rounding of the output),
+every jet is decoded again by the encoder with the decoder's own function and compared with
+the original (as float32 and as float64), and a jet that misses any bound (pt <= 0, E <= 0,
+overflow, ...) is stored verbatim. So the bound holds for every jet by construction, and
+floating-point differences between machines (a few ulp in exp/cosh) stay far inside the margin.
+
+Entropy coding (:mod:`jetzip.entropy`), per chunk, with tables fitted to the chunk itself:
+
+- pt: the first jet of each event as ``q_pt``; each later jet as ``q_prev - q_pt`` (NanoAOD
+  and most files keep jets pt-ordered, so this is small and non-negative);
+- eta: ``q_eta``;
+- phi: the first jet as ``q_phi``; later jets relative to the event's leading jet, modulo the
+  chunk's phi range (back-to-back dijets make this peak near pi);
+- E or mass: in contexts of (pt bin, |eta| bin) computed from the integer symbols with
+  thresholds stored in the chunk, so every machine finds the same context.
+
+Everything the decoder needs (steps, thresholds, tables) is in the chunk: chunks decode
+independently, in any order or in parallel.
+
+Chunk payload layout (little-endian)::
+
+    u8  kind            0 = E tables, 1 = mass tables
+    f64 x 4             steps s_pt, s_eta, s_phi, s_4 (s_E or s_m)
+    i64 phi_min, u32 phi_n          range of q_phi in the chunk (for the modulo)
+    u8  n_pt_thr, i64 x n           pt-bin thresholds on q_pt
+    u8  n_eta_thr, i64 x n          |eta|-bin thresholds on |q_eta|
+    u16 n_tables, tables            :class:`jetzip.entropy.SymbolTable` each
+    u32 rans_nbytes, rans words     one rANS stream of all high parts, in decode order
+    u32 bits_nbytes, raw bits       the low parts
+    u32 n_exact, zlib(u32 index x n, f64 x 4n)   jets stored verbatim
+"""
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..entropy import BitReader, BitWriter, RansDecoder, RansEncoder, SymbolTable, fit_table
+from ..entropy.tables import fit_table_cost
+from ..errors import FormatError, InputError
+from .base import Codec, register
+
+# Role names of the 4th column per representation (features.REPRESENTATIONS)
+FOURTH = {"EPtEtaPhi": "E", "PtEtaPhiM": "m"}
+RELATIVE = {"pt": True, "eta": False, "phi": False, "E": True, "m": True}
+ALIASES = {"pt": "pt", "eta": "eta", "phi": "phi", "e": "E", "energy": "E", "m": "m", "mass": "m"}
+NANOAOD = {"pt": 2.0 ** -11, "eta": 2.0 ** -12, "phi": 2.0 ** -12, "E": 2.0 ** -11, "m": 2.0 ** -11}
+PRESETS = {"nanoaod": NANOAOD}
+MIN_RELATIVE, MAX_RELATIVE = 1e-6, 0.5
+MIN_ABSOLUTE, MAX_ABSOLUTE = 1e-5, 1.0
+SAFETY = 1e-3  # steps sit this fraction below the bound
+F32_REL = 2.0 ** -23  # >= twice float32's relative rounding error
+# Context grids tried per chunk for the 4th column: pt edges (GeV), |eta| edges
+PT_EDGES_GEV = (10.0, 15.0, 20.0, 30.0, 45.0, 70.0, 100.0, 150.0, 250.0, 400.0, 700.0, 1200.0)
+ETA_EDGES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+GRIDS = ((0, 0), (3, 1), (6, 2), (12, 4), (12, 8))  # how many of each edge list to use
+KIND_E, KIND_M = 0, 1
+MASS_CLASSES = 4  # positive, negative, +0.0, -0.0
+
+
+def parse_error_bound(spec: str | float | Mapping[str, float], representation: str) -> dict[str, float]:
+    """The per-column bounds for a table of `representation`, from the CLI's SPEC.
+
+    Args:
+        spec: one number (relative for pt and E or mass, absolute for eta and phi), a string
+            ``"pt=5e-4,eta=2.5e-4,phi=2.5e-4,mass=1e-3"`` (physics names, whatever the file
+            calls its columns; columns left out get the smallest bound given), a mapping of
+            the same, or the preset ``"nanoaod"``.
+        representation: ``EPtEtaPhi`` or ``PtEtaPhiM`` (other representations are refused).
+
+    Returns:
+        ``{"pt": b, "eta": b, "phi": b, "E" or "m": b}``.
+
+    Raises:
+        InputError: unknown names, unparsable or out-of-range numbers, a bound for a column
+            the table does not store, or a table the codec cannot bound.
+    """
+    if representation not in FOURTH:
+        raise InputError(f"--error-bound needs a table of (pt, eta, phi) with E or mass; this one "
+                         f"stores {representation}; use the latent codec (no --error-bound)")
+    fourth = FOURTH[representation]
+    roles = ("pt", "eta", "phi", fourth)
+    given: dict[str, float] = {}
+    if isinstance(spec, str) and spec.strip().lower() in PRESETS:
+        preset = PRESETS[spec.strip().lower()]
+        return {r: preset[r] for r in roles}
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        given = {r: float(spec) for r in roles}
+    elif isinstance(spec, str) and "=" not in spec:
+        try:
+            value = float(spec)
+        except ValueError:
+            raise InputError(f"--error-bound {spec!r}: expected a number, name=number pairs "
+                             f"or one of {', '.join(PRESETS)}") from None
+        given = {r: value for r in roles}
+    else:
+        items: list[tuple[str, Any]]
+        if isinstance(spec, str):
+            items = []
+            for part in spec.split(","):
+                name, sep, value = part.partition("=")
+                if not sep:
+                    raise InputError(f"--error-bound: {part.strip()!r} is not name=number")
+                items.append((name, value))
+        elif isinstance(spec, Mapping):
+            items = list(spec.items())
+        else:
+            raise InputError(f"error bound must be a number, a string or a mapping, not {spec!r}")
+        for name, value in items:
+            key = ALIASES.get(str(name).strip().lower())
+            if key is None:
+                raise InputError(f"--error-bound: unknown column {str(name).strip()!r}; use pt, eta, "
+                                 "phi and E or mass")
+            if key not in roles:
+                raise InputError(f"--error-bound: this table stores {'mass' if fourth == 'm' else 'E'}, "
+                                 f"not {'mass' if key == 'm' else 'E'}; bound {'mass' if fourth == 'm' else 'E'} instead")
+            try:
+                given[key] = float(value)
+            except (TypeError, ValueError):
+                raise InputError(f"--error-bound: {name}={value!r} is not a number") from None
+        if not given:
+            raise InputError("--error-bound: no bounds given")
+        smallest = min(given.values())
+        given = {r: given.get(r, smallest) for r in roles}
+    for role, b in given.items():
+        lo, hi = (MIN_RELATIVE, MAX_RELATIVE) if RELATIVE[role] else (MIN_ABSOLUTE, MAX_ABSOLUTE)
+        if not (math.isfinite(b) and lo <= b <= hi):
+            kind = "relative" if RELATIVE[role] else "absolute"
+            raise InputError(f"--error-bound: {role} bound {b:g} is outside the supported {kind} "
+                             f"range {lo:g} to {hi:g}")
+    return given
+
+
+def steps_for(bounds: Mapping[str, float], max_abs: Mapping[str, float]) -> dict[str, float]:
+    """Quantization steps a little inside the bounds (see module doc).
+
+    Relative: ``s = 2 log1p(b (1 - SAFETY) - F32_REL)``; absolute: ``s = 2 (b (1 - SAFETY) -
+    ulp)`` with ulp the float32 spacing at the largest |value| of the chunk.
+    """
+    out = {}
+    for role, b in bounds.items():
+        if RELATIVE[role]:
+            out[role] = 2.0 * math.log1p(b * (1 - SAFETY) - F32_REL)
+        else:
+            x = max(float(max_abs.get(role, 4.0)), 1.0)
+            ulp = float(np.spacing(np.float32(min(x, 3e38))))
+            out[role] = 2.0 * max(b * (1 - SAFETY) - ulp, b * 0.25)
+    return out
+
+
+@dataclass
+class _Symbols:
+    """Integer symbols of one chunk (the quantized jets) and what they reconstruct to."""
+
+    q_pt: np.ndarray
+    q_eta: np.ndarray
+    q_phi: np.ndarray
+    q_4: np.ndarray
+    m_class: np.ndarray | None  # mass tables only
+
+
+def _reconstruct(kind: int, steps: tuple[float, float, float, float], s: _Symbols) -> dict[str, np.ndarray]:
+    """Decoded columns (float64) from symbols: the one function both sides use."""
+    s_pt, s_eta, s_phi, s_4 = steps
+    log_pt = s.q_pt.astype(np.float64) * s_pt
+    eta = s.q_eta.astype(np.float64) * s_eta
+    phi = np.clip(s.q_phi.astype(np.float64) * s_phi, -math.pi, math.pi)
+    with np.errstate(over="ignore", invalid="ignore"):
+        pt = np.exp(log_pt)
+        if kind == KIND_E:
+            fourth = np.exp(log_pt + s.q_4.astype(np.float64) * s_4) * np.cosh(eta)
+        else:
+            assert s.m_class is not None
+            mag = np.exp(log_pt + s.q_4.astype(np.float64) * s_4)
+            fourth = np.where(s.m_class == 0, mag, -mag)
+            fourth[s.m_class == 2] = 0.0
+            fourth[s.m_class == 3] = -0.0
+    return {"pt": pt, "eta": eta, "phi": phi, "fourth": fourth}
+
+
+def _within(decoded: np.ndarray, original: np.ndarray, bound: float, relative: bool) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(decoded - original)
+        limit = bound * np.abs(original) if relative else bound
+        ok = err <= limit
+        if relative:  # zeros: exact, sign included
+            zero = original == 0
+            ok[zero] = (decoded[zero] == 0) & (np.signbit(decoded[zero]) == np.signbit(original[zero]))
+    return ok & np.isfinite(decoded)
+
+
+def _event_structure(counts: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(is_first, index of the event's first jet) per jet; flat tables: every jet is first."""
+    if counts is None:
+        idx = np.arange(n, dtype=np.int64)
+        return np.ones(n, bool), idx
+    c = counts.astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(c)[:-1]]) if len(c) else np.zeros(0, np.int64)
+    lead = np.repeat(starts, c)
+    first = np.zeros(n, bool)
+    first[starts[c > 0]] = True
+    return first, lead
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.tables: list[SymbolTable] = []
+        self.rans = RansEncoder()
+        self.bits = BitWriter()
+
+    def code(self, values: np.ndarray, table: SymbolTable | None = None) -> None:
+        if table is None:
+            table = fit_table(values)
+        self.tables.append(table)
+        hi, lo = table.split(values)
+        self.rans.add(hi, table)
+        self.bits.add(lo, table.shift)
+
+
+class _Reader:
+    def __init__(self, tables: list[SymbolTable], rans: RansDecoder, bits: BitReader, where: str) -> None:
+        self.tables = tables
+        self.rans = rans
+        self.bits = bits
+        self.next = 0
+        self.where = where
+
+    def code(self, n: int) -> np.ndarray:
+        if self.next >= len(self.tables):
+            raise FormatError(f"{self.where}: fewer symbol tables than streams")
+        table = self.tables[self.next]
+        self.next += 1
+        hi = self.rans.take(n, table)
+        lo = self.bits.take(n, table.shift)
+        return table.join(hi, lo)
+
+
+def _context_ids(q_pt: np.ndarray, q_eta: np.ndarray, pt_thr: np.ndarray, eta_thr: np.ndarray) -> np.ndarray:
+    pt_bin = np.searchsorted(pt_thr, q_pt, side="right")
+    eta_bin = np.searchsorted(eta_thr, np.abs(q_eta), side="right")
+    return pt_bin * (len(eta_thr) + 1) + eta_bin
+
+
+def _thresholds(edges: tuple[float, ...], k: int, step: float, log: bool, scale: float) -> np.ndarray:
+    if k == 0:
+        return np.zeros(0, np.int64)
+    chosen = np.array(edges, np.float64)[np.linspace(0, len(edges) - 1, k).round().astype(int)]
+    chosen = np.unique(chosen)
+    x = np.log(chosen * scale) if log else chosen
+    return np.ceil(x / step).astype(np.int64)
+
+
+def _grouped_tables(values: np.ndarray, ctx: np.ndarray, n_ctx: int) -> tuple[float, list[SymbolTable]]:
+    """Fit one table per context; returns (estimated bits, tables in context order)."""
+    order = np.argsort(ctx, kind="stable")
+    sizes = np.bincount(ctx, minlength=n_ctx)
+    parts = np.split(values[order], np.cumsum(sizes)[:-1])
+    total, tables = 0.0, []
+    for part in parts:
+        t, cost = fit_table_cost(part)
+        total += cost
+        tables.append(t)
+    return total, tables
+
+
+class BoundedCodec(Codec):
+    """Error-bounded, entropy-coded jets (id ``bounded``); see the module doc.
+
+    Args:
+        bounds: per-role bounds as :func:`parse_error_bound` returns.
+        representation: the source table's representation (``EPtEtaPhi`` or ``PtEtaPhiM``).
+        units: the source's energy units (only used to place the pt context bins in GeV).
+    """
+
+    codec_id = "bounded"
+    version = 1
+
+    def __init__(self, bounds: Mapping[str, float], representation: str, units: str = "GeV") -> None:
+        if representation not in FOURTH:
+            raise InputError(f"the error-bounded codec cannot store {representation} tables")
+        self.representation = representation
+        self.fourth = FOURTH[representation]
+        self.kind = KIND_E if self.fourth == "E" else KIND_M
+        self.bounds = {r: float(bounds[r]) for r in ("pt", "eta", "phi", self.fourth)}
+        self.units = units
+
+    def get_config(self) -> dict[str, Any]:
+        return {"id": self.codec_id, "version": self.version, "representation": self.representation,
+                "units": self.units, "bounds": dict(self.bounds),
+                "bound_kinds": {r: "relative" if RELATIVE[r] else "absolute" for r in self.bounds}}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **runtime: Any) -> "BoundedCodec":
+        try:
+            if int(config.get("version", 1)) != cls.version:
+                raise FormatError(f"bounded codec version {config.get('version')} is not supported; "
+                                  "upgrade jetzip")
+            bounds = {str(k): float(v) for k, v in dict(config["bounds"]).items()}
+            rep = str(config["representation"])
+            units = str(config.get("units", "GeV"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"malformed bounded codec configuration ({exc})") from None
+        if rep not in FOURTH or set(bounds) != {"pt", "eta", "phi", FOURTH[rep]} or \
+                not all(math.isfinite(b) and b > 0 for b in bounds.values()):
+            raise FormatError("malformed bounded codec configuration (representation or bounds)")
+        return cls(bounds, rep, units)
+
+    # -- checks ---------------------------------------------------------------------------
+    def invalid(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Jets no bound can cover: NaN or inf in any column (as in the latent codec)."""
+        bad = np.zeros(len(columns["pt"]), bool)
+        for v in columns.values():
+            bad |= ~np.isfinite(np.asarray(v, np.float64))
+        return {"with NaN or inf": bad}
+
+    # -- encoding -------------------------------------------------------------------------
+    def encode(self, columns: Mapping[str, np.ndarray], counts: np.ndarray | None) -> bytes:
+        """One chunk of jets (file units, roles of the representation) -> payload bytes."""
+        pt = np.asarray(columns["pt"], np.float64)
+        eta = np.asarray(columns["eta"], np.float64)
+        phi = np.asarray(columns["phi"], np.float64)
+        x4 = np.asarray(columns[self.fourth], np.float64)
+        n = len(pt)
+        finite = np.isfinite(pt) & np.isfinite(eta) & np.isfinite(phi) & np.isfinite(x4)
+        max_abs = {"eta": float(np.abs(eta[finite]).max(initial=1.0)),
+                   "phi": float(np.abs(phi[finite]).max(initial=4.0))}
+        st = steps_for(self.bounds, max_abs)
+        steps = (st["pt"], st["eta"], st["phi"], st[self.fourth])
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            usable = finite & (pt > 0) & (np.abs(eta) < 1e4) & (np.abs(phi) < 1e4)
+            if self.kind == KIND_E:
+                usable &= x4 > 0
+            safe_pt = np.where(usable, pt, 1.0)
+            q_pt = np.rint(np.log(safe_pt) / steps[0])
+            q_eta = np.rint(np.where(usable, eta, 0.0) / steps[1])
+            q_phi = np.rint(np.where(usable, phi, 0.0) / steps[2])
+            log_pt_hat = q_pt * steps[0]
+            m_class = None
+            if self.kind == KIND_E:
+                eta_hat = q_eta * steps[1]
+                d = np.log(np.where(usable, x4, 1.0)) - log_pt_hat - np.log(np.cosh(eta_hat))
+                q_4 = np.rint(d / steps[3])
+            else:
+                m_class = np.where(x4 > 0, 0, np.where(x4 < 0, 1, np.where(np.signbit(x4), 3, 2)))
+                mag = np.where(x4 != 0, np.abs(x4), 1.0)
+                q_4 = np.rint((np.log(np.where(usable, mag, 1.0)) - log_pt_hat) / steps[3])
+                q_4[m_class >= 2] = 0
+            sym = _Symbols(q_pt.astype(np.int64), q_eta.astype(np.int64), q_phi.astype(np.int64),
+                           np.nan_to_num(q_4, nan=0.0, posinf=0.0, neginf=0.0).astype(np.int64),
+                           None if m_class is None else m_class.astype(np.int64))
+        # Decode as the decoder will and keep the jets that miss a bound verbatim.
+        dec = _reconstruct(self.kind, steps, sym)
+        ok = usable.copy()
+        for name, orig, rel in (("pt", pt, True), ("eta", eta, False), ("phi", phi, False),
+                                ("fourth", x4, True)):
+            bound = self.bounds[self.fourth if name == "fourth" else name]
+            ok &= _within(dec[name], orig, bound, rel)
+            ok &= _within(dec[name].astype(np.float32).astype(np.float64), orig, bound, rel)
+        exact = np.flatnonzero(~ok)
+        if len(exact):
+            # placeholders: the previous jet's symbols keep the context streams small
+            for arr in (sym.q_pt, sym.q_eta, sym.q_phi, sym.q_4):
+                arr[exact] = int(np.median(arr[ok])) if ok.any() else 0
+            if sym.m_class is not None:
+                sym.m_class[exact] = 0
+        return self._pack(sym, steps, counts, n, exact, (pt, eta, phi, x4))
+
+    def _pack(self, sym: _Symbols, steps: tuple[float, float, float, float], counts: np.ndarray | None,
+              n: int, exact: np.ndarray, originals: tuple[np.ndarray, ...]) -> bytes:
+        first, lead = _event_structure(counts, n)
+        w = _Writer()
+        # pt: first jets plain, later jets as the drop from the previous jet
+        w.code(sym.q_pt[first])
+        later = ~first
+        w.code(sym.q_pt[np.flatnonzero(later) - 1] - sym.q_pt[later])
+        # eta
+        w.code(sym.q_eta)
+        # phi: first jets plain, later ones relative to the leading jet, modulo the range
+        phi_min = int(sym.q_phi.min(initial=0))
+        phi_n = int(sym.q_phi.max(initial=0)) - phi_min + 1
+        w.code(sym.q_phi[first])
+        w.code(np.mod(sym.q_phi[later] - sym.q_phi[lead[later]], phi_n))
+        # 4th column in (pt, |eta|) contexts
+        scale = {"GeV": 1.0, "MeV": 1e3, "TeV": 1e-3}.get(self.units, 1.0)  # GeV -> file units
+        if sym.m_class is not None:
+            w.code(sym.m_class)
+            coded = sym.m_class < 2
+        else:
+            coded = np.ones(n, bool)
+        values = sym.q_4[coded]
+        best = None
+        for k_pt, k_eta in GRIDS:  # coarse to fine, while finer contexts pay for their tables
+            pt_thr = _thresholds(PT_EDGES_GEV, k_pt, steps[0], True, scale)
+            eta_thr = _thresholds(ETA_EDGES, k_eta, steps[1], False, 1.0)
+            n_ctx = (len(pt_thr) + 1) * (len(eta_thr) + 1)
+            ctx = _context_ids(sym.q_pt[coded], sym.q_eta[coded], pt_thr, eta_thr)
+            cost, tables = _grouped_tables(values, ctx, n_ctx)
+            if best is not None and cost >= best[0]:
+                break
+            best = (cost, pt_thr, eta_thr, ctx, tables)
+            if len(values) < 2000:  # small chunks: one table is best
+                break
+        assert best is not None
+        _, pt_thr, eta_thr, ctx, tables = best
+        for c, table in enumerate(tables):
+            w.code(values[ctx == c], table)
+        head = struct.pack("<B4dqI", self.kind, *steps, phi_min, phi_n)
+        head += struct.pack("<B", len(pt_thr)) + pt_thr.astype("<i8").tobytes()
+        head += struct.pack("<B", len(eta_thr)) + eta_thr.astype("<i8").tobytes()
+        head += struct.pack("<H", len(w.tables)) + b"".join(t.to_bytes() for t in w.tables)
+        rans = w.rans.finish()
+        bits = w.bits.finish()
+        ex = b""
+        if len(exact):
+            vals = np.stack([o[exact] for o in originals], axis=1).astype("<f8")
+            ex = zlib.compress(exact.astype("<u4").tobytes() + vals.tobytes(), 6)
+        return (head + struct.pack("<I", len(rans)) + rans + struct.pack("<I", len(bits)) + bits
+                + struct.pack("<II", len(exact), len(ex)) + ex)
+
+    # -- decoding -------------------------------------------------------------------------
+    def decode(self, payload: bytes | memoryview, n: int, counts: np.ndarray | None,
+               where: str = "chunk") -> dict[str, np.ndarray]:
+        """Payload -> columns (float64, file units, roles of the representation).
+
+        Raises:
+            FormatError: the payload is malformed, truncated or inconsistent with `n`.
+        """
+        buf = memoryview(payload)
+        try:
+            kind, *steps_l, phi_min, phi_n = struct.unpack_from("<B4dqI", buf, 0)
+            pos = struct.calcsize("<B4dqI")
+            steps = (steps_l[0], steps_l[1], steps_l[2], steps_l[3])
+            (k,) = struct.unpack_from("<B", buf, pos)
+            pt_thr = np.frombuffer(buf, "<i8", k, pos + 1).astype(np.int64)
+            pos += 1 + 8 * k
+            (k,) = struct.unpack_from("<B", buf, pos)
+            eta_thr = np.frombuffer(buf, "<i8", k, pos + 1).astype(np.int64)
+            pos += 1 + 8 * k
+            (n_tables,) = struct.unpack_from("<H", buf, pos)
+            pos += 2
+        except (struct.error, ValueError):
+            raise FormatError(f"{where}: bounded chunk head is cut short") from None
+        if kind != self.kind or not all(math.isfinite(s) and s > 0 for s in steps) or phi_n < 1:
+            raise FormatError(f"{where}: bounded chunk head is corrupted")
+        tables = []
+        for _ in range(n_tables):
+            t, pos = SymbolTable.from_bytes(buf, pos, where)
+            tables.append(t)
+        try:
+            (n_rans,) = struct.unpack_from("<I", buf, pos)
+            rans = buf[pos + 4:pos + 4 + n_rans]
+            pos += 4 + n_rans
+            (n_bits,) = struct.unpack_from("<I", buf, pos)
+            bits = buf[pos + 4:pos + 4 + n_bits]
+            pos += 4 + n_bits
+            n_exact, n_ex = struct.unpack_from("<II", buf, pos)
+            ex = buf[pos + 8:pos + 8 + n_ex]
+            pos += 8 + n_ex
+        except struct.error:
+            raise FormatError(f"{where}: bounded chunk is cut short") from None
+        if len(rans) != n_rans or len(bits) != n_bits or len(ex) != n_ex or pos != len(buf) or n_exact > n:
+            raise FormatError(f"{where}: bounded chunk sizes are inconsistent")
+        r = _Reader(tables, RansDecoder(rans, where), BitReader(bits, where), where)
+        first, lead = _event_structure(counts, n)
+        later = ~first
+        n_first = int(first.sum())
+        q_pt = np.empty(n, np.int64)
+        steps_pt = np.zeros(n, np.int64)
+        steps_pt[first] = r.code(n_first)
+        steps_pt[later] = -r.code(n - n_first)
+        # within each event: q_j = q_first - sum of the drops up to j
+        cs = np.cumsum(steps_pt)
+        q_pt[:] = cs - (cs[lead] - steps_pt[lead])
+        q_eta = r.code(n)
+        q_phi = np.empty(n, np.int64)
+        q_phi[first] = r.code(n_first)
+        rel = r.code(n - n_first)
+        if len(rel) and (rel.min() < 0 or rel.max() >= phi_n):
+            raise FormatError(f"{where}: phi symbols out of range")
+        q_phi[later] = phi_min + np.mod(q_phi[lead[later]] - phi_min + rel, phi_n)
+        m_class = None
+        coded = np.ones(n, bool)
+        if kind == KIND_M:
+            m_class = r.code(n)
+            if len(m_class) and (m_class.min() < 0 or m_class.max() >= MASS_CLASSES):
+                raise FormatError(f"{where}: mass classes out of range")
+            coded = m_class < 2
+        q_4 = np.zeros(n, np.int64)
+        idx = np.flatnonzero(coded)
+        ctx = _context_ids(q_pt[idx], q_eta[idx], pt_thr, eta_thr)
+        n_ctx = (len(pt_thr) + 1) * (len(eta_thr) + 1)
+        for c in range(n_ctx):
+            sel = idx[ctx == c]
+            q_4[sel] = r.code(len(sel))
+        r.rans.check_done()
+        r.bits.check_done()
+        if r.next != len(tables):
+            raise FormatError(f"{where}: more symbol tables than streams")
+        dec = _reconstruct(kind, steps, _Symbols(q_pt, q_eta, q_phi, q_4, m_class))
+        out = {"pt": dec["pt"], "eta": dec["eta"], "phi": dec["phi"], self.fourth: dec["fourth"]}
+        if n_exact:
+            d = zlib.decompressobj()
+            try:
+                raw = d.decompress(bytes(ex), 36 * n_exact + 1)
+            except zlib.error:
+                raise FormatError(f"{where}: verbatim jets are corrupted") from None
+            if len(raw) != 36 * n_exact or not d.eof:
+                raise FormatError(f"{where}: verbatim jets are corrupted")
+            index = np.frombuffer(raw, "<u4", n_exact).astype(np.int64)
+            vals = np.frombuffer(raw, "<f8", 4 * n_exact, 4 * n_exact).reshape(n_exact, 4)
+            if len(index) and index.max() >= n:
+                raise FormatError(f"{where}: verbatim jet index out of range")
+            for i, role in enumerate(("pt", "eta", "phi", self.fourth)):
+                out[role][index] = vals[:, i]
+        return out
+
+    def describe(self) -> str:
+        names = {"pt": "pt", "eta": "eta", "phi": "phi", "E": "E", "m": "mass"}
+        return "bounded (" + ", ".join(
+            f"{names[r]} {b:.3g} {'rel' if RELATIVE[r] else 'abs'}" for r, b in self.bounds.items()) + ")"
+
+
+register(BoundedCodec)
