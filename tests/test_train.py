@@ -11,7 +11,7 @@ from jetzip.model import load_model
 from jetzip.training import TrainOptions, train_frames
 
 import jetfactory
-from conftest import run_cli
+from conftest import SMALL_MODEL, invoke
 
 OPTS = dict(arch="24,24,12:3", epochs=4, batch_size=256, lr_max=5e-3, seed=7, patience=10)
 
@@ -129,12 +129,12 @@ def test_train_refuses_jets_compress_refuses(tmp_path):
         jetzip.train(tmp_path / "elt.csv", tmp_path / "m.jzm", epochs=1, arch="8:3", units="GeV")
 
 
-def test_cli_train_writes_a_loadable_model_with_history(tmp_path, jetzip_exe):
+def test_cli_train_writes_a_loadable_model_with_history(tmp_path):
     src = tmp_path / "jets.root"
-    jetfactory.write_nanoaod(src, n_events=1500, seed=4)
+    jetfactory.write_nanoaod(src, n_events=300, seed=4)
     out = tmp_path / "m.jzm"
-    r = run_cli(jetzip_exe, "train", src, "-o", out, "--arch", "AE_3D_50", "--epochs", "3",
-                "--batch-size", "512", "--seed", "3", "--json")
+    r = invoke("train", src, "-o", out, "--arch", "AE_3D_50", "--epochs", "3",
+               "--batch-size", "512", "--seed", "3", "--json")
     assert r.returncode == 0, r.stderr.decode()
     model = load_model(out)
     assert model.arch.name == "AE_3D_50"
@@ -149,14 +149,14 @@ def test_cli_train_writes_a_loadable_model_with_history(tmp_path, jetzip_exe):
     assert "epoch   2" in err and "validation residuals" in err
     assert (tmp_path / "m_loss.png").exists()
     # an existing model is not overwritten without --force
-    r = run_cli(jetzip_exe, "train", src, "-o", out, "--epochs", "1")
+    r = invoke("train", src, "-o", out, "--epochs", "1")
     assert r.returncode == 1 and b"exists" in r.stderr
 
 
-def test_cli_train_rejects_bad_arch(tmp_path, jetzip_exe):
+def test_cli_train_rejects_bad_arch(tmp_path):
     src = tmp_path / "jets.root"
     jetfactory.write_nanoaod(src, n_events=50, seed=4)
-    r = run_cli(jetzip_exe, "train", src, "-o", tmp_path / "m.jzm", "--arch", "AE_9D_7")
+    r = invoke("train", src, "-o", tmp_path / "m.jzm", "--arch", "AE_9D_7")
     assert r.returncode == 1 and b"unknown architecture" in r.stderr
 
 
@@ -186,3 +186,49 @@ def test_numpy_scalars_as_options_train_and_resume(frame, tmp_path):
     first = train_frames(frame, TrainOptions(**opts), checkpoint=ckpt)
     again = train_frames(frame, TrainOptions(**opts), checkpoint=ckpt, resume=True)
     assert again.weights_sha256 == first.weights_sha256
+
+
+# --- the committed test model (tests/make_test_model.py -> tests/data/small_model.jzm) ------
+
+def _decoding_precision(model) -> dict[str, float]:
+    """Median |residual| of jets the model never saw (pt relative; eta, phi absolute)."""
+    from jetzip.training import reconstruct
+
+    frame = jetfactory.model_frame(20_000, seed=4242)
+    back = reconstruct(model, frame)
+    dphi = (back[:, 3] - frame[:, 3] + np.pi) % (2 * np.pi) - np.pi
+    return {"pt": float(np.median(np.abs(back[:, 1] / frame[:, 1] - 1))),
+            "eta": float(np.median(np.abs(back[:, 2] - frame[:, 2]))),
+            "phi": float(np.median(np.abs(dphi)))}
+
+
+def test_committed_test_model_is_trained_and_decodes_as_the_tests_need():
+    """The pipeline tests assume a model good to a few percent: check it on unseen jets."""
+    model = load_model(SMALL_MODEL)
+    assert model.metadata["made_by"] == "tests/make_test_model.py"
+    losses = [h["val_loss"] for h in model.history]
+    assert len(losses) == 6 and model.metadata["best_val_loss"] < 0.2 * losses[0]  # it learned
+    got = _decoding_precision(model)
+    assert got["pt"] < 0.02 and got["eta"] < 0.05 and got["phi"] < 0.05, got  # roundtrip tests: < 0.05
+
+
+def test_committed_test_model_is_what_the_script_makes():
+    """Rerunning tests/make_test_model.py gives the committed weights (same torch version)."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("make_test_model", SMALL_MODEL.parents[1] / "make_test_model.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.DEFAULT_OUTPUT == SMALL_MODEL
+    fresh = script.train_test_model()
+    committed = load_model(SMALL_MODEL)
+    assert fresh.arch == committed.arch
+    assert json.loads(json.dumps(fresh.metadata["options"])) == committed.metadata["options"]
+    if committed.metadata["torch_version"] == torch.__version__.split("+")[0]:
+        assert fresh.weights_sha256 == committed.weights_sha256, (
+            "tests/data/small_model.jzm is not what tests/make_test_model.py makes; rerun the script")
+    else:  # another torch may round differently: the regenerated model must still be as good
+        got = _decoding_precision(fresh)
+        assert got["pt"] < 0.02 and got["eta"] < 0.05 and got["phi"] < 0.05, got
