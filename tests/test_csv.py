@@ -56,7 +56,8 @@ def test_jagged_csv_output_repeats_kept_branches_per_jet(tmp_path, nano_file, sm
     jetzip.compress(path, tmp_path / "n.aez", model=small_model_path, keep_branches=["run", "MET_pt"])
     jetzip.decompress(tmp_path / "n.aez", tmp_path / "n.csv")
     header, rows = read_rows(tmp_path / "n.csv")
-    assert header == ["event", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "run", "MET_pt"]
+    # the original has an `event` branch of its own (not kept here): the index is named apart
+    assert header == ["jetzip_event", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "run", "MET_pt"]
     counts = data["counts"].astype(np.int64)
     assert len(rows) == counts.sum()
     orig = uproot.open(path)["Events"].arrays(["run", "MET_pt"], library="np")
@@ -80,10 +81,12 @@ def test_flat_csv_output_writes_kept_values_exactly(tmp_path, small_model_path):
                     keep_branches=["evt", "neg", "ratio"])
     jetzip.decompress(tmp_path / "f.aez", tmp_path / "f.csv")
     header, rows = read_rows(tmp_path / "f.csv")
-    assert sorted(header[:4]) == ["E", "eta", "phi", "pt"] and header[4:] == ["evt", "neg", "ratio"]
-    assert [int(r[4]) for r in rows] == big.tolist()
-    assert [int(r[5]) for r in rows] == (-np.arange(n)).tolist()
-    assert [float(r[6]) for r in rows] == ratio.tolist()
+    # the columns come back in the input's order (h5py lists a group's datasets by name)
+    assert header == ["E", "eta", "evt", "neg", "phi", "pt", "ratio"]
+    at = {name: i for i, name in enumerate(header)}
+    assert [int(r[at["evt"]]) for r in rows] == big.tolist()
+    assert [int(r[at["neg"]]) for r in rows] == (-np.arange(n)).tolist()
+    assert [float(r[at["ratio"]]) for r in rows] == ratio.tolist()
     # and reading the CSV back keeps them exactly, as 64-bit integers
     src = open_table(tmp_path / "f.csv", keep_branches=["evt", "neg", "ratio"])
     assert src.info.dtypes["evt"] == "uint64" and src.info.dtypes["neg"] == "int64"
@@ -187,9 +190,11 @@ def test_event_column_makes_a_jagged_table(tmp_path):
     src = open_table(tmp_path / "j.csv", keep_branches=["run"], units="GeV")
     info = src.info
     assert info.jagged and info.counter is None and info.layout == "jagged"
-    assert "event" not in info.other_branches and info.other_branches == ["weight"]
+    # every other numeric column is carried: per jet in a jagged CSV
+    assert "event" not in info.other_branches and info.other_branches == [] and info.jet_branches == ["weight"]
     (chunk,) = list(src.chunks())
     src.close()
+    np.testing.assert_array_equal(chunk.jet_kept["weight"], np.repeat([0.5, 1.5, 2.5, 3.5], counts))
     np.testing.assert_array_equal(chunk.counts, counts)
     assert chunk.counts.dtype == np.uint32
     np.testing.assert_array_equal(chunk.kept["run"], [5, 5, 6, 6])
@@ -254,7 +259,7 @@ def test_nanoaod_through_csv_keeps_events_counts_and_kept_branches(tmp_path, nan
     assert any("events without jets" in w for w in warnings)
     header, _ = read_rows(tmp_path / "x.csv")
     # the kept branch `event` keeps its name; the event index gets another one
-    assert header == ["event_index", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "run", "event", "MET_pt"]
+    assert header == ["jetzip_event", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "run", "event", "MET_pt"]
 
     rep = jetzip.compress(tmp_path / "x.csv", tmp_path / "b.aez", model=small_model_path, keep_branches=keep,
                           chunk_jets=256)

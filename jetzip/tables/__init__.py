@@ -1,4 +1,5 @@
-"""Jet tables in and out: ROOT (uproot), HDF5 (h5py) and CSV, chosen by extension or name.
+"""Jet tables in and out: ROOT (uproot), HDF5 (h5py), CSV and Parquet (pyarrow, optional),
+chosen by extension or name.
 
 ``open_table`` finds the jets in a file (layout presets, column names, units) and returns a
 source that yields :class:`JetChunk` objects; ``open_writer`` writes chunks back in the
@@ -14,9 +15,10 @@ from ..errors import InputError
 from .base import JetChunk, JetSource, TableInfo, TableWriter, counts_without, describe_jet
 from .layouts import PRESETS, parse_columns
 
-FORMATS = ("root", "hdf5", "csv")
-EXTENSIONS = {".root": "root", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5", ".csv": "csv"}
-MAGIC = {b"root": "root", b"\x89HDF\r\n\x1a\n": "hdf5"}
+FORMATS = ("root", "hdf5", "csv", "parquet")
+EXTENSIONS = {".root": "root", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5", ".csv": "csv",
+              ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".parq": "parquet", ".pq": "parquet"}
+MAGIC = {b"root": "root", b"\x89HDF\r\n\x1a\n": "hdf5", b"PAR1": "parquet"}
 
 __all__ = ["counts_without", "describe_jet", "JetChunk", "JetSource", "TableInfo", "TableWriter", "open_table", "open_writer",
            "format_of", "FORMATS", "PRESETS", "parse_columns"]
@@ -44,13 +46,20 @@ def format_of(path: str | os.PathLike, explicit: str | None = None, sniff: bool 
             if head.startswith(magic):
                 return fmt
     raise InputError(f"{path}: unknown table format (extension {ext or 'none'}); "
-                     f"use .root, .h5/.hdf5 or .csv{', or ' + hint if hint else ''}")
+                     f"use .root, .h5/.hdf5, .csv or .parquet{', or ' + hint if hint else ''}")
 
 
 def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None,
                preset: str | None = None, collection: str | None = None, units: str | None = None,
-               keep_branches: Sequence[str] = (), format: str | None = None) -> JetSource:
-    """Open a jet table for reading; raises InputError naming what is wrong or missing."""
+               keep_branches: Sequence[str] = (), format: str | None = None,
+               drop_branches: Sequence[str] = ()) -> JetSource:
+    """Open a jet table for reading; raises InputError naming what is wrong or missing.
+
+    HDF5, CSV and Parquet sources carry every other numeric column by default (per-jet ones
+    in ``info.jet_branches``, per-event or per-row ones in ``info.kept_branches``);
+    `drop_branches` (fnmatch patterns) leaves columns out. `keep_branches` patterns must
+    match a column (an error otherwise).
+    """
     path = str(path)
     if not os.path.exists(path):
         raise InputError(f"{path} does not exist")
@@ -66,11 +75,16 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
     if fmt == "root":
         from .root import RootSource
         return RootSource(path, **kw)
+    if isinstance(drop_branches, str):
+        drop_branches = (drop_branches,)
     if fmt == "hdf5":
         from .hdf5 import Hdf5Source
-        return Hdf5Source(path, **kw)
+        return Hdf5Source(path, drop=tuple(drop_branches), **kw)
+    if fmt == "parquet":
+        from .parquet import ParquetSource
+        return ParquetSource(path, drop=tuple(drop_branches), **kw)
     from .csv import CsvSource
-    return CsvSource(path, **kw)
+    return CsvSource(path, drop=tuple(drop_branches), **kw)
 
 
 def open_writer(path: str, fmt: str, info: TableInfo, names: dict[str, str],
@@ -82,5 +96,8 @@ def open_writer(path: str, fmt: str, info: TableInfo, names: dict[str, str],
     if fmt == "hdf5":
         from .hdf5 import Hdf5Writer
         return Hdf5Writer(path, info, names, kept_dtypes)
+    if fmt == "parquet":
+        from .parquet import ParquetWriter
+        return ParquetWriter(path, info, names, kept_dtypes)
     from .csv import CsvWriter
     return CsvWriter(path, info, names, kept_dtypes)

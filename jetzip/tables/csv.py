@@ -1,5 +1,11 @@
 """CSV tables: a header row, then one jet per row. Read in blocks of rows, written column-wise.
 
+**Separator.** ``,`` unless the header and the first rows say otherwise: of ``,``, ``;``, tab
+and ``|``, the separator that splits the header into two or more names and every sampled row
+into as many cells is used (the most cells when several do; ``info.extra["csv_separator"]``
+names it and ``info.extra["csv_separator_note"]`` says when the choice was ambiguous). Output
+written from a CSV uses the input's separator.
+
 Reading follows the usual CSV rules (Python's ``csv`` module, Excel dialect): cells may be
 quoted (``"100"``), a UTF-8 byte-order mark before the header is ignored, blank lines are
 skipped, and an empty cell in a jet column reads as NaN. A quoted cell may not span lines.
@@ -7,17 +13,27 @@ Errors name the 1-based line of the file (the header is line 1); every chunk car
 line of each of its rows (:attr:`CsvChunk.lines`).
 
 **Jagged tables.** A jagged table written as CSV gets an ``event`` column (the event index)
-before the jet columns, one row per jet, and its kept (event-level) branches repeated on every
-jet row of their event. Events without jets cannot be represented in CSV and are lost there
-(use ROOT or HDF5 to keep them). When a kept branch is itself called ``event`` (NanoAOD's event
-number), the index column is called ``event_index`` instead.
+before the jet columns, one row per jet, its per-jet branches, and its kept (event-level)
+branches repeated on every jet row of their event. Events without jets cannot be represented
+in CSV and are lost there (use ROOT or HDF5 to keep them). When the original table has a
+column called ``event`` of its own (NanoAOD's event number), the index column is called
+``jetzip_event`` instead, so that the two are never confused.
 
-Reading, a CSV with an integer ``event`` column (``event_index`` when both exist) whose values
-never decrease in its first rows is read as a jagged table: consecutive rows with the same
-value form one event, and chunks always hold whole events. A value that decreases later is an
-error naming the line (``--preset flat`` reads such a file as one jet per row). A kept column
-must then hold one value per event: the first row of each event gives it, and a different
-value on another row of the same event is an error.
+Reading, a CSV with an integer ``jetzip_event`` column, else ``event`` (``event_index``, the
+name older versions wrote, when both exist) whose values never decrease in its first rows is
+read as a jagged table: consecutive rows with the same value form one event, and chunks always
+hold whole events. A value that decreases later is an error naming the line (``--preset flat``
+reads such a file as one jet per row). A ``--keep-branches`` column must then hold one value
+per event: the first row of each event gives it, and a different value on another row of the
+same event is an error.
+
+**Carried columns.** Every other column whose first rows are numbers is carried losslessly by
+default (``drop`` patterns leave columns out): per row in a flat table (``kept_branches``), per
+jet in a jagged one (``jet_branches``), per row in a table of several jets per row. Columns
+with text in their first rows are not carried (``other_branches``).
+
+**Several jets per row** (``pxj1, pyj1, pzj1, mj1, pxj2, ...``): read as events of jets and
+written back into the same columns, see :mod:`jetzip.tables.wide`.
 
 **Types.** Jet columns are read as float64. A kept column whose first rows all hold integers
 is read as int64 (uint64 when its values need it), exactly, so 64-bit event numbers survive;
@@ -26,6 +42,7 @@ digits, float64 ones with the shortest repr that round-trips, integers exactly.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import fnmatch
@@ -40,11 +57,16 @@ import numpy as np
 from ..errors import InputError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
-from .layouts import PRESETS, choose_collection
+from .layouts import PRESETS, candidates as jet_candidates, choose_collection
+from .wide import find_wide, representation_of_slots, stack, unstack, wide_names
 
 EVENT_COLUMN = "event"
-# The event index's name when a kept branch is called "event" (written and read back as such).
+# The event index's name when the original table has an `event` column of its own.
+EVENT_COLUMN_OWN = "jetzip_event"
+# What older versions wrote instead (still read back).
 EVENT_COLUMN_ALT = "event_index"
+SEPARATORS = (",", ";", "\t", "|")
+SNIFF_LINES = 20
 SAMPLE_ROWS = 5000  # rows read up front: units, integer columns, whether `event` groups the jets
 BLOCK_ROWS = 1 << 14  # rows parsed at a time
 WRITE_ROWS = 1 << 15  # rows formatted at a time
@@ -63,9 +85,10 @@ class CsvChunk(JetChunk):
 class CsvSource:
     def __init__(self, path: str, *, tree: str | None = None, columns: dict[str, str] | None = None,
                  preset: str | None = None, collection: str | None = None,
-                 units: str | None = None, keep: Sequence[str] = ()) -> None:
+                 units: str | None = None, keep: Sequence[str] = (), drop: Sequence[str] = ()) -> None:
         if tree:
             raise InputError(f"{path}: --tree does not apply to CSV files")
+        self.drop = tuple(drop)
         self.path = path
         try:
             # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first name
@@ -89,80 +112,140 @@ class CsvSource:
             raise self._undecodable() from None
         if not header.strip():
             raise InputError(f"{self.path} is empty (no header row)")
+        self.data_start = self.f.tell()
         try:
-            self.names = [h.strip() for h in next(csv.reader([header]))]
+            sniff = [line for line in itertools.islice(self.f, SNIFF_LINES) if line.strip()]
+        except UnicodeDecodeError:
+            raise self._undecodable() from None
+        self.f.seek(self.data_start)
+        self.sep, note = _sniff(header, sniff)
+        try:
+            self.names = [h.strip() for h in next(csv.reader([header], delimiter=self.sep))]
         except (csv.Error, StopIteration) as exc:
             raise InputError(f"{self.path}: line 1: cannot read the header ({exc})") from None
-        dup = sorted({n for n in self.names if self.names.count(n) > 1})
+        dup = sorted(n for n, k in collections.Counter(self.names).items() if k > 1)  # linear, not quadratic
         if dup:
-            raise InputError(f"{self.path}: duplicate column names in the header ({', '.join(map(repr, dup))})")
+            raise InputError(f"{self.path}: duplicate column names in the header ({', '.join(map(repr, dup[:10]))}"
+                             f"{f' and {len(dup) - 10} more' if len(dup) > 10 else ''})")
+        where = self.path if self.sep == "," else f"{self.path} (separator {_sep_name(self.sep)})"
         preset = PRESETS[preset_name] if preset_name else None
-        coll = choose_collection(self.names, where=self.path, columns=columns, collection=collection,
-                                 preset=preset if preset and preset.collection else None)
-        used = coll.used_columns(self.names)
+        self.wide = None
+        wide = find_wide(self.names) if columns is None and not jet_candidates(self.names) else {}
+        if wide and (collection is None or collection in wide):
+            if collection is None and len(wide) > 1:
+                raise InputError(f"{where}: several sets of jets per row found ({', '.join(sorted(wide))}); "
+                                 "choose one with --collection NAME")
+            coll_name = collection if collection is not None else next(iter(wide))
+            self.wide = wide[coll_name]
+            used = dict(self.wide[0])
+            representation = representation_of_slots(self.wide)
+            jet_names = wide_names({"wide": {"jets": self.wide}})
+        else:
+            coll = choose_collection(self.names, where=where, columns=columns, collection=collection,
+                                     preset=preset if preset and preset.collection else None)
+            used = coll.used_columns(self.names)
+            coll_name, representation = coll.name, coll.representation or ""
+            jet_names = list(used.values())
         kept: list[str] = []
         for pattern in keep:
             hits = [n for n in self.names if fnmatch.fnmatchcase(n, pattern)]
             if not hits:
                 raise InputError(f"{self.path}: --keep-branches {pattern!r} matches no column")
             # The jet columns are restored anyway: a pattern like '*' skips them.
-            kept += [h for h in hits if h not in kept and h not in used.values()]
+            kept += [h for h in hits if h not in kept and h not in jet_names]
         self.index = {n: i for i, n in enumerate(self.names)}
         self.used = used
-        self.kept = kept
-        self.data_start = self.f.tell()
         self._line = 1  # physical lines consumed so far (the header is line 1)
 
-        # The first rows decide the types of the kept columns and whether `event` groups the jets.
-        candidates = [EVENT_COLUMN_ALT, EVENT_COLUMN] if EVENT_COLUMN_ALT in self.index \
-            and EVENT_COLUMN in self.index else [EVENT_COLUMN] if EVENT_COLUMN in self.index else []
-        if preset is not None and not preset.jagged:
+        # The first rows decide the types of the other columns and whether `event` groups the jets.
+        if self.wide is not None or (preset is not None and not preset.jagged):
             candidates = []  # --preset flat: one jet per row, whatever the columns are called
+        elif EVENT_COLUMN_OWN in self.index:
+            candidates = [EVENT_COLUMN_OWN]
+        elif EVENT_COLUMN_ALT in self.index and EVENT_COLUMN in self.index:
+            candidates = [EVENT_COLUMN_ALT, EVENT_COLUMN]
+        else:
+            candidates = [EVENT_COLUMN] if EVENT_COLUMN in self.index else []
         try:
             raw, lines = self._read_lines(SAMPLE_ROWS)
         except UnicodeDecodeError:
             raise self._undecodable() from None
         rows, row_lines = self._split(raw, lines)
         self.kinds = {n: "f8" for n in self.names}
-        for name in dict.fromkeys([*kept, *candidates]):
-            self.kinds[name] = _int_kind([r[self.index[name]] for r in rows])
+        jet_set = set(jet_names)
+        cells_of = list(zip(*rows)) if rows else [()] * len(self.names)
+        numeric: dict[str, bool] = {}
+        for name in self.names:
+            if name in jet_set:
+                continue
+            kind = _cell_kind(cells_of[self.index[name]])
+            numeric[name] = kind is not None
+            if kind is not None and kind != "f8":
+                self.kinds[name] = kind
+        for name in kept:
+            if not numeric[name]:
+                raise InputError(f"{where}: --keep-branches column {name} holds text, not numbers")
         self.event_column = None
         for name in candidates:
-            if self.kinds[name] == "f8":
+            if self.kinds[name] == "f8" or not numeric.get(name):
                 continue
             ev = self._convert([r[self.index[name]] for r in rows], name, row_lines)
             if not (ev[1:] < ev[:-1]).any():
                 self.event_column = name
                 break
-        for name in candidates:  # not the event index: an ordinary column
-            if name != self.event_column and name not in kept:
-                self.kinds[name] = "f8"
-        self.jagged = self.event_column is not None
-        self.needed = list(dict.fromkeys([*used.values(), *kept,
-                                          *([self.event_column] if self.jagged else [])]))
+        self.jagged = self.event_column is not None or self.wide is not None
+        jet_branches: list[str] = []
+        for name in self.names:  # every other numeric column is carried, unless dropped
+            if name in jet_set or name in kept or name == self.event_column or not numeric.get(name) \
+                    or any(fnmatch.fnmatchcase(name, p) for p in self.drop):
+                continue
+            if self.event_column is not None:
+                jet_branches.append(name)
+            else:
+                kept.append(name)
+        for name in self.names:
+            if name not in kept and name not in jet_branches and name != self.event_column:
+                self.kinds[name] = "f8" if name in jet_set or numeric.get(name) else self.kinds[name]
+        self.kept = kept
+        self.jet_branches = jet_branches
+        self.needed = list(dict.fromkeys([*jet_names, *kept, *jet_branches,
+                                          *([self.event_column] if self.event_column else [])]))
 
         units_inferred, reason = False, ""
         if units is None and preset is not None and preset.units:
             units, reason = preset.units, f"the {preset.name} layout is in {preset.units}"
         if units is None:
-            sample = {role: self._convert([r[self.index[n]] for r in rows], n, row_lines)
-                      for role, n in used.items()}
-            units, reason = infer_units(sample)
+            sample = {n: self._convert([r[self.index[n]] for r in rows], n, row_lines) for n in jet_names}
+            if self.wide is not None:
+                roles = stack(sample, self.wide)[0]
+            else:
+                roles = {role: sample[n] for role, n in used.items()}
+            units, reason = infer_units(roles)
             units_inferred = True
         self._rewind()
-        dtypes = {n: "float64" for n in used.values()}
-        dtypes.update({n: np.dtype(self.kinds[n]).name for n in kept})
-        skip = {*used.values(), *kept, self.event_column}
+        dtypes = {n: "float64" for n in jet_names}
+        dtypes.update({n: np.dtype(self.kinds[n]).name for n in [*kept, *jet_branches]})
+        carried = {*jet_names, *kept, *jet_branches, self.event_column}
+        extra: dict = {}
+        if self.event_column:
+            extra["csv_event_column"] = self.event_column
+        if self.sep != ",":
+            extra["csv_separator"] = self.sep
+        if note:
+            extra["csv_separator_note"] = note
+        if self.wide is not None:
+            extra["wide"] = {"collection": coll_name, "jets": self.wide}
         self.info = TableInfo(
             file=os.path.basename(self.path), format="csv", tree=None,
-            layout="jagged" if self.jagged else "flat", collection=coll.name, jagged=self.jagged,
-            counter=None, columns=used, representation=coll.representation or "", units=units,
+            layout="wide" if self.wide else ("jagged" if self.jagged else "flat"), collection=coll_name,
+            jagged=self.jagged, counter=None, columns=used, representation=representation, units=units,
             units_inferred=units_inferred, units_reason=reason, dtypes=dtypes, kept_branches=kept,
-            other_branches=[n for n in self.names if n not in skip],
-            extra={"csv_event_column": self.event_column} if self.jagged else {})
+            jet_branches=jet_branches, branch_order=[n for n in self.names if n != self.event_column],
+            other_branches=[n for n in self.names if n not in carried], extra=extra)
         # One record type for numpy's fast parser: every column, in file order (a one-character
         # string for the columns not read, which then need not be numbers).
-        self._record = np.dtype([(f"c{i}", self.kinds[n] if n in self.needed else "U1")
+        needed = set(self.needed)
+        self._record = np.dtype([(f"c{i}", self.kinds[n] if n in needed else "U1")
                                  for i, n in enumerate(self.names)])
 
     def _rewind(self) -> None:
@@ -185,7 +268,7 @@ class CsvSource:
     def _split(self, raw: list[str], lines: np.ndarray) -> tuple[list[list[str]], np.ndarray]:
         """CSV rows of `raw` (quotes removed), checked to have one cell per header name."""
         ncol = len(self.names)
-        reader = csv.reader(raw)
+        reader = csv.reader(raw, delimiter=self.sep)
         rows: list[list[str]] = []
         row_lines: list[int] = []
         try:
@@ -242,7 +325,7 @@ class CsvSource:
         """The needed columns of these rows, and the rows' line numbers."""
         try:
             # numpy's C parser: fast, and it follows the same quoting rules.
-            table = np.loadtxt(raw, delimiter=",", quotechar='"', comments=None, dtype=self._record,
+            table = np.loadtxt(raw, delimiter=self.sep, quotechar='"', comments=None, dtype=self._record,
                                ndmin=1)
             if len(table) == len(raw):
                 return {n: np.ascontiguousarray(table[f"c{self.index[n]}"]) for n in self.needed}, lines
@@ -267,6 +350,8 @@ class CsvSource:
     def chunks(self, jets_per_chunk: int = MAX_CHUNK_JETS) -> Iterator[CsvChunk]:
         """Chunks of about `jets_per_chunk` rows; for jagged tables, whole events only."""
         target = max(1, min(int(jets_per_chunk), MAX_CHUNK_JETS))
+        if self.wide is not None:
+            target = max(1, target // len(self.wide))
         self._rewind()
         buf: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
         n_buf = 0
@@ -276,7 +361,7 @@ class CsvSource:
             for cols, lines in self._blocks():
                 if not len(lines):
                     continue
-                if self.jagged:
+                if self.event_column is not None:
                     last = self._check_order(cols[self.event_column], lines, last)
                 buf.append((cols, lines))
                 n_buf += len(lines)
@@ -331,7 +416,7 @@ class CsvSource:
 
     def _cut(self, cols: dict[str, np.ndarray], target: int) -> int:
         """How many leading rows make the next chunk (0: wait for more rows)."""
-        if not self.jagged:
+        if self.event_column is None:
             return target
         ev = cols[self.event_column]
         n = len(ev)
@@ -347,7 +432,7 @@ class CsvSource:
         jets = {role: cols[n] for role, n in self.used.items()}
         n = len(lines)
         counts = None
-        if self.jagged:
+        if self.event_column is not None:
             ev = cols[self.event_column]
             starts = np.flatnonzero(np.concatenate([[True], ev[1:] != ev[:-1]]))
             counts = np.diff(np.append(starts, n)).astype(np.uint32)
@@ -356,9 +441,15 @@ class CsvSource:
             kept = {k: self._per_event(k, cols[k], ev, starts, counts, lines) for k in self.kept}
         else:
             kept = {k: cols[k] for k in self.kept}
-        chunk = CsvChunk(jets, counts, kept, state["jet"], state["entry"], lines)
+        jet_kept = {k: cols[k] for k in self.jet_branches}
+        entries = len(counts) if counts is not None else n
+        if self.wide is not None:
+            jets, counts = stack(cols, self.wide)
+            lines = np.repeat(lines, counts.astype(np.int64))
+            n = len(lines)
+        chunk = CsvChunk(jets, counts, kept, state["jet"], state["entry"], jet_kept, lines)
         state["jet"] += n
-        state["entry"] += len(counts) if counts is not None else n
+        state["entry"] += entries
         return chunk
 
     def _giant_event(self, cols: dict[str, np.ndarray], lines: np.ndarray, i: int) -> InputError:
@@ -386,6 +477,50 @@ class CsvSource:
 
     def close(self) -> None:
         self.f.close()
+
+
+def _sep_name(sep: str) -> str:
+    return {"\t": "tab", ",": "','", ";": "';'", "|": "'|'"}.get(sep, repr(sep))
+
+
+def _sniff(header: str, lines: Sequence[str]) -> tuple[str, str]:
+    """The separator (see the module docstring) and a note when the choice was ambiguous."""
+    fits: list[tuple[int, str]] = []
+    for sep in SEPARATORS:
+        if sep not in header:
+            continue
+        try:
+            n = len(next(csv.reader([header], delimiter=sep)))
+            if n < 2 or any(len(r) != n for r in csv.reader(lines, delimiter=sep)):
+                continue
+        except (csv.Error, StopIteration):
+            continue
+        fits.append((n, sep))
+    if not fits:
+        return ",", ""
+    fits.sort(key=lambda f: (-f[0], SEPARATORS.index(f[1])))
+    n, sep = fits[0]
+    note = ""
+    if len(fits) > 1:
+        note = (f"separator: {' and '.join(_sep_name(s) for _, s in fits)} all split every row alike; "
+                f"used {_sep_name(sep)} ({n} columns)")
+    return sep, note
+
+
+def _cell_kind(cells: Sequence[str]) -> str | None:
+    """'i8'/'u8' for integers, 'f8' for numbers (empty cells too), None for text."""
+    kind = _int_kind(cells)
+    if kind != "f8":
+        return kind
+    for c in cells:
+        c = c.strip()
+        if not c:
+            continue
+        try:
+            float(c)
+        except ValueError:
+            return None
+    return "f8"
 
 
 def _int_kind(cells: Sequence[str]) -> str:
@@ -427,52 +562,91 @@ def _format_of(dtype: np.dtype) -> str:
 
 
 class CsvWriter:
-    """Write CSV to a path or to stdout (``-``)."""
+    """Write CSV to a path or to stdout (``-``).
+
+    Columns come in the original's order (``info.branch_order``) where it is known; a jagged
+    table gets its event index first (``event``, or ``jetzip_event`` when the original has an
+    ``event`` column), a table of several jets per row its wide columns again.
+    """
 
     def __init__(self, path: str, info: TableInfo, names: dict[str, str], kept_dtypes: dict[str, str]) -> None:
         self.info = info
         self.names = names
         self.kept_names = list(kept_dtypes)
+        self.jet_names_kept = [n for n in info.jet_branches if n not in kept_dtypes]
+        self.dtypes = {**{n: info.dtypes.get(n, "float64") for n in self.jet_names_kept}, **kept_dtypes}
+        self.wide = (info.extra.get("wide") or {}).get("jets")
+        self.sep = info.extra.get("csv_separator", ",") if info.format == "csv" else ","
+        if self.sep not in SEPARATORS:
+            self.sep = ","
         self.event = 0
         self.event_column = None
-        if info.jagged:
-            taken = {*names.values(), *self.kept_names}
-            free = [n for n in (EVENT_COLUMN, EVENT_COLUMN_ALT) if n not in taken]
-            if not free:
-                raise InputError(f"CSV output: kept branches {EVENT_COLUMN!r} and {EVENT_COLUMN_ALT!r} "
-                                 "leave no name for the event column; write .root or .h5 instead")
-            self.event_column = free[0]
-        header = ([self.event_column] if info.jagged else []) + list(names.values()) + self.kept_names
+        jet_cols = wide_names(info.extra) if self.wide else list(names.values())
+        if info.jagged and not self.wide:
+            original = {*info.branch_order, *info.other_branches, *info.kept_branches, *info.jet_branches,
+                        *names.values()}
+            taken = {*names.values(), *self.kept_names, *self.jet_names_kept}
+            if EVENT_COLUMN not in original and EVENT_COLUMN not in taken:
+                self.event_column = EVENT_COLUMN
+            elif EVENT_COLUMN_OWN not in taken:
+                self.event_column = EVENT_COLUMN_OWN
+            else:
+                raise InputError(f"CSV output: the table has columns {EVENT_COLUMN!r} and {EVENT_COLUMN_OWN!r}, "
+                                 "which leaves no name for the event index; write .root or .h5 instead")
+        order = {n: i for i, n in enumerate(info.branch_order)}
+        body = [*jet_cols, *self.jet_names_kept, *self.kept_names]
+        if order:
+            body = sorted(body, key=lambda n: order.get(n, len(order)))
+        seen = set()
+        for n in body:
+            if n in seen:
+                raise InputError(f"CSV output: two columns named {n!r}")
+            seen.add(n)
+        self.columns = body
+        header = ([self.event_column] if self.event_column else []) + body
         line = io.StringIO()
-        csv.writer(line, lineterminator="\n").writerow(header)  # quotes a name only where needed
+        csv.writer(line, delimiter=self.sep, lineterminator="\n").writerow(header)  # quotes only where needed
         self.stream: IO[str] = sys.stdout if path == "-" else open(path, "w", newline="", encoding="utf-8")
         self.own = path != "-"
         self.stream.write(line.getvalue())
 
     def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
-              kept: dict[str, np.ndarray]) -> None:
-        n = len(next(iter(columns.values())))
+              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None:
+        jet_kept = jet_kept or {}
         parts: list[np.ndarray] = []
-        if self.info.jagged:
+        if self.wide:
             assert counts is not None
-            c = counts.astype(np.int64)
-            parts.append(np.repeat(np.arange(self.event, self.event + len(counts), dtype=np.int64), c))
-            self.event += len(counts)
-        for role in self.names:
-            parts.append(np.asarray(columns[role]).astype(np.float32, copy=False))
+            values = {k: np.asarray(v) for k, v in unstack(columns, counts, self.wide).items()}
+            n = len(counts)
+            c = None
+        else:
+            values = {name: np.asarray(columns[role]).astype(np.float32, copy=False)
+                      for role, name in self.names.items()}
+            n = len(next(iter(columns.values())))
+            c = counts.astype(np.int64) if self.info.jagged and counts is not None else None
+            if self.event_column:
+                assert c is not None
+                parts.append(np.repeat(np.arange(self.event, self.event + len(c), dtype=np.int64), c))
+                self.event += len(c)
+        for k in self.jet_names_kept:
+            values[k] = np.asarray(jet_kept[k])
         for k in self.kept_names:
             v = np.asarray(kept[k])
             if v.ndim != 1:
                 raise InputError(f"CSV output cannot hold the kept branch {k}, which has "
                                  f"{int(np.prod(v.shape[1:]))} values per event; write .root or .h5 instead")
-            parts.append(np.repeat(v, c) if self.info.jagged else v)
+            values[k] = np.repeat(v, c) if c is not None else v
+        parts += [values[name] for name in self.columns]
         if n == 0:
             return
-        row = ",".join(_format_of(p.dtype) for p in parts)
+        row = self.sep.join(_format_of(p.dtype) for p in parts)
         for start in range(0, n, WRITE_ROWS):
             # Python ints and floats: integers stay exact, %-formatting runs in C
             cells = [p[start:start + WRITE_ROWS].tolist() for p in parts]
             self.stream.write("\n".join(map(row.__mod__, zip(*cells))) + "\n")
+
+    def write_extras(self, blob: bytes) -> None:  # noqa: ARG002 - CSV holds one table only
+        pass
 
     def close(self) -> None:
         if self.own:
