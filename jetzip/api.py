@@ -1,36 +1,40 @@
-"""The library API the CLI forwards to: compress, decompress, inspect, train.
+"""The library API the CLI forwards to: compress, decompress, inspect.
 
-Data flow of :func:`compress`: read (``tables``) -> model frame (``features``) -> encode
-(``codec``) -> write (``aez``); :func:`decompress` runs it backwards. Every function takes
-plain Python values, raises :class:`~jetzip.errors.JetzipError` on bad input, and returns a
-JSON-serialisable report.
+How one chunk of jets flows through :func:`compress`::
+
+    tables.open_table(...).chunks()   read whole events (reader thread, pipeline.prefetch)
+    codec.invalid(columns)            jets the codec refuses (NaN, ...): fail or drop
+    codec.encode(columns, counts)     bytes (codecs/latent.py: the network via engine.py;
+                                      codecs/bounded.py: quantization + rANS, chunks in parallel)
+    AezWriter.write_chunk(...)        the .aez container (aez.py; writer thread)
+
+:func:`decompress` runs it backwards: ``aez.open_aez(...).chunks()`` -> ``codec.decode`` ->
+``tables.open_writer(...).write``. Every function takes plain Python values, raises
+:class:`~jetzip.errors.JetzipError` on bad input, and returns a JSON-serialisable report.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import time
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import __version__
-from .aez import FORMAT_MAJOR, FORMAT_MINOR, LATENT_DTYPES, AezWriter, open_aez
+from .aez import MAX_EVENTS_PER_CHUNK, MAX_JETS_PER_CHUNK, AezWriter, Header, open_aez
 from .atomic import atomic_output
-from .engine import DEFAULT_BATCH_SIZE, Decoder, Encoder
+from .codecs import Codec
+from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_DEVICE, DEFAULT_LATENT_DTYPE,
+                       DEFAULT_ROOT_COMPRESSION, MIN_WRITE_JETS, RAW_BYTES_PER_JET)
 from .errors import FormatError, InputError, JetzipError, positive_int
-from .features import (from_model_frame, outside_ranges, to_model_frame, unencodable_jets,
-                       unencodable_reasons)
 from .model import Model, load_model, resolve_model
-from .pipeline import InOrderWorker, prefetch
-from .tables import TableInfo, counts_without, describe_jet, format_of, open_table, open_writer
+from .pipeline import InOrderWorker, ordered_map, prefetch
+from .tables import JetChunk, TableInfo, counts_without, describe_jet, format_of, open_table, open_writer
 
-RAW_BYTES_PER_JET = 16  # four float32 values
-# Jets read, encoded and written at a time: memory is a few chunks deep whatever the input size
-DEFAULT_CHUNK_JETS = 1 << 18
 Progress = Callable[[int, "int | None"], None]
 Warn = Callable[[str], None]
-T = TypeVar("T")
+MASS_WARNING = ("the restored mass is not usable (the 3-float latent does not carry it; relative "
+                "errors of order 1); use --error-bound for a bounded mass")
 
 
 def _noop_progress(done: int, total: int | None) -> None:  # noqa: ARG001
@@ -41,137 +45,350 @@ def _noop_warn(message: str) -> None:  # noqa: ARG001
     pass
 
 
+def make_codec(info: TableInfo, *, error_bound: str | float | Mapping[str, float] | None = None,
+               model: Model | str | os.PathLike | None = None, latent_dtype: str = DEFAULT_LATENT_DTYPE,
+               latent_tolerance: str | Mapping[str, float] | None = None, embed_model: bool = True,
+               device: str = DEFAULT_DEVICE, batch_size: int | None = None,
+               threads: int | None = None) -> Codec:
+    """The codec compress uses for a table: bounded when `error_bound` is given, else latent."""
+    if error_bound is not None:
+        from .codecs.bounded import BoundedCodec, parse_error_bound
+
+        return BoundedCodec(parse_error_bound(error_bound, info.representation), info.representation,
+                            info.units)
+    from .codecs.latent import LatentCodec, parse_tolerance
+
+    codec = LatentCodec(resolve_model(model), info.representation, info.units, latent_dtype, embed_model,
+                        parse_tolerance(latent_tolerance), device, batch_size, threads)
+    codec.prepare()
+    return codec
+
+
 def compress(input: str | os.PathLike, output: str | os.PathLike, *,
+             error_bound: str | float | Mapping[str, float] | None = None,
              model: Model | str | os.PathLike | None = None, tree: str | None = None,
              columns: str | dict | None = None, preset: str | None = None,
              collection: str | None = None, units: str | None = None,
-             keep_branches: Sequence[str] = (), latent_dtype: str = "float32",
-             embed_model: bool = True, device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
-             chunk_jets: int = DEFAULT_CHUNK_JETS, force: bool = False, drop_invalid: bool = False,
-             threads: int | None = None, progress: Progress = _noop_progress,
-             warn: Warn = _noop_warn) -> dict[str, Any]:
-    """Compress one jet table into a .aez file; returns a report of sizes and counts.
+             keep_branches: Sequence[str] = (), drop_branches: Sequence[str] = (),
+             latent_dtype: str = DEFAULT_LATENT_DTYPE, latent_tolerance: str | Mapping[str, float] | None = None,
+             embed_model: bool = True, device: str = DEFAULT_DEVICE, batch_size: int | None = None,
+             chunk_jets: int | None = None, force: bool = False, drop_invalid: bool = False,
+             threads: int | None = None, max_jets: int | None = None,
+             progress: Progress = _noop_progress, warn: Warn = _noop_warn) -> dict[str, Any]:
+    """Compress one jet table into a ``.aez`` file.
 
-    `threads`: CPU threads for the network (default: torch's thread count); reading and
-    writing run in one more thread each.
+    Args:
+        input: the table (ROOT, HDF5, CSV or Parquet; format from the extension or content).
+        output: the ``.aez`` path; written under a temporary name and renamed when complete.
+        error_bound: use the error-bounded codec (CLI ``--error-bound``): one number (relative
+            for pt and E or mass, absolute for eta and phi), ``"pt=5e-4,eta=2.5e-4,..."`` or
+            ``"nanoaod"``; see :func:`jetzip.codecs.bounded.parse_error_bound`. None: the
+            3-float latent codec.
+        model: latent codec only: a :class:`~jetzip.model.Model` or model file (default: the
+            shipped model or ``$JETZIP_MODEL``).
+        tree, columns, preset, collection, units: where the jets are and in which units (see
+            :func:`jetzip.tables.open_table`; CLI ``--tree``, ``--columns``, ...).
+        keep_branches, drop_branches: glob patterns of other branches to keep or leave out.
+        latent_dtype: ``float32`` or ``float16`` latents.
+        latent_tolerance: latent codec: jets not reproduced within it are stored verbatim
+            (default ``pt=5e-3`` relative, ``eta=5e-3``, ``phi=5e-3`` absolute).
+        embed_model: store the decoder in the file (``--no-embed-model``: only its hash).
+        device, batch_size, threads: how the network runs (``--device auto|cpu|cuda[:N]``);
+            `threads` also sets how many chunks the bounded codec codes at once.
+        chunk_jets: jets per chunk (default 2^18 latent, 2^20 bounded; whole events).
+        force: overwrite an existing output.
+        drop_invalid: leave out jets the codec refuses (NaN, inf, ...) instead of failing.
+        max_jets: compress only the first events holding at most this many jets.
+        progress: called as ``progress(events_or_rows_done, total_or_None)`` per chunk.
+        warn: called with each warning (one line each).
+
+    Returns:
+        ``input``, ``output``, ``codec`` (id), ``codec_config``, ``n_jets``, ``n_events``,
+        ``n_chunks``, ``bytes``, ``payload_bytes`` (the jets' own bytes), ``bytes_per_jet``,
+        ``payload_bytes_per_jet``, ``ratio_to_float32``, ``dropped_invalid``,
+        ``exact_jets`` (latent: stored verbatim), ``outside_training_ranges`` (latent),
+        ``units``, ``units_inferred``, ``seconds``, and for the latent codec ``model``,
+        ``model_sha256``.
+
+    Raises:
+        InputError: missing or unreadable input, no jets found, invalid jets (without
+            `drop_invalid`), bad options.
+        OutputExistsError: `output` exists and `force` is false.
+        JetzipError: any other problem with the arguments.
     """
     t0 = time.perf_counter()
     if str(output) == "-":
         raise JetzipError("a .aez file cannot go to standard output; give a file name")
+    if chunk_jets is None:
+        chunk_jets = DEFAULT_CHUNK_JETS if error_bound is None else DEFAULT_BOUNDED_CHUNK_JETS
     positive_int("chunk_jets", chunk_jets)
+    chunk_jets = min(int(chunk_jets), MAX_JETS_PER_CHUNK)
+    if max_jets is not None:
+        positive_int("max_jets", max_jets)
+    if threads is not None:
+        positive_int("threads", threads)
     if isinstance(keep_branches, str):
         keep_branches = (keep_branches,)  # one pattern, not its characters
-    if latent_dtype not in LATENT_DTYPES:
-        raise JetzipError(f"unknown latent dtype {latent_dtype!r}; use {', '.join(LATENT_DTYPES)}")
-    the_model = resolve_model(model)
+    if isinstance(drop_branches, str):
+        drop_branches = (drop_branches,)
+    if latent_dtype not in ("float32", "float16"):
+        raise JetzipError(f"unknown latent dtype {latent_dtype!r}; use float32, float16")
+    if error_bound is None:
+        resolve_model(model)  # a missing model fails before the input is read
     source = open_table(input, tree=tree, columns=columns, preset=preset, collection=collection,
-                        units=units, keep_branches=keep_branches)
+                        units=units, keep_branches=keep_branches, drop_branches=drop_branches)
     try:
         info = source.info
         if info.units_inferred:
             warn(f"units: assuming {info.units} ({info.units_reason}); use --units to declare them")
-        encoder = Encoder(the_model, device, batch_size, workers=threads)
-        header = make_header(the_model, info, latent_dtype, embed_model, chunk_jets)
-        ranges = the_model.metadata.get("training_ranges")
-        dropped = outside = 0
+        for line in info.extra.get("not_carried", []) or []:
+            warn(f"not carried into the .aez: {line}")
+        codec = make_codec(info, error_bound=error_bound, model=model, latent_dtype=latent_dtype,
+                           latent_tolerance=latent_tolerance, embed_model=embed_model, device=device,
+                           batch_size=batch_size, threads=threads)
+        header = Header(codec.get_config(), info, chunk_jets)
+        workers = 1 if codec.codec_id == "latent" else (threads or os.cpu_count() or 1)
         with atomic_output(output, force, inputs=[input]) as tmp, open(tmp, "wb") as f:
-            writer = AezWriter(f, header, the_model.packed("decoder") if embed_model else None)
+            writer = AezWriter(f, header, codec.side_records())
             total = getattr(source, "n_entries", None)
             invalid: dict[str, int] = {}
+            dropped = 0
             first_invalid = ""
-            def prepare(chunk):
-                """Runs in the reader thread: conversion and checks overlap the network."""
-                frame = to_model_frame(chunk.columns, info.representation, info.units)
-                bad = unencodable_jets(frame)
-                x = None if bad.any() else encoder.norm.apply(frame)
-                return chunk, frame, bad, x
 
-            def write(latents, counts, kept, frame) -> None:
-                """Runs in the writer thread: the range check and the output overlap the network."""
-                nonlocal outside
-                if ranges:
-                    outside += int(outside_ranges(frame, ranges).sum())
-                writer.write_chunk(latents, counts, kept)
+            def checked(chunk: JetChunk) -> JetChunk | None:
+                """Reader thread: the codec's checks; None for a chunk that is not written."""
+                nonlocal dropped, first_invalid
+                bad, reasons = codec.invalid(chunk.columns)
+                if bad.any() and not drop_invalid:
+                    # Keep scanning (without encoding) to report the total, then fail.
+                    for reason, k in reasons.items():
+                        invalid[reason] = invalid.get(reason, 0) + k
+                    first_invalid = first_invalid or describe_jet(info, chunk, int(np.argmax(bad)))
+                    return None
+                if invalid:
+                    return None
+                if bad.any():
+                    dropped += int(bad.sum())
+                    chunk = without_jets(chunk, bad)
+                return chunk
 
+            def encode(chunk: JetChunk | None) -> tuple[JetChunk | None, bytes]:
+                if chunk is None:
+                    return None, b""
+                return chunk, codec.encode(chunk.columns, chunk.counts)
+
+            def write(chunk: JetChunk, payload: bytes) -> None:
+                """Writer thread."""
+                writer.write_chunk(payload, chunk.n_jets, chunk.counts, chunk.kept, chunk.jet_kept)
+
+            chunks = limited(split_large(source.chunks(chunk_jets)), max_jets)
             with InOrderWorker(write) as background, \
-                    contextlib.closing(prefetch(map(prepare, source.chunks(chunk_jets)))) as chunks:
-                for chunk, frame, bad, x in chunks:
-                    counts = chunk.counts
-                    progress(len(counts) if counts is not None else chunk.n_jets, total)
-                    if bad.any() and not drop_invalid:
-                        # Keep scanning (without encoding) to report the total, then fail.
-                        for reason, k in unencodable_reasons(frame[bad]).items():
-                            invalid[reason] = invalid.get(reason, 0) + k
-                        first_invalid = first_invalid or describe_jet(info, chunk, int(np.argmax(bad)))
+                    contextlib.closing(prefetch(map(checked, chunks))) as ready:
+                for chunk, payload in ordered_map(encode, ready, workers):
+                    if chunk is None:
                         continue
-                    if invalid:
-                        continue
-                    if bad.any():
-                        dropped += int(bad.sum())
-                        frame = frame[~bad]
-                        x = encoder.norm.apply(frame)
-                        if counts is not None:
-                            counts = counts_without(counts, bad)
-                    background.submit(encoder.run(x), counts, chunk.kept, frame)
+                    progress(len(chunk.counts) if chunk.counts is not None else chunk.n_jets, total)
+                    background.submit(chunk, payload)
             if invalid:
                 raise InputError(
                     f"{info.file}: {sum(invalid.values())} jet(s) cannot be encoded ("
                     + ", ".join(f"{k} {r}" for r, k in invalid.items())
                     + f"); the first is {first_invalid}. Fix the input or pass --drop-invalid "
                     "to leave them out")
+            extras = source.extras() if hasattr(source, "extras") else None
+            if extras:
+                writer.write_extras(extras)
             tail = writer.close()
             size = writer.bytes_written
+            payload_bytes = writer.payload_bytes
     finally:
         source.close()
     n = tail["n_jets"]
     if dropped:
-        warn(f"dropped {dropped} invalid jets (NaN, inf, non-positive E or pt, or E < pt)")
-    if outside:
-        warn(f"{outside} of {n} jets ({outside / max(n, 1):.2%}) lie outside the model's training "
-             f"ranges (pt {ranges['pt'][0]:.3g}-{ranges['pt'][1]:.3g} GeV, |eta| <= "
-             f"{ranges['abs_eta'][1]:.3g}); expect larger residuals for them")
-    return {
-        "input": str(input), "output": str(output), "n_jets": n, "n_events": tail["n_events"],
-        "n_chunks": tail["n_chunks"], "bytes": size,
+        warn(f"dropped {dropped} invalid jets ({', '.join(reasons_text(codec))})")
+    report: dict[str, Any] = {
+        "input": str(input), "output": str(output), "codec": codec.codec_id,
+        "codec_config": codec.get_config(), "n_jets": n, "n_events": tail["n_events"],
+        "n_chunks": tail["n_chunks"], "bytes": size, "payload_bytes": payload_bytes,
         "bytes_per_jet": size / n if n else None,
+        "payload_bytes_per_jet": payload_bytes / n if n else None,
         "ratio_to_float32": size / (n * RAW_BYTES_PER_JET) if n else None,
-        "dropped_invalid": dropped, "outside_training_ranges": outside,
-        "units": info.units, "units_inferred": info.units_inferred, "seconds": time.perf_counter() - t0,
-        "model": the_model.name, "model_sha256": the_model.weights_sha256,
+        "dropped_invalid": dropped, "units": info.units, "units_inferred": info.units_inferred,
+        "seconds": time.perf_counter() - t0,
     }
+    if codec.codec_id == "latent":
+        outside, exact = getattr(codec, "outside", 0), getattr(codec, "exact", 0)
+        report.update({"model": codec.model.name, "model_sha256": codec.model.weights_sha256,
+                       "exact_jets": exact, "outside_training_ranges": outside})
+        ranges = codec.ranges
+        if outside and ranges:
+            warn(f"{outside} of {n} jets ({outside / max(n, 1):.2%}) lie outside the model's training "
+                 f"ranges (pt {ranges['pt'][0]:.3g}-{ranges['pt'][1]:.3g} GeV, |eta| <= "
+                 f"{ranges['abs_eta'][1]:.3g}); expect larger residuals for them")
+        if exact:
+            warn(f"{exact} of {n} jets ({exact / max(n, 1):.2%}) are not reproduced by the network "
+                 "within the tolerance and are stored exactly")
+        if info.representation in ("PtEtaPhiM", "PxPyPzM"):
+            warn(MASS_WARNING)
+    return report
 
 
-def make_header(model: Model, info: TableInfo, latent_dtype: str, embed: bool, chunk_jets: int) -> dict:
-    return {
-        "jetzip_version": __version__,
-        "format_version": f"{FORMAT_MAJOR}.{FORMAT_MINOR}",
-        "model": {"name": model.name, "arch": model.arch.to_json(),
-                  "weights_sha256": model.weights_sha256, "decoder_sha256": model.decoder_sha256,
-                  "embedded": bool(embed),
-                  "training_ranges": model.metadata.get("training_ranges")},
-        "normalization": model.normalization.to_json(),
-        "latent": {"dim": model.arch.latent, "dtype": latent_dtype, "byte_order": "little"},
-        "source": info.to_json(),
-        "chunking": {"max_jets_per_chunk": chunk_jets, "counts_codec": "zlib-u32"},
-    }
+def reasons_text(codec: Codec) -> list[str]:
+    if codec.codec_id == "latent":
+        return ["NaN, inf, non-positive E or pt, or E < pt"]
+    return ["NaN or inf"]
+
+
+def without_jets(chunk: JetChunk, bad: np.ndarray) -> JetChunk:
+    """The chunk less the jets flagged in `bad` (their events stay, maybe empty)."""
+    keep = ~bad
+    counts = chunk.counts
+    kept = chunk.kept
+    if counts is not None:
+        counts = counts_without(counts, bad)
+    else:  # flat tables: a row is a jet, its kept values go with it
+        kept = {k: v[keep] for k, v in kept.items()}
+    return JetChunk({k: np.asarray(v)[keep] for k, v in chunk.columns.items()}, counts, kept,
+                    chunk.first_jet, chunk.first_entry,
+                    {k: np.asarray(v)[keep] for k, v in chunk.jet_kept.items()})
+
+
+def _slice_events(chunk: JetChunk, a: int, b: int) -> JetChunk:
+    """Events [a, b) of a jagged chunk as a chunk of its own."""
+    assert chunk.counts is not None
+    ends = np.concatenate([[0], np.cumsum(chunk.counts, dtype=np.int64)])
+    j0, j1 = int(ends[a]), int(ends[b])
+    return JetChunk({k: v[j0:j1] for k, v in chunk.columns.items()}, chunk.counts[a:b],
+                    {k: v[a:b] for k, v in chunk.kept.items()}, chunk.first_jet + j0,
+                    chunk.first_entry + a, {k: v[j0:j1] for k, v in chunk.jet_kept.items()})
+
+
+def split_large(chunks: Iterable[JetChunk]) -> Iterator[JetChunk]:
+    """Chunks within the container's ceilings (events and jets per chunk), split by events.
+
+    Raises:
+        InputError: one event holds more jets than a chunk may.
+    """
+    for chunk in chunks:
+        counts = chunk.counts
+        if counts is None:
+            for a in range(0, max(chunk.n_jets, 1), MAX_JETS_PER_CHUNK):
+                if a == 0 and chunk.n_jets <= MAX_JETS_PER_CHUNK:
+                    yield chunk
+                    break
+                b = min(a + MAX_JETS_PER_CHUNK, chunk.n_jets)
+                yield JetChunk({k: v[a:b] for k, v in chunk.columns.items()}, None,
+                               {k: v[a:b] for k, v in chunk.kept.items()}, chunk.first_jet + a,
+                               chunk.first_entry + a, {k: v[a:b] for k, v in chunk.jet_kept.items()})
+            continue
+        if len(counts) <= MAX_EVENTS_PER_CHUNK and chunk.n_jets <= MAX_JETS_PER_CHUNK:
+            yield chunk
+            continue
+        if len(counts) and int(counts.max()) > MAX_JETS_PER_CHUNK:
+            big = int(np.argmax(counts))
+            raise InputError(f"event {chunk.first_entry + big} holds {int(counts[big])} jets, more "
+                             f"than jetzip stores in one chunk ({MAX_JETS_PER_CHUNK})")
+        ends = np.cumsum(counts, dtype=np.int64)
+        a = 0
+        while a < len(counts):
+            base = int(ends[a - 1]) if a else 0
+            b = int(np.searchsorted(ends, base + MAX_JETS_PER_CHUNK, side="right"))
+            b = max(a + 1, min(b, a + MAX_EVENTS_PER_CHUNK))
+            yield _slice_events(chunk, a, b)
+            a = b
+
+
+def limited(chunks: Iterable[JetChunk], max_jets: int | None) -> Iterator[JetChunk]:
+    """The first whole events (or rows) holding at most `max_jets` jets in all."""
+    if max_jets is None:
+        yield from chunks
+        return
+    left = max_jets
+    for chunk in chunks:
+        if chunk.n_jets <= left:
+            left -= chunk.n_jets
+            yield chunk
+            if left == 0:
+                return
+            continue
+        if chunk.counts is None:
+            yield JetChunk({k: v[:left] for k, v in chunk.columns.items()}, None,
+                           {k: v[:left] for k, v in chunk.kept.items()}, chunk.first_jet,
+                           chunk.first_entry, {k: v[:left] for k, v in chunk.jet_kept.items()})
+        else:
+            ends = np.cumsum(chunk.counts, dtype=np.int64)
+            b = int(np.searchsorted(ends, left, side="right"))
+            if b:
+                yield _slice_events(chunk, 0, b)
+        return
+
+
+class _Coalescer:
+    """Join decoded chunks until they are worth a write (see defaults.MIN_WRITE_JETS)."""
+
+    def __init__(self, write: Callable[..., None]) -> None:
+        self.write = write
+        self.parts: list[tuple[dict, np.ndarray | None, dict, dict]] = []
+        self.jets = self.events = 0
+
+    def add(self, columns: dict, counts: np.ndarray | None, kept: dict, jet_kept: dict) -> None:
+        self.parts.append((columns, counts, kept, jet_kept))
+        self.jets += len(next(iter(columns.values()))) if columns else 0
+        self.events += len(counts) if counts is not None else 0
+        if self.jets >= MIN_WRITE_JETS or self.events >= MIN_WRITE_JETS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.parts:
+            return
+        parts, self.parts, self.jets, self.events = self.parts, [], 0, 0
+        if len(parts) == 1:
+            self.write(*parts[0])
+            return
+
+        def join(dicts: list[dict]) -> dict:
+            return {k: np.concatenate([d[k] for d in dicts]) for k in dicts[0]}
+
+        counts = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
+        self.write(join([p[0] for p in parts]), counts, join([p[2] for p in parts]), join([p[3] for p in parts]))
 
 
 def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                model: Model | str | os.PathLike | None = None, format: str | None = None,
-               device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE, force: bool = False,
-               root_compression: str = "zstd", threads: int | None = None,
+               device: str = DEFAULT_DEVICE, batch_size: int | None = None, force: bool = False,
+               root_compression: str = DEFAULT_ROOT_COMPRESSION, threads: int | None = None,
                progress: Progress = _noop_progress, warn: Warn = _noop_warn) -> dict[str, Any]:
-    """Restore the jet table from a .aez file (ROOT, HDF5 or CSV; '-' writes CSV to stdout).
+    """Restore the table from a ``.aez`` file, in the layout it came in.
 
-    ROOT output is compressed with `root_compression` (zstd level 1 by default: ROOT >= 6.20
-    reads it; use "zlib" for older ROOT versions). `threads` as in :func:`compress`.
+    Args:
+        input: the ``.aez`` file.
+        output: a ``.root``, ``.h5``, ``.csv`` or ``.parquet`` path, or ``-`` (CSV on stdout).
+        model: latent files without an embedded decoder: the model they were made with.
+        format: the output format when the extension does not say (CLI ``--format``).
+        device, batch_size, threads: how the network runs (latent) or how many chunks decode
+            at once (bounded).
+        force: overwrite an existing output.
+        root_compression: ROOT output compression (zstd level 1 by default: ROOT >= 6.20
+            reads it; use "zlib" for older ROOT versions).
+        progress, warn: as in :func:`compress`.
+
+    Returns:
+        ``input``, ``output``, ``format``, ``codec``, ``n_jets``, ``n_events``,
+        ``input_bytes``, ``missing_branches``, ``seconds``.
+
+    Raises:
+        FormatError: the file is damaged (nothing reaches stdout from a damaged file).
+        ModelMismatchError: the given model is not the one the file was made with.
+        OutputExistsError: `output` exists and `force` is false.
     """
     t0 = time.perf_counter()
     fmt = format_of(output, format, sniff=False, hint="--format")
     if str(output) == "-" and fmt != "csv":
-        raise JetzipError(f"-o - writes CSV only; {fmt.upper() if fmt == 'hdf5' else 'ROOT'} output needs a file name")
+        raise JetzipError(f"-o - writes CSV only; {fmt.upper() if fmt == 'hdf5' else fmt} output needs a file name")
+    if threads is not None:
+        positive_int("threads", threads)
     with open_aez(input) as aez:
-        decoder = Decoder(aez.decoder_model(model), device, batch_size, workers=threads)
+        codec = aez.codec(model=model, device=device, batch_size=batch_size, threads=threads)
         info = aez.table
         # Older files could list the counter among kept branches; it is restored anyway.
         restored = {*info.columns.values(), info.counter}
@@ -180,28 +397,46 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         if to_stdout:
             aez.verify()  # nothing reaches stdout from a damaged file
         if fmt == "csv" and info.jagged:
-            warn("CSV holds one jet per row with an 'event' column; events without jets are not "
+            warn("CSV holds one jet per row with an event column; events without jets are not "
                  "kept in CSV (use .root or .h5 to keep them)")
+        if codec.codec_id == "latent" and info.representation in ("PtEtaPhiM", "PxPyPzM"):
+            warn(MASS_WARNING)
         size = aez.size or 0
         n_jets = n_events = 0
+        workers = 1 if codec.codec_id == "latent" else (threads or os.cpu_count() or 1)
+        where = f"{input}"
+
+        def decode(chunk):
+            cols = codec.decode(chunk.payload, chunk.n_jets, chunk.counts,
+                                f"{where}: chunk {chunk.index}")
+            return chunk, cols
 
         def run(path: str) -> None:
             nonlocal n_jets, n_events
             writer = open_writer(path, fmt, info, info.columns, kept_dtypes, root_compression)
 
-            def write(latents_out, chunk) -> None:
-                """Runs in the writer thread: conversion and output overlap the network."""
-                frame = decoder.norm.invert(latents_out)
-                writer.write(from_model_frame(frame, info.representation, info.units), chunk.counts,
-                             {k: v for k, v in chunk.kept.items() if k in kept_dtypes})
+            def write(columns, counts, kept, jet_kept) -> None:
+                kept = {k: v for k, v in kept.items() if k in kept_dtypes}
+                if info.jet_branches:
+                    writer.write(columns, counts, kept, jet_kept)
+                else:
+                    writer.write(columns, counts, kept)
 
             try:
-                with InOrderWorker(write) as background, contextlib.closing(prefetch(aez.chunks())) as chunks:
-                    for chunk in chunks:
-                        background.submit(decoder.run(chunk.latents), chunk)
-                        n_jets += len(chunk.latents)
-                        n_events += len(chunk.counts) if chunk.counts is not None else len(chunk.latents)
-                        progress(len(chunk.latents), None)
+                with InOrderWorker(write) as background, \
+                        contextlib.closing(prefetch(aez.chunks())) as chunks:
+                    joined = _Coalescer(background.submit)
+                    for chunk, cols in ordered_map(decode, chunks, workers):
+                        joined.add(cols, chunk.counts, chunk.kept, chunk.jet_kept)
+                        n_jets += chunk.n_jets
+                        n_events += chunk.n_events
+                        progress(chunk.n_events, None)
+                    joined.flush()
+                if aez.extras is not None:
+                    if not hasattr(writer, "write_extras"):
+                        warn(f"{fmt} output cannot hold the other objects of the original file")
+                    else:
+                        writer.write_extras(bytes(aez.extras))
             finally:
                 writer.close()
 
@@ -214,10 +449,10 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         shown = ", ".join(info.other_branches[:10])
         more = f" and {len(info.other_branches) - 10} more" if len(info.other_branches) > 10 else ""
         warn(f"the restored table lacks {len(info.other_branches)} branch(es) of the original "
-             f"({shown}{more}); keep event-level ones with compress --keep-branches")
-    return {"input": str(input), "output": str(output), "format": fmt, "n_jets": n_jets,
-            "n_events": n_events, "input_bytes": size, "missing_branches": info.other_branches,
-            "seconds": time.perf_counter() - t0}
+             f"({shown}{more}); they were left out when compressing")
+    return {"input": str(input), "output": str(output), "format": fmt, "codec": codec.codec_id,
+            "n_jets": n_jets, "n_events": n_events, "input_bytes": size,
+            "missing_branches": info.other_branches, "seconds": time.perf_counter() - t0}
 
 
 def checked_path(path: Any) -> str:
@@ -244,25 +479,63 @@ def file_kind(path: str | os.PathLike) -> str:
 
 
 def inspect(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
-    """Describe a .aez file (header, sizes, checksum verification) or a model file."""
+    """Describe a ``.aez`` file or a model file.
+
+    Returns:
+        For a ``.aez``: ``kind`` ("aez"), ``path``, ``bytes``, ``format_version``, ``header``
+        (the stored JSON), ``codec``, ``codec_description``, and with `verify` (every record's
+        checksum and the embedded decoder's hash checked) ``verified``, ``n_jets``,
+        ``n_events``, ``n_chunks``, ``payload_bytes``, ``bytes_per_jet``,
+        ``payload_bytes_per_jet``, ``ratio_to_float32``, ``side_bytes``, ``extras_bytes``,
+        ``mass_usable``; for the latent codec ``latent_bytes``, ``decoder_bytes``; for the
+        bounded codec ``bounds`` and ``stream_bytes`` (bytes per column stream).
+        For a model file: its header with ``kind`` ("model"), ``path``, ``bytes``.
+
+    Raises:
+        InputError: not a path, or unreadable. FormatError: damaged or neither kind of file.
+    """
     kind = file_kind(checked_path(path))
     if kind == "model":
         m = load_model(path)
         return {**m.header(), "kind": "model", "path": str(path), "bytes": os.path.getsize(path)}
     if kind != "aez":
         raise FormatError(f"{path} is neither a .aez file nor a jetzip model file")
+    from .codecs import codec_class
+
     with open_aez(path) as aez:
+        config = aez.header.codec
         out: dict[str, Any] = {"kind": "aez", "path": str(path), "bytes": aez.size,
-                               "format_version": f"{aez.major}.{aez.minor}", "header": aez.header}
+                               "format_version": f"{aez.major}.{aez.minor}", "header": aez.header_json,
+                               "codec": config["id"]}
+        cls = codec_class(config["id"])
+        rep = aez.table.representation
+        out["mass_usable"] = not (config["id"] == "latent" and rep in ("PtEtaPhiM", "PxPyPzM"))
+        if config["id"] == "bounded":
+            out["bounds"] = config.get("bounds")
         if verify:
-            tail = aez.verify()
+            cls.verify_side_records(config, aez.side, f".aez file {path}")
+            payload = 0
+            streams: dict[str, int] = {}
+            stream_sizes = getattr(cls, "stream_sizes", None)
+            for chunk in aez.chunks():
+                payload += len(chunk.payload)
+                if stream_sizes is not None:
+                    for k, v in stream_sizes(config, chunk).items():
+                        streams[k] = streams.get(k, 0) + v
+            tail = aez.tail or {}
             n = tail["n_jets"]
-            itemsize = np.dtype(LATENT_DTYPES[aez.latent_dtype]).itemsize
             out.update({
-                "verified": True, **tail,
-                "latent_bytes": n * aez.latent_dim * itemsize,
-                "decoder_bytes": len(aez.decoder_payload or b""),
+                "verified": True, **tail, "payload_bytes": payload,
+                "side_bytes": sum(len(v) for v in aez.side.values()),
+                "extras_bytes": len(aez.extras) if aez.extras is not None else 0,
                 "bytes_per_jet": aez.size / n if n else None,
+                "payload_bytes_per_jet": payload / n if n else None,
                 "ratio_to_float32": aez.size / (n * RAW_BYTES_PER_JET) if n else None,
             })
+            if config["id"] == "latent":
+                itemsize = 2 if config["latent"]["dtype"] == "float16" else 4
+                out["latent_bytes"] = n * int(config["latent"]["dim"]) * itemsize
+                out["decoder_bytes"] = len(aez.side.get("DECW", b""))
+            if streams:
+                out["stream_bytes"] = streams
     return out

@@ -13,15 +13,13 @@ from typing import Any
 import numpy as np
 
 from .aez import open_aez
-from .engine import DEFAULT_BATCH_SIZE, Decoder
-from .errors import InputError
-from .errors import positive_int
+from .defaults import RAW_BYTES_PER_JET
+from .errors import InputError, positive_int
 from .tables import counts_without
-from .features import from_model_frame, outside_ranges, to_model_frame, unencodable_jets
+from .features import from_model_frame, outside_ranges, to_model_frame
 from .residuals import frame_columns, residuals, summarize_all
 from .tables import format_of, open_table
 
-RAW_BYTES_PER_JET = 16
 
 
 def _same_events(a: np.ndarray, b: np.ndarray, n_jets: int, whole: bool) -> bool:
@@ -54,10 +52,35 @@ def _open_original(original: str | os.PathLike, info):
 
 
 def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, model=None,
-             device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE, max_jets: int | None = None,
-             plots: str | os.PathLike | None = None, pdf: bool = False,
+             device: str = "auto", batch_size: int | None = None, max_jets: int | None = None,
+             plots: str | os.PathLike | None = None, pdf: bool = False, baselines: bool = False,
              return_arrays: bool = False) -> dict[str, Any]:
-    """Residual statistics of `compressed` against `original`; figures into `plots` if given."""
+    """How far the jets decoded from `compressed` are from those in `original`.
+
+    Args:
+        original: the table that was compressed (or the same table in another format).
+        compressed: the ``.aez`` file.
+        model: latent files without an embedded decoder: the model they were made with.
+        device, batch_size: how the network runs (latent files).
+        max_jets: compare only the first jets.
+        plots: a folder for the seed report's figures (latent files: with the latent space).
+        pdf: figures as PDF too.
+        baselines: also measure classical codecs on the same jets at the file's bounds
+            (see :func:`jetzip.baselines.measure`).
+        return_arrays: add the original, decoded and residual columns under ``arrays``.
+
+    Returns:
+        ``original``, ``compressed``, ``codec``, ``n_jets``, ``residuals`` (per variable:
+        n, mean, std, median, p1, p99, p99_abs, max_abs, tail fractions; E, pt, m relative,
+        eta, phi absolute, phi wrapped), ``bytes``, ``bytes_per_jet``, ``ratio_to_float32``,
+        ``bytes_per_jet_without_decoder``, ``alternatives``; for bounded files ``bounds``
+        (per stored column: ``bound``, ``kind``, ``max_error``, ``violations``, ``within``)
+        and ``all_within_bounds``; for latent files ``model``, ``latent_dtype``,
+        ``fraction_outside_training_ranges``; ``baselines`` when asked.
+
+    Raises:
+        InputError: the two files do not hold the same jets or events.
+    """
     if max_jets is not None:
         positive_int("max_jets", max_jets)
     if plots is not None:
@@ -65,73 +88,94 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         require_matplotlib()
     with open_aez(compressed) as aez:
         info = aez.table
-        dec_model = aez.decoder_model(model)
-        decoder = Decoder(dec_model, device, batch_size)
-        decoded, latents, counts_aez = [], [], []
+        codec = aez.codec(model=model, device=device, batch_size=batch_size)
+        decoded: list[dict[str, np.ndarray]] = []
+        latents, counts_aez = [], []
         n = 0
         for chunk in aez.chunks():
-            take = chunk.latents if max_jets is None else chunk.latents[: max(0, max_jets - n)]
-            latents.append(np.asarray(take, np.float32))
-            decoded.append(decoder.decode(take))
+            cols = codec.decode(chunk.payload, chunk.n_jets, chunk.counts, f"{compressed}: chunk {chunk.index}")
+            take = chunk.n_jets if max_jets is None else max(0, min(chunk.n_jets, max_jets - n))
+            decoded.append({k: v[:take] for k, v in cols.items()})
+            if codec.codec_id == "latent":
+                latents.append(np.asarray(codec.last_latents[:take], np.float32))
             if chunk.counts is not None:
                 counts_aez.append(chunk.counts)
-            n += len(take)
+            n += take
             if max_jets is not None and n >= max_jets:
                 break
-        header = aez.header
+        config = aez.header.codec
         size = aez.size or os.path.getsize(compressed)
-        decoder_bytes = len(aez.decoder_payload) + 16 if aez.decoder_payload is not None else 0
+        decoder_bytes = len(aez.side["DECW"]) + 16 if "DECW" in aez.side else 0
+    roles = list(info.columns)
     source = _open_original(original, info)
     try:
-        frames, counts_orig, m = [], [], 0
+        parts, counts_orig, m = [], [], 0
         for chunk in source.chunks(1 << 20):
-            frame = to_model_frame(chunk.columns, source.info.representation, source.info.units)
+            cols = {r: np.asarray(chunk.columns[r]) for r in roles if r in chunk.columns}
+            if set(cols) != set(roles):
+                raise InputError(f"{original} does not hold the columns {', '.join(roles)} that "
+                                 f"{compressed} was made from")
             counts = chunk.counts
-            bad = unencodable_jets(frame)  # compress refused them or (--drop-invalid) left them out
+            bad, _ = codec.invalid(cols)  # compress refused them or (--drop-invalid) left them out
             if bad.any():
-                frame = frame[~bad]
+                cols = {k: v[~bad] for k, v in cols.items()}
                 counts = None if counts is None else counts_without(counts, bad)
-            frames.append(frame[: None if max_jets is None else max(0, max_jets - m)])
+            take = len(cols[roles[0]]) if max_jets is None else max(0, max_jets - m)
+            parts.append({k: v[:take] for k, v in cols.items()})
             if counts is not None:
                 counts_orig.append(counts)
-            m += len(frames[-1])
+            m += len(parts[-1][roles[0]])
             if max_jets is not None and m >= max_jets:
                 break
     finally:
         source.close()
-    orig = np.concatenate(frames) if frames else np.zeros((0, 4))
-    dec = np.concatenate(decoded) if decoded else np.zeros((0, 4))
-    if len(orig) != len(dec):
-        raise InputError(f"{original} holds {len(orig)} jets but {compressed} holds {len(dec)}; "
+    orig_cols = {r: np.concatenate([p[r] for p in parts]) if parts else np.zeros(0) for r in roles}
+    dec_cols = {r: np.concatenate([d[r] for d in decoded]) if decoded else np.zeros(0) for r in roles}
+    n_orig, n_dec = len(orig_cols[roles[0]]), len(dec_cols[roles[0]])
+    if n_orig != n_dec:
+        raise InputError(f"{original} holds {n_orig} jets but {compressed} holds {n_dec}; "
                          "they are not the same table (or invalid jets were dropped when compressing)")
     if counts_aez and counts_orig and not _same_events(np.concatenate(counts_aez), np.concatenate(counts_orig),
-                                                       len(orig), whole=max_jets is None):
+                                                       n_orig, whole=max_jets is None):
         raise InputError(f"{original} and {compressed} have different jets per event; "
                          "they are not the same table")
+    # what a reader of the restored file sees: the stored float32 values
+    dec_cols = {k: v.astype(np.float32) for k, v in dec_cols.items()}
+    orig = to_model_frame(orig_cols, info.representation, info.units)
+    dec = to_model_frame(dec_cols, info.representation, info.units)
     o_cols = frame_columns(orig)
     d_cols = frame_columns(dec)
-    if info.representation == "PtEtaPhiM":
+    if info.representation in ("PtEtaPhiM", "PxPyPzM"):
         o_cols["m"] = from_model_frame(orig, "PtEtaPhiM", "GeV", np.float64)["m"]
         d_cols["m"] = from_model_frame(dec, "PtEtaPhiM", "GeV", np.float64)["m"]
     res = residuals(o_cols, d_cols)
     stats = summarize_all(res)
-    ranges = header["model"].get("training_ranges")
-    outside = None
-    if ranges and len(orig):
-        outside = float(outside_ranges(orig, ranges).mean())
-    total_jets = len(dec)
+    total_jets = n_dec
+    whole = total_jets and max_jets is None
     report: dict[str, Any] = {
-        "original": str(original), "compressed": str(compressed), "n_jets": total_jets,
-        "model": header["model"]["name"], "latent_dtype": header["latent"]["dtype"],
-        "residuals": stats,
-        "bytes": size, "bytes_per_jet": size / total_jets if total_jets and max_jets is None else None,
-        "ratio_to_float32": size / (total_jets * RAW_BYTES_PER_JET) if total_jets and max_jets is None else None,
-        "bytes_per_jet_without_decoder": (size - decoder_bytes) / total_jets
-        if total_jets and max_jets is None else None,
-        "fraction_outside_training_ranges": outside,
+        "original": str(original), "compressed": str(compressed), "codec": config["id"],
+        "n_jets": total_jets, "residuals": stats,
+        "bytes": size, "bytes_per_jet": size / total_jets if whole else None,
+        "ratio_to_float32": size / (total_jets * RAW_BYTES_PER_JET) if whole else None,
+        "bytes_per_jet_without_decoder": (size - decoder_bytes) / total_jets if whole else None,
         "conventions": "E, pt, m relative (decoded-original)/original; eta, phi absolute, phi wrapped",
     }
+    if config["id"] == "latent":
+        ranges = config["model"].get("training_ranges")
+        report.update({"model": config["model"]["name"], "latent_dtype": config["latent"]["dtype"],
+                       "fraction_outside_training_ranges":
+                           float(outside_ranges(orig, ranges).mean()) if ranges and len(orig) else None})
+    if config["id"] == "bounded":
+        report["bounds"] = bound_check(orig_cols, dec_cols, config["bounds"])
+        report["all_within_bounds"] = all(b["within"] for b in report["bounds"].values())
     report["alternatives"] = alternatives(orig, info.representation)
+    if baselines:
+        from .baselines import measure
+
+        report["baselines"] = measure(orig_cols, info.representation,
+                                      config.get("bounds") if config["id"] == "bounded" else None,
+                                      np.concatenate(counts_orig) if counts_orig and max_jets is None else None,
+                                      units=info.units)
     if plots is not None:
         from .plots import write_all
         report["plots"] = write_all(plots, o_cols, d_cols, res, np.concatenate(latents) if latents else
@@ -139,6 +183,31 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
     if return_arrays:
         report["arrays"] = {"original": o_cols, "decoded": d_cols, "residuals": res}
     return report
+
+
+def bound_check(original: dict[str, np.ndarray], decoded: dict[str, np.ndarray],
+                bounds: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Per stored column: the largest error (relative for pt, E, m; absolute for eta, phi;
+    exact zeros must stay zeros with their sign), against its bound."""
+    from .codecs.bounded import RELATIVE
+
+    out = {}
+    for role, bound in bounds.items():
+        o = np.asarray(original[role], np.float64)
+        d = np.asarray(decoded[role], np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if RELATIVE[role]:
+                err = np.where(o != 0, np.abs(d - o) / np.abs(o), 0.0)
+                zero = o == 0
+                err[zero & ((d != 0) | (np.signbit(d) != np.signbit(o)))] = np.inf
+            else:
+                err = np.abs(d - o)
+        err[~np.isfinite(d)] = np.inf
+        violations = int((err > bound).sum())
+        out[role] = {"bound": float(bound), "kind": "relative" if RELATIVE[role] else "absolute",
+                     "max_error": float(err.max()) if len(err) else 0.0,
+                     "violations": violations, "within": violations == 0}
+    return out
 
 
 def _training_history(model) -> list[dict]:

@@ -94,3 +94,33 @@ class InOrderWorker:
         self.thread.join()
         if exc_type is None and self.error is not None:
             raise self.error
+
+
+def ordered_map(fn: Callable[[Any], T], items: Iterable[Any], workers: int,
+                depth: int | None = None) -> Iterator[T]:
+    """``map(fn, items)`` on `workers` threads, results in input order.
+
+    At most `depth` (default ``workers + 1``) items are in flight, so memory stays a few
+    chunks deep. With one worker it is a plain loop in the caller's thread. An exception in
+    `fn` is re-raised at its place in the order; the rest is cancelled.
+    """
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    limit = depth or workers + 1
+    pending: deque[Future] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="jetzip-codec") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= limit:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()

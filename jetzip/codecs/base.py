@@ -47,8 +47,9 @@ class Codec(ABC):
         """
 
     @abstractmethod
-    def invalid(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Masks of jets this codec refuses, by reason (``"with NaN or inf": mask``, ...)."""
+    def invalid(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
+        """(mask of the jets this codec refuses, their counts by reason such as
+        ``"with NaN or inf"``); compress fails on them or, with drop_invalid, leaves them out."""
 
     @abstractmethod
     def encode(self, columns: Mapping[str, np.ndarray], counts: np.ndarray | None) -> bytes:
@@ -61,6 +62,14 @@ class Codec(ABC):
 
         Raises:
             FormatError: the payload is malformed or inconsistent.
+        """
+
+    @classmethod
+    def verify_side_records(cls, config: Mapping[str, Any], side: Mapping[str, bytes], where: str) -> None:
+        """Check the side records against the config (hashes) without building the codec.
+
+        Raises:
+            FormatError: a side record does not match.
         """
 
     def side_records(self) -> dict[str, bytes]:

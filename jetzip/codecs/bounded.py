@@ -327,12 +327,12 @@ class BoundedCodec(Codec):
         return cls(bounds, rep, units)
 
     # -- checks ---------------------------------------------------------------------------
-    def invalid(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def invalid(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
         """Jets no bound can cover: NaN or inf in any column (as in the latent codec)."""
         bad = np.zeros(len(columns["pt"]), bool)
         for v in columns.values():
             bad |= ~np.isfinite(np.asarray(v, np.float64))
-        return {"with NaN or inf": bad}
+        return bad, ({"with NaN or inf": int(bad.sum())} if bad.any() else {})
 
     # -- encoding -------------------------------------------------------------------------
     def encode(self, columns: Mapping[str, np.ndarray], counts: np.ndarray | None) -> bytes:

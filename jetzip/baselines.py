@@ -1,0 +1,176 @@
+"""Classical codecs on the user's own jets, at the same bounds: what ``evaluate --baselines`` prints.
+
+Each baseline stores the four stored columns (file units, roles of the representation) and
+reports bytes per jet and the largest error per column (relative for pt, E, m; absolute for
+eta, phi), so that they can be read side by side with jetzip's codecs:
+
+- ``float16+zstd``: the columns cast to float16, byte-shuffled, zstd level 19;
+- ``nanoaod-mantissa+lzma``: CMS NanoAOD's storage (cms-sw ``PhysicsTools/NanoAOD``
+  ``common_cff.py`` P4Vars: pt and mass rounded to 10 mantissa bits, eta and phi to 12),
+  byte-shuffled, LZMA (ROOT's strongest general-purpose setting); not bounded: the errors are
+  what the rounding gives;
+- ``quantize+zstd``: scalar quantization to the bounds (log for relative bounds), the integer
+  columns byte-shuffled and compressed with zstd level 19 (the bound holds);
+- ``sz3``: SZ3 with an absolute bound per column on log values for relative bounds, when the
+  ``pysz`` package is installed (skipped and said otherwise);
+- ``jetzip-bounded``: this jetzip's error-bounded codec on the same jets (payload only).
+"""
+from __future__ import annotations
+
+import lzma
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+RELATIVE_ROLES = {"pt", "E", "m"}
+
+
+def _shuffle(arrays: list[np.ndarray]) -> bytes:
+    return b"".join(np.ascontiguousarray(a).view(np.uint8).reshape(len(a), -1).T.tobytes() for a in arrays)
+
+
+def _zstd(data: bytes) -> int:
+    import zstandard
+
+    return len(zstandard.ZstdCompressor(level=19).compress(data))
+
+
+def round_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
+    """float32 values with their mantissa rounded to `bits` bits (to nearest, ties away),
+    as NanoAOD's ``precision`` does before ROOT compresses the baskets."""
+    v = np.ascontiguousarray(x, np.float32).view(np.uint32).copy()
+    drop = 23 - bits
+    half = np.uint32(1 << (drop - 1))
+    mask = np.uint32(~((1 << drop) - 1) & 0xFFFFFFFF)
+    finite = np.isfinite(x)
+    v[finite] = (v[finite] + half) & mask
+    return v.view(np.float32)
+
+
+def max_errors(original: Mapping[str, np.ndarray], decoded: Mapping[str, np.ndarray]) -> dict[str, float]:
+    out = {}
+    for role, o in original.items():
+        o = np.asarray(o, np.float64)
+        d = np.asarray(decoded[role], np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if role in RELATIVE_ROLES:
+                err = np.where(o != 0, np.abs(d - o) / np.abs(o), np.where(d == 0, 0.0, np.inf))
+            else:
+                err = np.abs(d - o)
+        out[role] = float(np.nanmax(err)) if len(err) else 0.0
+    return out
+
+
+def measure(columns: Mapping[str, np.ndarray], representation: str,
+            bounds: Mapping[str, float] | None, counts: np.ndarray | None = None,
+            units: str = "GeV", max_jets: int = 2_000_000) -> dict[str, Any]:
+    """Bytes per jet and max errors of each baseline on `columns` (see the module doc).
+
+    Args:
+        columns: role -> values (file units), one entry per jet.
+        representation: the roles' representation (``PtEtaPhiM``, ``EPtEtaPhi``, ...).
+        bounds: the bounds to hold (role -> bound); None uses NanoAOD's precision.
+        counts: per-event jet counts, for jetzip's own codec (None: flat).
+        units: the file's units (jetzip's codec places its context bins in GeV).
+        max_jets: measure at most this many jets (the first ones).
+
+    Returns:
+        ``n_jets``, ``bounds``, and per baseline ``{"bytes_per_jet", "max_error": {role: e},
+        "bounded": bool}`` (or ``{"skipped": reason}``).
+    """
+    roles = list(columns)
+    cols = {r: np.asarray(columns[r], np.float32)[:max_jets] for r in roles}
+    n = len(cols[roles[0]])
+    if counts is not None and int(np.sum(counts)) != len(np.asarray(columns[roles[0]])):
+        counts = None
+    if counts is not None and n < len(np.asarray(columns[roles[0]])):
+        counts = None
+    if bounds is None:
+        bounds = {r: (2.0 ** -11 if r in RELATIVE_ROLES else 2.0 ** -12) for r in roles}
+    out: dict[str, Any] = {"n_jets": n, "bounds": dict(bounds)}
+    if n == 0:
+        return out
+    # float16
+    half = {r: v.astype(np.float16) for r, v in cols.items()}
+    out["float16+zstd"] = {"bytes_per_jet": _zstd(_shuffle(list(half.values()))) / n,
+                           "max_error": max_errors(cols, {r: v.astype(np.float32) for r, v in half.items()}),
+                           "bounded": False}
+    # NanoAOD: 10 bits for pt and mass (and E), 12 for eta and phi
+    nano = {r: round_mantissa(v, 10 if r in RELATIVE_ROLES else 12) for r, v in cols.items()}
+    out["nanoaod-mantissa+lzma"] = {
+        "bytes_per_jet": len(lzma.compress(_shuffle(list(nano.values())), preset=9)) / n,
+        "max_error": max_errors(cols, nano), "bounded": False}
+    # scalar quantization to the bounds
+    q_arrays, back = [], {}
+    for r, v in cols.items():
+        b = float(bounds.get(r, min(bounds.values())))
+        x = v.astype(np.float64)
+        if r in RELATIVE_ROLES:
+            step = 2 * math.log1p(b * 0.999) - 2 ** -22
+            sign = np.signbit(x)
+            mag = np.where(x != 0, np.abs(x), 1.0)
+            q = np.rint(np.log(mag) / step).astype(np.int32)
+            zero = x == 0
+            q_arrays += [q, (sign.astype(np.int8) + 2 * zero.astype(np.int8))]
+            rec = np.exp(q * step) * np.where(sign, -1.0, 1.0)
+            rec[zero] = np.where(sign[zero], -0.0, 0.0)
+        else:
+            step = 2 * b * 0.999 - 2 * float(np.spacing(np.float32(max(np.abs(x).max(), 1.0))))
+            q = np.rint(x / step).astype(np.int32)
+            q_arrays.append(q)
+            rec = q * step
+        back[r] = rec.astype(np.float32)
+    out["quantize+zstd"] = {"bytes_per_jet": _zstd(_shuffle(q_arrays)) / n,
+                            "max_error": max_errors(cols, back), "bounded": True}
+    # SZ3
+    try:
+        import pysz  # noqa: F401
+    except ImportError:
+        out["sz3"] = {"skipped": "pysz is not installed (pip install pysz)"}
+    else:
+        out["sz3"] = _sz3(cols, bounds)
+    # jetzip's own bounded codec
+    if representation in ("EPtEtaPhi", "PtEtaPhiM"):
+        from .codecs.bounded import BoundedCodec
+
+        codec = BoundedCodec(dict(bounds), representation, units)
+        payload = codec.encode(cols, counts)
+        dec = codec.decode(payload, n, counts)
+        out["jetzip-bounded"] = {"bytes_per_jet": len(payload) / n,
+                                 "max_error": max_errors(cols, {r: v.astype(np.float32) for r, v in dec.items()}),
+                                 "bounded": True}
+    return out
+
+
+def _sz3(cols: Mapping[str, np.ndarray], bounds: Mapping[str, float]) -> dict[str, Any]:
+    """SZ3 per column with an absolute bound (on log|x| for relative bounds; zeros and signs
+    kept aside as a small zstd side array)."""
+    try:
+        from pysz import sz
+    except ImportError as exc:
+        return {"skipped": f"pysz has no sz interface ({exc})"}
+    total, back = 0, {}
+    try:
+        for r, v in cols.items():
+            b = float(bounds.get(r, min(bounds.values())))
+            x = v.astype(np.float64)
+            if r in RELATIVE_ROLES:
+                sign = np.signbit(x)
+                zero = x == 0
+                data = np.log(np.where(zero, 1.0, np.abs(x)))
+                eb = math.log1p(b) * 0.999 - 2 ** -22
+                comp, _ = sz.compress(data, eb=eb, mode="ABS")
+                dec = sz.decompress(comp, data.dtype, data.shape)
+                rec = np.exp(dec) * np.where(sign, -1.0, 1.0)
+                rec[zero] = np.where(sign[zero], -0.0, 0.0)
+                total += len(comp) + _zstd(np.packbits(sign).tobytes() + np.packbits(zero).tobytes())
+            else:
+                comp, _ = sz.compress(x, eb=b * 0.999, mode="ABS")
+                rec = sz.decompress(comp, x.dtype, x.shape)
+                total += len(comp)
+            back[r] = np.asarray(rec, np.float32)
+    except Exception as exc:  # pysz's API differs between releases: report, never fail evaluate
+        return {"skipped": f"pysz failed ({exc.__class__.__name__}: {exc})"}
+    n = len(next(iter(cols.values())))
+    return {"bytes_per_jet": total / n, "max_error": max_errors(cols, back), "bounded": True}

@@ -1,0 +1,20 @@
+"""Defaults and choices that the library and the CLI share (the CLI imports them, never copies).
+
+Importing this module is cheap: no torch, numpy or uproot.
+"""
+from __future__ import annotations
+
+RAW_BYTES_PER_JET = 16  # four float32 values: what "ratio to float32" compares with
+# Jets read, encoded and written at a time: memory is a few chunks deep whatever the input.
+DEFAULT_CHUNK_JETS = 1 << 18  # the latent codec (the network's batches live inside a chunk)
+DEFAULT_BOUNDED_CHUNK_JETS = 1 << 20  # the bounded codec: per-chunk tables pay off on ~1M jets
+LATENT_DTYPE_CHOICES = ("float32", "float16")
+DEFAULT_LATENT_DTYPE = "float32"
+DEFAULT_LATENT_TOLERANCE = "pt=5e-3,eta=5e-3,phi=5e-3"  # pt relative, eta and phi absolute
+ERROR_BOUND_PRESETS = ("nanoaod",)
+DEFAULT_ROOT_COMPRESSION = "zstd"  # the choices: jetzip.tables.root.COMPRESSIONS
+DEVICE_HELP = "auto, cpu, cuda or cuda:N"
+DEFAULT_DEVICE = "auto"
+# Decoded chunks smaller than this are joined before they are written (ten thousand tiny
+# chunks would otherwise cost ten thousand baskets, and time that grows with their square).
+MIN_WRITE_JETS = 1 << 16
