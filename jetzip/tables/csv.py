@@ -152,7 +152,7 @@ class CsvSource:
             if not hits:
                 raise InputError(f"{self.path}: --keep-branches {pattern!r} matches no column")
             # The jet columns are restored anyway: a pattern like '*' skips them.
-            kept += [h for h in hits if h not in kept and h not in jet_names]
+            kept += [h for h in hits if h not in kept and h not in jet_names]  # few: explicit patterns
         self.index = {n: i for i, n in enumerate(self.names)}
         self.used = used
         self._line = 1  # physical lines consumed so far (the header is line 1)
@@ -195,16 +195,18 @@ class CsvSource:
                 break
         self.jagged = self.event_column is not None or self.wide is not None
         jet_branches: list[str] = []
+        explicit = set(kept)  # sets, not lists: a header may hold 70,000 names
         for name in self.names:  # every other numeric column is carried, unless dropped
-            if name in jet_set or name in kept or name == self.event_column or not numeric.get(name) \
+            if name in jet_set or name in explicit or name == self.event_column or not numeric.get(name) \
                     or any(fnmatch.fnmatchcase(name, p) for p in self.drop):
                 continue
             if self.event_column is not None:
                 jet_branches.append(name)
             else:
                 kept.append(name)
+        carried_set = {*kept, *jet_branches}
         for name in self.names:
-            if name not in kept and name not in jet_branches and name != self.event_column:
+            if name not in carried_set and name != self.event_column:
                 self.kinds[name] = "f8" if name in jet_set or numeric.get(name) else self.kinds[name]
         self.kept = kept
         self.jet_branches = jet_branches
@@ -224,7 +226,8 @@ class CsvSource:
             units_inferred = True
         self._rewind()
         dtypes = {n: "float64" for n in jet_names}
-        dtypes.update({n: np.dtype(self.kinds[n]).name for n in [*kept, *jet_branches]})
+        kind_name = {k: np.dtype(k).name for k in ("f8", "i8", "u8")}
+        dtypes.update({n: kind_name[self.kinds[n]] for n in [*kept, *jet_branches]})
         carried = {*jet_names, *kept, *jet_branches, self.event_column}
         extra: dict = {}
         if self.event_column:

@@ -59,6 +59,7 @@ MIN_EVENT_LIMIT = 1 << 24
 COUNTER_BLOCK = 1 << 20  # counter values read at a time
 EXTRAS_LIMIT = 64 << 20  # bytes of other datasets carried in the extras image
 SAMPLE_JETS = 5000
+SPACE_MARGIN = 4 << 20  # free bytes kept beyond a write (HDF5 metadata, the close)
 PANDAS_MEMBERS = {"pandas-fixed": ("axis0", "axis1"), "pandas-table": ("table", "_i_table")}
 
 
@@ -756,14 +757,18 @@ class Hdf5Writer:
         self.rows = 0
         self.jet_names = list(names.values()) if not self.wide else [n for s in self.wide for n in s.values()]
         try:
-            self.file = h5py.File(path, "w", track_order=True)
+            # no raw-data chunk cache: a write that fails (full disk) fails in write(), and no dirty
+            # chunk is left for a later close to flush (which crashed HDF5: issue 12)
+            self.file = h5py.File(path, "w", track_order=True, rdcc_nbytes=0)
         except OSError as exc:
             raise InputError(f"cannot write {path}: {exc}") from None
         try:
             self._create(h5py)
-        except OSError as exc:
-            self.file.close()
-            raise InputError(f"cannot write HDF5: {exc}") from None
+        except (OSError, RuntimeError) as exc:
+            self._fail(exc)
+        except BaseException:
+            self._abort()
+            raise
 
     def _group(self, path: str):
         return self.file.require_group(path) if path else self.file
@@ -852,11 +857,49 @@ class Hdf5Writer:
 
     def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
               kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None:
+        if self.file is None:
+            raise InputError("cannot write HDF5 output: an earlier write failed")
+        nbytes = sum(np.asarray(v).nbytes for v in columns.values()) * (len(self.wide) if self.wide else 1)
+        nbytes += sum(np.asarray(v).nbytes for d in (kept, jet_kept or {}) for v in d.values())
+        self._check_space(2 * nbytes)
         try:
             self._write(columns, counts, kept, jet_kept or {})
-        except OSError as exc:
-            what = "the disk is full" if _no_space(exc) else str(exc)
-            raise InputError(f"cannot write HDF5 output: {what}") from None
+        except (OSError, RuntimeError) as exc:
+            self._fail(exc)
+
+    def _check_space(self, need: int) -> None:
+        """Refuse before HDF5 runs out of disk: a failed write leaves the library in a state where
+        closing the file can crash the process (issue 12: a segmentation fault on a full disk)."""
+        try:
+            st = os.statvfs(os.path.dirname(os.path.abspath(self.path)) or ".")
+        except (OSError, AttributeError):
+            return
+        if st.f_bavail * st.f_frsize < need + SPACE_MARGIN:
+            self._abort()
+            raise InputError(f"cannot write HDF5 output: the disk is full (less than "
+                             f"{(need + SPACE_MARGIN) >> 20} MiB free where {os.path.basename(self.path)} is written)")
+
+    def _fail(self, exc: BaseException):
+        what = "the disk is full" if isinstance(exc, OSError) and _no_space(exc) or "no space" in str(exc).lower() \
+            else str(exc).splitlines()[0]
+        self._abort()
+        raise InputError(f"cannot write HDF5 output: {what}") from None
+
+    def _abort(self) -> None:
+        """Give up on the file without flushing it again: drop every handle, close quietly."""
+        import gc
+
+        self.datasets = {}
+        self.table = self.axis1 = self.group = None
+        self.blocks = []
+        f, self.file = self.file, None
+        if f is None:
+            return
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001 - the disk is full; the file is removed by the caller
+            pass
+        gc.collect()
 
     def _by_name(self, columns, counts, kept) -> dict[str, np.ndarray]:
         """Every column of one row (event) per value, by its name in the file."""
@@ -934,6 +977,9 @@ class Hdf5Writer:
         """Copy back what :meth:`Hdf5Source.extras` carried (objects the output lacks, attributes)."""
         import h5py
 
+        if self.file is None:
+            raise InputError("cannot write HDF5 output: an earlier write failed")
+        self._check_space(2 * len(blob))
         try:
             with h5py.File(io.BytesIO(blob), "r") as src:
                 def walk(sgroup, dgroup) -> None:
@@ -946,15 +992,17 @@ class Hdf5Writer:
                         elif name not in dgroup:
                             sgroup.copy(obj, dgroup, name)
                 walk(src, self.file)
-        except OSError as exc:
-            what = "the disk is full" if _no_space(exc) else str(exc)
-            raise InputError(f"cannot write HDF5 output: {what}") from None
+        except (OSError, RuntimeError) as exc:
+            self._fail(exc)
 
     def close(self) -> None:
+        if self.file is None:
+            return  # aborted after an error (already reported)
         try:
             if self.layout == "pandas-table":
                 self.table.attrs["NROWS"] = np.int64(len(self.table))
+            self._check_space(0)
             self.file.close()
-        except OSError as exc:
-            what = "the disk is full" if _no_space(exc) else str(exc)
-            raise InputError(f"cannot write HDF5 output: {what}") from None
+            self.file = None
+        except (OSError, RuntimeError) as exc:
+            self._fail(exc)
