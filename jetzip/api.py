@@ -74,6 +74,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
              embed_model: bool = True, device: str = DEFAULT_DEVICE, batch_size: int | None = None,
              chunk_jets: int | None = None, force: bool = False, drop_invalid: bool = False,
              threads: int | None = None, max_jets: int | None = None,
+             entry_range: tuple[int, int] | None = None,
              progress: Progress = _noop_progress, warn: Warn = _noop_warn) -> dict[str, Any]:
     """Compress one jet table into a ``.aez`` file.
 
@@ -99,6 +100,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         force: overwrite an existing output.
         drop_invalid: leave out jets the codec refuses (NaN, inf, ...) instead of failing.
         max_jets: compress only the first events holding at most this many jets.
+        entry_range: ``(start, stop)``: only events (rows of flat tables) start <= i < stop,
+            as Dask tasks split a large file (:mod:`jetzip.dask`).
         progress: called as ``progress(events_or_rows_done, total_or_None)`` per chunk.
         warn: called with each warning (one line each).
 
@@ -127,6 +130,14 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         positive_int("max_jets", max_jets)
     if threads is not None:
         positive_int("threads", threads)
+    if entry_range is not None:
+        try:
+            start, stop = (int(x) for x in entry_range)
+        except (TypeError, ValueError):
+            raise JetzipError(f"entry_range must be (start, stop), not {entry_range!r}") from None
+        if not 0 <= start <= stop:
+            raise JetzipError(f"entry_range must have 0 <= start <= stop, not {entry_range!r}")
+        entry_range = (start, stop)
     if isinstance(keep_branches, str):
         keep_branches = (keep_branches,)  # one pattern, not its characters
     if isinstance(drop_branches, str):
@@ -181,7 +192,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                 """Writer thread."""
                 writer.write_chunk(payload, chunk.n_jets, chunk.counts, chunk.kept, chunk.jet_kept)
 
-            chunks = limited(split_large(source.chunks(chunk_jets)), max_jets)
+            chunks = limited(split_large(entries(source.chunks(chunk_jets), entry_range)), max_jets)
             with InOrderWorker(write) as background, \
                     contextlib.closing(prefetch(map(checked, chunks))) as ready:
                 for chunk, payload in ordered_map(encode, ready, workers):
@@ -296,6 +307,30 @@ def split_large(chunks: Iterable[JetChunk]) -> Iterator[JetChunk]:
             b = max(a + 1, min(b, a + MAX_EVENTS_PER_CHUNK))
             yield _slice_events(chunk, a, b)
             a = b
+
+
+def _slice_rows(chunk: JetChunk, a: int, b: int) -> JetChunk:
+    """Events (jagged) or rows (flat) [a, b) of a chunk."""
+    if chunk.counts is not None:
+        return _slice_events(chunk, a, b)
+    return JetChunk({k: v[a:b] for k, v in chunk.columns.items()}, None,
+                    {k: v[a:b] for k, v in chunk.kept.items()}, chunk.first_jet + a,
+                    chunk.first_entry + a, {k: v[a:b] for k, v in chunk.jet_kept.items()})
+
+
+def entries(chunks: Iterable[JetChunk], entry_range: tuple[int, int] | None) -> Iterator[JetChunk]:
+    """Only the events (rows) in ``[start, stop)`` of the file; stops reading after `stop`."""
+    if entry_range is None:
+        yield from chunks
+        return
+    start, stop = entry_range
+    for chunk in chunks:
+        rows = len(chunk.counts) if chunk.counts is not None else chunk.n_jets
+        a, b = max(start - chunk.first_entry, 0), min(stop - chunk.first_entry, rows)
+        if a < b:
+            yield chunk if (a, b) == (0, rows) else _slice_rows(chunk, a, b)
+        if chunk.first_entry + rows >= stop:
+            return
 
 
 def limited(chunks: Iterable[JetChunk], max_jets: int | None) -> Iterator[JetChunk]:

@@ -321,14 +321,19 @@ DEFAULT_MODEL_NAME = "AE_3D_200.jzm"
 
 
 def default_model_path() -> Path:
-    """$JETZIP_MODEL, else the model shipped in the repository's ``models/`` folder."""
+    """$JETZIP_MODEL, else the model shipped inside the package (``jetzip/models/``)."""
     env = os.environ.get("JETZIP_MODEL")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
+    return Path(__file__).resolve().parent / "models" / DEFAULT_MODEL_NAME
 
 
 def resolve_model(model: Model | str | os.PathLike | None) -> Model:
+    """`model` as a :class:`Model`: itself, a loaded model file, or the default model.
+
+    Raises:
+        InputError: no default model found. FormatError: a damaged model file.
+    """
     if isinstance(model, Model):
         return model
     path = Path(model) if model is not None else default_model_path()

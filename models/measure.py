@@ -5,7 +5,7 @@ For each data set it runs the real round trip (``jetzip.compress`` then ``jetzip
 which decodes the .aez) with float32 and float16 latents, and prints a Markdown table of the
 residuals (E, pt, m relative; eta, phi absolute, phi wrapped): std, p99 |r| and max |r|.
 
-    python models/measure.py models/AE_3D_200.jzm data/heldout_200k.root ../shared/data/nano_dy.root \
+    python models/measure.py jetzip/models/AE_3D_200.jzm data/heldout_200k.root ../shared/data/nano_dy.root \
         --json models/residuals.json
 """
 from __future__ import annotations

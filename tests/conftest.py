@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = SHARED / "data"
 NANO_DY = SHARED_DATA / "nano_dy.root"  # a real CMS NanoAOD file (scikit-hep uproot-issue121.root)
-SHIPPED_MODEL = REPO / "models" / "AE_3D_200.jzm"
+SHIPPED_MODEL = REPO / "jetzip" / "models" / "AE_3D_200.jzm"
 EXAMPLE_JETS = REPO / "examples" / "sample_jets.root"
 # A small trained model, made by tests/make_test_model.py and committed (test_train checks it)
 SMALL_MODEL = REPO / "tests" / "data" / "small_model.jzm"
