@@ -57,7 +57,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..entropy import BitReader, BitWriter, RansDecoder, RansEncoder, SymbolTable, fit_table
-from ..entropy.tables import fit_table_cost
+from ..entropy.tables import fit_table_cost, raw_nbytes
 from ..errors import FormatError, InputError
 from .base import Codec, register
 
@@ -75,6 +75,7 @@ F32_REL = 2.0 ** -23  # >= twice float32's relative rounding error
 PT_EDGES_GEV = (10.0, 15.0, 20.0, 30.0, 45.0, 70.0, 100.0, 150.0, 250.0, 400.0, 700.0, 1200.0)
 ETA_EDGES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 GRIDS = ((0, 0), (3, 1), (6, 2), (12, 4), (12, 8))  # how many of each edge list to use
+GRID_MIN_JETS = (0, 2_000, 20_000, 150_000, 600_000)  # ... from this many coded jets on
 KIND_E, KIND_M = 0, 1
 MASS_CLASSES = 4  # positive, negative, +0.0, -0.0
 
@@ -239,20 +240,29 @@ class _Writer:
 
 
 class _Reader:
-    def __init__(self, tables: list[SymbolTable], rans: RansDecoder, bits: BitReader, where: str) -> None:
+    def __init__(self, tables: list[SymbolTable], rans: RansDecoder, bits: BitReader, where: str,
+                 account: dict[str, float] | None = None) -> None:
         self.tables = tables
         self.rans = rans
         self.bits = bits
         self.next = 0
         self.where = where
+        self.account = account  # column -> bytes (entropy-coded, raw bits and tables), if asked
 
-    def code(self, n: int) -> np.ndarray:
+    def code(self, n: int, column: str) -> np.ndarray:
         if self.next >= len(self.tables):
             raise FormatError(f"{self.where}: fewer symbol tables than streams")
         table = self.tables[self.next]
         self.next += 1
         hi = self.rans.take(n, table)
         lo = self.bits.take(n, table.shift)
+        if self.account is not None:
+            from ..entropy.tables import _counts_of
+
+            counts = _counts_of(table.codes).astype(np.float64)
+            p = np.maximum(counts[hi], 0.5) / counts.sum()
+            self.account[column] = self.account.get(column, 0.0) + (
+                float(-np.log2(p).sum()) / 8 + raw_nbytes(n, table.shift) + len(table.to_bytes()))
         return table.join(hi, lo)
 
 
@@ -342,6 +352,8 @@ class BoundedCodec(Codec):
         phi = np.asarray(columns["phi"], np.float64)
         x4 = np.asarray(columns[self.fourth], np.float64)
         n = len(pt)
+        if counts is not None and int(np.sum(counts, dtype=np.int64)) != n:
+            raise ValueError("event counts do not add up to the jets given")
         finite = np.isfinite(pt) & np.isfinite(eta) & np.isfinite(phi) & np.isfinite(x4)
         max_abs = {"eta": float(np.abs(eta[finite]).max(initial=1.0)),
                    "phi": float(np.abs(phi[finite]).max(initial=4.0))}
@@ -372,11 +384,12 @@ class BoundedCodec(Codec):
         # Decode as the decoder will and keep the jets that miss a bound verbatim.
         dec = _reconstruct(self.kind, steps, sym)
         ok = usable.copy()
-        for name, orig, rel in (("pt", pt, True), ("eta", eta, False), ("phi", phi, False),
-                                ("fourth", x4, True)):
-            bound = self.bounds[self.fourth if name == "fourth" else name]
-            ok &= _within(dec[name], orig, bound, rel)
-            ok &= _within(dec[name].astype(np.float32).astype(np.float64), orig, bound, rel)
+        for name, role, orig, rel in (("pt", "pt", pt, True), ("eta", "eta", eta, False),
+                                      ("phi", "phi", phi, False), ("fourth", self.fourth, x4, True)):
+            stored = dec[name]
+            if np.asarray(columns[role]).dtype != np.float64:  # written back as float32
+                stored = stored.astype(np.float32).astype(np.float64)
+            ok &= _within(stored, orig, self.bounds[role], rel)
         exact = np.flatnonzero(~ok)
         if len(exact):
             # placeholders: the previous jet's symbols keep the context streams small
@@ -409,20 +422,14 @@ class BoundedCodec(Codec):
         else:
             coded = np.ones(n, bool)
         values = sym.q_4[coded]
-        best = None
-        for k_pt, k_eta in GRIDS:  # coarse to fine, while finer contexts pay for their tables
-            pt_thr = _thresholds(PT_EDGES_GEV, k_pt, steps[0], True, scale)
-            eta_thr = _thresholds(ETA_EDGES, k_eta, steps[1], False, 1.0)
-            n_ctx = (len(pt_thr) + 1) * (len(eta_thr) + 1)
-            ctx = _context_ids(sym.q_pt[coded], sym.q_eta[coded], pt_thr, eta_thr)
-            cost, tables = _grouped_tables(values, ctx, n_ctx)
-            if best is not None and cost >= best[0]:
-                break
-            best = (cost, pt_thr, eta_thr, ctx, tables)
-            if len(values) < 2000:  # small chunks: one table is best
-                break
-        assert best is not None
-        _, pt_thr, eta_thr, ctx, tables = best
+        # Finer contexts pay for their tables only with enough jets: a fixed rule (no search,
+        # so the choice costs nothing and depends on nothing but the chunk's size).
+        k_pt, k_eta = GRIDS[int(np.searchsorted(GRID_MIN_JETS, len(values), side="right")) - 1]
+        pt_thr = _thresholds(PT_EDGES_GEV, k_pt, steps[0], True, scale)
+        eta_thr = _thresholds(ETA_EDGES, k_eta, steps[1], False, 1.0)
+        n_ctx = (len(pt_thr) + 1) * (len(eta_thr) + 1)
+        ctx = _context_ids(sym.q_pt[coded], sym.q_eta[coded], pt_thr, eta_thr)
+        _, tables = _grouped_tables(values, ctx, n_ctx)
         for c, table in enumerate(tables):
             w.code(values[ctx == c], table)
         head = struct.pack("<B4dqI", self.kind, *steps, phi_min, phi_n)
@@ -439,9 +446,22 @@ class BoundedCodec(Codec):
                 + struct.pack("<II", len(exact), len(ex)) + ex)
 
     # -- decoding -------------------------------------------------------------------------
+    @classmethod
+    def stream_sizes(cls, config: Mapping[str, Any], chunk: Any) -> dict[str, int]:
+        """Bytes of one chunk's payload per column (entropy-coded part, raw bits, tables;
+        the rest of the payload under ``"head"``), for ``inspect``."""
+        account: dict[str, float] = {}
+        codec = cls.from_config(config)
+        codec.decode(chunk.payload, chunk.n_jets, chunk.counts, account=account)
+        out = {k: int(round(v)) for k, v in account.items()}
+        out["head"] = max(0, len(chunk.payload) - sum(out.values()))
+        return out
+
     def decode(self, payload: bytes | memoryview, n: int, counts: np.ndarray | None,
-               where: str = "chunk") -> dict[str, np.ndarray]:
+               where: str = "chunk", account: dict[str, float] | None = None) -> dict[str, np.ndarray]:
         """Payload -> columns (float64, file units, roles of the representation).
+
+        `account`, if given, collects the bytes each column's streams take.
 
         Raises:
             FormatError: the payload is malformed, truncated or inconsistent with `n`.
@@ -481,28 +501,28 @@ class BoundedCodec(Codec):
             raise FormatError(f"{where}: bounded chunk is cut short") from None
         if len(rans) != n_rans or len(bits) != n_bits or len(ex) != n_ex or pos != len(buf) or n_exact > n:
             raise FormatError(f"{where}: bounded chunk sizes are inconsistent")
-        r = _Reader(tables, RansDecoder(rans, where), BitReader(bits, where), where)
+        r = _Reader(tables, RansDecoder(rans, where), BitReader(bits, where), where, account)
         first, lead = _event_structure(counts, n)
         later = ~first
         n_first = int(first.sum())
         q_pt = np.empty(n, np.int64)
         steps_pt = np.zeros(n, np.int64)
-        steps_pt[first] = r.code(n_first)
-        steps_pt[later] = -r.code(n - n_first)
+        steps_pt[first] = r.code(n_first, "pt")
+        steps_pt[later] = -r.code(n - n_first, "pt")
         # within each event: q_j = q_first - sum of the drops up to j
         cs = np.cumsum(steps_pt)
         q_pt[:] = cs - (cs[lead] - steps_pt[lead])
-        q_eta = r.code(n)
+        q_eta = r.code(n, "eta")
         q_phi = np.empty(n, np.int64)
-        q_phi[first] = r.code(n_first)
-        rel = r.code(n - n_first)
+        q_phi[first] = r.code(n_first, "phi")
+        rel = r.code(n - n_first, "phi")
         if len(rel) and (rel.min() < 0 or rel.max() >= phi_n):
             raise FormatError(f"{where}: phi symbols out of range")
         q_phi[later] = phi_min + np.mod(q_phi[lead[later]] - phi_min + rel, phi_n)
         m_class = None
         coded = np.ones(n, bool)
         if kind == KIND_M:
-            m_class = r.code(n)
+            m_class = r.code(n, "m")
             if len(m_class) and (m_class.min() < 0 or m_class.max() >= MASS_CLASSES):
                 raise FormatError(f"{where}: mass classes out of range")
             coded = m_class < 2
@@ -512,7 +532,7 @@ class BoundedCodec(Codec):
         n_ctx = (len(pt_thr) + 1) * (len(eta_thr) + 1)
         for c in range(n_ctx):
             sel = idx[ctx == c]
-            q_4[sel] = r.code(len(sel))
+            q_4[sel] = r.code(len(sel), self.fourth)
         r.rans.check_done()
         r.bits.check_done()
         if r.next != len(tables):

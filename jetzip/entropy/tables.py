@@ -9,6 +9,9 @@ Byte layout of one :class:`SymbolTable` (all little-endian)::
     zlib(u16 x n)      the counts as 16-bit "minifloats": e = c >> 11, m = c & 2047
                        stands for count m << e (5 bits of exponent, 11 of mantissa)
 
+Raw low parts (:class:`BitWriter`): each stream starts on a byte; widths up to 16 bits go
+8 values to `width` bytes, wider ones bit by bit, little-endian bit order.
+
 Counts are rounded to 11 significant bits before they are stored (a relative precision of
 1e-3, which costs well under 1e-4 bit per symbol) and the *rounded* counts build the model on
 both sides, so encoder and decoder agree exactly.
@@ -204,45 +207,95 @@ class RansDecoder:
             raise FormatError(f"{self.where}: entropy-coded stream has data left over")
 
 
+def _pack8(v: np.ndarray, w: int) -> bytes:
+    """Groups of 8 values of `w` <= 16 bits -> `w` bytes each (little-endian bit order)."""
+    pad = (-len(v)) % 8
+    vv = np.concatenate([v.astype(np.uint64), np.zeros(pad, np.uint64)]).reshape(-1, 8)
+    acc = np.zeros((len(vv), 2), np.uint64)  # bits 0-63 and 64-127 of each group
+    for i in range(8):
+        s = i * w
+        if s < 64:
+            acc[:, 0] |= vv[:, i] << np.uint64(s)
+            if s + w > 64:
+                acc[:, 1] |= vv[:, i] >> np.uint64(64 - s)
+        else:
+            acc[:, 1] |= vv[:, i] << np.uint64(s - 64)
+    return acc.astype("<u8").view(np.uint8).reshape(-1, 16)[:, :w].tobytes()
+
+
+def _unpack8(data: memoryview | bytes, n: int, w: int) -> np.ndarray:
+    groups = (n + 7) // 8
+    raw = np.zeros((groups, 16), np.uint8)
+    raw[:, :w] = np.frombuffer(data, np.uint8, groups * w).reshape(groups, w)
+    acc = raw.view("<u8").reshape(groups, 2)
+    out = np.empty((groups, 8), np.uint64)
+    mask = np.uint64((1 << w) - 1)
+    for i in range(8):
+        s = i * w
+        if s < 64:
+            x = acc[:, 0] >> np.uint64(s)
+            if s + w > 64:
+                x = x | (acc[:, 1] << np.uint64(64 - s))
+        else:
+            x = acc[:, 1] >> np.uint64(s - 64)
+        out[:, i] = x & mask
+    return out.ravel()[:n]
+
+
+def raw_nbytes(n: int, width: int) -> int:
+    """Bytes that `n` raw fields of `width` bits take (each stream starts on a byte)."""
+    if width == 0 or n == 0:
+        return 0
+    return ((n + 7) // 8) * width if width <= 16 else (n * width + 7) // 8
+
+
 class BitWriter:
-    """Fixed-width raw fields (up to 64 bits each), packed little-endian bit by bit."""
+    """Fixed-width raw fields (up to 64 bits each); each stream starts on a byte boundary.
+
+    Widths up to 16 bits are packed 8 values to `width` bytes; wider ones bit by bit
+    (little-endian bit order in both cases).
+    """
 
     def __init__(self) -> None:
-        self.parts: list[np.ndarray] = []
+        self.parts: list[bytes] = []
 
     def add(self, lo: np.ndarray, width: int) -> None:
-        if width and len(lo):
-            nb = (width + 7) // 8
-            as_bytes = np.ascontiguousarray(lo, dtype="<u8").view(np.uint8).reshape(len(lo), 8)[:, :nb]
+        if not width or not len(lo):
+            return
+        if width <= 16:
+            self.parts.append(_pack8(lo, width))
+        else:
+            as_bytes = np.ascontiguousarray(lo, dtype="<u8").view(np.uint8).reshape(len(lo), 8)
             bits = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :width]
-            self.parts.append(bits.ravel())
+            self.parts.append(np.packbits(bits.ravel(), bitorder="little").tobytes())
 
     def finish(self) -> bytes:
-        if not self.parts:
-            return b""
-        return np.packbits(np.concatenate(self.parts), bitorder="little").tobytes()
+        return b"".join(self.parts)
 
 
 class BitReader:
     def __init__(self, data: bytes | memoryview, where: str) -> None:
-        self.bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
+        self.data = memoryview(data)
         self.pos = 0
         self.where = where
 
     def take(self, n: int, width: int) -> np.ndarray:
         if width == 0 or n == 0:
             return np.zeros(n, np.uint64)
-        need = n * width
-        if self.pos + need > len(self.bits):
+        need = raw_nbytes(n, width)
+        if self.pos + need > len(self.data):
             raise FormatError(f"{self.where}: raw bit stream cut short")
-        nb = (width + 7) // 8
-        bits = np.zeros((n, 8 * nb), np.uint8)
-        bits[:, :width] = self.bits[self.pos:self.pos + need].reshape(n, width)
+        part = self.data[self.pos:self.pos + need]
         self.pos += need
+        if width <= 16:
+            return _unpack8(part, n, width)
+        bits = np.unpackbits(np.frombuffer(part, np.uint8), bitorder="little")[:n * width].reshape(n, width)
+        full = np.zeros((n, 8 * ((width + 7) // 8)), np.uint8)
+        full[:, :width] = bits
         packed = np.zeros((n, 8), np.uint8)
-        packed[:, :nb] = np.packbits(bits, axis=1, bitorder="little")
+        packed[:, :full.shape[1] // 8] = np.packbits(full, axis=1, bitorder="little")
         return packed.view("<u8").ravel().astype(np.uint64)
 
     def check_done(self) -> None:
-        if len(self.bits) - self.pos >= 8:
+        if self.pos != len(self.data):
             raise FormatError(f"{self.where}: raw bit stream has data left over")
