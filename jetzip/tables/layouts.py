@@ -48,6 +48,8 @@ PRESETS: dict[str, Preset] = {
                        "ATLAS PHYSLITE: CollectionTree, AnalysisJetsAuxDyn.pt/.eta/.phi/.m (MeV)"),
     "atlas-opendata": Preset("atlas-opendata", ("mini", "analysis"), "jet", None, True,
                              "ATLAS open data: mini/analysis, jet_n, jet_pt/eta/phi/E (MeV or GeV)"),
+    "delphes": Preset("delphes", ("Delphes",), "Jet", "GeV", True,
+                      "Delphes: Delphes, Jet_size, TClonesArray splits Jet/Jet.PT/.Eta/.Phi/.Mass (GeV)"),
     "flat": Preset("flat", (), "", None, False,
                    "one jet per row: E/pt/eta/phi, pt/eta/phi/m or px/py/pz/E columns"),
 }

@@ -1,13 +1,20 @@
-"""ROOT TTrees in and out, with uproot: flat trees and jagged per-event jet collections.
+"""ROOT files in and out, with uproot: TTrees (flat, jagged NanoAOD-like, Delphes TClonesArray
+splits, ``std::vector``, ``TLorentzVector``, several jets per row) and RNTuples.
 
-Reading streams ``uproot.iterate`` steps, so memory is bounded by the step, not the file.
-Writing creates a TTree (never an RNTuple) with ``mktree`` + ``extend``; jagged collections
-get their counter branch back (uproot writes counters as int32).
+Reading is planned on the jet branch's baskets (RNTuple: clusters) and each read is split in
+memory into chunks of at most ``jets_per_chunk`` jets (whole events), so memory is bounded by
+the jets actually read, whatever the first events look like. By default every other branch of
+the jet tree is carried: per-event ones as kept branches, per-jet ones (``Jet_btagDeepFlavB``)
+as jet branches, other collections (``Muon_pt``) and the file's other objects (NanoAOD ``Runs``,
+histograms) in the extras blob (:mod:`.root_extras`). What cannot be carried is named in
+``info.extra["not_carried"]``.
 """
 from __future__ import annotations
 
 import fnmatch
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -15,65 +22,99 @@ import numpy as np
 from ..errors import InputError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
-from .layouts import PRESETS, Preset, candidates, choose_collection
+from .layouts import PRESETS, Preset, candidates, choose_collection, split_name
+from .root_layout import TLV_MEMBERS, Leaf, SlotLayout, classify_rntuple, classify_ttree, find_slot_layouts
+
+class _SharedPool(ThreadPoolExecutor):
+    """A pool shared by every open file: uproot shuts its executors down when a file closes,
+    which must not end the pool for the next file (it is reused for the life of the process)."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:  # noqa: ARG002
+        return None
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
 
-def _open(path: str):
+
+def executor(threads: int | None = None) -> ThreadPoolExecutor:
+    """One shared pool per size for uproot's decompression and interpretation (issue 15)."""
+    n = max(1, int(threads or os.cpu_count() or 1))
+    with _POOLS_LOCK:
+        pool = _POOLS.get(n)
+        if pool is None:
+            pool = _POOLS[n] = _SharedPool(n, thread_name_prefix="jetzip-root")
+        return pool
+
+
+def _open(path: str, threads: int | None = None):
     import uproot
 
+    pool = executor(threads)
     try:
-        return uproot.open(path)
+        return uproot.open(path, decompression_executor=pool, interpretation_executor=pool)
     except FileNotFoundError:
         raise InputError(f"{path} does not exist") from None
     except Exception as exc:  # uproot raises many types for non-ROOT or damaged files
         raise InputError(f"{path}: cannot read as a ROOT file ({type(exc).__name__}: {exc})") from None
 
 
+TREE_CLASSES = ("TTree", "ROOT::RNTuple")
+
+
+def _objects(file) -> dict[str, tuple[str, str]]:
+    """Name -> (key of its newest cycle, class), plus 'name;N' keys for explicit cycles."""
+    newest: dict[str, tuple[int, str, str]] = {}
+    cycles: dict[str, tuple[str, str]] = {}
+    for key, cls in file.classnames(recursive=True).items():
+        name, _, cycle = key.rpartition(";")
+        if not name:
+            name, cycle = key, "0"
+        number = int(cycle) if cycle.isdigit() else 0
+        cycles[key] = (key, cls)
+        if name not in newest or number > newest[name][0]:
+            newest[name] = (number, key, cls)
+    out = {n: (k, c) for n, (_, k, c) in newest.items()}
+    out.update({k: v for k, v in cycles.items() if k not in out})
+    return out
+
+
 def _trees(file) -> dict[str, str]:
     """Tree name -> key of its newest cycle (what ROOT's TFile::Get returns), plus 'name;N' keys."""
-    newest: dict[str, tuple[int, str]] = {}
-    out: dict[str, str] = {}
-    for key, cls in file.classnames(recursive=True).items():
-        if cls == "TTree":
-            name, _, cycle = key.rpartition(";")
-            if not name:
-                name, cycle = key, "0"
-            number = int(cycle) if cycle.isdigit() else 0
-            out[key] = key  # an explicit cycle, e.g. --tree 'Events;1'
-            if name not in newest or number > newest[name][0]:
-                newest[name] = (number, key)
-    return {**{n: k for n, (_, k) in newest.items()}, **{k: v for k, v in out.items() if k not in newest}}
+    return {n: k for n, (k, c) in _objects(file).items() if c in TREE_CLASSES}
 
 
-def _is_jagged(branch) -> bool:
-    import uproot
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
-    interp = branch.interpretation
-    return isinstance(interp, (uproot.AsJagged, uproot.AsObjects)) or \
-        "[]" in branch.typename or "vector" in branch.typename
+
+NOT_NUMERIC = "not a number or a list of numbers per event"
 
 
 class RootSource:
-    """A jet collection in a ROOT file, read chunk by chunk."""
+    """A jet collection in a ROOT file, read chunk by chunk, with the rest of the file."""
 
     def __init__(self, path: str, *, tree: str | None = None, columns: dict[str, str] | None = None,
                  preset: str | None = None, collection: str | None = None,
-                 units: str | None = None, keep: Sequence[str] = ()) -> None:
+                 units: str | None = None, keep: Sequence[str] = (), drop: Sequence[str] = (),
+                 threads: int | None = None) -> None:
         self.path = path
-        self.file = _open(path)
+        self.threads = threads
+        self.file = _open(path, threads)
         try:
-            self._setup(tree, columns, preset, collection, units, keep)
+            self._setup(tree, columns, preset, collection, units, tuple(keep), tuple(drop))
         except BaseException:
             self.file.close()
             raise
 
-    def _setup(self, tree_name, columns, preset_name, collection, units, keep) -> None:
-        trees = _trees(self.file)
+    # ------------------------------------------------------------------ opening
+    def _setup(self, tree_name, columns, preset_name, collection, units, keep, drop) -> None:
+        objects = _objects(self.file)
+        trees = {n: k for n, (k, c) in objects.items() if c in TREE_CLASSES}
         where = self.path
         if not trees:
-            raise InputError(f"{where}: no TTree in this ROOT file (RNTuple is not supported yet)")
-        names_only = sorted(t for t in trees if ";" not in t)  # what error messages list
+            raise InputError(f"{where}: no TTree or RNTuple in this ROOT file")
+        names_only = sorted(t for t in trees if ";" not in t)
         preset: Preset | None = PRESETS[preset_name] if preset_name else None
         if tree_name is not None:
             if tree_name not in trees:
@@ -87,129 +128,500 @@ class RootSource:
         elif len(names_only) == 1:
             tree_name = names_only[0]
         else:
-            with_jets = [t for t in names_only if candidates(self.file[trees[t]].keys())]
+            with_jets = [t for t in names_only if self._has_jets(self.file[trees[t]])]
             if len(with_jets) != 1:
                 raise InputError(f"{where}: several trees ({', '.join(names_only)})"
                                  f"{' hold jets' if with_jets else ''}; choose one with --tree")
             tree_name = with_jets[0]
-        self.tree = self.file[trees[tree_name]]
-        # the output gets the name, not the cycle; the header keeps an explicit cycle for evaluate
+        self.tree_key = trees[tree_name]
+        self.tree = self.file[self.tree_key]
+        self.rntuple = objects[tree_name][1] == "ROOT::RNTuple"
         cycle = {"tree_cycle": tree_name} if ";" in tree_name else {}
         tree_name = tree_name.rpartition(";")[0] if ";" in tree_name else tree_name
-        # leaf branches only (split objects show up as parent/child; we want the leaves)
-        names = [n for n in self.tree.keys() if not self.tree[n].branches]
-        if preset is None and columns is None and collection is None:
-            preset = detect_preset(tree_name, names)
+        self.leaves = classify_rntuple(self.tree) if self.rntuple else classify_ttree(self.tree)
+        self.by_name = {lf.name: lf for lf in self.leaves}
+        self.n_entries = self.tree.num_entries
         where = f"{self.path}:{tree_name}"
-        coll = choose_collection(names, where=where, columns=columns, collection=collection,
-                                 preset=preset if preset and preset.collection else None)
+        self.where = where
+        numeric = [lf.name for lf in self.leaves if lf.kind in ("scalar", "jagged")]
+        p4 = {lf.name: lf for lf in self.leaves if lf.kind in ("p4", "p4-jagged")}
+        pseudo = [f"{n}_{role}" for n in p4 for role in TLV_MEMBERS]  # jetp4 -> jetp4_px, ...
+        names = [*numeric, *pseudo]
+        if preset is None and columns is None:
+            preset = detect_preset(tree_name, names, collection)
+        self.slots: SlotLayout | None = None
+        slot_layouts = find_slot_layouts([lf.name for lf in self.leaves if lf.kind == "scalar"])
+        if collection is not None and collection in slot_layouts and columns is None:
+            self.slots = slot_layouts[collection]
+        elif columns is None and collection is None and slot_layouts and not candidates(names):
+            jetty = {k: g for k, g in slot_layouts.items() if "j" in k.lower()} or slot_layouts
+            if len(jetty) > 1:
+                raise InputError(f"{where}: several groups of jets per row: "
+                                 + "; ".join(f"{k} ({', '.join(g.slots)})" for k, g in jetty.items())
+                                 + "; choose one with --collection PATTERN")
+            self.slots = next(iter(jetty.values()))
+        if self.slots is not None:
+            self._setup_slots(tree_name, preset, units, keep, drop, cycle)
+            return
+        try:
+            coll = choose_collection(names, where=where, columns=columns, collection=collection,
+                                     preset=preset if preset and preset.collection else None)
+        except InputError as exc:
+            if slot_layouts and collection is None and columns is None:
+                raise
+            if slot_layouts and "no jet collection" in str(exc):
+                raise InputError(f"{exc}; jets per row: {', '.join(slot_layouts)}") from None
+            raise
         used = coll.used_columns(names)
-        jagged_flags = {role: _is_jagged(self.tree[n]) for role, n in used.items()}
-        if len(set(jagged_flags.values())) != 1:
+        self.p4_leaf: Leaf | None = None
+        p4_used = {n.rpartition("_")[0] for n in used.values() if n in pseudo}
+        if p4_used:
+            if len(p4_used) != 1 or not set(used.values()) <= set(pseudo):
+                raise InputError(f"{where}: a TLorentzVector branch holds the whole 4-vector; "
+                                 "do not mix it with other columns")
+            self.p4_leaf = p4[p4_used.pop()]
+            used = {role: f"{self.p4_leaf.name}_{role}" for role in ("px", "py", "pz", "E")}
+        for role, n in used.items():
+            lf = self.by_name.get(n)
+            if lf is not None and lf.kind == "other":
+                raise InputError(f"{where}: jet column {n} ({role}) holds {lf.typename}, not numbers; "
+                                 "it cannot be read as jets (fix the file or name other columns "
+                                 "with --columns)")
+        kinds = {("p4-jagged" if self.p4_leaf.kind == "p4-jagged" else "p4")} if self.p4_leaf else \
+            {self.by_name[n].kind for n in used.values()}
+        if len(kinds) != 1:
             raise InputError(f"{where}: columns {', '.join(used.values())} mix per-event "
                              "collections and per-row values")
-        self.jagged = next(iter(jagged_flags.values()))
-        counter = None
-        if self.jagged:
-            first = self.tree[next(iter(used.values()))]
-            cb = getattr(first, "count_branch", None)
-            counter = cb.name if cb is not None else self._counter_by_name(coll.name, names)
-        # The jet columns and the counter are restored anyway: a pattern like 'n*' skips them.
-        kept = [k for k in _match_keep(names, keep, where) if k not in {*used.values(), counter}]
-        for name in kept:
-            if _is_jagged(self.tree[name]):
-                raise InputError(f"{where}: --keep-branches: {name} is not one value per event")
-            kind = np.dtype(self.tree[name].interpretation.to_dtype).kind \
-                if hasattr(self.tree[name].interpretation, "to_dtype") else "O"
-            if kind not in "biuf":
-                raise InputError(f"{where}: --keep-branches: {name} is not numeric")
-        dtypes = {n: _dtype_name(self.tree[n]) for n in [*used.values(), *kept]}
+        self.jagged = kinds.pop() in ("jagged", "p4-jagged")
+        jet_keys = {self.p4_leaf.name} if self.p4_leaf else set(used.values())
+        counter = self._find_counter(coll.name, used) if self.jagged else None
+        out_counter = counter or (f"n{coll.name or 'Jet'}" if self.jagged else None)
+        # What else the tree holds, and where it goes.
+        if keep:
+            _check_patterns(self.leaves, keep, "--keep-branches", where)
+        if drop:
+            _check_patterns(self.leaves, drop, "--drop-branches", where)
+        carried = [lf for lf in self.leaves if lf.name not in jet_keys and lf.name != counter
+                   and (not keep or _matches(lf.name, keep)) and not _matches(lf.name, drop)]
+        jet_counter = self.by_name[next(iter(used.values()))].counter if not self.p4_leaf else None
+        kept, jet_branches, rest, not_carried = [], [], [], []
+        for lf in carried:
+            if lf.kind == "jagged" and self.jagged and self._per_jet(lf, coll.name, jet_counter):
+                jet_branches.append(lf.name)
+            elif lf.kind == "jagged":
+                rest.append(lf.name)
+            elif lf.kind == "scalar" and len(lf.shape) <= 2:
+                kept.append(lf.name)
+            else:
+                if keep and _matches(lf.name, keep):
+                    raise InputError(f"{where}: --keep-branches: {lf.name} is not numeric "
+                                     f"({lf.typename}); jetzip carries numbers and lists of numbers")
+                not_carried.append(lf)
+        if self.rntuple and rest:
+            not_carried.extend(self.by_name[n] for n in rest)
+            rest = []
+        # Counters of the jagged branches we carry come back from the lists themselves.
+        counters: dict[str, str] = {}
+        for n in [*used.values(), *jet_branches]:
+            lf = self.by_name.get(n)
+            c = lf.counter if lf is not None and lf.counter in self.by_name else None
+            counters[n] = c or out_counter
+        for n in rest:
+            lf = self.by_name[n]
+            prefix = split_name(n)[0] or n
+            own = lf.counter if lf.counter in self.by_name and self._scalar_int(lf.counter) else None
+            counters[n] = own or self._counter_named(prefix) or f"n{prefix}"
+        regenerated = set(counters.values()) - {counter}
+        kept = [k for k in kept if k not in regenerated]
+        not_carried_msgs = [f"branch {lf.name} of {tree_name} ({lf.typename})" for lf in not_carried]
+        dtypes = {n: self.by_name[n].dtype for n in [*kept, *jet_branches, *rest]}
+        for n in kept:
+            if self.by_name[n].shape:
+                dtypes[n] = np.dtype((self.by_name[n].dtype, self.by_name[n].shape)).str
+        for role, n in used.items():
+            dtypes[n] = self.p4_leaf.dtype if self.p4_leaf else self.by_name[n].dtype
         if counter:
-            dtypes[counter] = _dtype_name(self.tree[counter])
-        rep = coll.representation
-        assert rep is not None
-        units_inferred, reason = False, ""
-        if units is None and preset is not None and preset.units is not None:
-            units, reason = preset.units, f"the {preset.name} layout is in {preset.units}"
-        if units is None:
-            sample = self.tree.arrays(list(used.values()), entry_stop=min(self.tree.num_entries, 5000),
-                                      library="ak")
-            cols = {role: _flat(sample[n]) for role, n in used.items()}
-            units, reason = infer_units(cols)
-            units_inferred = True
-        skip = {*used.values(), *kept, counter}
+            dtypes[counter] = self.by_name[counter].dtype
+        for c in regenerated:
+            if c in self.by_name:
+                dtypes.setdefault(c, self.by_name[c].dtype)
+        order: list[str] = []
+        for lf in self.leaves:
+            if self.p4_leaf is not None and lf.name == self.p4_leaf.name:
+                order.extend(used.values())
+            else:
+                order.append(lf.name)
+        self._pending_cols, self._pending_used = used, list(used.values())
+        units, units_inferred, reason = self._units(units, preset, used)
+        restored = {*used.values(), counter, *kept, *jet_branches, *rest, *regenerated}
+        objects_extra, objects_not = self._other_objects(objects)
+        extra = {"typenames": {n: (self.by_name[n].typename if n in self.by_name else "TLorentzVector")
+                               for n in used.values()}, **cycle,
+                 "counters": {k: v for k, v in counters.items() if v != out_counter or k in rest},
+                 "not_carried": [*not_carried_msgs, *objects_not]}
+        if rest:
+            extra["rest_branches"] = rest
+        if self.rntuple:
+            extra["rntuple"] = True
+        if self.p4_leaf is not None:
+            extra["p4_branch"] = self.p4_leaf.name
+        self.other_objects = objects_extra
         self.info = TableInfo(
             file=os.path.basename(self.path), format="root", tree=tree_name,
             layout=preset.name if preset else ("jagged" if self.jagged else "flat"),
-            collection=coll.name, jagged=self.jagged, counter=counter, columns=used,
-            representation=rep, units=units, units_inferred=units_inferred, units_reason=reason,
-            dtypes=dtypes, kept_branches=kept,
-            other_branches=[n for n in names if n not in skip],
-            extra={"typenames": {n: self.tree[n].typename for n in used.values()}, **cycle})
+            collection=coll.name, jagged=self.jagged, counter=counter,
+            columns=used, representation=coll.representation if not self.p4_leaf else "PxPyPzE",
+            units=units, units_inferred=units_inferred, units_reason=reason,
+            dtypes=dtypes, kept_branches=kept, jet_branches=jet_branches, branch_order=order,
+            other_branches=[n for n in order if n not in restored], extra=extra)
+        if counter is None and self.jagged:
+            self.info.extra["counter_added"] = out_counter
+        self.counter_in_file = counter
         self.n_entries = self.tree.num_entries
 
-    def chunks(self, jets_per_chunk: int = 1 << 18) -> Iterator[JetChunk]:
-        import awkward as ak
+    def _setup_slots(self, tree_name, preset, units, keep, drop, cycle) -> None:
+        g = self.slots
+        assert g is not None
+        where = self.where
+        if keep:
+            _check_patterns(self.leaves, keep, "--keep-branches", where)
+        if drop:
+            _check_patterns(self.leaves, drop, "--drop-branches", where)
+        slot_names = {g.name(v, s) for s in g.slots for v in [*g.roles.values(), *g.extras]}
+        used = {role: g.pattern_name(var) for role, var in g.roles.items()}
+        extras = [v for v in g.extras
+                  if (not keep or _matches(g.pattern_name(v), keep) or any(_matches(g.name(v, s), keep) for s in g.slots))
+                  and not _matches(g.pattern_name(v), drop) and not any(_matches(g.name(v, s), drop) for s in g.slots)]
+        kept, not_carried = [], []
+        for lf in self.leaves:
+            if lf.name in slot_names or (keep and not _matches(lf.name, keep)) or _matches(lf.name, drop):
+                continue
+            if lf.kind == "scalar" and len(lf.shape) <= 2:
+                kept.append(lf.name)
+            else:
+                not_carried.append(f"branch {lf.name} of {tree_name} ({lf.typename})")
+        jet_branches = [g.pattern_name(v) for v in extras]
+        dtypes = {n: self.by_name[n].dtype for n in kept}
+        for v in [*g.roles.values(), *extras]:
+            dtypes[g.pattern_name(v)] = self.by_name[g.name(v, g.slots[0])].dtype
+        rep = next(r for r, need in _reps().items() if set(need) == set(g.roles))
+        units, units_inferred, reason = self._units(units, preset, None)
+        objects_extra, objects_not = self._other_objects(_objects(self.file))
+        self.other_objects = objects_extra
+        order = [lf.name for lf in self.leaves]
+        restored = {*kept, *(g.name(v, s) for s in g.slots for v in [*g.roles.values(), *extras])}
+        self.jagged = True
+        self.p4_leaf = None
+        self.counter_in_file = None
+        self.info = TableInfo(
+            file=os.path.basename(self.path), format="root", tree=tree_name, layout="jets-per-row",
+            collection=g.pattern, jagged=True, counter=None, columns=used, representation=rep,
+            units=units, units_inferred=units_inferred, units_reason=reason, dtypes=dtypes,
+            kept_branches=kept, jet_branches=jet_branches, branch_order=order,
+            other_branches=[n for n in order if n not in restored],
+            extra={"slots": {"pattern": g.pattern, "slots": g.slots, "template": g.template,
+                             "vars": {**{g.pattern_name(v): v for v in [*g.roles.values(), *extras]}}},
+                   "not_carried": [*not_carried, *objects_not], **cycle})
+        self.n_entries = self.tree.num_entries
 
-        info = self.info
-        branches = list(info.columns.values()) + info.kept_branches
-        if info.counter:
-            branches.append(info.counter)
-        step = max(1, int(jets_per_chunk / max(self._jets_per_entry(), 1e-3)))
-        first_jet = first_entry = 0
-        where = f"{self.path}:{info.tree}"
+    def _has_jets(self, tree) -> bool:
         try:
-            iterator = self.tree.iterate(branches, step_size=step, library="ak")
-            for arrays in iterator:
-                n_entries = len(arrays)
-                counts = None
-                if info.jagged:
-                    nums = {role: ak.num(arrays[n], axis=1).to_numpy() for role, n in info.columns.items()}
-                    ref = next(iter(nums.values()))
-                    for role, num in nums.items():
-                        if not np.array_equal(num, ref):
-                            bad = int(np.argmax(num != ref)) + first_entry
-                            raise InputError(f"{where}: jet columns have different lengths in event {bad} "
-                                             f"({', '.join(f'{info.columns[r]}={int(v[bad - first_entry])}' for r, v in nums.items())})")
-                    if info.counter:
-                        cnt = arrays[info.counter].to_numpy()
-                        if not np.array_equal(cnt, ref):
-                            bad = int(np.argmax(cnt != ref)) + first_entry
-                            raise InputError(f"{where}: counter {info.counter} disagrees with the jet "
-                                             f"columns in event {bad}")
-                    counts = ref.astype(np.uint32)
-                cols = {role: _flat(arrays[n]) for role, n in info.columns.items()}
-                kept = {n: arrays[n].to_numpy() for n in info.kept_branches}
-                chunk = JetChunk(cols, counts, kept, first_jet, first_entry)
-                yield chunk
-                first_jet += chunk.n_jets
-                first_entry += n_entries
-        except InputError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError, AssertionError, RuntimeError) as exc:
-            raise InputError(f"{where}: cannot read entries after {first_entry} "
-                             f"({type(exc).__name__}: {exc})") from None
+            leaves = classify_rntuple(tree) if "RNTuple" in type(tree).__name__ else classify_ttree(tree)
+        except Exception:  # noqa: BLE001 - a tree we cannot classify holds no jets for us
+            return False
+        names = [lf.name for lf in leaves if lf.kind in ("scalar", "jagged")]
+        names += [f"{lf.name}_{r}" for lf in leaves if lf.kind.startswith("p4") for r in TLV_MEMBERS]
+        return bool(candidates(names)) or bool(find_slot_layouts(
+            [lf.name for lf in leaves if lf.kind == "scalar"]))
 
-    def _counter_by_name(self, collection: str, names: list[str]) -> str | None:
-        """std::vector collections have no ROOT counter; ntuples often carry one anyway (jet_n)."""
-        for name in (f"n{collection}", f"{collection}_n", f"n{collection}s", f"n_{collection}"):
-            if name in names and not _is_jagged(self.tree[name]) \
-                    and _dtype_name(self.tree[name]).startswith(("int", "uint")):
-                return name
+    def _scalar_int(self, n: str | None) -> bool:
+        lf = self.by_name.get(n) if n else None
+        return lf is not None and lf.kind == "scalar" and lf.shape == () and np.dtype(lf.dtype).kind in "iu"
+
+    def _counter_named(self, coll: str) -> str | None:
+        for n in (f"n{coll}", f"{coll}_size", f"{coll}_n", f"n{coll}s", f"n_{coll}"):
+            if self._scalar_int(n):
+                return n
         return None
 
-    def _jets_per_entry(self) -> float:
-        """Mean jets per event over the first entries: turns a jet budget into an entry step."""
-        if not self.info.jagged or self.n_entries == 0:
-            return 1.0
+    def _find_counter(self, coll: str, used: dict[str, str]) -> str | None:
+        """The file's own per-event jet count: nJet, Jet_size, jet_n, ... or the ROOT counter."""
+        found = self._counter_named(coll) if coll else None
+        if found:
+            return found
+        if self.p4_leaf is None:
+            c = self.by_name[next(iter(used.values()))].counter
+            if c is not None and self._scalar_int(c):
+                return c
+        return None
+
+    def _per_jet(self, lf: Leaf, coll: str, jet_counter: str | None) -> bool:
+        """Does a list branch hold one value per jet of the chosen collection?"""
+        if jet_counter is not None and lf.counter == jet_counter:
+            return True
+        prefix = split_name(lf.name)[0]
+        if coll and prefix == coll:
+            return True
+        if self.p4_leaf is not None:  # std::vector<TLorentzVector> jetp4: jetbtag, jetid
+            stem = self.p4_leaf.name[:-2] if self.p4_leaf.name.lower().endswith("p4") else self.p4_leaf.name
+            return bool(stem) and lf.name.lower().startswith(stem.lower())
+        return False
+
+    def _units(self, units, preset, used):
+        if units is not None:
+            return units, False, ""
+        if preset is not None and preset.units is not None:
+            return preset.units, False, f"the {preset.name} layout is in {preset.units}"
+        sample = next(self._raw_chunks(1 << 16), None)
+        cols = sample.columns if sample is not None else {"pt": np.zeros(0)}
+        u, reason = infer_units(cols)
+        return u, True, reason
+
+    def _other_objects(self, objects) -> tuple[list[tuple[str, str, str]], list[str]]:
+        """(name, key, class) of what else the file holds, and what of it cannot be carried."""
+        from .root_extras import carryable
+
+        out, not_carried = [], []
+        jet_name = self.tree_key.rpartition(";")[0]
+        for name, (key, cls) in objects.items():
+            if ";" in name:  # an explicit older cycle: ROOT reads the newest
+                base = name.rpartition(";")[0]
+                if objects.get(base, (None,))[0] != key:
+                    not_carried.append(f"{cls} {name} (an older cycle of {base})")
+                continue
+            if key == self.tree_key or name == jet_name or cls == "TDirectory":
+                continue
+            ok, why = carryable(self.file, key, cls)
+            if ok:
+                out.append((name, key, cls))
+            else:
+                not_carried.append(f"{cls} {name} ({why})")
+        return out, not_carried
+
+    # ------------------------------------------------------------------ reading
+    def chunks(self, jets_per_chunk: int = 1 << 18) -> Iterator[JetChunk]:
+        return self._raw_chunks(jets_per_chunk)
+
+    def _keys(self) -> list[str]:
+        if self.slots is not None:
+            g = self.slots
+            vs = [*g.roles.values(), *(self.info.extra["slots"]["vars"][n] for n in self.info.jet_branches)] \
+                if hasattr(self, "info") else list(g.roles.values())
+            keys = [g.name(v, s) for v in vs for s in g.slots]
+            return keys + (self.info.kept_branches if hasattr(self, "info") else [])
+        if self.p4_leaf is not None:
+            keys = [self.p4_leaf.key]
+        else:
+            keys = [self.by_name[n].key for n in self._used_names()]
+        if hasattr(self, "info"):
+            keys += [self.by_name[n].key for n in self.info.kept_branches + self.info.jet_branches]
+            if self.counter_in_file:
+                keys.append(self.by_name[self.counter_in_file].key)
+        return list(dict.fromkeys(keys))
+
+    def _used_names(self) -> list[str]:
+        if hasattr(self, "info"):
+            return list(self.info.columns.values())
+        return [lf.name for lf in self.leaves if lf.kind in ("scalar", "jagged")][:0]
+
+    def _ranges(self, jets_per_chunk: int) -> Iterator[tuple[int, int]]:
+        """Entry ranges aligned on the jet branch's baskets (RNTuple: clusters), each with about
+        `jets_per_chunk` jets or one basket more; a read is split further in memory."""
+        n = self.n_entries
+        if n == 0:
+            return
+        if self.rntuple:
+            starts = sorted({int(c.num_first_entry) for c in self.tree.cluster_summaries} | {n})
+            bounds = [s for s in starts if s <= n]
+            if bounds[0] != 0:
+                bounds.insert(0, 0)
+            est = None
+        else:
+            if self.slots is not None:
+                ref = self.tree[self.slots.name(next(iter(self.slots.roles.values())), self.slots.slots[0])]
+            elif self.p4_leaf is not None:
+                ref = self.tree[self.p4_leaf.key]
+            else:
+                ref = self.tree[self.by_name[next(iter(self.info.columns.values()))].key]
+            bounds = [int(x) for x in ref.entry_offsets]
+            if not bounds or bounds[0] != 0:
+                bounds.insert(0, 0)
+            if bounds[-1] < n:
+                bounds.append(n)
+            itemsize = 8 if self.p4_leaf is not None else 4
+            if self.jagged and self.slots is None:
+                def est(i: int) -> float:
+                    try:
+                        return ref.basket_uncompressed_bytes(i) / (itemsize * (4 if self.p4_leaf else 1))
+                    except Exception:  # noqa: BLE001 - an embedded basket: count its entries
+                        return float(bounds[i + 1] - bounds[i]) * 8
+            else:
+                k = len(self.slots.slots) if self.slots is not None else 1
+
+                def est(i: int) -> float:
+                    return float(bounds[i + 1] - bounds[i]) * k
+        start, acc = 0, 0.0
+        for i in range(len(bounds) - 1):
+            acc += est(i) if est is not None else jets_per_chunk
+            if acc >= jets_per_chunk or bounds[i + 1] >= n:
+                yield start, min(bounds[i + 1], n)
+                start, acc = min(bounds[i + 1], n), 0.0
+        if start < n:
+            yield start, n
+
+    def _read(self, keys: list[str], a: int, b: int):
+        if self.rntuple:
+            arr = self.tree.arrays(entry_start=a, entry_stop=b)
+            return {k: _rntuple_get(arr, k) for k in keys}
+        return self.tree.arrays(keys, entry_start=a, entry_stop=b, library="ak", how=dict)
+
+    def _raw_chunks(self, jets_per_chunk: int) -> Iterator[JetChunk]:
         import awkward as ak
 
-        name = next(iter(self.info.columns.values()))
-        sample = self.tree[name].array(entry_stop=min(self.n_entries, 2000), library="ak")
-        return max(float(ak.mean(ak.num(sample, axis=1))) if len(sample) else 1.0, 1.0)
+        jets_per_chunk = max(1, int(jets_per_chunk))
+        where = self.where
+        first_jet = 0
+        has_info = hasattr(self, "info")
+        keys = self._keys() if has_info else self._sample_keys()
+        a = 0
+        try:
+            for a, b in self._ranges(jets_per_chunk) if has_info else [(0, min(self.n_entries, 5000))]:
+                arrays = self._read(keys, a, b)
+                cols, counts, jet_kept, kept = self._columns(arrays, a, has_info)
+                if not has_info:
+                    yield JetChunk(cols, counts, {}, 0, 0)
+                    return
+                n_ev = b - a
+                if counts is None:
+                    offsets = np.arange(n_ev + 1, dtype=np.int64)
+                else:
+                    offsets = np.zeros(n_ev + 1, dtype=np.int64)
+                    np.cumsum(counts, out=offsets[1:])
+                s = 0
+                while s < n_ev:
+                    e = int(np.searchsorted(offsets, offsets[s] + jets_per_chunk, side="right")) - 1
+                    e = min(max(e, s + 1), n_ev)
+                    j0, j1 = int(offsets[s]), int(offsets[e])
+                    chunk = JetChunk({r: c[j0:j1] for r, c in cols.items()},
+                                     None if counts is None else counts[s:e],
+                                     {k: v[s:e] for k, v in kept.items()}, first_jet, a + s,
+                                     jet_kept={k: v[j0:j1] for k, v in jet_kept.items()})
+                    yield chunk
+                    first_jet += j1 - j0
+                    s = e
+                del arrays, cols, jet_kept, kept
+        except InputError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AssertionError, RuntimeError,
+                IndexError) as exc:
+            raise InputError(f"{where}: cannot read entries after {a} "
+                             f"({type(exc).__name__}: {exc})") from None
+
+    def _sample_keys(self) -> list[str]:
+        """Before `info` exists (unit inference): only the jet columns."""
+        if self.slots is not None:
+            g = self.slots
+            return [g.name(v, s) for v in g.roles.values() for s in g.slots]
+        if self.p4_leaf is not None:
+            return [self.p4_leaf.key]
+        return [self.by_name[n].key for n in self._pending_used]
+
+    def _columns(self, arrays, first_entry: int, has_info: bool):
+        """Flat jet columns, counts, per-jet and per-event branches of one read."""
+        import awkward as ak
+
+        where = self.where
+        if self.slots is not None:
+            g = self.slots
+            n = len(next(iter(arrays.values())))
+            k = len(g.slots)
+            roles = g.roles.items()
+            cols = {role: np.stack([_np(arrays[g.name(v, s)]) for s in g.slots], axis=1).reshape(n * k)
+                    for role, v in roles}
+            jet_kept, kept = {}, {}
+            if has_info:
+                var = self.info.extra["slots"]["vars"]
+                for pn in self.info.jet_branches:
+                    jet_kept[pn] = np.stack([_np(arrays[g.name(var[pn], s)]) for s in g.slots],
+                                            axis=1).reshape(n * k)
+                kept = {name: _np(arrays[self.by_name[name].key]) for name in self.info.kept_branches}
+            return cols, np.full(n, k, dtype=np.uint32), jet_kept, kept
+        if self.p4_leaf is not None:
+            arr = arrays[self.p4_leaf.key]
+            comp = {"px": arr["fP"]["fX"], "py": arr["fP"]["fY"], "pz": arr["fP"]["fZ"], "E": arr["fE"]}
+            names = self.info.columns if has_info else {r: f"{self.p4_leaf.name}_{r}" for r in comp}
+            raw = {role: comp[role] for role in names}
+        else:
+            names = self.info.columns if has_info else dict(self._pending_cols)
+            raw = {role: arrays[self.by_name[n].key] for role, n in names.items()}
+        counts = None
+        if self.jagged:
+            nums = {role: ak.num(a, axis=1).to_numpy() for role, a in raw.items()}
+            ref = next(iter(nums.values()))
+            for role, num in nums.items():
+                if not np.array_equal(num, ref):
+                    bad = int(np.argmax(num != ref))
+                    raise InputError(f"{where}: jet columns have different lengths in event {bad + first_entry} "
+                                     f"({', '.join(f'{names[r]}={int(v[bad])}' for r, v in nums.items())})")
+            counts = ref.astype(np.uint32)
+        cols = {role: _flat(a) for role, a in raw.items()}
+        jet_kept, kept = {}, {}
+        if has_info:
+            if self.counter_in_file and counts is not None:
+                cnt = _np(arrays[self.by_name[self.counter_in_file].key])
+                if not np.array_equal(cnt, counts):
+                    bad = int(np.argmax(cnt != counts))
+                    raise InputError(f"{where}: counter {self.counter_in_file} disagrees with the jet "
+                                     f"columns in event {bad + first_entry}")
+            for name in self.info.jet_branches:
+                a = arrays[self.by_name[name].key]
+                num = ak.num(a, axis=1).to_numpy()
+                if counts is not None and not np.array_equal(num, counts):
+                    bad = int(np.argmax(num != counts))
+                    raise InputError(f"{where}: per-jet branch {name} has {int(num[bad])} values in event "
+                                     f"{bad + first_entry}, the jets {int(counts[bad])}; leave it out with "
+                                     f"--drop-branches {name}")
+                jet_kept[name] = _flat(a)
+            kept = {name: _np(arrays[self.by_name[name].key]) for name in self.info.kept_branches}
+        return cols, counts, jet_kept, kept
+
+    def extras(self) -> bytes | None:
+        """The file's other trees and objects and the jet tree's other collections, as the bytes
+        of a ROOT file that :meth:`RootWriter.write_extras` copies from."""
+        from .root_extras import build_extras
+
+        return build_extras(self)
 
     def close(self) -> None:
         self.file.close()
+
+
+def _reps():
+    from ..features import REPRESENTATIONS
+
+    return REPRESENTATIONS
+
+
+def _rntuple_get(arr, key: str):
+    a = arr
+    for part in key.split("."):
+        a = a[part]
+    return a
+
+
+def _check_patterns(leaves: list[Leaf], patterns: Sequence[str], option: str, where: str) -> None:
+    names = [lf.name for lf in leaves]
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            raise InputError(f"{where}: {option} {pattern!r} matches no branch")
+
+
+def _np(array) -> np.ndarray:
+    import awkward as ak
+
+    if isinstance(array, np.ndarray):
+        return array
+    return np.asarray(ak.to_numpy(array))
 
 
 def _flat(array) -> np.ndarray:
@@ -220,33 +632,19 @@ def _flat(array) -> np.ndarray:
     return np.asarray(ak.to_numpy(array))
 
 
-def _dtype_name(branch) -> str:
-    interp = branch.interpretation
-    for attr in ("to_dtype", "content"):
-        obj = getattr(interp, attr, None)
-        if obj is None:
-            continue
-        if attr == "content":
-            obj = getattr(obj, "to_dtype", None)
-            if obj is None:
-                continue
-        return np.dtype(obj).newbyteorder("=").name
-    return branch.typename
-
-
-def _match_keep(names: list[str], patterns: Sequence[str], where: str) -> list[str]:
-    kept: list[str] = []
-    for pattern in patterns:
-        hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-        if not hits:
-            raise InputError(f"{where}: --keep-branches {pattern!r} matches no branch")
-        kept.extend(h for h in hits if h not in kept)
-    return kept
-
-
-def detect_preset(tree: str, names: list[str]) -> Preset | None:
-    """The preset whose tree and collection this file has, if exactly one fits."""
+def detect_preset(tree: str, names: list[str], collection: str | None = None) -> Preset | None:
+    """The layout this tree follows, from its name and branches; it fixes the units of every
+    collection (NanoAOD's FatJet is in GeV like its Jet), not only of the default one."""
     cands = candidates(names)
+    if tree == "Delphes" and any(n.endswith("_size") for n in names):
+        return PRESETS["delphes"]
+    if tree == "Events":
+        colls = [c for c in ([collection] if collection else []) + ["Jet"] if c]
+        if any(f"n{c}" in names and f"{c}_pt" in names for c in colls):
+            return PRESETS["nanoaod"]
+    if collection is not None:
+        fits = [p for p in PRESETS.values() if p.collection and tree in p.trees and p.units]
+        return fits[0] if len(fits) == 1 and fits[0].name != "atlas-opendata" else None
     fits = [p for p in PRESETS.values() if p.collection and tree in p.trees and p.collection in cands]
     return fits[0] if len(fits) == 1 else None
 
@@ -264,44 +662,6 @@ def compression(name: str):
             "lzma": uproot.LZMA(1), "none": None}[name]
 
 
-class RootWriter:
-    """Write a TTree chunk by chunk, in the layout described by a TableInfo."""
+from .root_writer import RootWriter  # noqa: E402  (re-exported: open_writer imports it from here)
 
-    def __init__(self, path: str, info: TableInfo, names: dict[str, str],
-                 kept_dtypes: dict[str, str], root_compression: str = "zstd") -> None:
-        import uproot
-
-        self.info = info
-        self.file = uproot.recreate(path, compression=compression(root_compression))
-        counter = info.counter or f"n{info.collection or 'Jet'}"
-        self.counter = counter
-        types: dict[str, object] = {}
-        if info.jagged:
-            types.update({name: "var * float32" for name in names.values()})
-        else:
-            types.update({name: np.float32 for name in names.values()})
-        for name, dt in kept_dtypes.items():
-            types[name] = np.dtype(dt)
-        self.tree = self.file.mktree(info.tree or "jets", types, counter_name=lambda _: counter)
-        self.names = names
-
-    def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
-              kept: dict[str, np.ndarray]) -> None:
-        import awkward as ak
-
-        data: dict[str, object] = {}
-        if self.info.jagged:
-            assert counts is not None
-            c = counts.astype(np.int64)
-            for role, name in self.names.items():
-                data[name] = ak.unflatten(columns[role].astype(np.float32), c)
-        else:
-            for role, name in self.names.items():
-                data[name] = columns[role].astype(np.float32)
-        data.update(kept)
-        if data and len(next(iter(data.values()))) == 0:
-            return
-        self.tree.extend(data)
-
-    def close(self) -> None:
-        self.file.close()
+__all__ = ["RootSource", "RootWriter", "compression", "detect_preset", "executor", "COMPRESSIONS"]

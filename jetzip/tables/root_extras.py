@@ -1,0 +1,138 @@
+"""Everything of a ROOT file besides the jets, as one blob: a small ROOT file (zstd) holding the
+file's other trees (NanoAOD ``Runs`` with ``genEventSumw``, ``LuminosityBlocks``), RNTuples,
+histograms and other writable objects, plus the jet tree's other collections as the tree
+``__jetzip_rest__``. :meth:`RootWriter.write_extras` copies it all back. Objects uproot cannot
+write (and branches holding strings or classes) are named, never silently dropped.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from .root_layout import Leaf, classify_rntuple, classify_ttree
+from .root_writer import REST_TREE, _jagged, ordered_types
+
+TREE_STEP = "32 MB"  # what one copy step reads; bounds the memory of a copy
+
+
+def carryable(file, key: str, cls: str) -> tuple[bool, str]:
+    """Can uproot write this object back? (Trees: always, branch by branch; others: try.)"""
+    import uproot
+
+    if cls in ("TTree", "ROOT::RNTuple"):
+        return True, ""
+    try:
+        obj = file[key]
+        with uproot.recreate(io.BytesIO()) as scratch:
+            scratch["x"] = obj
+        return True, ""
+    except Exception as exc:  # noqa: BLE001 - uproot refuses many classes, each its own way
+        return False, f"uproot cannot write it: {type(exc).__name__}"
+
+
+def _tree_types(leaves: list[Leaf]) -> tuple[dict[str, Any], dict[str, str], dict[str, str], list[Leaf]]:
+    types: dict[str, Any] = {}
+    counters: dict[str, str] = {}
+    scalar_counters: dict[str, str] = {}
+    skipped = []
+    names = {lf.name for lf in leaves}
+    for lf in leaves:
+        if lf.kind == "scalar":
+            types[lf.name] = np.dtype((lf.dtype, lf.shape)) if lf.shape else np.dtype(lf.dtype)
+        elif lf.kind == "jagged":
+            types[lf.name] = _jagged(lf.dtype)
+            counters[lf.name] = lf.counter if lf.counter in names else f"n{lf.name}"
+            if lf.counter in names:
+                scalar_counters[lf.counter] = next(x.dtype for x in leaves if x.name == lf.counter)
+        else:
+            skipped.append(lf)
+    return types, counters, scalar_counters, skipped
+
+
+def copy_tree(tree, dst, name: str, only: list[str] | None = None, not_carried: list[str] | None = None,
+              counters_override: dict[str, str] | None = None) -> None:
+    """Copy the numeric branches of a TTree into `dst` as `name`, step by step."""
+    leaves = classify_ttree(tree)
+    if only is not None:
+        leaves = [lf for lf in leaves if lf.name in set(only)]
+    types, counters, scalar_counters, skipped = _tree_types(leaves)
+    if counters_override:
+        counters.update({k: v for k, v in counters_override.items() if k in counters})
+    for lf in skipped:
+        if not_carried is not None:
+            not_carried.append(f"branch {lf.name} of {name} ({lf.typename})")
+    order = [lf.name for lf in leaves]
+    if only is not None:  # the rest of a jet tree: its counters are regenerated from the lists
+        order = [*dict.fromkeys([counters[n] for n in order if n in counters] + order)]
+    types, as_counter = ordered_types(order, types, counters, scalar_counters)
+    out = dst.mktree(name, types, counter_name=lambda b: counters.get(b, f"n{b}"))
+    key_of = {lf.name: lf.key for lf in leaves if lf.name in types}
+    keys = list(key_of.values())
+    if not keys or tree.num_entries == 0:
+        return
+    name_of = {v: k for k, v in key_of.items()}
+    for part in tree.iterate(keys, step_size=TREE_STEP, library="ak", how=dict):
+        data = {name_of[k]: v for k, v in part.items() if name_of.get(k) not in as_counter}
+        if data and len(next(iter(data.values()))):
+            out.extend(data)
+
+
+def copy_rntuple(ntuple, dst, name: str, not_carried: list[str] | None = None) -> None:
+    if ntuple.num_entries == 0:
+        if not_carried is not None:
+            not_carried.append(f"RNTuple {name} (empty; uproot writes non-empty RNTuples only)")
+        return
+    arr = ntuple.arrays()
+    dst.mkrntuple(name, arr)
+
+
+def copy_one(src, key: str, cls: str, dst, name: str, not_carried: list[str]) -> None:
+    try:
+        if cls == "TTree":
+            copy_tree(src[key], dst, name, not_carried=not_carried)
+        elif cls == "ROOT::RNTuple":
+            copy_rntuple(src[key], dst, name, not_carried)
+        else:
+            dst[name] = src[key]
+    except Exception as exc:  # noqa: BLE001 - name what could not be carried and go on
+        not_carried.append(f"{cls} {name} ({type(exc).__name__}: {exc})")
+
+
+def copy_objects(src, dst, skip: set[str]) -> list[str]:
+    """Copy every newest-cycle object of `src` (an open uproot file) into `dst`."""
+    from .root import _objects
+
+    not_carried: list[str] = []
+    for name, (key, cls) in _objects(src).items():
+        if ";" in name or name in skip or cls == "TDirectory":
+            continue
+        copy_one(src, key, cls, dst, name, not_carried)
+    return not_carried
+
+
+def build_extras(source) -> bytes | None:
+    """The extras blob of a RootSource, or None when the file holds nothing else."""
+    import uproot
+
+    info = source.info
+    rest = info.extra.get("rest_branches", [])
+    if not source.other_objects and not rest:
+        return None
+    fd, tmp = tempfile.mkstemp(prefix="jetzip-extras-", suffix=".root")
+    os.close(fd)
+    not_carried = info.extra.setdefault("not_carried", [])
+    try:
+        with uproot.recreate(tmp, compression=uproot.ZSTD(5)) as out:
+            if rest:
+                copy_tree(source.tree, out, REST_TREE, only=rest,
+                          counters_override=info.extra.get("counters", {}))
+            for name, key, cls in source.other_objects:
+                copy_one(source.file, key, cls, out, name, not_carried)
+        with open(tmp, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(tmp)

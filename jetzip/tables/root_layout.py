@@ -1,0 +1,189 @@
+"""What a ROOT tree (TTree or RNTuple) holds, branch by branch, for jetzip's purposes.
+
+Every leaf of the jet tree is classified once, from metadata only:
+
+* ``scalar``: one number (or a fixed-size numeric array) per event: carried as a kept branch;
+* ``jagged``: a numeric list per event (NanoAOD ``Jet_btag``, Delphes ``Jet/Jet.PT``,
+  ``std::vector<float>``): per-jet when it belongs to the jet collection, otherwise carried with
+  the rest of the tree (other collections);
+* ``p4``: ``TLorentzVector`` or ``std::vector<TLorentzVector>``: a 4-vector (px, py, pz, E);
+* ``other``: strings, bitsets, objects uproot cannot write back: named, never silently dropped.
+
+Names: a branch is known by its output name (``Jet.PT`` for the TClonesArray leaf
+``Jet/Jet.PT``, ``runNum`` for ``Info/runNum`` unless that collides) and read by its key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+
+TLV_MEMBERS = {"px": "fP.fX", "py": "fP.fY", "pz": "fP.fZ", "E": "fE"}
+
+
+@dataclasses.dataclass
+class Leaf:
+    name: str  # output name
+    key: str  # what uproot reads it by
+    kind: str  # scalar | jagged | p4 | p4-jagged | other
+    dtype: str = ""  # numpy dtype name of one value (for jagged: of the content)
+    shape: tuple = ()  # fixed-size array per value (scalars only)
+    counter: str | None = None  # the scalar integer branch that counts a jagged one, if any
+    typename: str = ""
+
+
+def _np_dtype(interp) -> np.dtype | None:
+    to = getattr(interp, "to_dtype", None)
+    if to is None:
+        return None
+    try:
+        return np.dtype(to)
+    except TypeError:
+        return None
+
+
+def classify_ttree(tree) -> list[Leaf]:
+    """The leaves of a TTree in file order."""
+    import uproot
+
+    keys = [k for k in tree.keys(recursive=True) if not tree[k].branches]
+    short = [k.rpartition("/")[2] for k in keys]
+    dup = {s for s in short if short.count(s) > 1}
+    leaves: list[Leaf] = []
+    for key, s in zip(keys, short):
+        br = tree[key]
+        name = key.replace("/", ".") if s in dup else s
+        interp = br.interpretation
+        leaf = Leaf(name, key, "other", typename=br.typename)
+        typename = br.typename.replace(" ", "")
+        if typename == "TLorentzVector":
+            leaf.kind, leaf.dtype = "p4", "float64"
+        elif typename in ("std::vector<TLorentzVector>", "vector<TLorentzVector>", "TLorentzVector[]"):
+            leaf.kind, leaf.dtype = "p4-jagged", "float64"
+        elif isinstance(interp, uproot.AsDtype) and not isinstance(interp, uproot.AsStridedObjects):
+            dt = _np_dtype(interp)
+            if dt is not None and dt.base.kind in "biuf" and dt.base.itemsize <= 8:
+                leaf.kind, leaf.dtype, leaf.shape = "scalar", dt.base.newbyteorder("=").name, dt.shape
+        elif isinstance(interp, uproot.AsJagged) and isinstance(interp.content, uproot.AsDtype):
+            dt = _np_dtype(interp.content)
+            if dt is not None and dt.kind in "biuf" and dt.shape == () and dt.itemsize <= 8:
+                leaf.kind, leaf.dtype = "jagged", dt.newbyteorder("=").name
+        if leaf.kind == "jagged":
+            cb = getattr(br, "count_branch", None)
+            if cb is not None and not cb.branches:
+                cdt = _np_dtype(cb.interpretation) if isinstance(cb.interpretation, uproot.AsDtype) else None
+                if cdt is not None and cdt.kind in "iu" and cdt.shape == ():
+                    leaf.counter = cb.name
+        leaves.append(leaf)
+    # counters are known by their output names
+    by_short = {lf.key.rpartition("/")[2]: lf.name for lf in leaves}
+    for lf in leaves:
+        if lf.counter is not None:
+            lf.counter = by_short.get(lf.counter, lf.counter)
+    return leaves
+
+
+def classify_rntuple(ntuple) -> list[Leaf]:
+    """Top-level fields of an RNTuple: numbers, lists of numbers, lists of records of numbers."""
+    import awkward as ak
+
+    form = ntuple.arrays(entry_stop=0).layout.form
+    leaves: list[Leaf] = []
+    for field, content in zip(form.fields, form.contents):
+        if isinstance(content, ak.forms.NumpyForm) and content.inner_shape == ():
+            leaves.append(Leaf(field, field, "scalar", _prim(content.primitive), typename=str(content.type)))
+        elif isinstance(content, (ak.forms.ListOffsetForm, ak.forms.ListForm)):
+            inner = content.content
+            if isinstance(inner, ak.forms.NumpyForm) and inner.inner_shape == ():
+                leaves.append(Leaf(field, field, "jagged", _prim(inner.primitive), typename=str(content.type)))
+            elif isinstance(inner, ak.forms.RecordForm) and all(
+                    isinstance(c, ak.forms.NumpyForm) and c.inner_shape == () for c in inner.contents):
+                for sub, c in zip(inner.fields, inner.contents):
+                    leaves.append(Leaf(f"{field}.{sub}", f"{field}.{sub}", "jagged", _prim(c.primitive),
+                                       counter=field, typename=str(c.type)))
+            else:
+                leaves.append(Leaf(field, field, "other", typename=str(content.type)))
+        else:
+            leaves.append(Leaf(field, field, "other", typename=str(content.type)))
+    return leaves
+
+
+def _prim(primitive: str) -> str:
+    return np.dtype({"bool": "bool"}.get(primitive, primitive)).name
+
+
+# ---------------------------------------------------------------------------------------------
+# Several jets per row as scalar branches: pT_h1_j1, E_h1_j1, ... or pxj1, pyj1, ... mj2
+
+_ROLE_TOKENS = {"e": "E", "energy": "E", "pt": "pt", "eta": "eta", "phi": "phi", "m": "m",
+                "mass": "m", "px": "px", "py": "py", "pz": "pz"}
+_GLUED = re.compile(r"^(px|py|pz|pt|eta|phi|mass|e|m)(j\d+)$", re.IGNORECASE)
+
+
+@dataclasses.dataclass
+class SlotLayout:
+    """k jets per row, one scalar branch per (variable, slot)."""
+
+    pattern: str  # user-facing collection name: the slots with digits as '*', e.g. 'h*_j*'
+    slots: list[str]  # h1_j1, h1_j2, ... in file order
+    template: str  # "{var}_{slot}" or "{var}{slot}"
+    roles: dict[str, str]  # role -> variable spelling (pT, E, ...)
+    extras: list[str]  # other variables present for every slot (m, tag, angle)
+
+    def name(self, var: str, slot: str) -> str:
+        return self.template.format(var=var, slot=slot)
+
+    def pattern_name(self, var: str) -> str:
+        return self.template.format(var=var, slot=self.pattern)
+
+
+def find_slot_layouts(names: list[str]) -> dict[str, SlotLayout]:
+    """Groups of slots (>= 2) that each hold a full 4-vector, keyed by their pattern."""
+    from ..features import REPRESENTATIONS
+
+    per_slot: dict[tuple[str, str], dict[str, str]] = {}  # (template, slot) -> var -> name
+    order: list[tuple[str, str]] = []
+    for name in names:
+        m = _GLUED.match(name)
+        if m:
+            var, slot, template = m.group(1), m.group(2), "{var}{slot}"
+        elif "_" in name:
+            var, _, slot = name.partition("_")
+            template = "{var}_{slot}"
+        else:
+            continue
+        if not slot:
+            continue
+        key = (template, slot)
+        if key not in per_slot:
+            per_slot[key] = {}
+            order.append(key)
+        per_slot[key][var] = name
+    groups: dict[str, SlotLayout] = {}
+    for template, slot in order:
+        variables = per_slot[(template, slot)]
+        roles = {}
+        for var in variables:
+            role = _ROLE_TOKENS.get(var.lower())
+            if role and (role not in roles or var == role):
+                roles[role] = var
+        rep = next((r for r, need in REPRESENTATIONS.items() if set(need) <= set(roles)), None)
+        if rep is None:
+            continue
+        pattern = re.sub(r"\d+", "*", slot)
+        used = {r: roles[r] for r in REPRESENTATIONS[rep]}
+        g = groups.get(pattern)
+        if g is None:
+            groups[pattern] = SlotLayout(pattern, [slot], template, used, [])
+        elif g.template == template and g.roles == used:
+            g.slots.append(slot)
+    out = {}
+    for pattern, g in groups.items():
+        if len(g.slots) < 2:
+            continue
+        common = set.intersection(*(set(per_slot[(g.template, s)]) for s in g.slots))
+        first = per_slot[(g.template, g.slots[0])]
+        g.extras = [v for v in first if v in common and v not in g.roles.values()]
+        out[pattern] = g
+    return out
