@@ -478,6 +478,9 @@ class CsvSource:
                 f"({self.event_column} {int(ev[i])}); a kept branch needs one value per event")
         return first
 
+    def extras(self) -> bytes | None:
+        return None  # a CSV file holds one table
+
     def close(self) -> None:
         self.f.close()
 

@@ -561,10 +561,13 @@ class Hdf5Source:
 
     def _vlen_chunks(self, target: int) -> Iterator[JetChunk]:
         names = list(self.used.values())
-        step = 256
+        step = max(1, min(256, target // 8))  # events; then about `target` jets at the mean seen
         first_jet = 0
         ev = 0
         while ev < self.n_entries:
+            if self.counter:  # the counter says where `target` jets end
+                declared_block = np.asarray(self.cols[self.counter].ds[ev:ev + COUNTER_BLOCK]).astype(np.int64)
+                step = max(1, int(np.searchsorted(np.cumsum(declared_block), target, side="right")))
             stop = min(ev + step, self.n_entries)
             rows = _read_cols([self.cols[n] for n in [*names, *self.jet_branches]], ev, stop)
             lengths = np.fromiter((len(a) for a in rows[names[0]]), np.int64, stop - ev)
