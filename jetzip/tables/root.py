@@ -167,6 +167,7 @@ class RootSource:
             coll = choose_collection(names, where=where, columns=columns, collection=collection,
                                      preset=preset if preset and preset.collection else None)
         except InputError as exc:
+            self._explain_non_numeric(names, columns, collection, where)
             if slot_layouts and collection is None and columns is None:
                 raise
             if slot_layouts and "no jet collection" in str(exc):
@@ -323,6 +324,23 @@ class RootSource:
                              "vars": {**{g.pattern_name(v): v for v in [*g.roles.values(), *extras]}}},
                    "not_carried": [*not_carried, *objects_not], **cycle})
         self.n_entries = self.tree.num_entries
+
+    def _explain_non_numeric(self, names, columns, collection, where) -> None:
+        """A jet collection that would be complete but for branches that are not numbers
+        (a flat tree whose pt holds strings): say so in one line."""
+        others = {lf.name: lf for lf in self.leaves if lf.kind == "other"}
+        if not others:
+            return
+        every = [*names, *others]
+        try:
+            coll = choose_collection(every, where=where, columns=columns, collection=collection)
+        except InputError:
+            return
+        bad = [n for n in coll.used_columns(every).values() if n in others]
+        if bad:
+            raise InputError(f"{where}: jet column(s) {', '.join(f'{n} ({others[n].typename})' for n in bad)} "
+                             "hold text or objects, not numbers; jetzip reads numeric jet columns "
+                             "(convert them, or name numeric ones with --columns)")
 
     def _has_jets(self, tree) -> bool:
         try:
