@@ -1,0 +1,612 @@
+"""Whole datasets on a Dask cluster: compress, restore, inspect, and read jets lazily.
+
+::
+
+    import jetzip.dask as jd
+    jd.compress("data/*.root", "out/", scheduler="local:4", entries_per_task=1_000_000)
+    jd.inspect("out/")                        # every part against the manifest
+    jd.decompress("out/", "restored/", scheduler="tcp://host:8786")
+    events = jd.read("out/")                  # dask-awkward: one partition per part
+    events.Jet_pt.compute()
+
+Every input file, or every range of `entries_per_task` entries of a large one, is a task that
+writes its own ``.aez`` part into OUTDIR; ``OUTDIR/manifest.json`` lists the parts (see
+:mod:`jetzip.dataset` for the layout). Where the work runs:
+
+- ``client=``: an existing ``distributed.Client``;
+- ``scheduler="tcp://host:8786"``: connect to a running scheduler (its workers need jetzip and
+  must see the input files and OUTDIR at the same paths: a shared file system);
+- ``scheduler="local:N"``: a ``LocalCluster`` of N single-threaded worker processes, closed
+  at the end;
+- neither: the same tasks one after the other in this process (no Dask needed).
+
+At scale: the model is scattered to every worker once (``client.scatter(broadcast=True)``) and
+tasks refer to it; each task runs the network on one thread (``threads=1``) unless told
+otherwise; a task that raises an unexpected exception or whose worker dies is retried
+(`retries`, and the scheduler reschedules the tasks of a lost worker); a part already written
+for the same input, entry range and options and intact (its sidecar's SHA-256) is skipped,
+so running the same command again resumes an interrupted run. A problem with an input
+(a :class:`~jetzip.errors.JetzipError`) is not retried: the run finishes the other parts and
+then raises, naming the failed ones.
+
+Dask (``dask[distributed]``, ``dask-awkward``) is imported only here, and only when a cluster
+or :func:`read` is used; without it a one-line error says ``pip install 'jetzip[dask]'``.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .dataset import (COMPRESS_OPTIONS, DECOMPRESS_OPTIONS, MANIFEST, SIDECARS, build_manifest,
+                      check_outputs, check_part, compress_part, count_entries, existing_conflict,
+                      expand_inputs, options_json, plan_parts, positive_or_none, read_manifest,
+                      restore_input, restored_path, split_options, write_manifest)
+from .errors import FormatError, JetzipError, positive_int
+
+INSTALL_HINT = "pip install 'jetzip[dask]'"
+DEFAULT_RETRIES = 2
+
+__all__ = ["compress", "decompress", "inspect", "read", "connect", "bench"]
+
+
+def _require(*modules: str) -> None:
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise JetzipError(f"this needs Dask ({name} is not installed): {INSTALL_HINT}") from None
+
+
+def parse_scheduler(address: str) -> tuple[str, int | None]:
+    """``("local", N)`` for ``local`` or ``local:N``, ``("remote", None)`` for an address.
+
+    Raises:
+        JetzipError: ``local:`` with something other than a positive integer.
+    """
+    address = str(address).strip()
+    if address == "local" or address.startswith("local:"):
+        n = address[6:]
+        if not n:
+            return "local", os.cpu_count() or 1
+        try:
+            return "local", positive_int("local:N", int(n))
+        except ValueError:
+            raise JetzipError(f"scheduler {address!r}: use local:N with N workers, or an address "
+                              "like tcp://host:8786") from None
+    if not address:
+        raise JetzipError("empty scheduler address")
+    return "remote", None
+
+
+@contextlib.contextmanager
+def connect(client: Any = None, scheduler: str | None = None) -> Iterator[Any]:
+    """The client to run on: `client` itself, one for `scheduler` (closed on exit, with the
+    local cluster it started), or None (run in this process)."""
+    if client is not None:
+        if scheduler is not None:
+            raise JetzipError("give either client= or scheduler=, not both")
+        yield client
+        return
+    if scheduler is None:
+        yield None
+        return
+    kind, n = parse_scheduler(scheduler)
+    _require("dask", "distributed")
+    from distributed import Client, LocalCluster
+
+    if kind == "local":
+        # One thread per worker process: the network runs on one thread per task, and Python
+        # threads in one process would share the GIL for reading and writing.
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               env={"OMP_NUM_THREADS": "1"})
+        try:
+            with Client(cluster) as c:
+                yield c
+        finally:
+            cluster.close()
+        return
+    try:
+        c = Client(scheduler, timeout="30s")
+    except OSError as exc:
+        raise JetzipError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _run(client: Any, fn: Callable, items: Sequence[Any], *, retries: int, progress: Callable | None,
+         **kwargs: Any) -> tuple[list[Any], list[tuple[int, BaseException]]]:
+    """``[fn(item, **kwargs) for item in items]`` on the cluster (or here): (results in order,
+    [(index, exception)] of the items that failed after their retries)."""
+    results: list[Any] = [None] * len(items)
+    failed: list[tuple[int, BaseException]] = []
+    if client is None:
+        for i, item in enumerate(items):
+            results[i] = fn(item, **kwargs)
+            if progress is not None:
+                progress(i + 1, len(items))
+        return results, failed
+    from distributed import as_completed
+
+    if not items:
+        return results, failed
+    futures = client.map(fn, list(items), retries=retries, pure=False, **kwargs)
+    where = {f.key: i for i, f in enumerate(futures)}
+    done = 0
+    try:
+        for fut in as_completed(futures):
+            i = where[fut.key]
+            try:
+                results[i] = fut.result()
+            except Exception as exc:  # after its retries: a lost worker too often, a bug, ...
+                failed.append((i, exc))
+            done += 1
+            if progress is not None:
+                progress(done, len(items))
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+    return results, failed
+
+
+def _share(client: Any, obj: Any) -> Any:
+    """`obj` on every worker once (a future the tasks refer to), or itself without a cluster."""
+    if client is None or obj is None:
+        return obj
+    return client.scatter(obj, broadcast=True, hash=False)
+
+
+def _failure_text(what: str, failures: list[str], total: int) -> str:
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return f"{len(failures)} of {total} {what} failed: {failures[0]}{more}"
+
+
+# -- compress ---------------------------------------------------------------------------------
+def compress(files_or_glob: str | os.PathLike | Iterable[str | os.PathLike], outdir: str | os.PathLike, *,
+             client: Any = None, scheduler: str | None = None, entries_per_task: int | None = None,
+             error_bound: Any = None, model: Any = None, resume: bool = True, force: bool = False,
+             retries: int = DEFAULT_RETRIES, progress: Callable[[int, int], None] | None = None,
+             warn: Callable[[str], None] | None = None,
+             task_progress: Callable[[str, int, int | None], None] | None = None,
+             **compress_options: Any) -> dict[str, Any]:
+    """Compress many jet tables into a dataset folder of ``.aez`` parts plus ``manifest.json``.
+
+    Args:
+        files_or_glob: a file, a glob pattern (``"data/*.root"``), or a list of either.
+        outdir: the dataset folder (created).
+        client, scheduler: where the tasks run (see the module doc).
+        entries_per_task: split inputs with more events (rows of flat tables) than this into
+            ranges, one part each. Counting entries is a cheap task per file for ROOT, HDF5 and
+            Parquet, and one pass over the file for CSV. None: one part per input.
+        error_bound, model: the codec, as in :func:`jetzip.api.compress` (the model is loaded
+            here and sent to each worker once).
+        resume: skip parts already written for the same work and intact.
+        force: replace part files in OUTDIR that come from other inputs or options.
+        retries: how often a task is retried after an unexpected error or a lost worker.
+        progress: ``progress(parts_done, n_parts)`` here, as parts finish.
+        warn: called here with each warning of the parts (prefixed with the part name).
+        task_progress: called on the worker as ``task_progress(part_file, done, total)`` per
+            chunk (must be picklable).
+        **compress_options: the other options of :func:`jetzip.api.compress` (``tree``,
+            ``columns``, ``preset``, ``collection``, ``units``, ``keep_branches``,
+            ``drop_branches``, ``latent_dtype``, ``latent_tolerance``, ``embed_model``,
+            ``chunk_jets``, ``drop_invalid``, ``device``, ``batch_size``, ``threads``; threads
+            defaults to 1 per task).
+
+    Returns:
+        ``outdir``, ``manifest``, ``codec``, ``n_inputs``, ``n_parts``, ``n_skipped`` (parts
+        reused from an earlier run), ``n_jets``, ``n_events``, ``bytes``, ``seconds``,
+        ``jets_per_second``.
+
+    Raises:
+        JetzipError: bad options, missing inputs, conflicting files in OUTDIR, or parts that
+            failed (the finished ones stay, so running again resumes).
+    """
+    t0 = time.perf_counter()
+    options = split_options(compress_options, COMPRESS_OPTIONS, "jetzip.dask.compress")
+    options["error_bound"] = error_bound
+    positive_or_none("entries_per_task", entries_per_task)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise JetzipError(f"retries must be an integer >= 0, not {retries!r}")
+    paths = expand_inputs(files_or_glob)
+    resolved = None
+    if error_bound is None:
+        from .model import resolve_model
+
+        resolved = resolve_model(model)
+    options_id = options_json(options, resolved)
+    outdir = os.fspath(outdir)
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise JetzipError(f"{outdir} exists and is not a folder")
+    os.makedirs(outdir, exist_ok=True)
+    warn = warn or (lambda message: None)
+    with connect(client, scheduler) as c:
+        if entries_per_task:
+            counts, failed = _run(c, count_entries, paths, retries=retries, progress=None,
+                                  table_options=options)
+            if failed:
+                raise JetzipError(_failure_text("inputs", [f"{paths[i]}: {e}" for i, e in failed], len(paths)))
+        else:
+            counts = [None] * len(paths)
+        inputs, specs = plan_parts(paths, counts, entries_per_task, options_id)
+        if not force:
+            conflicts = [why for s in specs if (why := existing_conflict(outdir, s))]
+            if conflicts:
+                raise JetzipError(_failure_text("part files are in the way", conflicts, len(specs))
+                                  .replace(" failed", "") + "; use force=True (-f) to replace them")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(outdir, MANIFEST))  # written again, complete, at the end
+        records, failed = _run(c, compress_part, specs, retries=retries, progress=progress, outdir=outdir,
+                               options=options, model=_share(c, resolved), resume=resume,
+                               task_progress=task_progress)
+    problems = [f"{specs[i]['file']} ({specs[i]['source']}): {type(e).__name__}: {e}" for i, e in failed]
+    problems += [r["error"] for r in records if r is not None and "error" in r]
+    for r in records:
+        if r is not None and "error" not in r and not r.get("skipped"):
+            for w in r.get("warnings", []):
+                warn(f"{r['file']}: {w}")
+    if problems:
+        raise JetzipError(_failure_text("parts", problems, len(specs)) +
+                          f"; the {len(specs) - len(problems)} finished parts are kept: run again to resume")
+    codec = "bounded" if error_bound is not None else "latent"
+    manifest = build_manifest(inputs, records, codec, options_id)
+    path = write_manifest(outdir, manifest)
+    seconds = time.perf_counter() - t0
+    totals = manifest["totals"]
+    return {"outdir": outdir, "manifest": str(path), "codec": codec, "n_inputs": totals["n_inputs"],
+            "n_parts": totals["n_parts"], "n_skipped": sum(bool(r.get("skipped")) for r in records),
+            "n_jets": totals["n_jets"], "n_events": totals["n_events"], "bytes": totals["bytes"],
+            "seconds": seconds, "jets_per_second": totals["n_jets"] / seconds if seconds > 0 else None}
+
+
+# -- decompress -------------------------------------------------------------------------------
+def decompress(outdir: str | os.PathLike, output: str | os.PathLike, *, client: Any = None,
+               scheduler: str | None = None, model: Any = None, force: bool = False,
+               retries: int = DEFAULT_RETRIES, progress: Callable[[int, int], None] | None = None,
+               **options: Any) -> dict[str, Any]:
+    """Restore one table per input of a dataset, its parts concatenated in order.
+
+    Args:
+        outdir: the dataset folder.
+        output: a folder (each input restored as ``<name>`` plus its own format's extension,
+            or that of `format`), or a pattern with ``{name}`` / ``{index}``, e.g.
+            ``"restored/{name}.h5"``.
+        client, scheduler: where the tasks run; one task per input.
+        model: for parts made with ``embed_model=False``.
+        force: overwrite existing outputs.
+        **options: ``format``, ``device``, ``batch_size``, ``threads`` (default 1),
+            ``root_compression``, as in :func:`jetzip.api.decompress`.
+
+    Returns:
+        ``outdir``, ``outputs`` (one per input), ``n_jets``, ``n_events``, ``seconds``,
+        ``jets_per_second``.
+
+    Raises:
+        InputError: not a dataset. FormatError: a damaged manifest or part.
+        OutputExistsError: an output exists and `force` is false.
+    """
+    t0 = time.perf_counter()
+    opts = split_options(options, DECOMPRESS_OPTIONS, "jetzip.dask.decompress")
+    outdir = os.fspath(outdir)
+    manifest = read_manifest(outdir)
+    output = os.fspath(output)
+    items = [{"index": inp["index"], "name": inp["name"], "path": inp["path"],
+              "parts": [p for p in manifest["parts"] if p["input"] == inp["index"]]}
+             for inp in manifest["inputs"]]
+    outs = [restored_path(output, inp, opts.get("format")) for inp in manifest["inputs"]]
+    check_outputs(outs, force)
+    if "{" not in output:
+        os.makedirs(output, exist_ok=True)
+    for o in outs:
+        os.makedirs(os.path.dirname(o) or ".", exist_ok=True)
+    pairs = list(zip(items, outs))
+    with connect(client, scheduler) as c:
+        shared = _share(c, _load_model(model))
+        reports, failed = _run(c, _restore_pair, pairs, retries=retries, progress=progress, outdir=outdir,
+                               options=opts, model=shared)
+    problems = [f"{outs[i]}: {type(e).__name__}: {e}" for i, e in failed]
+    problems += [r["error"] for r in reports if r is not None and "error" in r]
+    if problems:
+        raise JetzipError(_failure_text("inputs", problems, len(pairs)))
+    n_jets = sum(r["n_jets"] for r in reports)
+    seconds = time.perf_counter() - t0
+    return {"outdir": outdir, "outputs": [r["output"] for r in reports], "reports": reports, "n_jets": n_jets,
+            "n_events": sum(r["n_events"] for r in reports), "seconds": seconds,
+            "jets_per_second": n_jets / seconds if seconds > 0 else None}
+
+
+def _restore_pair(pair: tuple[dict, str], outdir: str, options: Mapping[str, Any], model: Any = None) -> dict:
+    item, out = pair
+    # The outputs were checked before the run; a retried task may meet its own earlier output.
+    return restore_input(item, outdir, out, options, model=model, force=True)
+
+
+def _load_model(model: Any) -> Any:
+    if model is None:
+        return None
+    from .model import Model, load_model
+
+    return model if isinstance(model, Model) else load_model(model)
+
+
+# -- inspect ----------------------------------------------------------------------------------
+def inspect(outdir: str | os.PathLike, *, client: Any = None, scheduler: str | None = None,
+            verify: bool = True, strict: bool = True) -> dict[str, Any]:
+    """Summarise a dataset and check every part against the manifest.
+
+    Each part's size and SHA-256 are compared with the manifest, and with `verify` every record
+    checksum and the totals inside it (:func:`jetzip.api.inspect`), its jets and events too.
+
+    Returns:
+        ``path``, ``codec``, ``options``, ``jetzip_version``, ``n_inputs``, ``n_parts``,
+        ``n_jets``, ``n_events``, ``bytes``, ``bytes_per_jet``, ``inputs`` (path, name,
+        format, entries, parts, jets, events), ``parts`` (file, ok, problem), ``unlisted``
+        (``.aez`` files in the folder that the manifest does not list), ``problems``,
+        ``verified``.
+
+    Raises:
+        InputError: not a dataset. FormatError: a damaged manifest, or (with `strict`) any
+            part that fails its checks.
+    """
+    outdir = os.fspath(outdir)
+    m = read_manifest(outdir)
+    parts = m["parts"]
+    with connect(client, scheduler) as c:
+        checks, failed = _run(c, check_part, parts, retries=DEFAULT_RETRIES, progress=None, outdir=outdir,
+                              verify=verify)
+    for i, exc in failed:
+        checks[i] = {"file": parts[i]["file"], "ok": False, "problem": f"{type(exc).__name__}: {exc}"}
+    listed = {p["file"] for p in parts}
+    unlisted = sorted(p.name for p in Path(outdir).glob("*.aez") if p.name not in listed)
+    problems = [f"{c['file']}: {c['problem']}" if not c["problem"].startswith(os.path.join(outdir, c["file"]))
+                else c["problem"] for c in checks if not c["ok"]]
+    totals = m["totals"]
+    inputs = []
+    for inp in m["inputs"]:
+        mine = [p for p in parts if p["input"] == inp["index"]]
+        inputs.append({"path": inp["path"], "name": inp["name"], "format": inp.get("format"),
+                       "n_entries": inp.get("n_entries"), "n_parts": len(mine),
+                       "n_jets": sum(p["n_jets"] for p in mine), "n_events": sum(p["n_events"] for p in mine)})
+    n = totals["n_jets"]
+    out = {"kind": "dataset", "path": outdir, "codec": m["codec"], "options": m["options"],
+           "jetzip_version": m["jetzip_version"], "n_inputs": totals["n_inputs"], "n_parts": totals["n_parts"],
+           "n_jets": n, "n_events": totals["n_events"], "bytes": totals["bytes"],
+           "bytes_per_jet": totals["bytes"] / n if n else None, "inputs": inputs, "parts": checks,
+           "unlisted": unlisted, "problems": problems, "verified": verify and not problems}
+    if strict and problems:
+        raise FormatError(f"dataset {outdir}: " + _failure_text("parts", problems, len(parts)).replace(" failed", " fail their checks"))
+    return out
+
+
+def format_inspect(info: Mapping[str, Any]) -> str:
+    """A short text summary of :func:`inspect`'s result (for the CLI)."""
+    lines = [f"dataset {info['path']}: {info['n_inputs']} input(s), {info['n_parts']} part(s), codec {info['codec']}",
+             f"  {info['n_jets']} jets in {info['n_events']} events, {info['bytes']} bytes"
+             + (f" ({info['bytes_per_jet']:.2f} B/jet)" if info["bytes_per_jet"] else "")]
+    for inp in info["inputs"]:
+        lines.append(f"  {inp['path']}: {inp['n_parts']} part(s), {inp['n_jets']} jets in {inp['n_events']} events")
+    bad = [p for p in info["parts"] if not p["ok"]]
+    lines.append(f"  parts verified: {len(info['parts']) - len(bad)} of {len(info['parts'])}"
+                 + ("" if info["verified"] or bad else " (sizes and SHA-256 only)"))
+    lines += [f"  problem: {p}" for p in info["problems"]]
+    if info["unlisted"]:
+        lines.append(f"  not in the manifest: {', '.join(info['unlisted'])}")
+    return "\n".join(lines)
+
+
+# -- read: dask-awkward -----------------------------------------------------------------------
+def decode_part(path: str | os.PathLike, model: Any = None, device: str = "cpu",
+                threads: int | None = 1) -> tuple[Any, dict, np.ndarray | None, dict, dict]:
+    """(table info, columns role -> float32, counts or None, per-event kept, per-jet kept) of
+    one part, decoded chunk by chunk as :func:`jetzip.api.decompress` does."""
+    from .aez import open_aez
+
+    with open_aez(path) as aez:
+        info = aez.table
+        codec = aez.codec(model=model, device=device, threads=threads)
+        cols: dict[str, list] = {role: [] for role in info.columns}
+        counts: list = []
+        kept: dict[str, list] = {}
+        jet_kept: dict[str, list] = {}
+        for chunk in aez.chunks():
+            dec = codec.decode(chunk.payload, chunk.n_jets, chunk.counts, f"{path}: chunk {chunk.index}")
+            for role in cols:
+                cols[role].append(np.asarray(dec[role], np.float32))
+            if chunk.counts is not None:
+                counts.append(chunk.counts)
+            for k, v in chunk.kept.items():
+                kept.setdefault(k, []).append(v)
+            for k, v in chunk.jet_kept.items():
+                jet_kept.setdefault(k, []).append(v)
+        empty = _empty_arrays(aez, info)
+    return (info,
+            {r: np.concatenate(v) if v else np.zeros(0, np.float32) for r, v in cols.items()},
+            (np.concatenate(counts) if counts else np.zeros(0, np.uint32)) if info.jagged else None,
+            {k: np.concatenate(kept[k]) if k in kept else empty[0][k] for k in empty[0]},
+            {k: np.concatenate(jet_kept[k]) if k in jet_kept else empty[1][k] for k in empty[1]})
+
+
+def _empty_arrays(aez, info) -> tuple[dict, dict]:
+    """Zero-length kept arrays with the stored dtypes (from the header)."""
+    restored = {*info.columns.values(), info.counter}
+    ev = {k: np.zeros(0, np.dtype(info.dtypes.get(k, "float64"))) for k in info.kept_branches if k not in restored}
+    jet = {k: np.zeros(0, np.dtype(info.dtypes.get(k, "float64"))) for k in info.jet_branches}
+    return ev, jet
+
+
+def to_awkward(info, columns: Mapping[str, np.ndarray], counts: np.ndarray | None,
+               kept: Mapping[str, np.ndarray], jet_kept: Mapping[str, np.ndarray], layout: str = "branches"):
+    """Decoded jets as an awkward array, one entry per event (row of a flat table).
+
+    ``layout="branches"``: the file's own branch names as fields (NanoAOD: ``Jet_pt``,
+    ``Jet_eta``, ``Jet_phi``, ``Jet_mass``, per-jet branches as ``var *`` lists, ``nJet``
+    and the kept event-level branches), in the file's order, as ``uproot.dask`` gives them.
+    ``layout="records"``: the jets of an event as one ``var * {pt, eta, phi, mass, ...}``
+    field named after the collection (``Jet``; names without the collection prefix), beside
+    the kept event-level branches (jagged tables only).
+    """
+    import awkward as ak
+
+    restored = {*info.columns.values(), info.counter}
+    per_jet = {name: np.asarray(columns[role], np.float32) for role, name in info.columns.items()}
+    per_jet.update({k: np.asarray(v) for k, v in jet_kept.items()})
+    per_event = {k: np.asarray(v) for k, v in kept.items() if k not in restored}
+    if layout not in ("branches", "records"):
+        raise JetzipError(f"unknown layout {layout!r}; use branches or records")
+    if not info.jagged:
+        if layout == "records":
+            raise JetzipError("layout='records' needs a jagged table (events of jets); this one is flat")
+        fields = {**per_jet, **per_event}
+    else:
+        c = np.asarray(counts, np.int64)
+        if layout == "records":
+            prefix = next((p for p in (f"{info.collection}_", f"{info.collection}.", f"{info.collection}AuxDyn.")
+                           if info.collection and all(n.startswith(p) for n in per_jet)), "")
+            jets = ak.zip({n[len(prefix):]: v for n, v in per_jet.items()}, depth_limit=1)
+            fields = {info.collection or "Jet": ak.unflatten(jets, c), **per_event}
+            return ak.zip(fields, depth_limit=1)
+        fields = {n: ak.unflatten(v, c) for n, v in per_jet.items()}
+        if info.counter:
+            fields[info.counter] = np.asarray(counts).astype(np.dtype(info.dtypes.get(info.counter, "int32")))
+        fields.update(per_event)
+    order = [n for n in info.branch_order if n in fields]
+    fields = {n: fields[n] for n in order + [n for n in fields if n not in order]}
+    return ak.zip(fields, depth_limit=1)
+
+
+class PartReader:
+    """The partition function of :func:`read`: decodes one part (called on the workers)."""
+
+    def __init__(self, outdir: str, layout: str, model: Any, device: str, threads: int | None, meta: Any) -> None:
+        self.outdir, self.layout, self.model = outdir, layout, model
+        self.device, self.threads, self.meta = device, threads, meta
+
+    def __call__(self, part: Mapping[str, Any]):
+        from .dataset import check_sha
+
+        path = os.path.join(self.outdir, part["file"])
+        check_sha(path, part["sha256"])
+        info, cols, counts, kept, jet_kept = decode_part(path, self.model, self.device, self.threads)
+        return to_awkward(info, cols, counts, kept, jet_kept, self.layout)
+
+    def mock(self):  # dask-awkward: the typetracer of a partition without reading one
+        return self.meta
+
+
+def _meta(path: str, layout: str):
+    """A typetracer of one partition: the first part's header and first stored chunk give every
+    dtype; no jet is decoded."""
+    import awkward as ak
+
+    from .aez import open_aez
+
+    with open_aez(path) as aez:
+        info = aez.table
+        kept, jet_kept = _empty_arrays(aez, info)
+        for chunk in aez.chunks():  # the stored kept arrays' exact dtypes and row shapes
+            kept = {k: v[:0] for k, v in chunk.kept.items() if k in kept}
+            jet_kept = {k: v[:0] for k, v in chunk.jet_kept.items() if k in jet_kept}
+            break
+    cols = {role: np.zeros(0, np.float32) for role in info.columns}
+    counts = np.zeros(0, np.uint32) if info.jagged else None
+    empty = to_awkward(info, cols, counts, kept, jet_kept, layout)
+    return ak.Array(empty.layout.to_typetracer(forget_length=True))
+
+
+def read(outdir: str | os.PathLike, *, layout: str = "branches", model: Any = None, device: str = "cpu",
+         threads: int | None = 1):
+    """The decoded jets of a dataset as a lazy **dask-awkward** array, one partition per part.
+
+    Nothing is decoded until the array (or something computed from it) is computed, on the
+    client's cluster or dask's default scheduler; each partition checks its part's SHA-256
+    and decodes it chunk by chunk. Values are float32, as ``decompress`` writes them.
+
+    Args:
+        outdir: the dataset folder.
+        layout: ``"branches"`` (NanoAOD-style fields ``Jet_pt``, ...; default) or ``"records"``
+            (``events.Jet.pt``); see :func:`to_awkward`.
+        model: for parts made with ``embed_model=False`` (it travels with the graph).
+        device, threads: how the network runs in each partition (one thread by default).
+
+    Returns:
+        ``dask_awkward.Array`` with ``npartitions`` = parts and known divisions (events).
+    """
+    _require("dask", "dask_awkward")
+    import dask_awkward as dak
+
+    outdir = os.fspath(outdir)
+    m = read_manifest(outdir)
+    parts = m["parts"]
+    if not parts:
+        raise JetzipError(f"dataset {outdir} has no parts")
+    meta = _meta(os.path.join(outdir, parts[0]["file"]), layout)
+    ends = np.cumsum([0] + [int(p["n_events"]) for p in parts]).tolist()
+    reader = PartReader(outdir, layout, _load_model(model), device, threads, meta)
+    return dak.from_map(reader, parts, label="jetzip-read", divisions=tuple(ends))
+
+
+# -- benchmark --------------------------------------------------------------------------------
+def bench(files: Sequence[str | os.PathLike], workdir: str | os.PathLike, *, scheduler: str = "local:2",
+          client: Any = None, entries_per_task: int | None = None, repeats: int = 1,
+          log: Callable[[str], None] = print, **compress_options: Any) -> dict[str, Any]:
+    """jets/s of a dataset compress and decompress on a cluster against single-process
+    :func:`jetzip.api.compress` / ``decompress`` of the same files, one after the other.
+
+    The single-process run uses the library's own default threads (all cores for the
+    network); the cluster's tasks one thread each. The cluster start-up is not timed. The
+    best of `repeats` of each is kept.
+    """
+    from . import api
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths = expand_inputs(files)
+    model = compress_options.pop("model", None)
+    error_bound = compress_options.get("error_bound")
+    result: dict[str, Any] = {"files": [str(p) for p in paths], "scheduler": scheduler,
+                              "entries_per_task": entries_per_task, "cpu_count": os.cpu_count()}
+    best: dict[str, float] = {}
+
+    def keep(name: str, seconds: float) -> None:
+        best[name] = min(best.get(name, float("inf")), seconds)
+
+    n_jets = 0
+    for r in range(repeats):
+        single = workdir / "single"
+        single.mkdir(exist_ok=True)
+        t = time.perf_counter()
+        n_jets = 0
+        for p in paths:
+            n_jets += api.compress(p, single / (Path(p).stem + ".aez"), model=model, force=True,
+                                   **compress_options)["n_jets"]
+        keep("single_compress", time.perf_counter() - t)
+        t = time.perf_counter()
+        for p in paths:
+            api.decompress(single / (Path(p).stem + ".aez"), single / (Path(p).stem + ".h5"), force=True)
+        keep("single_decompress", time.perf_counter() - t)
+        log(f"repeat {r + 1}: single process done ({n_jets} jets)")
+    with connect(client, scheduler) as c:
+        if c is not None:
+            c.run(lambda: __import__("jetzip.api"))  # warm the workers' imports, not timed
+        for r in range(repeats):
+            ds = workdir / "dataset"
+            t = time.perf_counter()
+            rep = compress(paths, ds, client=c, entries_per_task=entries_per_task, model=model, resume=False,
+                           force=True, **compress_options)
+            keep("cluster_compress", time.perf_counter() - t)
+            t = time.perf_counter()
+            decompress(ds, workdir / "restored", client=c, format="hdf5", force=True)
+            keep("cluster_decompress", time.perf_counter() - t)
+            log(f"repeat {r + 1}: cluster done ({rep['n_parts']} parts)")
+    result.update({"n_jets": n_jets, "codec": "bounded" if error_bound is not None else "latent",
+                   "seconds": best, "jets_per_second": {k: n_jets / v for k, v in best.items()}})
+    result["speedup_compress"] = best["single_compress"] / best["cluster_compress"]
+    result["speedup_decompress"] = best["single_decompress"] / best["cluster_decompress"]
+    return result
