@@ -2,11 +2,16 @@
 
 Conventions: data (a CSV with ``-o -``, JSON with ``--json``) goes to stdout; messages and
 progress go to stderr. Exit codes: 0 success, 1 a problem with the input, files or options
-(a one-line message, no traceback), 2 a usage error, 130 interrupted.
-Heavy imports (torch, uproot) happen inside the commands, so ``--help`` stays fast.
+(a one-line message, no traceback; with several inputs: any of them failed), 2 a usage error,
+130 interrupted, 141 stdout closed early (``jetzip decompress x.aez -o - | head``), quietly.
+Options are parsed here and forwarded as keywords; their defaults and choices are the
+library's constants. Heavy imports (torch, uproot) happen inside the commands, so ``--help``
+stays fast.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import json
 import os
@@ -17,16 +22,33 @@ from typing import Any, Callable
 import click
 
 from . import __version__
+from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_DEVICE, DEFAULT_LATENT_DTYPE, DEFAULT_LATENT_TOLERANCE,
+                       DEFAULT_ROOT_COMPRESSION, DEVICE_HELP, ERROR_BOUND_PRESETS, LATENT_DTYPE_CHOICES)
+from .engine import DEFAULT_BATCH_SIZE
 from .errors import JetzipError
+from .features import NORMALIZATION_KINDS, UNIT_SCALE
+from .model import NAMED_ARCHITECTURES
+from .tables import FORMATS
+from .tables.layouts import PRESETS
+from .tables.root import COMPRESSIONS
+from .training import TrainOptions
 
 EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader went away
+TRAIN_DEFAULTS = TrainOptions()
 
 
 def _console(stdout: bool = False):
     """stderr for messages and progress; stdout for a command's report (inspect, evaluate)."""
     from rich.console import Console
 
-    console = Console(stderr=not stdout, highlight=False)
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            """rich would exit 1 here: raise instead, so that the command ends with 141."""
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    console = PipeConsole(stderr=not stdout, highlight=False)
     if not console.is_terminal:
         console.width = 120  # logs and pipes: wide enough for the residual tables
     return console
@@ -37,8 +59,8 @@ class Ui:
 
     def __init__(self, quiet: bool = False, progress: bool = True) -> None:
         self.quiet = quiet
-        self.show_progress = progress and not quiet and sys.stderr.isatty()
         self.console = _console()
+        self.show_progress = progress and not quiet and self.console.is_terminal
 
     def info(self, message: str) -> None:
         if not self.quiet:
@@ -47,59 +69,106 @@ class Ui:
     def warn(self, message: str) -> None:
         self.console.print(f"jetzip: warning: {message}", markup=False, style="yellow", soft_wrap=True)
 
-    def progress(self, description: str, total: int | None = None):
-        """A context manager yielding an `advance(done, total)` callback."""
-        import contextlib
+    def error(self, message: str) -> None:
+        self.console.print(f"jetzip: error: {message}", markup=False, style="red", soft_wrap=True)
 
+    def progress(self, description: str, unit: str, total: int | None = None):
+        """A context manager yielding an `advance(done, total=None, unit=None)` callback.
+
+        The bar says what it counts: `unit` ("events", "jets", ...) after the count, and the
+        chunks done so far. The library calls `advance` once per chunk.
+        """
         if not self.show_progress:
-            return contextlib.nullcontext(lambda done, total=None: None)
+            return contextlib.nullcontext(lambda done, total=None, unit=None: None)
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
         @contextlib.contextmanager
         def bar():
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[unit]}, {task.fields[chunks]} chunks"),
                           TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
                           transient=True) as p:
-                task = p.add_task(description, total=total)
+                task = p.add_task(description, total=total, unit=unit, chunks=0)
+                chunks = 0
 
-                def advance(done: int, total: int | None = None) -> None:
+                def advance(done: int, total: int | None = None, unit: str | None = None) -> None:
+                    nonlocal chunks
+                    chunks += 1
+                    fields: dict[str, Any] = {"chunks": chunks}
                     if total is not None:
-                        p.update(task, total=total)
-                    p.advance(task, done)
+                        fields["total"] = total
+                    if unit:
+                        fields["unit"] = unit
+                    p.update(task, advance=done, **fields)
                 yield advance
         return bar()
 
 
 def run_guarded(fn: Callable[[], Any]) -> Any:
-    """Map library errors to exit 1, Ctrl-C / SIGTERM to 130, and bugs to a short message."""
-    from .atomic import raise_on_sigterm
+    """Map library errors to exit 1, Ctrl-C / SIGTERM to 130, a closed stdout to 141, bugs to a
+    short message; flush stdout here, so that a closed pipe is noticed while it can be handled."""
+    from .atomic import sigterm_as_interrupt
 
-    raise_on_sigterm()
     try:
-        return fn()
-    except JetzipError as exc:
-        raise click.ClickException(_one_line(str(exc))) from None
+        with sigterm_as_interrupt():
+            result = fn()
+            sys.stdout.flush()
+        return result
     except KeyboardInterrupt:
         click.echo("jetzip: interrupted; no output was written", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(1)
-    except MemoryError:
-        raise click.ClickException("out of memory; try a smaller --batch-size or --chunk-jets") from None
-    except OSError as exc:
-        raise click.ClickException(_one_line(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))) from None
-    except Exception as exc:  # a bug: say so briefly; JETZIP_DEBUG=1 shows the traceback
-        if os.environ.get("JETZIP_DEBUG"):
-            raise
-        raise click.ClickException(_one_line(f"internal error ({type(exc).__name__}: {exc}); "
-                                             "rerun with JETZIP_DEBUG=1 and report it")) from None
+    except Exception as exc:
+        if closed_pipe(exc):
+            exit_closed_pipe()
+        if isinstance(exc, JetzipError) or not os.environ.get("JETZIP_DEBUG"):
+            raise click.ClickException(error_message(exc)) from None
+        raise  # JETZIP_DEBUG=1: a bug shows its traceback
+
+
+def error_message(exc: BaseException) -> str:
+    """The one-line message for an error (library errors, OS errors, memory, bugs)."""
+    from .atomic import user_facing
+
+    if isinstance(exc, JetzipError):
+        text = str(exc)
+    elif isinstance(exc, MemoryError):
+        text = "out of memory; try a smaller --batch-size or --chunk-jets"
+    elif isinstance(exc, OSError) and (exc.strerror or exc.filename):
+        text = f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
+    else:  # a bug: say so briefly; JETZIP_DEBUG=1 shows the traceback
+        text = f"internal error ({type(exc).__name__}: {exc}); rerun with JETZIP_DEBUG=1 and report it"
+    return _one_line(user_facing(text))
 
 
 def _one_line(message: str) -> str:
     """Errors are one line, for logs and grep (third-party messages can span several)."""
     return " ".join(message.split())
+
+
+def closed_pipe(exc: BaseException | None) -> bool:
+    """Whether `exc` (or what caused it) is a write to a pipe whose reader has gone."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def exit_closed_pipe() -> None:
+    """End quietly with 141: nothing more can reach the reader, and nothing is said about it.
+
+    stdout and stderr are pointed at /dev/null first, so the interpreter's final flush of
+    what is still buffered cannot fail again (that made the exit code random).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # not a real file (tests run the CLI in-process)
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+    sys.exit(EXIT_CLOSED_PIPE)
 
 
 def _json_out(obj: Any) -> None:
@@ -121,19 +190,19 @@ def table_options(f):
     f = click.option("--tree", help="ROOT tree (or HDF5 group) holding the jets.")(f)
     f = click.option("--columns", metavar="E=..,pt=..,eta=..,phi=..",
                      help="Name the 4-vector columns explicitly (roles E, pt, eta, phi, m, px, py, pz).")(f)
-    f = click.option("--preset", type=click.Choice(["nanoaod", "physlite", "atlas-opendata", "flat"]),
+    f = click.option("--preset", type=click.Choice(list(PRESETS)),
                      help="Use a known file layout instead of detecting it.")(f)
     f = click.option("--collection", metavar="NAME", help="Jet collection to use: Jet, FatJet, GenJet, ...")(f)
-    f = click.option("--units", type=click.Choice(["GeV", "MeV"]),
+    f = click.option("--units", type=click.Choice(list(UNIT_SCALE)),
                      help="Units of energies and momenta in the input (default: by layout, else inferred).")(f)
     return f
 
 
 def device_options(f):
-    f = click.option("--device", default="auto", show_default=True,
-                     help="auto, cpu, cuda or cuda:N (auto takes a GPU when there is one).")(f)
-    f = click.option("--batch-size", type=click.IntRange(1), default=2048, show_default=True,
-                     help="Jets per network batch.")(f)
+    f = click.option("--device", default=DEFAULT_DEVICE, show_default=True,
+                     help=f"{DEVICE_HELP} (auto takes a GPU when there is one).")(f)
+    f = click.option("--batch-size", type=click.IntRange(1),
+                     help=f"Jets per network batch (default: {DEFAULT_BATCH_SIZE}).")(f)
     return f
 
 
@@ -141,6 +210,10 @@ def threads_option(f):
     return click.option("--threads", type=click.IntRange(1),
                         help="CPU threads for the network (default: torch's, i.e. all cores or "
                              "OMP_NUM_THREADS); reading and writing take one more each.")(f)
+
+
+def max_jets_option(help: str):
+    return click.option("--max-jets", type=click.IntRange(1), help=help)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -194,41 +267,66 @@ def _outputs_for(inputs: list[str], output: str | None, suffix: str, globbed: bo
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output .aez (or a folder for several inputs). Default: INPUT with .aez.")
+@click.option("--error-bound", metavar="SPEC",
+              help="Store every value within a guaranteed maximum error (relative for pt and E or mass, "
+                   "absolute for eta and phi) using the error-bounded codec instead of the 3-float latent: "
+                   "one number, 'pt=5e-4,eta=2.5e-4,...' or "
+                   + " or ".join(repr(p) for p in ERROR_BOUND_PRESETS) + ".")
 @click.option("-m", "--model", type=click.Path(dir_okay=False), help="Model file (default: the shipped AE_3D_200).")
 @table_options
 @click.option("--keep-branches", multiple=True, metavar="PATTERN",
               help="Carry matching event-level branches losslessly (glob pattern, repeatable).")
-@click.option("--latent-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@click.option("--drop-branches", multiple=True, metavar="PATTERN",
+              help="Leave out matching branches that would otherwise be carried (glob pattern, repeatable).")
+@click.option("--latent-dtype", type=click.Choice(LATENT_DTYPE_CHOICES), default=DEFAULT_LATENT_DTYPE,
+              show_default=True)
+@click.option("--tolerance", "latent_tolerance", metavar="SPEC",
+              help="Latent codec: jets whose round trip is further off than this are stored verbatim "
+                   f"(pt relative; eta, phi absolute; default {DEFAULT_LATENT_TOLERANCE}).")
 @click.option("--no-embed-model", is_flag=True, help="Store only the model's hash, not its decoder (~100 kB).")
 @click.option("--drop-invalid", is_flag=True, help="Leave out jets with NaN/inf, E or pt <= 0, or E < pt (counted).")
+@max_jets_option("Compress only the first events holding at most this many jets.")
 @device_options
 @threads_option
-@click.option("--chunk-jets", type=click.IntRange(1024), default=1 << 18, show_default=True,
-              help="Jets per chunk read and written (bounds memory).")
+@click.option("--chunk-jets", type=click.IntRange(1024),
+              help=f"Jets per chunk read and written (bounds memory; default {DEFAULT_CHUNK_JETS}, "
+                   f"{DEFAULT_BOUNDED_CHUNK_JETS} with --error-bound).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
-def compress(inputs, output, model, tree, columns, preset, collection, units, keep_branches,
-             latent_dtype, no_embed_model, drop_invalid, device, batch_size, threads, chunk_jets,
-             force, as_json, no_progress, quiet) -> None:
-    """Compress jet tables (ROOT, HDF5, CSV) into .aez files of latents."""
+def compress(inputs, output, as_json, no_progress, quiet, **options) -> None:
+    """Compress jet tables (ROOT, HDF5, CSV, Parquet) into .aez files.
+
+    With several inputs or a glob, a file that fails does not stop the others: a summary
+    at the end says what was done and what failed, and the exit code is 1 if any failed.
+    """
     ui = Ui(quiet, not no_progress)
+    force = options.pop("force")
+    options["embed_model"] = not options.pop("no_embed_model")
+    for name in ("keep_branches", "drop_branches"):
+        options[name] = tuple(options[name])
 
     def go():
         from . import api
 
         paths, globbed = _expand_inputs(inputs)
         outs = _outputs_for(paths, output, ".aez", globbed)
-        reports = []
+        several = len(paths) > 1 or globbed
+        reports: list[dict[str, Any]] = []
+        failed: list[tuple[str, str]] = []
         for path, out in zip(paths, outs):
-            with ui.progress(f"compress {os.path.basename(path)}") as advance:
-                r = api.compress(path, out, model=model, tree=tree, columns=columns, preset=preset,
-                                 collection=collection, units=units, keep_branches=keep_branches,
-                                 latent_dtype=latent_dtype, embed_model=not no_embed_model,
-                                 device=device, batch_size=batch_size, chunk_jets=chunk_jets,
-                                 force=force, drop_invalid=drop_invalid, threads=threads,
-                                 progress=advance, warn=ui.warn)
+            try:
+                with ui.progress(f"compress {os.path.basename(path)}", "events") as advance:
+                    r = api.compress(path, out, force=force, progress=advance, warn=ui.warn, **options)
+            except Exception as exc:
+                if not several or closed_pipe(exc):
+                    raise
+                message = error_message(exc)
+                ui.error(message if path in message else f"{path}: {message}")
+                failed.append((path, message))
+                reports.append({"input": path, "output": out, "error": message})
+                continue
             reports.append(r)
             if r["n_jets"]:
                 ui.info(f"{path} -> {out}: {r['n_jets']} jets in {r['n_events']} events, "
@@ -236,19 +334,36 @@ def compress(inputs, output, model, tree, columns, preset, collection, units, ke
                         f"{r['ratio_to_float32']:.1%} of float32), {r['seconds']:.2f} s")
             else:
                 ui.info(f"{path} -> {out}: no jets ({r['n_events']} events), {r['bytes']} bytes")
+        if several and (failed or not ui.quiet):
+            _summary(ui, "compressed", reports, failed)
         if as_json:
-            _json_out(reports[0] if len(reports) == 1 else reports)
+            _json_out(reports[0] if len(reports) == 1 and not several else reports)
+        if failed:
+            sys.stdout.flush()
+            sys.exit(1)
 
     run_guarded(go)
 
 
+def _summary(ui: Ui, verb: str, reports: list[dict[str, Any]], failed: list[tuple[str, str]]) -> None:
+    """One line on stderr: how many inputs were done (jets, bytes) and which failed."""
+    ok = [r for r in reports if "error" not in r]
+    jets = sum(r.get("n_jets") or 0 for r in ok)
+    size = sum(r.get("bytes") or 0 for r in ok)
+    line = f"jetzip: {verb} {len(ok)} of {len(reports)} inputs ({jets} jets, {size} bytes)"
+    if failed:
+        line += f"; {len(failed)} failed: " + ", ".join(p for p, _ in failed)
+    ui.console.print(line, markup=False, soft_wrap=True, style="red" if failed else None)
+
+
 @cli.command()
 @click.argument("input")
-@click.option("-o", "--output", required=True, help="Restored table (.root, .h5, .csv), or - for CSV on stdout.")
+@click.option("-o", "--output", required=True,
+              help="Restored table (.root, .h5, .csv, .parquet), or - for CSV on stdout.")
 @click.option("-m", "--model", type=click.Path(dir_okay=False),
               help="Model file, needed for files made with --no-embed-model (its hash must match).")
-@click.option("--format", "fmt", type=click.Choice(["root", "hdf5", "csv"]), help="Output format (default: by extension).")
-@click.option("--root-compression", type=click.Choice(["zstd", "zlib", "lz4", "lzma", "none"]), default="zstd",
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: by extension).")
+@click.option("--root-compression", type=click.Choice(COMPRESSIONS), default=DEFAULT_ROOT_COMPRESSION,
               show_default=True, help="Compression of ROOT output (zstd needs ROOT >= 6.20 to read).")
 @device_options
 @threads_option
@@ -264,7 +379,7 @@ def decompress(input, output, model, fmt, root_compression, device, batch_size, 
     def go():
         from . import api
 
-        with ui.progress(f"decompress {os.path.basename(input)}") as advance:
+        with ui.progress(f"decompress {os.path.basename(input)}", "events") as advance:
             r = api.decompress(input, output, model=model, format=fmt, device=device,
                                batch_size=batch_size, force=force, root_compression=root_compression,
                                threads=threads, progress=advance, warn=ui.warn)
@@ -302,25 +417,26 @@ def inspect(path, as_json, no_verify) -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, help="Model file to write (checkpoint beside it: OUTPUT.ckpt).")
 @table_options
-@click.option("--arch", default="AE_3D_200", show_default=True,
-              help="AE_3D_200, AE_3D_100, AE_3D_50, or hidden sizes and latent like '200,100,50:3'.")
-@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
-@click.option("--lr-max", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
-              help="Peak learning rate of the one-cycle schedule.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
-@click.option("--patience", type=click.IntRange(1), default=10, show_default=True,
+@click.option("--arch", default=TRAIN_DEFAULTS.arch, show_default=True,
+              help=", ".join(NAMED_ARCHITECTURES) + ", or hidden sizes and latent like '200,100,50:3'.")
+@click.option("--epochs", type=click.IntRange(1), default=TRAIN_DEFAULTS.epochs, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=TRAIN_DEFAULTS.batch_size, show_default=True)
+@click.option("--lr-max", type=click.FloatRange(min=0, min_open=True), default=TRAIN_DEFAULTS.lr_max,
+              show_default=True, help="Peak learning rate of the one-cycle schedule.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=TRAIN_DEFAULTS.weight_decay, show_default=True)
+@click.option("--patience", type=click.IntRange(1), default=TRAIN_DEFAULTS.patience, show_default=True,
               help="Stop after this many epochs without a better validation loss.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
-              show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--normalization", type=click.Choice(["log-E-over-p/log-pt/linear-eta-phi", "log-E-pt/linear-eta-phi"]),
-              default="log-E-over-p/log-pt/linear-eta-phi", show_default=True, help="Feature transform (see README).")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=TRAIN_DEFAULTS.val_fraction, show_default=True)
+@click.option("--seed", type=int, default=TRAIN_DEFAULTS.seed, show_default=True)
+@click.option("--normalization", type=click.Choice(NORMALIZATION_KINDS), default=TRAIN_DEFAULTS.normalization,
+              show_default=True, help="Feature transform (see README).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: all cores).")
-@click.option("--targets", metavar="E,pt,eta,phi", default="2e-3,1e-3,1.5e-3,1.2e-3", show_default=True,
+@click.option("--targets", metavar="E,pt,eta,phi", default=",".join(f"{t:g}" for t in TRAIN_DEFAULTS.targets),
+              show_default=True,
               help="Residuals to aim for (E, pt relative; eta, phi absolute); they set the loss weights.")
-@click.option("--max-jets", type=click.IntRange(1), help="Use at most this many jets.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@max_jets_option("Use at most this many jets.")
+@click.option("--device", default=TRAIN_DEFAULTS.device, show_default=True, help=DEVICE_HELP + ".")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT.ckpt.")
 @click.option("--drop-invalid", is_flag=True, help="Skip jets with NaN/inf or non-positive E or pt.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing model file.")
@@ -377,7 +493,7 @@ def train(inputs, output, tree, columns, preset, collection, units, arch, epochs
               help="Model file (needed for --no-embed-model files; gives the loss curve).")
 @click.option("--plots", type=click.Path(file_okay=False), help="Write the figures (PNG) into this folder.")
 @click.option("--pdf", is_flag=True, help="Also write PDF figures.")
-@click.option("--max-jets", type=click.IntRange(1), help="Evaluate only the first N jets.")
+@max_jets_option("Evaluate only the first N jets.")
 @device_options
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as one JSON document on stdout.")
 def evaluate(original, compressed, model, plots, pdf, max_jets, device, batch_size, as_json) -> None:
@@ -458,7 +574,31 @@ def _default_model_if_matching(compressed: str):
 
 
 def main() -> None:
-    cli(prog_name="jetzip")
+    """The console script: click's own handling, except that a closed stdout (``| head``) ends
+    quietly with 141 every time, whether it shows while writing or at the final flush."""
+    try:
+        code = cli.main(prog_name="jetzip", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        code = 1
+    except OSError as exc:
+        if not closed_pipe(exc):
+            raise
+        exit_closed_pipe()
+    except SystemExit as exc:
+        code = exc.code
+        if type(sys.stdout).__name__ == "_PacifyFlushWrapper":
+            exit_closed_pipe()  # click met the closed pipe itself (help, version): same ending
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        if not closed_pipe(exc):
+            raise
+        exit_closed_pipe()
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,36 @@ def residual_table(summary: dict[str, dict[str, float]], title: str = "residuals
     return t
 
 
+def _codec_of(h: dict[str, Any]) -> dict[str, Any]:
+    """The header's codec section; format 1 files had the latent codec's fields at the top."""
+    if h.get("codec"):
+        return h["codec"]
+    return {"id": "latent", "model": h.get("model") or {}, "latent": h.get("latent") or {},
+            "normalization": h.get("normalization") or {}}
+
+
+def _codec_rows(codec: dict[str, Any]) -> list[tuple[str, str]]:
+    if codec.get("id") == "latent":
+        model = codec.get("model") or {}
+        latent = codec.get("latent") or {}
+        rows = [
+            ("codec", "latent (3-float autoencoder latent per jet)"),
+            ("model", f"{model.get('name')} ({'decoder embedded' if model.get('embedded') else 'not embedded: needs --model, or the same default model'})"),
+            ("model sha256", str(model.get("weights_sha256"))),
+            ("latent", f"{latent.get('dim')} x {latent.get('dtype')}"),
+            ("normalization", _describe_normalization(codec.get("normalization") or {})),
+        ]
+        if codec.get("tolerance"):
+            rows.append(("tolerance", ", ".join(f"{k} {v:.3g}" for k, v in codec["tolerance"].items())
+                         + " (jets further off are stored exactly)"))
+        return rows
+    kinds = codec.get("bound_kinds") or {}
+    bounds = ", ".join(f"{k} {v:.3g}" + (f" ({kinds[k]})" if k in kinds else "")
+                       for k, v in (codec.get("bounds") or {}).items())
+    return [("codec", f"{codec.get('id')}" + (" (every value within its bound)" if bounds else "")),
+            ("bounds", bounds or "-")]
+
+
 def print_inspect(info: dict[str, Any], console) -> None:
     from rich.table import Table
 
@@ -44,29 +74,34 @@ def print_inspect(info: dict[str, Any], console) -> None:
         print_model(info, console)
         return
     h = info["header"]
-    src, model = h["source"], h["model"]
+    src = h["source"]
     t = Table(title=f".aez file {info['path']}", show_header=False, title_justify="left")
     t.add_column("field", style="bold")
     t.add_column("value")
     rows = [
         ("format version", info["format_version"]),
         ("written by", f"jetzip {h.get('jetzip_version')}"),
-        ("model", f"{model['name']} ({'decoder embedded' if model.get('embedded') else 'not embedded: needs --model, or the same default model'})"),
-        ("model sha256", model["weights_sha256"]),
-        ("latent", f"{h['latent']['dim']} x {h['latent']['dtype']}"),
-        ("normalization", _describe_normalization(h.get("normalization") or {})),
+        *_codec_rows(_codec_of(h)),
         ("source", f"{src['file']} ({src['format']}, tree {src.get('tree')}, layout {src['layout']})"),
         ("columns", ", ".join(f"{r}={n}" for r, n in src["columns"])
          + (f"; counter {src['counter']}" if src.get("counter") else "")),
         ("units", f"{src['units']}" + (f" (inferred: {src.get('units_reason')})" if src.get("units_inferred") else "")),
-        ("kept branches", ", ".join(src.get("kept_branches") or []) or "none"),
+        ("kept branches", ", ".join([*(src.get("kept_branches") or []), *(src.get("jet_branches") or [])]) or "none"),
         ("not stored", f"{len(src.get('other_branches') or [])} other branch(es)"),
     ]
+    if info.get("mass_usable") is False:
+        rows.append(("restored mass", "not usable: the 3-float latent does not carry it (relative errors of order 1)"))
     if info.get("verified"):
+        payload = info.get("payload_bytes", info.get("latent_bytes"))
+        side = info.get("side_bytes", info.get("decoder_bytes"))
+        parts = [f"jets {_fmt_bytes(payload)}"]
+        if side:
+            parts.append(f"decoder {_fmt_bytes(side)}")
+        if info.get("extras_bytes"):
+            parts.append(f"other objects {_fmt_bytes(info['extras_bytes'])}")
         rows += [
             ("jets / events", f"{info['n_jets']} / {info['n_events']} in {info['n_chunks']} chunk(s)"),
-            ("file size", f"{_fmt_bytes(info['bytes'])} (latents {_fmt_bytes(info['latent_bytes'])}, "
-                          f"decoder {_fmt_bytes(info['decoder_bytes'])})"),
+            ("file size", f"{_fmt_bytes(info['bytes'])} ({', '.join(parts)})"),
             ("bytes per jet", "-" if info["bytes_per_jet"] is None else
              f"{info['bytes_per_jet']:.3f} ({info['ratio_to_float32']:.1%} of 4 x float32)"),
             ("checksums", "all verified"),

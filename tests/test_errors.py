@@ -9,7 +9,7 @@ import pytest
 import uproot
 
 import jetfactory
-from conftest import run_cli
+from conftest import invoke
 
 
 def assert_fails(r, *needles: str, code: int = 1):
@@ -20,82 +20,82 @@ def assert_fails(r, *needles: str, code: int = 1):
         assert n in err, (n, err)
 
 
-def test_missing_input(tmp_path, jetzip_exe, small_model_path):
-    r = run_cli(jetzip_exe, "compress", tmp_path / "nope.root", "-o", tmp_path / "x.aez", "-m", small_model_path)
+def test_missing_input(tmp_path, small_model_path):
+    r = invoke("compress", tmp_path / "nope.root", "-o", tmp_path / "x.aez", "-m", small_model_path)
     assert_fails(r, "does not exist")
     assert not (tmp_path / "x.aez").exists()
 
 
-def test_unknown_format(tmp_path, jetzip_exe, small_model_path):
+def test_unknown_format(tmp_path, small_model_path):
     p = tmp_path / "jets.txt"
     p.write_text("hello\n")
-    r = run_cli(jetzip_exe, "compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path)
+    r = invoke("compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path)
     assert_fails(r, "unknown table format")
     assert not (tmp_path / "x.aez").exists()
 
 
-def test_not_a_root_file(tmp_path, jetzip_exe, small_model_path):
+def test_not_a_root_file(tmp_path, small_model_path):
     p = tmp_path / "jets.root"
     p.write_bytes(b"this is not ROOT" * 10)
-    r = run_cli(jetzip_exe, "compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path)
+    r = invoke("compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path)
     assert_fails(r, "cannot read as a ROOT file")
 
 
-def test_missing_columns_lists_jet_like_branches(tmp_path, jetzip_exe, small_model_path):
+def test_missing_columns_lists_jet_like_branches(tmp_path, small_model_path):
     p = tmp_path / "j.root"
     with uproot.recreate(p) as f:
         f.mktree("t", {"jet_pt": np.float32, "jet_eta": np.float32, "weight": np.float32}).extend(
             {"jet_pt": np.ones(3, np.float32), "jet_eta": np.zeros(3, np.float32), "weight": np.ones(3, np.float32)})
-    r = run_cli(jetzip_exe, "compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path)
+    r = invoke("compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path)
     assert_fails(r, "no jet 4-vectors", "jet_pt", "jet_eta")
-    r = run_cli(jetzip_exe, "compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path,
+    r = invoke("compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path,
                 "--columns", "pt=jet_pt,eta=jet_eta,phi=jet_phi,m=jet_m")
     assert_fails(r, "no column(s) jet_phi, jet_m")
     assert not (tmp_path / "x.aez").exists()
 
 
-def test_missing_tree_lists_trees(tmp_path, jetzip_exe, small_model_path, nano_file):
+def test_missing_tree_lists_trees(tmp_path, small_model_path, nano_file):
     path, _ = nano_file
-    r = run_cli(jetzip_exe, "compress", path, "-o", tmp_path / "x.aez", "-m", small_model_path, "--tree", "Jets")
+    r = invoke("compress", path, "-o", tmp_path / "x.aez", "-m", small_model_path, "--tree", "Jets")
     assert_fails(r, "no tree 'Jets'", "Events")
 
 
 @pytest.mark.parametrize("bad,reason", [(math.nan, "NaN or inf"), (math.inf, "NaN or inf"),
                                         (-5.0, "pt <= 0"), (0.0, "pt <= 0")])
-def test_invalid_jets_are_counted_and_located(tmp_path, jetzip_exe, small_model_path, bad, reason):
+def test_invalid_jets_are_counted_and_located(tmp_path, small_model_path, bad, reason):
     j = jetfactory.jets(50, seed=1)
     e = jetfactory.energy(j["pt"], j["eta"], j["m"])
     pt = j["pt"].copy()
     pt[[7, 20, 33]] = bad
     jetfactory.write_csv(tmp_path / "j.csv", {"E": e, "pt": pt, "eta": j["eta"], "phi": j["phi"]})
     out = tmp_path / "x.aez"
-    r = run_cli(jetzip_exe, "compress", tmp_path / "j.csv", "-o", out, "-m", small_model_path, "--units", "GeV")
+    r = invoke("compress", tmp_path / "j.csv", "-o", out, "-m", small_model_path, "--units", "GeV")
     assert_fails(r, "3 jet(s) cannot be encoded", reason, "line 9", "--drop-invalid")
     assert not out.exists()
-    r = run_cli(jetzip_exe, "compress", tmp_path / "j.csv", "-o", out, "-m", small_model_path, "--units", "GeV",
+    r = invoke("compress", tmp_path / "j.csv", "-o", out, "-m", small_model_path, "--units", "GeV",
                 "--drop-invalid", "--json")
     assert r.returncode == 0, r.stderr
     assert b"dropped 3 invalid jets" in r.stderr
 
 
-def test_output_exists_without_force(tmp_path, jetzip_exe, small_model_path, nano_file):
+def test_output_exists_without_force(tmp_path, small_model_path, nano_file):
     path, _ = nano_file
     out = tmp_path / "x.aez"
     out.write_bytes(b"precious")
-    r = run_cli(jetzip_exe, "compress", path, "-o", out, "-m", small_model_path)
+    r = invoke("compress", path, "-o", out, "-m", small_model_path)
     assert_fails(r, "exists", "--force")
     assert out.read_bytes() == b"precious"
-    r = run_cli(jetzip_exe, "compress", path, "-o", out, "-m", small_model_path, "-f")
+    r = invoke("compress", path, "-o", out, "-m", small_model_path, "-f")
     assert r.returncode == 0
     assert out.read_bytes()[:4] == b"\x89AEZ"
 
 
-def test_output_may_not_be_the_input(tmp_path, jetzip_exe, small_model_path):
+def test_output_may_not_be_the_input(tmp_path, small_model_path):
     j = jetfactory.jets(20)
     p = tmp_path / "j.csv"
     jetfactory.write_csv(p, {"pt": j["pt"], "eta": j["eta"], "phi": j["phi"], "m": j["m"]})
     before = p.read_bytes()
-    r = run_cli(jetzip_exe, "compress", p, "-o", p, "-m", small_model_path, "-f")
+    r = invoke("compress", p, "-o", p, "-m", small_model_path, "-f")
     assert_fails(r, "is the input")
     assert p.read_bytes() == before
 
@@ -108,19 +108,19 @@ def _compressed(tmp_path, small_model_path, nano_file):
     return out
 
 
-def test_truncated_aez(tmp_path, jetzip_exe, small_model_path, nano_file):
+def test_truncated_aez(tmp_path, small_model_path, nano_file):
     good = _compressed(tmp_path, small_model_path, nano_file)
     data = good.read_bytes()
     bad = tmp_path / "trunc.aez"
     bad.write_bytes(data[: len(data) - 100])
-    r = run_cli(jetzip_exe, "decompress", bad, "-o", tmp_path / "x.root")
+    r = invoke("decompress", bad, "-o", tmp_path / "x.root")
     assert_fails(r, "truncated")
     assert not (tmp_path / "x.root").exists()
-    r = run_cli(jetzip_exe, "inspect", bad)
+    r = invoke("inspect", bad)
     assert_fails(r, "truncated")
 
 
-def test_corrupted_chunk_is_named(tmp_path, jetzip_exe, small_model_path, nano_file):
+def test_corrupted_chunk_is_named(tmp_path, small_model_path, nano_file):
     good = _compressed(tmp_path, small_model_path, nano_file)
     import jetzip
     from jetzip import container
@@ -134,17 +134,17 @@ def test_corrupted_chunk_is_named(tmp_path, jetzip_exe, small_model_path, nano_f
     data[target.offset + 40] ^= 0x10
     bad = tmp_path / "flip.aez"
     bad.write_bytes(bytes(data))
-    r = run_cli(jetzip_exe, "decompress", bad, "-o", tmp_path / "x.h5")
+    r = invoke("decompress", bad, "-o", tmp_path / "x.h5")
     assert_fails(r, "checksum mismatch", f"record {target.index} (CHNK)")
     assert not (tmp_path / "x.h5").exists()
-    r = run_cli(jetzip_exe, "decompress", bad, "-o", "-")
+    r = invoke("decompress", bad, "-o", "-")
     assert_fails(r, "checksum mismatch")
     assert r.stdout == b"", "nothing may reach stdout from a damaged file"
     with pytest.raises(jetzip.FormatError):
         jetzip.read_aez(bad)
 
 
-def test_model_hash_mismatch(tmp_path, jetzip_exe, small_model_path, nano_file):
+def test_model_hash_mismatch(tmp_path, small_model_path, nano_file):
     path, _ = nano_file
     import jetzip
     from jetzip.model import load_model
@@ -153,45 +153,45 @@ def test_model_hash_mismatch(tmp_path, jetzip_exe, small_model_path, nano_file):
     other = load_model(small_model_path)
     other.weights["decoder.0.bias"] = other.weights["decoder.0.bias"] + 1e-3
     other.save(tmp_path / "other.jzm")
-    r = run_cli(jetzip_exe, "decompress", aez, "-o", tmp_path / "x.root", "-m", tmp_path / "other.jzm")
+    r = invoke("decompress", aez, "-o", tmp_path / "x.root", "-m", tmp_path / "other.jzm")
     assert_fails(r, "is not the one")
     assert not (tmp_path / "x.root").exists()
-    r = run_cli(jetzip_exe, "decompress", aez, "-o", tmp_path / "x.root")
+    r = invoke("decompress", aez, "-o", tmp_path / "x.root")
     assert_fails(r, "does not embed its decoder", "--model")
 
 
-def test_newer_format_version(tmp_path, jetzip_exe, small_model_path, nano_file):
+def test_newer_format_version(tmp_path, small_model_path, nano_file):
     good = _compressed(tmp_path, small_model_path, nano_file)
     data = bytearray(good.read_bytes())
     data[8:10] = (2).to_bytes(2, "little")
     bad = tmp_path / "v2.aez"
     bad.write_bytes(bytes(data))
-    r = run_cli(jetzip_exe, "inspect", bad)
+    r = invoke("inspect", bad)
     assert_fails(r, "format version 2.0", "upgrade jetzip")
 
 
-def test_usage_errors_exit_2(jetzip_exe, tmp_path):
-    r = run_cli(jetzip_exe, "compress")
+def test_usage_errors_exit_2(tmp_path):
+    r = invoke("compress")
     assert r.returncode == 2
-    r = run_cli(jetzip_exe, "decompress", tmp_path / "x.aez")  # missing -o
+    r = invoke("decompress", tmp_path / "x.aez")  # missing -o
     assert r.returncode == 2
-    r = run_cli(jetzip_exe, "compress", "x.root", "--latent-dtype", "int8")
+    r = invoke("compress", "x.root", "--latent-dtype", "int8")
     assert r.returncode == 2
 
 
-def test_unknown_device(tmp_path, jetzip_exe, small_model_path, nano_file):
+def test_unknown_device(tmp_path, small_model_path, nano_file):
     path, _ = nano_file
-    r = run_cli(jetzip_exe, "compress", path, "-o", tmp_path / "x.aez", "-m", small_model_path, "--device", "tpu")
+    r = invoke("compress", path, "-o", tmp_path / "x.aez", "-m", small_model_path, "--device", "tpu")
     assert_fails(r, "unknown device")
     assert not (tmp_path / "x.aez").exists()
 
 
-def test_cuda_requested_without_cuda(tmp_path, jetzip_exe, small_model_path, nano_file):
+def test_cuda_requested_without_cuda(tmp_path, small_model_path, nano_file):
     import torch
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; the no-CUDA message cannot be shown")
     path, _ = nano_file
-    r = run_cli(jetzip_exe, "compress", path, "-o", tmp_path / "x.aez", "-m", small_model_path, "--device", "cuda")
+    r = invoke("compress", path, "-o", tmp_path / "x.aez", "-m", small_model_path, "--device", "cuda")
     assert_fails(r, "CUDA is not available")
 
 
@@ -215,39 +215,39 @@ def test_reordered_chunks_are_detected(tmp_path, small_model_path, nano_file):
         jetzip.read_aez(bad)
 
 
-def test_binary_outputs_refuse_stdout(tmp_path, jetzip_exe, small_model_path, nano_file):
+def test_binary_outputs_refuse_stdout(tmp_path, small_model_path, nano_file):
     path, _ = nano_file
     aez = tmp_path / "a.aez"
-    assert run_cli(jetzip_exe, "compress", path, "-o", aez, "-m", small_model_path).returncode == 0
-    r = run_cli(jetzip_exe, "compress", path, "-o", "-", "-m", small_model_path, cwd=tmp_path)
+    assert invoke("compress", path, "-o", aez, "-m", small_model_path).returncode == 0
+    r = invoke("compress", path, "-o", "-", "-m", small_model_path, cwd=tmp_path)
     assert_fails(r, "cannot go to standard output")
     for fmt in ("root", "hdf5"):
-        r = run_cli(jetzip_exe, "decompress", aez, "-o", "-", "--format", fmt, cwd=tmp_path)
+        r = invoke("decompress", aez, "-o", "-", "--format", fmt, cwd=tmp_path)
         assert_fails(r, "writes CSV only")
         assert r.stdout == b""
     assert not (tmp_path / "-").exists()
 
 
-def test_glob_output_must_be_a_folder_even_for_one_match(tmp_path, jetzip_exe, small_model_path, nano_file):
+def test_glob_output_must_be_a_folder_even_for_one_match(tmp_path, small_model_path, nano_file):
     path, _ = nano_file
     folder = tmp_path / "in"
     folder.mkdir()
     os.replace(path, folder / "a.root")
-    r = run_cli(jetzip_exe, "compress", str(folder / "*.root"), "-o", tmp_path / "out", "-m", small_model_path)
+    r = invoke("compress", str(folder / "*.root"), "-o", tmp_path / "out", "-m", small_model_path)
     assert_fails(r, "must be an existing folder with several inputs or a glob")
     assert not (tmp_path / "out").exists()
-    r = run_cli(jetzip_exe, "compress", str(folder / "*.root"), "-o", str(tmp_path / "made") + "/",
+    r = invoke("compress", str(folder / "*.root"), "-o", str(tmp_path / "made") + "/",
                 "-m", small_model_path)
     assert r.returncode == 0 and (tmp_path / "made" / "a.aez").is_file(), r.stderr  # 'dir/' is created
     (tmp_path / "out").mkdir()
-    r = run_cli(jetzip_exe, "compress", str(folder / "*.root"), "-o", tmp_path / "out", "-m", small_model_path)
+    r = invoke("compress", str(folder / "*.root"), "-o", tmp_path / "out", "-m", small_model_path)
     assert r.returncode == 0 and (tmp_path / "out" / "a.aez").is_file()
 
 
-def test_errors_are_one_line(tmp_path, jetzip_exe, small_model_path):
+def test_errors_are_one_line(tmp_path, small_model_path):
     empty = tmp_path / "empty.root"  # uproot's own message about it spans three lines
     empty.write_bytes(b"")
-    r = run_cli(jetzip_exe, "compress", empty, "-o", tmp_path / "x.aez", "-m", small_model_path)
+    r = invoke("compress", empty, "-o", tmp_path / "x.aez", "-m", small_model_path)
     assert_fails(r, "empty.root")
     assert len(r.stderr.decode().strip().splitlines()) == 1, r.stderr.decode()
 
@@ -271,10 +271,10 @@ def test_library_arguments_are_checked(tmp_path, nano_file, small_model_path):
             call()
 
 
-def test_file_shorter_than_its_preamble(tmp_path, jetzip_exe, small_model_path, nano_file):
+def test_file_shorter_than_its_preamble(tmp_path, small_model_path, nano_file):
     path, _ = nano_file
     aez = tmp_path / "a.aez"
-    assert run_cli(jetzip_exe, "compress", path, "-o", aez, "-m", small_model_path).returncode == 0
+    assert invoke("compress", path, "-o", aez, "-m", small_model_path).returncode == 0
     tiny = tmp_path / "tiny.aez"
     tiny.write_bytes(aez.read_bytes()[:10])
-    assert_fails(run_cli(jetzip_exe, "inspect", tiny), "truncated .aez file")
+    assert_fails(invoke("inspect", tiny), "truncated .aez file")

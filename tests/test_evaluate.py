@@ -11,7 +11,7 @@ import jetzip
 from jetzip.residuals import residuals, summarize
 
 import jetfactory
-from conftest import run_cli
+from conftest import invoke
 
 
 def test_phi_residual_wraps_around():
@@ -75,18 +75,18 @@ def test_evaluate_matches_direct_computation(tmp_path, small_model_path):
     assert rep["ratio_to_float32"] == pytest.approx(size / 3000 / 16)
 
 
-def test_evaluate_cli_json_and_mismatch(tmp_path, nano_file, small_model_path, jetzip_exe):
+def test_evaluate_cli_json_and_mismatch(tmp_path, nano_file, small_model_path):
     path, data = nano_file
     aez = tmp_path / "n.aez"
     jetzip.compress(path, aez, model=small_model_path)
-    r = run_cli(jetzip_exe, "evaluate", path, aez, "--json")
+    r = invoke("evaluate", path, aez, "--json")
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert set(rep["residuals"]) == {"E", "pt", "m", "eta", "phi"}
     assert rep["n_jets"] == int(data["counts"].sum())
     other = tmp_path / "other.root"
     jetfactory.write_nanoaod(other, n_events=100, seed=99)
-    r = run_cli(jetzip_exe, "evaluate", other, aez)
+    r = invoke("evaluate", other, aez)
     assert r.returncode == 1 and b"not the same table" in r.stderr
 
 

@@ -36,7 +36,7 @@ from jetzip import container
 from jetzip.aez import open_aez
 
 import jetfactory
-from conftest import REPO, run_cli
+from conftest import REPO, invoke
 
 # The standalone fuzzer's oracle helpers: one definition for the CI fuzz and examples/fuzz_aez.py.
 _spec = importlib.util.spec_from_file_location("fuzz_aez", REPO / "examples" / "fuzz_aez.py")
@@ -545,7 +545,7 @@ def test_missing_or_unreadable_file_is_an_input_error(work):
 
 # --- the command line ----------------------------------------------------------------------
 
-def test_cli_reports_damage_in_one_line(originals, work, jetzip_exe):
+def test_cli_reports_damage_in_one_line(originals, work):
     aez, model = originals["aez"], originals["model"]
     chunk = next(r for r in records(aez) if r[0] == "CHNK")
     flipped = bytearray(aez)
@@ -561,7 +561,7 @@ def test_cli_reports_damage_in_one_line(originals, work, jetzip_exe):
     for args, fname, data, needle in cases:
         path = work / fname
         write(path, data)
-        r = run_cli(jetzip_exe, args[0], path, *args[1:])
+        r = invoke(args[0], path, *args[1:])
         err = r.stderr.decode()
         assert r.returncode == 1, (fname, r.returncode, err)
         assert "Traceback" not in err and "internal error" not in err, (fname, err)

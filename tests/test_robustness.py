@@ -15,7 +15,7 @@ import uproot
 
 import jetzip
 import jetfactory
-from conftest import run_cli
+from conftest import invoke, run_cli
 
 
 def sha(path) -> str:
@@ -42,25 +42,25 @@ def csv_table(tmp_path, n=40, seed=1, **override):
 @pytest.mark.parametrize("column,value,reason", [
     ("E", math.nan, "NaN or inf"), ("E", -math.inf, "NaN or inf"), ("E", 0.0, "E <= 0"),
     ("E", -3.0, "E <= 0"), ("pt", -1.0, "pt <= 0")])
-def test_invalid_values_error_or_drop(tmp_path, jetzip_exe, small_model_path, column, value, reason):
+def test_invalid_values_error_or_drop(tmp_path, small_model_path, column, value, reason):
     p = csv_table(tmp_path, **{column: ([3, 9], value)})
     out = tmp_path / "x.aez"
-    r = run_cli(jetzip_exe, "compress", p, "-o", out, "-m", small_model_path, "--units", "GeV")
+    r = invoke("compress", p, "-o", out, "-m", small_model_path, "--units", "GeV")
     assert r.returncode == 1 and b"Traceback" not in r.stderr
     assert f"2 jet(s) cannot be encoded (2 with {reason})".encode() in r.stderr, r.stderr
     assert b"line 5" in r.stderr and not out.exists()
-    r = run_cli(jetzip_exe, "compress", p, "-o", out, "-m", small_model_path, "--units", "GeV", "--drop-invalid")
+    r = invoke("compress", p, "-o", out, "-m", small_model_path, "--units", "GeV", "--drop-invalid")
     assert r.returncode == 0 and b"dropped 2 invalid jets" in r.stderr
     assert jetzip.read_aez(out)["tail"]["n_jets"] == 38
 
 
-def test_energy_below_pt_is_invalid(tmp_path, jetzip_exe, small_model_path):
+def test_energy_below_pt_is_invalid(tmp_path, small_model_path):
     j = jetfactory.jets(30, seed=2)
     cols = {"E": jetfactory.energy(j["pt"], j["eta"], j["m"]).astype(np.float64), "pt": j["pt"].astype(np.float64),
             "eta": j["eta"].astype(np.float64), "phi": j["phi"].astype(np.float64)}
     cols["E"][4] = cols["pt"][4] * 0.5
     jetfactory.write_csv(tmp_path / "j.csv", cols)
-    r = run_cli(jetzip_exe, "compress", tmp_path / "j.csv", "-o", tmp_path / "x.aez", "-m", small_model_path,
+    r = invoke("compress", tmp_path / "j.csv", "-o", tmp_path / "x.aez", "-m", small_model_path,
                 "--units", "GeV")
     assert r.returncode == 1 and b"1 with E < pt" in r.stderr and b"line 6" in r.stderr
 
@@ -85,9 +85,9 @@ def test_dropping_invalid_jets_keeps_event_structure(tmp_path, small_model_path)
     np.testing.assert_array_equal(counts, expected)
 
 
-def test_jets_outside_training_ranges_are_counted(tmp_path, jetzip_exe, small_model_path):
+def test_jets_outside_training_ranges_are_counted(tmp_path, small_model_path):
     p = csv_table(tmp_path, n=50, eta=([1, 2, 3], 7.5))
-    r = run_cli(jetzip_exe, "compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path, "--units", "GeV")
+    r = invoke("compress", p, "-o", tmp_path / "x.aez", "-m", small_model_path, "--units", "GeV")
     assert r.returncode == 0
     assert b"3 of 50 jets (6.00%) lie outside the model's training ranges" in r.stderr
 
@@ -101,11 +101,11 @@ def test_phi_outside_range_is_wrapped(tmp_path, small_model_path):
     assert back[0, 3] == pytest.approx(-np.pi / 2, abs=0.2)  # 3pi/2 is -pi/2 after wrapping
 
 
-def test_empty_files(tmp_path, jetzip_exe, small_model_path):
+def test_empty_files(tmp_path, small_model_path):
     for name, needle in (("e.root", b"cannot read as a ROOT file"), ("e.csv", b"is empty"),
                          ("e.h5", b"cannot read as an HDF5 file")):
         (tmp_path / name).write_bytes(b"")
-        r = run_cli(jetzip_exe, "compress", tmp_path / name, "-o", tmp_path / "x.aez", "-m", small_model_path)
+        r = invoke("compress", tmp_path / name, "-o", tmp_path / "x.aez", "-m", small_model_path)
         assert r.returncode == 1 and needle in r.stderr, (name, r.stderr)
         assert not (tmp_path / "x.aez").exists()
 
@@ -118,13 +118,13 @@ def test_header_only_csv_gives_an_empty_aez(tmp_path, small_model_path):
     assert (tmp_path / "back.csv").read_text() == "pt,eta,phi,m\n"
 
 
-def test_non_numeric_and_ragged_csv(tmp_path, jetzip_exe, small_model_path):
+def test_non_numeric_and_ragged_csv(tmp_path, small_model_path):
     (tmp_path / "a.csv").write_text("pt,eta,phi,m\n30,0.1,0.2,5\n40,abc,0.3,6\n")
-    r = run_cli(jetzip_exe, "compress", tmp_path / "a.csv", "-o", tmp_path / "x.aez", "-m", small_model_path,
+    r = invoke("compress", tmp_path / "a.csv", "-o", tmp_path / "x.aez", "-m", small_model_path,
                 "--units", "GeV")
     assert r.returncode == 1 and b"line 3: non-numeric cell 'abc'" in r.stderr
     (tmp_path / "b.csv").write_text("pt,eta,phi,m\n30,0.1,0.2,5\n40,0.3,6\n")
-    r = run_cli(jetzip_exe, "compress", tmp_path / "b.csv", "-o", tmp_path / "x.aez", "-m", small_model_path,
+    r = invoke("compress", tmp_path / "b.csv", "-o", tmp_path / "x.aez", "-m", small_model_path,
                 "--units", "GeV")
     assert r.returncode == 1 and b"line 3 has 3 cells, the header has 4" in r.stderr
     assert not (tmp_path / "x.aez").exists()
@@ -203,25 +203,25 @@ def test_failed_decompress_keeps_existing_output(tmp_path, nano_file, small_mode
 
 def test_interrupted_training_resumes(tmp_path, jetzip_exe):
     src = tmp_path / "jets.root"
-    jetfactory.write_nanoaod(src, n_events=4000, seed=6)
+    jetfactory.write_nanoaod(src, n_events=300, seed=6)  # ~1.4k jets: an epoch takes a fraction of a second
     out = tmp_path / "m.jzm"
-    args = [jetzip_exe, "train", str(src), "-o", str(out), "--arch", "AE_3D_50", "--epochs", "40",
-            "--batch-size", "64", "--seed", "1"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    options = ["--arch", "AE_3D_50", "--epochs", "12", "--batch-size", "64", "--seed", "1"]
+    proc = subprocess.Popen([jetzip_exe, "train", str(src), "-o", str(out), *options],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ckpt = tmp_path / "m.jzm.ckpt"
     deadline = time.time() + 120
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
     assert not out.exists() and ckpt.exists()
-    r = run_cli(jetzip_exe, "train", src, "-o", out, "--arch", "AE_3D_50", "--epochs", "40",
-                "--batch-size", "64", "--seed", "1", "--resume", "--patience", "1")
+    r = invoke("train", src, "-o", out, *options, "--resume", "--patience", "1")
     assert r.returncode == 0, r.stderr
     assert b"resumed at epoch" in r.stderr
-    assert jetzip.load_model(out).arch.name == "AE_3D_50"
+    model = jetzip.load_model(out)
+    assert model.arch.name == "AE_3D_50" and model.history[0]["epoch"] == 0
 
 
 def test_library_import_does_not_need_click():
