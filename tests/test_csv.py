@@ -56,15 +56,16 @@ def test_jagged_csv_output_repeats_kept_branches_per_jet(tmp_path, nano_file, sm
     jetzip.compress(path, tmp_path / "n.aez", model=small_model_path, keep_branches=["run", "MET_pt"])
     jetzip.decompress(tmp_path / "n.aez", tmp_path / "n.csv")
     header, rows = read_rows(tmp_path / "n.csv")
-    # the original has an `event` branch of its own (not kept here): the index is named apart
-    assert header == ["jetzip_event", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "run", "MET_pt"]
+    # the original has an `event` branch of its own (not kept here): the index is named apart;
+    # the other columns in the original's branch order (run, event, MET_pt, nJet, Jet_*)
+    assert header == ["jetzip_event", "run", "MET_pt", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass"]
     counts = data["counts"].astype(np.int64)
     assert len(rows) == counts.sum()
     orig = uproot.open(path)["Events"].arrays(["run", "MET_pt"], library="np")
     event = np.array([int(r[0]) for r in rows])
     np.testing.assert_array_equal(event, np.repeat(np.arange(len(counts)), counts))
-    np.testing.assert_array_equal([int(r[5]) for r in rows], np.repeat(orig["run"], counts))
-    met = np.array([float(r[6]) for r in rows]).astype(np.float32)
+    np.testing.assert_array_equal([int(r[1]) for r in rows], np.repeat(orig["run"], counts))
+    met = np.array([float(r[2]) for r in rows]).astype(np.float32)
     np.testing.assert_array_equal(met, np.repeat(orig["MET_pt"], counts))
 
 
@@ -259,7 +260,7 @@ def test_nanoaod_through_csv_keeps_events_counts_and_kept_branches(tmp_path, nan
     assert any("events without jets" in w for w in warnings)
     header, _ = read_rows(tmp_path / "x.csv")
     # the kept branch `event` keeps its name; the event index gets another one
-    assert header == ["jetzip_event", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "run", "event", "MET_pt"]
+    assert header == ["jetzip_event", "run", "event", "MET_pt", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass"]
 
     rep = jetzip.compress(tmp_path / "x.csv", tmp_path / "b.aez", model=small_model_path, keep_branches=keep,
                           chunk_jets=256)

@@ -370,8 +370,10 @@ def test_several_jets_per_row_are_events_of_jets_restored_in_the_same_columns(tm
         pq.write_table(pa.table(d), path)
     back = tmp_path / f"back{path.suffix}"
     info, chunks = roundtrip(path, back, units="GeV", chunk_jets=100)
-    assert info.layout == "wide" and info.jagged and info.representation == "PxPyPzM"
-    assert info.columns == {"px": "pxj1", "py": "pyj1", "pz": "pzj1", "m": "mj1"}
+    assert info.layout == "jets-per-row" and info.jagged and info.representation == "PxPyPzM"
+    # described as the ROOT reader describes such columns (pattern names), every column spelled out
+    assert info.collection == "j*" and info.columns == {"px": "pxj*", "py": "pyj*", "pz": "pzj*", "m": "mj*"}
+    assert info.extra["slots"]["slots"] == ["j1", "j2"] and info.extra["slots"]["template"] == "{var}{slot}"
     assert [list(s.values()) for s in info.extra["wide"]["jets"]] == [["pxj1", "pyj1", "pzj1", "mj1"],
                                                                       ["pxj2", "pyj2", "pzj2", "mj2"]]
     assert {"tau1j1", "tau2j2", "label"} <= set(info.kept_branches)
@@ -395,13 +397,55 @@ def test_wide_names_are_recognised():
     assert parse_wide_name("jet2_eta") == ("", "eta", 2)
     assert parse_wide_name("tau1j1") is None and parse_wide_name("mjj") is None
     names = [f"{v}_h{h}_j{j}" for h in (1, 2) for j in (1, 2) for v in ("pT", "eta", "phi", "m")]
-    assert set(find_wide(names)) == {"h1", "h2"}
-    with pytest.raises(InputError, match="several sets of jets per row"):
-        import tempfile
+    # as the ROOT reader groups them: four slots h1_j1 ... h2_j2, 'tag' a per-jet variable
+    (w,) = find_wide(names).values()
+    assert w.pattern == "h*_j*" and len(w.jets) == 4 and w.extras == {}
+    w = find_wide([*names, *(f"tag_h{h}_j{j}" for h in (1, 2) for j in (1, 2))])["h*_j*"]
+    assert w.extras == {"tag_h*_j*": ["tag_h1_j1", "tag_h1_j2", "tag_h2_j1", "tag_h2_j2"]}
+    assert w.columns == {"pt": "pT_h*_j*", "eta": "eta_h*_j*", "phi": "phi_h*_j*", "m": "m_h*_j*"}
+    # names with the index before the variable have no template: jet 1's columns name the roles
+    w = find_wide([f"jet{j}_{v}" for j in (1, 2, 3) for v in ("pt", "eta", "phi", "E")])["jet*"]
+    assert len(w.jets) == 3 and w.slots is None and w.columns["pt"] == "jet1_pt"
 
-        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
-            f.write(",".join(names) + "\n" + ",".join(["1"] * len(names)) + "\n")
-        open_table(f.name)
+
+def test_jets_per_row_with_a_per_jet_variable_and_two_sets(tmp_path):
+    rng = np.random.default_rng(6)
+    n = 50
+    cols = {}
+    for h in (1, 2):
+        for j in (1, 2):
+            pt = rng.uniform(30, 300, n)
+            cols.update({f"pT_h{h}_j{j}": pt, f"eta_h{h}_j{j}": rng.normal(0, 1, n),
+                         f"phi_h{h}_j{j}": rng.uniform(-3, 3, n), f"m_h{h}_j{j}": rng.uniform(1, 20, n)})
+            cols[f"tag_h{h}_j{j}"] = rng.integers(0, 2, n)
+    cols["weight"] = rng.uniform(0, 1, n)
+    with open(tmp_path / "h.csv", "w") as f:
+        f.write(",".join(cols) + "\n")
+        for row in zip(*cols.values()):
+            f.write(",".join(str(v) for v in row) + "\n")
+    info, chunks = roundtrip(tmp_path / "h.csv", tmp_path / "b.csv", units="GeV")
+    assert info.collection == "h*_j*" and info.jet_branches == ["tag_h*_j*"] and info.kept_branches == ["weight"]
+    assert info.dtypes["tag_h*_j*"] == "int64"
+    np.testing.assert_array_equal(chunks[0].jet_kept["tag_h*_j*"][:4],
+                                  [cols[f"tag_h{h}_j{j}"][0] for h in (1, 2) for j in (1, 2)])
+    header = (tmp_path / "b.csv").read_text().splitlines()[0].split(",")
+    assert header == list(cols)
+    _, c0, n0, k0, j0 = read_all(tmp_path / "h.csv", units="GeV")
+    _, c1, n1, k1, j1 = read_all(tmp_path / "b.csv", units="GeV")
+    np.testing.assert_array_equal(n1, n0)
+    np.testing.assert_array_equal(j1["tag_h*_j*"], j0["tag_h*_j*"])
+    close(c0["pt"], c1["pt"], rtol=1e-6)
+    # the same table to HDF5 and Parquet: the same columns
+    import h5py
+
+    roundtrip(tmp_path / "h.csv", tmp_path / "b.h5", fmt="hdf5", units="GeV")
+    with h5py.File(tmp_path / "b.h5") as f:
+        assert list(f) == list(cols) and f["tag_h2_j1"].dtype == np.int64
+    if __import__("importlib").util.find_spec("pyarrow"):
+        import pyarrow.parquet as pq
+
+        roundtrip(tmp_path / "h.csv", tmp_path / "b.parquet", fmt="parquet", units="GeV")
+        assert pq.read_schema(tmp_path / "b.parquet").names == list(cols)
 
 
 # --- Parquet ------------------------------------------------------------------------------------

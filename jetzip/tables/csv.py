@@ -57,8 +57,8 @@ import numpy as np
 from ..errors import InputError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
-from .layouts import PRESETS, candidates as jet_candidates, choose_collection
-from .wide import find_wide, representation_of_slots, stack, unstack, wide_names
+from .layouts import PRESETS, choose_collection
+from .wide import Wide, choose_wide, representation_of_slots, stack, unstack, wide_of
 
 EVENT_COLUMN = "event"
 # The event index's name when the original table has an `event` column of its own.
@@ -129,17 +129,14 @@ class CsvSource:
                              f"{f' and {len(dup) - 10} more' if len(dup) > 10 else ''})")
         where = self.path if self.sep == "," else f"{self.path} (separator {_sep_name(self.sep)})"
         preset = PRESETS[preset_name] if preset_name else None
-        self.wide = None
-        wide = find_wide(self.names) if columns is None and not jet_candidates(self.names) else {}
-        if wide and (collection is None or collection in wide):
-            if collection is None and len(wide) > 1:
-                raise InputError(f"{where}: several sets of jets per row found ({', '.join(sorted(wide))}); "
-                                 "choose one with --collection NAME")
-            coll_name = collection if collection is not None else next(iter(wide))
-            self.wide = wide[coll_name]
-            used = dict(self.wide[0])
-            representation = representation_of_slots(self.wide)
-            jet_names = wide_names({"wide": {"jets": self.wide}})
+        self.wide: Wide | None = choose_wide(self.names, where=where, collection=collection, columns=columns)
+        slot_extras: list[str] = []
+        if self.wide is not None:
+            coll_name = self.wide.pattern
+            used = dict(self.wide.jets[0])
+            representation = representation_of_slots(self.wide.jets)
+            jet_names = [n for slot in self.wide.jets for n in slot.values()]
+            slot_extras = [c for cols in self.wide.extras.values() for c in cols]
         else:
             coll = choose_collection(self.names, where=where, columns=columns, collection=collection,
                                      preset=preset if preset and preset.collection else None)
@@ -173,6 +170,12 @@ class CsvSource:
         rows, row_lines = self._split(raw, lines)
         self.kinds = {n: "f8" for n in self.names}
         jet_set = set(jet_names)
+        for name in slot_extras:  # per-slot variables: read as numbers of their own kind
+            kind = _cell_kind([r[self.index[name]] for r in rows])
+            if kind is None:
+                raise InputError(f"{where}: column {name} (a per-jet variable of {coll_name}) holds text")
+            self.kinds[name] = kind
+        jet_set |= set(slot_extras)
         cells_of = list(zip(*rows)) if rows else [()] * len(self.names)
         numeric: dict[str, bool] = {}
         for name in self.names:
@@ -207,18 +210,23 @@ class CsvSource:
         carried_set = {*kept, *jet_branches}
         for name in self.names:
             if name not in carried_set and name != self.event_column:
-                self.kinds[name] = "f8" if name in jet_set or numeric.get(name) else self.kinds[name]
+                if name not in slot_extras:
+                    self.kinds[name] = "f8" if name in jet_set or numeric.get(name) else self.kinds[name]
         self.kept = kept
         self.jet_branches = jet_branches
-        self.needed = list(dict.fromkeys([*jet_names, *kept, *jet_branches,
+        self.needed = list(dict.fromkeys([*jet_names, *slot_extras, *kept, *jet_branches,
                                           *([self.event_column] if self.event_column else [])]))
 
+        if self.wide is not None:
+            jet_branches = list(self.wide.extras)  # per-slot variables, by pattern name
+            self.jet_branches = jet_branches
         units_inferred, reason = False, ""
         if units is None and preset is not None and preset.units:
             units, reason = preset.units, f"the {preset.name} layout is in {preset.units}"
         if units is None:
             sample = {n: self._convert([r[self.index[n]] for r in rows], n, row_lines) for n in jet_names}
             if self.wide is not None:
+                sample.update({n: np.zeros(len(rows)) for n in slot_extras})
                 roles = stack(sample, self.wide)[0]
             else:
                 roles = {role: sample[n] for role, n in used.items()}
@@ -227,8 +235,12 @@ class CsvSource:
         self._rewind()
         dtypes = {n: "float64" for n in jet_names}
         kind_name = {k: np.dtype(k).name for k in ("f8", "i8", "u8")}
-        dtypes.update({n: kind_name[self.kinds[n]] for n in [*kept, *jet_branches]})
-        carried = {*jet_names, *kept, *jet_branches, self.event_column}
+        if self.wide is not None:
+            dtypes.update({n: kind_name[self.kinds[n]] for n in [*kept, *slot_extras]})
+            dtypes.update({pn: kind_name[self.kinds[cols[0]]] for pn, cols in self.wide.extras.items()})
+        else:
+            dtypes.update({n: kind_name[self.kinds[n]] for n in [*kept, *jet_branches]})
+        carried = {*jet_names, *slot_extras, *kept, *jet_branches, self.event_column}
         extra: dict = {}
         if self.event_column:
             extra["csv_event_column"] = self.event_column
@@ -237,11 +249,11 @@ class CsvSource:
         if note:
             extra["csv_separator_note"] = note
         if self.wide is not None:
-            extra["wide"] = {"collection": coll_name, "jets": self.wide}
+            extra.update(self.wide.to_extra())
         self.info = TableInfo(
             file=os.path.basename(self.path), format="csv", tree=None,
-            layout="wide" if self.wide else ("jagged" if self.jagged else "flat"), collection=coll_name,
-            jagged=self.jagged, counter=None, columns=used, representation=representation, units=units,
+            layout="jets-per-row" if self.wide else ("jagged" if self.jagged else "flat"), collection=coll_name,
+            jagged=self.jagged, counter=None, columns=self.wide.columns if self.wide else used, representation=representation, units=units,
             units_inferred=units_inferred, units_reason=reason, dtypes=dtypes, kept_branches=kept,
             jet_branches=jet_branches, branch_order=[n for n in self.names if n != self.event_column],
             other_branches=[n for n in self.names if n not in carried], extra=extra)
@@ -354,7 +366,7 @@ class CsvSource:
         """Chunks of about `jets_per_chunk` rows; for jagged tables, whole events only."""
         target = max(1, min(int(jets_per_chunk), MAX_CHUNK_JETS))
         if self.wide is not None:
-            target = max(1, target // len(self.wide))
+            target = max(1, target // len(self.wide.jets))
         self._rewind()
         buf: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
         n_buf = 0
@@ -444,10 +456,12 @@ class CsvSource:
             kept = {k: self._per_event(k, cols[k], ev, starts, counts, lines) for k in self.kept}
         else:
             kept = {k: cols[k] for k in self.kept}
-        jet_kept = {k: cols[k] for k in self.jet_branches}
         entries = len(counts) if counts is not None else n
         if self.wide is not None:
-            jets, counts = stack(cols, self.wide)
+            jets, counts, jet_kept = stack(cols, self.wide)
+        else:
+            jet_kept = {k: cols[k] for k in self.jet_branches}
+        if self.wide is not None:
             lines = np.repeat(lines, counts.astype(np.int64))
             n = len(lines)
         chunk = CsvChunk(jets, counts, kept, state["jet"], state["entry"], jet_kept, lines)
@@ -579,15 +593,14 @@ class CsvWriter:
         self.info = info
         self.names = names
         self.kept_names = list(kept_dtypes)
-        self.jet_names_kept = [n for n in info.jet_branches if n not in kept_dtypes]
-        self.dtypes = {**{n: info.dtypes.get(n, "float64") for n in self.jet_names_kept}, **kept_dtypes}
-        self.wide = (info.extra.get("wide") or {}).get("jets")
+        self.wide = wide_of(info)
+        self.jet_names_kept = [n for n in info.jet_branches if n not in kept_dtypes] if self.wide is None else []
         self.sep = info.extra.get("csv_separator", ",") if info.format == "csv" else ","
         if self.sep not in SEPARATORS:
             self.sep = ","
         self.event = 0
         self.event_column = None
-        jet_cols = wide_names(info.extra) if self.wide else list(names.values())
+        jet_cols = self.wide.names() if self.wide else list(names.values())
         if info.jagged and not self.wide:
             original = {*info.branch_order, *info.other_branches, *info.kept_branches, *info.jet_branches,
                         *names.values()}
@@ -622,7 +635,7 @@ class CsvWriter:
         parts: list[np.ndarray] = []
         if self.wide:
             assert counts is not None
-            values = {k: np.asarray(v) for k, v in unstack(columns, counts, self.wide).items()}
+            values = {k: np.asarray(v) for k, v in unstack(columns, counts, self.wide, jet_kept).items()}
             n = len(counts)
             c = None
         else:

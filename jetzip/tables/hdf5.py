@@ -48,7 +48,7 @@ from ..errors import InputError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
 from .layouts import PRESETS, candidates, choose_collection
-from .wide import find_wide, representation_of_slots, stack, unstack, wide_names
+from .wide import Wide, choose_wide, find_wide, representation_of_slots, stack, unstack, wide_of
 
 COUNTER_NAMES = ("counts", "n_jets", "njets", "njet", "nJet", "jet_n", "n_jet")  # any case
 MAX_EVENT_JETS = 1 << 20  # jets in one event: more is refused (memory stays bounded)
@@ -342,16 +342,11 @@ class Hdf5Source:
         self.cols = {c.name: c for c in cols}
         names = list(self.cols)
         preset = PRESETS[preset_name] if preset_name else None
-        self.wide: list[dict[str, str]] | None = None
-        wide = find_wide(names) if columns is None and not candidates(names) else {}
-        if wide and (collection is None or collection in wide):
-            if collection is None and len(wide) > 1:
-                raise InputError(f"{where}: several sets of jets per row found ({', '.join(sorted(wide))}); "
-                                 "choose one with --collection NAME")
-            coll_name = collection if collection is not None else next(iter(wide))
-            self.wide = wide[coll_name]
-            used = dict(self.wide[0])
-            representation = representation_of_slots(self.wide)
+        self.wide: Wide | None = choose_wide(names, where=where, collection=collection, columns=columns)
+        if self.wide is not None:
+            coll_name = self.wide.pattern
+            used = dict(self.wide.jets[0])
+            representation = representation_of_slots(self.wide.jets)
         else:
             coll = choose_collection(names, where=where, columns=columns, collection=collection,
                                      preset=preset if preset and preset.collection else None)
@@ -360,7 +355,7 @@ class Hdf5Source:
         for n in used.values():
             if self.cols[n].dtype.kind not in "biuf":
                 raise InputError(f"{where}: column {n} is not numeric")
-        jet_cols = [self.cols[n] for n in (used.values() if self.wide is None else wide_names({"wide": {"jets": self.wide}}))]
+        jet_cols = [self.cols[n] for n in (used.values() if self.wide is None else self.wide.names())]
         vlen = {c.vlen for c in jet_cols}
         if len(vlen) > 1:
             raise InputError(f"{where}: jet columns mix variable-length and plain datasets "
@@ -425,6 +420,8 @@ class Hdf5Source:
             elif self.jagged and not self.wide and c.vlen == self.vlen and \
                     (self.vlen and c.length == n_rows or not self.vlen and c.length == self.n_jets):
                 jet_branches.append(c.name)
+        if self.wide is not None:
+            jet_branches = list(self.wide.extras)  # per-slot variables: per jet
         carried = {*jet_names, counter, *kept, *jet_branches}
         other = [n for n in names if n not in carried]
 
@@ -434,7 +431,7 @@ class Hdf5Source:
             units, reason = declared, f"the file declares {declared} (units attribute)"
         if units is None and preset is not None and preset.units:
             units, reason = preset.units, f"the {preset.name} layout is in {preset.units}"
-        self.used = used
+        self.used = used if self.wide is None else dict(self.wide.jets[0])
         self.kept = kept
         self.jet_branches = jet_branches
         if units is None:
@@ -443,18 +440,21 @@ class Hdf5Source:
         # members restored by the writer (not copied into the extras image)
         self._own = set(own) if layout != "columns" else carried - {None}
         self.tree = tree
-        dtypes = {n: self.cols[n].dtype.name for n in [*used.values(), *kept, *jet_branches]
-                  + ([counter] if counter else [])}
         extra: dict[str, Any] = {"hdf5_layout": "vlen" if self.vlen else layout}
         if self.wide is not None:
-            extra["wide"] = {"collection": coll_name, "jets": self.wide}
-            dtypes.update({n: self.cols[n].dtype.name for n in jet_names})
+            extra.update(self.wide.to_extra())
+            dtypes = {n: self.cols[n].dtype.name for n in [*self.wide.names(), *kept]}
+            dtypes.update({pn: self.cols[cols_[0]].dtype.name for pn, cols_ in self.wide.extras.items()})
+            used = self.wide.columns
+        else:
+            dtypes = {n: self.cols[n].dtype.name for n in [*used.values(), *kept, *jet_branches]
+                      + ([counter] if counter else [])}
         if layout.startswith("pandas"):
             extra["pandas"] = self._pandas_description(layout, node, cols)
         self.not_carried: list[str] = []
         self.info = TableInfo(
             file=os.path.basename(self.path), format="hdf5", tree=tree,
-            layout="wide" if self.wide else ("jagged" if self.jagged else "flat"),
+            layout="jets-per-row" if self.wide else ("jagged" if self.jagged else "flat"),
             collection=coll_name, jagged=self.jagged, counter=counter, columns=used,
             representation=representation, units=units, units_inferred=units_inferred,
             units_reason=reason, dtypes=dtypes, kept_branches=kept, jet_branches=jet_branches,
@@ -599,15 +599,15 @@ class Hdf5Source:
             step = int(min(max(1, target / per_event), COUNTER_BLOCK))
 
     def _wide_chunks(self, target: int) -> Iterator[JetChunk]:
-        k = len(self.wide)
+        k = len(self.wide.jets)
         rows_per = max(1, target // k)
-        names = wide_names({"wide": {"jets": self.wide}})
+        names = self.wide.names()
         first_jet = 0
         for start in range(0, self.n_entries, rows_per):
             stop = min(start + rows_per, self.n_entries)
             raw = self._rows(names, start, stop)
-            jets, counts = stack(raw, self.wide)
-            yield JetChunk(jets, counts, self._rows(self.kept, start, stop), first_jet, start)
+            jets, counts, per_jet = stack(raw, self.wide)
+            yield JetChunk(jets, counts, self._rows(self.kept, start, stop), first_jet, start, per_jet)
             first_jet += int(counts.sum())
 
     # --- everything else in the file ----------------------------------------------------------
@@ -754,11 +754,21 @@ class Hdf5Writer:
         self.info = info
         self.names = names
         self.kept_dtypes = dict(kept_dtypes)
-        self.jet_dtypes = {n: info.dtypes.get(n, "float64") for n in info.jet_branches}
-        self.layout = info.extra.get("hdf5_layout", "columns")
-        self.wide = (info.extra.get("wide") or {}).get("jets")
+        self.layout = info.extra.get("hdf5_layout", "columns") if info.format == "hdf5" else "columns"
+        self.wide = wide_of(info)
         self.rows = 0
-        self.jet_names = list(names.values()) if not self.wide else [n for s in self.wide for n in s.values()]
+        if self.wide is not None:
+            self.jet_dtypes: dict[str, str] = {}
+            # one column per (slot, variable): the 4-vector's float32, the extras' own dtype
+            self.jet_names = [n for slot in self.wide.jets for n in slot.values()]
+            self.slot_dtypes = {n: "<f4" for n in self.jet_names}
+            for pn, cols in self.wide.extras.items():
+                self.slot_dtypes.update({c: info.dtypes.get(pn, "float64") for c in cols})
+                self.jet_names += cols
+        else:
+            self.jet_dtypes = {n: info.dtypes.get(n, "float64") for n in info.jet_branches}
+            self.jet_names = list(names.values())
+            self.slot_dtypes = {n: "<f4" for n in self.jet_names}
         try:
             # no raw-data chunk cache: a write that fails (full disk) fails in write(), and no dirty
             # chunk is left for a later close to flush (which crashed HDF5: issue 12)
@@ -788,7 +798,7 @@ class Hdf5Writer:
             parent, _, dname = tree.rpartition("/")
             group = self._group(parent)
             fields = self._order(self.jet_names + list(self.kept_dtypes))
-            dt = {**{n: "<f4" for n in self.jet_names}, **self.kept_dtypes}
+            dt = {**self.slot_dtypes, **self.kept_dtypes}
             self.table = group.create_dataset(dname or "jets", shape=(0,), maxshape=(None,),
                                               dtype=np.dtype([(n, dt[n]) for n in fields]), chunks=True)
             self.table.attrs["units"] = info.units  # read back by Hdf5Source: no guessing
@@ -802,7 +812,7 @@ class Hdf5Writer:
         self.group = group
         dtypes: dict[str, Any] = {}
         for n in self.jet_names:
-            dtypes[n] = h5py.vlen_dtype(np.float32) if self.layout == "vlen" else "<f4"
+            dtypes[n] = h5py.vlen_dtype(np.float32) if self.layout == "vlen" else self.slot_dtypes[n]
         self.counter = None
         if info.jagged and not self.wide:
             self.counter = info.counter or (None if self.layout == "vlen" else f"n{info.collection or 'Jet'}")
@@ -862,7 +872,7 @@ class Hdf5Writer:
               kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None:
         if self.file is None:
             raise InputError("cannot write HDF5 output: an earlier write failed")
-        nbytes = sum(np.asarray(v).nbytes for v in columns.values()) * (len(self.wide) if self.wide else 1)
+        nbytes = sum(np.asarray(v).nbytes for v in columns.values()) * 2
         nbytes += sum(np.asarray(v).nbytes for d in (kept, jet_kept or {}) for v in d.values())
         self._check_space(2 * nbytes)
         try:
@@ -904,10 +914,10 @@ class Hdf5Writer:
             pass
         gc.collect()
 
-    def _by_name(self, columns, counts, kept) -> dict[str, np.ndarray]:
+    def _by_name(self, columns, counts, kept, jet_kept=None) -> dict[str, np.ndarray]:
         """Every column of one row (event) per value, by its name in the file."""
         if self.wide:
-            out = unstack(columns, counts, self.wide)
+            out = unstack(columns, counts, self.wide, jet_kept)
         else:
             out = {name: np.asarray(columns[role]) for role, name in self.names.items()}
         out.update({k: np.asarray(v) for k, v in kept.items() if k in self.kept_dtypes})
@@ -916,14 +926,14 @@ class Hdf5Writer:
     def _write(self, columns, counts, kept, jet_kept) -> None:
         n_jets = len(next(iter(columns.values())))
         if self.layout == "compound":
-            data = self._by_name(columns, counts, kept)
+            data = self._by_name(columns, counts, kept, jet_kept)
             block = np.empty(n_jets, dtype=self.table.dtype)
             for name in self.table.dtype.names:
                 block[name] = data[name]
             self._append(self.table, block)
             return
         if self.layout == "pandas-fixed":
-            data = self._by_name(columns, counts, kept)
+            data = self._by_name(columns, counts, kept, jet_kept)
             rows = len(next(iter(data.values())))
             for items, vals in self.blocks:
                 self._append(vals, np.stack([data[n].astype(vals.dtype) for n in items], axis=1)
@@ -933,7 +943,7 @@ class Hdf5Writer:
             self.rows += rows
             return
         if self.layout == "pandas-table":
-            data = self._by_name(columns, counts, kept)
+            data = self._by_name(columns, counts, kept, jet_kept)
             rows = len(next(iter(data.values())))
             block = np.zeros(rows, dtype=self.table.dtype)
             for f in self.fields:
@@ -949,7 +959,7 @@ class Hdf5Writer:
             self.rows += rows
             return
         if self.wide:
-            for name, v in self._by_name(columns, counts, kept).items():
+            for name, v in self._by_name(columns, counts, kept, jet_kept).items():
                 self._append(self.datasets[name], v)
             return
         if self.layout == "vlen":

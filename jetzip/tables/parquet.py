@@ -31,8 +31,8 @@ import numpy as np
 from ..errors import InputError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
-from .layouts import PRESETS, candidates, choose_collection
-from .wide import find_wide, representation_of_slots, stack, unstack, wide_names
+from .layouts import PRESETS, choose_collection
+from .wide import Wide, choose_wide, representation_of_slots, stack, unstack, wide_of
 
 INSTALL_HINT = "Parquet needs pyarrow: pip install 'jetzip[parquet]' (or pip install pyarrow)"
 COUNTER_NAMES = ("counts", "n_jets", "njets", "njet", "nJet", "jet_n", "n_jet")
@@ -135,17 +135,12 @@ class ParquetSource:
         self.cols = {c.name: c for c in cols}
         names = list(self.cols)
         preset = PRESETS[preset_name] if preset_name else None
-        self.wide = None
-        wide = find_wide(names) if columns is None and not candidates(names) else {}
-        if wide and (collection is None or collection in wide):
-            if collection is None and len(wide) > 1:
-                raise InputError(f"{where}: several sets of jets per row found ({', '.join(sorted(wide))}); "
-                                 "choose one with --collection NAME")
-            coll_name = collection if collection is not None else next(iter(wide))
-            self.wide = wide[coll_name]
-            used = dict(self.wide[0])
-            representation = representation_of_slots(self.wide)
-            jet_names = wide_names({"wide": {"jets": self.wide}})
+        self.wide: Wide | None = choose_wide(names, where=where, collection=collection, columns=columns)
+        if self.wide is not None:
+            coll_name = self.wide.pattern
+            used = dict(self.wide.jets[0])
+            representation = representation_of_slots(self.wide.jets)
+            jet_names = self.wide.names()
         else:
             coll = choose_collection(names, where=where, columns=columns, collection=collection,
                                      preset=preset if preset and preset.collection else None)
@@ -203,6 +198,8 @@ class ParquetSource:
                              "cannot all be carried; use --columns or drop fewer branches")
         kept = [n for n in kept if self.cols[n].top not in dropped_tops]
         jet_branches = [n for n in jet_branches if self.cols[n].top not in dropped_tops]
+        if self.wide is not None:
+            jet_branches = list(self.wide.extras)
         self.used = used
         self.kept = kept
         self.jet_branches = jet_branches
@@ -219,7 +216,11 @@ class ParquetSource:
             cols_sample = sample.columns if sample is not None else {r: np.empty(0) for r in used}
             units, reason = infer_units(cols_sample)
             units_inferred = True
-        dtypes = {n: self.cols[n].dtype.name for n in [*jet_names, *kept, *jet_branches]}
+        dtypes = {n: self.cols[n].dtype.name for n in [*jet_names, *kept]}
+        if self.wide is not None:
+            dtypes.update({pn: self.cols[c[0]].dtype.name for pn, c in self.wide.extras.items()})
+        else:
+            dtypes.update({n: self.cols[n].dtype.name for n in jet_branches})
         if counter:
             dtypes[counter] = self.cols[counter].dtype.name
         extra: dict[str, Any] = {"parquet": {"schema": None}}
@@ -235,12 +236,12 @@ class ParquetSource:
             extra["not_carried"] = ["the file's schema metadata (too large)"]
         extra["parquet"]["schema"] = base64.b64encode(blob).decode()
         if self.wide is not None:
-            extra["wide"] = {"collection": coll_name, "jets": self.wide}
+            extra.update(self.wide.to_extra())
         other = [*not_numeric, *[c.name for c in cols if c.top in dropped_tops and c.name not in jet_set]]
         self.info = TableInfo(
             file=os.path.basename(self.path), format="parquet", tree=None,
-            layout="wide" if self.wide else ("jagged" if self.lists else "flat"), collection=coll_name,
-            jagged=self.jagged, counter=counter, columns=used, representation=representation, units=units,
+            layout="jets-per-row" if self.wide else ("jagged" if self.lists else "flat"), collection=coll_name,
+            jagged=self.jagged, counter=counter, columns=self.wide.columns if self.wide else used, representation=representation, units=units,
             units_inferred=units_inferred, units_reason=reason, dtypes=dtypes, kept_branches=kept,
             jet_branches=jet_branches, branch_order=[c.name for c in cols], other_branches=other, extra=extra)
         self.n_entries = self.n_rows
@@ -287,7 +288,7 @@ class ParquetSource:
     def chunks(self, jets_per_chunk: int = 1 << 18) -> Iterator[JetChunk]:
         target = max(1, int(jets_per_chunk))
         if self.wide is not None:
-            rows = max(1, target // len(self.wide))
+            rows = max(1, target // len(self.wide.jets))
         else:
             rows = max(1, int(target / self.jets_per_row))
         first_jet = first_entry = 0
@@ -312,8 +313,7 @@ class ParquetSource:
                     jet_kept = {k: jets[k] for k in self.jet_branches}
                 elif self.wide is not None:
                     raw, _ = self._arrays(batch, self.jet_names)
-                    columns, counts = stack(raw, self.wide)
-                    jet_kept = {}
+                    columns, counts, jet_kept = stack(raw, self.wide)
                 else:
                     raw, _ = self._arrays(batch, self.jet_names)
                     columns = {role: raw[name] for role, name in self.used.items()}
@@ -343,8 +343,9 @@ class ParquetWriter:
         self.info = info
         self.names = names
         self.kept_dtypes = dict(kept_dtypes)
-        self.jet_dtypes = {n: info.dtypes.get(n, "float64") for n in info.jet_branches if n not in kept_dtypes}
-        self.wide = (info.extra.get("wide") or {}).get("jets")
+        self.wide = wide_of(info)
+        self.jet_dtypes = {n: info.dtypes.get(n, "float64") for n in info.jet_branches
+                           if n not in kept_dtypes and self.wide is None}
         self.counter = info.counter if info.jagged and not self.wide else None
         schema = None
         stored = (info.extra.get("parquet") or {}).get("schema") if info.format == "parquet" else None
@@ -366,7 +367,7 @@ class ParquetWriter:
             raise InputError(f"cannot write {path}: {exc}") from None
 
     def _present_names(self) -> set[str]:
-        jets = wide_names(self.info.extra) if self.wide else list(self.names.values())
+        jets = self.wide.names() if self.wide else list(self.names.values())
         return {*jets, *self.kept_dtypes, *self.jet_dtypes, *([self.counter] if self.counter else [])}
 
     def _plain_schema(self):
@@ -374,10 +375,12 @@ class ParquetWriter:
         info = self.info
         fields = []
         order = {n: i for i, n in enumerate(info.branch_order)}
-        jets = wide_names(info.extra) if self.wide else list(self.names.values())
+        jets = self.wide.names() if self.wide else list(self.names.values())
+        extra_dtype = {c: info.dtypes.get(pn, "float64") for pn, cs in (self.wide.extras.items() if self.wide else [])
+                       for c in cs}
         entries: list[tuple[str, Any]] = []
         for n in jets:
-            t = pa.float32()
+            t = pa.from_numpy_dtype(np.dtype(extra_dtype[n])) if n in extra_dtype else pa.float32()
             entries.append((n, pa.list_(t) if info.jagged and not self.wide else t))
         if self.counter:
             entries.append((self.counter, pa.from_numpy_dtype(np.dtype(info.dtypes.get(self.counter, "uint32")))))
@@ -395,7 +398,7 @@ class ParquetWriter:
         pa = self.pa
         jet_kept = jet_kept or {}
         if self.wide:
-            per_row = unstack(columns, counts, self.wide)
+            per_row = unstack(columns, counts, self.wide, jet_kept)
             per_jet: dict[str, np.ndarray] = {}
         else:
             per_row = {}

@@ -1,35 +1,44 @@
-"""Several jets per row as separate columns ("wide" tables), shared by the HDF5, CSV and Parquet readers.
+"""Several jets per row as separate columns, shared by the HDF5, CSV and Parquet readers.
 
 ML data sets often store the leading k jets of an event side by side in one row: the LHC
 Olympics 2020 features have ``pxj1, pyj1, pzj1, mj1, ..., pxj2, ...``, other tables
-``pT_h1_j1``, ``jet1_pt``, ``eta_jet2``. A column is a *wide jet column* when its name holds a
-jet index ``j<k>`` / ``jet<k>`` and the rest of the name, split at ``_`` or ``.``, holds a role
-spelling (``px``, ``pt``, ``m``, ...) and optionally a collection (``h1`` in ``pT_h1_j1``).
-A collection whose indices 1..k each form the same 4-vector representation is a wide
-candidate; it is used only when the table has no ordinary jet columns.
+``pT_h1_j1``, ``jet1_pt``, ``eta_jet2``. The slot layouts the ROOT reader recognises
+(``root_layout.find_slot_layouts``: ``{var}{slot}`` like ``pxj1`` and ``{var}_{slot}`` like
+``pT_h1_j1``, where the slot's digits make the pattern ``j*`` / ``h*_j*``) are found the same
+way here, so that every format reads such columns alike; names with the jet index elsewhere
+(``jet1_pt``, ``eta_jet2``) are found by :func:`parse_wide_name`. They are used only when the
+table has no ordinary jet columns (or ``--collection`` names the pattern).
 
-Such a table is read as a jagged table: each row is an event of (up to) k jets, jet 1 first,
-and the other columns of the row are event-level (kept) branches. A jet whose four values
-are all NaN (or empty CSV cells) is absent; absent jets must be the trailing ones of a row,
-otherwise they stay as NaN jets (compress then refuses them, or --drop-invalid drops them).
+Such a table is read as a jagged table: each row is an event of (up to) k jets, slot 1 first.
+Variables present in every slot beside the 4-vector (``tag_h1_j1``, ...) are per-jet branches
+named by their pattern (``tag_h*_j*``); the other columns of the row are event-level (kept)
+branches (``tau1j1`` is not a slot variable of ``pxj1``'s layout, so it stays a kept column).
+A jet whose four values are all NaN (empty CSV cells) is absent; absent jets must be the
+trailing ones of a row, otherwise they stay as NaN jets (compress then refuses them, or
+--drop-invalid drops them).
 
-How it is described in :class:`TableInfo` (what a writer needs to restore the same columns):
+In :class:`TableInfo` (what a writer needs to restore the same columns):
 
-- ``layout = "wide"``, ``jagged = True``, ``counter = None``;
-- ``columns``: role -> the column of jet 1 (so that the four roles are named as for any table);
-- ``extra["wide"] = {"collection": NAME, "jets": [{role: column}, ...]}``: one mapping per jet
-  slot, in slot order;
-- chunks carry ``counts`` (jets present per row, at most k) and the jets row-major (row 0 jet 1,
-  row 0 jet 2, row 1 jet 1, ...). Writers put jet i of an event in slot i and fill the slots
-  of absent (or dropped) jets with NaN.
+- ``layout = "jets-per-row"``, ``jagged = True``, ``counter = None``, ``collection`` the pattern;
+- ``columns``: role -> the pattern name (``pxj*``), or jet 1's column when the names follow no
+  template; ``jet_branches``: the per-slot variables' pattern names;
+- ``extra["slots"]`` (when the names follow a template): the ROOT reader's description
+  ``{"pattern", "slots", "template", "vars": {pattern name: variable}}``, which the ROOT
+  writer understands; ``extra["wide"] = {"collection", "jets": [{role: column}, ...],
+  "extras": {pattern name: [column per slot]}}`` with every column spelled out;
+- chunks carry ``counts`` (jets present per row, at most k) and the jets row-major (row 0
+  slot 1, row 0 slot 2, row 1 slot 1, ...). Writers put jet i of an event in slot i and fill
+  the slots of absent (or dropped) jets with NaN. :func:`wide_of` reads either description.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Iterable, Mapping
 
 import numpy as np
 
+from ..errors import InputError
 from ..features import REPRESENTATIONS
 from .layouts import ROLE_SPELLINGS
 
@@ -57,8 +66,68 @@ def parse_wide_name(name: str) -> tuple[str, str, int] | None:
     return None
 
 
-def find_wide(names: Iterable[str]) -> dict[str, list[dict[str, str]]]:
-    """Wide collections: collection -> one {role: column} per jet slot (slots 1..k, complete)."""
+@dataclasses.dataclass
+class Wide:
+    """One set of jets per row: the column of each (slot, role), and per-slot extras."""
+
+    pattern: str  # collection name shown to users: 'j*' for pxj1.., 'h*_j*' for pT_h1_j1.., or a prefix
+    jets: list[dict[str, str]]  # one {role: column} per slot, in slot order
+    extras: dict[str, list[str]]  # per-jet variable (pattern name) -> its column in each slot
+    slots: dict | None  # ROOT's description (pattern, slots, template, vars) when names follow one
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """role -> the name TableInfo.columns gives it: the pattern name, else jet 1's column."""
+        if self.slots:
+            var_of = {v: pn for pn, v in self.slots["vars"].items()}
+            first = self.slots["slots"][0]
+            out = {}
+            for role, name in self.jets[0].items():
+                var = next(v for v in var_of if self.slots["template"].format(var=v, slot=first) == name)
+                out[role] = var_of[var]
+            return out
+        return dict(self.jets[0])
+
+    def names(self) -> list[str]:
+        return [n for slot in self.jets for n in slot.values()] + [n for v in self.extras.values() for n in v]
+
+    def to_extra(self) -> dict:
+        out: dict = {"wide": {"collection": self.pattern, "jets": self.jets, "extras": self.extras}}
+        if self.slots:
+            out["slots"] = self.slots
+        return out
+
+
+def find_wide(names: Iterable[str]) -> dict[str, Wide]:
+    """Sets of several jets per row, keyed by collection (see the module docstring).
+
+    The slot layouts the ROOT reader finds (``root_layout.find_slot_layouts``: ``pxj1``,
+    ``pT_h1_j1``; per-slot extras like ``tag_h1_j1`` become per-jet branches) come first, so
+    that every format reads such columns alike; then names with the jet index elsewhere
+    (``jet1_pt``, ``eta_jet2``).
+    """
+    from .root_layout import find_slot_layouts
+
+    names = list(names)
+    found: dict[str, Wide] = {}
+    covered: set[str] = set()
+    for pattern, g in find_slot_layouts(names).items():
+        jets = [{role: g.name(var, s) for role, var in g.roles.items()} for s in g.slots]
+        extras = {g.pattern_name(v): [g.name(v, s) for s in g.slots] for v in g.extras}
+        slots = {"pattern": g.pattern, "slots": list(g.slots), "template": g.template,
+                 "vars": {g.pattern_name(v): v for v in [*g.roles.values(), *g.extras]}}
+        w = Wide(pattern, jets, extras, slots)
+        found[pattern] = w
+        covered.update(w.names())
+    for coll, jets in _find_by_index([n for n in names if n not in covered]).items():
+        key = coll or "jet*"
+        if key not in found:
+            found[key] = Wide(key, jets, {}, None)
+    jetty = {k: w for k, w in found.items() if "j" in k.lower()}
+    return jetty or found
+
+
+def _find_by_index(names: Iterable[str]) -> dict[str, list[dict[str, str]]]:
     slots: dict[str, dict[int, dict[str, str]]] = {}
     for name in names:
         parsed = parse_wide_name(name)
@@ -82,40 +151,69 @@ def find_wide(names: Iterable[str]) -> dict[str, list[dict[str, str]]]:
     return found
 
 
-def representation_of_slots(jets: list[Mapping[str, str]]) -> str:
-    roles = set(jets[0])
-    for rep, needed in REPRESENTATIONS.items():
-        if set(needed) == roles:
-            return rep
-    raise ValueError(f"wide jets with roles {sorted(roles)}")
+def choose_wide(names: list[str], *, where: str, collection: str | None, columns) -> Wide | None:
+    """The set of jets per row to read, when the table has no ordinary jet columns (else None)."""
+    from .layouts import candidates
+
+    if columns is not None:
+        return None
+    wide = find_wide(names)
+    if collection is not None:
+        return wide.get(collection)
+    if not wide or candidates(names):
+        return None
+    if len(wide) > 1:
+        raise InputError(f"{where}: several sets of jets per row found "
+                         f"({'; '.join(f'{k} ({len(w.jets)} jets)' for k, w in sorted(wide.items()))}); "
+                         "choose one with --collection NAME")
+    return next(iter(wide.values()))
 
 
-def stack(rows: Mapping[str, np.ndarray], jets: list[Mapping[str, str]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Row-wise wide columns -> (role -> jets row-major, jets per row), trailing all-NaN jets left out."""
+def wide_of(info) -> Wide | None:
+    """The jets-per-row description of a TableInfo: this module's, or the ROOT reader's."""
+    extra = info.extra or {}
+    if extra.get("wide"):
+        w = extra["wide"]
+        return Wide(w.get("collection", ""), [dict(j) for j in w["jets"]],
+                    {k: list(v) for k, v in (w.get("extras") or {}).items()}, extra.get("slots"))
+    s = extra.get("slots")
+    if not s:
+        return None
+    jets = [{role: s["template"].format(var=s["vars"][pn], slot=slot) for role, pn in info.columns.items()}
+            for slot in s["slots"]]
+    extras = {pn: [s["template"].format(var=s["vars"][pn], slot=slot) for slot in s["slots"]]
+              for pn in info.jet_branches if pn in s["vars"]}
+    return Wide(s.get("pattern", ""), jets, extras, s)
+
+
+def stack(rows: Mapping[str, np.ndarray], w: "Wide") -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+    """Row-wise wide columns -> (role -> jets row-major, jets per row, per-jet extras row-major);
+    trailing jets whose four values are all NaN are left out."""
+    jets = w.jets
     roles = list(jets[0])
     n = len(rows[jets[0][roles[0]]])
     k = len(jets)
-    grid = {r: np.empty((n, k), dtype=np.float64) for r in roles}
-    for s, slot in enumerate(jets):
-        for r in roles:
-            grid[r][:, s] = rows[slot[r]]
+    grid = {r: np.stack([np.asarray(rows[slot[r]], dtype=np.float64) for slot in jets], axis=1) for r in roles}
     absent = np.ones((n, k), dtype=bool)
     for r in roles:
         absent &= np.isnan(grid[r])
-    # only trailing absent slots are left out: present = slots before the last non-absent one
+    # only trailing absent slots are left out: present = slots up to the last one with a value
     present_count = k - np.argmax(~absent[:, ::-1], axis=1)
     present_count[absent.all(axis=1)] = 0
     keep = np.arange(k)[None, :] < present_count[:, None]
-    return {r: grid[r][keep] for r in roles}, present_count.astype(np.uint32)
+    extras = {pn: np.stack([np.asarray(rows[c]) for c in cols], axis=1)[keep] for pn, cols in w.extras.items()}
+    return {r: grid[r][keep] for r in roles}, present_count.astype(np.uint32), extras
 
 
-def unstack(columns: Mapping[str, np.ndarray], counts: np.ndarray, jets: list[Mapping[str, str]],
-            dtype=np.float32) -> dict[str, np.ndarray]:
-    """Inverse of :func:`stack`: role -> jets (row-major), jets per row -> column -> one value per row."""
+def unstack(columns: Mapping[str, np.ndarray], counts: np.ndarray, w: "Wide",
+            jet_kept: Mapping[str, np.ndarray] | None = None, dtype=np.float32) -> dict[str, np.ndarray]:
+    """Inverse of :func:`stack`: column name -> one value per row; slots without a jet hold NaN
+    (0 for integer extras)."""
     counts = np.asarray(counts, dtype=np.int64)
+    jets = w.jets
     k = len(jets)
     if len(counts) and int(counts.max()) > k:
-        raise ValueError(f"an event has {int(counts.max())} jets; the wide layout holds {k} per row")
+        raise ValueError(f"an event has {int(counts.max())} jets; the table holds {k} per row")
     n = len(counts)
     keep = np.arange(k)[None, :] < counts[:, None]
     out: dict[str, np.ndarray] = {}
@@ -124,10 +222,20 @@ def unstack(columns: Mapping[str, np.ndarray], counts: np.ndarray, jets: list[Ma
         grid[keep] = np.asarray(columns[role])
         for s, slot in enumerate(jets):
             out[slot[role]] = grid[:, s]
+    for pn, cols in w.extras.items():
+        if jet_kept is None or pn not in jet_kept:
+            continue
+        v = np.asarray(jet_kept[pn])
+        grid = np.full((n, k), np.nan, dtype=v.dtype) if v.dtype.kind == "f" else np.zeros((n, k), dtype=v.dtype)
+        grid[keep] = v
+        for s, c in enumerate(cols):
+            out[c] = grid[:, s]
     return out
 
 
-def wide_names(info_extra: Mapping) -> list[str]:
-    """Every wide jet column of a TableInfo.extra, slot by slot."""
-    wide = info_extra.get("wide") or {}
-    return [name for slot in wide.get("jets", []) for name in slot.values()]
+def representation_of_slots(jets: list[Mapping[str, str]]) -> str:
+    roles = set(jets[0])
+    for rep, needed in REPRESENTATIONS.items():
+        if set(needed) == roles:
+            return rep
+    raise ValueError(f"jets per row with roles {sorted(roles)}")
