@@ -520,8 +520,8 @@ def _meta(path: str, layout: str):
     return ak.Array(empty.layout.to_typetracer(forget_length=True))
 
 
-def read(outdir: str | os.PathLike, *, layout: str = "branches", model: Any = None, device: str = "cpu",
-         threads: int | None = 1):
+def read(outdir: str | os.PathLike, *, inputs: Sequence[str | int] | None = None, layout: str = "branches",
+         model: Any = None, device: str = "cpu", threads: int | None = 1):
     """The decoded jets of a dataset as a lazy **dask-awkward** array, one partition per part.
 
     Nothing is decoded until the array (or something computed from it) is computed, on the
@@ -530,6 +530,8 @@ def read(outdir: str | os.PathLike, *, layout: str = "branches", model: Any = No
 
     Args:
         outdir: the dataset folder.
+        inputs: only these inputs (their names, paths as compressed, or indices); all by
+            default. The parts read together must share one schema (table layout).
         layout: ``"branches"`` (NanoAOD-style fields ``Jet_pt``, ...; default) or ``"records"``
             (``events.Jet.pt``); see :func:`to_awkward`.
         model: for parts made with ``embed_model=False`` (it travels with the graph).
@@ -544,8 +546,24 @@ def read(outdir: str | os.PathLike, *, layout: str = "branches", model: Any = No
     outdir = os.fspath(outdir)
     m = read_manifest(outdir)
     parts = m["parts"]
+    if inputs is not None:
+        wanted = set()
+        for sel in ([inputs] if isinstance(inputs, (str, int)) else inputs):
+            hits = [inp["index"] for inp in m["inputs"] if sel in (inp["index"], inp["name"], inp["path"])]
+            if not hits:
+                raise JetzipError(f"dataset {outdir} has no input {sel!r} (inputs: "
+                                  + ", ".join(inp["name"] for inp in m["inputs"]) + ")")
+            wanted.update(hits)
+        parts = [p for p in parts if p["input"] in wanted]
     if not parts:
         raise JetzipError(f"dataset {outdir} has no parts")
+    schemas = {p.get("schema") for p in parts}
+    if len(schemas) > 1:
+        kinds = {}
+        for p in parts:
+            kinds.setdefault(p.get("schema"), m["inputs"][p["input"]]["name"])
+        raise JetzipError(f"dataset {outdir} mixes {len(schemas)} table layouts (e.g. inputs "
+                          + ", ".join(kinds.values()) + "); read them separately with inputs=[...]")
     meta = _meta(os.path.join(outdir, parts[0]["file"]), layout)
     ends = np.cumsum([0] + [int(p["n_events"]) for p in parts]).tolist()
     reader = PartReader(outdir, layout, _load_model(model), device, threads, meta)

@@ -273,6 +273,7 @@ def compress_part(spec: Mapping[str, Any], outdir: str, options: Mapping[str, An
         with open_aez(out) as aez:
             jagged = aez.table.jagged
             fmt = aez.table.format
+            schema = schema_of(aez.table)
     except JetzipError as exc:
         return {"file": spec["file"], "input": spec["input"], "error": f"{spec['source']}: {exc}"}
     if rng is None:
@@ -282,7 +283,7 @@ def compress_part(spec: Mapping[str, Any], outdir: str, options: Mapping[str, An
     record = {"file": spec["file"], "input": spec["input"], "source": spec["source"],
               "entry_range": list(rng), "key": spec["key"], "format": fmt, "codec": report["codec"],
               "n_jets": report["n_jets"], "n_events": report["n_events"], "bytes": report["bytes"],
-              "sha256": file_sha256(out), "dropped_invalid": report["dropped_invalid"],
+              "sha256": file_sha256(out), "dropped_invalid": report["dropped_invalid"], "schema": schema,
               "seconds": round(report["seconds"], 4), "warnings": warnings}
     side = sidecar_path(outdir, spec["file"])
     side.parent.mkdir(exist_ok=True)
@@ -292,7 +293,18 @@ def compress_part(spec: Mapping[str, Any], outdir: str, options: Mapping[str, An
 
 # -- the manifest -----------------------------------------------------------------------------
 PART_KEYS = ("file", "input", "source", "entry_range", "key", "codec", "n_jets", "n_events", "bytes",
-             "sha256", "dropped_invalid")
+             "sha256", "dropped_invalid", "schema")
+
+
+def schema_of(info: Any) -> str:
+    """What the decoded arrays of a part look like (names, jaggedness, dtypes), as a short hash:
+    parts with the same schema can be read as one array."""
+    d = {k: getattr(info, k) for k in ("jagged", "counter", "collection", "representation", "kept_branches",
+                                        "jet_branches", "branch_order")}
+    d["columns"] = list(info.columns.items())
+    names = [*info.kept_branches, *info.jet_branches, *([info.counter] if info.counter else [])]
+    d["dtypes"] = {k: info.dtypes.get(k) for k in names}
+    return hashlib.sha256(canonical(d)).hexdigest()[:16]
 
 
 def build_manifest(inputs: list[dict], records: list[dict], codec: str, options: dict) -> dict:
@@ -304,7 +316,7 @@ def build_manifest(inputs: list[dict], records: list[dict], codec: str, options:
         if inp["n_entries"] is None:
             inp["n_entries"] = recs[-1]["entry_range"][1]
         for r in recs:
-            parts.append({k: r[k] for k in PART_KEYS})
+            parts.append({k: r.get(k) for k in PART_KEYS})
     totals = {"n_inputs": len(inputs), "n_parts": len(parts),
               "n_jets": sum(p["n_jets"] for p in parts), "n_events": sum(p["n_events"] for p in parts),
               "bytes": sum(p["bytes"] for p in parts)}
