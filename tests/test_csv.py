@@ -191,11 +191,17 @@ def test_event_column_makes_a_jagged_table(tmp_path):
     src = open_table(tmp_path / "j.csv", keep_branches=["run"], units="GeV")
     info = src.info
     assert info.jagged and info.counter is None and info.layout == "jagged"
-    # every other numeric column is carried: per jet in a jagged CSV
-    assert "event" not in info.other_branches and info.other_branches == [] and info.jet_branches == ["weight"]
+    # --keep-branches names what is carried (as for ROOT): weight is not
+    assert "event" not in info.other_branches and info.other_branches == ["weight"] and info.jet_branches == []
     (chunk,) = list(src.chunks())
     src.close()
-    np.testing.assert_array_equal(chunk.jet_kept["weight"], np.repeat([0.5, 1.5, 2.5, 3.5], counts))
+    # without it every other numeric column is carried: per jet in a jagged CSV
+    src = open_table(tmp_path / "j.csv", units="GeV")
+    assert src.info.jet_branches == ["run", "weight"] and src.info.other_branches == []
+    np.testing.assert_array_equal(next(iter(src.chunks())).jet_kept["weight"], np.repeat([0.5, 1.5, 2.5, 3.5], counts))
+    src.close()
+    with pytest.raises(InputError, match="--drop-branches 'nothing' matches no column"):
+        open_table(tmp_path / "j.csv", units="GeV", drop_branches=["nothing"])
     np.testing.assert_array_equal(chunk.counts, counts)
     assert chunk.counts.dtype == np.uint32
     np.testing.assert_array_equal(chunk.kept["run"], [5, 5, 6, 6])

@@ -232,11 +232,16 @@ def test_counter_layout_carries_per_jet_and_per_event_columns_and_other_objects(
         assert g["Runs"].attrs["note"] == b"sumw"
         np.testing.assert_array_equal(g["Events/matrix"][()], np.ones((5, 3)))
         assert g["Events/Jet_jetId"].dtype == np.int32
-    # drop_branches leaves columns out
+    # drop_branches leaves columns out; keep_branches carries only what it names (as for ROOT)
     src = open_table(tmp_path / "c.h5", drop_branches=["Jet_jet*", "run"])
     assert src.info.jet_branches == [] and src.info.kept_branches == []
     assert set(src.info.other_branches) == {"Jet_jetId", "run"}
     src.close()
+    src = open_table(tmp_path / "c.h5", keep_branches=["Jet_jetId"])
+    assert src.info.jet_branches == ["Jet_jetId"] and src.info.kept_branches == [] and src.info.other_branches == ["run"]
+    src.close()
+    with pytest.raises(InputError, match="--drop-branches 'MET' matches no column"):
+        open_table(tmp_path / "c.h5", drop_branches=["MET"])
 
 
 def test_awkward_array_written_by_h5py_as_columns_roundtrip(tmp_path):

@@ -55,10 +55,10 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
                drop_branches: Sequence[str] = ()) -> JetSource:
     """Open a jet table for reading; raises InputError naming what is wrong or missing.
 
-    HDF5, CSV and Parquet sources carry every other numeric column by default (per-jet ones
-    in ``info.jet_branches``, per-event or per-row ones in ``info.kept_branches``);
-    `drop_branches` (fnmatch patterns) leaves columns out. `keep_branches` patterns must
-    match a column (an error otherwise).
+    Every other numeric column is carried by default (per-jet ones in ``info.jet_branches``,
+    per-event or per-row ones in ``info.kept_branches``); `keep_branches` (fnmatch patterns)
+    carries only what they name, `drop_branches` leaves what they name out. A pattern that
+    matches no column is an error.
     """
     path = str(path)
     if not os.path.exists(path):
@@ -70,21 +70,23 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
     if units is not None and units not in ("GeV", "MeV"):
         raise InputError(f"unknown units {units!r}; use GeV or MeV")
     fmt = format_of(path, format)
+    if isinstance(keep_branches, str):
+        keep_branches = (keep_branches,)
+    if isinstance(drop_branches, str):
+        drop_branches = (drop_branches,)
     kw = dict(tree=tree, columns=parse_columns(columns), preset=preset, collection=collection,
-              units=units, keep=tuple(keep_branches))
+              units=units, keep=tuple(keep_branches), drop=tuple(drop_branches))
     if fmt == "root":
         from .root import RootSource
         return RootSource(path, **kw)
-    if isinstance(drop_branches, str):
-        drop_branches = (drop_branches,)
     if fmt == "hdf5":
         from .hdf5 import Hdf5Source
-        return Hdf5Source(path, drop=tuple(drop_branches), **kw)
+        return Hdf5Source(path, **kw)
     if fmt == "parquet":
         from .parquet import ParquetSource
-        return ParquetSource(path, drop=tuple(drop_branches), **kw)
+        return ParquetSource(path, **kw)
     from .csv import CsvSource
-    return CsvSource(path, drop=tuple(drop_branches), **kw)
+    return CsvSource(path, **kw)
 
 
 def open_writer(path: str, fmt: str, info: TableInfo, names: dict[str, str],

@@ -149,7 +149,14 @@ class CsvSource:
             if not hits:
                 raise InputError(f"{self.path}: --keep-branches {pattern!r} matches no column")
             # The jet columns are restored anyway: a pattern like '*' skips them.
-            kept += [h for h in hits if h not in kept and h not in jet_names]  # few: explicit patterns
+            kept += hits
+        for pattern in self.drop:
+            if not any(fnmatch.fnmatchcase(n, pattern) for n in self.names):
+                raise InputError(f"{self.path}: --drop-branches {pattern!r} matches no column")
+        not_kept = set(jet_names) | {c for cols in (self.wide.extras.values() if self.wide else []) for c in cols}
+        kept = [h for h in dict.fromkeys(kept)
+                if h not in not_kept and not any(fnmatch.fnmatchcase(h, p) for p in self.drop)]
+        self.keep_patterns = tuple(keep)
         self.index = {n: i for i, n in enumerate(self.names)}
         self.used = used
         self._line = 1  # physical lines consumed so far (the header is line 1)
@@ -200,9 +207,9 @@ class CsvSource:
         jet_branches: list[str] = []
         explicit = set(kept)  # sets, not lists: a header may hold 70,000 names
         for name in self.names:  # every other numeric column is carried, unless dropped
-            if name in jet_set or name in explicit or name == self.event_column or not numeric.get(name) \
+            if keep or name in jet_set or name in explicit or name == self.event_column or not numeric.get(name) \
                     or any(fnmatch.fnmatchcase(name, p) for p in self.drop):
-                continue
+                continue  # with --keep-branches, only what it names
             if self.event_column is not None:
                 jet_branches.append(name)
             else:
@@ -217,8 +224,15 @@ class CsvSource:
         self.needed = list(dict.fromkeys([*jet_names, *slot_extras, *kept, *jet_branches,
                                           *([self.event_column] if self.event_column else [])]))
 
-        if self.wide is not None:
-            jet_branches = list(self.wide.extras)  # per-slot variables, by pattern name
+        if self.wide is not None:  # per-slot variables, by pattern name
+            match = lambda n, ps: any(fnmatch.fnmatchcase(n, p) for p in ps)  # noqa: E731
+            jet_branches = [pn for pn, cs in self.wide.extras.items()
+                            if not match(pn, self.drop) and not any(match(x, self.drop) for x in cs)
+                            and (not keep or match(pn, keep) or any(match(x, keep) for x in cs))]
+            self.wide.extras = {pn: self.wide.extras[pn] for pn in jet_branches}
+            slot_extras = [c for cs in self.wide.extras.values() for c in cs]
+            self.needed = list(dict.fromkeys([*jet_names, *slot_extras, *kept,
+                                              *([self.event_column] if self.event_column else [])]))
             self.jet_branches = jet_branches
         units_inferred, reason = False, ""
         if units is None and preset is not None and preset.units:

@@ -395,24 +395,19 @@ class Hdf5Source:
         self.jagged = counter is not None or self.vlen or self.wide is not None
         self.counter = counter
 
-        # --- what else is carried: explicit --keep-branches, then every other numeric column
+        # --- what else is carried: every other numeric column, or only those --keep-branches
+        # names; never those --drop-branches names (as the ROOT reader does)
         per_event = self.n_entries
         kept: list[str] = []
         jet_branches: list[str] = []
-        for pattern in keep:
-            hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-            if not hits:
-                raise InputError(f"{where}: --keep-branches {pattern!r} matches no column")
-            for h in hits:
-                if h in kept or h in jet_names or h == counter:
-                    continue  # the jet columns and the counter are restored anyway
-                c = self.cols[h]
-                if c.vlen or c.length != per_event:
-                    raise InputError(f"{where}: --keep-branches: {h} has {c.length} rows, not one per "
-                                     f"{'event' if self.jagged else 'row'} ({per_event})")
-                kept.append(h)
+        for option, patterns in (("--keep-branches", keep), ("--drop-branches", drop)):
+            for pattern in patterns:
+                if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                    raise InputError(f"{where}: {option} {pattern!r} matches no column")
         for c in cols:
-            if c.name in jet_names or c.name == counter or c.name in kept or _match_any(c.name, drop):
+            if c.name in jet_names or c.name == counter or _match_any(c.name, drop):
+                continue
+            if keep and not _match_any(c.name, keep):
                 continue
             if not c.vlen and c.length == per_event and (self.wide is not None or not self.jagged
                                                          or c.length != self.n_jets):
@@ -420,9 +415,16 @@ class Hdf5Source:
             elif self.jagged and not self.wide and c.vlen == self.vlen and \
                     (self.vlen and c.length == n_rows or not self.vlen and c.length == self.n_jets):
                 jet_branches.append(c.name)
-        if self.wide is not None:
-            jet_branches = list(self.wide.extras)  # per-slot variables: per jet
-        carried = {*jet_names, counter, *kept, *jet_branches}
+            elif keep:
+                raise InputError(f"{where}: --keep-branches: {c.name} has {c.length} rows, not one per "
+                                 f"{'event' if self.jagged else 'row'} ({per_event})"
+                                 + (f" or jet ({self.n_jets})" if self.jagged and self.n_jets else ""))
+        if self.wide is not None:  # per-slot variables: per jet
+            jet_branches = [pn for pn, cs in self.wide.extras.items()
+                            if not _match_any(pn, drop) and not any(_match_any(x, drop) for x in cs)
+                            and (not keep or _match_any(pn, keep) or any(_match_any(x, keep) for x in cs))]
+            self.wide.extras = {pn: self.wide.extras[pn] for pn in jet_branches}
+        carried = {*(jet_names if self.wide is None else self.wide.names()), counter, *kept, *jet_branches}
         other = [n for n in names if n not in carried]
 
         units_inferred, reason = False, ""

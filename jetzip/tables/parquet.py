@@ -163,22 +163,28 @@ class ParquetSource:
         self.counter = counter
         jet_set = set(jet_names)
         kept: list[str] = []
-        for pattern in keep:
-            hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-            if not hits:
-                raise InputError(f"{where}: --keep-branches {pattern!r} matches no column")
-            for h in hits:
-                if h in jet_set or h == counter or h in kept:
-                    continue
-                if self.cols[h].jagged:
-                    raise InputError(f"{where}: --keep-branches: {h} is a list column, not one value per event")
-                kept.append(h)
+        for option, patterns in (("--keep-branches", keep), ("--drop-branches", drop)):
+            for pattern in patterns:
+                if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                    raise InputError(f"{where}: {option} {pattern!r} matches no column")
+        match = lambda n, ps: any(fnmatch.fnmatchcase(n, p) for p in ps)  # noqa: E731
+        if self.wide is not None:  # per-slot variables, by pattern name
+            self.wide.extras = {pn: cs for pn, cs in self.wide.extras.items()
+                                if not match(pn, drop) and not any(match(x, drop) for x in cs)
+                                and (not keep or match(pn, keep) or any(match(x, keep) for x in cs))}
+            jet_names = self.wide.names()
+            jet_set = set(jet_names)
+        jet_tops = {self.cols[n].top for n in jet_names}
         jet_branches: list[str] = []
         dropped_tops: set[str] = set()
         for c in cols:
-            if c.name in jet_set or c.name == counter or c.name in kept:
+            if c.name in jet_set or c.name == counter:
                 continue
-            if any(fnmatch.fnmatchcase(c.name, p) for p in drop):
+            if match(c.name, drop):
+                dropped_tops.add(c.top)
+                continue
+            # with --keep-branches only what it names (the jet record's own fields always)
+            if keep and not match(c.name, keep) and c.top not in jet_tops:
                 dropped_tops.add(c.top)
                 continue
             if not c.jagged:
