@@ -23,7 +23,8 @@ from ..errors import InputError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
 from .layouts import PRESETS, Preset, candidates, choose_collection, split_name
-from .root_layout import TLV_MEMBERS, Leaf, SlotLayout, classify_rntuple, classify_ttree, find_slot_layouts
+from .root_layout import (TLV_MEMBERS, Leaf, SlotLayout, classify_rntuple, classify_ttree, expand,
+                          find_slot_layouts, get_member)
 
 class _SharedPool(ThreadPoolExecutor):
     """A pool shared by every open file: uproot shuts its executors down when a file closes,
@@ -182,6 +183,9 @@ class RootSource:
                                  "do not mix it with other columns")
             self.p4_leaf = p4[p4_used.pop()]
             used = {role: f"{self.p4_leaf.name}_{role}" for role in ("px", "py", "pz", "E")}
+        if not self.rntuple:  # other object branches travel as their members (MET.fX, ...)
+            self.leaves = expand(self.tree, self.leaves, self.p4_leaf.name if self.p4_leaf else None)
+            self.by_name = {lf.name: lf for lf in self.leaves}
         for role, n in used.items():
             lf = self.by_name.get(n)
             if lf is not None and lf.kind == "other":
@@ -231,6 +235,8 @@ class RootSource:
             lf = self.by_name[n]
             prefix = split_name(n)[0] or n
             own = lf.counter if lf.counter in self.by_name and self._scalar_int(lf.counter) else None
+            if lf.member:
+                prefix = lf.parent
             counters[n] = own or self._counter_named(prefix) or f"n{prefix}"
         regenerated = set(counters.values()) - {counter}
         kept = [k for k in kept if k not in regenerated]
@@ -284,6 +290,9 @@ class RootSource:
         g = self.slots
         assert g is not None
         where = self.where
+        if not self.rntuple:
+            self.leaves = expand(self.tree, self.leaves)
+            self.by_name = {lf.name: lf for lf in self.leaves}
         if keep:
             _check_patterns(self.leaves, keep, "--keep-branches", where)
         if drop:
@@ -562,7 +571,7 @@ class RootSource:
                 for pn in self.info.jet_branches:
                     jet_kept[pn] = np.stack([_np(arrays[g.name(var[pn], s)]) for s in g.slots],
                                             axis=1).reshape(n * k)
-                kept = {name: _np(arrays[self.by_name[name].key]) for name in self.info.kept_branches}
+                kept = {name: _np(self._get(arrays, name)) for name in self.info.kept_branches}
             return cols, np.full(n, k, dtype=np.uint32), jet_kept, kept
         if self.p4_leaf is not None:
             arr = arrays[self.p4_leaf.key]
@@ -592,7 +601,7 @@ class RootSource:
                     raise InputError(f"{where}: counter {self.counter_in_file} disagrees with the jet "
                                      f"columns in event {bad + first_entry}")
             for name in self.info.jet_branches:
-                a = arrays[self.by_name[name].key]
+                a = self._get(arrays, name)
                 num = ak.num(a, axis=1).to_numpy()
                 if counts is not None and not np.array_equal(num, counts):
                     bad = int(np.argmax(num != counts))
@@ -600,8 +609,12 @@ class RootSource:
                                      f"{bad + first_entry}, the jets {int(counts[bad])}; leave it out with "
                                      f"--drop-branches {name}")
                 jet_kept[name] = _flat(a)
-            kept = {name: _np(arrays[self.by_name[name].key]) for name in self.info.kept_branches}
+            kept = {name: _np(self._get(arrays, name)) for name in self.info.kept_branches}
         return cols, counts, jet_kept, kept
+
+    def _get(self, arrays, name: str):
+        lf = self.by_name[name]
+        return get_member(arrays[lf.key], lf)
 
     def extras(self) -> bytes | None:
         """The file's other trees and objects and the jet tree's other collections, as the bytes

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .root_layout import Leaf, classify_rntuple, classify_ttree
+from .root_layout import Leaf, classify_ttree, expand, get_member
 from .root_writer import REST_TREE, _jagged, ordered_types
 
 TREE_STEP = "32 MB"  # what one copy step reads; bounds the memory of a copy
@@ -54,11 +54,14 @@ def _tree_types(leaves: list[Leaf]) -> tuple[dict[str, Any], dict[str, str], dic
 
 
 def copy_tree(tree, dst, name: str, only: list[str] | None = None, not_carried: list[str] | None = None,
-              counters_override: dict[str, str] | None = None) -> None:
-    """Copy the numeric branches of a TTree into `dst` as `name`, step by step."""
-    leaves = classify_ttree(tree)
+              counters_override: dict[str, str] | None = None, leaves: list[Leaf] | None = None) -> None:
+    """Copy the numeric branches (and numeric members of object branches) of a TTree into
+    `dst` as `name`, step by step."""
+    if leaves is None:
+        leaves = expand(tree, classify_ttree(tree))
     if only is not None:
-        leaves = [lf for lf in leaves if lf.name in set(only)]
+        wanted = set(only)
+        leaves = [lf for lf in leaves if lf.name in wanted]
     types, counters, scalar_counters, skipped = _tree_types(leaves)
     if counters_override:
         counters.update({k: v for k, v in counters_override.items() if k in counters})
@@ -70,13 +73,12 @@ def copy_tree(tree, dst, name: str, only: list[str] | None = None, not_carried: 
         order = [*dict.fromkeys([counters[n] for n in order if n in counters] + order)]
     types, as_counter = ordered_types(order, types, counters, scalar_counters)
     out = dst.mktree(name, types, counter_name=lambda b: counters.get(b, f"n{b}"))
-    key_of = {lf.name: lf.key for lf in leaves if lf.name in types}
-    keys = list(key_of.values())
+    written = [lf for lf in leaves if lf.name in types and lf.name not in as_counter]
+    keys = list(dict.fromkeys(lf.key for lf in written))
     if not keys or tree.num_entries == 0:
         return
-    name_of = {v: k for k, v in key_of.items()}
     for part in tree.iterate(keys, step_size=TREE_STEP, library="ak", how=dict):
-        data = {name_of[k]: v for k, v in part.items() if name_of.get(k) not in as_counter}
+        data = {lf.name: get_member(part[lf.key], lf) for lf in written}
         if data and len(next(iter(data.values()))):
             out.extend(data)
 
@@ -129,7 +131,7 @@ def build_extras(source) -> bytes | None:
         with uproot.recreate(tmp, compression=uproot.ZSTD(5)) as out:
             if rest:
                 copy_tree(source.tree, out, REST_TREE, only=rest,
-                          counters_override=info.extra.get("counters", {}))
+                          counters_override=info.extra.get("counters", {}), leaves=source.leaves)
             for name, key, cls in source.other_objects:
                 copy_one(source.file, key, cls, out, name, not_carried)
         with open(tmp, "rb") as f:

@@ -31,6 +31,56 @@ class Leaf:
     shape: tuple = ()  # fixed-size array per value (scalars only)
     counter: str | None = None  # the scalar integer branch that counts a jagged one, if any
     typename: str = ""
+    member: tuple = ()  # a member of an object branch (TVector2 MET -> ("fX",)), read from its key
+    parent: str = ""  # the object branch a member comes from (its output name)
+
+
+def object_members(leaf: Leaf, interp) -> list[Leaf]:
+    """The numeric members of an object branch (TVector2, TVector3, TLorentzVector, or a list of
+    them) as leaves of their own, named as ROOT draws them: MET.fX, muonp4.fP.fX, muonp4.fE."""
+    import uproot
+
+    jagged = isinstance(interp, uproot.AsJagged)
+    inner = interp.content if jagged else interp
+    dt = _np_dtype(inner)
+    if dt is None or dt.names is None:
+        return []
+    out = []
+    for field in dt.names:
+        if "@" in field:
+            continue
+        fdt = dt.fields[field][0]
+        if fdt.kind not in "biuf" or fdt.shape != () or fdt.itemsize > 8:
+            return []
+        path = tuple(field.split("/"))
+        out.append(Leaf(f"{leaf.name}.{'.'.join(path)}", leaf.key, "jagged" if jagged else "scalar",
+                        fdt.newbyteorder("=").name, typename=f"{leaf.typename} member {'.'.join(path)}",
+                        member=path, parent=leaf.name))
+    return out
+
+
+def expand(tree, leaves: list[Leaf], keep_p4: str | None = None) -> list[Leaf]:
+    """Object branches (other than the jet 4-vector `keep_p4`) replaced by their members."""
+    import uproot
+
+    out = []
+    for lf in leaves:
+        interp = tree[lf.key].interpretation if lf.kind in ("p4", "p4-jagged", "other") else None
+        if interp is not None and lf.name != keep_p4 and (
+                isinstance(interp, uproot.AsStridedObjects) or (
+                    isinstance(interp, uproot.AsJagged) and isinstance(interp.content, uproot.AsStridedObjects))):
+            members = object_members(lf, interp)
+            if members:
+                out.extend(members)
+                continue
+        out.append(lf)
+    return out
+
+
+def get_member(array, leaf: Leaf):
+    for part in leaf.member:
+        array = array[part]
+    return array
 
 
 def _np_dtype(interp) -> np.dtype | None:
