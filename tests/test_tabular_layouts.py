@@ -539,3 +539,128 @@ def test_parquet_found_by_magic_and_extension(tmp_path):
     assert format_of("x.parquet") == "parquet" and format_of("x.pq") == "parquet"
     (tmp_path / "noext").write_bytes(b"PAR1" + b"\0" * 8)
     assert format_of(tmp_path / "noext") == "parquet"
+
+
+# --- end to end: jetzip.compress -> .aez -> jetzip.decompress, same format ---------------------
+
+def assert_jets_close(orig, back, units=None, pt_rel=6e-3, angle=6e-3, **kw):
+    """Names, events, counts and carried columns as the original's; every jet within the codec's
+    stated tolerance in pt, eta and phi (the mass/E is not what three floats carry)."""
+    i0, c0, n0, k0, j0 = read_all(orig, units=units, **kw)
+    i1, c1, n1, k1, j1 = read_all(back, units=units or i0.units, **kw)
+    assert i1.columns == i0.columns and i1.representation == i0.representation
+    assert i1.kept_branches == i0.kept_branches and i1.jet_branches == i0.jet_branches
+    assert i1.branch_order == i0.branch_order
+    if n0 is None:
+        assert n1 is None
+    else:
+        np.testing.assert_array_equal(n1, n0)
+    for k in k0:
+        np.testing.assert_array_equal(k1[k], k0[k])
+        assert k1[k].dtype == k0[k].dtype
+    for k in j0:
+        np.testing.assert_array_equal(j1[k], j0[k])
+    f0 = to_model_frame(c0, i0.representation, i0.units)
+    f1 = to_model_frame(c1, i1.representation, i1.units)
+    assert np.max(np.abs(f1[:, 1] / f0[:, 1] - 1)) < pt_rel
+    assert np.max(np.abs(f1[:, 2] - f0[:, 2])) < angle
+    dphi = (f1[:, 3] - f0[:, 3] + np.pi) % (2 * np.pi) - np.pi
+    assert np.max(np.abs(dphi)) < angle
+
+
+def e2e(src, out, model, **kw):
+    import jetzip
+
+    aez = Path(out).with_suffix(".aez")
+    report = jetzip.compress(src, aez, model=model, **kw)
+    jetzip.decompress(aez, out)
+    return report
+
+
+@pytest.mark.parametrize("name,suffix,units", [
+    ("pandas_fixed.h5", ".h5", None), ("pandas_table.h5", ".h5", None), ("h5py_vlen_jagged.h5", ".h5", None),
+    ("semicolon.csv", ".csv", None), ("px_py_pz_m.csv", ".csv", "GeV")])
+def test_shared_cases_compress_and_decompress_to_their_format(tmp_path, small_model_path, name, suffix, units):
+    out = tmp_path / f"back{suffix}"
+    report = e2e(case(name), out, small_model_path, units=units)
+    assert report["n_jets"] > 0
+    assert_jets_close(case(name), out, units=units)
+    if name.startswith("pandas"):
+        pd = pytest.importorskip("pandas")
+        pytest.importorskip("tables")
+        a, b = pd.read_hdf(case(name), "jets"), pd.read_hdf(out, "jets")
+        assert list(b.columns) == list(a.columns) and (b.index == a.index).all()
+    if name == "semicolon.csv":
+        assert out.read_text().splitlines()[0] == "pt;eta;phi;mass"
+
+
+def test_whole_hdf5_file_comes_back_through_aez(tmp_path, small_model_path):
+    import h5py
+
+    rng = np.random.default_rng(12)
+    counts = rng.poisson(3, 200).astype(np.uint32)
+    counts[::10] = 0
+    n = int(counts.sum())
+    with h5py.File(tmp_path / "n.h5", "w") as f:
+        g = f.create_group("Events")
+        g["nJet"] = counts
+        for name, v in jet_values(rng, n).items():
+            g[name] = v
+        g["Jet_btagDeepFlavB"] = rng.uniform(0, 1, n).astype(np.float32)
+        g["Jet_jetId"] = rng.integers(0, 7, n).astype(np.int32)
+        g["event"] = np.arange(200, dtype=np.uint64) + np.uint64(2 ** 40)
+        g["MET_pt"] = rng.uniform(0, 100, 200).astype(np.float32)
+        f.create_group("Runs")["genEventSumw"] = np.array([1234.5, 99.0])
+    e2e(tmp_path / "n.h5", tmp_path / "b.h5", small_model_path)
+    assert_jets_close(tmp_path / "n.h5", tmp_path / "b.h5")
+    with h5py.File(tmp_path / "b.h5") as f:
+        np.testing.assert_array_equal(f["Runs/genEventSumw"][()], [1234.5, 99.0])
+        assert list(f["Events"]) == ["Jet_btagDeepFlavB", "Jet_eta", "Jet_jetId", "Jet_mass", "Jet_phi",
+                                     "Jet_pt", "MET_pt", "event", "nJet"]
+    # and to CSV: the index column does not take the name of the file's own `event`
+    import jetzip
+
+    jetzip.decompress(tmp_path / "b.aez", tmp_path / "b.csv")
+    header = (tmp_path / "b.csv").read_text().splitlines()[0].split(",")
+    assert header[0] == "jetzip_event" and "event" in header
+
+
+@pytest.mark.parametrize("fmt", ["csv", "hdf5", "parquet"])
+def test_several_jets_per_row_through_aez(tmp_path, small_model_path, fmt):
+    d = lhco_columns(200)
+    if fmt == "csv":
+        path = tmp_path / "l.csv"
+        write_csv(path, d)
+    elif fmt == "hdf5":
+        pd = pytest.importorskip("pandas")
+        pytest.importorskip("tables")
+        path = tmp_path / "l.h5"
+        pd.DataFrame(d).to_hdf(path, key="df", format="fixed")
+    else:
+        pa = pytest.importorskip("pyarrow")
+        import pyarrow.parquet as pq
+
+        path = tmp_path / "l.parquet"
+        pq.write_table(pa.table(d), path)
+    out = tmp_path / f"back{path.suffix}"
+    report = e2e(path, out, small_model_path, units="GeV")
+    assert report["n_jets"] == 400 and report["n_events"] == 200
+    assert_jets_close(path, out, units="GeV")
+
+
+@pytest.mark.parametrize("kind", ["records", "lists"])
+def test_parquet_through_aez(tmp_path, small_model_path, kind):
+    pytest.importorskip("pyarrow")
+    ak, un, counts, jets, event = awkward_events(seed=11)
+    if kind == "records":
+        arr = ak.zip({"run": event["run"], "event": event["event"],
+                      "Jet": ak.zip({k: un(v) for k, v in jets.items()}), "MET_pt": event["MET_pt"]}, depth_limit=1)
+    else:
+        arr = ak.zip({"nJet": counts.astype(np.int32), **{f"Jet_{k}": un(v) for k, v in jets.items()},
+                      "event": event["event"]}, depth_limit=1)
+    ak.to_parquet(arr, tmp_path / "a.parquet")
+    report = e2e(tmp_path / "a.parquet", tmp_path / "b.parquet", small_model_path)
+    assert report["n_events"] == len(counts)
+    assert_jets_close(tmp_path / "a.parquet", tmp_path / "b.parquet")
+    back = ak.from_parquet(tmp_path / "b.parquet")
+    assert str(back.type) == str(arr.type)
