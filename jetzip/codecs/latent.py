@@ -47,21 +47,25 @@ def parse_tolerance(spec: str | Mapping[str, float] | None) -> dict[str, float]:
     if spec is None:
         return dict(DEFAULT_TOLERANCE)
     out = dict(DEFAULT_TOLERANCE)
-    try:
-        if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-            out = {k: float(spec) for k in out}
-        elif isinstance(spec, str) and "=" not in spec:
-            out = {k: float(spec) for k in out}
-        else:
-            items = spec.items() if isinstance(spec, Mapping) else \
-                (part.split("=", 1) for part in str(spec).split(","))
-            for name, value in items:
-                key = str(name).strip().lower()
-                if key not in out:
-                    raise InputError(f"--tolerance: unknown column {key!r}; use pt, eta, phi")
-                out[key] = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"--tolerance {spec!r}: expected a number or pt=..,eta=..,phi=..") from None
+    if isinstance(spec, bool) or not isinstance(spec, (int, float, str, Mapping)):
+        raise InputError(f"--tolerance {spec!r}: expected a number or pt=..,eta=..,phi=..")
+    if isinstance(spec, (int, float)) or (isinstance(spec, str) and "=" not in spec):
+        items = [(k, spec) for k in out]
+    elif isinstance(spec, Mapping):
+        items = list(spec.items())
+    else:
+        items = [tuple(part.split("=", 1)) for part in str(spec).split(",")]  # type: ignore[misc]
+    for item in items:
+        if len(item) != 2:
+            raise InputError(f"--tolerance {spec!r}: expected a number or pt=..,eta=..,phi=..")
+        name, value = item
+        key = str(name).strip().lower()
+        if key not in out:
+            raise InputError(f"--tolerance: unknown column {key!r}; use pt, eta, phi")
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"--tolerance {spec!r}: expected a number or pt=..,eta=..,phi=..") from None
     if not all(math.isfinite(v) and v > 0 for v in out.values()):
         raise InputError("--tolerance: values must be positive numbers")
     return out
