@@ -185,6 +185,54 @@ def test_rntuple_read_and_written_back(tmp_path):
     assert back.fields == orig.fields and same(back, orig)
 
 
+def test_rntuple_nanoaod_like_whole_table(tmp_path):
+    """uproot 5.7's file[name] = {...}: per-event numbers, a counter, per-jet lists and another
+    collection as a list of records; all of it comes back as it was."""
+    rng = np.random.default_rng(3)
+    n = 500
+    c = rng.integers(0, 5, n)
+    jets = int(c.sum())
+    data = {"run": np.arange(n, dtype=np.uint32), "nJet": c.astype(np.int32),
+            "Jet_pt": ak.unflatten((rng.exponential(30, jets) + 20).astype(np.float32), c),
+            "Jet_eta": ak.unflatten(rng.normal(0, 1, jets).astype(np.float32), c),
+            "Jet_phi": ak.unflatten(rng.uniform(-3, 3, jets).astype(np.float32), c),
+            "Jet_mass": ak.unflatten(rng.uniform(1, 10, jets).astype(np.float32), c),
+            "Jet_btag": ak.unflatten(rng.uniform(0, 1, jets).astype(np.float32), c),
+            "Muon": ak.zip({"pt": ak.unflatten(rng.uniform(3, 50, jets).astype(np.float32), c)}),
+            "MET_pt": rng.uniform(0, 100, n)}
+    with uproot.recreate(tmp_path / "rn.root") as f:
+        f["Events"] = data
+    info, _ = passthrough(tmp_path / "rn.root", tmp_path / "back.root", chunk=300)
+    assert (info.counter, info.jet_branches, info.extra["not_carried"]) == ("nJet", ["Jet_btag"], [])
+    orig = uproot.open(tmp_path / "rn.root")["Events"].arrays()
+    back = uproot.open(tmp_path / "back.root")["Events"].arrays()
+    assert back.fields == orig.fields and same(back, orig)
+    assert str(back.type) == str(orig.type)
+
+
+def test_lhco_style_jets_per_row(tmp_path):
+    """(px, py, pz, m) per jet as pxj1, pyj1, pzj1, mj1, ... with per-jet tau21j1, tau21j2."""
+    rng = np.random.default_rng(4)
+    cols = {}
+    for j in (1, 2):
+        for v in ("px", "py", "pz"):
+            cols[f"{v}j{j}"] = rng.normal(0, 300, 300)
+        cols[f"mj{j}"] = rng.uniform(10, 500, 300)
+        cols[f"tau21j{j}"] = rng.uniform(0, 1, 300)
+    cols["mjj"] = rng.uniform(0, 4000, 300)
+    with uproot.recreate(tmp_path / "lhco.root") as f:
+        f.mktree("output", {k: np.float64 for k in cols}).extend(cols)
+    info, _ = passthrough(tmp_path / "lhco.root", tmp_path / "back.root")
+    assert (info.layout, info.collection, info.representation) == ("jets-per-row", "j*", "PxPyPzM")
+    assert info.jet_branches == ["tau21j*"] and info.kept_branches == ["mjj"]
+    back = uproot.open(tmp_path / "back.root")["output"]
+    assert back.keys() == list(cols)
+    b = back.arrays(library="np")
+    for k, v in cols.items():
+        np.testing.assert_allclose(b[k], v, rtol=1e-6)  # jet columns come back float32
+    assert b["tau21j2"].tobytes() == cols["tau21j2"].tobytes()
+
+
 # ------------------------------------------------------------------ TLorentzVector
 
 def test_vector_of_tlorentzvector_jets(tmp_path):

@@ -222,9 +222,7 @@ class RootSource:
                     raise InputError(f"{where}: --keep-branches: {lf.name} is not numeric "
                                      f"({lf.typename}); jetzip carries numbers and lists of numbers")
                 not_carried.append(lf)
-        if self.rntuple and rest:
-            not_carried.extend(self.by_name[n] for n in rest)
-            rest = []
+        rntuple_rest: list[str] = []
         # Counters of the jagged branches we carry come back from the lists themselves.
         counters: dict[str, str] = {}
         for n in [*used.values(), *jet_branches]:
@@ -241,6 +239,9 @@ class RootSource:
         regenerated = set(counters.values()) - {counter}
         kept = [k for k in kept if k not in regenerated]
         not_carried_msgs = [f"branch {lf.name} of {tree_name} ({lf.typename})" for lf in not_carried]
+        not_carried_msgs += [f"field {n} of RNTuple {tree_name} (another collection; jetzip carries "
+                             "only the jets' own fields and per-event numbers of an RNTuple)"
+                             for n in rntuple_rest]
         dtypes = {n: self.by_name[n].dtype for n in [*kept, *jet_branches, *rest]}
         for n in kept:
             if self.by_name[n].shape:

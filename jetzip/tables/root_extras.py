@@ -129,7 +129,16 @@ def build_extras(source) -> bytes | None:
     not_carried = info.extra.setdefault("not_carried", [])
     try:
         with uproot.recreate(tmp, compression=uproot.ZSTD(5)) as out:
-            if rest:
+            if rest and source.rntuple:
+                fields = list(dict.fromkeys(n.partition(".")[0] for n in rest))
+                ntuple = None
+                for a, b in source._ranges(1 << 20):
+                    part = source.tree.arrays(entry_start=a, entry_stop=b)[fields]
+                    if ntuple is None:
+                        ntuple = out.mkrntuple(REST_TREE, part)
+                    else:
+                        ntuple.extend(part)
+            elif rest:
                 copy_tree(source.tree, out, REST_TREE, only=rest,
                           counters_override=info.extra.get("counters", {}), leaves=source.leaves)
             for name, key, cls in source.other_objects:

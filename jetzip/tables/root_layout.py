@@ -232,8 +232,17 @@ def find_slot_layouts(names: list[str]) -> dict[str, SlotLayout]:
     for pattern, g in groups.items():
         if len(g.slots) < 2:
             continue
-        common = set.intersection(*(set(per_slot[(g.template, s)]) for s in g.slots))
-        first = per_slot[(g.template, g.slots[0])]
-        g.extras = [v for v in first if v in common and v not in g.roles.values()]
+        # every other variable present for each slot: m, tag, angle (pT_h1_j1 ...) or tau21 (tau21j1)
+        present = set(names)
+        first_slot = g.slots[0]
+        candidates_ = []
+        for name in names:
+            if g.template == "{var}_{slot}":
+                var, _, slot = name.partition("_")
+            else:
+                var, slot = name[: -len(first_slot)], name[-len(first_slot):]
+            if slot == first_slot and var and var not in g.roles.values() and var not in candidates_:
+                candidates_.append(var)
+        g.extras = [v for v in candidates_ if all(g.name(v, s) in present for s in g.slots)]
         out[pattern] = g
     return out

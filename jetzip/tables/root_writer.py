@@ -89,12 +89,12 @@ class RootWriter:
         self.tree = None
         self.ntuple = None
         self.as_counter: set[str] = set()
-        if self.rest and not self.rntuple:
+        if self.rest:
             # the jets wait in a side file until the other collections come (write_extras);
             # plain arrays, not a second TTree: uproot's mktree is quadratic in the branches
             self.side_path = f"{path}.jetzip-jets"
             self.side = open(self.side_path, "wb")
-            self.as_counter = self._types(with_rest=True)[1]
+            self.as_counter = set() if self.rntuple else self._types(with_rest=True)[1]
         elif not self.rntuple:
             types, self.as_counter = self._types(with_rest=False)
             self.tree = self.file.mktree(info.tree or "jets", types,
@@ -179,7 +179,7 @@ class RootWriter:
                 data[name] = ak.unflatten(columns[role].astype(np.float32), c)
             for name, v in jet_kept.items():
                 data[name] = ak.unflatten(v, c)
-            if self.counter not in self.as_counter and not self.rntuple:
+            if self.counter not in self.as_counter and (not self.rntuple or info.counter):
                 data[self.counter] = counts.astype(np.dtype(info.dtypes.get(self.counter, "int32")))
         else:
             for role, name in self.names.items():
@@ -188,11 +188,11 @@ class RootWriter:
         data.update({k: v for k, v in kept.items() if k in self.kept_dtypes})
         if not data or len(next(iter(data.values()))) == 0:
             return
-        if self.rntuple:
-            self._write_rntuple(data)
-            return
         if self.side is not None:
             _dump(self.side, data)
+            return
+        if self.rntuple:
+            self._write_rntuple(data)
             return
         self.tree.extend(data)
 
@@ -245,6 +245,9 @@ class RootWriter:
         """The jets from the side file and the other collections, entry range by entry range."""
         self.side.close()
         self.side = None
+        if self.rntuple:
+            self._merge_rntuple(rest_tree)
+            return
         types, as_counter = self._types(with_rest=True)
         tree = self.file.mktree(self.info.tree or "jets", types,
                                 counter_name=lambda b: self.counters.get(b, self.counter))
@@ -266,6 +269,26 @@ class RootWriter:
         self.side_path = self._drop_side()
         self.merged = True
 
+    def _merge_rntuple(self, rest) -> None:
+        n_rest = rest.num_entries
+        e = 0
+        with open(self.side_path, "rb") as f:
+            for part in _load_all(f):
+                n = len(next(iter(part.values())))
+                if e + n > n_rest:
+                    raise ValueError(f"the extras hold {n_rest} events of the other collections, "
+                                     "fewer than the jets")
+                arr = rest.arrays(entry_start=e, entry_stop=e + n)
+                for name in self.rest:
+                    a = arr
+                    for piece in name.split("."):
+                        a = a[piece]
+                    part[name] = a
+                self._write_rntuple(part)
+                e += n
+        self.side_path = self._drop_side()
+        self.merged = True
+
     def _drop_side(self) -> None:
         if self.side is not None:
             self.side.close()
@@ -276,6 +299,12 @@ class RootWriter:
 
     def close(self) -> None:
         try:
+            if self.side is not None and self.rntuple:  # no extras came: the jets alone
+                self.side.close()
+                self.side = None
+                with open(self.side_path, "rb") as f:
+                    for part in _load_all(f):
+                        self._write_rntuple(part)
             if self.side is not None:  # no extras came: the jets alone (without the other collections)
                 self.side.close()
                 self.side = None
