@@ -206,6 +206,61 @@ def test_vlen_per_jet_branch_and_mismatched_lengths(tmp_path):
         list(src.chunks())
 
 
+def write_awkward_buffers(path, arr, group="events", length_as_text=True):
+    """The pattern awkward's documentation gives for HDF5: ak.to_buffers into one group."""
+    import json
+
+    import awkward as ak
+    import h5py
+
+    form, length, container = ak.to_buffers(arr)
+    with h5py.File(path, "w") as f:
+        g = f.create_group(group)
+        for k, v in container.items():
+            g.create_dataset(k, data=v)
+        g.attrs["form"] = form.to_json()
+        g.attrs["length"] = json.dumps(length) if length_as_text else length
+
+
+def read_awkward_buffers(path, group="events"):
+    import json
+
+    import awkward as ak
+    import h5py
+
+    with h5py.File(path) as f:
+        g = f[group]
+        length = g.attrs["length"]
+        return ak.from_buffers(ak.forms.from_json(g.attrs["form"]),
+                               json.loads(length) if isinstance(length, str) else int(length),
+                               {k: np.asarray(v) for k, v in g.items()})
+
+
+@pytest.mark.parametrize("kind", ["records", "lists"])
+def test_awkward_to_buffers_layout_read_and_restored(tmp_path, kind):
+    ak, un, counts, jets, event = awkward_events(seed=13)
+    if kind == "records":
+        arr = ak.zip({"run": event["run"], "Jet": ak.zip({k: un(v) for k, v in jets.items()}),
+                      "MET_pt": event["MET_pt"]}, depth_limit=1)
+    else:
+        arr = ak.zip({"nJet": counts.astype(np.int32), **{f"Jet_{k}": un(v) for k, v in jets.items()},
+                      "event": event["event"]}, depth_limit=1)
+    write_awkward_buffers(tmp_path / "a.h5", arr, length_as_text=kind == "records")
+    info, chunks = roundtrip(tmp_path / "a.h5", tmp_path / "b.h5", chunk_jets=100)
+    assert info.extra["hdf5_layout"] == "awkward" and info.jagged and info.collection == "Jet"
+    assert max(c.n_jets for c in chunks) <= 100 + max(counts)
+    if kind == "records":
+        assert info.columns["pt"] == "Jet.pt" and info.jet_branches == ["Jet.btag", "Jet.jetId"]
+    else:
+        assert info.counter == "nJet" and info.jet_branches == ["Jet_btag", "Jet_jetId"]
+    assert_same_table(tmp_path / "a.h5", tmp_path / "b.h5", rtol=1e-6)
+    back = read_awkward_buffers(tmp_path / "b.h5")
+    assert str(back.type) == str(arr.type)
+    for f in arr.fields:
+        if arr[f].ndim == 1 and not isinstance(arr[f].type.content, ak.types.RecordType):
+            np.testing.assert_array_equal(back[f], arr[f])
+
+
 def test_counter_layout_carries_per_jet_and_per_event_columns_and_other_objects(tmp_path):
     import h5py
 
@@ -244,7 +299,7 @@ def test_counter_layout_carries_per_jet_and_per_event_columns_and_other_objects(
         open_table(tmp_path / "c.h5", drop_branches=["MET"])
 
 
-def test_awkward_array_written_by_h5py_as_columns_roundtrip(tmp_path):
+def test_flat_h5py_columns_carry_uint64_exactly(tmp_path):
     """A flat file h5py users write: one dataset per column, per-row extras carried exactly."""
     import h5py
 
@@ -646,6 +701,16 @@ def test_several_jets_per_row_through_aez(tmp_path, small_model_path, fmt):
     report = e2e(path, out, small_model_path, units="GeV")
     assert report["n_jets"] == 400 and report["n_events"] == 200
     assert_jets_close(path, out, units="GeV")
+
+
+def test_awkward_buffers_through_aez(tmp_path, small_model_path):
+    ak, un, counts, jets, event = awkward_events(seed=14)
+    arr = ak.zip({"run": event["run"], "Jet": ak.zip({k: un(v) for k, v in jets.items()}),
+                  "MET_pt": event["MET_pt"]}, depth_limit=1)
+    write_awkward_buffers(tmp_path / "a.h5", arr)
+    e2e(tmp_path / "a.h5", tmp_path / "b.h5", small_model_path)
+    assert_jets_close(tmp_path / "a.h5", tmp_path / "b.h5")
+    assert str(read_awkward_buffers(tmp_path / "b.h5").type) == str(arr.type)
 
 
 @pytest.mark.parametrize("kind", ["records", "lists"])

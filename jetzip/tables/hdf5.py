@@ -13,6 +13,10 @@ written back the same way:
 - ``compound``: one compound (structured) dataset whose fields are the columns.
 - ``pandas-fixed``: ``DataFrame.to_hdf(..., format="fixed")``: a group with ``axis0`` (column
   names), ``axis1`` (the index) and ``blockN_items``/``blockN_values`` (columns of one dtype).
+- ``awkward``: ``ak.to_buffers`` in one group (attributes ``form`` and ``length``, buffers
+  ``nodeN-data``/``nodeN-offsets``), as awkward's documentation writes HDF5: records of numbers,
+  lists of numbers (``Jet_pt``) and lists of records (``Jet.pt``); read buffer slices by the
+  offsets, written back with the form (less any field not carried).
 - ``pandas-table``: ``to_hdf(..., format="table")``: a group with a compound dataset ``table``
   holding ``index``, ``values_block_N`` (several columns in one field; their names are in the
   attributes) and data columns. The pandas attributes are copied back verbatim; PyTables'
@@ -21,8 +25,8 @@ written back the same way:
 Several jets per row (``pxj1 ... pxj2``) in any of these layouts are read as events of jets
 (see :mod:`jetzip.tables.wide`).
 
-What is carried: every numeric column beside the jets, by default (``drop`` patterns leave
-columns out): per-jet columns as ``jet_branches``, per-event (or per-row) ones as
+What is carried: every numeric column beside the jets, by default (``keep`` patterns carry only
+what they name, ``drop`` patterns leave columns out, as for ROOT): per-jet columns as ``jet_branches``, per-event (or per-row) ones as
 ``kept_branches``; the pandas index as a column named ``index``. Everything else in the file
 (other groups and datasets, 2-D datasets, attributes) travels in :meth:`Hdf5Source.extras` as an
 in-memory HDF5 image that :meth:`Hdf5Writer.write_extras` copies back, up to ``EXTRAS_LIMIT``
@@ -74,9 +78,12 @@ class _Col:
     transposed: bool = True  # pandas blocks: rows along axis 0
     vlen: bool = False
     dtype: np.dtype = dataclasses.field(default_factory=lambda: np.dtype("f8"))
+    offsets: Any = None  # awkward ListOffsetArray: the offsets dataset (events = len - 1)
 
     @property
     def length(self) -> int:
+        if self.offsets is not None:
+            return int(self.offsets.shape[0]) - 1
         if self.index is not None and not self.transposed:
             return int(self.ds.shape[1])
         return int(self.ds.shape[0])
@@ -139,6 +146,9 @@ def _columns_of(node, h5py) -> tuple[str, list[_Col], list[str]]:
     """(layout, columns, names of the group members the layout itself consists of)."""
     if isinstance(node, h5py.Dataset):
         return "compound", _compound_cols(node), []
+    if _awkward_form(node) is not None:
+        cols, own = _awkward_cols(node, h5py)
+        return "awkward", cols, own
     kind = _pandas_kind(node)
     if kind == "pandas-fixed":
         cols, own = _pandas_fixed_cols(node, h5py)
@@ -184,6 +194,106 @@ def _pandas_fixed_cols(group, h5py) -> tuple[list[_Col], list[str]]:
         taken = {c.name for c in cols}
         cols.append(_Col("index" if "index" not in taken else "jetzip_index", axis1, dtype=axis1.dtype))
     return cols, own
+
+
+def _awkward_form(node) -> dict | None:
+    """The form of an ``ak.to_buffers`` group (attributes ``form`` and ``length``), else None."""
+    import json
+
+    if "form" not in node.attrs or "length" not in node.attrs:
+        return None
+    try:
+        form = json.loads(_text(node.attrs["form"]) or "")
+        int(json.loads(str(_text(node.attrs["length"]) or node.attrs["length"])))
+    except (ValueError, TypeError):
+        return None
+    return form if isinstance(form, dict) and "class" in form else None
+
+
+def _awkward_cols(group, h5py) -> tuple[list[_Col], list[str]]:
+    """Columns of the forms jet tables have: a record of numbers, lists of numbers, lists of
+    records of numbers (``Jet.pt``) and records of numbers; buffers named ``{form_key}-data``
+    and ``{form_key}-offsets`` (``ak.to_buffers``' default). Other fields are not columns."""
+    form = _awkward_form(group)
+    cols: list[_Col] = []
+    own: list[str] = []
+
+    def ds(key):
+        d = group.get(key)
+        return d if isinstance(d, h5py.Dataset) and d.ndim == 1 else None
+
+    def numpy_col(name, f, offsets=None):
+        if f.get("class") != "NumpyArray" or f.get("inner_shape") or (f.get("parameters") or {}).get("__array__"):
+            return False
+        d = ds(f"{f.get('form_key')}-data")
+        if d is None or not _numeric(d.dtype):
+            return False
+        cols.append(_Col(name, d, vlen=offsets is not None, dtype=d.dtype, offsets=offsets))
+        own.append(d.name.rsplit("/", 1)[-1])
+        return True
+
+    def field(name, f, prefix_records: bool) -> None:
+        cls = f.get("class")
+        if cls == "NumpyArray":
+            numpy_col(name, f)
+        elif cls == "ListOffsetArray":
+            off = ds(f"{f.get('form_key')}-offsets")
+            if off is None:
+                return
+            c = f.get("content", {})
+            before = len(cols)
+            if c.get("class") == "NumpyArray":
+                numpy_col(name, c, off)
+            elif c.get("class") == "RecordArray" and c.get("fields"):
+                for sub, sf in zip(c["fields"], c["contents"]):
+                    numpy_col(f"{name}.{sub}" if prefix_records else sub, sf, off)
+            if len(cols) > before:
+                own.append(off.name.rsplit("/", 1)[-1])
+        elif cls == "RecordArray" and f.get("fields"):
+            for sub, sf in zip(f["fields"], f["contents"]):
+                numpy_col(f"{name}.{sub}", sf)
+
+    if form.get("class") == "RecordArray" and form.get("fields"):
+        for name, f in zip(form["fields"], form["contents"]):
+            field(name, f, True)
+    elif form.get("class") == "ListOffsetArray":
+        field("", form, False)
+    return cols, own
+
+
+def _awkward_prune(form: dict, keep: set[str]) -> dict:
+    """The form without the fields whose columns are not carried (so that it matches the buffers
+    the writer writes)."""
+    import copy
+
+    form = copy.deepcopy(form)
+
+    def prune_record(rec: dict, prefix: str) -> bool:
+        fields, contents = [], []
+        for name, f in zip(rec["fields"], rec["contents"]):
+            full = f"{prefix}{name}"
+            cls = f.get("class")
+            if cls == "NumpyArray":
+                ok = full in keep
+            elif cls == "ListOffsetArray" and f.get("content", {}).get("class") == "RecordArray":
+                ok = prune_record(f["content"], f"{full}.")
+            elif cls == "ListOffsetArray":
+                ok = full in keep
+            elif cls == "RecordArray":
+                ok = prune_record(f, f"{full}.")
+            else:
+                ok = False
+            if ok:
+                fields.append(name)
+                contents.append(f)
+        rec["fields"], rec["contents"] = fields, contents
+        return bool(fields)
+
+    if form.get("class") == "RecordArray":
+        prune_record(form, "")
+    elif form.get("class") == "ListOffsetArray" and form.get("content", {}).get("class") == "RecordArray":
+        prune_record(form["content"], "")
+    return form
 
 
 def _pandas_table_cols(group) -> list[_Col]:
@@ -442,7 +552,9 @@ class Hdf5Source:
         # members restored by the writer (not copied into the extras image)
         self._own = set(own) if layout != "columns" else carried - {None}
         self.tree = tree
-        extra: dict[str, Any] = {"hdf5_layout": "vlen" if self.vlen else layout}
+        extra: dict[str, Any] = {"hdf5_layout": "vlen" if self.vlen and layout == "columns" else layout}
+        if layout == "awkward":
+            extra["awkward"] = self._awkward_description(node, cols, carried)
         if self.wide is not None:
             extra.update(self.wide.to_extra())
             dtypes = {n: self.cols[n].dtype.name for n in [*self.wide.names(), *kept]}
@@ -463,6 +575,18 @@ class Hdf5Source:
             branch_order=[n for n in names], other_branches=other, extra=extra)
         self._extras: bytes | None = None
         self._extras_done = False
+
+    def _awkward_description(self, node, cols: list[_Col], carried: set) -> dict:
+        """The pruned form and the buffer of each carried column, for the writer."""
+        import json
+
+        length = node.attrs["length"]
+        return {"form": json.dumps(_awkward_prune(_awkward_form(node), {c for c in carried if c})),
+                "length_is_text": isinstance(length, (str, bytes, np.bytes_)),
+                "columns": {c.name: {"data": c.ds.name.rsplit("/", 1)[-1], "dtype": c.dtype.str,
+                                     "offsets": c.offsets.name.rsplit("/", 1)[-1] if c.offsets is not None else None,
+                                     "offsets_dtype": c.offsets.dtype.str if c.offsets is not None else None}
+                            for c in cols if c.name in carried}}
 
     def _pandas_description(self, layout: str, node, cols: list[_Col]) -> dict:
         """What the writer needs to write the same pandas layout: attributes, dtypes, blocks."""
@@ -566,11 +690,20 @@ class Hdf5Source:
         step = max(1, min(256, target // 8))  # events; then about `target` jets at the mean seen
         first_jet = 0
         ev = 0
+        first = self.cols[names[0]]
         while ev < self.n_entries:
-            if self.counter:  # the counter says where `target` jets end
+            if first.offsets is not None:  # awkward lists: the offsets say where `target` jets end
+                o = np.asarray(first.offsets[ev:ev + COUNTER_BLOCK + 1]).astype(np.int64)
+                step = max(1, int(np.searchsorted(o[1:] - o[0], target, side="right")))
+            elif self.counter:  # the counter says where `target` jets end
                 declared_block = np.asarray(self.cols[self.counter].ds[ev:ev + COUNTER_BLOCK]).astype(np.int64)
                 step = max(1, int(np.searchsorted(np.cumsum(declared_block), target, side="right")))
             stop = min(ev + step, self.n_entries)
+            if first.offsets is not None:
+                yield self._awkward_chunk(names, ev, stop, first_jet)
+                first_jet += int(self._last_jets)
+                ev = stop
+                continue
             rows = _read_cols([self.cols[n] for n in [*names, *self.jet_branches]], ev, stop)
             lengths = np.fromiter((len(a) for a in rows[names[0]]), np.int64, stop - ev)
             for n, v in rows.items():
@@ -599,6 +732,42 @@ class Hdf5Source:
             # next step: about `target` jets at this chunk's jets per event
             per_event = max(n_jets / max(len(lengths), 1), 1e-3)
             step = int(min(max(1, target / per_event), COUNTER_BLOCK))
+
+    def _awkward_chunk(self, names: list[str], ev: int, stop: int, first_jet: int) -> JetChunk:
+        """Events ev:stop of awkward list columns: offsets, then one slice of each data buffer."""
+        offsets: dict[int, np.ndarray] = {}
+        lengths = None
+        flat: dict[str, np.ndarray] = {}
+        for n in [*names, *self.jet_branches]:
+            c = self.cols[n]
+            key = id(c.offsets)
+            if key not in offsets:
+                o = np.asarray(c.offsets[ev:stop + 1]).astype(np.int64)
+                if (np.diff(o) < 0).any() or (len(o) and (o[0] < 0 or o[-1] > c.ds.shape[0])):
+                    raise InputError(f"{self.path}: the offsets of {n} are not valid (decreasing or past the data)")
+                offsets[key] = o
+            o = offsets[key]
+            lens = np.diff(o)
+            if lengths is None:
+                lengths = lens
+                if lengths.max(initial=0) > MAX_EVENT_JETS:
+                    i = int(np.argmax(lengths > MAX_EVENT_JETS))
+                    raise self._giant(ev + i, int(lengths[i]))
+            elif not np.array_equal(lens, lengths):
+                i = int(np.argmax(lens != lengths))
+                raise InputError(f"{self.path}: event {ev + i}: {n} has {int(lens[i])} values, "
+                                 f"{names[0]} {int(lengths[i])}")
+            flat[n] = np.asarray(c.ds[int(o[0]):int(o[-1])]) if len(o) else np.empty(0, c.dtype)
+        assert lengths is not None
+        if self.counter:
+            declared = np.asarray(self.cols[self.counter].ds[ev:stop])
+            if (declared != lengths).any():
+                i = int(np.argmax(declared != lengths))
+                raise InputError(f"{self.path}: event {ev + i}: counter {self.counter} says "
+                                 f"{declared[i]} jets, {names[0]} holds {int(lengths[i])}")
+        self._last_jets = int(lengths.sum())
+        return JetChunk({role: flat[n] for role, n in self.used.items()}, lengths.astype(np.uint32),
+                        self._rows(self.kept, ev, stop), first_jet, ev, {n: flat[n] for n in self.jet_branches})
 
     def _wide_chunks(self, target: int) -> Iterator[JetChunk]:
         k = len(self.wide.jets)
@@ -808,6 +977,9 @@ class Hdf5Writer:
         if self.layout in ("pandas-fixed", "pandas-table") and not (info.jagged and not self.wide):
             self._create_pandas(h5py)
             return
+        if self.layout == "awkward" and not self.wide:
+            self._create_awkward()
+            return
         self.layout = "vlen" if self.layout == "vlen" else "columns"
         group = self.file.create_group(tree, track_order=True) if tree else self.file
         group.attrs["units"] = info.units  # read back by Hdf5Source: no guessing
@@ -829,6 +1001,45 @@ class Hdf5Writer:
                 raise InputError(f"HDF5 output: two columns named {n!r}")
             self.datasets[n] = group.create_dataset(n, shape=(0,), maxshape=(None,), dtype=dtypes[n],
                                                     chunks=(1 << 12,) if self.layout == "vlen" else (1 << 16,))
+
+    def _create_awkward(self) -> None:
+        desc = self.info.extra["awkward"]
+        tree = self.info.tree or ""
+        group = self.file.create_group(tree, track_order=True) if tree else self.file
+        group.attrs["form"] = desc["form"]
+        group.attrs["units"] = self.info.units
+        self.group = group
+        self.ak_columns = desc["columns"]
+        self.datasets = {}
+        self.ak_offsets: dict[str, int] = {}
+        for name, b in self.ak_columns.items():
+            if b["data"] not in group:
+                self.datasets[b["data"]] = group.create_dataset(b["data"], shape=(0,), maxshape=(None,),
+                                                                dtype=np.dtype(b["dtype"]), chunks=(1 << 16,))
+            if b["offsets"] and b["offsets"] not in group:
+                d = group.create_dataset(b["offsets"], shape=(1,), maxshape=(None,),
+                                         dtype=np.dtype(b["offsets_dtype"]), chunks=(1 << 16,))
+                d[0] = 0
+                self.datasets[b["offsets"]] = d
+                self.ak_offsets[b["offsets"]] = 0
+        self.events = 0
+
+    def _write_awkward(self, columns, counts, kept, jet_kept) -> None:
+        values = {name: np.asarray(columns[role]) for role, name in self.names.items()}
+        values.update({k: np.asarray(v) for k, v in jet_kept.items()})
+        values.update({k: np.asarray(v) for k, v in kept.items()})
+        if self.info.counter and counts is not None:
+            values[self.info.counter] = counts
+        n_events = len(counts) if counts is not None else len(next(iter(columns.values())))
+        for name, b in self.ak_columns.items():
+            self._append(self.datasets[b["data"]], values[name].astype(np.dtype(b["dtype"])))
+        if counts is not None:
+            ends = np.cumsum(counts.astype(np.int64))
+            for key, last in self.ak_offsets.items():
+                ds = self.datasets[key]
+                self._append(ds, (last + ends).astype(ds.dtype))
+                self.ak_offsets[key] = last + int(ends[-1]) if len(ends) else last
+        self.events += n_events
 
     def _create_pandas(self, h5py) -> None:
         info = self.info
@@ -927,6 +1138,9 @@ class Hdf5Writer:
 
     def _write(self, columns, counts, kept, jet_kept) -> None:
         n_jets = len(next(iter(columns.values())))
+        if self.layout == "awkward":
+            self._write_awkward(columns, counts, kept, jet_kept)
+            return
         if self.layout == "compound":
             data = self._by_name(columns, counts, kept, jet_kept)
             block = np.empty(n_jets, dtype=self.table.dtype)
@@ -1016,6 +1230,9 @@ class Hdf5Writer:
         try:
             if self.layout == "pandas-table":
                 self.table.attrs["NROWS"] = np.int64(len(self.table))
+            if self.layout == "awkward":
+                self.group.attrs["length"] = str(self.events) if self.info.extra["awkward"]["length_is_text"] \
+                    else np.int64(self.events)
             self._check_space(0)
             self.file.close()
             self.file = None
