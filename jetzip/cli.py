@@ -3,7 +3,8 @@
 Conventions: data (a CSV with ``-o -``, JSON with ``--json``) goes to stdout; messages and
 progress go to stderr. Exit codes: 0 success, 1 a problem with the input, files or options
 (a one-line message, no traceback; with several inputs: any of them failed), 2 a usage error,
-130 interrupted, 141 stdout closed early (``jetzip decompress x.aez -o - | head``), quietly.
+130 interrupted. A reader that goes away early (``jetzip decompress x.aez -o - | head -1``)
+ends the command quietly with exit 0, every time; a closed stderr only silences messages.
 Options are parsed here and forwarded as keywords; their defaults and choices are the
 library's constants. Heavy imports (torch, uproot) happen inside the commands, so ``--help``
 stays fast.
@@ -34,7 +35,10 @@ from .tables.root import COMPRESSIONS
 from .training import TrainOptions
 
 EXIT_INTERRUPTED = 130
-EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader went away
+# stdout's reader went away (| head): end quietly with 0. Not 141 (128 + SIGPIPE): CPython drops
+# the rest of a write that the close interrupts without an error, so the code could not be the
+# same every time, while the user asked for less output and got it.
+EXIT_CLOSED_PIPE = 0
 TRAIN_DEFAULTS = TrainOptions()
 
 
@@ -44,8 +48,12 @@ def _console(stdout: bool = False):
 
     class PipeConsole(Console):
         def on_broken_pipe(self) -> None:
-            """rich would exit 1 here: raise instead, so that the command ends with 141."""
+            """rich would exit 1 here. A closed stdout ends the command (see run_guarded); a
+            closed stderr only silences the messages: the work goes on."""
             self.quiet = True
+            if self.stderr:
+                _silence(2)
+                return
             raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
     console = PipeConsole(stderr=not stdout, highlight=False)
@@ -116,7 +124,7 @@ def run_guarded(fn: Callable[[], Any]) -> Any:
             sys.stdout.flush()
         return result
     except KeyboardInterrupt:
-        click.echo("jetzip: interrupted; no output was written", err=True)
+        _to_stderr("jetzip: interrupted; no output was written")
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:
         if closed_pipe(exc):
@@ -158,17 +166,34 @@ def closed_pipe(exc: BaseException | None) -> bool:
 
 
 def exit_closed_pipe() -> None:
-    """End quietly with 141: nothing more can reach the reader, and nothing is said about it.
+    """End quietly: nothing more can reach the reader, and nothing is said about it.
 
-    stdout and stderr are pointed at /dev/null first, so the interpreter's final flush of
-    what is still buffered cannot fail again (that made the exit code random).
+    stdout is pointed at /dev/null first, so the interpreter's final flush of what is still
+    buffered cannot fail again (that made the exit code random).
     """
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # not a real file (tests run the CLI in-process)
-            os.dup2(devnull, stream.fileno())
-    os.close(devnull)
+    _silence(1)
     sys.exit(EXIT_CLOSED_PIPE)
+
+
+def _silence(fd: int) -> None:
+    """Point file descriptor `fd` (1 or 2) at /dev/null; nothing when it is not a real file."""
+    stream = sys.stdout if fd == 1 else sys.stderr
+    with contextlib.suppress(Exception):  # tests run the CLI in-process on in-memory streams
+        if stream.fileno() != fd:
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+
+
+def _to_stderr(message: str) -> None:
+    """A message on stderr; a closed stderr silences it (and the rest) instead of failing."""
+    try:
+        click.echo(message, err=True)
+    except OSError as exc:
+        if not closed_pipe(exc):
+            raise
+        _silence(2)
 
 
 def _json_out(obj: Any) -> None:
@@ -575,14 +600,19 @@ def _default_model_if_matching(compressed: str):
 
 def main() -> None:
     """The console script: click's own handling, except that a closed stdout (``| head``) ends
-    quietly with 141 every time, whether it shows while writing or at the final flush."""
+    quietly with exit 0 every time, whether it shows while writing or at the final flush."""
     try:
         code = cli.main(prog_name="jetzip", standalone_mode=False)
     except click.ClickException as exc:
-        exc.show()
+        try:
+            exc.show()
+        except OSError as again:
+            if not closed_pipe(again):
+                raise
+            _silence(2)
         code = exc.exit_code
     except click.Abort:
-        click.echo("Aborted!", err=True)
+        _to_stderr("Aborted!")
         code = 1
     except OSError as exc:
         if not closed_pipe(exc):
