@@ -170,6 +170,32 @@ def test_killed_compress_leaves_no_output_and_intact_input(tmp_path, big_input, 
     assert sha(big_input) == before
 
 
+def test_partial_file_of_a_killed_run_is_removed_by_the_next_run(tmp_path, big_input, small_model_path,
+                                                                  jetzip_exe, nano_file):
+    """SIGKILL cannot be caught: the temporary file stays, recognisable, until the next run on it."""
+    from jetzip.atomic import TEMP_PATTERN
+
+    out = tmp_path / "big.aez"
+    proc = subprocess.Popen([jetzip_exe, "compress", str(big_input), "-o", str(out), "-m", str(small_model_path),
+                             "--batch-size", "64", "--chunk-jets", "4096"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not leftovers(tmp_path) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "compress finished before it could be killed"
+    proc.kill()
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    (left,) = leftovers(tmp_path)
+    m = TEMP_PATTERN.fullmatch(left)
+    assert m and m["stem"] == "big.aez" and int(m["pid"]) == proc.pid, left
+    assert not out.exists()
+    path, data = nano_file  # the next run on that output (any input)
+    r = invoke("compress", path, "-o", out, "-m", small_model_path)
+    assert r.returncode == 0, r.stderr
+    assert leftovers(tmp_path) == []
+    assert jetzip.read_aez(out)["tail"]["n_jets"] == int(data["counts"].sum())
+
+
 def test_disk_full_leaves_no_output(tmp_path, nano_file, small_model_path, monkeypatch):
     import errno
 
