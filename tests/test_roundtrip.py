@@ -197,14 +197,11 @@ def test_embedded_decoder_matches_external_model(tmp_path, nano_file, small_mode
         assert len(fx["Events/Jet_pt"]) > 0
 
 
-def test_real_nanoaod_file_needs_no_options(tmp_path, small_model_path):
-    from conftest import NANO_DY
-    if not NANO_DY.exists():
-        pytest.fail(f"{NANO_DY} is missing")
-    rep = jetzip.compress(NANO_DY, tmp_path / "dy.aez", model=small_model_path, latent_tolerance=LOOSE)
+def test_real_nanoaod_file_needs_no_options(tmp_path, small_model_path, nano_dy):
+    rep = jetzip.compress(nano_dy, tmp_path / "dy.aez", model=small_model_path, latent_tolerance=LOOSE)
     assert rep["n_events"] == 40 and rep["n_jets"] == 188
     jetzip.decompress(tmp_path / "dy.aez", tmp_path / "dy.root")
-    orig = uproot.open(NANO_DY)["Events"].arrays(["nJet", "Jet_pt"])
+    orig = uproot.open(nano_dy)["Events"].arrays(["nJet", "Jet_pt"])
     back = uproot.open(tmp_path / "dy.root")["Events"].arrays(["nJet", "Jet_pt"])
     np.testing.assert_array_equal(back["nJet"].to_numpy(), orig["nJet"].to_numpy())
     np.testing.assert_array_equal(ak.num(back["Jet_pt"]).to_numpy(), ak.num(orig["Jet_pt"]).to_numpy())
