@@ -302,3 +302,17 @@ def test_closed_stderr_only_silences_messages(tmp_path, nano_file, small_model_p
     p.stderr.close()
     assert p.wait(timeout=300) == 0
     assert jetzip.read_aez(out)["tail"]["n_jets"] == int(data["counts"].sum())
+
+
+def test_public_test_files_skip_outside_ci_and_fail_in_ci(tmp_path, monkeypatch):
+    """shared/ beside the repository holds public test files; without it: skip, but never in CI."""
+    from conftest import NANO_DY, REPO, SHARED, shared_file
+
+    assert NANO_DY.parent.parent == SHARED and SHARED.parent == REPO.parent
+    missing = tmp_path / "not-there.root"
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not-there.root is missing"):
+        shared_file(missing)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        shared_file(missing)
