@@ -406,7 +406,9 @@ def write_csv(path, cols: dict[str, np.ndarray]) -> None:
 @pytest.mark.parametrize("fmt", ["csv", "hdf5", "pandas", "parquet"])
 def test_several_jets_per_row_are_events_of_jets_restored_in_the_same_columns(tmp_path, fmt):
     d = lhco_columns()
-    d["pxj2"][5] = d["pyj2"][5] = d["pzj2"][5] = d["mj2"][5] = np.nan  # row 5 has one jet
+    # row 5 has one jet; row 6 a second jet without a 4-vector but with tau values: a NaN jet
+    d["pxj2"][5] = d["pyj2"][5] = d["pzj2"][5] = d["mj2"][5] = d["tau1j2"][5] = d["tau2j2"][5] = np.nan
+    d["pxj2"][6] = d["pyj2"][6] = d["pzj2"][6] = d["mj2"][6] = np.nan
     if fmt == "csv":
         path = tmp_path / "l.csv"
         write_csv(path, d)
@@ -436,17 +438,22 @@ def test_several_jets_per_row_are_events_of_jets_restored_in_the_same_columns(tm
     assert info.extra["slots"]["slots"] == ["j1", "j2"] and info.extra["slots"]["template"] == "{var}{slot}"
     assert [list(s.values()) for s in info.extra["wide"]["jets"]] == [["pxj1", "pyj1", "pzj1", "mj1"],
                                                                       ["pxj2", "pyj2", "pzj2", "mj2"]]
-    assert {"tau1j1", "tau2j2", "label"} <= set(info.kept_branches)
+    # per-slot variables (tau1j1, tau1j2) are per-jet branches, as the ROOT reader makes them
+    assert info.jet_branches == ["tau1j*", "tau2j*"] and "label" in info.kept_branches
+    assert info.extra["wide"]["extras"]["tau1j*"] == ["tau1j1", "tau1j2"]
     counts = np.concatenate([c.counts for c in chunks])
     assert len(counts) == 400 and counts[5] == 1 and (np.delete(counts, 5) == 2).all()
-    _, c0, n0, k0, _ = read_all(path, units="GeV")
-    i1, c1, n1, k1, _ = read_all(back, units="GeV")
+    _, c0, n0, k0, j0 = read_all(path, units="GeV")
+    i1, c1, n1, k1, j1 = read_all(back, units="GeV")
     np.testing.assert_array_equal(n1, n0)
     assert i1.branch_order == info.branch_order  # the same columns in the same order
     for r in ("px", "py", "pz"):
         close(c0[r], c1[r], rtol=1e-6, atol=1e-3)
     for k in k0:
         np.testing.assert_array_equal(k1[k], k0[k])
+    for k in j0:  # tau values exactly, NaN where the file has NaN
+        np.testing.assert_array_equal(j1[k], j0[k])
+    np.testing.assert_array_equal(chunks[0].jet_kept["tau1j*"][:2], [d["tau1j1"][0], d["tau1j2"][0]])
 
 
 def test_wide_names_are_recognised():

@@ -210,7 +210,8 @@ class ParquetSource:
         self.kept = kept
         self.jet_branches = jet_branches
         self.jet_names = jet_names
-        self.tops = list(dict.fromkeys(self.cols[n].top for n in [*jet_names, *kept, *jet_branches]
+        self.tops = list(dict.fromkeys(self.cols[n].top for n in [*jet_names, *kept,
+                                                                  *(jet_branches if self.wide is None else [])]
                                        + ([counter] if counter else [])))
         # jets per row, from the row-group statistics of a jet column (batch sizes)
         self.jets_per_row = 1.0 if not self.lists else self._jets_per_row(jet_names[0])

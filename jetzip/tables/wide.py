@@ -13,7 +13,7 @@ Such a table is read as a jagged table: each row is an event of (up to) k jets, 
 Variables present in every slot beside the 4-vector (``tag_h1_j1``, ...) are per-jet branches
 named by their pattern (``tag_h*_j*``); the other columns of the row are event-level (kept)
 branches (``tau1j1`` is not a slot variable of ``pxj1``'s layout, so it stays a kept column).
-A jet whose four values are all NaN (empty CSV cells) is absent; absent jets must be the
+A slot whose every column is NaN (empty CSV cells) is absent; absent jets must be the
 trailing ones of a row, otherwise they stay as NaN jets (compress then refuses them, or
 --drop-invalid drops them).
 
@@ -197,6 +197,9 @@ def stack(rows: Mapping[str, np.ndarray], w: "Wide") -> tuple[dict[str, np.ndarr
     absent = np.ones((n, k), dtype=bool)
     for r in roles:
         absent &= np.isnan(grid[r])
+    for cols in w.extras.values():  # a slot is absent only when its every column is empty
+        ex = np.stack([np.asarray(rows[c]) for c in cols], axis=1)
+        absent &= np.isnan(ex) if ex.dtype.kind == "f" else np.zeros_like(absent)
     # only trailing absent slots are left out: present = slots up to the last one with a value
     present_count = k - np.argmax(~absent[:, ::-1], axis=1)
     present_count[absent.all(axis=1)] = 0
