@@ -484,9 +484,9 @@ def to_awkward(info, columns: Mapping[str, np.ndarray], counts: np.ndarray | Non
 class PartReader:
     """The partition function of :func:`read`: decodes one part (called on the workers)."""
 
-    def __init__(self, outdir: str, layout: str, model: Any, device: str, threads: int | None, meta: Any) -> None:
+    def __init__(self, outdir: str, layout: str, model: Any, device: str, threads: int | None) -> None:
         self.outdir, self.layout, self.model = outdir, layout, model
-        self.device, self.threads, self.meta = device, threads, meta
+        self.device, self.threads = device, threads
 
     def __call__(self, part: Mapping[str, Any]):
         from .dataset import check_sha
@@ -495,9 +495,6 @@ class PartReader:
         check_sha(path, part["sha256"])
         info, cols, counts, kept, jet_kept = decode_part(path, self.model, self.device, self.threads)
         return to_awkward(info, cols, counts, kept, jet_kept, self.layout)
-
-    def mock(self):  # dask-awkward: the typetracer of a partition without reading one
-        return self.meta
 
 
 def _meta(path: str, layout: str):
@@ -566,8 +563,8 @@ def read(outdir: str | os.PathLike, *, inputs: Sequence[str | int] | None = None
                           + ", ".join(kinds.values()) + "); read them separately with inputs=[...]")
     meta = _meta(os.path.join(outdir, parts[0]["file"]), layout)
     ends = np.cumsum([0] + [int(p["n_events"]) for p in parts]).tolist()
-    reader = PartReader(outdir, layout, _load_model(model), device, threads, meta)
-    return dak.from_map(reader, parts, label="jetzip-read", divisions=tuple(ends))
+    reader = PartReader(outdir, layout, _load_model(model), device, threads)
+    return dak.from_map(reader, parts, label="jetzip-read", divisions=tuple(ends), meta=meta)
 
 
 # -- benchmark --------------------------------------------------------------------------------
