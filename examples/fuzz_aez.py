@@ -103,7 +103,8 @@ def build_files(work: Path, seed: int) -> dict[str, bytes]:
     nano = work / "nano.root"
     write_nanoaod(nano, n_events=300, seed=seed)  # ~1400 jets: two chunks of <= 1024
     variants = {"aez": {}, "keep": {"keep_branches": ["run", "event", "MET_pt"]},
-                "f16": {"latent_dtype": "float16", "embed_model": False}}
+                "f16": {"latent_dtype": "float16", "embed_model": False},
+                "bnd": {"error_bound": "1e-3"}}
     files = {}
     for name, kw in variants.items():
         out = work / f"{name}.aez"
@@ -132,13 +133,20 @@ def read_fully(name: str, path: Path) -> Any:
         m = jetzip.load_model(path)
         return (json.dumps(m.header(), sort_keys=True, default=str),
                 {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in m.weights.items()})
+    arrays: dict[str, Any] = {}
     with open_aez(path) as aez:
         tail = aez.verify()
-        decoder = aez.decoder_model() if aez.decoder_payload is not None else None
+        if aez.header.codec["id"] == "latent":
+            if "DECW" in aez.side:  # the embedded decoder's weights (running it adds nothing here)
+                arrays.update({f"decoder.{k}": v for k, v in aez.codec(device="cpu").model.weights.items()})
+        else:  # other codecs: every decoded value
+            codec = aez.codec()
+            parts = [codec.decode(c.payload, c.n_jets, c.counts) for c in aez.chunks()]
+            arrays.update({f"decoded.{k}": np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {})
     r = jetzip.read_aez(path)
-    arrays = {"latents": r["latents"], "counts": r["counts"], **{f"kept.{k}": v for k, v in r["kept"].items()}}
-    if decoder is not None:
-        arrays.update({f"decoder.{k}": v for k, v in decoder.weights.items()})
+    arrays.update({"latents": r.get("latents"), "counts": r["counts"],
+                   **{f"kept.{k}": v for k, v in r["kept"].items()},
+                   **{f"jet_kept.{k}": v for k, v in r["jet_kept"].items()}})
     return (json.dumps(r["header"], sort_keys=True), tail,
             {k: None if v is None else (v.dtype.str, v.shape, v.tobytes()) for k, v in arrays.items()})
 

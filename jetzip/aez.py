@@ -322,6 +322,9 @@ class AezFile:
         self.header = Header.from_json(self.header_json, self.major, self.minor, where)
         self.table = self.header.source
         self.jagged = self.table.jagged
+        from .codecs import codec_class
+
+        codec_class(self.header.codec["id"]).check_config(self.header.codec, where)
         self.side: dict[str, bytes] = {}
         index = 1
         embedded = self.major == 1 and bool(self.header.codec["model"].get("embedded"))

@@ -46,7 +46,7 @@ write, records, read_fully = fuzz_aez.write, fuzz_aez.records, fuzz_aez.read_ful
 
 PREAMBLE = container.PREAMBLE.size  # 12: magic, major, minor
 MINOR_FIELD = slice(10, 12)
-AEZ_FILES = ("aez", "keep", "f16")
+AEZ_FILES = ("aez", "keep", "f16", "bnd")
 ALL_FILES = (*AEZ_FILES, "model")
 CASE_SECONDS = 10.0  # a case taking longer is a hang (the readers need milliseconds)
 
@@ -65,13 +65,14 @@ def work(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def originals(small_model_path, work) -> dict[str, bytes]:
     """The bytes of valid files: .aez with 2 chunks, with kept branches, float16 without
-    an embedded decoder, and the model file."""
+    an embedded decoder, the error-bounded codec, and the model file."""
     nano = work / "nano.root"
     jetfactory.write_nanoaod(nano, n_events=300, seed=5)  # ~1400 jets: 2 chunks of <= 1024
     variants = {
         "aez": {},
         "keep": {"keep_branches": ["run", "event", "MET_pt"]},
         "f16": {"latent_dtype": "float16", "embed_model": False},
+        "bnd": {"error_bound": "1e-3"},
     }
     out = {}
     for name, kw in variants.items():
@@ -310,7 +311,7 @@ def test_minor_version_change(originals, references, work):
         write(work / f"minor-{name}", bytes(data))
         ok, result = attempt(lambda: read_fully(name, work / f"minor-{name}"), name)
         if name == "aez":
-            assert not ok and "format version 1.1" in str(result)
+            assert not ok and "format version 2.1" in str(result)
         else:
             assert ok and result == references[name]
 
@@ -378,34 +379,34 @@ HOSTILE_HEADERS = {
     "nested 100000 deep": b"[" * 100_000 + b"]" * 100_000,
     "object nested 100000 deep": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
     "integer of 5000 digits": b'{"latent": {"dim": ' + b"9" * 5000 + b"}}",
-    "latent.dim 10**12": set_path("latent.dim", 10**12),
-    "latent.dim -3": set_path("latent.dim", -3),
-    "latent.dim 0": set_path("latent.dim", 0),
-    "latent.dim Infinity": set_path("latent.dim", float("inf")),
-    "latent.dim NaN": set_path("latent.dim", float("nan")),
-    "latent.dim list": set_path("latent.dim", [3]),
-    "latent.dtype float64": set_path("latent.dtype", "float64"),
-    "latent.dtype object": set_path("latent.dtype", "O"),
-    "latent.dtype S10**9": set_path("latent.dtype", "S1000000000"),
-    "latent.dtype list": set_path("latent.dtype", ["float32"]),
-    "latent missing": delete_key("latent"),
-    "latent a string": set_path("latent", "3"),
-    "model a list": set_path("model", [1, 2]),
-    "arch.hidden 10**12": set_path("model.arch.hidden", [10**12, 32, 16]),
-    "arch.hidden negative": set_path("model.arch.hidden", [-32, 32, 16]),
-    "arch.hidden empty": set_path("model.arch.hidden", []),
-    "arch.hidden Infinity": set_path("model.arch.hidden", [float("inf")]),
-    "arch.hidden 10**400": set_path("model.arch.hidden", [10**400]),
-    "arch.hidden 1000 layers": set_path("model.arch.hidden", [32] * 1000),
-    "arch.hidden nested": set_path("model.arch.hidden", deep(400)),
-    "arch.latent 10**9": set_path("model.arch.latent", 10**9),
-    "arch.n_features 10**6": set_path("model.arch.n_features", 10**6),
-    "arch a string": set_path("model.arch", "AE_3D_200"),
-    "normalization shift 10**400": set_path("normalization.shift", [10**400, 0, 0, 0]),
-    "normalization scale zero": set_path("normalization.scale", [0, 1, 1, 1]),
-    "normalization scale NaN": set_path("normalization.scale", [float("nan")] * 4),
-    "normalization kind 5": set_path("normalization.kind", 5),
-    "normalization 10**5 values": set_path("normalization.shift", [0.0] * 10**5),
+    "latent.dim 10**12": set_path("codec.latent.dim", 10**12),
+    "latent.dim -3": set_path("codec.latent.dim", -3),
+    "latent.dim 0": set_path("codec.latent.dim", 0),
+    "latent.dim Infinity": set_path("codec.latent.dim", float("inf")),
+    "latent.dim NaN": set_path("codec.latent.dim", float("nan")),
+    "latent.dim list": set_path("codec.latent.dim", [3]),
+    "latent.dtype float64": set_path("codec.latent.dtype", "float64"),
+    "latent.dtype object": set_path("codec.latent.dtype", "O"),
+    "latent.dtype S10**9": set_path("codec.latent.dtype", "S1000000000"),
+    "latent.dtype list": set_path("codec.latent.dtype", ["float32"]),
+    "latent missing": delete_key("codec.latent"),
+    "latent a string": set_path("codec.latent", "3"),
+    "model a list": set_path("codec.model", [1, 2]),
+    "arch.hidden 10**12": set_path("codec.model.arch.hidden", [10**12, 32, 16]),
+    "arch.hidden negative": set_path("codec.model.arch.hidden", [-32, 32, 16]),
+    "arch.hidden empty": set_path("codec.model.arch.hidden", []),
+    "arch.hidden Infinity": set_path("codec.model.arch.hidden", [float("inf")]),
+    "arch.hidden 10**400": set_path("codec.model.arch.hidden", [10**400]),
+    "arch.hidden 1000 layers": set_path("codec.model.arch.hidden", [32] * 1000),
+    "arch.hidden nested": set_path("codec.model.arch.hidden", deep(400)),
+    "arch.latent 10**9": set_path("codec.model.arch.latent", 10**9),
+    "arch.n_features 10**6": set_path("codec.model.arch.n_features", 10**6),
+    "arch a string": set_path("codec.model.arch", "AE_3D_200"),
+    "normalization shift 10**400": set_path("codec.normalization.shift", [10**400, 0, 0, 0]),
+    "normalization scale zero": set_path("codec.normalization.scale", [0, 1, 1, 1]),
+    "normalization scale NaN": set_path("codec.normalization.scale", [float("nan")] * 4),
+    "normalization kind 5": set_path("codec.normalization.kind", 5),
+    "normalization 10**5 values": set_path("codec.normalization.shift", [0.0] * 10**5),
     "source a list": set_path("source", []),
     "source.jagged 'yes'": set_path("source.jagged", "yes"),
     "source.format zip": set_path("source.format", "zip"),
@@ -425,8 +426,11 @@ HOSTILE_HEADERS = {
     "source.extra nested": set_path("source.extra", deep(400)),
     "source.unknown fields only": set_path("source", {"zzz": 1}),
     "format_version 1.1": set_path("format_version", "1.1"),
+    "format_version 2.1": set_path("format_version", "2.1"),
+    "codec unknown": set_path("codec.id", "zfp"),
+    "codec a list": set_path("codec", [1]),
     "format_version 10**9": set_path("format_version", 10**9),
-    "embedded true without DECW": set_path("model.embedded", True),
+    "embedded true without DECW": set_path("codec.model.embedded", True),
 }
 
 
@@ -551,7 +555,7 @@ def test_cli_reports_damage_in_one_line(originals, work):
     flipped = bytearray(aez)
     flipped[chunk[1] + 100] ^= 0x04
     header = json.loads(payload_of(aez, 0))
-    header["model"]["arch"]["hidden"] = [float("inf")]
+    header["codec"]["model"]["arch"]["hidden"] = [float("inf")]
     cases = [
         (("inspect",), "flip.aez", bytes(flipped), "checksum mismatch"),
         (("decompress", "-o", work / "out.root"), "trunc.aez", aez[:len(aez) // 2], "truncated"),

@@ -65,6 +65,16 @@ class Codec(ABC):
         """
 
     @classmethod
+    def check_config(cls, config: Mapping[str, Any], where: str) -> None:
+        """Validate a stored config cheaply (no model loading, no devices); the container
+        calls it when a file is opened, so a hostile header is refused before any data is read.
+
+        Raises:
+            FormatError: malformed or out-of-range parameters.
+        """
+        cls.from_config(config, path=where)
+
+    @classmethod
     def verify_side_records(cls, config: Mapping[str, Any], side: Mapping[str, bytes], where: str) -> None:
         """Check the side records against the config (hashes) without building the codec.
 

@@ -132,26 +132,10 @@ class LatentCodec(Codec):
             ModelMismatchError: the given model is not the one the file was made with, or no
                 decoder is embedded and none is found.
         """
-        from ..features import Normalization
-        from ..model import Architecture, Model, load_model, sha256, unpack_tensors
+        from ..model import Model, load_model, sha256, unpack_tensors
 
         where = str(runtime.get("path", "file"))
-        try:
-            meta = dict(config["model"])
-            arch = Architecture.from_json(meta["arch"])
-            norm = Normalization.from_json(config["normalization"])
-            dtype = str(config["latent"]["dtype"])
-            dim = int(config["latent"]["dim"])
-            rep, units = str(config["representation"]), str(config["units"])
-            tolerance = config.get("tolerance") if config.get("exact", False) else None
-            if tolerance is not None:
-                tolerance = {str(k): float(v) for k, v in dict(tolerance).items()}
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            raise FormatError(f"{where}: codec configuration is missing or has malformed fields ({exc})") from None
-        if dtype not in LATENT_DTYPES:
-            raise FormatError(f"{where}: unsupported latent dtype {dtype!r}")
-        if dim != arch.latent:
-            raise FormatError(f"{where}: latent size {dim} does not match the architecture")
+        meta, arch, norm, dtype, rep, units, tolerance = cls._parse_config(config, where)
         weights_sha = str(meta.get("weights_sha256", ""))
         side = runtime.get("side_records") or {}
         user_model = runtime.get("model")
@@ -191,6 +175,36 @@ class LatentCodec(Codec):
 
         if "DECW" in side and sha256(side["DECW"]) != dict(config.get("model") or {}).get("decoder_sha256"):
             raise FormatError(f"{where}: embedded decoder does not match its SHA-256")
+
+    @classmethod
+    def _parse_config(cls, config: Mapping[str, Any], where: str) -> tuple:
+        """(model meta, Architecture, Normalization, dtype, representation, units, tolerance)."""
+        from ..features import Normalization
+        from ..model import Architecture
+
+        try:
+            meta = dict(config["model"])
+            arch = Architecture.from_json(meta["arch"])
+            norm = Normalization.from_json(config["normalization"])
+            dtype = str(config["latent"]["dtype"])
+            dim = int(config["latent"]["dim"])
+            rep, units = str(config["representation"]), str(config["units"])
+            tolerance = config.get("tolerance") if config.get("exact", False) else None
+            if tolerance is not None:
+                tolerance = {str(k): float(v) for k, v in dict(tolerance).items()}
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise FormatError(f"{where}: codec configuration is missing or has malformed fields ({exc})") from None
+        if dtype not in LATENT_DTYPES:
+            raise FormatError(f"{where}: unsupported latent dtype {dtype!r}")
+        if dim != arch.latent:
+            raise FormatError(f"{where}: latent size {dim} does not match the architecture")
+        if rep not in REPRESENTATIONS:
+            raise FormatError(f"{where}: unknown representation {rep!r}")
+        return meta, arch, norm, dtype, rep, units, tolerance
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any], where: str) -> None:
+        cls._parse_config(config, where)
 
     def side_records(self) -> dict[str, bytes]:
         return {"DECW": self.model.packed("decoder")} if self.embed else {}
