@@ -207,13 +207,15 @@ def engine_alone(model, x: np.ndarray, z: np.ndarray, device, batch_size: int | 
 
     bs = batch_size or DEFAULT_BATCH_SIZE
     backends = ["numpy", "torch"] + (["cuda"] if device.type == "cuda" else [])
-    out: dict[str, Any] = {"batch_size": bs, "chosen": choose_backend(device.type)}
+    out: dict[str, Any] = {"batch_size": bs, "chosen": choose_backend(device.type),
+                           "cpu_chosen": choose_backend("cpu")}
     for bk in backends:
         kw = {"device": str(device)} if bk == "cuda" else {"device": "cpu", "backend": bk}
         enc = Encoder(model, batch_size=bs, **kw)
         dec = Decoder(model, batch_size=bs, **kw)
-        enc.run(x[:min(len(x), 4 * bs * enc.workers)])  # buffers and worker threads exist now
-        dec.run(z[:min(len(z), 4 * bs * dec.workers)])
+        warm = len(x) if bk == "cuda" else min(len(x), 4 * bs * enc.workers)
+        enc.run(x[:warm])  # buffers and worker threads exist now
+        dec.run(z[:warm])
         out[bk] = {"encode_s": _best_of(lambda: enc.run(x), repeats),
                    "decode_s": _best_of(lambda: dec.run(z), repeats), "workers": enc.workers}
         if bk == "cuda":
@@ -289,6 +291,43 @@ def roofline(model, workers: int, n_jets: int, repeats: int) -> dict:
     return out
 
 
+def gpu_roofline(model, device, n_jets: int, repeats: int) -> dict:
+    """The same on the GPU: torch.mm of the layer shapes on batches of 1M jets, data on the
+    device, float32 with TF32 off (as the engine runs by default)."""
+    import torch
+
+    from .engine import GPU_BATCH_SIZE, tf32_matmul
+
+    out: dict[str, Any] = {}
+    restore = tf32_matmul(torch, False)
+    try:
+        for part in ("encoder", "decoder"):
+            layers = _layers(model, part)
+            flop = flop_per_jet(model, part)
+            bs = GPU_BATCH_SIZE
+            n_batches = max(1, -(-max(n_jets, 4 * bs) // bs))
+            with torch.inference_mode():
+                ws = [torch.from_numpy(w).to(device) for w, _ in layers]
+                ins = [torch.randn((bs, w.shape[0]), device=device) for w in ws]
+                outs = [torch.empty((bs, w.shape[1]), device=device) for w in ws]
+
+                def chain():
+                    for _ in range(n_batches):
+                        for w, a, o in zip(ws, ins, outs):
+                            torch.mm(a, w, out=o)
+                    torch.cuda.synchronize(device)
+
+                chain()
+                sec = _best_of(chain, repeats)
+            jets = n_batches * bs
+            out["encode" if part == "encoder" else "decode"] = {
+                "flop_per_jet": flop, "library": "torch (cuBLAS)", "threads": "GPU", "batch_size": bs,
+                "jets_per_s": jets / sec, "gflops": jets * flop / sec / 1e9}
+    finally:
+        restore()
+    return out
+
+
 def other_baselines(frame: np.ndarray, repeats: int) -> dict:
     cols = [np.ascontiguousarray(frame[:, i], dtype=np.float32) for i in range(4)]
     raw = b"".join(c.tobytes() for c in cols)
@@ -357,6 +396,7 @@ def ratios(res: dict) -> dict:
     """Rates against rates (> 1: jetzip faster); the engine is the backend jetzip picks here."""
     n, m = res["n_jets"], res["model_jets"]
     eng = res["engine"][res["engine"]["chosen"]]
+    cpu_eng = res["engine"][res["engine"]["cpu_chosen"]]
     b, roof = res["baselines"], res["roofline"]
     rate = {"engine_encode": m / eng["encode_s"], "engine_decode": m / eng["decode_s"],
             "plain_encode": m / b["best_plain_encode"]["seconds"],
@@ -367,14 +407,18 @@ def ratios(res: dict) -> dict:
     r = {
         "engine_encode_vs_best_plain": rate["engine_encode"] / rate["plain_encode"],
         "engine_decode_vs_best_plain": rate["engine_decode"] / rate["plain_decode"],
-        "engine_encode_vs_roofline": rate["engine_encode"] / roof["encode"]["jets_per_s"],
-        "engine_decode_vs_roofline": rate["engine_decode"] / roof["decode"]["jets_per_s"],
+        "cpu_engine_encode_vs_roofline": m / cpu_eng["encode_s"] / roof["encode"]["jets_per_s"],
+        "cpu_engine_decode_vs_roofline": m / cpu_eng["decode_s"] / roof["decode"]["jets_per_s"],
         "compress_vs_best_plain_encode": rate["compress"] / rate["plain_encode"],
         "decompress_root_vs_best_plain_decode": rate["decompress_root"] / rate["plain_decode"],
         "decompress_hdf5_vs_best_plain_decode": rate["decompress_hdf5"] / rate["plain_decode"],
         "compress_vs_one_tensor_encode": rate["compress"] / (m / b["one_tensor_encode_s"]),
         "compress_vs_float16_cast": rate["compress"] / (n / b["float16_cast_s"]),
     }
+    if res.get("gpu_roofline") and "cuda" in res["engine"]:
+        g = res["engine"]["cuda"]
+        r["gpu_engine_encode_vs_roofline"] = m / g["encode_s"] / res["gpu_roofline"]["encode"]["jets_per_s"]
+        r["gpu_engine_decode_vs_roofline"] = m / g["decode_s"] / res["gpu_roofline"]["decode"]["jets_per_s"]
     if res.get("read_only"):
         r["compress_vs_read_only"] = rate["compress"] / (n / res["read_only"]["best_s"])
     for level, z in (b.get("zstd") or {}).items():
@@ -436,6 +480,8 @@ def run_bench(workdir: str | os.PathLike, *, n_jets: int = 2_000_000, input: str
     res["baselines"] = model_baselines(the_model, x, z, dev, repeats)
     log("roofline: the layer matrix multiplies alone")
     res["roofline"] = roofline(the_model, res["engine"]["numpy"]["workers"], m, repeats)
+    if dev.type == "cuda":
+        res["gpu_roofline"] = gpu_roofline(the_model, dev, m, repeats)
     log("baselines: float16 cast and zstd")
     res["baselines"].update(other_baselines(frame, repeats))
     log("reduced precision check")
@@ -513,8 +559,9 @@ def format_table(res: dict) -> str:
             for bs, v in b[lib].items():
                 row(f"plain {lib} loop {op}, batch {bs}", v[f"{op}_s"], m)
         row(f"plain torch one tensor (thesis) {op}", b[f"one_tensor_{op}_s"], m)
-    for op in ("encode", "decode"):
-        r = roof[op]
+    roofs = [(op, roof[op]) for op in ("encode", "decode")]
+    roofs += [(f"{op} GPU", res["gpu_roofline"][op]) for op in ("encode", "decode") if res.get("gpu_roofline")]
+    for op, r in roofs:
         label = f"roofline {op}: {r['library']} matmul, {r['threads']} threads, batch {r['batch_size']}"
         lines.append(f"{label:60s} {'':9s} {r['jets_per_s'] / 1e6:9.3f}  {r['gflops']:.1f} GFLOP/s "
                      f"x {r['flop_per_jet'] / 1e3:.1f} kFLOP/jet")
@@ -526,7 +573,7 @@ def format_table(res: dict) -> str:
     for op in ("encode", "decode"):
         p = b[f"best_plain_{op}"]
         lines.append(f"best plain {op} loop: {p['library']}, batch {p['batch_size']}")
-    lines.append("* jetzip's choice of backend here (the engine in the ratios)")
+    lines.append("* jetzip's choice of backend here (the engine in the ratios; cpu_engine: the CPU's choice)")
     lines.append("ratios of rates (> 1: jetzip faster):")
     for k, v in res["ratios"].items():
         lines.append(f"  {k:45s} {v:7.2f}x")
