@@ -519,9 +519,12 @@ def train(inputs, output, tree, columns, preset, collection, units, arch, epochs
 @click.option("--plots", type=click.Path(file_okay=False), help="Write the figures (PNG) into this folder.")
 @click.option("--pdf", is_flag=True, help="Also write PDF figures.")
 @max_jets_option("Evaluate only the first N jets.")
+@click.option("--baselines", is_flag=True,
+              help="Also measure classical codecs (float16, NanoAOD rounding, quantization, ...) on the "
+                   "same jets at the file's bounds.")
 @device_options
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as one JSON document on stdout.")
-def evaluate(original, compressed, model, plots, pdf, max_jets, device, batch_size, as_json) -> None:
+def evaluate(original, compressed, model, plots, pdf, max_jets, baselines, device, batch_size, as_json) -> None:
     """Residual statistics (and figures) of a .aez file against its original table."""
     def go():
         from .evaluation import evaluate as run_evaluate
@@ -531,7 +534,7 @@ def evaluate(original, compressed, model, plots, pdf, max_jets, device, batch_si
         if use_model is None and plots:
             use_model = _default_model_if_matching(compressed)
         r = run_evaluate(original, compressed, model=use_model, device=device, batch_size=batch_size,
-                         max_jets=max_jets, plots=plots, pdf=pdf)
+                         max_jets=max_jets, plots=plots, pdf=pdf, baselines=baselines)
         if as_json:
             _json_out(r)
         else:
@@ -593,9 +596,11 @@ def _default_model_if_matching(compressed: str):
     if not path.exists():
         return None
     with open_aez(compressed) as aez:
-        sha = aez.model_sha256
+        config = aez.header.codec
+    if config.get("id") != "latent":
+        return None  # no network, no loss curve
     m = load_model(path)
-    return m if m.weights_sha256 == sha else None
+    return m if m.weights_sha256 == config["model"]["weights_sha256"] else None
 
 
 def main() -> None:

@@ -213,9 +213,16 @@ class TrainDisplay:
 
 
 def print_evaluation(r: dict[str, Any], console) -> None:
-    console.print(f"{r['compressed']} against {r['original']}: {r['n_jets']} jets, model {r['model']}, "
-                  f"latents {r['latent_dtype']}")
+    if r.get("codec", "latent") == "latent":
+        codec = f"model {r['model']}, latents {r['latent_dtype']}"
+    else:
+        codec = f"codec {r['codec']}"
+    console.print(f"{r['compressed']} against {r['original']}: {r['n_jets']} jets, {codec}")
     console.print(residual_table(r["residuals"], "residuals (E, pt, m relative; eta, phi absolute)"))
+    if r.get("bounds"):
+        console.print(_bounds_table(r["bounds"]))
+        console.print("every value within its bound" if r.get("all_within_bounds") else
+                      "SOME VALUES ARE BEYOND THEIR BOUND (see violations)")
     if r.get("bytes_per_jet") is not None:
         console.print(f"size: {r['bytes']} bytes, {r['bytes_per_jet']:.3f} B/jet, "
                       f"{r['ratio_to_float32']:.1%} of 4 x float32 (16 B/jet); without the embedded "
@@ -246,8 +253,42 @@ def print_evaluation(r: dict[str, Any], console) -> None:
             console.print(f"float16 overflowed to inf for {f16['non_finite']} values (|x| > 65504)")
     if r.get("fraction_outside_training_ranges") is not None:
         console.print(f"jets outside the model's training ranges: {r['fraction_outside_training_ranges']:.3%}")
+    if r.get("baselines"):
+        console.print(_baselines_table(r["baselines"]))
     for name, paths in (r.get("plots") or {}).items():
         console.print(f"figure {name}: {', '.join(paths)}")
+
+
+def _bounds_table(bounds: dict[str, dict[str, Any]]):
+    from rich.table import Table
+
+    t = Table(title="error bounds", title_justify="left")
+    for col in ("variable", "kind", "bound", "max error", "violations"):
+        t.add_column(col, justify="left" if col in ("variable", "kind") else "right")
+    for role, b in bounds.items():
+        t.add_row(role, b["kind"], f"{b['bound']:.3g}", f"{b['max_error']:.3g}", str(b["violations"]))
+    return t
+
+
+def _baselines_table(baselines: dict[str, Any]):
+    """Other codecs on the same jets: bytes per jet and the largest error per column."""
+    from rich.table import Table
+
+    roles = list(baselines.get("bounds") or {})
+    t = Table(title="baselines on the same jets (B/jet; max error, relative for pt, E, m)",
+              title_justify="left")
+    for col in ("method", "bounded", "B/jet", *roles):
+        t.add_column(col, justify="left" if col in ("method", "bounded") else "right")
+    for name, b in baselines.items():
+        if not isinstance(b, dict) or name == "bounds":
+            continue
+        if "skipped" in b:
+            t.add_row(name, f"skipped: {b['skipped']}", "-", *(["-"] * len(roles)))
+            continue
+        errors = b.get("max_error") or {}
+        t.add_row(name, "yes" if b.get("bounded") else "no", f"{b['bytes_per_jet']:.2f}",
+                  *(f"{errors[k]:.2g}" if k in errors else "-" for k in roles))
+    return t
 
 
 def _describe_normalization(norm: dict) -> str:

@@ -179,3 +179,20 @@ def test_evaluate_reads_the_tree_cycle_and_flat_csv_it_was_given(tmp_path, small
                                               "eta": cols["eta"], "phi": cols["phi"], "m": cols["m"]})
     jetzip.compress(tmp_path / "f.csv", tmp_path / "f.aez", model=small_model_path, preset="flat", units="GeV")
     assert jetzip.evaluate(tmp_path / "f.csv", tmp_path / "f.aez")["n_jets"] == 300
+
+
+def test_evaluate_cli_on_a_bounded_file_with_baselines(tmp_path, nano_file):
+    path, data = nano_file
+    aez = tmp_path / "b.aez"
+    jetzip.compress(path, aez, error_bound="pt=1e-3,eta=1e-3,phi=1e-3,m=1e-2")
+    r = invoke("evaluate", path, aez, "--baselines", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["codec"] == "bounded" and rep["all_within_bounds"] is True
+    assert rep["bounds"]["pt"]["max_error"] <= 1e-3 and rep["bounds"]["pt"]["violations"] == 0
+    assert rep["baselines"]["quantize+zstd"]["bounded"] is True
+    r = invoke("evaluate", path, aez, "--baselines")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.decode()
+    assert f"{int(data['counts'].sum())} jets, codec bounded" in text
+    assert "every value within its bound" in text and "quantize+zstd" in text and "float16+zstd" in text
