@@ -233,6 +233,31 @@ def test_lhco_style_jets_per_row(tmp_path):
     assert b["tau21j2"].tobytes() == cols["tau21j2"].tobytes()
 
 
+def test_indexed_jets_per_row_with_absent_jets(tmp_path):
+    """jet1_pt, jet2_pt, ... (index inside the name); a NaN third jet is an absent jet."""
+    rng = np.random.default_rng(5)
+    n = 200
+    cols = {"met": rng.uniform(0, 50, n)}
+    for j in (1, 2, 3):
+        for v, val in (("pt", rng.uniform(30, 300, n)), ("eta", rng.normal(0, 1, n)),
+                       ("phi", rng.uniform(-3, 3, n)), ("m", rng.uniform(1, 20, n))):
+            cols[f"jet{j}_{v}"] = val.astype(np.float32)
+    for v in ("pt", "eta", "phi", "m"):
+        cols[f"jet3_{v}"][::4] = np.nan  # every 4th event has two jets
+    with uproot.recreate(tmp_path / "w.root") as f:
+        f.mktree("t", {k: v.dtype for k, v in cols.items()}).extend(cols)
+    src = RootSource(str(tmp_path / "w.root"))
+    assert src.info.layout == "jets-per-row" and src.info.kept_branches == ["met"]
+    counts = np.concatenate([c.counts for c in src.chunks()])
+    assert counts[0] == 2 and counts[1] == 3 and counts.sum() == 3 * n - n // 4
+    passthrough(tmp_path / "w.root", tmp_path / "back.root")
+    back = uproot.open(tmp_path / "back.root")["t"]
+    assert back.keys() == list(cols)
+    b = back.arrays(library="np")
+    for k, v in cols.items():
+        np.testing.assert_array_equal(b[k], v)  # absent jets come back as NaN
+
+
 # ------------------------------------------------------------------ TLorentzVector
 
 def test_vector_of_tlorentzvector_jets(tmp_path):

@@ -23,8 +23,8 @@ from ..errors import InputError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
 from .layouts import PRESETS, Preset, candidates, choose_collection, split_name
-from .root_layout import (TLV_MEMBERS, Leaf, SlotLayout, classify_rntuple, classify_ttree, expand,
-                          find_slot_layouts, get_member)
+from .root_layout import TLV_MEMBERS, Leaf, classify_rntuple, classify_ttree, expand, get_member
+from .wide import Wide, find_wide, representation_of_slots, stack
 
 class _SharedPool(ThreadPoolExecutor):
     """A pool shared by every open file: uproot shuts its executors down when a file closes,
@@ -150,17 +150,16 @@ class RootSource:
         names = [*numeric, *pseudo]
         if preset is None and columns is None:
             preset = detect_preset(tree_name, names, collection)
-        self.slots: SlotLayout | None = None
-        slot_layouts = find_slot_layouts([lf.name for lf in self.leaves if lf.kind == "scalar"])
+        self.slots: Wide | None = None
+        slot_layouts = find_wide([lf.name for lf in self.leaves if lf.kind == "scalar"])
         if collection is not None and collection in slot_layouts and columns is None:
             self.slots = slot_layouts[collection]
-        elif columns is None and collection is None and slot_layouts and not candidates(names):
-            jetty = {k: g for k, g in slot_layouts.items() if "j" in k.lower()} or slot_layouts
-            if len(jetty) > 1:
+        elif columns is None and collection is None and slot_layouts and _only_slots(candidates(names), slot_layouts):
+            if len(slot_layouts) > 1:
                 raise InputError(f"{where}: several groups of jets per row: "
-                                 + "; ".join(f"{k} ({', '.join(g.slots)})" for k, g in jetty.items())
+                                 + "; ".join(f"{k} ({len(g.jets)} jets)" for k, g in slot_layouts.items())
                                  + "; choose one with --collection PATTERN")
-            self.slots = next(iter(jetty.values()))
+            self.slots = next(iter(slot_layouts.values()))
         if self.slots is not None:
             self._setup_slots(tree_name, preset, units, keep, drop, cycle)
             return
@@ -288,8 +287,9 @@ class RootSource:
         self.n_entries = self.tree.num_entries
 
     def _setup_slots(self, tree_name, preset, units, keep, drop, cycle) -> None:
-        g = self.slots
-        assert g is not None
+        """Several jets per row (tables.wide): each row an event of up to k jets."""
+        w = self.slots
+        assert w is not None
         where = self.where
         if not self.rntuple:
             self.leaves = expand(self.tree, self.leaves)
@@ -298,41 +298,51 @@ class RootSource:
             _check_patterns(self.leaves, keep, "--keep-branches", where)
         if drop:
             _check_patterns(self.leaves, drop, "--drop-branches", where)
-        slot_names = {g.name(v, s) for s in g.slots for v in [*g.roles.values(), *g.extras]}
-        used = {role: g.pattern_name(var) for role, var in g.roles.items()}
-        extras = [v for v in g.extras
-                  if (not keep or _matches(g.pattern_name(v), keep) or any(_matches(g.name(v, s), keep) for s in g.slots))
-                  and not _matches(g.pattern_name(v), drop) and not any(_matches(g.name(v, s), drop) for s in g.slots)]
+
+        def wanted(pattern: str, cols: list[str]) -> bool:
+            names = [pattern, *cols]
+            return (not keep or any(_matches(n, keep) for n in names)) and \
+                not any(_matches(n, drop) for n in names)
+
+        all_slot_names = set(w.names())
+        extras = {pn: cols for pn, cols in w.extras.items() if wanted(pn, cols)}
+        for pn, cols in extras.items():
+            if any(self.by_name[c].kind != "scalar" or self.by_name[c].shape for c in cols):
+                extras = {k: v for k, v in extras.items() if k != pn}
+        self.slots = w = Wide(w.pattern, w.jets, extras, w.slots)
+        in_slots = set(w.names())
         kept, not_carried = [], []
         for lf in self.leaves:
-            if lf.name in slot_names or (keep and not _matches(lf.name, keep)) or _matches(lf.name, drop):
+            if lf.name in in_slots or lf.name in all_slot_names or (keep and not _matches(lf.name, keep)) \
+                    or _matches(lf.name, drop):
                 continue
             if lf.kind == "scalar" and len(lf.shape) <= 2:
                 kept.append(lf.name)
             else:
                 not_carried.append(f"branch {lf.name} of {tree_name} ({lf.typename})")
-        jet_branches = [g.pattern_name(v) for v in extras]
         dtypes = {n: self.by_name[n].dtype for n in kept}
-        for v in [*g.roles.values(), *extras]:
-            dtypes[g.pattern_name(v)] = self.by_name[g.name(v, g.slots[0])].dtype
-        rep = next(r for r, need in _reps().items() if set(need) == set(g.roles))
+        used = w.columns
+        for role, pn in used.items():
+            dtypes[pn] = self.by_name[w.jets[0][role]].dtype
+        for pn, cols in extras.items():
+            dtypes[pn] = self.by_name[cols[0]].dtype
+        rep = representation_of_slots(w.jets)
+        self.jagged = True
+        self.p4_leaf = None
+        self.counter_in_file = None
+        self._pending_cols, self._pending_used = used, []
         units, units_inferred, reason = self._units(units, preset, None)
         objects_extra, objects_not = self._other_objects(_objects(self.file))
         self.other_objects = objects_extra
         order = [lf.name for lf in self.leaves]
-        restored = {*kept, *(g.name(v, s) for s in g.slots for v in [*g.roles.values(), *extras])}
-        self.jagged = True
-        self.p4_leaf = None
-        self.counter_in_file = None
+        restored = {*kept, *in_slots}
         self.info = TableInfo(
             file=os.path.basename(self.path), format="root", tree=tree_name, layout="jets-per-row",
-            collection=g.pattern, jagged=True, counter=None, columns=used, representation=rep,
+            collection=w.pattern, jagged=True, counter=None, columns=used, representation=rep,
             units=units, units_inferred=units_inferred, units_reason=reason, dtypes=dtypes,
-            kept_branches=kept, jet_branches=jet_branches, branch_order=order,
+            kept_branches=kept, jet_branches=list(extras), branch_order=order,
             other_branches=[n for n in order if n not in restored],
-            extra={"slots": {"pattern": g.pattern, "slots": g.slots, "template": g.template,
-                             "vars": {**{g.pattern_name(v): v for v in [*g.roles.values(), *extras]}}},
-                   "not_carried": [*not_carried, *objects_not], **cycle})
+            extra={**w.to_extra(), "not_carried": [*not_carried, *objects_not], **cycle})
         self.n_entries = self.tree.num_entries
 
     def _explain_non_numeric(self, names, columns, collection, where) -> None:
@@ -359,7 +369,7 @@ class RootSource:
             return False
         names = [lf.name for lf in leaves if lf.kind in ("scalar", "jagged")]
         names += [f"{lf.name}_{r}" for lf in leaves if lf.kind.startswith("p4") for r in TLV_MEMBERS]
-        return bool(candidates(names)) or bool(find_slot_layouts(
+        return bool(candidates(names)) or bool(find_wide(
             [lf.name for lf in leaves if lf.kind == "scalar"]))
 
     def _scalar_int(self, n: str | None) -> bool:
@@ -432,11 +442,10 @@ class RootSource:
 
     def _keys(self) -> list[str]:
         if self.slots is not None:
-            g = self.slots
-            vs = [*g.roles.values(), *(self.info.extra["slots"]["vars"][n] for n in self.info.jet_branches)] \
-                if hasattr(self, "info") else list(g.roles.values())
-            keys = [g.name(v, s) for v in vs for s in g.slots]
-            return keys + (self.info.kept_branches if hasattr(self, "info") else [])
+            keys = [self.by_name[n].key for n in self.slots.names()]
+            if hasattr(self, "info"):
+                keys += [self.by_name[n].key for n in self.info.kept_branches]
+            return list(dict.fromkeys(keys))
         if self.p4_leaf is not None:
             keys = [self.p4_leaf.key]
         else:
@@ -466,7 +475,7 @@ class RootSource:
             est = None
         else:
             if self.slots is not None:
-                ref = self.tree[self.slots.name(next(iter(self.slots.roles.values())), self.slots.slots[0])]
+                ref = self.tree[self.by_name[next(iter(self.slots.jets[0].values()))].key]
             elif self.p4_leaf is not None:
                 ref = self.tree[self.p4_leaf.key]
             else:
@@ -484,7 +493,7 @@ class RootSource:
                     except Exception:  # noqa: BLE001 - an embedded basket: count its entries
                         return float(bounds[i + 1] - bounds[i]) * 8
             else:
-                k = len(self.slots.slots) if self.slots is not None else 1
+                k = len(self.slots.jets) if self.slots is not None else 1
 
                 def est(i: int) -> float:
                     return float(bounds[i + 1] - bounds[i]) * k
@@ -548,8 +557,7 @@ class RootSource:
     def _sample_keys(self) -> list[str]:
         """Before `info` exists (unit inference): only the jet columns."""
         if self.slots is not None:
-            g = self.slots
-            return [g.name(v, s) for v in g.roles.values() for s in g.slots]
+            return [self.by_name[n].key for jet in self.slots.jets for n in jet.values()]
         if self.p4_leaf is not None:
             return [self.p4_leaf.key]
         return [self.by_name[n].key for n in self._pending_used]
@@ -560,20 +568,11 @@ class RootSource:
 
         where = self.where
         if self.slots is not None:
-            g = self.slots
-            n = len(next(iter(arrays.values())))
-            k = len(g.slots)
-            roles = g.roles.items()
-            cols = {role: np.stack([_np(arrays[g.name(v, s)]) for s in g.slots], axis=1).reshape(n * k)
-                    for role, v in roles}
-            jet_kept, kept = {}, {}
-            if has_info:
-                var = self.info.extra["slots"]["vars"]
-                for pn in self.info.jet_branches:
-                    jet_kept[pn] = np.stack([_np(arrays[g.name(var[pn], s)]) for s in g.slots],
-                                            axis=1).reshape(n * k)
-                kept = {name: _np(self._get(arrays, name)) for name in self.info.kept_branches}
-            return cols, np.full(n, k, dtype=np.uint32), jet_kept, kept
+            w = self.slots if has_info else Wide(self.slots.pattern, self.slots.jets, {}, self.slots.slots)
+            rows = {n: _np(self._get(arrays, n)) for n in w.names()}
+            cols, counts, jet_kept = stack(rows, w)
+            kept = {name: _np(self._get(arrays, name)) for name in self.info.kept_branches} if has_info else {}
+            return cols, counts, (jet_kept if has_info else {}), kept
         if self.p4_leaf is not None:
             arr = arrays[self.p4_leaf.key]
             comp = {"px": arr["fP"]["fX"], "py": arr["fP"]["fY"], "pz": arr["fP"]["fZ"], "E": arr["fE"]}
@@ -626,6 +625,13 @@ class RootSource:
 
     def close(self) -> None:
         self.file.close()
+
+
+def _only_slots(cands, wides) -> bool:
+    """No ordinary jet collections besides the jets per row (jet1_pt, jet2_pt look like
+    collections jet1, jet2 of their own)."""
+    covered = {n for w in wides.values() for n in w.names()}
+    return all(set(c.columns.values()) <= covered for c in cands.values())
 
 
 def _reps():

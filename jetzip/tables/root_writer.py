@@ -81,7 +81,10 @@ class RootWriter:
         self.counter = info.counter or f"n{info.collection or 'Jet'}"
         self.counters = dict(info.extra.get("counters", {}))
         self.rest = list(info.extra.get("rest_branches", []))
-        self.slots = info.extra.get("slots")
+        from .wide import wide_of
+
+        self.slots = wide_of(info) if info.layout == "jets-per-row" or info.extra.get("slots") \
+            or info.extra.get("wide") else None
         self.rntuple = bool(info.extra.get("rntuple"))
         self.side_path: str | None = None
         self.side = None
@@ -101,25 +104,18 @@ class RootWriter:
                                          counter_name=lambda b: self.counters.get(b, self.counter))
 
     # -------------------------------------------------------------- layout
-    def _slot_names(self) -> dict[str, tuple[str, int]]:
-        """Output branch -> (pattern name, slot index) for several jets per row."""
-        s = self.slots
-        out = {}
-        for pn, var in s["vars"].items():
-            for i, slot in enumerate(s["slots"]):
-                out[s["template"].format(var=var, slot=slot)] = (pn, i)
-        return out
-
     def _types(self, with_rest: bool) -> tuple[dict[str, Any], set[str]]:
         info = self.info
         dt = {**info.dtypes, **self.kept_dtypes}
         types: dict[str, Any] = {}
         if self.slots:
-            for out_name, (pn, _) in self._slot_names().items():
-                if pn in self.names.values():
-                    types[out_name] = np.float32
-                elif pn in info.jet_branches:
-                    types[out_name] = np.dtype(dt.get(pn, "float64"))
+            for jet in self.slots.jets:
+                for name in jet.values():
+                    types[name] = np.float32
+            for pn, cols in self.slots.extras.items():
+                if pn in info.jet_branches:
+                    for name in cols:
+                        types[name] = np.dtype(dt.get(pn, "float64"))
         else:
             for name in self.names.values():
                 types[name] = _jagged("float32") if info.jagged else np.float32
@@ -154,24 +150,10 @@ class RootWriter:
         jet_kept = jet_kept or {}
         data: dict[str, Any] = {}
         if self.slots:
+            from .wide import unstack
+
             assert counts is not None
-            k = len(self.slots["slots"])
-            n = len(counts)
-            if not np.all(counts == k):  # jets left out by --drop-invalid: their slots read 0
-                full = {}
-                for role, col in {**columns, **jet_kept}.items():
-                    out = np.zeros((n, k), dtype=col.dtype)
-                    mask = np.arange(k)[None, :] < counts.astype(np.int64)[:, None]
-                    out[mask] = col
-                    full[role] = out.reshape(n * k)
-                columns = {r: full[r] for r in columns}
-                jet_kept = {r: full[r] for r in jet_kept}
-            role_of = {name: role for role, name in self.names.items()}
-            for out_name, (pn, i) in self._slot_names().items():
-                if pn in role_of:
-                    data[out_name] = columns[role_of[pn]].reshape(n, k)[:, i].astype(np.float32)
-                elif pn in jet_kept:
-                    data[out_name] = np.ascontiguousarray(jet_kept[pn].reshape(n, k)[:, i])
+            data.update(unstack(columns, counts, self.slots, jet_kept))  # absent slots: NaN
         elif info.jagged:
             assert counts is not None
             c = counts.astype(np.int64)
