@@ -25,6 +25,7 @@ import click
 from . import __version__
 from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_DEVICE, DEFAULT_LATENT_DTYPE, DEFAULT_LATENT_TOLERANCE,
                        DEFAULT_ROOT_COMPRESSION, DEVICE_HELP, ERROR_BOUND_PRESETS, LATENT_DTYPE_CHOICES)
+from .bench import run_bench
 from .engine import DEFAULT_BATCH_SIZE
 from .errors import JetzipError
 from .features import NORMALIZATION_KINDS, UNIT_SCALE
@@ -543,17 +544,24 @@ def evaluate(original, compressed, model, plots, pdf, max_jets, baselines, devic
     run_guarded(go)
 
 
+def _library_default(fn: Callable[..., Any], name: str) -> Any:
+    """The default of keyword `name` of the library function `fn` (one source of truth)."""
+    import inspect as _inspect
+
+    return _inspect.signature(fn).parameters[name].default
+
+
 @cli.command()
 @click.option("--workdir", type=click.Path(file_okay=False), default="bench_work", show_default=True,
               help="Folder for the generated input and the outputs (reused between runs).")
-@click.option("--jets", "n_jets", type=click.IntRange(1000), default=2_000_000, show_default=True,
-              help="Jets in the generated NanoAOD-like input.")
+@click.option("--jets", "n_jets", type=click.IntRange(1000), default=_library_default(run_bench, "n_jets"),
+              show_default=True, help="Jets in the generated NanoAOD-like input.")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False, exists=True),
               help="Use this jet table instead of generating one.")
 @click.option("-m", "--model", type=click.Path(dir_okay=False), help="Model file (default: the shipped one).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--device", default=_library_default(run_bench, "device"), show_default=True, help=DEVICE_HELP + ".")
 @click.option("--batch-size", type=click.IntRange(1), help="jetzip's batch size (default: its own).")
-@click.option("--repeats", type=click.IntRange(1), default=2, show_default=True,
+@click.option("--repeats", type=click.IntRange(1), default=_library_default(run_bench, "repeats"), show_default=True,
               help="Repeat every timing (end to end in fresh processes), keep the best.")
 @click.option("--memory", "memory_sizes", metavar="N,N,...",
               help="Instead: peak RSS of compress/decompress at these jet counts, e.g. 1000000,10000000.")
