@@ -291,6 +291,8 @@ def test_several_jets_per_row(tmp_path):
     assert info.layout == "jets-per-row" and info.collection == "h*_j*"
     assert info.extra["slots"]["slots"] == ["h1_j1", "h1_j2", "h2_j1", "h2_j2"]
     assert info.representation == "EPtEtaPhi"
+    # the pattern names a header records open the same layout again (evaluate does this)
+    assert RootSource(str(src), tree="sig", columns=info.columns).info.extra["slots"] == info.extra["slots"]
     chunks = list(RootSource(str(src), tree="sig").chunks())
     orig = uproot.open(src)["sig"].arrays(library="np")
     assert all(np.all(c.counts == 4) for c in chunks)

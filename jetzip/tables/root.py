@@ -152,7 +152,10 @@ class RootSource:
             preset = detect_preset(tree_name, names, collection)
         self.slots: Wide | None = None
         slot_layouts = find_wide([lf.name for lf in self.leaves if lf.kind == "scalar"])
-        if collection is not None and collection in slot_layouts and columns is None:
+        by_columns = [w for w in slot_layouts.values() if columns and w.columns == dict(columns)]
+        if by_columns:  # the pattern names a header records (pT_h*_j*), e.g. for evaluate
+            self.slots = by_columns[0]
+        elif collection is not None and collection in slot_layouts and columns is None:
             self.slots = slot_layouts[collection]
         elif columns is None and collection is None and slot_layouts and _only_slots(candidates(names), slot_layouts):
             if len(slot_layouts) > 1:
