@@ -511,7 +511,8 @@ class RootSource:
 
     def _read(self, keys: list[str], a: int, b: int):
         if self.rntuple:
-            arr = self.tree.arrays(entry_start=a, entry_stop=b)
+            fields = list(dict.fromkeys(k.partition(".")[0] for k in keys))
+            arr = self.tree.arrays(fields, entry_start=a, entry_stop=b)
             return {k: _rntuple_get(arr, k) for k in keys}
         return self.tree.arrays(keys, entry_start=a, entry_stop=b, library="ak", how=dict)
 

@@ -133,7 +133,7 @@ def build_extras(source) -> bytes | None:
                 fields = list(dict.fromkeys(n.partition(".")[0] for n in rest))
                 ntuple = None
                 for a, b in source._ranges(1 << 20):
-                    part = source.tree.arrays(entry_start=a, entry_stop=b)[fields]
+                    part = source.tree.arrays(fields, entry_start=a, entry_stop=b)
                     if ntuple is None:
                         ntuple = out.mkrntuple(REST_TREE, part)
                     else:
