@@ -276,12 +276,15 @@ def test_counter_layout_carries_per_jet_and_per_event_columns_and_other_objects(
         g["Jet_jetId"] = rng.integers(0, 7, n).astype(np.int32)
         g["run"] = np.arange(5, dtype=np.int64)
         g["matrix"] = np.ones((5, 3))  # a 2-D dataset: not a column, carried in the extras
+        g["calib"] = np.arange(3.0)  # neither per event nor per jet: carried in the extras
         f.create_group("Runs")["genEventSumw"] = np.array([123.5])
         f["Runs"].attrs["note"] = np.bytes_(b"sumw")
     info, _ = roundtrip(tmp_path / "c.h5", tmp_path / "b.h5", chunk_jets=4)
     assert info.counter == "nJet" and info.jet_branches == ["Jet_jetId"] and info.kept_branches == ["run"]
+    assert info.other_branches == [] and "not_carried" not in info.extra
     assert_same_table(tmp_path / "c.h5", tmp_path / "b.h5")
     with h5py.File(tmp_path / "b.h5") as g:
+        np.testing.assert_array_equal(g["Events/calib"][()], np.arange(3.0))
         assert g.attrs["producer"] == "test"
         np.testing.assert_array_equal(g["Runs/genEventSumw"][()], [123.5])
         assert g["Runs"].attrs["note"] == b"sumw"
@@ -292,6 +295,9 @@ def test_counter_layout_carries_per_jet_and_per_event_columns_and_other_objects(
     assert src.info.jet_branches == [] and src.info.kept_branches == []
     assert set(src.info.other_branches) == {"Jet_jetId", "run"}
     src.close()
+    roundtrip(tmp_path / "c.h5", tmp_path / "d.h5", drop_branches=["Jet_jet*", "run"])
+    with h5py.File(tmp_path / "d.h5") as g:  # dropped means dropped: not back through the extras
+        assert "Jet_jetId" not in g["Events"] and "run" not in g["Events"] and "calib" in g["Events"]
     src = open_table(tmp_path / "c.h5", keep_branches=["Jet_jetId"])
     assert src.info.jet_branches == ["Jet_jetId"] and src.info.kept_branches == [] and src.info.other_branches == ["run"]
     src.close()

@@ -510,14 +510,16 @@ class Hdf5Source:
         per_event = self.n_entries
         kept: list[str] = []
         jet_branches: list[str] = []
+        user_excluded: set[str] = set()
         for option, patterns in (("--keep-branches", keep), ("--drop-branches", drop)):
             for pattern in patterns:
                 if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
                     raise InputError(f"{where}: {option} {pattern!r} matches no column")
         for c in cols:
-            if c.name in jet_names or c.name == counter or _match_any(c.name, drop):
+            if c.name in jet_names or c.name == counter:
                 continue
-            if keep and not _match_any(c.name, keep):
+            if _match_any(c.name, drop) or (keep and not _match_any(c.name, keep)):
+                user_excluded.add(c.name)  # left out on purpose: not in the extras either
                 continue
             if not c.vlen and c.length == per_event and (self.wide is not None or not self.jagged
                                                          or c.length != self.n_jets):
@@ -550,7 +552,7 @@ class Hdf5Source:
             units, reason = infer_units(self._sample())
             units_inferred = True
         # members restored by the writer (not copied into the extras image)
-        self._own = set(own) if layout != "columns" else carried - {None}
+        self._own = (set(own) if layout != "columns" else carried - {None}) | user_excluded
         self.tree = tree
         extra: dict[str, Any] = {"hdf5_layout": "vlen" if self.vlen and layout == "columns" else layout}
         if layout == "awkward":
@@ -565,7 +567,6 @@ class Hdf5Source:
                       + ([counter] if counter else [])}
         if layout.startswith("pandas"):
             extra["pandas"] = self._pandas_description(layout, node, cols)
-        self.not_carried: list[str] = []
         self.info = TableInfo(
             file=os.path.basename(self.path), format="hdf5", tree=tree,
             layout="jets-per-row" if self.wide else ("jagged" if self.jagged else "flat"),
@@ -575,6 +576,12 @@ class Hdf5Source:
             branch_order=[n for n in names], other_branches=other, extra=extra)
         self._extras: bytes | None = None
         self._extras_done = False
+        self._extras_plan, not_carried = self._plan_extras()
+        if not_carried:
+            self.info.extra["not_carried"] = not_carried
+        # other datasets of the table's group that the extras image brings back are not lost
+        group_path = self._own_group.name.rstrip("/")
+        self.info.other_branches = [n for n in other if f"{group_path}/{n}" not in self._extras_plan]
 
     def _awkward_description(self, node, cols: list[_Col], carried: set) -> dict:
         """The pruned form and the buffer of each carried column, for the writer."""
@@ -783,6 +790,44 @@ class Hdf5Source:
 
     # --- everything else in the file ----------------------------------------------------------
 
+    def _plan_extras(self) -> tuple[set[str], list[str]]:
+        """Which other datasets the extras image will hold (paths), and what it cannot: from
+        metadata only, at open, so that the header can say what comes back."""
+        import h5py
+
+        own_group = self.node if isinstance(self.node, h5py.Group) else self.node.parent
+        skip = {f"{own_group.name.rstrip('/')}/{m}" for m in self._own}
+        if isinstance(self.node, h5py.Dataset):
+            skip.add(self.node.name)
+        copy: set[str] = set()
+        skipped: list[str] = []
+        budget = EXTRAS_LIMIT
+
+        def walk(group) -> None:
+            nonlocal budget
+            for name in group:
+                path = f"{group.name.rstrip('/')}/{name}"
+                if path in skip:
+                    continue
+                link = group.get(name, getlink=True)
+                if not isinstance(link, h5py.HardLink):
+                    skipped.append(f"{path} (a link)")
+                    continue
+                obj = group[name]
+                if isinstance(obj, h5py.Group):
+                    walk(obj)
+                    continue
+                size = obj.id.get_storage_size()
+                if size > budget:
+                    skipped.append(f"{path} ({size} bytes, beyond the {EXTRAS_LIMIT >> 20} MiB carried beside the jets)")
+                    continue
+                budget -= size
+                copy.add(path)
+
+        walk(self.file)
+        self._own_group = own_group
+        return copy, skipped
+
     def extras(self) -> bytes | None:
         """Other groups, datasets and attributes of the file as an in-memory HDF5 image."""
         if self._extras_done:
@@ -790,14 +835,10 @@ class Hdf5Source:
         import h5py
 
         self._extras_done = True
-        skipped: list[str] = []
-        budget = [EXTRAS_LIMIT]
-        own_group = self.node if isinstance(self.node, h5py.Group) else self.node.parent
-        skip_paths = {f"{own_group.name.rstrip('/')}/{m}" for m in self._own}
-        if isinstance(self.node, h5py.Dataset):
-            skip_paths.add(self.node.name)
+        own_group = self._own_group
         bio = io.BytesIO()
         wrote = False
+        failed: list[str] = []
         with h5py.File(bio, "w", track_order=True) as out:
             def copy_attrs(src, dst) -> None:
                 nonlocal wrote
@@ -808,38 +849,28 @@ class Hdf5Source:
                         dst.attrs[k] = src.attrs[k]
                         wrote = True
                     except Exception:  # noqa: BLE001 - an attribute h5py cannot copy
-                        skipped.append(f"{src.name} attribute {k}")
+                        failed.append(f"{src.name} attribute {k}")
 
             def walk(group, dst) -> None:
                 nonlocal wrote
                 copy_attrs(group, dst)
                 for name in group:
-                    link = group.get(name, getlink=True)
                     path = f"{group.name.rstrip('/')}/{name}"
-                    if path in skip_paths:
-                        continue
-                    if not isinstance(link, h5py.HardLink):
-                        skipped.append(f"{path} (link)")
+                    if not isinstance(group.get(name, getlink=True), h5py.HardLink):
                         continue
                     obj = group[name]
                     if isinstance(obj, h5py.Group):
                         walk(obj, dst.require_group(name))
-                        continue
-                    size = obj.id.get_storage_size()
-                    if size > budget[0]:
-                        skipped.append(f"{path} ({size} bytes)")
-                        continue
-                    try:
-                        group.copy(obj, dst, name)
-                        budget[0] -= size
-                        wrote = True
-                    except Exception:  # noqa: BLE001
-                        skipped.append(path)
+                    elif path in self._extras_plan:
+                        try:
+                            group.copy(obj, dst, name)
+                            wrote = True
+                        except Exception:  # noqa: BLE001
+                            failed.append(path)
 
             walk(self.file, out)
-        self.not_carried = skipped
-        if skipped:
-            self.info.extra["not_carried"] = skipped
+        if failed:
+            self.info.extra["not_carried"] = [*self.info.extra.get("not_carried", []), *failed]
         self._extras = bio.getvalue() if wrote else None
         return self._extras
 
