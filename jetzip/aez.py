@@ -188,8 +188,11 @@ def encode_kept(kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | N
     return struct.pack("<I", len(head)) + head + b"".join(blobs)
 
 
-def decode_kept(payload: bytes, n_rows: int, n_jets: int, where: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(per-event arrays, per-jet arrays) of one KEEP record, every size checked first."""
+def decode_kept(payload: bytes, n_rows: int, n_jets: int, where: str,
+                dtypes: dict[str, str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(per-event arrays, per-jet arrays) of one KEEP record, every size checked first.
+
+    `dtypes` (the header's source dtypes): each array must have the dtype the header says."""
     try:
         (n,) = struct.unpack_from("<I", payload)
         manifest = json.loads(payload[4:4 + n])
@@ -207,7 +210,7 @@ def decode_kept(payload: bytes, n_rows: int, n_jets: int, where: str) -> tuple[d
                 raise ValueError(f"unknown per {per!r}")
             rows = n_rows if per == "event" else n_jets
             shape = tuple(int(s) for s in m["shape"])
-            if not shape or shape[0] != rows or len(shape) > 3 or min(shape) < 0:
+            if shape != (rows,):  # one value per event (or row, or jet): what writers restore
                 raise ValueError(f"shape {list(shape)} does not fit {rows} rows")
             size = math.prod(shape) * dtype.itemsize  # Python ints: np.prod would wrap around
             total += size
@@ -221,6 +224,8 @@ def decode_kept(payload: bytes, n_rows: int, n_jets: int, where: str) -> tuple[d
             if len(raw) != size or not d.eof:
                 raise ValueError("size mismatch")
             name = str(m["name"])
+            if dtypes is not None and name in dtypes and np.dtype(str(dtypes[name])).newbyteorder("<") != dtype:
+                raise ValueError(f"branch {name} is {dtype}, the header says {dtypes[name]}")
             target = out[0] if per == "event" else out[1]
             if name in out[0] or name in out[1]:
                 raise ValueError(f"branch {name} stored twice")
@@ -390,7 +395,7 @@ class AezFile:
                     raise FormatError(f"{where}: misplaced KEEP record {rec.index}")
                 pending.kept, pending.jet_kept = decode_kept(
                     rec.payload, pending.n_events, pending.n_jets,
-                    f"{where}: chunk {pending.index} (record {rec.index})")
+                    f"{where}: chunk {pending.index} (record {rec.index})", self.table.dtypes)
                 if set(pending.kept) != expected_event or set(pending.jet_kept) != expected_jet:
                     raise FormatError(f"{where}: chunk {pending.index} kept branches differ from header")
                 # Every chunk must hold the same arrays, or they cannot be joined or written.

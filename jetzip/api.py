@@ -461,7 +461,8 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                 with InOrderWorker(write) as background, \
                         contextlib.closing(prefetch(aez.chunks())) as chunks:
                     joined = _Coalescer(background.submit)
-                    for chunk, cols in ordered_map(decode, chunks, workers):
+                    nonempty = (c for c in chunks if c.n_jets or c.n_events)  # nothing to write
+                    for chunk, cols in ordered_map(decode, nonempty, workers):
                         joined.add(cols, chunk.counts, chunk.kept, chunk.jet_kept)
                         n_jets += chunk.n_jets
                         n_events += chunk.n_events

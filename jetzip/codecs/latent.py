@@ -279,6 +279,8 @@ class LatentCodec(Codec):
                where: str = "chunk") -> dict[str, np.ndarray]:
         lat, index, vals = self.split(payload, n, where)
         self.last_latents = lat
+        if n == 0:  # nothing for the network to do
+            return {r: np.zeros(0) for r in REPRESENTATIONS[self.representation]}
         frame = self._decode_frame(lat)
         stored = np.zeros(n, bool)
         stored[index] = True
