@@ -593,6 +593,7 @@ def bench(files: Sequence[str | os.PathLike], workdir: str | os.PathLike, *, sch
         best[name] = min(best.get(name, float("inf")), seconds)
 
     n_jets = 0
+    _warm()  # imports (torch ~ seconds) are not timed, here or on the workers
     for r in range(repeats):
         single = workdir / "single"
         single.mkdir(exist_ok=True)
@@ -609,7 +610,7 @@ def bench(files: Sequence[str | os.PathLike], workdir: str | os.PathLike, *, sch
         log(f"repeat {r + 1}: single process done ({n_jets} jets)")
     with connect(client, scheduler) as c:
         if c is not None:
-            c.run(lambda: __import__("jetzip.api"))  # warm the workers' imports, not timed
+            c.run(_warm)
         for r in range(repeats):
             ds = workdir / "dataset"
             t = time.perf_counter()
@@ -620,8 +621,78 @@ def bench(files: Sequence[str | os.PathLike], workdir: str | os.PathLike, *, sch
             decompress(ds, workdir / "restored", client=c, format="hdf5", force=True)
             keep("cluster_decompress", time.perf_counter() - t)
             log(f"repeat {r + 1}: cluster done ({rep['n_parts']} parts)")
-    result.update({"n_jets": n_jets, "codec": "bounded" if error_bound is not None else "latent",
+    result.update({"n_jets": n_jets, "repeats": repeats, "codec": "bounded" if error_bound is not None else "latent",
                    "seconds": best, "jets_per_second": {k: n_jets / v for k, v in best.items()}})
     result["speedup_compress"] = best["single_compress"] / best["cluster_compress"]
     result["speedup_decompress"] = best["single_decompress"] / best["cluster_decompress"]
     return result
+
+
+def _warm() -> None:
+    """Import what a task needs (torch, the codecs, the table readers)."""
+    import importlib
+
+    for name in ("torch", "uproot", "h5py", "jetzip.api", "jetzip.engine", "jetzip.codecs.latent",
+                 "jetzip.codecs.bounded", "jetzip.tables.root", "jetzip.tables.hdf5"):
+        importlib.import_module(name)
+
+
+def format_bench(result: Mapping[str, Any]) -> str:
+    """The benchmark as a few lines of text."""
+    s, r = result["seconds"], result["jets_per_second"]
+    return "\n".join([
+        f"{len(result['files'])} files, {result['n_jets']} jets, codec {result['codec']}, "
+        f"{result['cpu_count']} CPUs, cluster {result['scheduler']} (one thread per worker), "
+        f"entries per task {result['entries_per_task']}; best of {result['repeats']}",
+        f"{'':28s}{'single process':>18s}{'cluster':>18s}{'cluster/single':>16s}",
+        f"{'compress (M jets/s)':28s}{r['single_compress'] / 1e6:18.3f}{r['cluster_compress'] / 1e6:18.3f}"
+        f"{result['speedup_compress']:16.2f}",
+        f"{'decompress to HDF5 (M jets/s)':28s}{r['single_decompress'] / 1e6:18.3f}"
+        f"{r['cluster_decompress'] / 1e6:18.3f}{result['speedup_decompress']:16.2f}",
+        f"{'seconds (compress, decompress)':28s}{s['single_compress']:9.2f}{s['single_decompress']:9.2f}"
+        f"{s['cluster_compress']:9.2f}{s['cluster_decompress']:9.2f}",
+    ])
+
+
+def _main(argv: Sequence[str] | None = None) -> None:
+    """``python -m jetzip.dask bench ...``: the dataset benchmark on synthetic NanoAOD files."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m jetzip.dask", description=bench.__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("bench", help="jets/s of a local cluster against one process, same files")
+    b.add_argument("--workdir", default="bench_dask_work")
+    b.add_argument("--files", type=int, default=4, help="synthetic NanoAOD files")
+    b.add_argument("--jets-per-file", type=int, default=500_000)
+    b.add_argument("--scheduler", default="local:2")
+    b.add_argument("--entries-per-task", type=int)
+    b.add_argument("--error-bound", help="bounded codec instead of the latent one")
+    b.add_argument("--model", help="model file (default: the shipped one)")
+    b.add_argument("--repeats", type=int, default=1)
+    b.add_argument("--json", help="also write the result as JSON here")
+    a = p.parse_args(argv)
+    from .synthetic import write_nanoaod
+
+    work = Path(a.workdir)
+    (work / "inputs").mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(a.files):
+        f = work / "inputs" / f"nano_{i}.root"
+        if not f.exists():
+            write_nanoaod(f, a.jets_per_file, seed=100 + i)
+        files.append(str(f))
+    options: dict[str, Any] = {"model": a.model}
+    if a.error_bound:
+        options["error_bound"] = a.error_bound
+    result = bench(files, work, scheduler=a.scheduler, entries_per_task=a.entries_per_task, repeats=a.repeats,
+                   log=lambda m: print(f"[bench] {m}", flush=True), **options)
+    print(format_bench(result))
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    from jetzip.dask import _main as main  # the importable module, so that workers find its functions
+
+    main()

@@ -260,7 +260,8 @@ def compress_part(spec: Mapping[str, Any], outdir: str, options: Mapping[str, An
     opts = dict(options)
     if opts.get("error_bound") is None:
         opts["model"] = model
-    opts.setdefault("threads", 1)
+    if opts.get("threads") is None:
+        opts["threads"] = 1  # one network thread per task: the cluster gives the parallelism
     progress = api._noop_progress
     if task_progress is not None:
         def progress(done: int, total: int | None) -> None:
