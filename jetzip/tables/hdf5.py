@@ -555,6 +555,11 @@ class Hdf5Source:
         self._own = (set(own) if layout != "columns" else carried - {None}) | user_excluded
         self.tree = tree
         extra: dict[str, Any] = {"hdf5_layout": "vlen" if self.vlen and layout == "columns" else layout}
+        group_node = self.file[(node if isinstance(node, h5py.Group) else node.parent).name]  # a Group, not the File
+        try:  # h5py lists a group's members by name unless it tracks their creation order
+            extra["hdf5_track_order"] = bool(group_node.id.get_create_plist().get_link_creation_order())
+        except Exception:  # noqa: BLE001
+            extra["hdf5_track_order"] = False
         if layout == "awkward":
             extra["awkward"] = self._awkward_description(node, cols, carried)
         if self.wide is not None:
@@ -959,6 +964,9 @@ class Hdf5Writer:
         self.layout = info.extra.get("hdf5_layout", "columns") if info.format == "hdf5" else "columns"
         self.wide = wide_of(info)
         self.rows = 0
+        # members in the original's order: by creation when it tracked that (and for other
+        # formats, whose column order is their file order), else by name as h5py lists them
+        self.track_order = bool(info.extra.get("hdf5_track_order", True)) if info.format == "hdf5" else True
         if self.wide is not None:
             self.jet_dtypes: dict[str, str] = {}
             # one column per (slot, variable): the 4-vector's float32, the extras' own dtype
@@ -974,7 +982,7 @@ class Hdf5Writer:
         try:
             # no raw-data chunk cache: a write that fails (full disk) fails in write(), and no dirty
             # chunk is left for a later close to flush (which crashed HDF5: issue 12)
-            self.file = h5py.File(path, "w", track_order=True, rdcc_nbytes=0)
+            self.file = h5py.File(path, "w", track_order=self.track_order, rdcc_nbytes=0)
         except OSError as exc:
             raise InputError(f"cannot write {path}: {exc}") from None
         try:
@@ -1012,7 +1020,7 @@ class Hdf5Writer:
             self._create_awkward()
             return
         self.layout = "vlen" if self.layout == "vlen" else "columns"
-        group = self.file.create_group(tree, track_order=True) if tree else self.file
+        group = self.file.create_group(tree, track_order=self.track_order) if tree else self.file
         group.attrs["units"] = info.units  # read back by Hdf5Source: no guessing
         self.group = group
         dtypes: dict[str, Any] = {}
@@ -1036,7 +1044,7 @@ class Hdf5Writer:
     def _create_awkward(self) -> None:
         desc = self.info.extra["awkward"]
         tree = self.info.tree or ""
-        group = self.file.create_group(tree, track_order=True) if tree else self.file
+        group = self.file.create_group(tree, track_order=self.track_order) if tree else self.file
         group.attrs["form"] = desc["form"]
         group.attrs["units"] = self.info.units
         self.group = group
