@@ -155,12 +155,12 @@ def choose_wide(names: list[str], *, where: str, collection: str | None, columns
     """The set of jets per row to read, when the table has no ordinary jet columns (else None)."""
     from .layouts import candidates
 
-    if columns is not None:
+    if columns is not None or (collection is None and candidates(names)):
         return None
     wide = find_wide(names)
     if collection is not None:
         return wide.get(collection)
-    if not wide or candidates(names):
+    if not wide:
         return None
     if len(wide) > 1:
         raise InputError(f"{where}: several sets of jets per row found "
