@@ -78,7 +78,7 @@ def test_nano_runs_perjet_counters_whole_file(tmp_path):
         assert back[tree].keys() == orig[tree].keys()  # every branch, in order
         assert back[tree].num_entries == orig[tree].num_entries
         o, b = orig[tree].arrays(library="np"), back[tree].arrays(library="np")
-        for name in orig[tree].keys():
+        for name in orig[tree].keys(recursive=True):
             assert back[tree][name].typename == orig[tree][name].typename, name
             if o[name].dtype == object:
                 assert same(ak.Array(list(o[name])), ak.Array(list(b[name]))), name
@@ -94,11 +94,11 @@ def test_nano_runs_perjet_counters_end_to_end(tmp_path, small_model_path):
     jetzip.compress(src, tmp_path / "n.aez", model=small_model_path)
     jetzip.decompress(tmp_path / "n.aez", tmp_path / "n.root")
     orig, back = uproot.open(src), uproot.open(tmp_path / "n.root")
-    assert {k.split(";")[0] for k in back.keys()} == {"Events", "Runs"}
+    assert {k.split(";")[0] for k in back.keys(cycle=True)} == {"Events", "Runs"}
     assert back["Events"].keys() == orig["Events"].keys()
     o, b = orig["Events"].arrays(), back["Events"].arrays()
     lossy = {"Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass"}
-    for name in orig["Events"].keys():
+    for name in orig["Events"].keys(recursive=True):
         if name not in lossy:
             assert same(o[name], b[name]), name  # non-jet values bit-identical
     np.testing.assert_allclose(ak.flatten(b["Jet_pt"]).to_numpy(), ak.flatten(o["Jet_pt"]).to_numpy(),
@@ -138,9 +138,9 @@ def test_delphes_jet_by_default_restored_in_the_same_layout(tmp_path):
     assert back.num_entries == orig.num_entries == 300
     # every leaf comes back under its own name (TClonesArray parents Jet, GenJet... become the
     # counters Jet_size, ...; uproot writes plain float[] branches, not a TClonesArray)
-    leaves = {k.rpartition("/")[2] for k in orig.keys() if not orig[k].branches}
+    leaves = {k.rpartition("/")[2] for k in orig.keys(recursive=True) if not orig[k].branches}
     assert leaves <= set(back.keys())
-    for key in orig.keys():
+    for key in orig.keys(recursive=True):
         if orig[key].branches:
             continue
         name = key.rpartition("/")[2]

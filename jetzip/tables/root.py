@@ -14,8 +14,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import threading
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -23,14 +23,22 @@ from ..errors import InputError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
 from .layouts import PRESETS, Preset, candidates, choose_collection, split_name
-from .root_layout import TLV_MEMBERS, Leaf, classify_rntuple, classify_ttree, expand, get_member
+from .root_layout import (
+    TLV_MEMBERS,
+    Leaf,
+    classify_rntuple,
+    classify_ttree,
+    expand,
+    get_member,
+)
 from .wide import Wide, find_wide, representation_of_slots, stack
+
 
 class _SharedPool(ThreadPoolExecutor):
     """A pool shared by every open file: uproot shuts its executors down when a file closes,
     which must not end the pool for the next file (it is reused for the life of the process)."""
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:  # noqa: ARG002
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         return None
 
 
@@ -56,7 +64,7 @@ def _open(path: str, threads: int | None = None):
         return uproot.open(path, decompression_executor=pool, interpretation_executor=pool)
     except FileNotFoundError:
         raise InputError(f"{path} does not exist") from None
-    except Exception as exc:  # uproot raises many types for non-ROOT or damaged files
+    except Exception as exc:  # noqa: BLE001 - uproot raises many types for non-ROOT or damaged files
         raise InputError(f"{path}: cannot read as a ROOT file ({type(exc).__name__}: {exc})") from None
 
 
@@ -230,7 +238,7 @@ class RootSource:
         for n in [*used.values(), *jet_branches]:
             lf = self.by_name.get(n)
             c = lf.counter if lf is not None and lf.counter in self.by_name else None
-            counters[n] = c or out_counter
+            counters[n] = c or out_counter or ""
         for n in rest:
             lf = self.by_name[n]
             prefix = split_name(n)[0] or n
@@ -280,7 +288,7 @@ class RootSource:
             file=os.path.basename(self.path), format="root", tree=tree_name,
             layout=preset.name if preset else ("jagged" if self.jagged else "flat"),
             collection=coll.name, jagged=self.jagged, counter=counter,
-            columns=used, representation=coll.representation if not self.p4_leaf else "PxPyPzE",
+            columns=used, representation=(coll.representation or "") if not self.p4_leaf else "PxPyPzE",
             units=units, units_inferred=units_inferred, units_reason=reason,
             dtypes=dtypes, kept_branches=kept, jet_branches=jet_branches, branch_order=order,
             other_branches=[n for n in order if n not in restored], extra=extra)
@@ -329,7 +337,7 @@ class RootSource:
             dtypes[pn] = self.by_name[w.jets[0][role]].dtype
         for pn, cols in extras.items():
             dtypes[pn] = self.by_name[cols[0]].dtype
-        rep = representation_of_slots(w.jets)
+        rep = representation_of_slots(list(w.jets))
         self.jagged = True
         self.p4_leaf = None
         self.counter_in_file = None
@@ -517,8 +525,6 @@ class RootSource:
         return self.tree.arrays(keys, entry_start=a, entry_stop=b, library="ak", how=dict)
 
     def _raw_chunks(self, jets_per_chunk: int) -> Iterator[JetChunk]:
-        import awkward as ak
-
         jets_per_chunk = max(1, int(jets_per_chunk))
         where = self.where
         first_jet = 0
@@ -574,9 +580,9 @@ class RootSource:
         if self.slots is not None:
             w = self.slots if has_info else Wide(self.slots.pattern, self.slots.jets, {}, self.slots.slots)
             rows = {n: _np(self._get(arrays, n)) for n in w.names()}
-            cols, counts, jet_kept = stack(rows, w)
+            cols, per_row, jet_kept = stack(rows, w)
             kept = {name: _np(self._get(arrays, name)) for name in self.info.kept_branches} if has_info else {}
-            return cols, counts, (jet_kept if has_info else {}), kept
+            return cols, per_row, (jet_kept if has_info else {}), kept
         if self.p4_leaf is not None:
             arr = arrays[self.p4_leaf.key]
             comp = {"px": arr["fP"]["fX"], "py": arr["fP"]["fY"], "pz": arr["fP"]["fZ"], "E": arr["fE"]}
@@ -585,11 +591,11 @@ class RootSource:
         else:
             names = self.info.columns if has_info else dict(self._pending_cols)
             raw = {role: arrays[self.by_name[n].key] for role, n in names.items()}
-        counts = None
+        counts: np.ndarray | None = None
         if self.jagged:
             nums = {role: ak.num(a, axis=1).to_numpy() for role, a in raw.items()}
             ref = next(iter(nums.values()))
-            for role, num in nums.items():
+            for num in nums.values():
                 if not np.array_equal(num, ref):
                     bad = int(np.argmax(num != ref))
                     raise InputError(f"{where}: jet columns have different lengths in event {bad + first_entry} "
@@ -704,6 +710,6 @@ def compression(name: str):
             "lzma": uproot.LZMA(1), "none": None}[name]
 
 
-from .root_writer import RootWriter  # noqa: E402  (re-exported: open_writer imports it from here)
+from .root_writer import RootWriter  # re-exported: open_writer imports it from here
 
-__all__ = ["RootSource", "RootWriter", "compression", "detect_preset", "executor", "COMPRESSIONS"]
+__all__ = ["COMPRESSIONS", "RootSource", "RootWriter", "compression", "detect_preset", "executor"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 import numpy as np
 
@@ -46,10 +47,11 @@ def object_members(leaf: Leaf, interp) -> list[Leaf]:
     if dt is None or dt.names is None:
         return []
     out = []
+    fields: Any = dt.fields or {}
     for field in dt.names:
         if "@" in field:
             continue
-        fdt = dt.fields[field][0]
+        fdt = fields[field][0]
         if fdt.kind not in "biuf" or fdt.shape != () or fdt.itemsize > 8:
             return []
         path = tuple(field.split("/"))

@@ -29,7 +29,7 @@ def ordered_types(order: list[str], types: dict[str, Any], counters: dict[str, s
     out: dict[str, Any] = {}
     seen_users: set[str] = set()
     as_counter: set[str] = set()
-    users = {}
+    users: dict[str, list[str]] = {}
     for name, c in counters.items():
         if name in types:
             users.setdefault(c, []).append(name)
@@ -86,8 +86,8 @@ class RootWriter:
         self.slots = wide_of(info) if info.layout == "jets-per-row" or info.extra.get("slots") \
             or info.extra.get("wide") else None
         self.rntuple = bool(info.extra.get("rntuple"))
-        self.side_path: str | None = None
-        self.side = None
+        self.side_path: str = ""
+        self.side: Any = None
         self.merged = False
         self.tree = None
         self.ntuple = None
@@ -96,7 +96,7 @@ class RootWriter:
             # the jets wait in a side file until the other collections come (write_extras);
             # plain arrays, not a second TTree: uproot's mktree is quadratic in the branches
             self.side_path = f"{path}.jetzip-jets"
-            self.side = open(self.side_path, "wb")
+            self.side = open(self.side_path, "wb")  # noqa: SIM115 - closed in _merge or close
             self.as_counter = set() if self.rntuple else self._types(with_rest=True)[1]
         elif not self.rntuple:
             types, self.as_counter = self._types(with_rest=False)
@@ -176,6 +176,7 @@ class RootWriter:
         if self.rntuple:
             self._write_rntuple(data)
             return
+        assert self.tree is not None
         self.tree.extend(data)
 
     def _write_rntuple(self, data: dict[str, Any]) -> None:
@@ -225,6 +226,7 @@ class RootWriter:
 
     def _merge(self, rest_tree) -> None:
         """The jets from the side file and the other collections, entry range by entry range."""
+        assert self.side is not None and self.side_path is not None
         self.side.close()
         self.side = None
         if self.rntuple:
@@ -233,7 +235,7 @@ class RootWriter:
         types, as_counter = self._types(with_rest=True)
         tree = self.file.mktree(self.info.tree or "jets", types,
                                 counter_name=lambda b: self.counters.get(b, self.counter))
-        rest_keys = [k for k in rest_tree.keys() if k in types and k not in as_counter]
+        rest_keys = [k for k in rest_tree.keys(recursive=True) if k in types and k not in as_counter]
         n_rest = rest_tree.num_entries
         e = 0
         with open(self.side_path, "rb") as f:
@@ -248,7 +250,8 @@ class RootWriter:
                 e += n
         if e != n_rest:
             raise ValueError(f"the extras hold {n_rest} events of the other collections, the jets {e}")
-        self.side_path = self._drop_side()
+        self._drop_side()
+        self.side_path = ""
         self.merged = True
 
     def _merge_rntuple(self, rest) -> None:
@@ -268,7 +271,8 @@ class RootWriter:
                     part[name] = a
                 self._write_rntuple(part)
                 e += n
-        self.side_path = self._drop_side()
+        self._drop_side()
+        self.side_path = ""
         self.merged = True
 
     def _drop_side(self) -> None:
@@ -277,7 +281,6 @@ class RootWriter:
             self.side = None
         if self.side_path and os.path.exists(self.side_path):
             os.unlink(self.side_path)
-        return None
 
     def close(self) -> None:
         try:
@@ -298,7 +301,8 @@ class RootWriter:
                         tree.extend({k: part[k] for k in types if k in part and k not in as_counter})
         finally:
             self.file.close()
-            self.side_path = self._drop_side()
+            self._drop_side()
+            self.side_path = ""
 
 
 def _dump(f, data: dict[str, Any]) -> None:
