@@ -743,3 +743,23 @@ def test_parquet_through_aez(tmp_path, small_model_path, kind):
     assert_jets_close(tmp_path / "a.parquet", tmp_path / "b.parquet")
     back = ak.from_parquet(tmp_path / "b.parquet")
     assert str(back.type) == str(arr.type)
+
+
+def test_extras_of_another_format_are_not_forced_into_a_writer(tmp_path):
+    """A ROOT file's other trees cannot go into HDF5, CSV or Parquet: the HDF5 writer leaves a
+    foreign blob alone, and CSV/Parquet writers have no write_extras (decompress warns then)."""
+    import h5py
+
+    from jetzip.tables.csv import CsvWriter
+    from jetzip.tables.parquet import ParquetWriter
+
+    info, _ = roundtrip(case("semicolon.csv"), tmp_path / "a.h5", fmt="hdf5")
+    src = open_table(case("semicolon.csv"))
+    w = open_writer(str(tmp_path / "b.h5"), "hdf5", src.info, src.info.columns, {})
+    w.write(*(lambda c: (c.columns, c.counts, c.kept))(next(iter(src.chunks()))))
+    w.write_extras(b"root\x00\x00\x00\x00 not an HDF5 image")
+    w.close()
+    src.close()
+    with h5py.File(tmp_path / "b.h5") as f:
+        assert set(f) == {"pt", "eta", "phi", "mass"}
+    assert not hasattr(CsvWriter, "write_extras") and not hasattr(ParquetWriter, "write_extras")

@@ -678,9 +678,6 @@ class CsvWriter:
             cells = [p[start:start + WRITE_ROWS].tolist() for p in parts]
             self.stream.write("\n".join(map(row.__mod__, zip(*cells))) + "\n")
 
-    def write_extras(self, blob: bytes) -> None:  # noqa: ARG002 - CSV holds one table only
-        pass
-
     def close(self) -> None:
         if self.own:
             self.stream.close()

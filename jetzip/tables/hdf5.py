@@ -63,6 +63,7 @@ MIN_EVENT_LIMIT = 1 << 24
 COUNTER_BLOCK = 1 << 20  # counter values read at a time
 EXTRAS_LIMIT = 64 << 20  # bytes of other datasets carried in the extras image
 SAMPLE_JETS = 5000
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 SPACE_MARGIN = 4 << 20  # free bytes kept beyond a write (HDF5 metadata, the close)
 PANDAS_MEMBERS = {"pandas-fixed": ("axis0", "axis1"), "pandas-table": ("table", "_i_table")}
 
@@ -1247,6 +1248,8 @@ class Hdf5Writer:
 
         if self.file is None:
             raise InputError("cannot write HDF5 output: an earlier write failed")
+        if not bytes(blob[:8]) == HDF5_MAGIC:
+            return  # another format's extras (a ROOT file's other trees): not for an HDF5 file
         self._check_space(2 * len(blob))
         try:
             with h5py.File(io.BytesIO(blob), "r") as src:

@@ -441,9 +441,6 @@ class ParquetWriter:
         except OSError as exc:
             raise InputError(f"cannot write Parquet output: {exc}") from None
 
-    def write_extras(self, blob: bytes) -> None:  # noqa: ARG002 - nothing else in a Parquet file
-        pass
-
     def close(self) -> None:
         try:
             self.writer.close()
