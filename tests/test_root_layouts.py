@@ -124,6 +124,40 @@ def test_keep_patterns_still_choose(tmp_path):
     assert info.kept_branches == ["run"] and info.jet_branches == ["Jet_jetId"]
 
 
+def test_directories_text_and_other_objects_come_back(tmp_path):
+    counts = np.array([2, 0, 3])
+    flt = ak.types.ListType(ak.types.NumpyType("float32"))
+    with uproot.recreate(tmp_path / "d.root") as f:
+        t = f.mktree("sub/Events", {"nJet": np.int32, **{f"Jet_{v}": flt for v in ("pt", "eta", "phi", "mass")},
+                                    "label": "string"}, counter_name=lambda b: "nJet")
+        data = {f"Jet_{v}": ak.unflatten(np.arange(5, dtype=np.float32) + 20, counts)
+                for v in ("pt", "eta", "phi", "mass")}
+        t.extend({**data, "label": ak.Array(["x", "yy", "zzz"])})
+        f["hists/h1"] = (np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 2.0, 3.0]))
+        f["note"] = "hello"
+        f.mktree("Meta", {"s": "string"}).extend({"s": ak.Array(["cfg"])})
+    info, _ = passthrough(tmp_path / "d.root", tmp_path / "back.root")
+    assert info.tree == "sub/Events" and info.extra["not_carried"] == []
+    back = uproot.open(tmp_path / "back.root")
+    assert set(back.keys()) == set(uproot.open(tmp_path / "d.root").keys())
+    assert back["sub/Events"].keys() == ["nJet", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "label"]
+    assert back["sub/Events"]["label"].array().tolist() == ["x", "yy", "zzz"]
+    assert str(back["note"]) == "hello" and back["Meta"]["s"].array().tolist() == ["cfg"]
+    np.testing.assert_array_equal(back["hists/h1"].values(), [1.0, 2.0, 3.0])
+
+
+def test_cms_tutorial_ntuple_root_counter(tmp_path):
+    """uproot-HZZ.root: NJet (a ROOT counter with another spelling), Jet_Px/Py/Pz/E big-endian."""
+    src = shared(PUBLIC / "uproot-HZZ.root")
+    info, _ = passthrough(src, tmp_path / "h.root")
+    assert (info.counter, info.representation) == ("NJet", "PxPyPzE")
+    assert {"Jet_btag", "Jet_ID"} <= set(info.jet_branches) and "Muon_Px" in info.extra["rest_branches"]
+    orig, back = uproot.open(src)["events"], uproot.open(tmp_path / "h.root")["events"]
+    assert back.keys() == orig.keys()
+    for name in orig.keys(recursive=True):
+        assert same(orig[name].array(), back[name].array()), name
+
+
 # ------------------------------------------------------------------ Delphes
 
 def test_delphes_jet_by_default_restored_in_the_same_layout(tmp_path):

@@ -198,7 +198,7 @@ class RootSource:
             self.by_name = {lf.name: lf for lf in self.leaves}
         for role, n in used.items():
             lf = self.by_name.get(n)
-            if lf is not None and lf.kind == "other":
+            if lf is not None and lf.kind in ("other", "string"):
                 raise InputError(f"{where}: jet column {n} ({role}) holds {lf.typename}, not numbers; "
                                  "it cannot be read as jets (fix the file or name other columns "
                                  "with --columns)")
@@ -223,8 +223,8 @@ class RootSource:
         for lf in carried:
             if lf.kind == "jagged" and self.jagged and self._per_jet(lf, coll.name, jet_counter):
                 jet_branches.append(lf.name)
-            elif lf.kind == "jagged":
-                rest.append(lf.name)
+            elif lf.kind == "jagged" or (lf.kind == "string" and not self.rntuple):
+                rest.append(lf.name)  # other collections, and text, come back via the extras
             elif lf.kind == "scalar" and len(lf.shape) <= 2:
                 kept.append(lf.name)
             else:
@@ -241,6 +241,8 @@ class RootSource:
             counters[n] = c or out_counter or ""
         for n in rest:
             lf = self.by_name[n]
+            if lf.kind == "string":
+                continue
             prefix = split_name(n)[0] or n
             own = lf.counter if lf.counter in self.by_name and self._scalar_int(lf.counter) else None
             if lf.member:
@@ -359,7 +361,7 @@ class RootSource:
     def _explain_non_numeric(self, names, columns, collection, where) -> None:
         """A jet collection that would be complete but for branches that are not numbers
         (a flat tree whose pt holds strings): say so in one line."""
-        others = {lf.name: lf for lf in self.leaves if lf.kind == "other"}
+        others = {lf.name: lf for lf in self.leaves if lf.kind in ("other", "string")}
         if not others:
             return
         every = [*names, *others]

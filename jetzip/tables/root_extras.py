@@ -23,7 +23,7 @@ def carryable(file, key: str, cls: str) -> tuple[bool, str]:
     """Can uproot write this object back? (Trees: always, branch by branch; others: try.)"""
     import uproot
 
-    if cls in ("TTree", "ROOT::RNTuple"):
+    if cls in ("TTree", "ROOT::RNTuple", "TObjString"):
         return True, ""
     try:
         obj = file[key]
@@ -43,6 +43,8 @@ def _tree_types(leaves: list[Leaf]) -> tuple[dict[str, Any], dict[str, str], dic
     for lf in leaves:
         if lf.kind == "scalar":
             types[lf.name] = np.dtype((lf.dtype, lf.shape)) if lf.shape else np.dtype(lf.dtype)
+        elif lf.kind == "string":
+            types[lf.name] = "string"
         elif lf.kind == "jagged":
             types[lf.name] = _jagged(lf.dtype)
             counters[lf.name] = lf.counter if lf.counter in names else f"n{lf.name}"
@@ -98,6 +100,8 @@ def copy_one(src, key: str, cls: str, dst, name: str, not_carried: list[str]) ->
             copy_tree(src[key], dst, name, not_carried=not_carried)
         elif cls == "ROOT::RNTuple":
             copy_rntuple(src[key], dst, name, not_carried)
+        elif cls == "TObjString":
+            dst[name] = str(src[key])
         else:
             dst[name] = src[key]
     except Exception as exc:  # noqa: BLE001 - name what could not be carried and go on

@@ -27,7 +27,7 @@ TLV_MEMBERS = {"px": "fP.fX", "py": "fP.fY", "pz": "fP.fZ", "E": "fE"}
 class Leaf:
     name: str  # output name
     key: str  # what uproot reads it by
-    kind: str  # scalar | jagged | p4 | p4-jagged | other
+    kind: str  # scalar | jagged | string | p4 | p4-jagged | other
     dtype: str = ""  # numpy dtype name of one value (for jagged: of the content)
     shape: tuple = ()  # fixed-size array per value (scalars only)
     counter: str | None = None  # the scalar integer branch that counts a jagged one, if any
@@ -117,6 +117,8 @@ def classify_ttree(tree) -> list[Leaf]:
             dt = _np_dtype(interp)
             if dt is not None and dt.base.kind in "biuf" and dt.base.itemsize <= 8:
                 leaf.kind, leaf.dtype, leaf.shape = "scalar", dt.base.newbyteorder("=").name, dt.shape
+        elif isinstance(interp, uproot.AsStrings):
+            leaf.kind, leaf.dtype = "string", "string"
         elif isinstance(interp, uproot.AsJagged) and isinstance(interp.content, uproot.AsDtype):
             dt = _np_dtype(interp.content)
             if dt is not None and dt.kind in "biuf" and dt.shape == () and dt.itemsize <= 8:

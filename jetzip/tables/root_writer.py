@@ -125,7 +125,7 @@ class RootWriter:
             types[name] = np.dtype(self.kept_dtypes[name])
         if with_rest:
             for name in self.rest:
-                types[name] = _jagged(dt.get(name, "float64"))
+                types[name] = "string" if dt.get(name) == "string" else _jagged(dt.get(name, "float64"))
         counters = {}
         if info.jagged and not self.slots:
             for name, t in types.items():
