@@ -715,6 +715,15 @@ def test_several_jets_per_row_through_aez(tmp_path, small_model_path, fmt):
     report = e2e(path, out, small_model_path, units="GeV")
     assert report["n_jets"] == 400 and report["n_events"] == 200
     assert_jets_close(path, out, units="GeV")
+    # the header's pattern names find the same jets again (evaluate reads the original so)
+    import jetzip
+
+    info = jetzip.read_aez(out.with_suffix(".aez"))["header"]["source"]
+    cols = {role: name for role, name in info["columns"]}
+    assert cols == {"px": "pxj*", "py": "pyj*", "pz": "pzj*", "m": "mj*"}
+    src = open_table(path, columns=cols, units="GeV", tree=info["tree"])
+    assert len(src.info.extra["wide"]["jets"]) == 2
+    src.close()
 
 
 def test_awkward_buffers_through_aez(tmp_path, small_model_path):

@@ -155,7 +155,15 @@ def choose_wide(names: list[str], *, where: str, collection: str | None, columns
     """The set of jets per row to read, when the table has no ordinary jet columns (else None)."""
     from .layouts import candidates
 
-    if columns is not None or (collection is None and candidates(names)):
+    if columns is not None:
+        # the pattern names a .aez header gives (evaluate reads the original with them)
+        if any("*" in str(v) for v in columns.values()):
+            for w in find_wide(names).values():
+                if w.columns == dict(columns):
+                    return w
+            raise InputError(f"{where}: no jets per row named {', '.join(columns.values())}")
+        return None
+    if collection is None and candidates(names):
         return None
     wide = find_wide(names)
     if collection is not None:
