@@ -23,11 +23,13 @@ floating-point differences between machines (a few ulp in exp/cosh) stay far ins
 
 Entropy coding (:mod:`jetzip.entropy`), per chunk, with tables fitted to the chunk itself:
 
-- pt: the first jet of each event as ``q_pt``; each later jet as ``q_prev - q_pt`` (NanoAOD
-  and most files keep jets pt-ordered, so this is small and non-negative);
-- eta: ``q_eta``;
-- phi: the first jet as ``q_phi``; later jets relative to the event's leading jet, modulo the
-  chunk's phi range (back-to-back dijets make this peak near pi);
+- pt: the first jet of each event as ``q_pt``; the second and later jets (two streams) as
+  ``q_prev - q_pt`` (NanoAOD and most files keep jets pt-ordered, so this is small and
+  non-negative);
+- eta: ``q_eta`` in pt classes (below 30, 30-100, above 100 GeV: harder jets are more central);
+- phi: the first jet as ``q_phi``; the second and later jets (two streams) relative to the
+  event's leading jet, modulo the chunk's phi range (back-to-back dijets make the second
+  jet's peak near pi);
 - E or mass: in contexts of (pt bin, |eta| bin) computed from the integer symbols with
   thresholds stored in the chunk, so every machine finds the same context.
 
@@ -41,6 +43,7 @@ Chunk payload layout (little-endian)::
     i64 phi_min, u32 phi_n          range of q_phi in the chunk (for the modulo)
     u8  n_pt_thr, i64 x n           pt-bin thresholds on q_pt
     u8  n_eta_thr, i64 x n          |eta|-bin thresholds on |q_eta|
+    u8  n_eta_pt_thr, i64 x n       pt-class thresholds on q_pt for the eta streams
     u16 n_tables, tables            :class:`jetzip.entropy.SymbolTable` each
     u32 rans_nbytes, rans words     one rANS stream of all high parts, in decode order
     u32 bits_nbytes, raw bits       the low parts
@@ -77,6 +80,9 @@ ETA_EDGES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 GRIDS = ((0, 0), (3, 1), (6, 2), (12, 4), (12, 8))  # how many of each edge list to use
 GRID_MIN_JETS = (0, 2_000, 20_000, 150_000, 600_000)  # ... from this many coded jets on
 KIND_E, KIND_M = 0, 1
+POSITIONS = 3  # position classes in an event: first jet, second jet, later jets
+ETA_PT_EDGES_GEV = (30.0, 100.0)  # eta is coded in these pt classes (central jets are harder)
+ETA_PT_MIN_JETS = 2_000
 MASS_CLASSES = 4  # positive, negative, +0.0, -0.0
 
 
@@ -212,16 +218,15 @@ def _within(decoded: np.ndarray, original: np.ndarray, bound: float, relative: b
 
 
 def _event_structure(counts: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(is_first, index of the event's first jet) per jet; flat tables: every jet is first."""
+    """(position class per jet: 0 the event's first jet, 1 the second, 2 later ones; index of
+    the event's first jet); flat tables: every jet is first."""
     if counts is None:
-        idx = np.arange(n, dtype=np.int64)
-        return np.ones(n, bool), idx
+        return np.zeros(n, np.int64), np.arange(n, dtype=np.int64)
     c = counts.astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(c)[:-1]]) if len(c) else np.zeros(0, np.int64)
     lead = np.repeat(starts, c)
-    first = np.zeros(n, bool)
-    first[starts[c > 0]] = True
-    return first, lead
+    position = np.minimum(np.arange(n, dtype=np.int64) - lead, POSITIONS - 1)
+    return position, lead
 
 
 class _Writer:
@@ -401,21 +406,28 @@ class BoundedCodec(Codec):
 
     def _pack(self, sym: _Symbols, steps: tuple[float, float, float, float], counts: np.ndarray | None,
               n: int, exact: np.ndarray, originals: tuple[np.ndarray, ...]) -> bytes:
-        first, lead = _event_structure(counts, n)
+        position, lead = _event_structure(counts, n)
         w = _Writer()
-        # pt: first jets plain, later jets as the drop from the previous jet
-        w.code(sym.q_pt[first])
-        later = ~first
-        w.code(sym.q_pt[np.flatnonzero(later) - 1] - sym.q_pt[later])
-        # eta
-        w.code(sym.q_eta)
-        # phi: first jets plain, later ones relative to the leading jet, modulo the range
+        scale = {"GeV": 1.0, "MeV": 1e3, "TeV": 1e-3}.get(self.units, 1.0)  # GeV -> file units
+        # pt: first jets plain; second and later jets as the drop from the previous jet
+        w.code(sym.q_pt[position == 0])
+        for c in range(1, POSITIONS):
+            idx = np.flatnonzero(position == c)
+            w.code(sym.q_pt[idx - 1] - sym.q_pt[idx])
+        # eta, in pt classes
+        eta_pt_thr = (_thresholds(ETA_PT_EDGES_GEV, len(ETA_PT_EDGES_GEV), steps[0], True, scale)
+                      if n >= ETA_PT_MIN_JETS else np.zeros(0, np.int64))
+        eta_class = np.searchsorted(eta_pt_thr, sym.q_pt, side="right")
+        for c in range(len(eta_pt_thr) + 1):
+            w.code(sym.q_eta[eta_class == c])
+        # phi: first jets plain, second and later ones relative to the leading jet, modulo the range
         phi_min = int(sym.q_phi.min(initial=0))
         phi_n = int(sym.q_phi.max(initial=0)) - phi_min + 1
-        w.code(sym.q_phi[first])
-        w.code(np.mod(sym.q_phi[later] - sym.q_phi[lead[later]], phi_n))
+        w.code(sym.q_phi[position == 0])
+        for c in range(1, POSITIONS):
+            idx = np.flatnonzero(position == c)
+            w.code(np.mod(sym.q_phi[idx] - sym.q_phi[lead[idx]], phi_n))
         # 4th column in (pt, |eta|) contexts
-        scale = {"GeV": 1.0, "MeV": 1e3, "TeV": 1e-3}.get(self.units, 1.0)  # GeV -> file units
         if sym.m_class is not None:
             w.code(sym.m_class)
             coded = sym.m_class < 2
@@ -435,6 +447,7 @@ class BoundedCodec(Codec):
         head = struct.pack("<B4dqI", self.kind, *steps, phi_min, phi_n)
         head += struct.pack("<B", len(pt_thr)) + pt_thr.astype("<i8").tobytes()
         head += struct.pack("<B", len(eta_thr)) + eta_thr.astype("<i8").tobytes()
+        head += struct.pack("<B", len(eta_pt_thr)) + eta_pt_thr.astype("<i8").tobytes()
         head += struct.pack("<H", len(w.tables)) + b"".join(t.to_bytes() for t in w.tables)
         rans = w.rans.finish()
         bits = w.bits.finish()
@@ -477,6 +490,9 @@ class BoundedCodec(Codec):
             (k,) = struct.unpack_from("<B", buf, pos)
             eta_thr = np.frombuffer(buf, "<i8", k, pos + 1).astype(np.int64)
             pos += 1 + 8 * k
+            (k,) = struct.unpack_from("<B", buf, pos)
+            eta_pt_thr = np.frombuffer(buf, "<i8", k, pos + 1).astype(np.int64)
+            pos += 1 + 8 * k
             (n_tables,) = struct.unpack_from("<H", buf, pos)
             pos += 2
         except (struct.error, ValueError):
@@ -502,23 +518,29 @@ class BoundedCodec(Codec):
         if len(rans) != n_rans or len(bits) != n_bits or len(ex) != n_ex or pos != len(buf) or n_exact > n:
             raise FormatError(f"{where}: bounded chunk sizes are inconsistent")
         r = _Reader(tables, RansDecoder(rans, where), BitReader(bits, where), where, account)
-        first, lead = _event_structure(counts, n)
-        later = ~first
-        n_first = int(first.sum())
+        position, lead = _event_structure(counts, n)
         q_pt = np.empty(n, np.int64)
         steps_pt = np.zeros(n, np.int64)
-        steps_pt[first] = r.code(n_first, "pt")
-        steps_pt[later] = -r.code(n - n_first, "pt")
+        steps_pt[position == 0] = r.code(int((position == 0).sum()), "pt")
+        for c in range(1, POSITIONS):
+            sel = position == c
+            steps_pt[sel] = -r.code(int(sel.sum()), "pt")
         # within each event: q_j = q_first - sum of the drops up to j
         cs = np.cumsum(steps_pt)
         q_pt[:] = cs - (cs[lead] - steps_pt[lead])
-        q_eta = r.code(n, "eta")
+        q_eta = np.empty(n, np.int64)
+        eta_class = np.searchsorted(eta_pt_thr, q_pt, side="right")
+        for c in range(len(eta_pt_thr) + 1):
+            sel = eta_class == c
+            q_eta[sel] = r.code(int(sel.sum()), "eta")
         q_phi = np.empty(n, np.int64)
-        q_phi[first] = r.code(n_first, "phi")
-        rel = r.code(n - n_first, "phi")
-        if len(rel) and (rel.min() < 0 or rel.max() >= phi_n):
-            raise FormatError(f"{where}: phi symbols out of range")
-        q_phi[later] = phi_min + np.mod(q_phi[lead[later]] - phi_min + rel, phi_n)
+        q_phi[position == 0] = r.code(int((position == 0).sum()), "phi")
+        for c in range(1, POSITIONS):
+            idx = np.flatnonzero(position == c)
+            rel = r.code(len(idx), "phi")
+            if len(rel) and (rel.min() < 0 or rel.max() >= phi_n):
+                raise FormatError(f"{where}: phi symbols out of range")
+            q_phi[idx] = phi_min + np.mod(q_phi[lead[idx]] - phi_min + rel, phi_n)
         m_class = None
         coded = np.ones(n, bool)
         if kind == KIND_M:
