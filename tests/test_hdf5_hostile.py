@@ -113,3 +113,14 @@ def test_csv_header_of_70000_names_is_read():
     assert len(src.info.kept_branches) == 69_996
     assert sum(c.n_jets for c in src.chunks()) == 3
     src.close()
+
+
+def test_jet_columns_declaring_rows_never_written_are_refused(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "j.h5", "w") as f:
+        for k in ("E", "pt", "eta", "phi"):
+            d = f.create_dataset(k, shape=(10 ** 9,), dtype="f4", chunks=(1 << 16,))
+            d[:10] = np.arange(1, 11)
+    with pytest.raises(InputError, match=r"E declares 1000000000 rows but only 1 of its 15259 chunks"):
+        open_table(tmp_path / "j.h5")

@@ -60,6 +60,10 @@ MAX_EVENT_JETS = 1 << 20  # jets in one event: more is refused (memory stays bou
 # plausible jet counter but a header claiming rows that are not there.
 MAX_EVENTS_PER_JET = 1000
 MIN_EVENT_LIMIT = 1 << 24
+# A jet column of at least SPARSE_MIN_CHUNKS chunks with fewer than 1 in SPARSE_RATIO written
+# is refused (never-written chunks are the fill value, not jets)
+SPARSE_MIN_CHUNKS = 1024
+SPARSE_RATIO = 100
 COUNTER_BLOCK = 1 << 20  # counter values read at a time
 EXTRAS_LIMIT = 64 << 20  # bytes of other datasets carried in the extras image
 SAMPLE_JETS = 5000
@@ -377,6 +381,23 @@ def _read_cols(cols: Sequence[_Col], start: int, stop: int) -> dict[str, np.ndar
     return out
 
 
+def _check_written(ds, name: str, where: str) -> None:
+    """A chunked dataset whose chunks were mostly never written declares rows that hold no
+    data (only the fill value): refuse it from its metadata instead of reading them."""
+    try:
+        if ds.chunks is None or ds.ndim != 1:
+            return
+        total = -(-int(ds.shape[0]) // int(ds.chunks[0]))
+        if total < SPARSE_MIN_CHUNKS:
+            return
+        written = ds.id.get_num_chunks()
+    except Exception:  # noqa: BLE001 - an h5py without chunk queries: nothing to check
+        return
+    if written * SPARSE_RATIO < total:
+        raise InputError(f"{where}: {name} declares {ds.shape[0]} rows but only {written} of its {total} "
+                         "chunks were ever written (the rest is fill value, not data); not a jet table")
+
+
 def _counter_check(ds, n_jets: int, where: str, name: str, strict: bool) -> bool:
     """Whether `ds` holds whole non-negative counts adding up to `n_jets`, read in blocks.
 
@@ -477,6 +498,8 @@ class Hdf5Source:
             raise InputError(f"{where}: jet columns have different lengths "
                              f"({', '.join(f'{c.name}={c.length}' for c in jet_cols)})")
         n_rows = lengths.pop()
+        for c in jet_cols:
+            _check_written(c.ds, c.name, where)
         flat_only = preset is not None and not preset.jagged
         jet_names = {c.name for c in jet_cols}
 
