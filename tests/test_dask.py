@@ -41,15 +41,17 @@ ENTRIES_PER_TASK = 1000
 # -- fixtures ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def client():
-    # Worker processes (as on a real cluster); the killed-worker test needs them.
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, env={"OMP_NUM_THREADS": "1"})
-    c = distributed.Client(cluster)
-    # The workers import this module to run the test hooks below.
-    c.run(lambda path: sys.path.insert(0, path), str(Path(__file__).parent))
-    yield c
-    c.close()
-    cluster.close()
+    # Worker processes (as on a real cluster; the killed-worker test needs them), forked from a
+    # server that imported torch once (also when the nanny restarts the killed one).
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        cluster = jd.local_cluster(2)
+        assert isinstance(cluster, distributed.LocalCluster) and len(cluster.workers) == 2
+        c = distributed.Client(cluster)
+        # The workers import this module to run the test hooks below.
+        c.run(lambda path: sys.path.insert(0, path), str(Path(__file__).parent))
+        yield c
+        c.close()
+        cluster.close()
 
 
 @pytest.fixture(scope="module")
