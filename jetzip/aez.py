@@ -431,6 +431,42 @@ class AezFile:
                                      " (written by a newer jetzip? upgrade to read it)"))
         raise FormatError(f"{where} is truncated: it ends after {n_chunks} chunks without a trailer")
 
+    def chunk_offsets(self) -> list[int]:
+        """Byte offset of every CHNK record, found by hopping over record heads (no payload is
+        read, so this is fast on any file); the basis of :meth:`read_chunk`."""
+        where = f"{self.what} {self.path}"
+        offsets = []
+        pos = self._data_start
+        size = self.size if self.size is not None else container.file_size(self.f)
+        head = container.RECORD_HEAD
+        while size is not None and pos + head.size <= size:
+            self.f.seek(pos)
+            raw_tag, length = head.unpack(self.f.read(head.size))
+            if length > container.MAX_RECORD_BYTES or pos + head.size + length + container.CRC.size > size:
+                raise FormatError(f"{where} is truncated or corrupted at byte {pos}")
+            if raw_tag == b"CHNK":
+                offsets.append(pos)
+            pos += head.size + length + container.CRC.size
+        return offsets
+
+    def read_chunk(self, index: int, offsets: list[int] | None = None) -> Chunk:
+        """Chunk `index` alone (CRC-checked, with its kept branches), by seeking to it."""
+        where = f"{self.what} {self.path}"
+        offsets = self.chunk_offsets() if offsets is None else offsets
+        if not 0 <= index < len(offsets):
+            raise InputError(f"{self.path} has {len(offsets)} chunks; there is no chunk {index}")
+        self.f.seek(offsets[index])
+        rec = container.read_record(self.f, index, self.size, where)
+        assert rec is not None and rec.tag == "CHNK"
+        cwhere = f"{where}: chunk {index} (byte {offsets[index]})"
+        nj, counts, payload = decode_chunk(rec.payload, index, self.jagged, cwhere)
+        chunk = Chunk(index, nj, counts, payload, {}, {})
+        nxt = container.read_record(self.f, index + 1, self.size, where)
+        if nxt is not None and nxt.tag == "KEEP":
+            chunk.kept, chunk.jet_kept = decode_kept(nxt.payload, chunk.n_events, chunk.n_jets, cwhere,
+                                                     self.table.dtypes)
+        return self._complete(chunk, where)
+
     def _complete(self, chunk: Chunk, where: str) -> Chunk:
         if (self.table.kept_branches or self.table.jet_branches) and not (chunk.kept or chunk.jet_kept):
             raise FormatError(f"{where}: chunk {chunk.index} lacks its kept branches")

@@ -88,3 +88,16 @@ def test_latent_nano_golden():
 def test_golden_v2_inspect_verifies(name):
     info = jetzip.inspect(GOLDEN / name)
     assert info["verified"] and info["format_version"] == "2.0"
+
+
+def test_a_reader_can_seek_to_any_chunk():
+    with jetzip.open_aez(GOLDEN / "v2.0_bounded_nano.aez") as f:
+        offsets = f.chunk_offsets()
+        every = list(f.chunks())
+        assert len(offsets) == len(every) > 1
+        for i in reversed(range(len(every))):
+            c = f.read_chunk(i, offsets)
+            assert bytes(c.payload) == bytes(every[i].payload) and c.n_jets == every[i].n_jets
+            np.testing.assert_array_equal(c.jet_kept["Jet_btag"], every[i].jet_kept["Jet_btag"])
+        with pytest.raises(jetzip.InputError, match="no chunk"):
+            f.read_chunk(len(every), offsets)
