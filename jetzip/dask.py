@@ -288,16 +288,25 @@ def compress(files_or_glob: str | os.PathLike | Iterable[str | os.PathLike], out
                                task_progress=task_progress)
     problems = [f"{specs[i]['file']} ({specs[i]['source']}): {type(e).__name__}: {e}" for i, e in failed]
     problems += [r["error"] for r in records if r is not None and "error" in r]
+    said: dict[str, list[str]] = {}  # the same warning from many parts is shown once
     for r in records:
         if r is not None and "error" not in r and not r.get("skipped"):
             for w in r.get("warnings", []):
-                warn(f"{r['file']}: {w}")
+                said.setdefault(w, []).append(r["file"])
+    for w, files in said.items():
+        where = files[0] if len(files) == 1 else f"{len(files)} parts ({files[0]}, ...)"
+        warn(f"{where}: {w}")
     if problems:
         raise JetzipError(_failure_text("parts", problems, len(specs)) +
                           f"; the {len(specs) - len(problems)} finished parts are kept: run again to resume")
     codec = "bounded" if error_bound is not None else "latent"
     manifest = build_manifest(inputs, records, codec, options_id)
     path = write_manifest(outdir, manifest)
+    listed = {p["file"] for p in manifest["parts"]}
+    unlisted = sorted(p.name for p in Path(outdir).glob("*.aez") if p.name not in listed)
+    if unlisted:
+        warn(f"{outdir} also holds {len(unlisted)} .aez file(s) the manifest does not list "
+             f"({', '.join(unlisted[:3])}{', ...' if len(unlisted) > 3 else ''})")
     seconds = time.perf_counter() - t0
     totals = manifest["totals"]
     return {"outdir": outdir, "manifest": str(path), "codec": codec, "n_inputs": totals["n_inputs"],
