@@ -91,6 +91,10 @@ def test_full_disk_is_a_one_line_error_before_hdf5_fails(tmp_path, monkeypatch):
     w.close()  # nothing more to flush, no crash
     with pytest.raises(InputError, match="an earlier write failed"):
         w.write(chunk.columns, None, chunk.kept)
+    # and a disk that is full already is said when the writer opens, before any decoding
+    with pytest.raises(InputError, match=r"^cannot write HDF5 output: the disk is full"):
+        writer_for(tmp_path, "other.h5")
+    assert not (tmp_path / "other.h5").exists()
 
 
 def test_failed_hdf5_write_is_a_one_line_error_and_closes_quietly(tmp_path, monkeypatch):

@@ -1003,6 +1003,8 @@ class Hdf5Writer:
             self.jet_dtypes = {n: info.dtypes.get(n, "float64") for n in info.jet_branches}
             self.jet_names = list(names.values())
             self.slot_dtypes = {n: "<f4" for n in self.jet_names}
+        self.file = None
+        self._check_space(0)  # a full disk is said before any work is done
         try:
             # no raw-data chunk cache: a write that fails (full disk) fails in write(), and no dirty
             # chunk is left for a later close to flush (which crashed HDF5: issue 12)
