@@ -225,7 +225,7 @@ class CsvSource:
                                           *([self.event_column] if self.event_column else [])]))
 
         if self.wide is not None:  # per-slot variables, by pattern name
-            match = lambda n, ps: any(fnmatch.fnmatchcase(n, p) for p in ps)  # noqa: E731
+            match = lambda n, ps: any(fnmatch.fnmatchcase(n, p) for p in ps)
             jet_branches = [pn for pn, cs in self.wide.extras.items()
                             if not match(pn, self.drop) and not any(match(x, self.drop) for x in cs)
                             and (not keep or match(pn, keep) or any(match(x, keep) for x in cs))]

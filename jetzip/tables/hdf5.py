@@ -1077,7 +1077,7 @@ class Hdf5Writer:
         self.ak_columns = desc["columns"]
         self.datasets = {}
         self.ak_offsets: dict[str, int] = {}
-        for name, b in self.ak_columns.items():
+        for b in self.ak_columns.values():
             if b["data"] not in group:
                 self.datasets[b["data"]] = group.create_dataset(b["data"], shape=(0,), maxshape=(None,),
                                                                 dtype=np.dtype(b["dtype"]), chunks=(1 << 16,))
@@ -1273,7 +1273,7 @@ class Hdf5Writer:
 
         if self.file is None:
             raise InputError("cannot write HDF5 output: an earlier write failed")
-        if not bytes(blob[:8]) == HDF5_MAGIC:
+        if bytes(blob[:8]) != HDF5_MAGIC:
             return  # another format's extras (a ROOT file's other trees): not for an HDF5 file
         self._check_space(2 * len(blob))
         try:

@@ -167,7 +167,7 @@ class ParquetSource:
             for pattern in patterns:
                 if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
                     raise InputError(f"{where}: {option} {pattern!r} matches no column")
-        match = lambda n, ps: any(fnmatch.fnmatchcase(n, p) for p in ps)  # noqa: E731
+        match = lambda n, ps: any(fnmatch.fnmatchcase(n, p) for p in ps)
         if self.wide is not None:  # per-slot variables, by pattern name
             self.wide.extras = {pn: cs for pn, cs in self.wide.extras.items()
                                 if not match(pn, drop) and not any(match(x, drop) for x in cs)

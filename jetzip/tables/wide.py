@@ -139,7 +139,7 @@ def _find_by_index(names: Iterable[str]) -> dict[str, list[dict[str, str]]]:
             slot[role] = name
     found: dict[str, list[dict[str, str]]] = {}
     for coll, by_k in slots.items():
-        for rep, roles in REPRESENTATIONS.items():
+        for roles in REPRESENTATIONS.values():
             jets = []
             k = 1
             while k in by_k and set(roles) <= set(by_k[k]):
