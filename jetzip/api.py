@@ -24,6 +24,7 @@ import numpy as np
 from .aez import MAX_EVENTS_PER_CHUNK, MAX_JETS_PER_CHUNK, AezWriter, Header, open_aez
 from .atomic import atomic_output
 from .codecs import Codec
+from .codecs.latent import LatentCodec
 from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_DEVICE, DEFAULT_LATENT_DTYPE,
                        DEFAULT_ROOT_COMPRESSION, MIN_WRITE_JETS, RAW_BYTES_PER_JET)
 from .errors import FormatError, InputError, JetzipError, positive_int
@@ -227,8 +228,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         "dropped_invalid": dropped, "units": info.units, "units_inferred": info.units_inferred,
         "seconds": time.perf_counter() - t0,
     }
-    if codec.codec_id == "latent":
-        outside, exact = getattr(codec, "outside", 0), getattr(codec, "exact", 0)
+    if isinstance(codec, LatentCodec):
+        outside, exact = codec.outside, codec.exact
         report.update({"model": codec.model.name, "model_sha256": codec.model.weights_sha256,
                        "exact_jets": exact, "outside_training_ranges": outside})
         ranges = codec.ranges

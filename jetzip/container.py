@@ -39,7 +39,7 @@ class Record(NamedTuple):
     tag: str
     payload: bytes
     offset: int  # of the record's first byte in the file
-    index: int  # position among the file's records, 0-based
+    index: int  # type: ignore[assignment]  # position among the file's records (shadows tuple.index)
 
 
 def write_preamble(f: BinaryIO, magic: bytes, major: int, minor: int) -> None:

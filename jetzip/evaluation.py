@@ -231,23 +231,18 @@ def alternatives(orig: np.ndarray, representation: str, max_jets: int = 1_000_00
         return {}
     cols = from_model_frame(frame, representation, "GeV", np.float32)
     out: dict[str, Any] = {"n_jets": n, "raw_float32_bytes_per_jet": 16.0}
-    try:
-        import zstandard
-    except ImportError:  # sizes after zstd need the zstandard package (a jetzip dependency)
-        zstandard = None
+    import zstandard
 
     def shuffled(arrays: list[np.ndarray]) -> bytes:
         return b"".join(np.ascontiguousarray(a).view(np.uint8).reshape(len(a), -1).T.tobytes() for a in arrays)
 
-    if zstandard is not None:
-        c = zstandard.ZstdCompressor(level=3)
-        out["lossless_zstd3_bytes_per_jet"] = len(c.compress(shuffled(list(cols.values())))) / n
+    c = zstandard.ZstdCompressor(level=3)
+    out["lossless_zstd3_bytes_per_jet"] = len(c.compress(shuffled(list(cols.values())))) / n
     half = {k: v.astype(np.float16) for k, v in cols.items()}
     back = to_model_frame({k: v.astype(np.float32) for k, v in half.items()}, representation, "GeV")
     res = residuals(frame_columns(frame), frame_columns(back))
     out["float16"] = {
-        "bytes_per_jet": 8.0 if zstandard is None else
-        len(zstandard.ZstdCompressor(level=3).compress(shuffled(list(half.values())))) / n,
+        "bytes_per_jet": len(c.compress(shuffled(list(half.values())))) / n,
         "residual_std": {k: float(np.nanstd(v)) for k, v in res.items()},
         "residual_p99_abs": {k: float(np.nanpercentile(np.abs(v), 99)) for k, v in res.items()},
         "non_finite": int(sum(int((~np.isfinite(v.astype(np.float32))).sum()) for v in half.values())),

@@ -187,7 +187,8 @@ class Normalization:
         scale = t.std(axis=0)
         scale[scale == 0] = 1.0
         shift[3], scale[3] = 0.0, math.pi
-        return cls(tuple(float(x) for x in shift), tuple(float(x) for x in scale), kind)
+        sh, sc = (float(x) for x in shift), (float(x) for x in scale)
+        return cls((next(sh), next(sh), next(sh), next(sh)), (next(sc), next(sc), next(sc), next(sc)), kind)
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
         """Model frame (n, 4) -> normalized float32 network inputs, shape (n, 4).

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Generator, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
 
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
     """Produce `items` in a background thread, `depth` ahead, so reading overlaps encoding."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()

@@ -116,11 +116,11 @@ def parse_error_bound(spec: str | float | Mapping[str, float], representation: s
         given = {r: float(spec) for r in roles}
     elif isinstance(spec, str) and "=" not in spec:
         try:
-            value = float(spec)
+            number = float(spec)
         except ValueError:
             raise InputError(f"--error-bound {spec!r}: expected a number, name=number pairs "
                              f"or one of {', '.join(PRESETS)}") from None
-        given = {r: value for r in roles}
+        given = {r: number for r in roles}
     else:
         items: list[tuple[str, Any]]
         if isinstance(spec, str):

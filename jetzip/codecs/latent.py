@@ -49,12 +49,13 @@ def parse_tolerance(spec: str | Mapping[str, float] | None) -> dict[str, float]:
     out = dict(DEFAULT_TOLERANCE)
     if isinstance(spec, bool) or not isinstance(spec, (int, float, str, Mapping)):
         raise InputError(f"--tolerance {spec!r}: expected a number or pt=..,eta=..,phi=..")
+    items: list[tuple[Any, ...]]
     if isinstance(spec, (int, float)) or (isinstance(spec, str) and "=" not in spec):
         items = [(k, spec) for k in out]
     elif isinstance(spec, Mapping):
-        items = list(spec.items())
+        items = [(k, v) for k, v in spec.items()]
     else:
-        items = [tuple(part.split("=", 1)) for part in str(spec).split(",")]  # type: ignore[misc]
+        items = [tuple(part.split("=", 1)) for part in str(spec).split(",")]
     for item in items:
         if len(item) != 2:
             raise InputError(f"--tolerance {spec!r}: expected a number or pt=..,eta=..,phi=..")
@@ -108,7 +109,8 @@ class LatentCodec(Codec):
             "name": model.name, "arch": model.arch.to_json(), "weights_sha256": model.weights_sha256,
             "decoder_sha256": model.decoder_sha256, "embedded": bool(embed),
             "training_ranges": model.metadata.get("training_ranges")}
-        self._encoder = self._decoder = None
+        self._encoder: Any = None  # engine.Encoder / Decoder, built on first use
+        self._decoder: Any = None
         self.ranges = self.model_meta.get("training_ranges")
         self.outside = 0  # jets outside the training ranges, counted by encode
         self.exact = 0  # jets stored verbatim, counted by encode
