@@ -155,6 +155,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
             warn(f"units: assuming {info.units} ({info.units_reason}); use --units to declare them")
         for line in info.extra.get("not_carried", []) or []:
             warn(f"not carried into the .aez: {line}")
+        if info.extra.get("csv_separator_note"):
+            warn(str(info.extra["csv_separator_note"]))
         codec = make_codec(info, error_bound=error_bound, model=model, latent_dtype=latent_dtype,
                            latent_tolerance=latent_tolerance, embed_model=embed_model, device=device,
                            batch_size=batch_size, threads=threads)
@@ -432,8 +434,9 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         to_stdout = str(output) == "-"
         if to_stdout:
             aez.verify()  # nothing reaches stdout from a damaged file
-        if fmt == "csv" and info.jagged:
-            warn("CSV holds one jet per row with an event column; events without jets are not "
+        if fmt == "csv" and info.jagged and info.layout != "jets-per-row":
+            index = "jetzip_event" if "event" in {*info.kept_branches, *info.branch_order} else "event"
+            warn(f"CSV holds one jet per row with an {index} column; events without jets are not "
                  "kept in CSV (use .root or .h5 to keep them)")
         if codec.codec_id == "latent" and info.representation in ("PtEtaPhiM", "PxPyPzM"):
             warn(MASS_WARNING)
@@ -470,8 +473,9 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                         progress(chunk.n_events, None)
                     joined.flush()
                 if aez.extras is not None:
-                    if not hasattr(writer, "write_extras"):
-                        warn(f"{fmt} output cannot hold the other objects of the original file")
+                    if fmt != info.format or not hasattr(writer, "write_extras"):
+                        warn(f"{fmt} output cannot hold the other objects of the original "
+                             f"{info.format} file; decompress to .{info.format} to keep them")
                     else:
                         writer.write_extras(bytes(aez.extras))
             finally:
