@@ -358,14 +358,71 @@ def test_nanoaod_units_from_the_layout_for_every_collection():
         assert info.dtypes[f"n{coll}"] == "uint32"
 
 
-def test_open_data_nanoaod_947_branches_read():
+def test_open_data_nanoaod_947_branches_whole_file(tmp_path):
+    """A real NanoAOD file: every branch back, in order, with its type (uint32 counters stay
+    uint32), every value bit-identical (here the jets too: no codec in between)."""
     src = shared(PUBLIC / "nanoAOD_2015_CMS_Open_Data_ttbar.root")
-    s = RootSource(str(src))
-    info = s.info
-    n_jets = int(uproot.open(src)["Events"]["nJet"].array(library="np").sum())
-    assert sum(c.n_jets for c in s.chunks(100)) == n_jets
-    assert len(info.branch_order) == 947 and info.other_branches == []
+    info, _ = passthrough(src, tmp_path / "t.root", chunk=100)
+    assert len(info.branch_order) == 947 and info.other_branches == [] and info.extra["not_carried"] == []
     assert "Jet_btagDeepFlavB" in info.jet_branches and "Muon_pt" in info.extra["rest_branches"]
+    orig, back = uproot.open(src)["Events"], uproot.open(tmp_path / "t.root")["Events"]
+    assert back.keys() == orig.keys() and back.num_entries == orig.num_entries
+    o, b = orig.arrays(library="ak"), back.arrays(library="ak")
+    for name in orig.keys(recursive=True):
+        assert back[name].typename == orig[name].typename, name
+        x, y = o[name], b[name]
+        if x.ndim > 1:
+            assert np.array_equal(ak.num(x).to_numpy(), ak.num(y).to_numpy()), name
+            x, y = ak.flatten(x), ak.flatten(y)
+        assert x.to_numpy().tobytes() == y.to_numpy().tobytes(), name
+
+
+def test_uproot_writer_fixes_are_exact(tmp_path):
+    """The linear-time tree creation gives uproot's own bytes and offsets; counters keep their type."""
+    from uproot.writing import _cascadetree
+
+    from jetzip.tables import root_fastwrite
+
+    if not root_fastwrite.install():
+        pytest.skip(f"uproot writer fixes not in use: {root_fastwrite._STATE['why']}")
+    fast = _cascadetree.Tree._build_out
+    slow = _uproot_build_out()
+    assert fast is not slow
+    flt = ak.types.ListType(ak.types.NumpyType("float32"))
+    types: dict = {}
+    for i in range(300):
+        types[f"b{i}"] = [np.float32, np.int64, np.dtype(("f8", (2,))), np.bool_, np.uint16][i % 5]
+        if i % 4 == 0:
+            types[f"v{i}"] = flt
+    with uproot.recreate(tmp_path / "w.root") as f:
+        tree = f.mktree("T", types, counter_name=lambda b: "nV" if int(b[1:]) % 8 else f"n{b}")
+        tree.extend({k: ak.Array([[1.0], [], [2.0, 3.0]]) if k.startswith("v") else
+                     np.zeros((3, *np.dtype(v).shape), np.dtype(v).base) for k, v in types.items()})
+        cascading = tree._cascading
+
+        def offsets():
+            return [(d.get("metadata_start"), d.get("basket_metadata_start"), d.get("tleaf_reference_number"))
+                    for d in cascading._branch_data]
+
+        a, oa = b"".join(fast(cascading)), offsets()
+        b, ob = b"".join(slow(cascading)), offsets()
+        assert a == b and oa == ob
+    assert root_fastwrite._counter_check()
+
+
+def _uproot_build_out():
+    """uproot's own (quadratic) _build_out, compiled from its source file."""
+    import textwrap
+
+    from uproot.writing import _cascadetree
+
+    with open(_cascadetree.__file__) as f:
+        text = f.read()
+    start = text.index("    def _build_out(self):")
+    end = text.index("\n    def ", start + 10)
+    namespace = dict(vars(_cascadetree))
+    exec(compile(textwrap.dedent(text[start:end]), "uproot_build_out", "exec"), namespace)  # noqa: S102
+    return namespace["_build_out"]
 
 
 # ------------------------------------------------------------------ hostile files

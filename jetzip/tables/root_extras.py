@@ -74,7 +74,10 @@ def copy_tree(tree, dst, name: str, only: list[str] | None = None, not_carried: 
     if only is not None:  # the rest of a jet tree: its counters are regenerated from the lists
         order = [*dict.fromkeys([counters[n] for n in order if n in counters] + order)]
     types, as_counter = ordered_types(order, types, counters, scalar_counters)
-    out = dst.mktree(name, types, counter_name=lambda b: counters.get(b, f"n{b}"))
+    from .root_fastwrite import counter_dtypes
+
+    with counter_dtypes(scalar_counters):
+        out = dst.mktree(name, types, counter_name=lambda b: counters.get(b, f"n{b}"))
     written = [lf for lf in leaves if lf.name in types and lf.name not in as_counter]
     keys = list(dict.fromkeys(lf.key for lf in written))
     if not keys or tree.num_entries == 0:
@@ -124,10 +127,13 @@ def build_extras(source) -> bytes | None:
     """The extras blob of a RootSource, or None when the file holds nothing else."""
     import uproot
 
+    from .root_fastwrite import install
+
     info = source.info
     rest = info.extra.get("rest_branches", [])
     if not source.other_objects and not rest:
         return None
+    install()
     fd, tmp = tempfile.mkstemp(prefix="jetzip-extras-", suffix=".root")
     os.close(fd)
     not_carried = info.extra.setdefault("not_carried", [])

@@ -71,7 +71,9 @@ class RootWriter:
         import uproot
 
         from .root import compression
+        from .root_fastwrite import install
 
+        install()  # linear-time TTree creation, counters of the input's type (uproot fixes)
         self.info = info
         self.path = path
         self.names = names
@@ -100,10 +102,18 @@ class RootWriter:
             self.as_counter = set() if self.rntuple else self._types(with_rest=True)[1]
         elif not self.rntuple:
             types, self.as_counter = self._types(with_rest=False)
-            self.tree = self.file.mktree(info.tree or "jets", types,
-                                         counter_name=lambda b: self.counters.get(b, self.counter))
+            self.tree = self._mktree(types)
 
     # -------------------------------------------------------------- layout
+    def _mktree(self, types: dict[str, Any]):
+        """mktree with every counter in the input's integer type (uint32 for NanoAOD)."""
+        from .root_fastwrite import counter_dtypes
+
+        names = {*self.counters.values(), self.counter}
+        with counter_dtypes({c: self.info.dtypes.get(c, "") for c in names}):
+            return self.file.mktree(self.info.tree or "jets", types,
+                                    counter_name=lambda b: self.counters.get(b, self.counter))
+
     def _types(self, with_rest: bool) -> tuple[dict[str, Any], set[str]]:
         info = self.info
         dt = {**info.dtypes, **self.kept_dtypes}
@@ -233,8 +243,7 @@ class RootWriter:
             self._merge_rntuple(rest_tree)
             return
         types, as_counter = self._types(with_rest=True)
-        tree = self.file.mktree(self.info.tree or "jets", types,
-                                counter_name=lambda b: self.counters.get(b, self.counter))
+        tree = self._mktree(types)
         rest_keys = [k for k in rest_tree.keys(recursive=True) if k in types and k not in as_counter]
         n_rest = rest_tree.num_entries
         e = 0
@@ -294,8 +303,7 @@ class RootWriter:
                 self.side.close()
                 self.side = None
                 types, as_counter = self._types(with_rest=False)
-                tree = self.file.mktree(self.info.tree or "jets", types,
-                                        counter_name=lambda b: self.counters.get(b, self.counter))
+                tree = self._mktree(types)
                 with open(self.side_path, "rb") as f:
                     for part in _load_all(f):
                         tree.extend({k: part[k] for k in types if k in part and k not in as_counter})
