@@ -1,10 +1,11 @@
 """Write the jet tree back (TTree, or RNTuple when the input was one), in the input's branch
 order, with the per-jet and per-event branches, the real counter, and the extras blob's objects.
 
-uproot writes TTrees with ``mktree`` + ``extend``; a jagged branch gets an int32 counter named by
+uproot writes TTrees with ``mktree`` + ``extend``; a jagged branch gets a counter named by
 ``info.extra["counters"]`` (NanoAOD ``nJet``, uproot-style ``nJet_pt``, Delphes ``Jet_size``),
 which takes the place of a scalar integer branch of that name declared before it, so the order
-stays the input's. When the jet tree's other collections travel in the extras blob, the jets are
+stays the input's, and has the input's integer type (:mod:`.root_fastwrite`; int32 where
+uproot's fixes are not in use). When the jet tree's other collections travel in the extras blob, the jets are
 written to a side file first and merged with them, entry range by entry range, in
 :meth:`RootWriter.write_extras` (bounded memory).
 """
