@@ -138,10 +138,9 @@ class RootWriter:
             for name in self.rest:
                 types[name] = "string" if dt.get(name) == "string" else _jagged(dt.get(name, "float64"))
         counters = {}
-        if info.jagged and not self.slots:
-            for name, t in types.items():
-                if is_list(t):
-                    counters[name] = self.counters.get(name, self.counter)
+        for name, t in types.items():
+            if is_list(t):
+                counters[name] = self.counters.get(name, self.counter)
         order = list(info.branch_order) or list(types)
         scalar_counters = {self.counter: info.dtypes.get(self.counter, "int32")}
         if info.jagged and not self.slots and self.counter not in types:
