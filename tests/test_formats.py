@@ -187,8 +187,11 @@ def test_keep_branches_travel_losslessly(tmp_path, nano_file, small_model_path):
 
 
 def test_missing_branches_are_reported(tmp_path, nano_file, small_model_path, jetzip_exe):
+    """Every branch is carried by default; the ones the user drops are named on decompress."""
     path, _ = nano_file
-    jetzip.compress(path, tmp_path / "m.aez", model=small_model_path)
+    jetzip.compress(path, tmp_path / "all.aez", model=small_model_path)
+    assert jetzip.read_aez(tmp_path / "all.aez")["header"]["source"]["other_branches"] == []
+    jetzip.compress(path, tmp_path / "m.aez", model=small_model_path, drop_branches=["run", "event", "MET_*"])
     r = run_cli(jetzip_exe, "decompress", tmp_path / "m.aez", "-o", tmp_path / "m.root")
     assert r.returncode == 0
     err = r.stderr.decode()
@@ -203,7 +206,7 @@ def _write_tree(f, data: dict, name: str = "Events") -> None:
     tree.extend(data)
 
 
-def test_keep_branches_rejects_jagged(tmp_path, nano_file, small_model_path):
+def test_other_collections_are_carried_and_keep_patterns_must_match(tmp_path, nano_file, small_model_path):
     path, _ = nano_file
     muons = tmp_path / "muons.root"
     counts = np.array([2, 0, 1])
@@ -211,8 +214,10 @@ def test_keep_branches_rejects_jagged(tmp_path, nano_file, small_model_path):
            for k, v in (("pt", 50.0), ("eta", 0.5), ("phi", 1.0), ("mass", 5.0))}
     with uproot.recreate(muons) as f:
         _write_tree(f, {**jet, "Muon_pt": ak.Array([[10.0], [], [20.0, 30.0]])})
-    with pytest.raises(jetzip.InputError, match="Muon_pt is not one value per event"):
-        jetzip.compress(muons, tmp_path / "x.aez", model=small_model_path, keep_branches=["Muon_pt"])
+    jetzip.compress(muons, tmp_path / "mu.aez", model=small_model_path, keep_branches=["Muon_pt"])
+    jetzip.decompress(tmp_path / "mu.aez", tmp_path / "mu.root")
+    back = uproot.open(tmp_path / "mu.root")["Events"]["Muon_pt"].array()
+    assert back.tolist() == [[10.0], [], [20.0, 30.0]]
     with pytest.raises(jetzip.InputError, match="matches no branch"):
         jetzip.compress(path, tmp_path / "x.aez", model=small_model_path, keep_branches=["nothing*"])
     assert not (tmp_path / "x.aez").exists()
