@@ -107,6 +107,31 @@ def test_nano_runs_perjet_counters_end_to_end(tmp_path, small_model_path):
                 arrays(src, "Runs")["genEventSumw"])
 
 
+def test_arrays_bools_and_a_per_jet_branch_of_another_length(tmp_path):
+    counts = np.array([2, 0, 3, 1])
+    flt = ak.types.ListType(ak.types.NumpyType("float32"))
+    boo = ak.types.ListType(ak.types.NumpyType("bool"))
+    jets = {f"Jet_{v}": ak.unflatten(np.linspace(20, 60, 6).astype(np.float32), counts)
+            for v in ("pt", "eta", "phi", "mass")}
+    data = {**jets, "Jet_tight": ak.unflatten(np.array([1, 0, 1, 1, 0, 1], bool), counts),
+            "cov": np.arange(12, dtype=np.float64).reshape(4, 3)}
+    types = {**{k: flt for k in jets}, "Jet_tight": boo, "cov": np.dtype(("f8", (3,)))}
+    with uproot.recreate(tmp_path / "a.root") as f:
+        f.mktree("Events", types, counter_name=lambda b: "nJet").extend(data)
+    info, _ = passthrough(tmp_path / "a.root", tmp_path / "b.root")
+    assert info.jet_branches == ["Jet_tight"] and info.kept_branches == ["cov[0]", "cov[1]", "cov[2]"]
+    back = uproot.open(tmp_path / "b.root")["Events"]
+    assert back["Jet_tight"].array().tolist() == data["Jet_tight"].tolist()
+    assert back["cov"].array(library="np").tobytes() == data["cov"].tobytes()
+    # a Jet_ list that is not one value per jet: one line that says how to leave it out
+    bad = {**data, "Jet_tight": ak.Array([[True], [], [False], [True]])}
+    with uproot.recreate(tmp_path / "c.root") as f:
+        f.mktree("Events", types, counter_name=lambda b: "nJet" if b != "Jet_tight" else "nJet_tight").extend(bad)
+    with pytest.raises(InputError, match=r"per-jet branch Jet_tight has 1 values in event 0, the jets 2; "
+                                         r"leave it out with --drop-branches Jet_tight"):
+        list(RootSource(str(tmp_path / "c.root")).chunks())
+
+
 def test_drop_patterns_leave_branches_out(tmp_path):
     src = shared(CASES / "nano_runs_perjet_counters.root")
     info, _ = passthrough(src, tmp_path / "d.root", drop=("Jet_btag*", "MET_*"))

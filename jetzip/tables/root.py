@@ -255,9 +255,22 @@ class RootSource:
                              "only the jets' own fields and per-event numbers of an RNTuple)"
                              for n in rntuple_rest]
         dtypes = {n: self.by_name[n].dtype for n in [*kept, *jet_branches, *rest]}
+        # fixed-size arrays per event (a covariance matrix) travel element by element, cov[0],
+        # cov[1], ... (kept branches are one number per event); the writer puts them together
+        shapes = {n: list(self.by_name[n].shape) for n in kept if self.by_name[n].shape}
+        self._elements: dict[str, tuple[str, int]] = {}
+        flat_kept = []
         for n in kept:
-            if self.by_name[n].shape:
-                dtypes[n] = np.dtype((self.by_name[n].dtype, self.by_name[n].shape)).str
+            if n in shapes:
+                for k in range(int(np.prod(shapes[n]))):
+                    self._elements[f"{n}[{k}]"] = (n, k)
+                    flat_kept.append(f"{n}[{k}]")
+                    dtypes[f"{n}[{k}]"] = dtypes[n]
+                del dtypes[n]
+            else:
+                flat_kept.append(n)
+        shaped_names = list(shapes)
+        kept = flat_kept
         for role, n in used.items():
             dtypes[n] = self.p4_leaf.dtype if self.p4_leaf else self.by_name[n].dtype
         if counter:
@@ -273,7 +286,7 @@ class RootSource:
                 order.append(lf.name)
         self._pending_cols, self._pending_used = used, list(used.values())
         units, units_inferred, reason = self._units(units, preset, used)
-        restored = {*used.values(), counter, *kept, *jet_branches, *rest, *regenerated}
+        restored = {*used.values(), counter, *kept, *shaped_names, *jet_branches, *rest, *regenerated}
         objects_extra, objects_not = self._other_objects(objects)
         extra = {"typenames": {n: (self.by_name[n].typename if n in self.by_name else "TLorentzVector")
                                for n in used.values()}, **cycle,
@@ -281,6 +294,8 @@ class RootSource:
                  "not_carried": [*not_carried_msgs, *objects_not]}
         if rest:
             extra["rest_branches"] = rest
+        if shapes:
+            extra["shapes"] = shapes
         if self.rntuple:
             extra["rntuple"] = True
         if self.p4_leaf is not None:
@@ -457,14 +472,17 @@ class RootSource:
         if self.slots is not None:
             keys = [self.by_name[n].key for n in self.slots.names()]
             if hasattr(self, "info"):
-                keys += [self.by_name[n].key for n in self.info.kept_branches]
+                elements = getattr(self, "_elements", {})
+                keys += [self.by_name[elements[n][0] if n in elements else n].key for n in self.info.kept_branches]
             return list(dict.fromkeys(keys))
         if self.p4_leaf is not None:
             keys = [self.p4_leaf.key]
         else:
             keys = [self.by_name[n].key for n in self._used_names()]
         if hasattr(self, "info"):
-            keys += [self.by_name[n].key for n in self.info.kept_branches + self.info.jet_branches]
+            elements = getattr(self, "_elements", {})
+            keys += [self.by_name[elements[n][0] if n in elements else n].key
+                     for n in self.info.kept_branches + self.info.jet_branches]
             if self.counter_in_file:
                 keys.append(self.by_name[self.counter_in_file].key)
         return list(dict.fromkeys(keys))
@@ -583,7 +601,7 @@ class RootSource:
             w = self.slots if has_info else Wide(self.slots.pattern, self.slots.jets, {}, self.slots.slots)
             rows = {n: _np(self._get(arrays, n)) for n in w.names()}
             cols, per_row, jet_kept = stack(rows, w)
-            kept = {name: _np(self._get(arrays, name)) for name in self.info.kept_branches} if has_info else {}
+            kept = {name: self._kept_value(arrays, name) for name in self.info.kept_branches} if has_info else {}
             return cols, per_row, (jet_kept if has_info else {}), kept
         if self.p4_leaf is not None:
             arr = arrays[self.p4_leaf.key]
@@ -621,8 +639,15 @@ class RootSource:
                                      f"{bad + first_entry}, the jets {int(counts[bad])}; leave it out with "
                                      f"--drop-branches {name}")
                 jet_kept[name] = _flat(a)
-            kept = {name: _np(self._get(arrays, name)) for name in self.info.kept_branches}
+            kept = {name: self._kept_value(arrays, name) for name in self.info.kept_branches}
         return cols, counts, jet_kept, kept
+
+    def _kept_value(self, arrays, name: str) -> np.ndarray:
+        element = getattr(self, "_elements", {}).get(name)
+        if element is None:
+            return _np(self._get(arrays, name))
+        whole = _np(self._get(arrays, element[0]))
+        return np.ascontiguousarray(whole.reshape(len(whole), -1)[:, element[1]])
 
     def _get(self, arrays, name: str):
         lf = self.by_name[name]

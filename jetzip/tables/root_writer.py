@@ -82,6 +82,8 @@ class RootWriter:
         self.comp = compression(root_compression)
         self.file = uproot.recreate(path, compression=self.comp)
         self.counter = info.counter or f"n{info.collection or 'Jet'}"
+        self.shapes = {k: tuple(v) for k, v in info.extra.get("shapes", {}).items()}
+        self.elements = {f"{n}[{k}]": n for n, shape in self.shapes.items() for k in range(int(np.prod(shape)))}
         self.counters = dict(info.extra.get("counters", {}))
         self.rest = list(info.extra.get("rest_branches", []))
         from .wide import wide_of
@@ -133,7 +135,12 @@ class RootWriter:
             for name in info.jet_branches:
                 types[name] = _jagged(dt.get(name, "float64")) if info.jagged else np.dtype(dt.get(name, "float64"))
         for name in self.kept_dtypes:
-            types[name] = np.dtype(self.kept_dtypes[name])
+            if name not in self.elements:
+                types[name] = np.dtype(self.kept_dtypes[name])
+        for name, shape in self.shapes.items():  # fixed-size arrays, from their elements
+            first = f"{name}[0]"
+            if first in self.kept_dtypes:
+                types[name] = np.dtype((np.dtype(self.kept_dtypes[first]), tuple(shape)))
         if with_rest:
             for name in self.rest:
                 types[name] = "string" if dt.get(name) == "string" else _jagged(dt.get(name, "float64"))
@@ -177,7 +184,11 @@ class RootWriter:
             for role, name in self.names.items():
                 data[name] = columns[role].astype(np.float32)
             data.update(jet_kept)
-        data.update({k: v for k, v in kept.items() if k in self.kept_dtypes})
+        data.update({k: v for k, v in kept.items() if k in self.kept_dtypes and k not in self.elements})
+        for name, shape in self.shapes.items():
+            parts = [kept.get(f"{name}[{k}]") for k in range(int(np.prod(shape)))]
+            if parts and all(p is not None for p in parts):
+                data[name] = np.stack(parts, axis=1).reshape(len(parts[0]), *shape)
         if not data or len(next(iter(data.values()))) == 0:
             return
         if self.side is not None:
