@@ -98,12 +98,14 @@ def main() -> int:
                     "baselines": {k: v.get("bytes_per_jet") for k, v in base.items() if isinstance(v, dict)},
                 }
                 nano = base.get("nanoaod-mantissa+lzma", {}).get("bytes_per_jet")
-                if nano:
-                    row["ratio_to_nanoaod_storage"] = rep["bytes_per_jet"] / nano
+                shuffled = base.get("nanoaod-mantissa+shuffle+lzma", {}).get("bytes_per_jet")
+                if nano:  # the jets' own bytes: kept branches and other trees are not jets
+                    row["ratio_to_nanoaod_storage"] = rep["payload_bytes_per_jet"] / nano
+                    row["ratio_to_nanoaod_shuffled"] = rep["payload_bytes_per_jet"] / shuffled
                 results.append(row)
                 print(json.dumps(row), flush=True)
     lines = ["| input | bound | jets | B/jet (file) | B/jet (payload) | all within | max err / bound | "
-             "float16+zstd | NanoAOD mantissa+LZMA | quantize+zstd | SZ3 | x NanoAOD | compress Mj/s | decompress Mj/s |",
+             "float16+zstd | NanoAOD mantissa+LZMA (ROOT way / shuffled) | quantize+zstd | SZ3 | payload x NanoAOD (ROOT way / shuffled) | compress Mj/s | decompress Mj/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         b = r["baselines"]
@@ -113,8 +115,10 @@ def main() -> int:
         lines.append(f"| {r['input']} | {r['bound']} | {r['n_jets']} | {r['bytes_per_jet']:.3f} | "
                      f"{r['payload_bytes_per_jet']:.3f} | {r['all_within_bounds']} | "
                      f"{max(r['max_error_over_bound'].values()):.4f} | {f(b.get('float16+zstd'))} | "
-                     f"{f(b.get('nanoaod-mantissa+lzma'))} | {f(b.get('quantize+zstd'))} | {f(b.get('sz3'))} | "
-                     f"{f(r.get('ratio_to_nanoaod_storage'))} | {r['compress_jets_per_s'] / 1e6:.2f} | "
+                     f"{f(b.get('nanoaod-mantissa+lzma'))} / {f(b.get('nanoaod-mantissa+shuffle+lzma'))} | "
+                     f"{f(b.get('quantize+zstd'))} | {f(b.get('sz3'))} | "
+                     f"{f(r.get('ratio_to_nanoaod_storage'))} / {f(r.get('ratio_to_nanoaod_shuffled'))} | "
+                     f"{r['compress_jets_per_s'] / 1e6:.2f} | "
                      f"{r['decompress_jets_per_s'] / 1e6:.2f} |")
     table = "\n".join(lines)
     print(table)
