@@ -232,7 +232,6 @@ class RootSource:
                     raise InputError(f"{where}: --keep-branches: {lf.name} is not numeric "
                                      f"({lf.typename}); jetzip carries numbers and lists of numbers")
                 not_carried.append(lf)
-        rntuple_rest: list[str] = []
         # Counters of the jagged branches we carry come back from the lists themselves.
         counters: dict[str, str] = {}
         for n in [*used.values(), *jet_branches]:
@@ -251,9 +250,6 @@ class RootSource:
         regenerated = set(counters.values()) - {counter}
         kept = [k for k in kept if k not in regenerated]
         not_carried_msgs = [f"branch {lf.name} of {tree_name} ({lf.typename})" for lf in not_carried]
-        not_carried_msgs += [f"field {n} of RNTuple {tree_name} (another collection; jetzip carries "
-                             "only the jets' own fields and per-event numbers of an RNTuple)"
-                             for n in rntuple_rest]
         dtypes = {n: self.by_name[n].dtype for n in [*kept, *jet_branches, *rest]}
         # fixed-size arrays per event (a covariance matrix) travel element by element, cov[0],
         # cov[1], ... (kept branches are one number per event); the writer puts them together
@@ -452,7 +448,8 @@ class RootSource:
         for name, (key, cls) in objects.items():
             if ";" in name:  # an explicit older cycle: ROOT reads the newest
                 base = name.rpartition(";")[0]
-                if objects.get(base, (None,))[0] != key:
+                # a TTree's older cycles are its own AutoSave snapshots (a prefix of the newest)
+                if objects.get(base, (None,))[0] != key and cls not in TREE_CLASSES:
                     not_carried.append(f"{cls} {name} (an older cycle of {base})")
                 continue
             if key == self.tree_key or name == jet_name or cls == "TDirectory":
@@ -478,7 +475,7 @@ class RootSource:
         if self.p4_leaf is not None:
             keys = [self.p4_leaf.key]
         else:
-            keys = [self.by_name[n].key for n in self._used_names()]
+            keys = [self.by_name[n].key for n in self.info.columns.values()]
         if hasattr(self, "info"):
             elements = getattr(self, "_elements", {})
             keys += [self.by_name[elements[n][0] if n in elements else n].key
@@ -486,11 +483,6 @@ class RootSource:
             if self.counter_in_file:
                 keys.append(self.by_name[self.counter_in_file].key)
         return list(dict.fromkeys(keys))
-
-    def _used_names(self) -> list[str]:
-        if hasattr(self, "info"):
-            return list(self.info.columns.values())
-        return [lf.name for lf in self.leaves if lf.kind in ("scalar", "jagged")][:0]
 
     def _ranges(self, jets_per_chunk: int) -> Iterator[tuple[int, int]]:
         """Entry ranges aligned on the jet branch's baskets (RNTuple: clusters), each with about
