@@ -132,6 +132,23 @@ def test_arrays_bools_and_a_per_jet_branch_of_another_length(tmp_path):
         list(RootSource(str(tmp_path / "c.root")).chunks())
 
 
+def test_extras_as_a_file_for_streaming(tmp_path):
+    src = shared(CASES / "nano_runs_perjet_counters.root")
+    source = RootSource(str(src))
+    info = source.info
+    path = source.extras_file(str(tmp_path))
+    assert path is not None and os.path.dirname(path) == str(tmp_path)
+    writer = RootWriter(str(tmp_path / "o.root"), info, info.columns, {k: info.dtypes[k] for k in info.kept_branches})
+    for c in source.chunks():
+        writer.write(c.columns, c.counts, c.kept, c.jet_kept)
+    writer.write_extras_file(path)
+    writer.close()
+    source.close()
+    os.unlink(path)
+    assert uproot.open(tmp_path / "o.root")["Runs"]["genEventSumw"].array(library="np").tobytes() == \
+        uproot.open(src)["Runs"]["genEventSumw"].array(library="np").tobytes()
+
+
 def test_drop_patterns_leave_branches_out(tmp_path):
     src = shared(CASES / "nano_runs_perjet_counters.root")
     info, _ = passthrough(src, tmp_path / "d.root", drop=("Jet_btag*", "MET_*"))

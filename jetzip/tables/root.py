@@ -652,6 +652,12 @@ class RootSource:
 
         return build_extras(self)
 
+    def extras_file(self, directory: str | None = None) -> str | None:
+        """The same as a temporary file (the caller removes it), for streaming large extras."""
+        from .root_extras import build_extras_file
+
+        return build_extras_file(self, directory)
+
     def close(self) -> None:
         self.file.close()
 

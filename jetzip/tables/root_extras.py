@@ -125,6 +125,19 @@ def copy_objects(src, dst, skip: set[str]) -> list[str]:
 
 def build_extras(source) -> bytes | None:
     """The extras blob of a RootSource, or None when the file holds nothing else."""
+    path = build_extras_file(source)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(path)
+
+
+def build_extras_file(source, directory: str | None = None) -> str | None:
+    """The extras of a RootSource written to a temporary ROOT file (the caller removes it), or
+    None: for callers that stream it instead of holding it in memory (large NanoAOD files)."""
     import uproot
 
     from .root_fastwrite import install
@@ -134,7 +147,7 @@ def build_extras(source) -> bytes | None:
     if not source.other_objects and not rest:
         return None
     install()
-    fd, tmp = tempfile.mkstemp(prefix="jetzip-extras-", suffix=".root")
+    fd, tmp = tempfile.mkstemp(prefix="jetzip-extras-", suffix=".root", dir=directory)
     os.close(fd)
     not_carried = info.extra.setdefault("not_carried", [])
     try:
@@ -153,7 +166,7 @@ def build_extras(source) -> bytes | None:
                           counters_override=info.extra.get("counters", {}), leaves=source.leaves)
             for name, key, cls in source.other_objects:
                 copy_one(source.file, key, cls, out, name, not_carried)
-        with open(tmp, "rb") as f:
-            return f.read()
-    finally:
+    except BaseException:
         os.unlink(tmp)
+        raise
+    return tmp

@@ -230,20 +230,24 @@ class RootWriter:
     def write_extras(self, blob: bytes) -> None:
         """Copy every object of the extras blob (a ROOT file) into the output; the jet tree's
         other collections are merged back into it in the input's branch order."""
-        import uproot
-
-        from .root_extras import copy_objects
-
         tmp = f"{self.path}.jetzip-extras"
         with open(tmp, "wb") as f:
             f.write(blob)
         try:
-            with uproot.open(tmp) as src:
-                if self.side is not None and REST_TREE in src:
-                    self._merge(src[REST_TREE])
-                copy_objects(src, self.file, skip={REST_TREE})
+            self.write_extras_file(tmp)
         finally:
             os.unlink(tmp)
+
+    def write_extras_file(self, path: str) -> None:
+        """:meth:`write_extras` from a file holding the blob (streamed, not held in memory)."""
+        import uproot
+
+        from .root_extras import copy_objects
+
+        with uproot.open(path) as src:
+            if self.side is not None and REST_TREE in src:
+                self._merge(src[REST_TREE])
+            copy_objects(src, self.file, skip={REST_TREE})
 
     def _merge(self, rest_tree) -> None:
         """The jets from the side file and the other collections, entry range by entry range."""
