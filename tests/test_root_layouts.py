@@ -225,6 +225,23 @@ def test_delphes_jet_by_default_restored_in_the_same_layout(tmp_path):
     assert 0 in back["Jet_size"].array(library="np")  # events without jets stay
 
 
+def test_delphes_end_to_end(tmp_path, small_model_path):
+    src = shared(CASES / "delphes_like.root")
+    jetzip.compress(src, tmp_path / "d.aez", model=small_model_path)
+    jetzip.decompress(tmp_path / "d.aez", tmp_path / "d.root")
+    orig = uproot.open(src)["Delphes"]
+    back = uproot.open(tmp_path / "d.root")["Delphes"]
+    lossy = {"Jet.PT", "Jet.Eta", "Jet.Phi", "Jet.Mass"}
+    for key in orig.keys(recursive=True):
+        if orig[key].branches:
+            continue
+        name = key.rpartition("/")[2]
+        if name in lossy:
+            assert same(ak.num(orig[key].array()), ak.num(back[name].array())), name
+        else:
+            assert same(orig[key].array(), back[name].array()), name
+
+
 @pytest.mark.parametrize("collection", ["GenJet", "FatJet"])
 def test_delphes_other_collections(tmp_path, collection):
     src = shared(CASES / "delphes_like.root")
