@@ -67,8 +67,8 @@ def originals(small_model_path, work) -> dict[str, bytes]:
     """The bytes of valid files: .aez with 2 chunks, with kept branches, float16 without
     an embedded decoder, the error-bounded codec, and the model file."""
     nano = work / "nano.root"
-    # ~540 jets in 3 chunks of <= 256: every truncation offset is read (cost ~ size^2), so small
-    jetfactory.write_nanoaod(nano, n_events=120, seed=5)
+    # ~270 jets in 3 chunks of <= 100: every truncation offset is read (cost ~ size^2), so small
+    jetfactory.write_nanoaod(nano, n_events=60, seed=5)
     variants = {
         "aez": {},
         "keep": {"keep_branches": ["run", "event", "MET_pt"]},
@@ -78,7 +78,7 @@ def originals(small_model_path, work) -> dict[str, bytes]:
     out = {}
     for name, kw in variants.items():
         path = work / f"{name}.aez"
-        jetzip.compress(nano, path, model=small_model_path, chunk_jets=256, **kw)
+        jetzip.compress(nano, path, model=small_model_path, chunk_jets=100, **kw)
         out[name] = path.read_bytes()
     out["model"] = Path(small_model_path).read_bytes()
     return out
