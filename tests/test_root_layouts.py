@@ -209,6 +209,7 @@ def test_delphes_jet_by_default_restored_in_the_same_layout(tmp_path):
         ("delphes", "Jet", "Jet_size", "GeV", False)
     assert info.columns == {"pt": "Jet.PT", "eta": "Jet.Eta", "phi": "Jet.Phi", "m": "Jet.Mass"}
     assert "Jet.BTag" in info.jet_branches and "GenJet.PT" in info.extra["rest_branches"]
+    assert any("Jet/Jet.PT -> Jet.PT" in n for n in info.extra["restored_as"])
     orig = uproot.open(src)["Delphes"]
     back = uproot.open(tmp_path / "d.root")["Delphes"]
     assert back.num_entries == orig.num_entries == 300
@@ -363,6 +364,8 @@ def test_vector_of_tlorentzvector_jets(tmp_path):
     assert info.extra["not_carried"] == []
     assert {"muonp4.fP.fX", "muonp4.fE"} <= set(info.extra["rest_branches"])
     assert {"MET.fX", "MET.fY"} <= set(info.kept_branches)
+    # and what comes back in another form says so, one line each
+    assert any("uproot cannot write TLorentzVector" in n for n in info.extra["restored_as"])
     p4 = uproot.open(src)["events"]["jetp4"].array()
     back = uproot.open(tmp_path / "t.root")["events"]
     for role, member in (("px", p4.fP.fX), ("py", p4.fP.fY), ("pz", p4.fP.fZ), ("E", p4.fE)):

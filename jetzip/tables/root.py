@@ -296,6 +296,7 @@ class RootSource:
             extra["rntuple"] = True
         if self.p4_leaf is not None:
             extra["p4_branch"] = self.p4_leaf.name
+        extra["restored_as"] = self._restored_as(used, counter, out_counter, [*kept, *jet_branches, *rest])
         self.other_objects = objects_extra
         self.info = TableInfo(
             file=os.path.basename(self.path), format="root", tree=tree_name,
@@ -368,6 +369,41 @@ class RootSource:
             other_branches=[n for n in order if n not in restored],
             extra={**w.to_extra(), "not_carried": [*not_carried, *objects_not], **cycle})
         self.n_entries = self.tree.num_entries
+
+    def _restored_as(self, used, counter, out_counter, carried_lists) -> list[str]:
+        """One line per thing that comes back in another form than it was (what uproot can write)."""
+        notes = []
+        if self.p4_leaf is not None:
+            notes.append(f"{self.p4_leaf.name} ({self.p4_leaf.typename}) comes back as "
+                         f"{', '.join(used.values())} (float32) counted by {out_counter}: uproot "
+                         "cannot write TLorentzVector")
+        carried = set(carried_lists)
+        objects: dict[str, list[str]] = {}
+        for lf in self.leaves:
+            if lf.member and (lf.name in carried or self._elements_of(lf.name) & carried):
+                objects.setdefault(lf.parent, []).append(lf.name)
+        if objects:
+            first, members = next(iter(objects.items()))
+            more = f" and {len(objects) - 6} more" if len(objects) > 6 else ""
+            notes.append(f"object branches ({', '.join(list(objects)[:6])}{more}) come back as their numeric "
+                         f"members ({first} -> {', '.join(members)}): uproot cannot write ROOT objects")
+        split = sorted({lf.key.rpartition("/")[0] for lf in self.leaves
+                        if "/" in lf.key and lf.kind in ("scalar", "jagged") and not lf.member})
+        if split:
+            notes.append(f"split branches ({', '.join(split[:6])}{' ...' if len(split) > 6 else ''}) come "
+                         "back as plain branches under their leaf names (Jet/Jet.PT -> Jet.PT): uproot "
+                         "cannot write TClonesArray or split classes")
+        vectors = [n for n in [*used.values(), *carried_lists]
+                   if n in self.by_name and "vector" in self.by_name[n].typename and not self.by_name[n].member]
+        if vectors:
+            notes.append(f"std::vector branches ({', '.join(vectors[:6])}{' ...' if len(vectors) > 6 else ''}) "
+                         "come back as arrays with a counter branch: uproot writes no std::vector")
+        if counter is None and self.jagged and self.p4_leaf is None:
+            notes.append(f"the jets get a counter branch {out_counter} the input did not have")
+        return notes
+
+    def _elements_of(self, name: str) -> set[str]:
+        return {e for e, (n, _) in getattr(self, "_elements", {}).items() if n == name}
 
     def _explain_non_numeric(self, names, columns, collection, where) -> None:
         """A jet collection that would be complete but for branches that are not numbers
