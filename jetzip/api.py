@@ -15,6 +15,7 @@ How one chunk of jets flows through :func:`compress`::
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -29,7 +30,7 @@ from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_D
                        DEFAULT_ROOT_COMPRESSION, MIN_WRITE_JETS, RAW_BYTES_PER_JET)
 from .errors import FormatError, InputError, JetzipError, positive_int
 from .model import Model, load_model, resolve_model
-from .pipeline import InOrderWorker, ordered_map, prefetch
+from .pipeline import InOrderWorker, ordered_process_map, prefetch
 from .tables import JetChunk, TableInfo, counts_without, describe_jet, format_of, open_table, open_writer
 
 Progress = Callable[[int, "int | None"], None]
@@ -186,11 +187,6 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                     chunk = without_jets(chunk, bad)
                 return chunk
 
-            def encode(chunk: JetChunk | None) -> tuple[JetChunk | None, bytes]:
-                if chunk is None:
-                    return None, b""
-                return chunk, codec.encode(chunk.columns, chunk.counts)
-
             def write(chunk: JetChunk, payload: bytes) -> None:
                 """Writer thread."""
                 writer.write_chunk(payload, chunk.n_jets, chunk.counts, chunk.kept, chunk.jet_kept)
@@ -198,9 +194,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
             chunks = limited(split_large(entries(source.chunks(chunk_jets), entry_range)), max_jets)
             with InOrderWorker(write) as background, \
                     contextlib.closing(prefetch(map(checked, chunks))) as ready:
-                for chunk, payload in ordered_map(encode, ready, workers):
-                    if chunk is None:
-                        continue
+                written = (c for c in ready if c is not None)
+                for chunk, payload in coded(codec, "encode", written, workers):
                     progress(len(chunk.counts) if chunk.counts is not None else chunk.n_jets, total)
                     background.submit(chunk, payload)
             if invalid:
@@ -245,6 +240,39 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         if info.representation in ("PtEtaPhiM", "PxPyPzM"):
             warn(MASS_WARNING)
     return report
+
+
+def coded(codec: Codec, direction: str, chunks: Iterable[Any], workers: int,
+          where: str = "") -> Iterator[tuple[Any, Any]]:
+    """``(chunk, codec.encode(...) or codec.decode(...))`` for each chunk, in order.
+
+    The bounded codec's work is many small numpy steps that hold the GIL, so chunks are coded
+    in `workers` processes side by side (each chunk is independent: the bytes are the same);
+    only when there are two chunks or more, so a small file pays no process start-up. The
+    latent codec runs in this process: its network already uses every core (engine.py).
+    """
+    it = iter(chunks)
+    head = [c for c in (next(it, None), next(it, None)) if c is not None]
+    if direction == "encode":
+        def local(c: Any) -> Any:
+            return codec.encode(c.columns, c.counts)
+    else:
+        def local(c: Any) -> Any:
+            return codec.decode(c.payload, c.n_jets, c.counts, f"{where}: chunk {c.index}")
+    if codec.codec_id != "bounded" or workers <= 1 or len(head) < 2:
+        for c in itertools.chain(head, it):
+            yield c, local(c)
+        return
+    from .codecs import bounded
+
+    config = codec.get_config()
+    if direction == "encode":
+        yield from ordered_process_map(bounded.encode_task, itertools.chain(head, it),
+                                       lambda c: (config, c.columns, c.counts), workers)
+    else:
+        yield from ordered_process_map(
+            bounded.decode_task, itertools.chain(head, it),
+            lambda c: (config, bytes(c.payload), c.n_jets, c.counts, f"{where}: chunk {c.index}"), workers)
 
 
 def reasons_text(codec: Codec) -> list[str]:
@@ -445,11 +473,6 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         workers = 1 if codec.codec_id == "latent" else (threads or os.cpu_count() or 1)
         where = f"{input}"
 
-        def decode(chunk):
-            cols = codec.decode(chunk.payload, chunk.n_jets, chunk.counts,
-                                f"{where}: chunk {chunk.index}")
-            return chunk, cols
-
         def run(path: str) -> None:
             nonlocal n_jets, n_events
             writer = open_writer(path, fmt, info, info.columns, kept_dtypes, root_compression)
@@ -466,7 +489,7 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                         contextlib.closing(prefetch(aez.chunks())) as chunks:
                     joined = _Coalescer(background.submit)
                     nonempty = (c for c in chunks if c.n_jets or c.n_events)  # nothing to write
-                    for chunk, cols in ordered_map(decode, nonempty, workers):
+                    for chunk, cols in coded(codec, "decode", nonempty, workers, where):
                         joined.add(cols, chunk.counts, chunk.kept, chunk.jet_kept)
                         n_jets += chunk.n_jets
                         n_events += chunk.n_events

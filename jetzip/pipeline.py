@@ -124,3 +124,70 @@ def ordered_map(fn: Callable[[Any], T], items: Iterable[Any], workers: int,
         finally:
             for f in pending:
                 f.cancel()
+
+
+_process_pools: dict[int, Any] = {}
+
+
+def _ignore_sigint() -> None:
+    """Worker processes leave Ctrl-C to the parent, which cancels the work and cleans up."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def process_pool(workers: int) -> Any:
+    """A pool of `workers` processes (forkserver: no threads or locks inherited), created on
+    first use and kept for the life of the process."""
+    pool = _process_pools.get(workers)
+    if pool is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        if not _process_pools:
+            import atexit
+
+            atexit.register(_shutdown_process_pools)  # before the interpreter tears modules down
+        pool = _process_pools[workers] = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context(method), initializer=_ignore_sigint)
+    return pool
+
+
+def _shutdown_process_pools() -> None:
+    for pool in _process_pools.values():
+        pool.shutdown(wait=True, cancel_futures=True)
+    _process_pools.clear()
+
+
+def ordered_process_map(task: Callable[..., T], items: Iterable[Any], args: Callable[[Any], tuple],
+                        workers: int, depth: int | None = None) -> Iterator[tuple[Any, T]]:
+    """``(item, task(*args(item)))`` for each item, computed in `workers` processes, in order.
+
+    For work that holds the GIL (many small numpy operations, Python loops): threads would
+    take turns, processes run side by side. `task` and its arguments must pickle. With one
+    worker it runs in the caller's process. At most `depth` (default ``workers + 1``) items are
+    in flight; an exception in a task is re-raised at its place in the order.
+    """
+    if workers <= 1:
+        for item in items:
+            yield item, task(*args(item))
+        return
+    from collections import deque
+    from concurrent.futures import Future
+
+    pool = process_pool(workers)
+    limit = depth or workers + 1
+    pending: deque[tuple[Any, Future]] = deque()
+    try:
+        for item in items:
+            pending.append((item, pool.submit(task, *args(item))))
+            if len(pending) >= limit:
+                item0, future = pending.popleft()
+                yield item0, future.result()
+        while pending:
+            item0, future = pending.popleft()
+            yield item0, future.result()
+    finally:
+        for _, future in pending:
+            future.cancel()

@@ -286,14 +286,19 @@ def _thresholds(edges: tuple[float, ...], k: int, step: float, log: bool, scale:
     return np.ceil(x / step).astype(np.int64)
 
 
-def _grouped_tables(values: np.ndarray, ctx: np.ndarray, n_ctx: int) -> tuple[float, list[SymbolTable]]:
-    """Fit one table per context; returns (estimated bits, tables in context order)."""
+def _groups(ctx: np.ndarray, n_ctx: int) -> list[np.ndarray]:
+    """Positions of each context's members, in order (one stable sort instead of a pass per
+    context)."""
     order = np.argsort(ctx, kind="stable")
     sizes = np.bincount(ctx, minlength=n_ctx)
-    parts = np.split(values[order], np.cumsum(sizes)[:-1])
+    return np.split(order, np.cumsum(sizes)[:-1])
+
+
+def _grouped_tables(values: np.ndarray, groups: list[np.ndarray]) -> tuple[float, list[SymbolTable]]:
+    """Fit one table per context; returns (estimated bits, tables in context order)."""
     total, tables = 0.0, []
-    for part in parts:
-        t, cost = fit_table_cost(part)
+    for members in groups:
+        t, cost = fit_table_cost(values[members])
         total += cost
         tables.append(t)
     return total, tables
@@ -441,9 +446,10 @@ class BoundedCodec(Codec):
         eta_thr = _thresholds(ETA_EDGES, k_eta, steps[1], False, 1.0)
         n_ctx = (len(pt_thr) + 1) * (len(eta_thr) + 1)
         ctx = _context_ids(sym.q_pt[coded], sym.q_eta[coded], pt_thr, eta_thr)
-        _, tables = _grouped_tables(values, ctx, n_ctx)
-        for c, table in enumerate(tables):
-            w.code(values[ctx == c], table)
+        groups = _groups(ctx, n_ctx)
+        _, tables = _grouped_tables(values, groups)
+        for members, table in zip(groups, tables):
+            w.code(values[members], table)
         head = struct.pack("<B4dqI", self.kind, *steps, phi_min, phi_n)
         head += struct.pack("<B", len(pt_thr)) + pt_thr.astype("<i8").tobytes()
         head += struct.pack("<B", len(eta_thr)) + eta_thr.astype("<i8").tobytes()
@@ -552,8 +558,10 @@ class BoundedCodec(Codec):
         idx = np.flatnonzero(coded)
         ctx = _context_ids(q_pt[idx], q_eta[idx], pt_thr, eta_thr)
         n_ctx = (len(pt_thr) + 1) * (len(eta_thr) + 1)
-        for c in range(n_ctx):
-            sel = idx[ctx == c]
+        if len(ctx) and ctx.max() >= n_ctx:
+            raise FormatError(f"{where}: context out of range")
+        for members in _groups(ctx, n_ctx):
+            sel = idx[members]
             q_4[sel] = r.code(len(sel), self.fourth)
         r.rans.check_done()
         r.bits.check_done()
@@ -584,3 +592,14 @@ class BoundedCodec(Codec):
 
 
 register(BoundedCodec)
+
+
+def encode_task(config: Mapping[str, Any], columns: Mapping[str, np.ndarray], counts: np.ndarray | None) -> bytes:
+    """One chunk encoded in a worker process (see ``pipeline.ordered_process_map``)."""
+    return BoundedCodec.from_config(config).encode(columns, counts)
+
+
+def decode_task(config: Mapping[str, Any], payload: bytes, n: int, counts: np.ndarray | None,
+                where: str) -> dict[str, np.ndarray]:
+    """One chunk decoded in a worker process."""
+    return BoundedCodec.from_config(config).decode(payload, n, counts, where)
