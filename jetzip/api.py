@@ -149,7 +149,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     if error_bound is None:
         resolve_model(model)  # a missing model fails before the input is read
     source = open_table(input, tree=tree, columns=columns, preset=preset, collection=collection,
-                        units=units, keep_branches=keep_branches, drop_branches=drop_branches)
+                        units=units, keep_branches=keep_branches, drop_branches=drop_branches,
+                        threads=threads)
     try:
         info = source.info
         if info.units_inferred:
@@ -468,6 +469,8 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                  "kept in CSV (use .root or .h5 to keep them)")
         if codec.codec_id == "latent" and info.representation in ("PtEtaPhiM", "PxPyPzM"):
             warn(MASS_WARNING)
+        for line in info.extra.get("restored_as", []) or []:
+            warn(f"restored as: {line}")
         size = aez.size or 0
         n_jets = n_events = 0
         workers = 1 if codec.codec_id == "latent" else (threads or os.cpu_count() or 1)

@@ -333,7 +333,7 @@ def read_frames(inputs: list[str], *, max_jets: int | None = None, drop_invalid:
     frames, files = [], []
     total = 0
     for path in inputs:
-        source = open_table(path, **table_options)
+        source = open_table(path, **{"drop_branches": ("*",), **table_options})  # jets only
         try:
             info = source.info
             if info.units_inferred:

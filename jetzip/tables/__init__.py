@@ -52,7 +52,7 @@ def format_of(path: str | os.PathLike, explicit: str | None = None, sniff: bool 
 def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None,
                preset: str | None = None, collection: str | None = None, units: str | None = None,
                keep_branches: Sequence[str] = (), format: str | None = None,
-               drop_branches: Sequence[str] = ()) -> JetSource:
+               drop_branches: Sequence[str] = (), threads: int | None = None) -> JetSource:
     """Open a jet table for reading; raises InputError naming what is wrong or missing.
 
     Every other numeric column is carried by default (per-jet ones in ``info.jet_branches``,
@@ -78,7 +78,7 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
               units=units, keep=tuple(keep_branches), drop=tuple(drop_branches))
     if fmt == "root":
         from .root import RootSource
-        return RootSource(path, **kw)
+        return RootSource(path, threads=threads, **kw)  # uproot's decompression and interpretation pool
     if fmt == "hdf5":
         from .hdf5 import Hdf5Source
         return Hdf5Source(path, **kw)
