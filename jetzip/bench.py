@@ -7,7 +7,7 @@ are compared with each other):
   core), the floor under any file-to-file figure;
 - **end to end**: compress (ROOT -> .aez) and decompress (.aez -> ROOT, .aez -> HDF5), each in a
   fresh subprocess so its peak resident memory is its own; jets/s and MB/s;
-- **model only**, on the first ``MODEL_JETS`` jets, already normalized in memory:
+- **model only**, on the first ``MODEL_JETS`` (500k) jets, already normalized in memory:
   jetzip's engine with every CPU backend (numpy and torch, see :mod:`jetzip.engine`) and, on a
   GPU, its GPU engine; the plain batched loops a user would write with the same weights
   (torch: ``net.encode(x[i:i+b])`` under ``inference_mode``; numpy: ``np.tanh(h @ W + b)``),
@@ -22,6 +22,10 @@ are compared with each other):
   the raw float32 columns; the decoded residuals of bf16 next to float32;
 - **ratios** (rates, so > 1 means jetzip is faster): engine against the best plain loop and
   against the roofline, file to file against the best plain loop and against reading alone.
+
+Every figure above is timed round robin (one run of each per round, ``--repeats`` rounds, the
+best kept), so that on a machine shared with other work all candidates see the same periods of
+load; the ratios compare figures of the same rounds.
 
 Speed targets are judged from this output, never from timed unit tests.
 """
@@ -40,7 +44,7 @@ import numpy as np
 
 BASELINE_BATCHES = (4096, 16384, 65536, 262144)
 ROOFLINE_BATCHES = (1024, 2048, 4096, 16384)
-MODEL_JETS = 1_000_000  # jets for the in-memory model-only timings (all of them when fewer)
+MODEL_JETS = 500_000  # jets for the in-memory model-only timings (all of them when fewer)
 
 
 def _best_of(fn: Callable[[], Any], repeats: int) -> float:
@@ -54,9 +58,15 @@ def _best_of(fn: Callable[[], Any], repeats: int) -> float:
 
 def _run_child(code: str) -> dict:
     """Run `code` in a fresh interpreter; it prints one JSON line; add its peak RSS."""
+    # Peak RSS from /proc (VmHWM, this process's own memory): ru_maxrss of a fresh interpreter
+    # starts at the RSS of the parent when it forked, here the benchmark holding its jets.
     wrapper = (
         "import json, resource, sys, time\n" + code +
-        "\nresult['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "\ntry:\n"
+        "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+        "    result['peak_rss_mb'] = int(hwm.split()[1]) / 1024\n"
+        "except (OSError, IndexError):\n"
+        "    result['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "print(json.dumps(result))\n")
     out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True)
     if out.returncode != 0:
@@ -99,7 +109,7 @@ def load_frame(path: str) -> np.ndarray:
 
 # --- read only ---------------------------------------------------------------------------
 
-def read_only(path: str, repeats: int) -> dict | None:
+def _add_read_only(clock: "_Clock", path: str) -> dict | None:
     """The jet columns (and counter) read with uproot alone: one thread, then a pool of every core.
 
     None for inputs that are not ROOT TTrees (the figure is uproot's).
@@ -119,19 +129,24 @@ def read_only(path: str, repeats: int) -> dict | None:
         return None
     branches = list(dict.fromkeys([*info.columns.values(), *([info.counter] if info.counter else [])]))
     threads = os.cpu_count() or 1
-    out: dict[str, Any] = {"branches": branches, "pool_threads": threads}
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="bench-read")
 
-    def read(pool) -> int:
+    def read(pool) -> None:
         kw = {} if pool is None else {"decompression_executor": pool, "interpretation_executor": pool}
         with uproot.open(path, **kw) as f:
-            arrays = f[info.tree].arrays(branches, library="np")
-        return sum(int(getattr(a, "nbytes", 0)) for a in arrays.values())
+            f[info.tree].arrays(branches, library="np")
 
-    out["one_thread_s"] = _best_of(lambda: read(None), repeats)
-    with ThreadPoolExecutor(threads) as pool:
-        out["pool_s"] = _best_of(lambda: read(pool), repeats)
-    out["best_s"] = min(out["one_thread_s"], out["pool_s"])
-    return out
+    clock.add("read/one_thread", lambda: read(None))
+    clock.add("read/pool", lambda: read(pool))
+    return {"branches": branches, "pool_threads": threads}
+
+
+def _read_only_result(info: dict | None, best: dict[str, float]) -> dict | None:
+    if info is None:
+        return None
+    info.update(one_thread_s=best["read/one_thread"], pool_s=best["read/pool"])
+    info["best_s"] = min(info["one_thread_s"], info["pool_s"])
+    return info
 
 
 # --- model only ------------------------------------------------------------------------
@@ -172,28 +187,78 @@ def plain_torch(net, part: str, x, bs: int, device) -> list:
     return [fn(x[i:i + bs].to(device)).cpu() for i in range(0, len(x), bs)]
 
 
-def model_baselines(model, x: np.ndarray, z: np.ndarray, device, repeats: int) -> dict:
+class _Clock:
+    """Timings taken round robin: every candidate once per round, the best of the rounds kept.
+
+    On a shared machine the load drifts over minutes; timing each candidate's repeats back to
+    back would compare candidates measured under different loads. Interleaved, every candidate
+    sees every period of the run.
+    """
+
+    def __init__(self) -> None:
+        self.cands: dict[str, Callable[[], Any]] = {}
+        self.warm: list[Callable[[], Any]] = []
+        self.best: dict[str, float] = {}
+        self.results: dict[str, dict] = {}  # what the best run of a candidate returned, if a dict
+
+    def add(self, name: str, fn: Callable[[], Any], warm: Callable[[], Any] | None = None) -> None:
+        self.cands[name] = fn
+        if warm is not None:
+            self.warm.append(warm)
+
+    def run(self, repeats: int, log: Callable[[str], None] = lambda m: None) -> dict[str, float]:
+        for w in self.warm:
+            w()
+        self.best = {k: float("inf") for k in self.cands}
+        for r in range(repeats):
+            log(f"round {r + 1} of {repeats} ({len(self.cands)} timings)")
+            for k, fn in self.cands.items():
+                t0 = time.perf_counter()
+                got = fn()
+                sec = time.perf_counter() - t0
+                if isinstance(got, dict) and "seconds" in got:  # a child process timed itself
+                    sec = got["seconds"]
+                if sec < self.best[k]:
+                    self.best[k] = sec
+                    if isinstance(got, dict):
+                        self.results[k] = got
+        return self.best
+
+
+def _add_baselines(clock: _Clock, model, x: np.ndarray, z: np.ndarray, device) -> None:
     """Plain loops (torch on `device`, numpy on the CPU) and the thesis one-tensor call."""
     import torch
 
     net = model.network().to(device)
     tx, tz = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(z))
-    out: dict[str, Any] = {"torch": {}, "numpy": {}}
-    with torch.inference_mode():
-        if device.type == "cpu":
-            out["one_tensor_encode_s"] = _best_of(lambda: net.encode(tx), repeats)
-            out["one_tensor_decode_s"] = _best_of(lambda: net.decode(tz), repeats)
-        else:
-            out["one_tensor_encode_s"] = _best_of(lambda: net.encode(tx.to(device)).cpu(), repeats)
-            out["one_tensor_decode_s"] = _best_of(lambda: net.decode(tz.to(device)).cpu(), repeats)
-        for bs in BASELINE_BATCHES:
-            out["torch"][str(bs)] = {
-                "encode_s": _best_of(lambda: plain_torch(net, "encoder", tx, bs, device), repeats),
-                "decode_s": _best_of(lambda: plain_torch(net, "decoder", tz, bs, device), repeats)}
+
+    def under_inference(fn):
+        def call():
+            with torch.inference_mode():
+                return fn()
+        return call
+
+    if device.type == "cpu":
+        clock.add("one_tensor/encode", under_inference(lambda: net.encode(tx)))
+        clock.add("one_tensor/decode", under_inference(lambda: net.decode(tz)))
+    else:
+        clock.add("one_tensor/encode", under_inference(lambda: net.encode(tx.to(device)).cpu()))
+        clock.add("one_tensor/decode", under_inference(lambda: net.decode(tz.to(device)).cpu()))
     for bs in BASELINE_BATCHES:
-        out["numpy"][str(bs)] = {
-            "encode_s": _best_of(lambda: plain_numpy(model, "encoder", x, bs), repeats),
-            "decode_s": _best_of(lambda: plain_numpy(model, "decoder", z, bs), repeats)}
+        clock.add(f"plain/torch/{bs}/encode", under_inference(lambda bs=bs: plain_torch(net, "encoder", tx, bs, device)))
+        clock.add(f"plain/torch/{bs}/decode", under_inference(lambda bs=bs: plain_torch(net, "decoder", tz, bs, device)))
+        clock.add(f"plain/numpy/{bs}/encode", lambda bs=bs: plain_numpy(model, "encoder", x, bs))
+        clock.add(f"plain/numpy/{bs}/decode", lambda bs=bs: plain_numpy(model, "decoder", z, bs))
+
+
+def _baselines_result(best: dict[str, float]) -> dict:
+    out: dict[str, Any] = {"torch": {}, "numpy": {}}
+    for op in ("encode", "decode"):
+        out[f"one_tensor_{op}_s"] = best[f"one_tensor/{op}"]
+    for lib in ("torch", "numpy"):
+        for bs in BASELINE_BATCHES:
+            out[lib][str(bs)] = {"encode_s": best[f"plain/{lib}/{bs}/encode"],
+                                 "decode_s": best[f"plain/{lib}/{bs}/decode"]}
     for op in ("encode", "decode"):
         cands = [(v[f"{op}_s"], lib, int(bs)) for lib in ("torch", "numpy") for bs, v in out[lib].items()]
         sec, lib, bs = min(cands)
@@ -201,26 +266,33 @@ def model_baselines(model, x: np.ndarray, z: np.ndarray, device, repeats: int) -
     return out
 
 
-def engine_alone(model, x: np.ndarray, z: np.ndarray, device, batch_size: int | None, repeats: int) -> dict:
-    """jetzip's engine on normalized inputs (run), per backend; which one jetzip picks here."""
+def _add_engines(clock: _Clock, model, x: np.ndarray, z: np.ndarray, device, batch_size: int | None) -> dict:
+    """jetzip's engine on normalized inputs (run), per backend; returns what is not a timing."""
     from .engine import DEFAULT_BATCH_SIZE, Decoder, Encoder, choose_backend
 
     bs = batch_size or DEFAULT_BATCH_SIZE
     backends = ["numpy", "torch"] + (["cuda"] if device.type == "cuda" else [])
-    out: dict[str, Any] = {"batch_size": bs, "chosen": choose_backend(device.type),
-                           "cpu_chosen": choose_backend("cpu")}
+    info: dict[str, Any] = {"batch_size": bs, "chosen": choose_backend(device.type),
+                            "cpu_chosen": choose_backend("cpu")}
     for bk in backends:
         kw = {"device": str(device)} if bk == "cuda" else {"device": "cpu", "backend": bk}
         enc = Encoder(model, batch_size=bs, **kw)
         dec = Decoder(model, batch_size=bs, **kw)
         warm = len(x) if bk == "cuda" else min(len(x), 4 * bs * enc.workers)
-        enc.run(x[:warm])  # buffers and worker threads exist now
-        dec.run(z[:warm])
-        out[bk] = {"encode_s": _best_of(lambda: enc.run(x), repeats),
-                   "decode_s": _best_of(lambda: dec.run(z), repeats), "workers": enc.workers}
+        clock.add(f"engine/{bk}/encode", lambda enc=enc: enc.run(x), warm=lambda enc=enc, w=warm: enc.run(x[:w]))
+        clock.add(f"engine/{bk}/decode", lambda dec=dec: dec.run(z), warm=lambda dec=dec, w=warm: dec.run(z[:w]))
+        info[bk] = {"workers": enc.workers}
         if bk == "cuda":
-            out[bk]["gpu_batch_size"] = enc.engine.batch_size
-    return out
+            info[bk]["gpu_batch_size"] = enc.engine.batch_size
+    return info
+
+
+def _engine_result(info: dict, best: dict[str, float]) -> dict:
+    for bk in ("numpy", "torch", "cuda"):
+        if bk in info:
+            info[bk]["encode_s"] = best[f"engine/{bk}/encode"]
+            info[bk]["decode_s"] = best[f"engine/{bk}/decode"]
+    return info
 
 
 def _matmul_chain_numpy(layers, bs: int, n_batches: int) -> None:
@@ -244,8 +316,8 @@ def _matmul_chain_torch(layers, bs: int, n_batches: int) -> None:
                 torch.mm(a, w, out=o)
 
 
-def roofline(model, workers: int, n_jets: int, repeats: int) -> dict:
-    """Jets/s if the network were only its matrix multiplies, at the best measured speed.
+def _add_roofline(clock: _Clock, model, workers: int, n_jets: int) -> list[dict]:
+    """The layer matrix multiplies alone, at the best measured speed (see the module docstring).
 
     Candidates: numpy and torch, each on `workers` engine workers at once (one BLAS thread each)
     for batch sizes ROOFLINE_BATCHES, and each with its own threads on batches of 65536.
@@ -254,40 +326,49 @@ def roofline(model, workers: int, n_jets: int, repeats: int) -> dict:
 
     from .engine import single_thread_blas, worker_pool
 
-    out: dict[str, Any] = {"candidates": []}
+    cands = []
     for part in ("encoder", "decoder"):
         layers = _layers(model, part)
-        flop = flop_per_jet(model, part)
-        best = None
         for lib, chain in (("numpy", _matmul_chain_numpy), ("torch", _matmul_chain_torch)):
             for bs in ROOFLINE_BATCHES:
                 per_worker = max(1, -(-n_jets // (bs * workers)))
-                jets = per_worker * bs * workers
 
-                def parallel():
-                    fs = [worker_pool(workers).submit(chain, layers, bs, per_worker) for _ in range(workers)]
-                    for f in fs:
-                        f.result()
+                def parallel(chain=chain, layers=layers, bs=bs, per_worker=per_worker):
+                    with single_thread_blas():
+                        fs = [worker_pool(workers).submit(chain, layers, bs, per_worker) for _ in range(workers)]
+                        for f in fs:
+                            f.result()
 
-                with single_thread_blas():
-                    parallel()  # warm: threads, buffers
-                    sec = _best_of(parallel, repeats)
-                cand = {"part": part, "library": lib, "threads": f"{workers} workers x 1", "batch_size": bs,
-                        "jets_per_s": jets / sec, "gflops": jets * flop / sec / 1e9}
-                out["candidates"].append(cand)
-                best = cand if best is None or cand["jets_per_s"] > best["jets_per_s"] else best
+                name = f"roof/{part}/{lib}/{bs}/workers"
+                clock.add(name, parallel, warm=parallel)
+                cands.append({"name": name, "part": part, "library": lib, "threads": f"{workers} workers x 1",
+                              "batch_size": bs, "jets": per_worker * bs * workers})
             bs = 65536
             n_batches = max(1, -(-n_jets // bs))
-            chain(layers, bs, 1)
-            sec = _best_of(lambda: chain(layers, bs, n_batches), repeats)
+            name = f"roof/{part}/{lib}/{bs}/own"
+            clock.add(name, lambda chain=chain, layers=layers, n=n_batches: chain(layers, 65536, n),
+                      warm=lambda chain=chain, layers=layers: chain(layers, 65536, 1))
             threads = torch.get_num_threads() if lib == "torch" else "BLAS default"
-            cand = {"part": part, "library": lib, "threads": str(threads), "batch_size": bs,
-                    "jets_per_s": n_batches * bs / sec, "gflops": n_batches * bs * flop / sec / 1e9}
+            cands.append({"name": name, "part": part, "library": lib, "threads": str(threads),
+                          "batch_size": bs, "jets": n_batches * bs})
+    return cands
+
+
+def _roofline_result(model, cands: list[dict], best: dict[str, float]) -> dict:
+    out: dict[str, Any] = {"candidates": []}
+    for part in ("encoder", "decoder"):
+        flop = flop_per_jet(model, part)
+        top = None
+        for c in cands:
+            if c["part"] != part:
+                continue
+            sec = best[c["name"]]
+            cand = {k: v for k, v in c.items() if k not in ("name", "jets")}
+            cand.update(jets_per_s=c["jets"] / sec, gflops=c["jets"] * flop / sec / 1e9)
             out["candidates"].append(cand)
-            best = cand if cand["jets_per_s"] > best["jets_per_s"] else best
-        op = "encode" if part == "encoder" else "decode"
-        out[op] = {"flop_per_jet": flop, **{k: best[k] for k in ("library", "threads", "batch_size",
-                                                                  "jets_per_s", "gflops")}}
+            top = cand if top is None or cand["jets_per_s"] > top["jets_per_s"] else top
+        out["encode" if part == "encoder" else "decode"] = {
+            "flop_per_jet": flop, **{k: top[k] for k in ("library", "threads", "batch_size", "jets_per_s", "gflops")}}
     return out
 
 
@@ -456,31 +537,36 @@ def run_bench(workdir: str | os.PathLike, *, n_jets: int = 2_000_000, input: str
     }
     if dev.type == "cuda":
         res["device_name"] = torch.cuda.get_device_name(dev)
-    log("read only: the jet columns with uproot")
-    res["read_only"] = read_only(input, repeats)
     aez, back_root, back_h5 = (str(work / f) for f in ("bench.aez", "bench_back.root", "bench_back.h5"))
-    log("jetzip compress (ROOT -> .aez)")
-    res["compress"] = end_to_end("compress", input, aez, model_path, str(dev), batch_size, repeats)
-    log("jetzip decompress (.aez -> ROOT)")
-    res["decompress_root"] = end_to_end("decompress", aez, back_root, model_path, str(dev), batch_size, repeats)
-    log("jetzip decompress (.aez -> HDF5)")
-    res["decompress_hdf5"] = end_to_end("decompress", aez, back_h5, model_path, str(dev), batch_size, repeats)
-    for key in ("compress", "decompress_root", "decompress_hdf5"):
-        r = res[key]
-        r["jets_per_s"] = n / r["seconds"]
-        r["input_mb_per_s"] = (size_mb if key == "compress" else os.path.getsize(aez) / 1e6) / r["seconds"]
-    res["aez_bytes_per_jet"] = os.path.getsize(aez) / n
     m = min(n, model_jets)
     res["model_jets"] = m
     x = the_model.normalization.apply(frame[:m])
     z = Encoder(the_model, "cpu").run(x)
-    log(f"model alone in jetzip's engine, every backend ({m} jets)")
-    res["engine"] = engine_alone(the_model, x, z, dev, batch_size, repeats)
-    log("plain loops: torch and numpy")
-    res["baselines"] = model_baselines(the_model, x, z, dev, repeats)
-    log("roofline: the layer matrix multiplies alone")
-    res["roofline"] = roofline(the_model, res["engine"]["numpy"]["workers"], m, repeats)
+    # Everything timed round robin (see _Clock): reading, file to file, model only, roofline.
+    clock = _Clock()
+    read_info = _add_read_only(clock, input)
+    dev_name = str(dev)
+    clock.add("compress", lambda: _end_to_end_once("compress", input, aez, model_path, dev_name, batch_size))
+    clock.add("decompress_root",
+              lambda: _end_to_end_once("decompress", aez, back_root, model_path, dev_name, batch_size))
+    clock.add("decompress_hdf5",
+              lambda: _end_to_end_once("decompress", aez, back_h5, model_path, dev_name, batch_size))
+    engine_info = _add_engines(clock, the_model, x, z, dev, batch_size)
+    _add_baselines(clock, the_model, x, z, dev)
+    roof_cands = _add_roofline(clock, the_model, engine_info["numpy"]["workers"], m)
+    log(f"timing, interleaved: read only, compress/decompress ({n} jets), model only ({m} jets), roofline")
+    best = clock.run(repeats, log)
+    res["read_only"] = _read_only_result(read_info, best)
+    for key in ("compress", "decompress_root", "decompress_hdf5"):
+        r = res[key] = clock.results[key]
+        r["jets_per_s"] = n / r["seconds"]
+        r["input_mb_per_s"] = (size_mb if key == "compress" else os.path.getsize(aez) / 1e6) / r["seconds"]
+    res["aez_bytes_per_jet"] = os.path.getsize(aez) / n
+    res["engine"] = _engine_result(engine_info, best)
+    res["baselines"] = _baselines_result(best)
+    res["roofline"] = _roofline_result(the_model, roof_cands, best)
     if dev.type == "cuda":
+        log("roofline on the GPU")
         res["gpu_roofline"] = gpu_roofline(the_model, dev, m, repeats)
     log("baselines: float16 cast and zstd")
     res["baselines"].update(other_baselines(frame, repeats))

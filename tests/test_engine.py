@@ -250,3 +250,20 @@ def test_a_forked_child_can_encode_after_the_parent_did(model, backend, monkeypa
         child.kill()
     assert not alive, "the child hung on the pool it inherited"
     assert q.get(timeout=5) == (3000, 3)
+
+
+def test_tf32_setting_is_set_for_the_run_and_restored():
+    """The GPU engine sets cuBLAS TF32 for its run and puts the caller's setting back (the
+    flags exist on CPU builds too)."""
+    import torch
+
+    m = torch.backends.cuda.matmul
+    before = m.allow_tf32
+    try:
+        for wanted in (True, False):
+            restore = engine.tf32_matmul(torch, wanted)
+            assert m.allow_tf32 is wanted
+            restore()
+            assert m.allow_tf32 == before
+    finally:
+        m.allow_tf32 = before
