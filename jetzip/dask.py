@@ -635,7 +635,8 @@ def bench(files: Sequence[str | os.PathLike], workdir: str | os.PathLike, *, sch
     model = compress_options.pop("model", None)
     error_bound = compress_options.get("error_bound")
     result: dict[str, Any] = {"files": [str(p) for p in paths], "scheduler": scheduler,
-                              "entries_per_task": entries_per_task, "cpu_count": os.cpu_count()}
+                              "entries_per_task": entries_per_task, "cpu_count": os.cpu_count(),
+                              "load_average_before": _load()}
     best: dict[str, float] = {}
 
     def keep(name: str, seconds: float) -> None:
@@ -672,9 +673,18 @@ def bench(files: Sequence[str | os.PathLike], workdir: str | os.PathLike, *, sch
             log(f"repeat {r + 1}: cluster done ({rep['n_parts']} parts)")
     result.update({"n_jets": n_jets, "repeats": repeats, "codec": "bounded" if error_bound is not None else "latent",
                    "seconds": best, "jets_per_second": {k: n_jets / v for k, v in best.items()}})
+    result["load_average_after"] = _load()
     result["speedup_compress"] = best["single_compress"] / best["cluster_compress"]
     result["speedup_decompress"] = best["single_decompress"] / best["cluster_decompress"]
     return result
+
+
+def _load() -> list[float] | None:
+    """The machine's 1/5/15-minute load averages: on a shared machine, what else was running."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _warm() -> None:
@@ -692,7 +702,8 @@ def format_bench(result: Mapping[str, Any]) -> str:
     return "\n".join([
         f"{len(result['files'])} files, {result['n_jets']} jets, codec {result['codec']}, "
         f"{result['cpu_count']} CPUs, cluster {result['scheduler']} (one thread per worker), "
-        f"entries per task {result['entries_per_task']}; best of {result['repeats']}",
+        f"entries per task {result['entries_per_task']}; best of {result['repeats']}; load average "
+        f"before {result.get('load_average_before')}, after {result.get('load_average_after')}",
         f"{'':28s}{'single process':>18s}{'cluster':>18s}{'cluster/single':>16s}",
         f"{'compress (M jets/s)':28s}{r['single_compress'] / 1e6:18.3f}{r['cluster_compress'] / 1e6:18.3f}"
         f"{result['speedup_compress']:16.2f}",

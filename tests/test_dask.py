@@ -306,10 +306,17 @@ def test_manifest_and_parts_are_checked(dataset, tmp_path):
     assert (ds / SIDECARS).is_dir()
 
 
-def test_without_dask_a_one_line_error_names_the_extra(monkeypatch, tmp_path, inputs):
-    monkeypatch.setitem(sys.modules, "distributed", None)
-    with pytest.raises(JetzipError, match=r"pip install 'jetzip\[dask\]'"):
+def test_without_dask_a_one_line_error_names_the_extra(monkeypatch, tmp_path, inputs, dataset):
+    for name in ("dask", "distributed", "dask_awkward"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    with pytest.raises(JetzipError, match=r"^this needs Dask .*: pip install 'jetzip\[dask\]'$"):
         jd.compress(inputs["flat"], tmp_path / "ds", scheduler="local:2", error_bound=1e-3)
+    with pytest.raises(JetzipError, match=r"pip install 'jetzip\[dask\]'"):
+        jd.read(dataset[0] / "ds")
+    # Without a scheduler the same tasks run in this process: no Dask needed.
+    assert jd.inspect(dataset[0] / "ds")["verified"]
+    r = jd.compress(inputs["flat"], tmp_path / "ds", error_bound=1e-3)
+    assert r["n_parts"] == 1 and jd.decompress(tmp_path / "ds", tmp_path / "out")["n_jets"] == 400
     with pytest.raises(JetzipError, match="local:N"):
         jd.parse_scheduler("local:x")
     assert jd.parse_scheduler("local:3") == ("local", 3)
