@@ -15,7 +15,7 @@ import uproot
 
 import jetzip
 import jetfactory
-from conftest import invoke, run_cli
+from conftest import LOOSE, invoke, run_cli
 
 
 def sha(path) -> str:
@@ -94,7 +94,8 @@ def test_jets_outside_training_ranges_are_counted(tmp_path, small_model_path):
 
 def test_phi_outside_range_is_wrapped(tmp_path, small_model_path):
     p = csv_table(tmp_path, n=30, phi=([0, 1], 3 * np.pi / 2))
-    jetzip.compress(p, tmp_path / "x.aez", model=small_model_path, units="GeV")
+    # through the network (jets stored verbatim keep the value they had)
+    jetzip.compress(p, tmp_path / "x.aez", model=small_model_path, units="GeV", latent_tolerance=LOOSE)
     jetzip.decompress(tmp_path / "x.aez", tmp_path / "back.csv")
     back = np.loadtxt(tmp_path / "back.csv", delimiter=",", skiprows=1)
     assert np.all((back[:, 3] >= -np.pi) & (back[:, 3] <= np.pi))
