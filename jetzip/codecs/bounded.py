@@ -396,10 +396,10 @@ class BoundedCodec(Codec):
         ok = usable.copy()
         for name, role, orig, rel in (("pt", "pt", pt, True), ("eta", "eta", eta, False),
                                       ("phi", "phi", phi, False), ("fourth", self.fourth, x4, True)):
-            stored = dec[name]
-            if np.asarray(columns[role]).dtype != np.float64:  # written back as float32
-                stored = stored.astype(np.float32).astype(np.float64)
-            ok &= _within(stored, orig, self.bounds[role], rel)
+            # as decoded, and as a writer stores it (jet columns are written as float32)
+            ok &= _within(dec[name].astype(np.float32).astype(np.float64), orig, self.bounds[role], rel)
+            if np.asarray(columns[role]).dtype == np.float64:
+                ok &= _within(dec[name], orig, self.bounds[role], rel)
         exact = np.flatnonzero(~ok)
         if len(exact):
             # placeholders: the previous jet's symbols keep the context streams small
