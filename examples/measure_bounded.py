@@ -105,7 +105,8 @@ def main() -> int:
                 results.append(row)
                 print(json.dumps(row), flush=True)
     lines = ["| input | bound | jets | B/jet (file) | B/jet (payload) | all within | max err / bound | "
-             "float16+zstd | NanoAOD mantissa+LZMA (ROOT way / shuffled) | quantize+zstd | SZ3 | payload x NanoAOD (ROOT way / shuffled) | compress Mj/s | decompress Mj/s |",
+             "float16+zstd | NanoAOD mantissa+LZMA (ROOT way / shuffled) | quantize+zstd | SZ3 | "
+             "payload x NanoAOD (ROOT way / shuffled) | compress Mj/s | decompress Mj/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         b = r["baselines"]

@@ -20,8 +20,8 @@ EXTENSIONS = {".root": "root", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5", "
               ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".parq": "parquet", ".pq": "parquet"}
 MAGIC = {b"root": "root", b"\x89HDF\r\n\x1a\n": "hdf5", b"PAR1": "parquet"}
 
-__all__ = ["counts_without", "describe_jet", "JetChunk", "JetSource", "TableInfo", "TableWriter", "open_table", "open_writer",
-           "format_of", "FORMATS", "PRESETS", "parse_columns"]
+__all__ = ["counts_without", "describe_jet", "JetChunk", "JetSource", "TableInfo", "TableWriter", "open_table",
+           "open_writer", "format_of", "FORMATS", "PRESETS", "parse_columns"]
 
 
 def format_of(path: str | os.PathLike, explicit: str | None = None, sniff: bool = True,

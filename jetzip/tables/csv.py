@@ -267,7 +267,8 @@ class CsvSource:
         self.info = TableInfo(
             file=os.path.basename(self.path), format="csv", tree=None,
             layout="jets-per-row" if self.wide else ("jagged" if self.jagged else "flat"), collection=coll_name,
-            jagged=self.jagged, counter=None, columns=self.wide.columns if self.wide else used, representation=representation, units=units,
+            jagged=self.jagged, counter=None, columns=self.wide.columns if self.wide else used,
+            representation=representation, units=units,
             units_inferred=units_inferred, units_reason=reason, dtypes=dtypes, kept_branches=kept,
             jet_branches=jet_branches, branch_order=[n for n in self.names if n != self.event_column],
             other_branches=[n for n in self.names if n not in carried], extra=extra)

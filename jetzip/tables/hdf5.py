@@ -26,8 +26,8 @@ Several jets per row (``pxj1 ... pxj2``) in any of these layouts are read as eve
 (see :mod:`jetzip.tables.wide`).
 
 What is carried: every numeric column beside the jets, by default (``keep`` patterns carry only
-what they name, ``drop`` patterns leave columns out, as for ROOT): per-jet columns as ``jet_branches``, per-event (or per-row) ones as
-``kept_branches``; the pandas index as a column named ``index``. Everything else in the file
+what they name, ``drop`` patterns leave columns out, as for ROOT): per-jet columns as ``jet_branches``, per-event
+(or per-row) ones as ``kept_branches``; the pandas index as a column named ``index``. Everything else in the file
 (other groups and datasets, 2-D datasets, attributes) travels in :meth:`Hdf5Source.extras` as an
 in-memory HDF5 image that :meth:`Hdf5Writer.write_extras` copies back, up to ``EXTRAS_LIMIT``
 bytes; what does not fit or cannot be copied is named in ``info.extra["not_carried"]``.
@@ -848,7 +848,8 @@ class Hdf5Source:
                     continue
                 size = obj.id.get_storage_size()
                 if size > budget:
-                    skipped.append(f"{path} ({size} bytes, beyond the {EXTRAS_LIMIT >> 20} MiB carried beside the jets)")
+                    skipped.append(f"{path} ({size} bytes, beyond the {EXTRAS_LIMIT >> 20} MiB "
+                                   "carried beside the jets)")
                     continue
                 budget -= size
                 copy.add(path)
@@ -1122,7 +1123,8 @@ class Hdf5Writer:
                 ds = group.create_dataset(f"block{i}_items", data=np.array([n.encode() for n in items]))
                 _attrs_from_json(b["items_attrs"], ds.attrs)
                 vals = group.create_dataset(f"block{i}_values", shape=(0, len(items)), maxshape=(None, len(items)),
-                                            dtype=np.dtype(b["dtype"]), chunks=(max(1, (1 << 16) // len(items)), len(items)))
+                                            dtype=np.dtype(b["dtype"]),
+                                            chunks=(max(1, (1 << 16) // len(items)), len(items)))
                 _attrs_from_json(b["attrs"], vals.attrs)
                 vals.attrs["transposed"] = np.uint8(1)
                 self.blocks.append((items, vals))

@@ -248,7 +248,8 @@ class ParquetSource:
         self.info = TableInfo(
             file=os.path.basename(self.path), format="parquet", tree=None,
             layout="jets-per-row" if self.wide else ("jagged" if self.lists else "flat"), collection=coll_name,
-            jagged=self.jagged, counter=counter, columns=self.wide.columns if self.wide else used, representation=representation, units=units,
+            jagged=self.jagged, counter=counter, columns=self.wide.columns if self.wide else used,
+            representation=representation, units=units,
             units_inferred=units_inferred, units_reason=reason, dtypes=dtypes, kept_branches=kept,
             jet_branches=jet_branches, branch_order=[c.name for c in cols], other_branches=other, extra=extra)
         self.n_entries = self.n_rows
@@ -360,7 +361,8 @@ class ParquetWriter:
             schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(stored)))
             present = self._present_names()
             for f in list(schema):  # leave out what does not come back (e.g. dropped at compress)
-                leaves = [f.name] if not _is_record(pa, f.type) else [f"{f.name}.{s.name}" for s in _record_fields(pa, f.type)]
+                leaves = ([f.name] if not _is_record(pa, f.type)
+                          else [f"{f.name}.{s.name}" for s in _record_fields(pa, f.type)])
                 if not all(leaf in present for leaf in leaves):
                     schema = schema.remove(schema.get_field_index(f.name)).remove_metadata()
         if schema is None:

@@ -31,6 +31,7 @@ from .root_layout import (
     expand,
     get_member,
 )
+from .root_writer import RootWriter  # re-exported: open_writer imports it from here
 from .wide import Wide, find_wide, representation_of_slots, stack
 
 
@@ -267,7 +268,7 @@ class RootSource:
                 flat_kept.append(n)
         shaped_names = list(shapes)
         kept = flat_kept
-        for role, n in used.items():
+        for n in used.values():
             dtypes[n] = self.p4_leaf.dtype if self.p4_leaf else self.by_name[n].dtype
         if counter:
             dtypes[counter] = self.by_name[counter].dtype
@@ -770,7 +771,5 @@ def compression(name: str):
     return {"zstd": uproot.ZSTD(1), "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1),
             "lzma": uproot.LZMA(1), "none": None}[name]
 
-
-from .root_writer import RootWriter  # re-exported: open_writer imports it from here
 
 __all__ = ["COMPRESSIONS", "RootSource", "RootWriter", "compression", "detect_preset", "executor"]

@@ -124,7 +124,8 @@ def _self_check(original, fast) -> bool:
                 types[f"s{i}"] = [np.float32, np.int64, np.dtype(("f8", (3,))), np.bool_][i % 4]
                 if i % 3 == 0:
                     types[f"j{i}"] = flt
-            tree = f.mktree("T", types, counter_name=lambda b: "nJ" if b.startswith("j") and int(b[1:]) % 2 else f"n{b}")
+            tree = f.mktree("T", types,
+                            counter_name=lambda b: "nJ" if b.startswith("j") and int(b[1:]) % 2 else f"n{b}")
             data = {k: ak.Array([[1.0, 2.0], [], [3.0]]) if k.startswith("j") else
                     np.zeros((3, *np.dtype(v).shape), dtype=np.dtype(v).base) for k, v in types.items()}
             tree.extend(data)
