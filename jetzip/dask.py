@@ -37,21 +37,38 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from .dataset import (COMPRESS_OPTIONS, DECOMPRESS_OPTIONS, MANIFEST, SIDECARS, build_manifest,
-                      check_outputs, check_part, compress_part, count_entries, existing_conflict,
-                      expand_inputs, options_json, plan_parts, positive_or_none, read_manifest,
-                      restore_input, restored_path, split_options, write_manifest)
+from .dataset import (
+    COMPRESS_OPTIONS,
+    DECOMPRESS_OPTIONS,
+    MANIFEST,
+    build_manifest,
+    check_outputs,
+    check_part,
+    compress_part,
+    count_entries,
+    existing_conflict,
+    expand_inputs,
+    options_json,
+    plan_parts,
+    positive_or_none,
+    read_manifest,
+    restore_input,
+    restored_path,
+    split_options,
+    write_manifest,
+)
 from .errors import FormatError, JetzipError, positive_int
 
 INSTALL_HINT = "pip install 'jetzip[dask]'"
 DEFAULT_RETRIES = 2
 
-__all__ = ["compress", "decompress", "inspect", "read", "connect", "bench"]
+__all__ = ["bench", "compress", "connect", "decompress", "inspect", "read"]
 
 
 def _require(*modules: str) -> None:
@@ -102,7 +119,7 @@ def connect(client: Any = None, scheduler: str | None = None) -> Iterator[Any]:
     from distributed import Client
 
     if kind == "local":
-        cluster = local_cluster(n)
+        cluster = local_cluster(n or 1)
         try:
             with Client(cluster) as c:
                 yield c
@@ -139,8 +156,8 @@ def local_cluster(n_workers: int, **kwargs: Any):
     import dask
     from distributed import LocalCluster
 
-    options = dict(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                   env={"OMP_NUM_THREADS": "1"})
+    options: dict[str, Any] = {"n_workers": n_workers, "threads_per_worker": 1, "processes": True,
+                               "dashboard_address": None, "env": {"OMP_NUM_THREADS": "1"}}
     options.update(kwargs)
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return LocalCluster(**options)
@@ -186,7 +203,7 @@ def _run(client: Any, fn: Callable, items: Sequence[Any], *, retries: int, progr
             i = where[fut.key]
             try:
                 results[i] = fut.result()
-            except Exception as exc:  # after its retries: a lost worker too often, a bug, ...
+            except Exception as exc:  # noqa: BLE001 - after its retries (a lost worker too often, a bug): reported, the rest goes on
                 failed.append((i, exc))
             done += 1
             if progress is not None:
@@ -466,8 +483,8 @@ def decode_part(path: str | os.PathLike, model: Any = None, device: str = "cpu",
         jet_kept: dict[str, list] = {}
         for chunk in aez.chunks():
             dec = codec.decode(chunk.payload, chunk.n_jets, chunk.counts, f"{path}: chunk {chunk.index}")
-            for role in cols:
-                cols[role].append(np.asarray(dec[role], np.float32))
+            for role, out in cols.items():
+                out.append(np.asarray(dec[role], np.float32))
             if chunk.counts is not None:
                 counts.append(chunk.counts)
             for k, v in chunk.kept.items():
@@ -501,7 +518,7 @@ def to_awkward(info, columns: Mapping[str, np.ndarray], counts: np.ndarray | Non
     field named after the collection (``Jet``; names without the collection prefix), beside
     the kept event-level branches (jagged tables only).
     """
-    import awkward as ak
+    import awkward as ak  # type: ignore[import-untyped]
 
     restored = {*info.columns.values(), info.counter}
     per_jet = {name: np.asarray(columns[role], np.float32) for role, name in info.columns.items()}
@@ -605,7 +622,7 @@ def read(outdir: str | os.PathLike, *, inputs: Sequence[str | int] | None = None
         raise JetzipError(f"dataset {outdir} has no parts")
     schemas = {p.get("schema") for p in parts}
     if len(schemas) > 1:
-        kinds = {}
+        kinds: dict[Any, str] = {}
         for p in parts:
             kinds.setdefault(p.get("schema"), m["inputs"][p["input"]]["name"])
         raise JetzipError(f"dataset {outdir} mixes {len(schemas)} table layouts (e.g. inputs "
@@ -700,17 +717,17 @@ def format_bench(result: Mapping[str, Any]) -> str:
     """The benchmark as a few lines of text."""
     s, r = result["seconds"], result["jets_per_second"]
     return "\n".join([
-        f"{len(result['files'])} files, {result['n_jets']} jets, codec {result['codec']}, "
-        f"{result['cpu_count']} CPUs, cluster {result['scheduler']} (one thread per worker), "
-        f"entries per task {result['entries_per_task']}; best of {result['repeats']}; load average "
-        f"before {result.get('load_average_before')}, after {result.get('load_average_after')}",
-        f"{'':28s}{'single process':>18s}{'cluster':>18s}{'cluster/single':>16s}",
-        f"{'compress (M jets/s)':28s}{r['single_compress'] / 1e6:18.3f}{r['cluster_compress'] / 1e6:18.3f}"
-        f"{result['speedup_compress']:16.2f}",
-        f"{'decompress to HDF5 (M jets/s)':28s}{r['single_decompress'] / 1e6:18.3f}"
-        f"{r['cluster_decompress'] / 1e6:18.3f}{result['speedup_decompress']:16.2f}",
-        f"{'seconds (compress, decompress)':28s}{s['single_compress']:9.2f}{s['single_decompress']:9.2f}"
-        f"{s['cluster_compress']:9.2f}{s['cluster_decompress']:9.2f}",
+        (f"{len(result['files'])} files, {result['n_jets']} jets, codec {result['codec']}, "
+         f"{result['cpu_count']} CPUs, cluster {result['scheduler']} (one thread per worker), "
+         f"entries per task {result['entries_per_task']}; best of {result['repeats']}; load average "
+         f"before {result.get('load_average_before')}, after {result.get('load_average_after')}"),
+        f"{'':30s}{'single process':>16s}{'cluster':>10s}{'cluster/single':>16s}",
+        (f"{'compress (M jets/s)':30s}{r['single_compress'] / 1e6:16.3f}{r['cluster_compress'] / 1e6:10.3f}"
+         f"{result['speedup_compress']:16.2f}"),
+        (f"{'decompress to HDF5 (M jets/s)':30s}{r['single_decompress'] / 1e6:16.3f}"
+         f"{r['cluster_decompress'] / 1e6:10.3f}{result['speedup_decompress']:16.2f}"),
+        (f"{'seconds: single c, d; cluster c, d':34s}{s['single_compress']:8.2f}{s['single_decompress']:8.2f}"
+         f"{s['cluster_compress']:8.2f}{s['cluster_decompress']:8.2f}"),
     ])
 
 
@@ -753,6 +770,8 @@ def _main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from jetzip.dask import _main as main  # the importable module, so that workers find its functions
+    from jetzip.dask import (
+        _main as main,  # the importable module, so that workers find its functions
+    )
 
     main()

@@ -32,11 +32,18 @@ import glob
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from . import __version__
-from .errors import FormatError, InputError, JetzipError, OutputExistsError, positive_int
+from .errors import (
+    FormatError,
+    InputError,
+    JetzipError,
+    OutputExistsError,
+    positive_int,
+)
 
 MANIFEST = "manifest.json"
 SIDECARS = ".jetzip-parts"
@@ -310,14 +317,13 @@ def schema_of(info: Any) -> str:
 
 def build_manifest(inputs: list[dict], records: list[dict], codec: str, options: dict) -> dict:
     by_file = {r["file"]: r for r in records}
-    parts = []
+    parts: list[dict[str, Any]] = []
     for inp in inputs:
         recs = [by_file[f] for f in inp["parts"]]
         inp["format"] = recs[0].get("format")
         if inp["n_entries"] is None:
             inp["n_entries"] = recs[-1]["entry_range"][1]
-        for r in recs:
-            parts.append({k: r.get(k) for k in PART_KEYS})
+        parts += [{k: r.get(k) for k in PART_KEYS} for r in recs]
     totals = {"n_inputs": len(inputs), "n_parts": len(parts),
               "n_jets": sum(p["n_jets"] for p in parts), "n_events": sum(p["n_events"] for p in parts),
               "bytes": sum(p["bytes"] for p in parts)}

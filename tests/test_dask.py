@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import in_ci
 from jetfactory import energy, jets, write_csv, write_hdf5_columns, write_nanoaod
 
 try:
-    import dask  # noqa: F401
+    import dask
     import dask_awkward  # noqa: F401
     import distributed
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -100,14 +99,14 @@ def read_table(path) -> dict:
 
 def assert_same_table(a: dict, b: dict, exact: bool = True) -> None:
     assert a.keys() == b.keys() and a["info"] == b["info"]
-    for k in a:
-        if k == "info" or a[k] is None:
+    for k, v in a.items():
+        if k == "info" or v is None:
             assert b[k] is None or k == "info"
             continue
         if exact:
-            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+            np.testing.assert_array_equal(v, b[k], err_msg=k)
         else:
-            np.testing.assert_allclose(a[k], b[k], rtol=2e-6, atol=2e-6, err_msg=k)
+            np.testing.assert_allclose(v, b[k], rtol=2e-6, atol=2e-6, err_msg=k)
 
 
 def single_process(path: Path, work: Path, suffix: str | None = None, **options) -> Path:
@@ -159,7 +158,7 @@ def test_dataset_on_two_workers_restores_every_input_as_a_single_process_run(cli
     assert m["totals"]["n_jets"] == sum(p["n_jets"] for p in m["parts"]) == report["n_jets"] == restored["n_jets"]
     info = jd.inspect(ds, client=client)
     assert info["verified"] and not info["problems"] and info["n_parts"] == report["n_parts"]
-    assert [i["n_parts"] for i in info["inputs"]][0] == 3
+    assert info["inputs"][0]["n_parts"] == 3
 
 
 def test_bounded_codec_dataset_matches_a_single_process_run(client, inputs, tmp_path):
@@ -227,7 +226,7 @@ def _fail_part(name: str, part: str, done: int, total) -> None:
 def test_an_interrupted_run_resumes_skipping_the_finished_parts(client, inputs, tmp_path, small_model_path):
     files = [inputs["nano"], inputs["flat"]]
     ds = tmp_path / "ds"
-    kw = dict(client=client, entries_per_task=ENTRIES_PER_TASK, model=small_model_path)
+    kw = {"client": client, "entries_per_task": ENTRIES_PER_TASK, "model": small_model_path}
     with pytest.raises(JetzipError, match=r"1 of 4 parts failed.*run again to resume"):
         jd.compress(files, ds, task_progress=partial(_fail_part, "nano.p0001.aez"), retries=0, **kw)
     assert not (ds / MANIFEST).exists()  # an unfinished dataset has no manifest
@@ -262,7 +261,7 @@ def test_dask_awkward_reader_gives_the_jets_decompress_writes(client, dataset, i
     import awkward as ak
     import uproot
 
-    root, report, _ = dataset
+    root = dataset[0]
     ds = root / "ds"
     events = jd.read(ds, inputs=["nano", "small"])
     assert events.npartitions == 4 and events.divisions == (0, 1000, 2000, 2400, 2700)
