@@ -20,7 +20,7 @@ import dataclasses
 import math
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 import numpy as np
 
@@ -82,7 +82,8 @@ class TrainOptions:
         t = tuple(self.targets) if isinstance(self.targets, (list, tuple, np.ndarray)) else ()
         if len(t) != 4 or not all(number(x) and x > 0 for x in t):
             raise JetzipError(f"targets must be 4 finite positive numbers (E, pt, eta, phi), not {self.targets!r}")
-        self.targets = tuple(float(x) for x in t)
+        e, pt, eta, phi = (float(x) for x in t)
+        self.targets = (e, pt, eta, phi)
         if self.normalization not in NORMALIZATION_KINDS:
             raise JetzipError(f"unknown normalization {self.normalization!r}; use "
                               f"{' or '.join(NORMALIZATION_KINDS)}")
@@ -102,6 +103,13 @@ class EpochRecord:
 
 
 Reporter = Callable[[str, dict[str, Any]], None]
+
+
+class _Best(TypedDict):
+    """The best epoch so far: its validation loss, its weights (None until a loss is finite), its number."""
+    val_loss: float
+    state: dict[str, Any] | None
+    epoch: int
 
 
 def _quiet(event: str, info: dict[str, Any]) -> None:  # noqa: ARG001
@@ -153,7 +161,7 @@ def train_frames(frame: np.ndarray, options: TrainOptions, checkpoint: str | Non
                                                 total_steps=options.epochs * steps_per_epoch)
     w_dev = weights.to(device)
     history: list[dict[str, float]] = []
-    best = {"val_loss": math.inf, "state": None, "epoch": -1}
+    best: _Best = {"val_loss": math.inf, "state": None, "epoch": -1}
     start_epoch = 0
     gen = torch.Generator().manual_seed(options.seed)
 
@@ -214,7 +222,7 @@ def train_frames(frame: np.ndarray, options: TrainOptions, checkpoint: str | Non
             seen += len(idx)
             if step % 50 == 0:
                 report("batch", {"epoch": epoch, "step": step, "loss": running / seen})
-        record = EpochRecord(epoch, running / seen, val_loss(), sched.get_last_lr()[0],
+        record = EpochRecord(epoch, running / seen, val_loss(), float(sched.get_last_lr()[0]),
                              time.perf_counter() - t0)
         history.append(dataclasses.asdict(record))
         if record.val_loss < best["val_loss"]:
@@ -288,7 +296,8 @@ def _data_key(frame: np.ndarray) -> str:
 
 def _differences(state: dict, options_key: dict, data_key: str) -> str:
     """What a checkpoint was made with that differs now, in words ('' if nothing)."""
-    saved = state.get("options") if isinstance(state.get("options"), dict) else {}
+    saved_options = state.get("options")
+    saved = saved_options if isinstance(saved_options, dict) else {}
     changed = [f"{k} ({saved.get(k)!r}, now {v!r})" for k, v in options_key.items() if saved.get(k) != v]
     if state.get("data_sha256") != data_key:
         changed.append("training jets (files, units, columns or --max-jets)")

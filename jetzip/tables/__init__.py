@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, TypedDict
 
 from ..errors import InputError
 from .base import JetChunk, JetSource, TableInfo, TableWriter, counts_without, describe_jet
@@ -19,6 +19,17 @@ FORMATS = ("root", "hdf5", "csv", "parquet")
 EXTENSIONS = {".root": "root", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5", ".csv": "csv",
               ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".parq": "parquet", ".pq": "parquet"}
 MAGIC = {b"root": "root", b"\x89HDF\r\n\x1a\n": "hdf5", b"PAR1": "parquet"}
+
+
+class _SourceOptions(TypedDict):
+    """The keyword arguments every source takes (ROOT's also takes `threads`)."""
+    tree: str | None
+    columns: dict[str, str] | None
+    preset: str | None
+    collection: str | None
+    units: str | None
+    keep: tuple[str, ...]
+    drop: tuple[str, ...]
 
 __all__ = ["counts_without", "describe_jet", "JetChunk", "JetSource", "TableInfo", "TableWriter", "open_table",
            "open_writer", "format_of", "FORMATS", "PRESETS", "parse_columns"]
@@ -74,8 +85,8 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
         keep_branches = (keep_branches,)
     if isinstance(drop_branches, str):
         drop_branches = (drop_branches,)
-    kw = dict(tree=tree, columns=parse_columns(columns), preset=preset, collection=collection,
-              units=units, keep=tuple(keep_branches), drop=tuple(drop_branches))
+    kw = _SourceOptions(tree=tree, columns=parse_columns(columns), preset=preset, collection=collection,
+                        units=units, keep=tuple(keep_branches), drop=tuple(drop_branches))
     if fmt == "root":
         from .root import RootSource
         return RootSource(path, threads=threads, **kw)  # uproot's decompression and interpretation pool

@@ -76,7 +76,7 @@ class JetSource(Protocol):
     def extras(self) -> bytes | None:
         """Everything else in the file that the restored file must hold (other trees,
         histograms, ...), as one opaque blob that the same format's writer understands
-        (:meth:`TableWriter.write_extras`); None when there is nothing else. The container
+        (its ``write_extras``); None when there is nothing else. The container
         stores it verbatim."""
         ...
 
@@ -84,12 +84,12 @@ class JetSource(Protocol):
 
 
 class TableWriter(Protocol):
-    """A writer: chunks in order, then optionally the source's extras blob, then close."""
+    """A writer: chunks in order, then close. The writers of formats that can hold the rest of
+    the original file (ROOT, HDF5) also have ``write_extras(blob: bytes)``, called between the
+    two with the source's extras blob; callers look for it with ``hasattr``."""
 
     def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
               kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None: ...
-
-    def write_extras(self, blob: bytes) -> None: ...
 
     def close(self) -> None: ...
 

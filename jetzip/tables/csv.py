@@ -474,11 +474,10 @@ class CsvSource:
         entries = len(counts) if counts is not None else n
         if self.wide is not None:
             jets, counts, jet_kept = stack(cols, self.wide)
-        else:
-            jet_kept = {k: cols[k] for k in self.jet_branches}
-        if self.wide is not None:
             lines = np.repeat(lines, counts.astype(np.int64))
             n = len(lines)
+        else:
+            jet_kept = {k: cols[k] for k in self.jet_branches}
         chunk = CsvChunk(jets, counts, kept, state["jet"], state["entry"], jet_kept, lines)
         state["jet"] += n
         state["entry"] += entries
@@ -486,8 +485,10 @@ class CsvSource:
 
     def _giant_event(self, cols: dict[str, np.ndarray], lines: np.ndarray, i: int) -> InputError:
         """Memory stays bounded: an `event` value shared by too many rows is not an event."""
-        return InputError(f"{self.path}: more than {MAX_EVENT_JETS} rows share the {self.event_column} value "
-                          f"{_show(cols[self.event_column][i])} (from line {int(lines[i])}); if it is not an "
+        name = self.event_column
+        assert name is not None  # only rows grouped into events make one
+        return InputError(f"{self.path}: more than {MAX_EVENT_JETS} rows share the {name} value "
+                          f"{_show(cols[name][i])} (from line {int(lines[i])}); if it is not an "
                           "event number, read the file as one jet per row with --preset flat")
 
     def _per_event(self, name: str, values: np.ndarray, ev: np.ndarray, starts: np.ndarray,

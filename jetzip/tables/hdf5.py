@@ -151,8 +151,9 @@ def _columns_of(node, h5py) -> tuple[str, list[_Col], list[str]]:
     """(layout, columns, names of the group members the layout itself consists of)."""
     if isinstance(node, h5py.Dataset):
         return "compound", _compound_cols(node), []
-    if _awkward_form(node) is not None:
-        cols, own = _awkward_cols(node, h5py)
+    form = _awkward_form(node)
+    if form is not None:
+        cols, own = _awkward_cols(node, form, h5py)
         return "awkward", cols, own
     kind = _pandas_kind(node)
     if kind == "pandas-fixed":
@@ -160,7 +161,7 @@ def _columns_of(node, h5py) -> tuple[str, list[_Col], list[str]]:
         return kind, cols, own
     if kind == "pandas-table":
         return kind, _pandas_table_cols(node), ["table", "_i_table"]
-    cols: list[_Col] = []
+    cols = []
     for k, v in node.items():
         if not isinstance(v, h5py.Dataset) or v.ndim != 1:
             continue
@@ -215,11 +216,11 @@ def _awkward_form(node) -> dict | None:
     return form if isinstance(form, dict) and "class" in form else None
 
 
-def _awkward_cols(group, h5py) -> tuple[list[_Col], list[str]]:
+def _awkward_cols(group, form: dict, h5py) -> tuple[list[_Col], list[str]]:
     """Columns of the forms jet tables have: a record of numbers, lists of numbers, lists of
     records of numbers (``Jet.pt``) and records of numbers; buffers named ``{form_key}-data``
-    and ``{form_key}-offsets`` (``ak.to_buffers``' default). Other fields are not columns."""
-    form = _awkward_form(group)
+    and ``{form_key}-offsets`` (``ak.to_buffers``' default). Other fields are not columns.
+    `form` is the group's (:func:`_awkward_form`)."""
     cols: list[_Col] = []
     own: list[str] = []
 
@@ -617,7 +618,9 @@ class Hdf5Source:
         import json
 
         length = node.attrs["length"]
-        return {"form": json.dumps(_awkward_prune(_awkward_form(node), {c for c in carried if c})),
+        form = _awkward_form(node)
+        assert form is not None  # the layout is "awkward": the node has a form
+        return {"form": json.dumps(_awkward_prune(form, {c for c in carried if c})),
                 "length_is_text": isinstance(length, (str, bytes, np.bytes_)),
                 "columns": {c.name: {"data": c.ds.name.rsplit("/", 1)[-1], "dtype": c.dtype.str,
                                      "offsets": c.offsets.name.rsplit("/", 1)[-1] if c.offsets is not None else None,
@@ -674,7 +677,7 @@ class Hdf5Source:
         target = max(1, int(jets_per_chunk))
         try:
             if self.wide is not None:
-                yield from self._wide_chunks(target)
+                yield from self._wide_chunks(self.wide, target)
             elif self.vlen:
                 yield from self._vlen_chunks(target)
             elif not self.jagged:
@@ -692,7 +695,9 @@ class Hdf5Source:
 
     def _counter_chunks(self, target: int, sample: bool) -> Iterator[JetChunk]:
         """Whole events, about `target` jets at a time: counts are read in blocks, never whole."""
-        counts_ds = self.cols[self.counter].ds
+        counter, n_jets = self.counter, self.n_jets
+        assert counter is not None and n_jets is not None  # jets in columns, events by their counter
+        counts_ds = self.cols[counter].ds
         first_jet = 0
         ev = 0
         buf = np.empty(0, dtype=np.int64)
@@ -711,8 +716,8 @@ class Hdf5Source:
                 i = int(np.argmax(counts > MAX_EVENT_JETS))
                 raise self._giant(ev + i, int(counts[i]))
             n = int(cum[off + take - 1]) - base
-            if first_jet + n > self.n_jets:
-                raise InputError(f"{self.path}: counter {self.counter} counts more jets than the jet columns hold")
+            if first_jet + n > n_jets:
+                raise InputError(f"{self.path}: counter {counter} counts more jets than the jet columns hold")
             yield JetChunk(self._jets(first_jet, first_jet + n), counts.astype(np.uint32),
                            self._rows(self.kept, ev, ev + take), first_jet, ev,
                            self._rows(self.jet_branches, first_jet, first_jet + n))
@@ -805,15 +810,15 @@ class Hdf5Source:
         return JetChunk({role: flat[n] for role, n in self.used.items()}, lengths.astype(np.uint32),
                         self._rows(self.kept, ev, stop), first_jet, ev, {n: flat[n] for n in self.jet_branches})
 
-    def _wide_chunks(self, target: int) -> Iterator[JetChunk]:
-        k = len(self.wide.jets)
+    def _wide_chunks(self, wide: Wide, target: int) -> Iterator[JetChunk]:
+        k = len(wide.jets)
         rows_per = max(1, target // k)
-        names = self.wide.names()
+        names = wide.names()
         first_jet = 0
         for start in range(0, self.n_entries, rows_per):
             stop = min(start + rows_per, self.n_entries)
             raw = self._rows(names, start, stop)
-            jets, counts, per_jet = stack(raw, self.wide)
+            jets, counts, per_jet = stack(raw, wide)
             yield JetChunk(jets, counts, self._rows(self.kept, start, stop), first_jet, start, per_jet)
             first_jet += int(counts.sum())
 
@@ -922,7 +927,7 @@ def _attrs_to_json(attrs) -> list:
         if isinstance(v, h5py.Empty):
             out.append([k, {"empty": np.dtype(v.dtype).str}])
         elif isinstance(v, (bytes, np.bytes_)):
-            enc = {"bytes": base64.b64encode(bytes(v)).decode()}
+            enc: dict[str, str | int] = {"bytes": base64.b64encode(bytes(v)).decode()}
             try:  # PyTables reads UTF-8 (null-terminated) strings as str, ASCII ones as bytes
                 t = h5py.h5a.open(attrs._id, k.encode()).get_type()
                 if isinstance(t, h5py.h5t.TypeStringID) and not t.is_variable_str():
@@ -1020,8 +1025,15 @@ class Hdf5Writer:
             self._abort()
             raise
 
+    def _open_file(self):
+        """The output file: open from __init__ until close, unless an error gave it up."""
+        if self.file is None:
+            raise InputError("cannot write HDF5 output: an earlier write failed")
+        return self.file
+
     def _group(self, path: str):
-        return self.file.require_group(path) if path else self.file
+        f = self._open_file()
+        return f.require_group(path) if path else f
 
     def _order(self, names: list[str]) -> list[str]:
         order = {n: i for i, n in enumerate(self.info.branch_order)}
@@ -1047,7 +1059,8 @@ class Hdf5Writer:
             self._create_awkward()
             return
         self.layout = "vlen" if self.layout == "vlen" else "columns"
-        group = self.file.create_group(tree, track_order=self.track_order) if tree else self.file
+        f = self._open_file()
+        group = f.create_group(tree, track_order=self.track_order) if tree else f
         group.attrs["units"] = info.units  # read back by Hdf5Source: no guessing
         self.group = group
         dtypes: dict[str, Any] = {}
@@ -1059,8 +1072,8 @@ class Hdf5Writer:
             if self.counter:
                 dtypes[self.counter] = info.dtypes.get(self.counter, "<u4") if self.layout == "vlen" else "<u4"
         dtypes.update(self.kept_dtypes)
-        for n, dt in self.jet_dtypes.items():
-            dtypes[n] = h5py.vlen_dtype(np.dtype(dt)) if self.layout == "vlen" else dt
+        for n, jet_dt in self.jet_dtypes.items():
+            dtypes[n] = h5py.vlen_dtype(np.dtype(jet_dt)) if self.layout == "vlen" else jet_dt
         self.datasets = {}
         for n in self._order(list(dtypes)):
             if n in group:
@@ -1071,7 +1084,8 @@ class Hdf5Writer:
     def _create_awkward(self) -> None:
         desc = self.info.extra["awkward"]
         tree = self.info.tree or ""
-        group = self.file.create_group(tree, track_order=self.track_order) if tree else self.file
+        f = self._open_file()
+        group = f.create_group(tree, track_order=self.track_order) if tree else f
         group.attrs["form"] = desc["form"]
         group.attrs["units"] = self.info.units
         self.group = group
@@ -1260,7 +1274,7 @@ class Hdf5Writer:
             for role, name in self.names.items():
                 self._append(self.datasets[name], np.asarray(columns[role]).astype("<f4"))
             if self.info.jagged:
-                assert counts is not None
+                assert counts is not None and self.counter is not None
                 self._append(self.datasets[self.counter], counts.astype("<u4"))
             for k, v in jet_kept.items():
                 if k in self.jet_dtypes:

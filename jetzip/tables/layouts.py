@@ -165,7 +165,7 @@ def choose_collection(names: list[str], *, where: str, columns: Mapping[str, str
             raise InputError(f"{where}: collection {wanted!r} has only {', '.join(sorted(partial.columns.values()))}, "
                              "not a full 4-vector; use --columns")
         if collection is not None or preset is not None or not cands:
-            by = "" if collection is not None else f" (the {preset.name} preset's)"
+            by = "" if collection is not None or preset is None else f" (the {preset.name} preset's)"
             raise InputError(f"{where}: no jet collection {wanted!r}{by}; found "
                              f"{_describe(cands) or 'no 4-vector collections'}"
                              + ("" if cands else f"; jet-like columns: {', '.join(jet_like(names)) or 'none'}"))

@@ -68,6 +68,13 @@ def _numeric_type(pa, t) -> np.dtype | None:
     return None
 
 
+def _numeric_fields(pa, t) -> list[tuple[str, np.dtype]] | None:
+    """(name, dtype) of each field of struct type `t`; None when it has none or one is not a number."""
+    subs = [(t.field(i).name, _numeric_type(pa, t.field(i).type)) for i in range(t.num_fields)]
+    numeric = [(n, d) for n, d in subs if d is not None]
+    return numeric if subs and len(numeric) == len(subs) else None
+
+
 def _columns_of(pa, schema) -> tuple[list[_PCol], list[str]]:
     """Carriable columns, and the top-level fields that are not."""
     cols: list[_PCol] = []
@@ -85,13 +92,13 @@ def _columns_of(pa, schema) -> tuple[list[_PCol], list[str]]:
                 cols.append(_PCol(field.name, field.name, None, True, dt))
                 continue
             if pa.types.is_struct(v):
-                subs = [(v.field(i).name, _numeric_type(pa, v.field(i).type)) for i in range(v.num_fields)]
-                if subs and all(d is not None for _, d in subs):
+                subs = _numeric_fields(pa, v)
+                if subs is not None:
                     cols += [_PCol(f"{field.name}.{n}", field.name, n, True, d) for n, d in subs]
                     continue
         elif pa.types.is_struct(t):
-            subs = [(t.field(i).name, _numeric_type(pa, t.field(i).type)) for i in range(t.num_fields)]
-            if subs and all(d is not None for _, d in subs):
+            subs = _numeric_fields(pa, t)
+            if subs is not None:
                 cols += [_PCol(f"{field.name}.{n}", field.name, n, False, d) for n, d in subs]
                 continue
         other.append(field.name)
@@ -407,6 +414,7 @@ class ParquetWriter:
         pa = self.pa
         jet_kept = jet_kept or {}
         if self.wide:
+            assert counts is not None
             per_row = unstack(columns, counts, self.wide, jet_kept)
             per_jet: dict[str, np.ndarray] = {}
         else:

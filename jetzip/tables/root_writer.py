@@ -187,8 +187,9 @@ class RootWriter:
         data.update({k: v for k, v in kept.items() if k in self.kept_dtypes and k not in self.elements})
         for name, shape in self.shapes.items():
             parts = [kept.get(f"{name}[{k}]") for k in range(int(np.prod(shape)))]
-            if parts and all(p is not None for p in parts):
-                data[name] = np.stack(parts, axis=1).reshape(len(parts[0]), *shape)
+            present = [p for p in parts if p is not None]
+            if parts and len(present) == len(parts):
+                data[name] = np.stack(present, axis=1).reshape(len(present[0]), *shape)
         if not data or len(next(iter(data.values()))) == 0:
             return
         if self.side is not None:

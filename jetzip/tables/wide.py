@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -244,7 +244,7 @@ def unstack(columns: Mapping[str, np.ndarray], counts: np.ndarray, w: "Wide",
     return out
 
 
-def representation_of_slots(jets: list[Mapping[str, str]]) -> str:
+def representation_of_slots(jets: Sequence[Mapping[str, str]]) -> str:
     roles = set(jets[0])
     for rep, needed in REPRESENTATIONS.items():
         if set(needed) == roles:
