@@ -756,12 +756,7 @@ class Hdf5Source:
             if lengths.max(initial=0) > MAX_EVENT_JETS:
                 i = int(np.argmax(lengths > MAX_EVENT_JETS))
                 raise self._giant(ev + i, int(lengths[i]))
-            if self.counter:
-                declared = np.asarray(self.cols[self.counter].ds[ev:stop])
-                if (declared != lengths).any():
-                    i = int(np.argmax(declared != lengths))
-                    raise InputError(f"{self.path}: event {ev + i}: counter {self.counter} says "
-                                     f"{declared[i]} jets, {names[0]} holds {int(lengths[i])}")
+            self._check_counter(ev, stop, lengths, names[0])
             flat = {n: (np.concatenate(list(v)) if len(v) else np.empty(0, self.cols[n].dtype))
                     .astype(self.cols[n].dtype, copy=False) for n, v in rows.items()}
             n_jets = int(lengths.sum())
@@ -773,6 +768,16 @@ class Hdf5Source:
             # next step: about `target` jets at this chunk's jets per event
             per_event = max(n_jets / max(len(lengths), 1), 1e-3)
             step = int(min(max(1, target / per_event), COUNTER_BLOCK))
+
+    def _check_counter(self, ev: int, stop: int, lengths: np.ndarray, holder: str) -> None:
+        """A counter beside variable-length jet columns must say the jets per event that `holder` holds."""
+        if not self.counter:
+            return
+        declared = np.asarray(self.cols[self.counter].ds[ev:stop])
+        if (declared != lengths).any():
+            i = int(np.argmax(declared != lengths))
+            raise InputError(f"{self.path}: event {ev + i}: counter {self.counter} says "
+                             f"{declared[i]} jets, {holder} holds {int(lengths[i])}")
 
     def _awkward_chunk(self, names: list[str], ev: int, stop: int, first_jet: int) -> JetChunk:
         """Events ev:stop of awkward list columns: offsets, then one slice of each data buffer."""
@@ -800,12 +805,7 @@ class Hdf5Source:
                                  f"{names[0]} {int(lengths[i])}")
             flat[n] = np.asarray(c.ds[int(o[0]):int(o[-1])]) if len(o) else np.empty(0, c.dtype)
         assert lengths is not None
-        if self.counter:
-            declared = np.asarray(self.cols[self.counter].ds[ev:stop])
-            if (declared != lengths).any():
-                i = int(np.argmax(declared != lengths))
-                raise InputError(f"{self.path}: event {ev + i}: counter {self.counter} says "
-                                 f"{declared[i]} jets, {names[0]} holds {int(lengths[i])}")
+        self._check_counter(ev, stop, lengths, names[0])
         self._last_jets = int(lengths.sum())
         return JetChunk({role: flat[n] for role, n in self.used.items()}, lengths.astype(np.uint32),
                         self._rows(self.kept, ev, stop), first_jet, ev, {n: flat[n] for n in self.jet_branches})

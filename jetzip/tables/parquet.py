@@ -386,7 +386,7 @@ class ParquetWriter:
         jets = self.wide.names() if self.wide else list(self.names.values())
         return {*jets, *self.kept_dtypes, *self.jet_dtypes, *([self.counter] if self.counter else [])}
 
-    def _plain_schema(self):
+    def _plain_schema(self) -> Any:
         pa = self.pa
         info = self.info
         fields = []
