@@ -320,3 +320,31 @@ def test_without_dask_a_one_line_error_names_the_extra(monkeypatch, tmp_path, in
         jd.parse_scheduler("local:x")
     assert jd.parse_scheduler("local:3") == ("local", 3)
     assert jd.parse_scheduler("tcp://10.0.0.1:8786") == ("remote", None)
+
+
+def test_cli_compress_inspect_decompress_a_dataset_on_a_running_scheduler(request, inputs, tmp_path,
+                                                                         small_model_path):
+    from conftest import invoke
+
+    if "--scheduler" not in invoke("compress", "--help").stdout.decode():
+        pytest.skip("the CLI's --scheduler (the patch of issue 13 to jetzip/cli.py) is not applied yet")
+    address = request.getfixturevalue("client").scheduler.address  # tcp://127.0.0.1:...: the CLI connects as to any cluster
+    ds, out = tmp_path / "ds", tmp_path / "out"
+    r = invoke("compress", inputs["nano"], inputs["flat"], "-o", f"{ds}/", "--scheduler", address,
+               "--entries-per-task", ENTRIES_PER_TASK, "-m", small_model_path, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert b"4 parts (0 already done)" in r.stderr
+    r = invoke("compress", inputs["nano"], inputs["flat"], "-o", f"{ds}/", "--scheduler", address,
+               "--entries-per-task", ENTRIES_PER_TASK, "-m", small_model_path, "--no-progress", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["n_skipped"] == 4
+    r = invoke("inspect", ds)
+    assert r.returncode == 0 and b"parts verified: 4 of 4" in r.stdout
+    r = invoke("decompress", ds, "-o", f"{out}/", "--scheduler", address)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["flat.csv", "nano.root"]
+    part = ds / "flat.aez"
+    part.write_bytes(part.read_bytes()[:-10])
+    r = invoke("inspect", ds)
+    assert r.returncode == 1 and b"flat.aez" in r.stderr
+    r = invoke("compress", inputs["flat"], "-o", "x.aez", "--entries-per-task", 10)
+    assert r.returncode == 1 and b"needs --scheduler" in r.stderr
