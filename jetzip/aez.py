@@ -546,7 +546,8 @@ def read_aez(path: str | os.PathLike) -> dict[str, Any]:
         out: dict[str, Any] = {
             "header": aez.header_json, "tail": aez.tail, "counts": counts,
             "kept": {k: np.concatenate([c.kept[k] for c in chunks]) for k in aez.table.kept_branches} if chunks else {},
-            "jet_kept": {k: np.concatenate([c.jet_kept[k] for c in chunks]) for k in aez.table.jet_branches} if chunks else {},
+            "jet_kept": ({k: np.concatenate([c.jet_kept[k] for c in chunks]) for k in aez.table.jet_branches}
+                         if chunks else {}),
             "payloads": [bytes(c.payload) for c in chunks],
         }
         if aez.header.codec["id"] == "latent":

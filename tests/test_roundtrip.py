@@ -120,7 +120,8 @@ def test_csv_roundtrip(tmp_path, small_model_path, small_model):
 def test_chunking_does_not_change_the_result(tmp_path, nano_file, small_model_path):
     path, _ = nano_file
     jetzip.compress(path, tmp_path / "one.aez", model=small_model_path, latent_tolerance=LOOSE)
-    jetzip.compress(path, tmp_path / "many.aez", model=small_model_path, latent_tolerance=LOOSE, chunk_jets=1024, batch_size=100)
+    jetzip.compress(path, tmp_path / "many.aez", model=small_model_path, latent_tolerance=LOOSE, chunk_jets=1024,
+                    batch_size=100)
     one, many = jetzip.read_aez(tmp_path / "one.aez"), jetzip.read_aez(tmp_path / "many.aez")
     assert many["tail"]["n_chunks"] > 1
     np.testing.assert_array_equal(one["counts"], many["counts"])

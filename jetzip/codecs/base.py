@@ -81,6 +81,7 @@ class Codec(ABC):
         Raises:
             FormatError: a side record does not match.
         """
+        return None  # codecs without side records have nothing to check
 
     def side_records(self) -> dict[str, bytes]:
         """Records written once after the header (tag -> payload), e.g. an embedded decoder."""

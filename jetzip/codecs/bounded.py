@@ -141,7 +141,8 @@ def parse_error_bound(spec: str | float | Mapping[str, float], representation: s
                                  "phi and E or mass")
             if key not in roles:
                 raise InputError(f"--error-bound: this table stores {'mass' if fourth == 'm' else 'E'}, "
-                                 f"not {'mass' if key == 'm' else 'E'}; bound {'mass' if fourth == 'm' else 'E'} instead")
+                                 f"not {'mass' if key == 'm' else 'E'}; bound "
+                                 f"{'mass' if fourth == 'm' else 'E'} instead")
             try:
                 given[key] = float(value)
             except (TypeError, ValueError):

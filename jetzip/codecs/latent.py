@@ -273,7 +273,8 @@ class LatentCodec(Codec):
             return dec.norm.invert(dec.run(np.asarray(latents, np.float32)))
 
     # -- decoding -------------------------------------------------------------------------
-    def split(self, payload: bytes | memoryview, n: int, where: str = "chunk") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def split(self, payload: bytes | memoryview, n: int,
+              where: str = "chunk") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(latents (n, dim), verbatim jet indices, their columns (k, 4)) of one chunk."""
         return split_payload(payload, n, self.model.arch.latent, self.dtype, self.tolerance is not None, where)
 
