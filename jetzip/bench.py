@@ -129,15 +129,18 @@ def _add_read_only(clock: "_Clock", path: str) -> dict | None:
         return None
     branches = list(dict.fromkeys([*info.columns.values(), *([info.counter] if info.counter else [])]))
     threads = os.cpu_count() or 1
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="bench-read")
 
     def read(pool) -> None:
         kw = {} if pool is None else {"decompression_executor": pool, "interpretation_executor": pool}
         with uproot.open(path, **kw) as f:
             f[info.tree].arrays(branches, library="np")
 
+    def read_pooled() -> None:
+        with ThreadPoolExecutor(threads) as pool:  # a new pool each time: uproot shuts it down on close
+            read(pool)
+
     clock.add("read/one_thread", lambda: read(None))
-    clock.add("read/pool", lambda: read(pool))
+    clock.add("read/pool", read_pooled)
     return {"branches": branches, "pool_threads": threads}
 
 

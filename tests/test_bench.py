@@ -15,7 +15,7 @@ from jetzip.cli import cli
 @pytest.fixture(scope="module")
 def bench_result(tmp_path_factory, small_model_path):
     work = tmp_path_factory.mktemp("bench")
-    return run_bench(work, n_jets=6000, model=str(small_model_path), repeats=1, model_jets=4000)
+    return run_bench(work, n_jets=6000, model=str(small_model_path), repeats=2, model_jets=4000)
 
 
 def test_bench_produces_every_figure(bench_result):
