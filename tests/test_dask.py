@@ -223,12 +223,23 @@ def _fail_part(name: str, part: str, done: int, total) -> None:
         raise RuntimeError(f"{part}: simulated crash")
 
 
-def test_an_interrupted_run_resumes_skipping_the_finished_parts(client, inputs, tmp_path, small_model_path):
+def test_an_interrupted_run_resumes_skipping_the_finished_parts(client, inputs, tmp_path, small_model_path,
+                                                                monkeypatch):
     files = [inputs["nano"], inputs["flat"]]
     ds = tmp_path / "ds"
     kw = {"client": client, "entries_per_task": ENTRIES_PER_TASK, "model": small_model_path}
+    scattered, mapped = [], []
+    scatter, map_ = client.scatter, client.map
+    monkeypatch.setattr(client, "scatter", lambda obj, **k: scattered.append((obj, k)) or scatter(obj, **k))
+    monkeypatch.setattr(client, "map", lambda fn, items, **k: mapped.append(k) or map_(fn, items, **k))
     with pytest.raises(JetzipError, match=r"1 of 4 parts failed.*run again to resume"):
         jd.compress(files, ds, task_progress=partial(_fail_part, "nano.p0001.aez"), retries=0, **kw)
+    # The model went to every worker once; the tasks name it (a future), not a copy each.
+    assert len(scattered) == 1 and scattered[0][1]["broadcast"] and type(scattered[0][0]).__name__ == "Model"
+    assert isinstance(mapped[-1]["model"], distributed.Future)
+    # One network thread per worker.
+    assert set(client.run(lambda: __import__("torch").get_num_threads()).values()) == {1}
+    monkeypatch.undo()
     assert not (ds / MANIFEST).exists()  # an unfinished dataset has no manifest
     done = {p.name: p.stat().st_mtime_ns for p in ds.glob("*.aez")}
     assert sorted(done) == ["flat.aez", "nano.p0000.aez", "nano.p0002.aez"]
