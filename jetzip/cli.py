@@ -23,8 +23,9 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_DEVICE, DEFAULT_LATENT_DTYPE, DEFAULT_LATENT_TOLERANCE,
-                       DEFAULT_ROOT_COMPRESSION, DEVICE_HELP, ERROR_BOUND_PRESETS, LATENT_DTYPE_CHOICES)
+from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_DEVICE, DEFAULT_LATENT_DTYPE,
+                       DEFAULT_LATENT_TOLERANCE, DEFAULT_ROOT_COMPRESSION, DEVICE_HELP, ERROR_BOUND_PRESETS,
+                       LATENT_DTYPE_CHOICES)
 from .bench import run_bench
 from .engine import DEFAULT_BATCH_SIZE
 from .errors import JetzipError
@@ -341,7 +342,7 @@ def compress(inputs, output, as_json, no_progress, quiet, **options) -> None:
         several = len(paths) > 1 or globbed
         reports: list[dict[str, Any]] = []
         failed: list[tuple[str, str]] = []
-        for path, out in zip(paths, outs):
+        for path, out in zip(paths, outs, strict=True):
             try:
                 with ui.progress(f"compress {os.path.basename(path)}", "events") as advance:
                     r = api.compress(path, out, force=force, progress=advance, warn=ui.warn, **options)
@@ -577,7 +578,8 @@ def bench(workdir, n_jets, input_path, model, device, batch_size, repeats, memor
             try:
                 sizes = [int(float(x)) for x in memory_sizes.split(",")]
             except ValueError:
-                raise JetzipError(f"--memory: expected jet counts like 1000000,10000000, got {memory_sizes!r}") from None
+                raise JetzipError(f"--memory: expected jet counts like 1000000,10000000, "
+                                  f"got {memory_sizes!r}") from None
             rows = b.memory_scaling(workdir, sizes, model=model, log=log)
             text = "\n".join(f"{r['n_jets']:>10d} jets: compress peak RSS {r['compress_peak_rss_mb']:7.0f} MB "
                              f"({r['compress_s']:.1f} s), decompress peak RSS {r['decompress_peak_rss_mb']:7.0f} MB "

@@ -11,14 +11,15 @@ from typing import Any
 RESIDUAL_KIND = {"E": "rel", "pt": "rel", "m": "rel", "eta": "abs", "phi": "abs"}
 
 
-def _fmt_bytes(n: int | None) -> str:
+def _fmt_bytes(n: float | None) -> str:
     if n is None:
         return "-"
+    x = float(n)
     for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1000
-    return str(n)
+        if abs(x) < 1000 or unit == "TB":
+            return f"{x:.0f} {unit}" if unit == "B" else f"{x:.2f} {unit}"
+        x /= 1000
+    return str(x)
 
 
 def residual_table(summary: dict[str, dict[str, float]], title: str = "residuals"):
@@ -51,7 +52,9 @@ def _codec_rows(codec: dict[str, Any]) -> list[tuple[str, str]]:
         latent = codec.get("latent") or {}
         rows = [
             ("codec", "latent (3-float autoencoder latent per jet)"),
-            ("model", f"{model.get('name')} ({'decoder embedded' if model.get('embedded') else 'not embedded: needs --model, or the same default model'})"),
+            ("model", f"{model.get('name')} ("
+                      + ("decoder embedded" if model.get("embedded")
+                         else "not embedded: needs --model, or the same default model") + ")"),
             ("model sha256", str(model.get("weights_sha256"))),
             ("latent", f"{latent.get('dim')} x {latent.get('dtype')}"),
             ("normalization", _describe_normalization(codec.get("normalization") or {})),
@@ -164,7 +167,7 @@ class TrainDisplay:
         self.console = console
         self.enabled = enabled
         self.quiet = quiet
-        self.progress = None
+        self.progress: Any = None  # a rich Progress while it shows
         self.t0 = time.perf_counter()
 
     def __enter__(self) -> "TrainDisplay":
@@ -246,7 +249,8 @@ def print_evaluation(r: dict[str, Any], console) -> None:
         t.add_row("float16 cast + zstd", f"{f16['bytes_per_jet']:.2f}",
                   *(cell(f16["residual_std"], f16["residual_p99_abs"], k) for k in ("E", "pt", "eta", "phi")))
         if "lossless_zstd3_bytes_per_jet" in alt:
-            t.add_row("lossless: shuffled float32 + zstd", f"{alt['lossless_zstd3_bytes_per_jet']:.2f}", "0", "0", "0", "0")
+            t.add_row("lossless: shuffled float32 + zstd", f"{alt['lossless_zstd3_bytes_per_jet']:.2f}",
+                      "0", "0", "0", "0")
         t.add_row("raw float32", "16.00", "0", "0", "0", "0")
         console.print(t)
         if f16.get("non_finite"):
@@ -294,5 +298,5 @@ def _baselines_table(baselines: dict[str, Any]):
 def _describe_normalization(norm: dict) -> str:
     """kind, then shift/scale per model feature (E-term, pt, eta, phi)."""
     shift, scale = norm.get("shift") or [], norm.get("scale") or []
-    pairs = ", ".join(f"{a:.4g}/{b:.4g}" for a, b in zip(shift, scale))
+    pairs = ", ".join(f"{a:.4g}/{b:.4g}" for a, b in zip(shift, scale, strict=False))
     return f"{norm.get('kind', '?')} (shift/scale: {pairs})"

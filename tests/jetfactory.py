@@ -56,7 +56,7 @@ def write_csv(path, cols: dict[str, np.ndarray]) -> None:
     names = list(cols)
     with open(path, "w") as f:
         f.write(",".join(names) + "\n")
-        for row in zip(*(cols[k] for k in names)):
+        for row in zip(*(cols[k] for k in names), strict=True):
             f.write(",".join(repr(float(x)) for x in row) + "\n")
 
 

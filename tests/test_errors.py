@@ -267,7 +267,7 @@ def test_library_arguments_are_checked(tmp_path, nano_file, small_model_path):
         with pytest.raises(jetzip.JetzipError, match=message):
             jetzip.compress(path, out, model=small_model_path, **kwargs)
     assert not out.exists()
-    r = jetzip.compress(path, out, model=small_model_path, keep_branches="run")  # one pattern
+    jetzip.compress(path, out, model=small_model_path, keep_branches="run")  # one pattern
     assert jetzip.read_aez(out)["header"]["source"]["kept_branches"] == ["run"]
     for call in (lambda: jetzip.open_aez(5), lambda: jetzip.inspect(None)):
         with pytest.raises(jetzip.InputError, match="expected a file path"):

@@ -322,7 +322,7 @@ def test_minor_version_change(originals, references, work):
         data = bytearray(originals[name])
         data[MINOR_FIELD] = (1).to_bytes(2, "little")
         write(work / f"minor-{name}", bytes(data))
-        ok, result = attempt(lambda: read_fully(name, work / f"minor-{name}"), name)
+        ok, result = attempt(lambda name=name: read_fully(name, work / f"minor-{name}"), name)
         if name == "aez":
             assert not ok and "format version 2.1" in str(result)
         else:
@@ -549,7 +549,7 @@ def test_kept_branches_must_keep_their_layout(originals, work):
                      "does not fit"),  # one value per event or jet, whatever the chunk
              "dtype": (lambda m: [dict(x, dtype="<u4") if x["dtype"] == "<f4" else x for x in m],
                        "the header says")}  # every chunk is held to the header's dtypes
-    for case, (mutate, message) in cases.items():
+    for mutate, message in cases.values():
         write(work / "layout.aez", _manifest_variant(data, index, mutate))
         with pytest.raises(jetzip.FormatError, match=message):
             read_fully("keep", work / "layout.aez")

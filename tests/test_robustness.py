@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import uproot
 
 import jetzip
 import jetfactory
-from conftest import LOOSE, invoke, run_cli
+from conftest import LOOSE, invoke
 
 
 def sha(path) -> str:

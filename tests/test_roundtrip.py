@@ -144,7 +144,7 @@ def test_thread_count_does_not_change_the_file(tmp_path, nano_file, small_model_
     jetzip.decompress(tmp_path / "t1.aez", tmp_path / "t3.h5", threads=3)
     a, b = jetzip.open_table(str(tmp_path / "t1.h5")), jetzip.open_table(str(tmp_path / "t3.h5"))
     try:
-        for ca, cb in zip(a.chunks(), b.chunks()):
+        for ca, cb in zip(a.chunks(), b.chunks(), strict=True):
             for role in ca.columns:
                 np.testing.assert_array_equal(ca.columns[role], cb.columns[role])
     finally:
