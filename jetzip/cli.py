@@ -318,6 +318,15 @@ def _outputs_for(inputs: list[str], output: str | None, suffix: str, globbed: bo
 @click.option("--chunk-jets", type=click.IntRange(1024),
               help=f"Jets per chunk read and written (bounds memory; default {DEFAULT_CHUNK_JETS}, "
                    f"{DEFAULT_BOUNDED_CHUNK_JETS} with --error-bound).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Compress on a Dask cluster into a dataset folder (-o OUTDIR/: one .aez part per input "
+                   "or entry range, and manifest.json): tcp://host:8786 for a running scheduler, or "
+                   "local:N for N local worker processes (pip install 'jetzip[dask]'). Running the same "
+                   "command again resumes, skipping the parts already written.")
+@click.option("--entries-per-task", type=click.IntRange(1), metavar="N",
+              help="With --scheduler: split inputs with more events (rows) than N into one part per N.")
+@click.option("--retries", type=click.IntRange(0), default=2, show_default=True,
+              help="With --scheduler: retries of a task that fails unexpectedly or loses its worker.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -333,9 +342,16 @@ def compress(inputs, output, as_json, no_progress, quiet, **options) -> None:
     options["embed_model"] = not options.pop("no_embed_model")
     for name in ("keep_branches", "drop_branches"):
         options[name] = tuple(options[name])
+    dataset = {k: options.pop(k) for k in ("scheduler", "entries_per_task", "retries")}
+    if dataset["scheduler"] is not None:
+        run_guarded(lambda: _compress_dataset(ui, inputs, output, force, as_json, dataset, options))
+        return
 
     def go():
         from . import api
+
+        if dataset["entries_per_task"] is not None:
+            raise JetzipError("--entries-per-task splits inputs into dataset parts: it needs --scheduler")
 
         paths, globbed = _expand_inputs(inputs)
         outs = _outputs_for(paths, output, ".aez", globbed)
@@ -372,6 +388,26 @@ def compress(inputs, output, as_json, no_progress, quiet, **options) -> None:
     run_guarded(go)
 
 
+def _compress_dataset(ui: Ui, inputs: tuple[str, ...], output: str | None, force: bool, as_json: bool,
+                      dataset: dict[str, Any], options: dict[str, Any]) -> None:
+    """compress --scheduler: a dataset folder of parts on a Dask cluster (jetzip.dask)."""
+    from . import dask as jd
+
+    if not output or output == "-":
+        raise JetzipError("--scheduler writes a dataset folder: give -o OUTDIR/")
+    if options.pop("max_jets", None) is not None:
+        raise JetzipError("--max-jets cannot be used with --scheduler (use --entries-per-task to split inputs)")
+    with ui.progress(f"compress into {output}", "parts") as advance:
+        r = jd.compress(list(inputs), output, scheduler=dataset["scheduler"],
+                        entries_per_task=dataset["entries_per_task"], retries=dataset["retries"], force=force,
+                        progress=lambda done, total: advance(1, total), warn=ui.warn, **options)
+    ui.info(f"{r['n_inputs']} input(s) -> {r['outdir']}: {r['n_parts']} parts ({r['n_skipped']} already done), "
+            f"{r['n_jets']} jets in {r['n_events']} events, {r['bytes']} bytes, {r['seconds']:.2f} s "
+            f"({r['jets_per_second'] or 0:.3g} jets/s)")
+    if as_json:
+        _json_out(r)
+
+
 def _summary(ui: Ui, verb: str, reports: list[dict[str, Any]], failed: list[tuple[str, str]]) -> None:
     """One line on stderr: how many inputs were done (jets, bytes) and which failed."""
     ok = [r for r in reports if "error" not in r]
@@ -394,17 +430,40 @@ def _summary(ui: Ui, verb: str, reports: list[dict[str, Any]], failed: list[tupl
               show_default=True, help="Compression of ROOT output (zstd needs ROOT >= 6.20 to read).")
 @device_options
 @threads_option
+@click.option("--scheduler", metavar="ADDRESS",
+              help="INPUT a dataset folder: restore its inputs on a Dask cluster (tcp://host:8786 or local:N).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (on stderr when -o -).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
-def decompress(input, output, model, fmt, root_compression, device, batch_size, threads, force, as_json,
-               no_progress, quiet) -> None:
-    """Restore a jet table from a .aez file, in the layout it was compressed from."""
+def decompress(input, output, model, fmt, root_compression, device, batch_size, threads, scheduler, force,
+               as_json, no_progress, quiet) -> None:
+    """Restore a jet table from a .aez file, in the layout it was compressed from.
+
+    INPUT may be a dataset folder (made by compress --scheduler): then -o is a folder (one file
+    per input, named after it) or a pattern like 'out/{name}.h5'.
+    """
     ui = Ui(quiet or output == "-", not no_progress)
 
     def go():
         from . import api
+
+        if os.path.isdir(input):
+            from . import dask as jd
+
+            if output == "-":
+                raise JetzipError("a dataset restores to a folder (-o OUTDIR/) or a pattern like 'out/{name}.h5'")
+            with ui.progress(f"decompress {input}", "inputs") as advance:
+                r = jd.decompress(input, output, scheduler=scheduler, model=model, force=force, format=fmt,
+                                  root_compression=root_compression, device=device, batch_size=batch_size,
+                                  threads=threads, progress=lambda done, total: advance(1, total))
+            ui.info(f"{input} -> {len(r['outputs'])} file(s) in {output}: {r['n_jets']} jets in "
+                    f"{r['n_events']} events, {r['seconds']:.2f} s")
+            if as_json:
+                _json_out(r)
+            return
+        if scheduler is not None:
+            raise JetzipError(f"--scheduler restores a dataset folder; {input} is a file")
 
         with ui.progress(f"decompress {os.path.basename(input)}", "events") as advance:
             r = api.decompress(input, output, model=model, format=fmt, device=device,
@@ -425,11 +484,25 @@ def decompress(input, output, model, fmt, root_compression, device, batch_size, 
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @click.option("--no-verify", is_flag=True, help="Skip checking every checksum (faster on huge files).")
-def inspect(path, as_json, no_verify) -> None:
-    """Show what a .aez file or a model file holds, verifying every checksum."""
+@click.option("--scheduler", metavar="ADDRESS", help="PATH a dataset folder: check its parts on a Dask cluster.")
+def inspect(path, as_json, no_verify, scheduler) -> None:
+    """Show what a .aez file, a model file or a dataset folder holds, verifying every checksum."""
     def go():
         from . import api
         from .render import print_inspect
+
+        if os.path.isdir(path):
+            from . import dask as jd
+
+            info = jd.inspect(path, scheduler=scheduler, verify=not no_verify, strict=False)
+            if as_json:
+                _json_out(info)
+            else:
+                click.echo(jd.format_inspect(info))
+            if info["problems"]:
+                raise JetzipError(f"dataset {path}: {len(info['problems'])} part(s) fail their checks; "
+                                  f"the first: {info['problems'][0]}")
+            return
 
         info = api.inspect(path, verify=not no_verify)
         if as_json:
