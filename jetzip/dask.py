@@ -447,7 +447,8 @@ def inspect(outdir: str | os.PathLike, *, client: Any = None, scheduler: str | N
            "bytes_per_jet": totals["bytes"] / n if n else None, "inputs": inputs, "parts": checks,
            "unlisted": unlisted, "problems": problems, "verified": verify and not problems}
     if strict and problems:
-        raise FormatError(f"dataset {outdir}: " + _failure_text("parts", problems, len(parts)).replace(" failed", " fail their checks"))
+        text = _failure_text("parts", problems, len(parts)).replace(" failed", " fail their checks")
+        raise FormatError(f"dataset {outdir}: {text}")
     return out
 
 

@@ -24,7 +24,8 @@ try:
     import distributed
 except ImportError as exc:  # pragma: no cover - depends on the environment
     if in_ci():
-        raise ImportError(f"CI=true: the Dask tests must run; install the extra: pip install -e '.[dask]' ({exc})")
+        raise ImportError(f"CI=true: the Dask tests must run; install the extra: pip install -e '.[dask]' ({exc})") \
+            from exc
     pytest.skip(f"Dask is not installed ({exc.name}); pip install 'jetzip[dask]' to run these tests",
                 allow_module_level=True)
 
@@ -339,7 +340,8 @@ def test_cli_compress_inspect_decompress_a_dataset_on_a_running_scheduler(reques
 
     if "--scheduler" not in invoke("compress", "--help").stdout.decode():
         pytest.skip("the CLI's --scheduler (the patch of issue 13 to jetzip/cli.py) is not applied yet")
-    address = request.getfixturevalue("client").scheduler.address  # tcp://127.0.0.1:...: the CLI connects as to any cluster
+    # tcp://127.0.0.1:...: the CLI connects to it as to any cluster
+    address = request.getfixturevalue("client").scheduler.address
     ds, out = tmp_path / "ds", tmp_path / "out"
     r = invoke("compress", inputs["nano"], inputs["flat"], "-o", f"{ds}/", "--scheduler", address,
                "--entries-per-task", ENTRIES_PER_TASK, "-m", small_model_path, "--no-progress")
