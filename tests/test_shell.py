@@ -222,18 +222,23 @@ def test_progress_bars_say_what_they_count(tmp_path, nano_file, small_model_path
 # --- options forwarded one-to-one -----------------------------------------------------------
 
 def test_every_library_keyword_has_its_option():
-    """The CLI is a thin layer: each keyword of compress/decompress is an option of the same name."""
+    """The CLI is a thin layer: each keyword of compress/decompress is an option of the same name,
+    and the dataset options (--scheduler, ...) are keywords of jetzip.dask's functions."""
     from jetzip import api
+    from jetzip import dask as jd
     from jetzip.cli import cli
 
     renamed = {"compress": {"no_embed_model": "embed_model"}, "decompress": {"fmt": "format"}}
     own = {"inputs", "input", "as_json", "no_progress", "quiet"}
     library_only = {"input", "output", "progress", "warn",
                     "entry_range"}  # a part of a file, for jetzip.dask's tasks
-    for name, fn in (("compress", api.compress), ("decompress", api.decompress)):
+    dataset = {"scheduler", "entries_per_task", "retries"}  # jetzip.dask
+    for name, fn, dataset_fn in (("compress", api.compress, jd.compress),
+                                 ("decompress", api.decompress, jd.decompress)):
         keywords = set(inspect.signature(fn).parameters) - library_only
         options = {renamed[name].get(p.name, p.name) for p in cli.commands[name].params} - own
-        assert keywords | {"output"} == options, (name, keywords ^ options)
+        assert keywords | {"output"} == options - dataset, (name, keywords ^ (options - dataset))
+        assert options & dataset <= set(inspect.signature(dataset_fn).parameters), name
 
 
 def test_max_jets_keeps_whole_events(tmp_path, nano_file, small_model_path):
