@@ -248,8 +248,10 @@ def _add_baselines(clock: _Clock, model, x: np.ndarray, z: np.ndarray, device) -
         clock.add("one_tensor/encode", under_inference(lambda: net.encode(tx.to(device)).cpu()))
         clock.add("one_tensor/decode", under_inference(lambda: net.decode(tz.to(device)).cpu()))
     for bs in BASELINE_BATCHES:
-        clock.add(f"plain/torch/{bs}/encode", under_inference(lambda bs=bs: plain_torch(net, "encoder", tx, bs, device)))
-        clock.add(f"plain/torch/{bs}/decode", under_inference(lambda bs=bs: plain_torch(net, "decoder", tz, bs, device)))
+        clock.add(f"plain/torch/{bs}/encode",
+                  under_inference(lambda bs=bs: plain_torch(net, "encoder", tx, bs, device)))
+        clock.add(f"plain/torch/{bs}/decode",
+                  under_inference(lambda bs=bs: plain_torch(net, "decoder", tz, bs, device)))
         clock.add(f"plain/numpy/{bs}/encode", lambda bs=bs: plain_numpy(model, "encoder", x, bs))
         clock.add(f"plain/numpy/{bs}/decode", lambda bs=bs: plain_numpy(model, "decoder", z, bs))
 
@@ -395,7 +397,7 @@ def gpu_roofline(model, device, n_jets: int, repeats: int) -> dict:
                 ins = [torch.randn((bs, w.shape[0]), device=device) for w in ws]
                 outs = [torch.empty((bs, w.shape[1]), device=device) for w in ws]
 
-                def chain():
+                def chain(n_batches=n_batches, ws=ws, ins=ins, outs=outs):
                     for _ in range(n_batches):
                         for w, a, o in zip(ws, ins, outs):
                             torch.mm(a, w, out=o)

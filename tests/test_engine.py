@@ -208,7 +208,7 @@ def test_empty_input(model):
 def test_stream_engine_logic_on_the_cpu(model, n):
     """The GPU engine's two-slot pipeline (here without streams or pinning) gives the CPU's numbers."""
     x = model.normalization.apply(jetfactory.model_frame(n, seed=11))
-    for part, cls, inp in (("encoder", Encoder, x), ("decoder", Decoder, None)):
+    for cls, inp in ((Encoder, x), (Decoder, None)):
         runner = cls(model, "cpu", 64, backend="torch")
         if inp is None:
             inp = Encoder(model, "cpu", 64).run(x)
