@@ -31,6 +31,8 @@ Speed targets are judged from this output, never from timed unit tests.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import json
 import os
 import platform
@@ -249,11 +251,11 @@ def _add_baselines(clock: _Clock, model, x: np.ndarray, z: np.ndarray, device) -
         clock.add("one_tensor/decode", under_inference(lambda: net.decode(tz.to(device)).cpu()))
     for bs in BASELINE_BATCHES:
         clock.add(f"plain/torch/{bs}/encode",
-                  under_inference(lambda bs=bs: plain_torch(net, "encoder", tx, bs, device)))
+                  under_inference(partial(plain_torch, net, "encoder", tx, bs, device)))
         clock.add(f"plain/torch/{bs}/decode",
-                  under_inference(lambda bs=bs: plain_torch(net, "decoder", tz, bs, device)))
-        clock.add(f"plain/numpy/{bs}/encode", lambda bs=bs: plain_numpy(model, "encoder", x, bs))
-        clock.add(f"plain/numpy/{bs}/decode", lambda bs=bs: plain_numpy(model, "decoder", z, bs))
+                  under_inference(partial(plain_torch, net, "decoder", tz, bs, device)))
+        clock.add(f"plain/numpy/{bs}/encode", partial(plain_numpy, model, "encoder", x, bs))
+        clock.add(f"plain/numpy/{bs}/decode", partial(plain_numpy, model, "decoder", z, bs))
 
 
 def _baselines_result(best: dict[str, float]) -> dict:
@@ -280,12 +282,12 @@ def _add_engines(clock: _Clock, model, x: np.ndarray, z: np.ndarray, device, bat
     info: dict[str, Any] = {"batch_size": bs, "chosen": choose_backend(device.type),
                             "cpu_chosen": choose_backend("cpu")}
     for bk in backends:
-        kw = {"device": str(device)} if bk == "cuda" else {"device": "cpu", "backend": bk}
-        enc = Encoder(model, batch_size=bs, **kw)
-        dec = Decoder(model, batch_size=bs, **kw)
+        dev, backend = (str(device), None) if bk == "cuda" else ("cpu", bk)
+        enc = Encoder(model, dev, bs, backend=backend)
+        dec = Decoder(model, dev, bs, backend=backend)
         warm = len(x) if bk == "cuda" else min(len(x), 4 * bs * enc.workers)
-        clock.add(f"engine/{bk}/encode", lambda enc=enc: enc.run(x), warm=lambda enc=enc, w=warm: enc.run(x[:w]))
-        clock.add(f"engine/{bk}/decode", lambda dec=dec: dec.run(z), warm=lambda dec=dec, w=warm: dec.run(z[:w]))
+        clock.add(f"engine/{bk}/encode", partial(enc.run, x), warm=partial(enc.run, x[:warm]))
+        clock.add(f"engine/{bk}/decode", partial(dec.run, z), warm=partial(dec.run, z[:warm]))
         info[bk] = {"workers": enc.workers}
         if bk == "cuda":
             info[bk]["gpu_batch_size"] = enc.engine.batch_size
@@ -351,8 +353,7 @@ def _add_roofline(clock: _Clock, model, workers: int, n_jets: int) -> list[dict]
             bs = 65536
             n_batches = max(1, -(-n_jets // bs))
             name = f"roof/{part}/{lib}/{bs}/own"
-            clock.add(name, lambda chain=chain, layers=layers, n=n_batches: chain(layers, 65536, n),
-                      warm=lambda chain=chain, layers=layers: chain(layers, 65536, 1))
+            clock.add(name, partial(chain, layers, 65536, n_batches), warm=partial(chain, layers, 65536, 1))
             threads = torch.get_num_threads() if lib == "torch" else "BLAS default"
             cands.append({"name": name, "part": part, "library": lib, "threads": str(threads),
                           "batch_size": bs, "jets": n_batches * bs})
@@ -372,6 +373,7 @@ def _roofline_result(model, cands: list[dict], best: dict[str, float]) -> dict:
             cand.update(jets_per_s=c["jets"] / sec, gflops=c["jets"] * flop / sec / 1e9)
             out["candidates"].append(cand)
             top = cand if top is None or cand["jets_per_s"] > top["jets_per_s"] else top
+        assert top is not None, f"no roofline candidate for the {part}"
         out["encode" if part == "encoder" else "decode"] = {
             "flop_per_jet": flop, **{k: top[k] for k in ("library", "threads", "batch_size", "jets_per_s", "gflops")}}
     return out
@@ -461,9 +463,10 @@ def reduced_precision(model, frame: np.ndarray, device) -> dict:
         s = summarize_all(residuals(ref, frame_columns(run(dtype))))
         out[name] = {k: v["std"] for k, v in s.items()}
     worst = max(out["bf16"][k] / out["float32"][k] for k in out["float32"])
-    out["bf16_worst_std_ratio"] = worst
-    out["bf16_acceptable"] = worst <= 1.05
-    return out
+    result: dict[str, Any] = dict(out)
+    result["bf16_worst_std_ratio"] = worst
+    result["bf16_acceptable"] = worst <= 1.05
+    return result
 
 
 def synthetic_input(work: Path, n_jets: int, log: Callable[[str], None]) -> str:

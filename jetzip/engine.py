@@ -446,12 +446,13 @@ class _StreamEngine:
         self.widths = [w.shape[1] for w, _ in self.layers]
         self._state: dict | None = None
         self._lock = threading.Lock()  # one run at a time per engine (shared buffers)
+        self.copy_in: Any = None  # CUDA streams (None on the CPU, where the same logic runs in order)
+        self.compute: Any = None
+        self.copy_out: Any = None
         if self.cuda:
             self.copy_in = torch.cuda.Stream(self.device)
             self.compute = torch.cuda.Stream(self.device)
             self.copy_out = torch.cuda.Stream(self.device)
-        else:
-            self.copy_in = self.compute = self.copy_out = None
 
     def _stream(self, s):
         return self.torch.cuda.stream(s) if s is not None else contextlib.nullcontext()
@@ -475,8 +476,8 @@ class _StreamEngine:
             "ev_done": [self._event() for _ in range(2)],
             "ev_out": [self._event() for _ in range(2)],
         }
-        st["h_in_np"] = [t.numpy() for t in st["h_in"]]
-        st["h_out_np"] = [t.numpy() for t in st["h_out"]]
+        st["h_in_np"] = [t.numpy() for t in st["h_in"]]  # type: ignore[attr-defined]  # a list of tensors
+        st["h_out_np"] = [t.numpy() for t in st["h_out"]]  # type: ignore[attr-defined]
         if self.cuda:
             torch.cuda.synchronize(dev)  # allocations done before any side stream uses them
         return st
@@ -540,8 +541,9 @@ class _StreamEngine:
         pending: list[tuple[int, int] | None] = [None, None]
 
         def finish(s: int) -> None:
-            if pending[s] is not None:
-                i, j = pending[s]
+            done = pending[s]
+            if done is not None:
+                i, j = done
                 st["ev_out"][s].synchronize()
                 out[i:j] = st["h_out_np"][s][:j - i]
                 pending[s] = None
