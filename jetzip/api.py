@@ -33,13 +33,13 @@ from .model import Model, load_model, resolve_model
 from .pipeline import InOrderWorker, ordered_process_map, prefetch
 from .tables import JetChunk, TableInfo, counts_without, describe_jet, format_of, open_table, open_writer
 
-Progress = Callable[[int, "int | None"], None]
+Progress = Callable[..., None]  # progress(done, total_or_None, unit): unit "events" or "jets"
 Warn = Callable[[str], None]
 MASS_WARNING = ("the restored mass is not usable (the 3-float latent does not carry it; relative "
                 "errors of order 1); use --error-bound for a bounded mass")
 
 
-def _noop_progress(done: int, total: int | None) -> None:  # noqa: ARG001
+def _noop_progress(done: int, total: int | None, unit: str | None = None) -> None:  # noqa: ARG001
     pass
 
 
@@ -104,7 +104,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         max_jets: compress only the first events holding at most this many jets.
         entry_range: ``(start, stop)``: only events (rows of flat tables) start <= i < stop,
             as Dask tasks split a large file (:mod:`jetzip.dask`).
-        progress: called as ``progress(events_or_rows_done, total_or_None)`` per chunk.
+        progress: called as ``progress(done, total_or_None, unit)`` per chunk, with `unit`
+            "events" (jagged tables) or "jets" (one jet per row).
         warn: called with each warning (one line each).
 
     Returns:
@@ -197,7 +198,10 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                     contextlib.closing(prefetch(map(checked, chunks))) as ready:
                 written = (c for c in ready if c is not None)
                 for chunk, payload in coded(codec, "encode", written, workers):
-                    progress(len(chunk.counts) if chunk.counts is not None else chunk.n_jets, total)
+                    if chunk.counts is not None:
+                        progress(len(chunk.counts), total, "events")
+                    else:
+                        progress(chunk.n_jets, total, "jets")
                     background.submit(chunk, payload)
             if invalid:
                 raise InputError(
@@ -496,7 +500,7 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                         joined.add(cols, chunk.counts, chunk.kept, chunk.jet_kept)
                         n_jets += chunk.n_jets
                         n_events += chunk.n_events
-                        progress(chunk.n_events, None)
+                        progress(chunk.n_events, None, "events" if chunk.counts is not None else "jets")
                     joined.flush()
                 if aez.extras is not None:
                     if fmt != info.format or not hasattr(writer, "write_extras"):

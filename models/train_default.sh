@@ -22,4 +22,4 @@ fi
     --seed 0 --threads 1 --device cpu --normalization log-E-over-p/log-pt/linear-eta-phi \
     --force ${RESUME:+--resume}
 .venv/bin/python models/measure.py jetzip/models/AE_3D_200.jzm data/heldout_200k.root \
-    tests/data/nano_dy.root --json models/residuals.json | tee models/residuals.md
+    ../shared/data/nano_dy.root --json models/residuals.json | tee models/residuals.md

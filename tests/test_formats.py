@@ -13,7 +13,7 @@ from jetzip.features import from_model_frame, infer_units, to_model_frame
 from jetzip.tables import open_table
 
 import jetfactory
-from conftest import NANO_DY, run_cli
+from conftest import run_cli
 
 DATA = Path(__file__).parent / "data"
 
@@ -155,10 +155,10 @@ def test_collection_choice_and_ambiguity(tmp_path, small_model_path):
         open_table(src, collection="FatJet")
 
 
-def test_nanoaod_other_collections_by_name(tmp_path, small_model_path):
-    info = open_table(NANO_DY, collection="FatJet").info
+def test_nanoaod_other_collections_by_name(tmp_path, small_model_path, nano_dy):
+    info = open_table(nano_dy, collection="FatJet").info
     assert info.columns["pt"] == "FatJet_pt" and info.counter == "nFatJet"
-    info = open_table(NANO_DY, collection="GenJet").info
+    info = open_table(nano_dy, collection="GenJet").info
     assert info.counter == "nGenJet"
 
 
