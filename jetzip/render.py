@@ -107,8 +107,12 @@ def print_inspect(info: dict[str, Any], console) -> None:
             ("file size", f"{_fmt_bytes(info['bytes'])} ({', '.join(parts)})"),
             ("bytes per jet", "-" if info["bytes_per_jet"] is None else
              f"{info['bytes_per_jet']:.3f} ({info['ratio_to_float32']:.1%} of 4 x float32)"),
-            ("checksums", "all verified"),
         ]
+        streams = info.get("stream_bytes")
+        if streams and info["n_jets"]:
+            rows.append(("per column", ", ".join(f"{k} {8 * v / info['n_jets']:.2f}"
+                                                 for k, v in streams.items()) + " bits/jet"))
+        rows.append(("checksums", "all verified"))
     else:
         rows.append(("checksums", "not verified (--no-verify)"))
     for k, v in rows:
