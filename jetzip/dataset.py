@@ -271,7 +271,7 @@ def compress_part(spec: Mapping[str, Any], outdir: str, options: Mapping[str, An
         opts["threads"] = 1  # one network thread per task: the cluster gives the parallelism
     progress = api._noop_progress
     if task_progress is not None:
-        def progress(done: int, total: int | None) -> None:
+        def progress(done: int, total: int | None, unit: str | None = None) -> None:  # noqa: ARG001
             task_progress(spec["file"], done, total)
     try:
         report = api.compress(spec["source"], out, entry_range=None if rng is None else tuple(rng),
