@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
+import zlib
+
 from ..errors import FormatError
 
 _REGISTRY: dict[str, type["Codec"]] = {}
@@ -121,3 +123,32 @@ def get_codec(config: Mapping[str, Any], **runtime: Any) -> Codec:
 
 def _load_builtins() -> None:
     from . import bounded, latent  # noqa: F401  (each registers itself on import)
+
+
+def pack_verbatim(index: np.ndarray, values: np.ndarray) -> bytes:
+    """Jets stored exactly: zlib(u32 index x k, f64 x 4k), as both codecs' payloads hold them."""
+    if len(index) == 0:
+        return b""
+    return zlib.compress(index.astype("<u4").tobytes() + np.asarray(values, "<f8").tobytes(), 6)
+
+
+def unpack_verbatim(blob: bytes | memoryview, k: int, n: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(indices (k,), values (k, 4)) of :func:`pack_verbatim` output for a chunk of `n` jets.
+
+    Raises:
+        FormatError: a corrupted block, or an index beyond the chunk.
+    """
+    if k == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 4))
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(bytes(blob), 36 * k + 1)
+    except zlib.error:
+        raise FormatError(f"{where}: verbatim jets are corrupted") from None
+    if len(raw) != 36 * k or not d.eof:
+        raise FormatError(f"{where}: verbatim jets are corrupted")
+    index = np.frombuffer(raw, "<u4", k).astype(np.int64)
+    values = np.frombuffer(raw, "<f8", 4 * k, 4 * k).reshape(k, 4)
+    if index.max() >= n:
+        raise FormatError(f"{where}: verbatim jet index out of range")
+    return index, values

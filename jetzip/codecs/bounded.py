@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import math
 import struct
-import zlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -62,7 +61,7 @@ import numpy as np
 from ..entropy import BitReader, BitWriter, RansDecoder, RansEncoder, SymbolTable, fit_table
 from ..entropy.tables import fit_table_cost, raw_nbytes
 from ..errors import FormatError, InputError
-from .base import Codec, register
+from .base import Codec, pack_verbatim, register, unpack_verbatim
 
 # Role names of the 4th column per representation (features.REPRESENTATIONS)
 FOURTH = {"EPtEtaPhi": "E", "PtEtaPhiM": "m"}
@@ -458,10 +457,7 @@ class BoundedCodec(Codec):
         head += struct.pack("<H", len(w.tables)) + b"".join(t.to_bytes() for t in w.tables)
         rans = w.rans.finish()
         bits = w.bits.finish()
-        ex = b""
-        if len(exact):
-            vals = np.stack([o[exact] for o in originals], axis=1).astype("<f8")
-            ex = zlib.compress(exact.astype("<u4").tobytes() + vals.tobytes(), 6)
+        ex = pack_verbatim(exact, np.stack([o[exact] for o in originals], axis=1)) if len(exact) else b""
         return (head + struct.pack("<I", len(rans)) + rans + struct.pack("<I", len(bits)) + bits
                 + struct.pack("<II", len(exact), len(ex)) + ex)
 
@@ -571,17 +567,7 @@ class BoundedCodec(Codec):
         dec = _reconstruct(kind, steps, _Symbols(q_pt, q_eta, q_phi, q_4, m_class))
         out = {"pt": dec["pt"], "eta": dec["eta"], "phi": dec["phi"], self.fourth: dec["fourth"]}
         if n_exact:
-            d = zlib.decompressobj()
-            try:
-                raw = d.decompress(bytes(ex), 36 * n_exact + 1)
-            except zlib.error:
-                raise FormatError(f"{where}: verbatim jets are corrupted") from None
-            if len(raw) != 36 * n_exact or not d.eof:
-                raise FormatError(f"{where}: verbatim jets are corrupted")
-            index = np.frombuffer(raw, "<u4", n_exact).astype(np.int64)
-            vals = np.frombuffer(raw, "<f8", 4 * n_exact, 4 * n_exact).reshape(n_exact, 4)
-            if len(index) and index.max() >= n:
-                raise FormatError(f"{where}: verbatim jet index out of range")
+            index, vals = unpack_verbatim(ex, n_exact, n, where)
             for i, role in enumerate(("pt", "eta", "phi", self.fourth)):
                 out[role][index] = vals[:, i]
         return out

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import os
 import struct
-import zlib
 from typing import Any, Mapping
 
 import numpy as np
@@ -32,7 +31,7 @@ import numpy as np
 from ..errors import FormatError, InputError, ModelMismatchError
 from ..features import (REPRESENTATIONS, from_model_frame, outside_ranges, to_model_frame,
                         unencodable_jets, unencodable_reasons, wrap_phi)
-from .base import Codec, register
+from .base import Codec, pack_verbatim, register, unpack_verbatim
 
 LATENT_DTYPES = {"float32": "<f4", "float16": "<f2"}
 DEFAULT_TOLERANCE = {"pt": 5e-3, "eta": 5e-3, "phi": 5e-3}
@@ -251,9 +250,8 @@ class LatentCodec(Codec):
             self.exact += len(exact)
         ex = b""
         if len(exact):
-            vals = np.stack([np.asarray(columns[r], np.float64)[exact]
-                             for r in REPRESENTATIONS[self.representation]], axis=1).astype("<f8")
-            ex = zlib.compress(exact.astype("<u4").tobytes() + vals.tobytes(), 6)
+            ex = pack_verbatim(exact, np.stack([np.asarray(columns[r], np.float64)[exact]
+                                                for r in REPRESENTATIONS[self.representation]], axis=1))
         if self.tolerance is None:
             return latents.tobytes()
         return _EXACT.pack(len(exact), len(ex)) + latents.tobytes() + ex
@@ -312,20 +310,7 @@ def split_payload(payload: bytes | memoryview, n: int, dim: int, dtype: str, exa
     if pos + n_lat + n_ex != len(buf) or n_exact > n:
         raise FormatError(f"{where}: chunk sizes are inconsistent")
     lat = np.frombuffer(buf, LATENT_DTYPES[dtype], count=n * dim, offset=pos).reshape(n, dim)
-    index = np.zeros(0, np.int64)
-    vals = np.zeros((0, 4))
-    if n_exact:
-        d = zlib.decompressobj()
-        try:
-            raw = d.decompress(bytes(buf[pos + n_lat:]), 36 * n_exact + 1)
-        except zlib.error:
-            raise FormatError(f"{where}: verbatim jets are corrupted") from None
-        if len(raw) != 36 * n_exact or not d.eof:
-            raise FormatError(f"{where}: verbatim jets are corrupted")
-        index = np.frombuffer(raw, "<u4", n_exact).astype(np.int64)
-        vals = np.frombuffer(raw, "<f8", 4 * n_exact, 4 * n_exact).reshape(n_exact, 4)
-        if index.max() >= n:
-            raise FormatError(f"{where}: verbatim jet index out of range")
+    index, vals = unpack_verbatim(buf[pos + n_lat:], n_exact, n, where)
     return lat, index, vals
 
 
