@@ -58,7 +58,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 
 from . import __version__, container
-from .errors import FormatError, InputError
+from .errors import FormatError, InputError, open_input
 from .tables.base import TableInfo
 
 FORMAT_MAJOR = 2
@@ -297,14 +297,7 @@ class AezFile:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        try:
-            self.f: BinaryIO = open(self.path, "rb")
-        except FileNotFoundError:
-            raise InputError(f"{self.path} does not exist") from None
-        except IsADirectoryError:
-            raise InputError(f"{self.path} is a directory") from None
-        except OSError as exc:
-            raise InputError(f"cannot open {self.path}: {exc.strerror}") from None
+        self.f: BinaryIO = open_input(self.path)
         try:
             self._open()
         except BaseException:

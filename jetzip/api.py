@@ -28,7 +28,7 @@ from .codecs import Codec
 from .codecs.latent import LatentCodec
 from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_DEVICE, DEFAULT_LATENT_DTYPE,
                        DEFAULT_ROOT_COMPRESSION, MIN_WRITE_JETS, RAW_BYTES_PER_JET)
-from .errors import FormatError, InputError, JetzipError, positive_int
+from .errors import FormatError, InputError, JetzipError, open_input, positive_int
 from .model import Model, load_model, resolve_model
 from .pipeline import InOrderWorker, ordered_process_map, prefetch
 from .tables import JetChunk, TableInfo, counts_without, describe_jet, format_of, open_table, open_writer
@@ -483,13 +483,7 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         def run(path: str) -> None:
             nonlocal n_jets, n_events
             writer = open_writer(path, fmt, info, info.columns, kept_dtypes, root_compression)
-
-            def write(columns, counts, kept, jet_kept) -> None:
-                kept = {k: v for k, v in kept.items() if k in kept_dtypes}
-                if info.jet_branches:
-                    writer.write(columns, counts, kept, jet_kept)
-                else:
-                    writer.write(columns, counts, kept)
+            write = restore_to(writer, info, kept_dtypes)
 
             try:
                 with InOrderWorker(write) as background, \
@@ -526,6 +520,18 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
             "missing_branches": info.other_branches, "seconds": time.perf_counter() - t0}
 
 
+def restore_to(writer: Any, info: TableInfo, kept_dtypes: Mapping[str, str]) -> Callable[..., None]:
+    """``write(columns, counts, kept, jet_kept)`` for a table writer: the kept branches the
+    restored table holds, and the per-jet ones when the source had any."""
+    def write(columns: dict, counts: np.ndarray | None, kept: dict, jet_kept: dict) -> None:
+        kept = {k: v for k, v in kept.items() if k in kept_dtypes}
+        if info.jet_branches:
+            writer.write(columns, counts, kept, jet_kept)
+        else:
+            writer.write(columns, counts, kept)
+    return write
+
+
 def checked_path(path: Any) -> str:
     """A file path argument as a string, or an InputError for anything else (None, numbers)."""
     if not isinstance(path, (str, os.PathLike)):
@@ -537,15 +543,8 @@ def file_kind(path: str | os.PathLike) -> str:
     """'aez', 'model' or 'unknown', from the magic number."""
     from .container import AEZ_MAGIC, MODEL_MAGIC
 
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory") from None
-    except OSError as exc:
-        raise InputError(f"cannot open {path}: {exc.strerror}") from None
+    with open_input(path) as f:
+        head = f.read(8)
     return {AEZ_MAGIC: "aez", MODEL_MAGIC: "model"}.get(head, "unknown")
 
 

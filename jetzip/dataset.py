@@ -437,7 +437,7 @@ def restore_input(item: Mapping[str, Any], outdir: str, output: str, options: Ma
     import time
 
     from .aez import open_aez
-    from .api import _Coalescer
+    from .api import _Coalescer, restore_to
     from .atomic import atomic_output
     from .pipeline import InOrderWorker, ordered_map, prefetch
     from .tables import format_of, open_writer
@@ -467,13 +467,7 @@ def restore_input(item: Mapping[str, Any], outdir: str, output: str, options: Ma
         extras: bytes | None = None
         with atomic_output(output, force, inputs=paths) as tmp:
             writer = open_writer(tmp, fmt, info, info.columns, kept_dtypes, root_compression)
-
-            def write(columns, counts, kept, jet_kept) -> None:
-                kept = {k: v for k, v in kept.items() if k in kept_dtypes}
-                if info.jet_branches:
-                    writer.write(columns, counts, kept, jet_kept)
-                else:
-                    writer.write(columns, counts, kept)
+            write = restore_to(writer, info, kept_dtypes)
 
             try:
                 with InOrderWorker(write) as background:

@@ -7,6 +7,9 @@ Anything else escaping jetzip is a bug.
 """
 from __future__ import annotations
 
+import os
+from typing import BinaryIO
+
 
 class JetzipError(ValueError):
     """Base class: a problem with the user's input, files or options."""
@@ -43,3 +46,19 @@ def positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
         raise JetzipError(f"{name} must be a positive integer, not {value!r}")
     return int(value)
+
+
+def open_input(path: "str | os.PathLike[str]") -> "BinaryIO":
+    """`path` opened for binary reading, or an InputError that says why it cannot be.
+
+    Raises:
+        InputError: the file does not exist, is a directory, or cannot be opened.
+    """
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory") from None
+    except OSError as exc:
+        raise InputError(f"cannot open {path}: {exc.strerror}") from None
