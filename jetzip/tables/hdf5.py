@@ -51,8 +51,8 @@ import numpy as np
 from ..errors import InputError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
-from .layouts import PRESETS, candidates, choose_collection
-from .wide import Wide, choose_wide, find_wide, representation_of_slots, stack, unstack, wide_of
+from .layouts import PRESETS, candidates
+from .wide import Wide, find_jets, find_wide, stack, unstack, wide_of
 
 COUNTER_NAMES = ("counts", "n_jets", "njets", "njet", "nJet", "jet_n", "n_jet")  # any case
 MAX_EVENT_JETS = 1 << 20  # jets in one event: more is refused (memory stays bounded)
@@ -475,16 +475,9 @@ class Hdf5Source:
         self.cols = {c.name: c for c in cols}
         names = list(self.cols)
         preset = PRESETS[preset_name] if preset_name else None
-        self.wide: Wide | None = choose_wide(names, where=where, collection=collection, columns=columns)
-        if self.wide is not None:
-            coll_name = self.wide.pattern
-            used = dict(self.wide.jets[0])
-            representation = representation_of_slots(self.wide.jets)
-        else:
-            coll = choose_collection(names, where=where, columns=columns, collection=collection,
-                                     preset=preset if preset and preset.collection else None)
-            used = coll.used_columns(names)
-            coll_name, representation = coll.name, coll.representation or ""
+        self.wide: Wide | None
+        self.wide, coll_name, used, representation = find_jets(
+            names, where=where, collection=collection, columns=columns, preset_name=preset_name)
         for n in used.values():
             if self.cols[n].dtype.kind not in "biuf":
                 raise InputError(f"{where}: column {n} is not numeric")

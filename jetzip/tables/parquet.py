@@ -31,8 +31,8 @@ import numpy as np
 from ..errors import InputError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
-from .layouts import PRESETS, choose_collection
-from .wide import Wide, choose_wide, representation_of_slots, stack, unstack, wide_of
+from .layouts import PRESETS
+from .wide import Wide, find_jets, stack, unstack, wide_of
 
 INSTALL_HINT = "Parquet needs pyarrow: pip install 'jetzip[parquet]' (or pip install pyarrow)"
 COUNTER_NAMES = ("counts", "n_jets", "njets", "njet", "nJet", "jet_n", "n_jet")
@@ -142,18 +142,10 @@ class ParquetSource:
         self.cols = {c.name: c for c in cols}
         names = list(self.cols)
         preset = PRESETS[preset_name] if preset_name else None
-        self.wide: Wide | None = choose_wide(names, where=where, collection=collection, columns=columns)
-        if self.wide is not None:
-            coll_name = self.wide.pattern
-            used = dict(self.wide.jets[0])
-            representation = representation_of_slots(self.wide.jets)
-            jet_names = self.wide.names()
-        else:
-            coll = choose_collection(names, where=where, columns=columns, collection=collection,
-                                     preset=preset if preset and preset.collection else None)
-            used = coll.used_columns(names)
-            coll_name, representation = coll.name, coll.representation or ""
-            jet_names = list(used.values())
+        self.wide: Wide | None
+        self.wide, coll_name, used, representation = find_jets(
+            names, where=where, collection=collection, columns=columns, preset_name=preset_name)
+        jet_names = self.wide.names() if self.wide is not None else list(used.values())
         jagged = {self.cols[n].jagged for n in jet_names}
         if len(jagged) > 1:
             raise InputError(f"{where}: jet columns mix lists and plain numbers ({', '.join(jet_names)})")

@@ -250,3 +250,23 @@ def representation_of_slots(jets: Sequence[Mapping[str, str]]) -> str:
         if set(needed) == roles:
             return rep
     raise ValueError(f"jets per row with roles {sorted(roles)}")
+
+
+def find_jets(names: list[str], *, where: str, collection: str | None, columns,
+              preset_name: str | None) -> tuple["Wide | None", str, dict[str, str], str]:
+    """Which columns of a table are the jets: several jets per row (a :class:`Wide`), else one
+    collection (``layouts.choose_collection``). Returns (wide or None, collection name,
+    role -> column of the first (or only) jet, representation).
+
+    Raises:
+        InputError: no jets, or an ambiguous choice (the message lists the candidates).
+    """
+    from .layouts import PRESETS, choose_collection
+
+    preset = PRESETS[preset_name] if preset_name else None
+    wide = choose_wide(names, where=where, collection=collection, columns=columns)
+    if wide is not None:
+        return wide, wide.pattern, dict(wide.jets[0]), representation_of_slots(wide.jets)
+    coll = choose_collection(names, where=where, columns=columns, collection=collection,
+                             preset=preset if preset and preset.collection else None)
+    return None, coll.name, coll.used_columns(names), coll.representation or ""
