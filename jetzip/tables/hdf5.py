@@ -433,6 +433,8 @@ def _match_any(name: str, patterns: Sequence[str]) -> bool:
 
 
 class Hdf5Source:
+    wide: Wide | None  # several jets per row (tables.wide), or None
+
     def __init__(self, path: str, *, tree: str | None = None, columns: dict[str, str] | None = None,
                  preset: str | None = None, collection: str | None = None,
                  units: str | None = None, keep: Sequence[str] = (), drop: Sequence[str] = ()) -> None:
@@ -475,7 +477,6 @@ class Hdf5Source:
         self.cols = {c.name: c for c in cols}
         names = list(self.cols)
         preset = PRESETS[preset_name] if preset_name else None
-        self.wide: Wide | None
         self.wide, coll_name, used, representation = find_jets(
             names, where=where, collection=collection, columns=columns, preset_name=preset_name)
         for n in used.values():

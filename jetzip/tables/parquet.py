@@ -114,6 +114,8 @@ def _values(pa, arr, dtype: np.dtype) -> np.ndarray:
 
 
 class ParquetSource:
+    wide: Wide | None  # several jets per row (tables.wide), or None
+
     def __init__(self, path: str, *, tree: str | None = None, columns: dict[str, str] | None = None,
                  preset: str | None = None, collection: str | None = None,
                  units: str | None = None, keep: Sequence[str] = (), drop: Sequence[str] = ()) -> None:
@@ -142,7 +144,6 @@ class ParquetSource:
         self.cols = {c.name: c for c in cols}
         names = list(self.cols)
         preset = PRESETS[preset_name] if preset_name else None
-        self.wide: Wide | None
         self.wide, coll_name, used, representation = find_jets(
             names, where=where, collection=collection, columns=columns, preset_name=preset_name)
         jet_names = self.wide.names() if self.wide is not None else list(used.values())

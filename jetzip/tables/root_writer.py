@@ -12,7 +12,7 @@ written to a side file first and merged with them, entry range by entry range, i
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Iterator, Any
 
 import numpy as np
 
@@ -263,16 +263,10 @@ class RootWriter:
         rest_keys = [k for k in rest_tree.keys(recursive=True) if k in types and k not in as_counter]
         n_rest = rest_tree.num_entries
         e = 0
-        with open(self.side_path, "rb") as f:
-            for part in _load_all(f):
-                n = len(next(iter(part.values())))
-                if e + n > n_rest:
-                    raise ValueError(f"the extras hold {n_rest} events of the other collections, "
-                                     "fewer than the jets")
-                part.update(rest_tree.arrays(rest_keys, entry_start=e, entry_stop=e + n,
-                                             library="ak", how=dict))
-                tree.extend({k: part[k] for k in types if k in part and k not in as_counter})
-                e += n
+        for e, n, part in self._side_parts(n_rest):
+            part.update(rest_tree.arrays(rest_keys, entry_start=e, entry_stop=e + n, library="ak", how=dict))
+            tree.extend({k: part[k] for k in types if k in part and k not in as_counter})
+            e += n
         if e != n_rest:
             raise ValueError(f"the extras hold {n_rest} events of the other collections, the jets {e}")
         self._drop_side()
@@ -281,6 +275,21 @@ class RootWriter:
 
     def _merge_rntuple(self, rest) -> None:
         n_rest = rest.num_entries
+        for e, n, part in self._side_parts(n_rest):
+            arr = rest.arrays(entry_start=e, entry_stop=e + n)
+            for name in self.rest:
+                a = arr
+                for piece in name.split("."):
+                    a = a[piece]
+                part[name] = a
+            self._write_rntuple(part)
+        self._drop_side()
+        self.side_path = ""
+        self.merged = True
+
+    def _side_parts(self, n_rest: int) -> Iterator[tuple[int, int, dict]]:
+        """(first event, events, arrays) of each part of the side file, in order; refuses a side
+        file that holds more events than the `n_rest` events of the other collections."""
         e = 0
         with open(self.side_path, "rb") as f:
             for part in _load_all(f):
@@ -288,17 +297,8 @@ class RootWriter:
                 if e + n > n_rest:
                     raise ValueError(f"the extras hold {n_rest} events of the other collections, "
                                      "fewer than the jets")
-                arr = rest.arrays(entry_start=e, entry_stop=e + n)
-                for name in self.rest:
-                    a = arr
-                    for piece in name.split("."):
-                        a = a[piece]
-                    part[name] = a
-                self._write_rntuple(part)
+                yield e, n, part
                 e += n
-        self._drop_side()
-        self.side_path = ""
-        self.merged = True
 
     def _drop_side(self) -> None:
         if self.side is not None:
