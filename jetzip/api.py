@@ -47,6 +47,22 @@ def _noop_warn(message: str) -> None:  # noqa: ARG001
     pass
 
 
+def _with_unit(progress: Progress) -> Callable[[int, "int | None", str], None]:
+    """`progress` called with the unit when it takes a third argument, else as
+    ``progress(done, total)`` (callbacks written for jetzip 0.1)."""
+    import inspect as _inspect
+
+    try:
+        params = _inspect.signature(progress).parameters.values()
+    except (TypeError, ValueError):  # builtins and the like: the two-argument form
+        return lambda done, total, unit: progress(done, total)
+    takes_unit = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) >= 3 \
+        or any(p.kind == p.VAR_POSITIONAL for p in params)
+    if takes_unit:
+        return lambda done, total, unit: progress(done, total, unit)
+    return lambda done, total, unit: progress(done, total)
+
+
 def make_codec(info: TableInfo, *, error_bound: str | float | Mapping[str, float] | None = None,
                model: Model | str | os.PathLike | None = None, latent_dtype: str = DEFAULT_LATENT_DTYPE,
                latent_tolerance: str | Mapping[str, float] | None = None, embed_model: bool = True,
@@ -123,6 +139,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         JetzipError: any other problem with the arguments.
     """
     t0 = time.perf_counter()
+    report_progress = _with_unit(progress)
     if str(output) == "-":
         raise JetzipError("a .aez file cannot go to standard output; give a file name")
     if chunk_jets is None:
@@ -149,6 +166,13 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         raise JetzipError(f"unknown latent dtype {latent_dtype!r}; use float32, float16")
     if error_bound is None:
         resolve_model(model)  # a missing model fails before the input is read
+    else:
+        ignored = [name for name, given in (("--model", model is not None),
+                                            ("--tolerance", latent_tolerance is not None),
+                                            ("--latent-dtype", latent_dtype != DEFAULT_LATENT_DTYPE),
+                                            ("--no-embed-model", not embed_model)) if given]
+        if ignored:
+            warn(f"{', '.join(ignored)} only apply to the latent codec; the error-bounded codec ignores them")
     source = open_table(input, tree=tree, columns=columns, preset=preset, collection=collection,
                         units=units, keep_branches=keep_branches, drop_branches=drop_branches,
                         threads=threads)
@@ -199,9 +223,9 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                 written = (c for c in ready if c is not None)
                 for chunk, payload in coded(codec, "encode", written, workers):
                     if chunk.counts is not None:
-                        progress(len(chunk.counts), total, "events")
+                        report_progress(len(chunk.counts), total, "events")
                     else:
-                        progress(chunk.n_jets, total, "jets")
+                        report_progress(chunk.n_jets, total, "jets")
                     background.submit(chunk, payload)
             if invalid:
                 raise InputError(
@@ -453,6 +477,7 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         OutputExistsError: `output` exists and `force` is false.
     """
     t0 = time.perf_counter()
+    report_progress = _with_unit(progress)
     fmt = format_of(output, format, sniff=False, hint="--format")
     if str(output) == "-" and fmt != "csv":
         raise JetzipError(f"-o - writes CSV only; {fmt.upper() if fmt == 'hdf5' else fmt} output needs a file name")
@@ -469,7 +494,7 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
             aez.verify()  # nothing reaches stdout from a damaged file
         if fmt == "csv" and info.jagged and info.layout != "jets-per-row":
             index = "jetzip_event" if "event" in {*info.kept_branches, *info.branch_order} else "event"
-            warn(f"CSV holds one jet per row with an {index} column; events without jets are not "
+            warn(f"CSV holds one jet per row with a column {index}; events without jets are not "
                  "kept in CSV (use .root or .h5 to keep them)")
         if codec.codec_id == "latent" and info.representation in ("PtEtaPhiM", "PxPyPzM"):
             warn(MASS_WARNING)
@@ -494,7 +519,7 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                         joined.add(cols, chunk.counts, chunk.kept, chunk.jet_kept)
                         n_jets += chunk.n_jets
                         n_events += chunk.n_events
-                        progress(chunk.n_events, None, "events" if chunk.counts is not None else "jets")
+                        report_progress(chunk.n_events, None, "events" if chunk.counts is not None else "jets")
                     joined.flush()
                 if aez.extras is not None:
                     if fmt != info.format or not hasattr(writer, "write_extras"):

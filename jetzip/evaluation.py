@@ -107,6 +107,7 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         config = aez.header.codec
         size = aez.size or os.path.getsize(compressed)
         decoder_bytes = len(aez.side["DECW"]) + 16 if "DECW" in aez.side else 0
+        payload_bytes = sum(len(c.payload) for c in aez.chunks())
     roles = list(info.columns)
     source = _open_original(original, info)
     try:
@@ -159,6 +160,8 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         "bytes": size, "bytes_per_jet": size / total_jets if whole else None,
         "ratio_to_float32": size / (total_jets * RAW_BYTES_PER_JET) if whole else None,
         "bytes_per_jet_without_decoder": (size - decoder_bytes) / total_jets if whole else None,
+        # the jets' own bytes: no header, no decoder, no carried branches or other objects
+        "payload_bytes_per_jet": payload_bytes / total_jets if whole else None,
         "conventions": "E, pt, m relative (decoded-original)/original; eta, phi absolute, phi wrapped",
     }
     if config["id"] == "latent":

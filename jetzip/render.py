@@ -232,8 +232,8 @@ def print_evaluation(r: dict[str, Any], console) -> None:
                       "SOME VALUES ARE BEYOND THEIR BOUND (see violations)")
     if r.get("bytes_per_jet") is not None:
         console.print(f"size: {r['bytes']} bytes, {r['bytes_per_jet']:.3f} B/jet, "
-                      f"{r['ratio_to_float32']:.1%} of 4 x float32 (16 B/jet); without the embedded "
-                      f"decoder {r['bytes_per_jet_without_decoder']:.3f} B/jet")
+                      f"{r['ratio_to_float32']:.1%} of 4 x float32 (16 B/jet); the jets alone (no header, "
+                      f"decoder or carried branches) {r.get('payload_bytes_per_jet') or 0:.3f} B/jet")
     alt = r.get("alternatives") or {}
     if alt:
         from rich.table import Table
@@ -246,8 +246,8 @@ def print_evaluation(r: dict[str, Any], console) -> None:
             return f"{std[k]:.1e} / {p99[k]:.1e}" if k in std else "-"
         stds = {k: v["std"] for k, v in res.items() if v.get("n")}
         p99s = {k: v["p99_abs"] for k, v in res.items() if v.get("n")}
-        t.add_row("jetzip (this file, without decoder)", "-" if r.get("bytes_per_jet") is None
-                  else f"{r['bytes_per_jet_without_decoder']:.2f}",
+        t.add_row("jetzip (this file, the jets alone)", "-" if r.get("payload_bytes_per_jet") is None
+                  else f"{r['payload_bytes_per_jet']:.2f}",
                   *(cell(stds, p99s, k) for k in ("E", "pt", "eta", "phi")))
         f16 = alt["float16"]
         t.add_row("float16 cast + zstd", f"{f16['bytes_per_jet']:.2f}",

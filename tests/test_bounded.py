@@ -130,6 +130,8 @@ def test_bound_specs(spec, expected):
     ("abc", "expected a number"), ("pt=x", "not a number"), ("rapidity=1e-3", "unknown column"),
     ("E=1e-3", "stores mass"), ("0", "outside the supported"), ("nan", "outside the supported"),
     ("pt=1e-3,eta", "not name=number"), ("2", "outside the supported"),
+    ("pt=1e-3,pt=2e-3", "pt is given twice"), ("m=1e-3,mass=2e-3", "mass is given twice"),
+    ("pt=1e-3,eta=0", "eta bound 0"),
 ])
 def test_bad_bound_specs_are_one_line_errors(spec, words):
     with pytest.raises(InputError, match=words) as info:
@@ -194,6 +196,15 @@ def test_same_bytes_for_any_thread_count(tmp_path):
     with h5py.File(tmp_path / "a.h5") as fa, h5py.File(tmp_path / "b.h5") as fb:
         for k in ("Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass"):
             np.testing.assert_array_equal(fa[f"Events/{k}"][...], fb[f"Events/{k}"][...])
+
+
+def test_latent_options_with_an_error_bound_are_named_as_ignored(tmp_path):
+    src = tmp_path / "nano.root"
+    jetfactory.write_nanoaod(src, n_events=50, seed=3)
+    said: list[str] = []
+    jetzip.compress(src, tmp_path / "a.aez", error_bound="1e-3", latent_tolerance="pt=1e-2",
+                    latent_dtype="float16", warn=said.append)
+    assert any("--tolerance, --latent-dtype only apply to the latent codec" in w for w in said)
 
 
 def test_nan_jets_refused_or_dropped(tmp_path):

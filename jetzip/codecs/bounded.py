@@ -138,6 +138,8 @@ def parse_error_bound(spec: str | float | Mapping[str, float], representation: s
             if key is None:
                 raise InputError(f"--error-bound: unknown column {str(name).strip()!r}; use pt, eta, "
                                  "phi and E or mass")
+            if key in given:
+                raise InputError(f"--error-bound: {'mass' if key == 'm' else key} is given twice")
             if key not in roles:
                 raise InputError(f"--error-bound: this table stores {'mass' if fourth == 'm' else 'E'}, "
                                  f"not {'mass' if key == 'm' else 'E'}; bound "
@@ -148,15 +150,21 @@ def parse_error_bound(spec: str | float | Mapping[str, float], representation: s
                 raise InputError(f"--error-bound: {name}={value!r} is not a number") from None
         if not given:
             raise InputError("--error-bound: no bounds given")
+        _check_ranges(given)  # the columns named first, so an error names what the user wrote
         smallest = min(given.values())
         given = {r: given.get(r, smallest) for r in roles}
+    _check_ranges(given)
+    return given
+
+
+def _check_ranges(given: Mapping[str, float]) -> None:
     for role, b in given.items():
         lo, hi = (MIN_RELATIVE, MAX_RELATIVE) if RELATIVE[role] else (MIN_ABSOLUTE, MAX_ABSOLUTE)
         if not (math.isfinite(b) and lo <= b <= hi):
             kind = "relative" if RELATIVE[role] else "absolute"
-            raise InputError(f"--error-bound: {role} bound {b:g} is outside the supported {kind} "
-                             f"range {lo:g} to {hi:g}")
-    return given
+            raise InputError(f"--error-bound: {'mass' if role == 'm' else role} bound {b:g} is outside the "
+                             f"supported {kind} range {lo:g} to {hi:g} (relative: pt, E, mass; absolute: "
+                             "eta, phi)")
 
 
 def steps_for(bounds: Mapping[str, float], max_abs: Mapping[str, float]) -> dict[str, float]:
