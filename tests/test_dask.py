@@ -338,8 +338,7 @@ def test_cli_compress_inspect_decompress_a_dataset_on_a_running_scheduler(reques
                                                                          small_model_path):
     from conftest import invoke
 
-    if "--scheduler" not in invoke("compress", "--help").stdout.decode():
-        pytest.skip("the CLI's --scheduler (the patch of issue 13 to jetzip/cli.py) is not applied yet")
+    assert "--scheduler" in invoke("compress", "--help").stdout.decode()
     # tcp://127.0.0.1:...: the CLI connects to it as to any cluster
     address = request.getfixturevalue("client").scheduler.address
     ds, out = tmp_path / "ds", tmp_path / "out"
