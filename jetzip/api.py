@@ -67,13 +67,19 @@ def make_codec(info: TableInfo, *, error_bound: str | float | Mapping[str, float
                model: Model | str | os.PathLike | None = None, latent_dtype: str = DEFAULT_LATENT_DTYPE,
                latent_tolerance: str | Mapping[str, float] | None = None, embed_model: bool = True,
                device: str = DEFAULT_DEVICE, batch_size: int | None = None,
-               threads: int | None = None) -> Codec:
-    """The codec compress uses for a table: bounded when `error_bound` is given, else latent."""
+               threads: int | None = None, context_model: Any = "auto") -> Codec:
+    """The codec compress uses for a table: bounded when `error_bound` is given, else latent;
+    `context_model` (bounded only): ``"auto"``, ``"none"``, a model file or a ``ContextModel``."""
     if error_bound is not None:
         from .codecs.bounded import BoundedCodec, parse_error_bound
+        from .entropy.context import ContextModel, context_model_option
 
-        return BoundedCodec(parse_error_bound(error_bound, info.representation), info.representation,
-                            info.units)
+        bounded = BoundedCodec(parse_error_bound(error_bound, info.representation), info.representation,
+                               info.units, context_model_option(context_model))
+        if context_model is not None and not isinstance(context_model, ContextModel) and \
+                str(context_model).lower() not in ("auto", "none"):
+            bounded.context_model_file = os.fspath(context_model)
+        return bounded
     from .codecs.latent import LatentCodec, parse_tolerance
 
     codec = LatentCodec(resolve_model(model), info.representation, info.units, latent_dtype, embed_model,
@@ -92,7 +98,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
              embed_model: bool = True, device: str = DEFAULT_DEVICE, batch_size: int | None = None,
              chunk_jets: int | None = None, force: bool = False, drop_invalid: bool = False,
              threads: int | None = None, max_jets: int | None = None,
-             entry_range: tuple[int, int] | None = None,
+             entry_range: tuple[int, int] | None = None, context_model: Any = "auto",
              progress: Progress = _noop_progress, warn: Warn = _noop_warn) -> dict[str, Any]:
     """Compress one jet table into a ``.aez`` file.
 
@@ -120,6 +126,10 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         max_jets: compress only the first events holding at most this many jets.
         entry_range: ``(start, stop)``: only events (rows of flat tables) start <= i < stop,
             as Dask tasks split a large file (:mod:`jetzip.dask`).
+        context_model: bounded codec: the learned entropy model (CLI ``--context-model``):
+            ``"auto"`` (the shipped ``models/context_v1.jzc`` when installed), ``"none"`` (the
+            chunks' own tables only), or a model file from ``jetzip train --entropy-model``.
+            Per chunk and stream the smaller of model and own tables is used.
         progress: called as ``progress(done, total_or_None, unit)`` per chunk, with `unit`
             "events" (jagged tables) or "jets" (one jet per row).
         warn: called with each warning (one line each).
@@ -167,6 +177,9 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     if error_bound is None:
         resolve_model(model)  # a missing model fails before the input is read
     else:
+        from .entropy.context import context_model_option
+
+        context_model_option(context_model)  # a bad model file fails before the input is read
         ignored = [name for name, given in (("--model", model is not None),
                                             ("--tolerance", latent_tolerance is not None),
                                             ("--latent-dtype", latent_dtype != DEFAULT_LATENT_DTYPE),
@@ -186,7 +199,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
             warn(str(info.extra["csv_separator_note"]))
         codec = make_codec(info, error_bound=error_bound, model=model, latent_dtype=latent_dtype,
                            latent_tolerance=latent_tolerance, embed_model=embed_model, device=device,
-                           batch_size=batch_size, threads=threads)
+                           batch_size=batch_size, threads=threads, context_model=context_model)
         header = Header(codec.get_config(), info, chunk_jets)
         workers = 1 if codec.codec_id == "latent" else (threads or os.cpu_count() or 1)
         with atomic_output(output, force, inputs=[input]) as tmp, open(tmp, "wb") as f:
@@ -294,7 +307,7 @@ def coded(codec: Codec, direction: str, chunks: Iterable[Any], workers: int,
         return
     from .codecs import bounded
 
-    config = codec.get_config()
+    config = codec.task_config() if isinstance(codec, bounded.BoundedCodec) else codec.get_config()
     if direction == "encode":
         yield from ordered_process_map(bounded.encode_task, itertools.chain(head, it),
                                        lambda c: (config, c.columns, c.counts), workers)
@@ -607,6 +620,7 @@ def inspect(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
         out["mass_usable"] = not (config["id"] == "latent" and rep in ("PtEtaPhiM", "PxPyPzM"))
         if config["id"] == "bounded":
             out["bounds"] = config.get("bounds")
+            out["entropy_model"] = config.get("entropy_model")  # None: the chunks' own tables only
         if verify:
             cls.verify_side_records(config, aez.side, f".aez file {path}")
             payload = 0

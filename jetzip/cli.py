@@ -311,6 +311,9 @@ def _outputs_for(inputs: list[str], output: str | None, suffix: str, globbed: bo
               help="Latent codec: jets whose round trip is further off than this are stored verbatim "
                    f"(pt relative; eta, phi absolute; default {DEFAULT_LATENT_TOLERANCE}).")
 @click.option("--no-embed-model", is_flag=True, help="Store only the model's hash, not its decoder (~100 kB).")
+@click.option("--context-model", default="auto", show_default=True, metavar="auto|none|FILE",
+              help="With --error-bound: the learned entropy model (auto: the shipped one; none: each chunk's "
+                   "own tables only; or a file from 'jetzip train --entropy-model', needed again to decompress).")
 @click.option("--drop-invalid", is_flag=True, help="Leave out jets with NaN/inf, E or pt <= 0, or E < pt (counted).")
 @max_jets_option("Compress only the first events holding at most this many jets.")
 @device_options
@@ -519,7 +522,11 @@ def inspect(path, as_json, no_verify, scheduler) -> None:
 @table_options
 @click.option("--arch", default=TRAIN_DEFAULTS.arch, show_default=True,
               help=", ".join(NAMED_ARCHITECTURES) + ", or hidden sizes and latent like '200,100,50:3'.")
-@click.option("--epochs", type=click.IntRange(1), default=TRAIN_DEFAULTS.epochs, show_default=True)
+@click.option("--entropy-model", is_flag=True,
+              help="Train the error-bounded codec's learned entropy model (-o FILE.jzc) on (pt, eta, phi, "
+                   "mass) tables with events, instead of an autoencoder (uses --epochs, --seed, --max-jets).")
+@click.option("--epochs", type=click.IntRange(1),
+              help=f"Default {TRAIN_DEFAULTS.epochs} (autoencoder), 12 (--entropy-model).")
 @click.option("--batch-size", type=click.IntRange(1), default=TRAIN_DEFAULTS.batch_size, show_default=True)
 @click.option("--lr-max", type=click.FloatRange(min=0, min_open=True), default=TRAIN_DEFAULTS.lr_max,
               show_default=True, help="Peak learning rate of the one-cycle schedule.")
@@ -543,11 +550,18 @@ def inspect(path, as_json, no_verify, scheduler) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the model summary as JSON on stdout.")
 @click.option("--no-progress", is_flag=True, help="No progress display.")
 @click.option("-q", "--quiet", is_flag=True)
-def train(inputs, output, tree, columns, preset, collection, units, arch, epochs, batch_size, lr_max,
-          weight_decay, patience, val_fraction, seed, normalization, threads, targets, max_jets, device,
+def train(inputs, output, tree, columns, preset, collection, units, arch, entropy_model, epochs, batch_size,
+          lr_max, weight_decay, patience, val_fraction, seed, normalization, threads, targets, max_jets, device,
           resume, drop_invalid, force, as_json, no_progress, quiet) -> None:
-    """Train an autoencoder on jet tables and save it as a model file."""
+    """Train an autoencoder (or, with --entropy-model, the bounded codec's entropy model) on jet
+    tables and save it as a model file."""
     ui = Ui(quiet, not no_progress)
+    if entropy_model:
+        run_guarded(lambda: _train_entropy_model(ui, inputs, output, epochs or 12, seed, max_jets, threads, force,
+                                                 as_json, dict(tree=tree, columns=columns, preset=preset,
+                                                               collection=collection, units=units)))
+        return
+    epochs = epochs or TRAIN_DEFAULTS.epochs
 
     def go():
         from .model import Architecture
@@ -584,6 +598,22 @@ def train(inputs, output, tree, columns, preset, collection, units, arch, epochs
             _json_out(model.header())
 
     run_guarded(go)
+
+
+def _train_entropy_model(ui: Ui, inputs: tuple[str, ...], output: str, epochs: int, seed: int,
+                         max_jets: int | None, threads: int | None, force: bool, as_json: bool,
+                         table_options: dict[str, Any]) -> None:
+    """train --entropy-model: jetzip.context_training on the inputs; one line per stream."""
+    from .context_training import train_context_model
+
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    model = train_context_model(_expand_inputs(inputs)[0], output, max_jets=max_jets, epochs=epochs, seed=seed,
+                                force=force, report=ui.info, **table_options)
+    ui.info(f"wrote {output} (sha256 {model.sha256[:12]}...): streams {', '.join(sorted(model.streams))}")
+    if as_json:
+        _json_out({"output": output, "sha256": model.sha256, **model.meta})
 
 
 @cli.command()

@@ -66,8 +66,12 @@ def _codec_rows(codec: dict[str, Any]) -> list[tuple[str, str]]:
     kinds = codec.get("bound_kinds") or {}
     bounds = ", ".join(f"{k} {v:.3g}" + (f" ({kinds[k]})" if k in kinds else "")
                        for k, v in (codec.get("bounds") or {}).items())
-    return [("codec", f"{codec.get('id')}" + (" (every value within its bound)" if bounds else "")),
+    rows = [("codec", f"{codec.get('id')}" + (" (every value within its bound)" if bounds else "")),
             ("bounds", bounds or "-")]
+    model = codec.get("entropy_model")
+    if isinstance(model, dict):
+        rows.append(("entropy model", f"{model.get('name')} (learned; sha256 {str(model.get('sha256'))[:12]}...)"))
+    return rows
 
 
 def print_inspect(info: dict[str, Any], console) -> None:

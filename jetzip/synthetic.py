@@ -33,8 +33,10 @@ def counts(n_events: int, seed: int = 0, mean: float = 5.0, zero_fraction: float
     return c
 
 
-def write_nanoaod(path, n_jets: int, seed: int = 0, events_per_basket: int = 200_000) -> int:
-    """Write a NanoAOD-like ROOT file with about `n_jets` jets, streaming; returns the jet count."""
+def write_nanoaod(path, n_jets: int, seed: int = 0, events_per_basket: int = 200_000,
+                  pt_sorted: bool = False) -> int:
+    """Write a NanoAOD-like ROOT file with about `n_jets` jets, streaming; returns the jet count.
+    `pt_sorted`: jets in falling pt within each event, as NanoAOD stores them."""
     import awkward as ak
     import uproot
 
@@ -50,6 +52,10 @@ def write_nanoaod(path, n_jets: int, seed: int = 0, events_per_basket: int = 200
             c = counts(stop - start, seed + i, mean)
             j = jets(int(c.sum()), seed + 1000 + i)
             c64 = c.astype(np.int64)
+            if pt_sorted:
+                event = np.repeat(np.arange(len(c64)), c64)
+                order = np.lexsort((-j["pt"], event))
+                j = {k: v[order] for k, v in j.items()}
             tree.extend({"run": np.ones(stop - start, np.uint32),
                          "event": np.arange(start, stop, dtype=np.uint64),
                          **{f"Jet_{k}": ak.unflatten(j[kk], c64) for k, kk in

@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "jetzip"
 # layer of each module (dotted name below jetzip); a package's modules share its layer
 LAYERS = {
     "cli": 6,
-    "api": 5, "evaluation": 5, "baselines": 5, "training": 5, "bench": 5, "dask": 5, "dataset": 5,
-    "render": 5, "plots": 5,
+    "api": 5, "evaluation": 5, "baselines": 5, "training": 5, "context_training": 5, "bench": 5, "dask": 5,
+    "dataset": 5, "render": 5, "plots": 5,
     "aez": 4,
     "codecs": 3,
     "engine": 2, "entropy": 2, "model": 2, "models": 2,

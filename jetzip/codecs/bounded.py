@@ -52,6 +52,7 @@ Chunk payload layout (little-endian)::
 from __future__ import annotations
 
 import math
+import os
 import struct
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -59,6 +60,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..entropy import BitReader, BitWriter, RansDecoder, RansEncoder, SymbolTable, fit_table
+from ..entropy import context as ctxm
+from ..entropy.context import ContextModel
 from ..entropy.tables import fit_table_cost, raw_nbytes
 from ..errors import FormatError, InputError
 from .base import Codec, pack_verbatim, register, unpack_verbatim
@@ -312,6 +315,196 @@ def _grouped_tables(values: np.ndarray, groups: list[np.ndarray]) -> tuple[float
     return total, tables
 
 
+LEARNED_ORDER = ("pt_first", "pt_drop", "eta", "phi_rel", "fourth")  # flag bits, in this order
+LOG_UNITS = {"GeV": 0.0, "MeV": 6.907755278982137, "TeV": -6.907755278982137}  # log(GeV / file unit)
+MAX_UNIFORM = 1 << 24  # constriction's largest uniform alphabet
+SAMPLE = 8  # the encoder estimates a long learned stream's size from every 8th symbol
+
+
+class _Context:
+    """Event structure and the learned models' integer features, from integer symbols only
+    (``floor(q * (step * 64))``: one IEEE multiplication, the same on every machine)."""
+
+    def __init__(self, counts: np.ndarray | None, n: int, steps: tuple[float, float, float, float],
+                 units: str) -> None:
+        if counts is None:
+            self.posx = np.zeros(n, np.int64)
+            self.lead = np.arange(n, dtype=np.int64)
+            nj = np.zeros(n, np.int64)  # 0 jets: a flat table, no events
+        else:
+            c = counts.astype(np.int64)
+            starts = np.concatenate([[0], np.cumsum(c)[:-1]]) if len(c) else np.zeros(0, np.int64)
+            self.lead = np.repeat(starts, c)
+            self.posx = np.arange(n, dtype=np.int64) - self.lead
+            nj = np.repeat(c, c)
+        self.pos = np.minimum(self.posx, ctxm.MAX_COUNT).astype(np.float64)
+        self.nj = np.minimum(nj, ctxm.MAX_COUNT).astype(np.float64)
+        self.steps = steps
+        self.units = units
+        self.unit_fixed = float(ctxm.LOG_UNITS_FIXED.get(units, 0))
+
+    def rounds(self) -> list[np.ndarray]:
+        """Indices of the second jets of all events, then the third jets, ... (decode order)."""
+        later = np.flatnonzero(self.posx > 0)
+        if not len(later):
+            return []
+        p = self.posx[later]
+        order = np.argsort(p, kind="stable")
+        return np.split(later[order], np.cumsum(np.bincount(p)[1:])[:-1])
+
+    def _lp(self, q: np.ndarray) -> np.ndarray:
+        return np.floor(q.astype(np.float64) * (self.steps[0] * ctxm.FIXED)) - self.unit_fixed
+
+    def features(self, name: str, idx: np.ndarray, q_pt: np.ndarray, q_eta: np.ndarray | None = None) -> np.ndarray:
+        """(len(idx), F) integer-valued float64 features of stream `name` (see ``context.STREAMS``)."""
+        pos, nj = self.pos[idx], self.nj[idx]
+        if name == "pt_first":
+            cols = [nj]
+        elif name == "pt_drop":
+            cols = [pos, nj, self._lp(q_pt[idx - 1]), self._lp(q_pt[self.lead[idx]])]
+        elif name == "eta":
+            cols = [self._lp(q_pt[idx]), pos, nj]
+        elif name == "phi_rel":
+            lp = self._lp(q_pt[idx])
+            cols = [lp, self._lp(q_pt[self.lead[idx]]) - lp, pos, nj]
+        else:
+            assert q_eta is not None
+            cols = [self._lp(q_pt[idx]), np.floor(np.abs(q_eta[idx]).astype(np.float64) * (self.steps[1] * ctxm.FIXED)),
+                    pos, nj]
+        return np.stack(cols, axis=1) if len(idx) else np.zeros((0, len(cols)))
+
+    def thresholds(self, name: str, model: ContextModel | None) -> np.ndarray | None:
+        """Bucket starts on the integer symbols of stream `name`, or None without a model for it."""
+        if model is None or name not in model.streams:
+            return None
+        step = {"pt_first": 0, "pt_drop": 0, "eta": 1, "phi_rel": 2}.get(name, 3)
+        offset = LOG_UNITS.get(self.units, 0.0) if name == "pt_first" else 0.0
+        return model.streams[name].thresholds(self.steps[step], offset)
+
+
+def _usable(thr: np.ndarray | None) -> bool:
+    return thr is not None and int(np.diff(thr).max(initial=0)) < MAX_UNIFORM
+
+
+class _Learned:
+    """The encoder's choice, per stream, of the learned model or the chunk's own tables (the
+    smaller estimate wins, so a chunk never codes worse than without the model)."""
+
+    def __init__(self, model: ContextModel | None) -> None:
+        self.model = model
+        self.use: dict[str, tuple] = {}
+
+    def choose(self, name: str, values: np.ndarray, features, thr: np.ndarray | None,
+               static_parts: list[np.ndarray], rounds: list[int] | None = None,
+               static_bits: float | None = None) -> None:
+        if self.model is None or not _usable(thr) or not len(values):
+            return
+        assert thr is not None
+        sm = self.model.streams[name]
+        feats = features()
+        b, off, width = ctxm.buckets_of(values, thr)
+        keep, remap = ctxm.merge_plan(thr)
+        esc = b == sm.buckets
+        b = remap[b].astype(np.int32)
+        # the estimate from every SAMPLE-th symbol of a long stream (the choice is stored, the
+        # decoder only reads it): the network runs once more on 1/SAMPLE of the symbols
+        stride = SAMPLE if len(values) >= SAMPLE * 4096 else 1
+        fs, bs, ws = feats[::stride], b[::stride], width[::stride]
+        bits = 0.0
+        for a in range(0, len(fs), ctxm.BATCH):
+            c = a + ctxm.BATCH
+            f = sm.frequencies(fs[a:c], self.model.tanh, self.model.exp, keep)
+            bits += ctxm.model_bits(f, bs[a:c], ws[a:c])
+        bits *= len(values) / max(1, len(fs))
+        if esc.any():
+            bits += fit_table_cost(values[esc])[1]
+        if static_bits is None:
+            static_bits = sum(fit_table_cost(v)[1] for v in static_parts)
+        if bits < static_bits:
+            self.use[name] = (sm, values, feats, b, off, width, esc, rounds or [len(values)], keep)
+
+    def write(self, w: "_Writer", name: str, static_parts: list[np.ndarray],
+              tables: list[SymbolTable] | None = None) -> None:
+        if name not in self.use:
+            for i, v in enumerate(static_parts):
+                w.code(v, tables[i] if tables else None)
+            return
+        assert self.model is not None
+        sm, values, feats, b, off, width, esc, rounds, keep = self.use[name]
+        tanh, exp = self.model.tanh, self.model.exp
+        if esc.any():
+            w.code(values[esc])
+        a = 0
+        for k in rounds:
+            sl = slice(a, a + k)
+            f = feats[sl]
+            w.rans.add_learned(b[sl], lambda i, j, f=f: sm.frequencies(f[i:j], tanh, exp, keep), ctxm.BATCH)
+            w.rans.add_uniform(off[sl].astype(np.int32), width[sl].astype(np.int32))
+            a += k
+
+    def head(self, fourth: str) -> bytes:
+        names = [fourth if x == "fourth" else x for x in LEARNED_ORDER]
+        mask = sum(1 << i for i, x in enumerate(names) if x in self.use)
+        n_esc = [int(self.use[x][6].sum()) if x in self.use else 0 for x in names]
+        return struct.pack("<B5I", mask, *n_esc)
+
+
+class _LearnedReader:
+    """The decoder's side of :class:`_Learned`."""
+
+    def __init__(self, model: ContextModel | None, mask: int, n_esc: tuple[int, ...], fourth: str,
+                 r: "_Reader", where: str) -> None:
+        self.model = model
+        names = [fourth if x == "fourth" else x for x in LEARNED_ORDER]
+        self.on = {x for i, x in enumerate(names) if mask >> i & 1}
+        self.n_esc = dict(zip(names, n_esc))
+        self.r = r
+        self.where = where
+        self.esc = np.zeros(0, np.int64)
+        self.esc_next = 0
+        if self.on and (model is None or not self.on <= set(model.streams)):
+            raise FormatError(f"{where}: learned streams without their model")
+
+    def start(self, name: str, column: str) -> None:
+        """Read the stream's escaped symbols (they come first)."""
+        self.finish()
+        k = self.n_esc[name]
+        self.esc = self.r.code(k, column) if k else np.zeros(0, np.int64)
+        self.esc_next = 0
+
+    def take(self, name: str, feats: np.ndarray, thr: np.ndarray | None, column: str) -> np.ndarray:
+        assert self.model is not None
+        if not _usable(thr):
+            raise FormatError(f"{self.where}: learned stream {name} with unusable thresholds")
+        assert thr is not None
+        sm = self.model.streams[name]
+        tanh, exp = self.model.tanh, self.model.exp
+        rans = self.r.rans
+        keep, _ = ctxm.merge_plan(thr)
+        coded = rans.take_learned(len(feats), lambda i, j: sm.frequencies(feats[i:j], tanh, exp, keep), ctxm.BATCH)
+        b = keep[coded]
+        inside = b < sm.buckets
+        start = thr[np.minimum(b, sm.buckets - 1)]
+        width = np.where(inside, thr[np.minimum(b + 1, sm.buckets)] - start, 0)
+        off = rans.take_uniform(width.astype(np.int32))
+        vals = np.where(inside, start + off, 0).astype(np.int64)
+        k = int((~inside).sum())
+        if self.esc_next + k > len(self.esc):
+            raise FormatError(f"{self.where}: more escaped symbols than stored")
+        vals[~inside] = self.esc[self.esc_next:self.esc_next + k]
+        self.esc_next += k
+        if self.r.account is not None:
+            bits = sum(ctxm.model_bits(sm.frequencies(feats[a:a + ctxm.BATCH], tanh, exp, keep),
+                                       coded[a:a + ctxm.BATCH], width[a:a + ctxm.BATCH])
+                       for a in range(0, len(b), ctxm.BATCH))
+            self.r.account[column] = self.r.account.get(column, 0.0) + bits / 8
+        return vals
+
+    def finish(self) -> None:
+        if self.esc_next != len(self.esc):
+            raise FormatError(f"{self.where}: escaped symbols left over")
+
+
 class BoundedCodec(Codec):
     """Error-bounded, entropy-coded jets (id ``bounded``); see the module doc.
 
@@ -322,9 +515,9 @@ class BoundedCodec(Codec):
     """
 
     codec_id = "bounded"
-    version = 1
 
-    def __init__(self, bounds: Mapping[str, float], representation: str, units: str = "GeV") -> None:
+    def __init__(self, bounds: Mapping[str, float], representation: str, units: str = "GeV",
+                 context_model: ContextModel | None = None) -> None:
         if representation not in FOURTH:
             raise InputError(f"the error-bounded codec cannot store {representation} tables")
         self.representation = representation
@@ -332,16 +525,35 @@ class BoundedCodec(Codec):
         self.kind = KIND_E if self.fourth == "E" else KIND_M
         self.bounds = {r: float(bounds[r]) for r in ("pt", "eta", "phi", self.fourth)}
         self.units = units
+        self.context_model = context_model
+        self.context_model_file: str | None = None  # a model not shipped: where worker processes load it
+
+    @property
+    def version(self) -> int:  # type: ignore[override]
+        return 2 if self.context_model is not None else 1
 
     def get_config(self) -> dict[str, Any]:
-        return {"id": self.codec_id, "version": self.version, "representation": self.representation,
-                "units": self.units, "bounds": dict(self.bounds),
-                "bound_kinds": {r: "relative" if RELATIVE[r] else "absolute" for r in self.bounds}}
+        config = {"id": self.codec_id, "version": self.version, "representation": self.representation,
+                  "units": self.units, "bounds": dict(self.bounds),
+                  "bound_kinds": {r: "relative" if RELATIVE[r] else "absolute" for r in self.bounds}}
+        if self.context_model is not None:
+            config["entropy_model"] = self.context_model.reference()
+        return config
+
+    def task_config(self) -> dict[str, Any]:
+        """The configuration a worker process rebuilds this codec from (with a model's path)."""
+        config = self.get_config()
+        if self.context_model_file:
+            config["context_model_file"] = self.context_model_file
+        return config
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **runtime: Any) -> "BoundedCodec":
+        """Runtime option: ``context_model`` (a :class:`ContextModel` or a path to one), for files
+        coded with a model that is not the shipped one."""
         try:
-            if int(config.get("version", 1)) != cls.version:
+            version = int(config.get("version", 1))
+            if version not in (1, 2):
                 raise FormatError(f"bounded codec version {config.get('version')} is not supported; "
                                   "upgrade jetzip")
             bounds = {str(k): float(v) for k, v in dict(config["bounds"]).items()}
@@ -352,7 +564,33 @@ class BoundedCodec(Codec):
         if rep not in FOURTH or set(bounds) != {"pt", "eta", "phi", FOURTH[rep]} or \
                 not all(math.isfinite(b) and b > 0 for b in bounds.values()):
             raise FormatError("malformed bounded codec configuration (representation or bounds)")
-        return cls(bounds, rep, units)
+        model = None
+        path = None
+        if version == 2 and runtime.get("check_only"):  # opening a file: the model is needed to decode
+            ref = config.get("entropy_model")
+            if not isinstance(ref, Mapping) or not isinstance(ref.get("sha256"), str):
+                raise FormatError("malformed entropy model reference in the codec configuration")
+        elif version == 2:
+            # a model not shipped: given at run time (``--model``), or the file a parent
+            # process names for its workers
+            given = runtime.get("context_model") or config.get("context_model_file") or runtime.get("model")
+            if isinstance(given, (str, os.PathLike)):
+                path = str(given)
+                try:
+                    given = ContextModel.load(given)
+                except FormatError:  # an autoencoder model file, say: not for this codec
+                    given, path = None, None
+            model = ctxm.resolve_context_model(config.get("entropy_model"),
+                                               given if isinstance(given, ContextModel) else None)
+        codec = cls(bounds, rep, units, model)
+        codec.context_model_file = path
+        return codec
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any], where: str) -> None:
+        """The configuration is usable (the learned model is looked up only to decode, where
+        ``--model`` can supply it)."""
+        cls.from_config(config, check_only=True)
 
     # -- checks ---------------------------------------------------------------------------
     def invalid(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
@@ -363,15 +601,14 @@ class BoundedCodec(Codec):
         return bad, ({"with NaN or inf": int(bad.sum())} if bad.any() else {})
 
     # -- encoding -------------------------------------------------------------------------
-    def encode(self, columns: Mapping[str, np.ndarray], counts: np.ndarray | None) -> bytes:
-        """One chunk of jets (file units, roles of the representation) -> payload bytes."""
+    def quantize(self, columns: Mapping[str, np.ndarray]) -> tuple[_Symbols, tuple[float, float, float, float],
+                                                                 np.ndarray, tuple[np.ndarray, ...]]:
+        """(integer symbols, steps, usable mask, the four columns as float64) of one chunk; jets
+        not usable (pt <= 0, ...) get placeholder symbols. Used by ``encode`` and by training."""
         pt = np.asarray(columns["pt"], np.float64)
         eta = np.asarray(columns["eta"], np.float64)
         phi = np.asarray(columns["phi"], np.float64)
         x4 = np.asarray(columns[self.fourth], np.float64)
-        n = len(pt)
-        if counts is not None and int(np.sum(counts, dtype=np.int64)) != n:
-            raise ValueError("event counts do not add up to the jets given")
         finite = np.isfinite(pt) & np.isfinite(eta) & np.isfinite(phi) & np.isfinite(x4)
         max_abs = {"eta": float(np.abs(eta[finite]).max(initial=1.0)),
                    "phi": float(np.abs(phi[finite]).max(initial=4.0))}
@@ -399,6 +636,14 @@ class BoundedCodec(Codec):
             sym = _Symbols(q_pt.astype(np.int64), q_eta.astype(np.int64), q_phi.astype(np.int64),
                            np.nan_to_num(q_4, nan=0.0, posinf=0.0, neginf=0.0).astype(np.int64),
                            None if m_class is None else m_class.astype(np.int64))
+        return sym, steps, usable, (pt, eta, phi, x4)
+
+    def encode(self, columns: Mapping[str, np.ndarray], counts: np.ndarray | None) -> bytes:
+        """One chunk of jets (file units, roles of the representation) -> payload bytes."""
+        n = len(columns["pt"])
+        if counts is not None and int(np.sum(counts, dtype=np.int64)) != n:
+            raise ValueError("event counts do not add up to the jets given")
+        sym, steps, usable, (pt, eta, phi, x4) = self.quantize(columns)
         # Decode as the decoder will and keep the jets that miss a bound verbatim.
         dec = _reconstruct(self.kind, steps, sym)
         ok = usable.copy()
@@ -420,29 +665,36 @@ class BoundedCodec(Codec):
     def _pack(self, sym: _Symbols, steps: tuple[float, float, float, float], counts: np.ndarray | None,
               n: int, exact: np.ndarray, originals: tuple[np.ndarray, ...]) -> bytes:
         position, lead = _event_structure(counts, n)
+        ev = _Context(counts, n, steps, self.units)
+        learn = _Learned(self.context_model)
         w = _Writer()
         scale = {"GeV": 1.0, "MeV": 1e3, "TeV": 1e-3}.get(self.units, 1.0)  # GeV -> file units
         # pt: first jets plain; second and later jets as the drop from the previous jet
-        w.code(sym.q_pt[position == 0])
-        for c in range(1, POSITIONS):
-            idx = np.flatnonzero(position == c)
-            w.code(sym.q_pt[idx - 1] - sym.q_pt[idx])
+        first = np.flatnonzero(position == 0)
+        learn.choose("pt_first", sym.q_pt[first], lambda: ev.features("pt_first", first, sym.q_pt, sym.q_eta),
+                     ev.thresholds("pt_first", self.context_model), [sym.q_pt[first]])
+        later = [np.flatnonzero(position == c) for c in range(1, POSITIONS)]
+        drops = [sym.q_pt[idx - 1] - sym.q_pt[idx] for idx in later]
+        rounds = ev.rounds()
+        all_later = np.concatenate(rounds) if rounds else np.zeros(0, np.int64)
+        learn.choose("pt_drop", sym.q_pt[all_later - 1] - sym.q_pt[all_later],
+                     lambda: ev.features("pt_drop", all_later, sym.q_pt, sym.q_eta),
+                     ev.thresholds("pt_drop", self.context_model), drops, rounds=[len(r) for r in rounds])
         # eta, in pt classes
         eta_pt_thr = (_thresholds(ETA_PT_EDGES_GEV, len(ETA_PT_EDGES_GEV), steps[0], True, scale)
                       if n >= ETA_PT_MIN_JETS else np.zeros(0, np.int64))
         eta_class = np.searchsorted(eta_pt_thr, sym.q_pt, side="right")
-        for c in range(len(eta_pt_thr) + 1):
-            w.code(sym.q_eta[eta_class == c])
+        everyone = np.arange(n)
+        learn.choose("eta", sym.q_eta, lambda: ev.features("eta", everyone, sym.q_pt, sym.q_eta),
+                     ev.thresholds("eta", self.context_model),
+                     [sym.q_eta[eta_class == c] for c in range(len(eta_pt_thr) + 1)])
         # phi: first jets plain, second and later ones relative to the leading jet, modulo the range
         phi_min = int(sym.q_phi.min(initial=0))
         phi_n = int(sym.q_phi.max(initial=0)) - phi_min + 1
-        w.code(sym.q_phi[position == 0])
-        for c in range(1, POSITIONS):
-            idx = np.flatnonzero(position == c)
-            w.code(np.mod(sym.q_phi[idx] - sym.q_phi[lead[idx]], phi_n))
+        rel = [np.mod(sym.q_phi[idx] - sym.q_phi[lead[idx]], phi_n) for idx in later]
+        later_all = np.flatnonzero(position > 0)
         # 4th column in (pt, |eta|) contexts
         if sym.m_class is not None:
-            w.code(sym.m_class)
             coded = sym.m_class < 2
         else:
             coded = np.ones(n, bool)
@@ -455,13 +707,29 @@ class BoundedCodec(Codec):
         n_ctx = (len(pt_thr) + 1) * (len(eta_thr) + 1)
         ctx = _context_ids(sym.q_pt[coded], sym.q_eta[coded], pt_thr, eta_thr)
         groups = _groups(ctx, n_ctx)
-        _, tables = _grouped_tables(values, groups)
-        for members, table in zip(groups, tables):
-            w.code(values[members], table)
+        static_bits, tables = _grouped_tables(values, groups)
+        coded_idx = np.flatnonzero(coded)
+        # The order of the streams below is the decoder's order.
+        learn.write(w, "pt_first", [sym.q_pt[first]])
+        learn.write(w, "pt_drop", drops)
+        learn.write(w, "eta", [sym.q_eta[eta_class == c] for c in range(len(eta_pt_thr) + 1)])
+        w.code(sym.q_phi[position == 0])
+        learn.choose("phi_rel", np.mod(sym.q_phi[later_all] - sym.q_phi[lead[later_all]], phi_n),
+                     lambda: ev.features("phi_rel", later_all, sym.q_pt, sym.q_eta),
+                     ev.thresholds("phi_rel", self.context_model), rel)
+        learn.write(w, "phi_rel", rel)
+        if sym.m_class is not None:
+            w.code(sym.m_class)
+        learn.choose(self.fourth, values, lambda: ev.features(self.fourth, coded_idx, sym.q_pt, sym.q_eta),
+                     ev.thresholds(self.fourth, self.context_model), [values[m] for m in groups],
+                     static_bits=static_bits)
+        learn.write(w, self.fourth, [values[m] for m in groups], tables)
         head = struct.pack("<B4dqI", self.kind, *steps, phi_min, phi_n)
         head += struct.pack("<B", len(pt_thr)) + pt_thr.astype("<i8").tobytes()
         head += struct.pack("<B", len(eta_thr)) + eta_thr.astype("<i8").tobytes()
         head += struct.pack("<B", len(eta_pt_thr)) + eta_pt_thr.astype("<i8").tobytes()
+        if self.context_model is not None:
+            head += learn.head(self.fourth)
         head += struct.pack("<H", len(w.tables)) + b"".join(t.to_bytes() for t in w.tables)
         rans = w.rans.finish()
         bits = w.bits.finish()
@@ -504,6 +772,11 @@ class BoundedCodec(Codec):
             (k,) = struct.unpack_from("<B", buf, pos)
             eta_pt_thr = np.frombuffer(buf, "<i8", k, pos + 1).astype(np.int64)
             pos += 1 + 8 * k
+            mask, n_esc = 0, (0, 0, 0, 0, 0)
+            if self.context_model is not None:
+                mask, *esc_l = struct.unpack_from("<B5I", buf, pos)
+                n_esc = tuple(esc_l)
+                pos += struct.calcsize("<B5I")
             (n_tables,) = struct.unpack_from("<H", buf, pos)
             pos += 2
         except (struct.error, ValueError):
@@ -529,26 +802,56 @@ class BoundedCodec(Codec):
         if len(rans) != n_rans or len(bits) != n_bits or len(ex) != n_ex or pos != len(buf) or n_exact > n:
             raise FormatError(f"{where}: bounded chunk sizes are inconsistent")
         r = _Reader(tables, RansDecoder(rans, where), BitReader(bits, where), where, account)
+        if mask >> len(LEARNED_ORDER) or any(k > n for k in n_esc):
+            raise FormatError(f"{where}: bounded chunk head is corrupted")
+        lr = _LearnedReader(self.context_model, mask, n_esc, self.fourth, r, where)
         position, lead = _event_structure(counts, n)
-        q_pt = np.empty(n, np.int64)
-        steps_pt = np.zeros(n, np.int64)
-        steps_pt[position == 0] = r.code(int((position == 0).sum()), "pt")
-        for c in range(1, POSITIONS):
-            sel = position == c
-            steps_pt[sel] = -r.code(int(sel.sum()), "pt")
-        # within each event: q_j = q_first - sum of the drops up to j
-        cs = np.cumsum(steps_pt)
-        q_pt[:] = cs - (cs[lead] - steps_pt[lead])
-        q_eta = np.empty(n, np.int64)
-        eta_class = np.searchsorted(eta_pt_thr, q_pt, side="right")
-        for c in range(len(eta_pt_thr) + 1):
-            sel = eta_class == c
-            q_eta[sel] = r.code(int(sel.sum()), "eta")
+        ev = _Context(counts, n, steps, self.units)
+        model = self.context_model
+        q_pt = np.zeros(n, np.int64)
+        q_eta = np.zeros(n, np.int64)
+        first = np.flatnonzero(position == 0)
+        if "pt_first" in lr.on:
+            lr.start("pt_first", "pt")
+            q_first = lr.take("pt_first", ev.features("pt_first", first, q_pt), ev.thresholds("pt_first", model), "pt")
+        else:
+            q_first = r.code(len(first), "pt")
+        if "pt_drop" in lr.on:
+            q_pt[first] = q_first
+            lr.start("pt_drop", "pt")
+            thr = ev.thresholds("pt_drop", model)
+            for idx in ev.rounds():  # the second jets of all events, then the third, ...
+                q_pt[idx] = q_pt[idx - 1] - lr.take("pt_drop", ev.features("pt_drop", idx, q_pt), thr, "pt")
+        else:
+            steps_pt = np.zeros(n, np.int64)
+            steps_pt[first] = q_first
+            for c in range(1, POSITIONS):
+                sel = position == c
+                steps_pt[sel] = -r.code(int(sel.sum()), "pt")
+            # within each event: q_j = q_first - sum of the drops up to j
+            cs = np.cumsum(steps_pt)
+            q_pt[:] = cs - (cs[lead] - steps_pt[lead])
+        if "eta" in lr.on:
+            lr.start("eta", "eta")
+            q_eta[:] = lr.take("eta", ev.features("eta", np.arange(n), q_pt), ev.thresholds("eta", model), "eta")
+        else:
+            eta_class = np.searchsorted(eta_pt_thr, q_pt, side="right")
+            for c in range(len(eta_pt_thr) + 1):
+                sel = eta_class == c
+                q_eta[sel] = r.code(int(sel.sum()), "eta")
         q_phi = np.empty(n, np.int64)
-        q_phi[position == 0] = r.code(int((position == 0).sum()), "phi")
-        for c in range(1, POSITIONS):
-            idx = np.flatnonzero(position == c)
-            rel = r.code(len(idx), "phi")
+        q_phi[first] = r.code(len(first), "phi")
+        if "phi_rel" in lr.on:
+            lr.start("phi_rel", "phi")
+            later = np.flatnonzero(position > 0)
+            rel = lr.take("phi_rel", ev.features("phi_rel", later, q_pt), ev.thresholds("phi_rel", model), "phi")
+            rel_parts = [(later, rel)]
+        else:
+            rel_parts = []
+            for c in range(1, POSITIONS):
+                idx = np.flatnonzero(position == c)
+                rel_parts.append((idx, r.code(len(idx), "phi")))
+        for idx, rel in rel_parts:
             if len(rel) and (rel.min() < 0 or rel.max() >= phi_n):
                 raise FormatError(f"{where}: phi symbols out of range")
             q_phi[idx] = phi_min + np.mod(q_phi[lead[idx]] - phi_min + rel, phi_n)
@@ -561,13 +864,19 @@ class BoundedCodec(Codec):
             coded = m_class < 2
         q_4 = np.zeros(n, np.int64)
         idx = np.flatnonzero(coded)
-        ctx = _context_ids(q_pt[idx], q_eta[idx], pt_thr, eta_thr)
-        n_ctx = (len(pt_thr) + 1) * (len(eta_thr) + 1)
-        if len(ctx) and ctx.max() >= n_ctx:
-            raise FormatError(f"{where}: context out of range")
-        for members in _groups(ctx, n_ctx):
-            sel = idx[members]
-            q_4[sel] = r.code(len(sel), self.fourth)
+        if self.fourth in lr.on:
+            lr.start(self.fourth, self.fourth)
+            q_4[idx] = lr.take(self.fourth, ev.features(self.fourth, idx, q_pt, q_eta),
+                               ev.thresholds(self.fourth, model), self.fourth)
+        else:
+            ctx = _context_ids(q_pt[idx], q_eta[idx], pt_thr, eta_thr)
+            n_ctx = (len(pt_thr) + 1) * (len(eta_thr) + 1)
+            if len(ctx) and ctx.max() >= n_ctx:
+                raise FormatError(f"{where}: context out of range")
+            for members in _groups(ctx, n_ctx):
+                sel = idx[members]
+                q_4[sel] = r.code(len(sel), self.fourth)
+        lr.finish()
         r.rans.check_done()
         r.bits.check_done()
         if r.next != len(tables):
@@ -582,8 +891,9 @@ class BoundedCodec(Codec):
 
     def describe(self) -> str:
         names = {"pt": "pt", "eta": "eta", "phi": "phi", "E": "E", "m": "mass"}
+        model = f"; entropy model {self.context_model.name}" if self.context_model is not None else ""
         return "bounded (" + ", ".join(
-            f"{names[r]} {b:.3g} {'rel' if RELATIVE[r] else 'abs'}" for r, b in self.bounds.items()) + ")"
+            f"{names[r]} {b:.3g} {'rel' if RELATIVE[r] else 'abs'}" for r, b in self.bounds.items()) + model + ")"
 
 
 register(BoundedCodec)

@@ -159,24 +159,50 @@ def fit_table_cost(values: np.ndarray) -> tuple[SymbolTable, float]:
 
 
 class RansEncoder:
-    """Collect groups of (symbols, table) and code them into one rANS stream.
+    """Collect groups of symbols with their models and code them into one rANS stream.
 
-    The decoder must ask for the same groups, in the same order, with the same tables.
+    A group is one of: symbols with a :class:`SymbolTable` (:meth:`add`); symbols with one
+    distribution each, given as integer frequencies by a function of the index range
+    (:meth:`add_learned`, evaluated in batches of `batch` so memory stays bounded); symbols
+    uniform on ``[0, size)`` with one size each (:meth:`add_uniform`). The decoder must ask
+    for the same groups, in the same order, with the same models.
     """
 
     def __init__(self) -> None:
-        self.groups: list[tuple[np.ndarray, SymbolTable]] = []
+        self.groups: list[tuple[str, np.ndarray, object, int]] = []
 
     def add(self, hi: np.ndarray, table: SymbolTable) -> None:
         if len(hi) and table.alphabet > 1:  # a one-symbol alphabet carries no information
-            self.groups.append((np.ascontiguousarray(hi, np.int32), table))
+            self.groups.append(("table", np.ascontiguousarray(hi, np.int32), table, 0))
+
+    def add_learned(self, symbols: np.ndarray, freqs, batch: int) -> None:
+        """`freqs(a, b)` -> (b - a, alphabet) float32 integer frequencies of symbols a..b-1."""
+        if len(symbols):
+            self.groups.append(("learned", np.ascontiguousarray(symbols, np.int32), freqs, batch))
+
+    def add_uniform(self, symbols: np.ndarray, sizes: np.ndarray) -> None:
+        """Symbols in [0, size); sizes below 2 carry no information and are left out."""
+        keep = sizes >= 2
+        if keep.any():
+            self.groups.append(("uniform", np.ascontiguousarray(symbols[keep], np.int32),
+                                np.ascontiguousarray(sizes[keep], np.int32), 0))
 
     def finish(self) -> bytes:
         import constriction
 
+        model = constriction.stream.model
         coder = constriction.stream.stack.AnsCoder()
-        for hi, table in reversed(self.groups):  # a stack: the last group goes in first
-            coder.encode_reverse(hi, table.model())
+        for kind, sym, m, batch in reversed(self.groups):  # a stack: the last group goes in first
+            if kind == "table":
+                coder.encode_reverse(sym, m.model())  # type: ignore[attr-defined]
+            elif kind == "uniform":
+                coder.encode_reverse(sym, model.Uniform(), m)
+            else:
+                starts = list(range(0, len(sym), batch))
+                for a in reversed(starts):
+                    b = min(a + batch, len(sym))
+                    coder.encode_reverse(sym[a:b], model.Categorical(perfect=False),
+                                        np.ascontiguousarray(m(a, b), np.float64))  # type: ignore
         return coder.get_compressed().astype("<u4").tobytes()
 
 
@@ -188,19 +214,40 @@ class RansDecoder:
             raise FormatError(f"{where}: entropy-coded stream has a partial word")
         words = np.frombuffer(data, "<u4").astype(np.uint32)
         self.where = where
+        self.model = constriction.stream.model
         try:
             self.coder = constriction.stream.stack.AnsCoder(words)
         except Exception:  # constriction rejects a stream that cannot be a valid ANS state
             raise FormatError(f"{where}: entropy-coded stream is corrupted") from None
 
-    def take(self, n: int, table: SymbolTable) -> np.ndarray:
-        if n == 0 or table.alphabet == 1:
-            return np.zeros(n, np.int32)
+    def _decode(self, *args) -> np.ndarray:
         try:
-            out = self.coder.decode(table.model(), n)
+            out = self.coder.decode(*args)
         except Exception:
             raise FormatError(f"{self.where}: entropy-coded stream is corrupted") from None
         return np.asarray(out, dtype=np.int32)
+
+    def take(self, n: int, table: SymbolTable) -> np.ndarray:
+        if n == 0 or table.alphabet == 1:
+            return np.zeros(n, np.int32)
+        return self._decode(table.model(), n)
+
+    def take_learned(self, n: int, freqs, batch: int) -> np.ndarray:
+        """The counterpart of :meth:`RansEncoder.add_learned`."""
+        out = np.zeros(n, np.int32)
+        for a in range(0, n, batch):
+            b = min(a + batch, n)
+            out[a:b] = self._decode(self.model.Categorical(perfect=False),
+                                    np.ascontiguousarray(freqs(a, b), np.float64))
+        return out
+
+    def take_uniform(self, sizes: np.ndarray) -> np.ndarray:
+        """The counterpart of :meth:`RansEncoder.add_uniform` (zeros where size < 2)."""
+        out = np.zeros(len(sizes), np.int32)
+        keep = sizes >= 2
+        if keep.any():
+            out[keep] = self._decode(self.model.Uniform(), np.ascontiguousarray(sizes[keep], np.int32))
+        return out
 
     def check_done(self) -> None:
         if not self.coder.is_empty():
