@@ -129,11 +129,23 @@ def ordered_map(fn: Callable[[Any], T], items: Iterable[Any], workers: int,
 _process_pools: dict[int, Any] = {}
 
 
-def _ignore_sigint() -> None:
-    """Worker processes leave Ctrl-C to the parent, which cancels the work and cleans up."""
+def _worker_init() -> None:
+    """Worker processes leave Ctrl-C to the parent, which cancels the work and cleans up, and
+    run one BLAS/OpenMP thread each: the pool already has a process per core (OpenBLAS would
+    otherwise start one thread per core in every worker and oversubscribe the machine)."""
+    import os
     import signal
+    import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"  # read when numpy or torch is first imported here
+    if "numpy" in sys.modules:  # already imported (a preloaded __main__): ask the libraries
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return
+        threadpool_limits(1)
 
 
 def process_pool(workers: int) -> Any:
@@ -150,7 +162,7 @@ def process_pool(workers: int) -> Any:
 
             atexit.register(_shutdown_process_pools)  # before the interpreter tears modules down
         pool = _process_pools[workers] = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context(method), initializer=_ignore_sigint)
+            workers, mp_context=multiprocessing.get_context(method), initializer=_worker_init)
     return pool
 
 
