@@ -371,6 +371,7 @@ class AezFile:
         n_jets = n_events = n_chunks = 0
         pending: Chunk | None = None
         kept_layout: dict[str, tuple] | None = None  # dtype and row shape, as in the first chunk
+        extras_seen = False  # per pass: callers may read the chunks more than once
         expected_event = set(self.table.kept_branches)
         expected_jet = set(self.table.jet_branches)
         for rec in container.iter_records(self.f, where, self._first_index):
@@ -401,8 +402,9 @@ class AezFile:
                 if pending is not None:
                     yield self._complete(pending, where)
                     pending = None
-                if self.extras is not None:
+                if extras_seen:
                     raise FormatError(f"{where}: more than one XTRA record")
+                extras_seen = True
                 self.extras = rec.payload
             elif rec.tag == "TAIL":
                 if pending is not None:

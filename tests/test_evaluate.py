@@ -196,3 +196,17 @@ def test_evaluate_cli_on_a_bounded_file_with_baselines(tmp_path, nano_file):
     text = r.stdout.decode()
     assert f"{int(data['counts'].sum())} jets, codec bounded" in text
     assert "every value within its bound" in text and "quantize+zstd" in text and "float16+zstd" in text
+
+
+def test_evaluate_a_file_with_other_trees(tmp_path, nano_dy):
+    """nano_dy.root has Runs and other trees (an XTRA record): evaluate reads the chunks twice
+    (bytes, then values) and must not take the second pass for a second XTRA record."""
+    out = tmp_path / "b.aez"
+    jetzip.compress(nano_dy, out, error_bound="1e-3")
+    ev = jetzip.evaluate(nano_dy, out)
+    assert ev["all_within_bounds"] and ev["n_jets"] == 188
+    from jetzip.aez import open_aez
+
+    with open_aez(out) as aez:
+        first = [len(c.payload) for c in aez.chunks()]
+        assert [len(c.payload) for c in aez.chunks()] == first and aez.extras
