@@ -58,7 +58,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 
 from . import __version__, container
-from .errors import FormatError, InputError, open_input
+from .errors import FormatError, InputError, UnsupportedVersionError, open_input
 from .tables.base import TableInfo
 
 FORMAT_MAJOR = 2
@@ -300,14 +300,38 @@ class AezFile:
         self.f: BinaryIO = open_input(self.path)
         try:
             self._open()
+            self._open_rest()
         except BaseException:
             self.f.close()
             raise
 
     def _open(self) -> None:
         where = f"{self.what} {self.path}"
-        self.major, self.minor = container.read_preamble(self.f, container.AEZ_MAGIC, ".aez file",
-                                                         FORMAT_MAJOR, str(self.path))
+        try:
+            self.major, self.minor = container.read_preamble(self.f, container.AEZ_MAGIC, ".aez file",
+                                                             FORMAT_MAJOR, str(self.path))
+        except UnsupportedVersionError:
+            self._check_version_bytes(where)
+            raise
+
+    def _check_version_bytes(self, where: str) -> None:
+        """A preamble naming a newer version: if the checksummed header says a version this
+        jetzip reads, the version bytes are damaged, not new (the preamble has no checksum)."""
+        from .model import parse_json
+
+        try:
+            self.f.seek(container.PREAMBLE.size)
+            head = container.read_record(self.f, 0, container.file_size(self.f), where)
+            stated = parse_json(head.payload, where).get("format_version") if head is not None else None
+        except FormatError:
+            return  # nothing verifiable beyond the preamble: keep the version error
+        major = stated.split(".")[0] if isinstance(stated, str) else ""
+        if major.isdigit() and int(major) in READABLE_MAJORS:
+            raise FormatError(f"{where} is corrupted: its version bytes are damaged (the checksummed header "
+                              f"says format {stated})")
+
+    def _open_rest(self) -> None:
+        where = f"{self.what} {self.path}"
         if self.major not in READABLE_MAJORS:
             raise FormatError(f"{where}: format version {self.major}.{self.minor} is not readable")
         self.size = container.file_size(self.f)

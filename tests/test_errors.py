@@ -163,14 +163,34 @@ def test_model_hash_mismatch(tmp_path, small_model_path, nano_file):
 def test_newer_format_version(tmp_path, small_model_path, nano_file):
     from jetzip.aez import READABLE_MAJORS
 
+    import io
+    import json
+
+    from jetzip import container
+
     good = _compressed(tmp_path, small_model_path, nano_file)
-    data = bytearray(good.read_bytes())
+    data = good.read_bytes()
     newer = max(READABLE_MAJORS) + 1
-    data[8:10] = newer.to_bytes(2, "little")
+    # A file of a newer format: the preamble and the (checksummed) header say so
+    f = io.BytesIO(data)
+    f.seek(container.PREAMBLE.size)
+    head = container.read_record(f, 0, len(data), "test")
+    rest = data[f.tell():]
+    header = json.loads(head.payload)
+    header["format_version"] = f"{newer}.0"
+    out = io.BytesIO()
+    container.write_preamble(out, container.AEZ_MAGIC, newer, 0)
+    container.write_record(out, "HEAD", json.dumps(header).encode())
     bad = tmp_path / "newer.aez"
-    bad.write_bytes(bytes(data))
+    bad.write_bytes(out.getvalue() + rest)
     r = invoke("inspect", bad)
     assert_fails(r, f"format version {newer}.0", "upgrade jetzip")
+    # Only the version bytes changed (the preamble has no checksum): damaged, not newer
+    flipped = bytearray(data)
+    flipped[8:10] = newer.to_bytes(2, "little")
+    bad.write_bytes(bytes(flipped))
+    r = invoke("inspect", bad)
+    assert_fails(r, "version bytes are damaged", "format 2.0")
 
 
 def test_usage_errors_exit_2(tmp_path):
