@@ -272,6 +272,7 @@ def test_rntuple_read_and_written_back(tmp_path):
     src = shared(CASES / "uproot_writer_rntuple.root")
     info, _ = passthrough(src, tmp_path / "r.root")
     assert info.extra.get("rntuple") and info.columns["pt"] == "Jet.pt"
+    assert info.extra["restored_as"] == []  # no counter is added to an RNTuple: nothing to say
     orig = uproot.open(src)["Events"].arrays()
     f = uproot.open(tmp_path / "r.root")
     assert f.classnames()["Events;1"] == "ROOT::RNTuple"

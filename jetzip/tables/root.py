@@ -399,7 +399,7 @@ class RootSource:
         if vectors:
             notes.append(f"std::vector branches ({', '.join(vectors[:6])}{' ...' if len(vectors) > 6 else ''}) "
                          "come back as arrays with a counter branch: uproot writes no std::vector")
-        if counter is None and self.jagged and self.p4_leaf is None:
+        if counter is None and self.jagged and self.p4_leaf is None and not self.rntuple:  # an RNTuple
             notes.append(f"the jets get a counter branch {out_counter} the input did not have")
         return notes
 
