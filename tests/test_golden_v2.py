@@ -101,3 +101,26 @@ def test_a_reader_can_seek_to_any_chunk():
             np.testing.assert_array_equal(c.jet_kept["Jet_btag"], every[i].jet_kept["Jet_btag"])
         with pytest.raises(jetzip.InputError, match="no chunk"):
             f.read_chunk(len(every), offsets)
+
+
+def test_bounded_learned_golden(tmp_path):
+    """Bounded codec version 2 (the shipped learned entropy model context_v1): the same values,
+    within the NanoAOD-precision bounds, through the codec and through decompress."""
+    ref = np.load(GOLDEN / "v2.0_bounded_learned_nano.npz")
+    path = GOLDEN / "v2.0_bounded_learned_nano.aez"
+    with jetzip.open_aez(path) as f:
+        config = f.header.codec
+        assert config["version"] == 2 and config["entropy_model"]["name"] == "context_v1"
+        codec = f.codec()
+        parts = [codec.decode(c.payload, c.n_jets, c.counts) for c in f.chunks()]
+        assert len(parts) > 1
+    for k in ("pt", "eta", "phi", "m"):
+        np.testing.assert_allclose(np.concatenate([p[k] for p in parts]), ref[f"dec_{k}"], rtol=1e-12, atol=0)
+    assert rel_err(ref["dec_pt"], ref["orig_pt"]).max() <= 2 ** -11
+    assert rel_err(ref["dec_m"], ref["orig_m"]).max() <= 2 ** -11
+    assert np.abs(ref["dec_phi"].astype(np.float32) - ref["orig_phi"]).max() <= 2 ** -12
+    jetzip.decompress(path, tmp_path / "g.h5")
+    import h5py
+
+    with h5py.File(tmp_path / "g.h5") as f:
+        np.testing.assert_allclose(f["Events/Jet_eta"][...], ref["dec_eta"].astype(np.float32))
