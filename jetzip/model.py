@@ -329,7 +329,8 @@ def default_model_path() -> Path:
 
 
 def resolve_model(model: Model | str | os.PathLike | None) -> Model:
-    """`model` as a :class:`Model`: itself, a loaded model file, or the default model.
+    """`model` as a :class:`Model`: itself, a loaded model file, a model shipped in the package
+    by name (``AE_3D_200``, ``AE_3D_200_pt20``; a file of that name wins), or the default model.
 
     Raises:
         InputError: no default model found. FormatError: a damaged model file.
@@ -337,6 +338,9 @@ def resolve_model(model: Model | str | os.PathLike | None) -> Model:
     if isinstance(model, Model):
         return model
     path = Path(model) if model is not None else default_model_path()
+    shipped = Path(__file__).resolve().parent / "models" / f"{model}.jzm"
+    if model is not None and not path.exists() and os.sep not in str(model) and shipped.exists():
+        path = shipped  # a shipped model by name: -m AE_3D_200_pt20
     if model is None and not path.exists():
         raise InputError(f"no default model at {path}; pass --model or set JETZIP_MODEL")
     return load_model(path)
