@@ -239,3 +239,21 @@ def test_train_a_model_then_compress_and_decompress_with_it(tmp_path):
     assert r.returncode == 0, r.stderr
     ev = jetzip.evaluate(EXAMPLE_JETS, aez, model=str(out))
     assert ev["all_within_bounds"]
+
+
+def test_an_event_of_many_jets_codes_its_pt_with_the_tables(model):
+    """The learned pt drop decodes one position of all events per step: events of more than
+    MAX_LEARNED_ROUNDS jets keep the chunk's own pt tables (time stays proportional to jets)."""
+    from jetzip.codecs.bounded import MAX_LEARNED_ROUNDS
+
+    cols, counts = example_columns()
+    n = len(cols["pt"])
+    big = np.array([MAX_LEARNED_ROUNDS + 40, n - MAX_LEARNED_ROUNDS - 40], np.uint32)
+    order = np.argsort(-cols["pt"][: int(big[0])], kind="stable")
+    cols = {k: np.concatenate([v[: int(big[0])][order], v[int(big[0]):]]) for k, v in cols.items()}
+    codec = BoundedCodec(parse_error_bound("1e-3", "PtEtaPhiM"), "PtEtaPhiM", context_model=model)
+    payload = codec.encode(cols, big)
+    acc: dict[str, float] = {}
+    dec = codec.decode(payload, n, big, account=acc)
+    for role in ("pt", "eta", "phi", "m"):
+        assert errors(cols, dec, role).max() <= 1e-3

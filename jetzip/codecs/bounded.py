@@ -319,6 +319,7 @@ LEARNED_ORDER = ("pt_first", "pt_drop", "eta", "phi_rel", "fourth")  # flag bits
 LOG_UNITS = {"GeV": 0.0, "MeV": 6.907755278982137, "TeV": -6.907755278982137}  # log(GeV / file unit)
 MAX_UNIFORM = 1 << 24  # constriction's largest uniform alphabet
 SAMPLE = 8  # the encoder estimates a long learned stream's size from every 8th symbol
+MAX_LEARNED_ROUNDS = 256  # the learned pt drop codes one position per call: events up to this many jets
 
 
 class _Context:
@@ -677,6 +678,9 @@ class BoundedCodec(Codec):
         drops = [sym.q_pt[idx - 1] - sym.q_pt[idx] for idx in later]
         rounds = ev.rounds()
         all_later = np.concatenate(rounds) if rounds else np.zeros(0, np.int64)
+        if len(rounds) > MAX_LEARNED_ROUNDS:  # one coding call per position: not for huge events
+            rounds = []
+            all_later = np.zeros(0, np.int64)
         learn.choose("pt_drop", sym.q_pt[all_later - 1] - sym.q_pt[all_later],
                      lambda: ev.features("pt_drop", all_later, sym.q_pt, sym.q_eta),
                      ev.thresholds("pt_drop", self.context_model), drops, rounds=[len(r) for r in rounds])
@@ -820,7 +824,11 @@ class BoundedCodec(Codec):
             q_pt[first] = q_first
             lr.start("pt_drop", "pt")
             thr = ev.thresholds("pt_drop", model)
-            for idx in ev.rounds():  # the second jets of all events, then the third, ...
+            rounds = ev.rounds()
+            if len(rounds) > MAX_LEARNED_ROUNDS:
+                raise FormatError(f"{where}: learned pt stream over events of more than "
+                                  f"{MAX_LEARNED_ROUNDS} jets (the encoder never writes one)")
+            for idx in rounds:  # the second jets of all events, then the third, ...
                 q_pt[idx] = q_pt[idx - 1] - lr.take("pt_drop", ev.features("pt_drop", idx, q_pt), thr, "pt")
         else:
             steps_pt = np.zeros(n, np.int64)
