@@ -578,16 +578,19 @@ def checked_path(path: Any) -> str:
 
 
 def file_kind(path: str | os.PathLike) -> str:
-    """'aez', 'model' or 'unknown', from the magic number."""
+    """'aez', 'model', 'context_model' or 'unknown', from the magic number."""
     from .container import AEZ_MAGIC, MODEL_MAGIC
 
     with open_input(path) as f:
         head = f.read(8)
+    if head[:4] == b"PK\x03\x04":  # a zip: the .npz of a context model (the bounded codec's)
+        return "context_model"
     return {AEZ_MAGIC: "aez", MODEL_MAGIC: "model"}.get(head, "unknown")
 
 
-def inspect(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
-    """Describe a ``.aez`` file or a model file.
+def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Describe a ``.aez`` file, a model file or a context model (``.jzc``). `model`: the
+    context model a bounded file was coded with when it is not the shipped one (to verify it).
 
     Returns:
         For a ``.aez``: ``kind`` ("aez"), ``path``, ``bytes``, ``format_version``, ``header``
@@ -597,7 +600,9 @@ def inspect(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
         ``payload_bytes_per_jet``, ``ratio_to_float32``, ``side_bytes``, ``extras_bytes``,
         ``mass_usable``; for the latent codec ``latent_bytes``, ``decoder_bytes``; for the
         bounded codec ``bounds`` and ``stream_bytes`` (bytes per column stream).
-        For a model file: its header with ``kind`` ("model"), ``path``, ``bytes``.
+        For a model file: its header with ``kind`` ("model"), ``path``, ``bytes``. For a
+        context model: ``kind`` ("context_model"), ``path``, ``bytes``, ``sha256`` (what files
+        record), ``streams`` and its training record.
 
     Raises:
         InputError: not a path, or unreadable. FormatError: damaged or neither kind of file.
@@ -606,6 +611,12 @@ def inspect(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
     if kind == "model":
         m = load_model(path)
         return {**m.header(), "kind": "model", "path": str(path), "bytes": os.path.getsize(path)}
+    if kind == "context_model":
+        from .entropy.context import ContextModel
+
+        cm = ContextModel.load(str(path))
+        return {**cm.meta, "kind": "context_model", "path": str(path), "bytes": os.path.getsize(path),
+                "sha256": cm.sha256, "streams": sorted(cm.streams)}
     if kind != "aez":
         raise FormatError(f"{path} is neither a .aez file nor a jetzip model file")
     from .codecs import codec_class
@@ -629,7 +640,7 @@ def inspect(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
             for chunk in aez.chunks():
                 payload += len(chunk.payload)
                 if stream_sizes is not None:
-                    for k, v in stream_sizes(config, chunk).items():
+                    for k, v in stream_sizes(config, chunk, model=model).items():
                         streams[k] = streams.get(k, 0) + v
             tail = aez.tail or {}
             n = tail["n_jets"]

@@ -488,8 +488,11 @@ def decompress(input, output, model, fmt, root_compression, device, batch_size, 
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @click.option("--no-verify", is_flag=True, help="Skip checking every checksum (faster on huge files).")
 @click.option("--scheduler", metavar="ADDRESS", help="PATH a dataset folder: check its parts on a Dask cluster.")
-def inspect(path, as_json, no_verify, scheduler) -> None:
-    """Show what a .aez file, a model file or a dataset folder holds, verifying every checksum."""
+@click.option("-m", "--model", type=click.Path(dir_okay=False),
+              help="The context model a bounded file was coded with, when it is not the shipped one.")
+def inspect(path, as_json, no_verify, scheduler, model) -> None:
+    """Show what a .aez file, a model file, a context model or a dataset folder holds, verifying
+    every checksum."""
     def go():
         from . import api
         from .render import print_inspect
@@ -507,7 +510,7 @@ def inspect(path, as_json, no_verify, scheduler) -> None:
                                   f"the first: {info['problems'][0]}")
             return
 
-        info = api.inspect(path, verify=not no_verify)
+        info = api.inspect(path, verify=not no_verify, model=model)
         if as_json:
             _json_out(info)
         else:

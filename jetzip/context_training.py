@@ -35,6 +35,7 @@ from .errors import JetzipError
 REFERENCE_BOUND = 1e-5  # near-continuous values and features
 FLAT_FRACTION = 0.25  # share of copies with no event structure (flat tables)
 TAIL = 2e-4  # quantile left to the escape bucket at each open end
+MIN_SAMPLES = 1000  # a stream with fewer symbols is left to the chunks' own tables
 
 
 def stream_samples(chunks: list[tuple[dict[str, np.ndarray], np.ndarray]], units: str = "GeV",
@@ -180,6 +181,10 @@ def train_context_model(inputs: list[str], output: str, *, max_jets: int | None 
     from .training import file_sha256
 
     check_output(output, force)
+    model_name = name or Path(output).stem
+    if not ctxm.NAME_PATTERN.fullmatch(model_name):
+        raise JetzipError(f"model name {model_name!r}: use 1-64 letters, digits or _.+- (it is the file name "
+                          "without its extension unless given)")
     chunks, files, total, units = [], [], 0, "GeV"
     for path in inputs:
         source = open_table(path, **{"drop_branches": ("*",), **table_options})
@@ -193,8 +198,13 @@ def train_context_model(inputs: list[str], output: str, *, max_jets: int | None 
                 if chunk.counts is None:
                     raise JetzipError(f"{path}: the entropy model needs events (a jagged collection or an "
                                       "event column); this table has one jet per row")
-                chunks.append((chunk.columns, chunk.counts))
-                total += len(chunk.columns["pt"])
+                columns, counts = chunk.columns, chunk.counts
+                if max_jets is not None:  # whole events, up to max_jets in all
+                    keep = int(np.searchsorted(np.cumsum(counts, dtype=np.int64), max_jets - total, side="right"))
+                    counts = counts[:keep]
+                    columns = {k: v[:int(np.sum(counts, dtype=np.int64))] for k, v in columns.items()}
+                chunks.append((columns, counts))
+                total += len(columns["pt"])
                 if max_jets is not None and total >= max_jets:
                     break
         finally:
@@ -207,6 +217,9 @@ def train_context_model(inputs: list[str], output: str, *, max_jets: int | None 
     samples = stream_samples(chunks, units, seed)
     streams, figures = {}, {}
     for stream, (values, feats, events) in samples.items():
+        if len(values) < MIN_SAMPLES:
+            report(f"{stream}: {len(values)} symbols, too few to model (files code it with their own tables)")
+            continue
         sm, fig = fit_stream(stream, values, feats, events, buckets=buckets, hidden=hidden, epochs=epochs,
                              seed=seed, report=report)
         streams[stream] = sm
@@ -214,7 +227,9 @@ def train_context_model(inputs: list[str], output: str, *, max_jets: int | None 
         report(f"{stream}: {fig['samples']} symbols; validation bits/symbol over the buckets: order-0 "
                f"{fig['order0']:.3f}, network {fig['float']:.3f}, integer network {fig['integer']:.3f}")
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    meta = {"name": name or Path(output).stem, "created": created,
+    if not streams:
+        raise JetzipError(f"no stream has {MIN_SAMPLES} symbols to learn from: give more jets, in events")
+    meta = {"name": model_name, "created": created,
             "trained_on": files, "n_jets": total, "reference_bound": REFERENCE_BOUND, "buckets": buckets,
             "hidden": hidden, "epochs": epochs, "seed": seed, "features": {k: list(v) for k, v in ctxm.STREAMS.items()},
             "validation_bits_per_symbol": figures}

@@ -80,6 +80,18 @@ def print_inspect(info: dict[str, Any], console) -> None:
     if info["kind"] == "model":
         print_model(info, console)
         return
+    if info["kind"] == "context_model":
+        t = Table(title=f"context model {info['path']}", show_header=False, title_justify="left")
+        t.add_column("field", style="bold")
+        t.add_column("value")
+        for field, value in (("name", info.get("name")), ("sha256 (what files record)", info["sha256"]),
+                             ("streams", ", ".join(info["streams"])), ("created", info.get("created")),
+                             ("trained on", ", ".join(f"{f.get('file')} ({f.get('sha256', '')[:12]}...)"
+                                                      for f in info.get("trained_on") or [])),
+                             ("jets", info.get("n_jets")), ("bytes", info["bytes"])):
+            t.add_row(field, str(value))
+        console.print(t)
+        return
     h = info["header"]
     src = h["source"]
     t = Table(title=f".aez file {info['path']}", show_header=False, title_justify="left")

@@ -257,3 +257,119 @@ def test_an_event_of_many_jets_codes_its_pt_with_the_tables(model):
     dec = codec.decode(payload, n, big, account=acc)
     for role in ("pt", "eta", "phi", "m"):
         assert errors(cols, dec, role).max() <= 1e-3
+
+
+# -- hostile and odd model files ---------------------------------------------------------------
+
+def model_file(tmp_path: Path, name: str, edit) -> Path:
+    """The shipped model's arrays, changed by `edit(arrays)`, written as another .jzc."""
+    import io
+
+    with np.load(SHIPPED, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    edit(arrays)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    path = tmp_path / name
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_hostile_model_files_are_refused(tmp_path):
+    def tanh_min(a):
+        a["tanh"] = a["tanh"].copy()
+        a["tanh"][::2] = np.iinfo(np.int64).min
+
+    def float_weights(a):
+        a["eta/w2"] = a["eta/w2"].astype(np.float64) + 0.5
+
+    def huge_member(a):  # 40 MB of zeros: a few kB compressed
+        a["unused"] = np.zeros(5_000_000)
+
+    def wide(a):
+        a["eta/w2"] = np.zeros((16, 1025), np.int64)
+        a["eta/b2"] = np.zeros(1025, np.int64)
+        a["eta/edges"] = np.arange(1025, dtype=np.float64)
+
+    def long_name(a):
+        meta = json.loads(bytes(a["meta"]).decode())
+        meta["name"] = "x\x1b[31m" * 30
+        a["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+
+    for edit, words in ((tanh_min, r"beyond 2\^53"), (float_weights, "stored as integers"),
+                        (huge_member, None), (wide, "inconsistent"), (long_name, "name")):
+        path = model_file(tmp_path, f"{edit.__name__}.jzc", edit)
+        if edit is huge_member:  # unused arrays are never decompressed: the model still loads
+            assert ctxm.ContextModel.load(path).sha256 == ctxm.default_context_model().sha256
+            continue
+        with pytest.raises(FormatError, match=words):
+            ctxm.ContextModel.load(path)
+    big = tmp_path / "big.jzc"
+    big.write_bytes(b"PK\x03\x04" + bytes(ctxm.MAX_MODEL_BYTES))
+    with pytest.raises(FormatError, match="more than a context model"):
+        ctxm.ContextModel.load(big)
+
+
+def test_a_stream_whose_buckets_hold_no_symbol_uses_the_tables(tmp_path):
+    """A model trained on one eta value (a particle gun): at any bound all its eta edges fall in
+    one step, only the escape bucket would be left, and the chunk's own tables code eta."""
+    def narrow(a):
+        a["eta/edges"] = 0.5 + np.arange(33) * 1e-7
+
+    m = ctxm.ContextModel.load(model_file(tmp_path, "gun.jzc", narrow))
+    cols, counts = example_columns()
+    n = len(cols["pt"])
+    cols["eta"] = np.full(n, 0.5, np.float32)
+    for spec in ("1e-5", "1e-3", "0.5"):
+        codec = BoundedCodec(parse_error_bound(spec, "PtEtaPhiM"), "PtEtaPhiM", context_model=m)
+        dec = codec.decode(codec.encode(cols, counts), n, counts)
+        assert errors(cols, dec, "eta").max() <= float(spec)
+
+
+def test_the_header_cannot_name_a_model_file_to_read(tmp_path):
+    """Only worker processes take the model path their parent gives; a file's header cannot
+    make jetzip open a path (a FIFO, /dev/zero, ...)."""
+    mine = ctxm.ContextModel.load(model_file(tmp_path, "mine.jzc", lambda a: a.__setitem__(
+        "eta/b2", a["eta/b2"] + 1)))
+    codec = BoundedCodec(parse_error_bound("1e-3", "PtEtaPhiM"), "PtEtaPhiM", context_model=mine)
+    config = {**codec.get_config(), "context_model_file": str(tmp_path / "mine.jzc")}
+    with pytest.raises(FormatError, match="does not have"):
+        BoundedCodec.from_config(config)
+    assert BoundedCodec.from_config(config, task=True).context_model.sha256 == mine.sha256
+    with pytest.raises(FormatError, match="is not the one"):
+        BoundedCodec.from_config(codec.get_config(), model=str(SHIPPED))
+    assert BoundedCodec.from_config(codec.get_config(), model=str(tmp_path / "mine.jzc"))
+
+
+def test_inspect_a_context_model_and_a_file_coded_with_one(tmp_path):
+    mine = model_file(tmp_path, "mine.jzc", lambda a: a.__setitem__("m/b2", a["m/b2"] + 1))
+    r = invoke("inspect", mine, "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["kind"] == "context_model" and info["sha256"] == ctxm.ContextModel.load(mine).sha256
+    aez = tmp_path / "x.aez"
+    jetzip.compress(EXAMPLE_JETS, aez, error_bound="1e-3", context_model=mine, max_jets=3000)
+    r = invoke("inspect", aez)
+    assert r.returncode == 1 and b"--model" in r.stderr
+    r = invoke("inspect", aez, "--model", mine, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["stream_bytes"]["m"] > 0
+
+
+def test_training_leaves_out_streams_without_symbols(tmp_path):
+    """One jet per event: no pt drop and no phi relative to a leader to learn from."""
+    import awkward as ak
+    import uproot
+
+    j = jetfactory.jets(6000, 5)
+    src = tmp_path / "single.root"
+    with uproot.recreate(src) as f:
+        f["Events"] = {f"Jet_{k}": ak.unflatten(j[kk], np.ones(6000, np.int64))
+                       for k, kk in (("pt", "pt"), ("eta", "eta"), ("phi", "phi"), ("mass", "m"))}
+    out = tmp_path / "single.jzc"
+    r = invoke("train", "--entropy-model", src, "-o", out, "--epochs", "1")
+    assert r.returncode == 0, r.stderr
+    assert b"pt_drop: 0 symbols, too few to model" in r.stderr
+    assert "pt_drop" not in ctxm.ContextModel.load(out).streams
+    r = invoke("train", "--entropy-model", src, "-o", tmp_path / "x.jzc", "--max-jets", "500")
+    assert r.returncode == 1 and b"no stream has" in r.stderr

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -384,7 +385,9 @@ class _Context:
 
 
 def _usable(thr: np.ndarray | None) -> bool:
-    return thr is not None and int(np.diff(thr).max(initial=0)) < MAX_UNIFORM
+    """Thresholds a learned stream can code with: every bucket within a uniform alphabet, and
+    at least one bucket holding a symbol beside the escape (constriction needs two symbols)."""
+    return thr is not None and int(np.diff(thr).max(initial=0)) < MAX_UNIFORM and bool((np.diff(thr) > 0).any())
 
 
 class _Learned:
@@ -567,14 +570,16 @@ class BoundedCodec(Codec):
             raise FormatError("malformed bounded codec configuration (representation or bounds)")
         model = None
         path = None
-        if version == 2 and runtime.get("check_only"):  # opening a file: the model is needed to decode
+        if version == 2:
             ref = config.get("entropy_model")
-            if not isinstance(ref, Mapping) or not isinstance(ref.get("sha256"), str):
+            if not isinstance(ref, Mapping) or not re.fullmatch(r"[0-9a-f]{64}", str(ref.get("sha256"))) \
+                    or not ctxm.NAME_PATTERN.fullmatch(str(ref.get("name"))):
                 raise FormatError("malformed entropy model reference in the codec configuration")
-        elif version == 2:
-            # a model not shipped: given at run time (``--model``), or the file a parent
-            # process names for its workers
-            given = runtime.get("context_model") or config.get("context_model_file") or runtime.get("model")
+        if version == 2 and not runtime.get("check_only"):  # opening a file: the model is needed to decode
+            # a model not shipped: given at run time (``--model``), or, in a worker process
+            # only, the file its parent names (never a path from a file's header)
+            hint = config.get("context_model_file") if runtime.get("task") else None
+            given = runtime.get("context_model") or runtime.get("model") or hint
             if isinstance(given, (str, os.PathLike)):
                 path = str(given)
                 try:
@@ -743,12 +748,12 @@ class BoundedCodec(Codec):
 
     # -- decoding -------------------------------------------------------------------------
     @classmethod
-    def stream_sizes(cls, config: Mapping[str, Any], chunk: Any) -> dict[str, int]:
+    def stream_sizes(cls, config: Mapping[str, Any], chunk: Any, **runtime: Any) -> dict[str, int]:
         """Bytes of one chunk's payload per column (entropy-coded part, raw bits, tables;
         the rest of the payload under ``"head"``), for ``inspect``."""
         account: dict[str, float] = {}
-        codec = cls.from_config(config)
-        codec.decode(chunk.payload, chunk.n_jets, chunk.counts, account=account)
+        codec = cls.from_config(config, **runtime)
+        codec.decode(chunk.payload, chunk.n_jets, chunk.counts, where=f"chunk {chunk.index}", account=account)
         out = {k: int(round(v)) for k, v in account.items()}
         out["head"] = max(0, len(chunk.payload) - sum(out.values()))
         return out
@@ -909,10 +914,10 @@ register(BoundedCodec)
 
 def encode_task(config: Mapping[str, Any], columns: Mapping[str, np.ndarray], counts: np.ndarray | None) -> bytes:
     """One chunk encoded in a worker process (see ``pipeline.ordered_process_map``)."""
-    return BoundedCodec.from_config(config).encode(columns, counts)
+    return BoundedCodec.from_config(config, task=True).encode(columns, counts)
 
 
 def decode_task(config: Mapping[str, Any], payload: bytes, n: int, counts: np.ndarray | None,
                 where: str) -> dict[str, np.ndarray]:
     """One chunk decoded in a worker process."""
-    return BoundedCodec.from_config(config).decode(payload, n, counts, where)
+    return BoundedCodec.from_config(config, task=True).decode(payload, n, counts, where)

@@ -40,6 +40,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -64,6 +66,9 @@ MAX_COUNT = 31  # position and jet count are capped here; 0 jets = a flat table 
 W1_SHIFT, HIDDEN_SHIFT, TANH_BITS, TANH_RANGE = 20, 10, 12, 4096
 W2_SHIFT, LOGIT_SHIFT, EXP_SIZE, EXP_BITS = 12, 18, 1024, 20
 BATCH = 1 << 15  # symbols per constriction call (bounds the (n, B + 1) frequency arrays)
+MAX_HIDDEN, MAX_BUCKETS = 64, 256  # a model file may not ask for more (memory and time per symbol)
+MAX_MODEL_BYTES = 4 << 20  # a model file, and each array in it once decompressed
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 MAX_FEATURE = float(1 << 16)  # |x| clip: keeps every partial sum exact
 # |weights| below this keeps every partial sum of both products far below 2^53
 MAX_W1, MAX_W2 = float(1 << 30), float(1 << 24)
@@ -99,15 +104,21 @@ class StreamModel:
         return len(self.edges) - 1
 
     def check(self) -> None:
+        """Shapes, limits and value ranges that keep every sum exact (see the module doc).
+        Raises FormatError."""
         f = len(STREAMS[self.name])
         h = self.w1.shape[1] if self.w1.ndim == 2 else -1
         b = self.buckets
-        ok = (self.edges.ndim == 1 and b >= 1 and bool(np.all(np.isfinite(self.edges)))
-              and bool(np.all(np.diff(self.edges) > 0)) and self.w1.shape == (f, h) and h >= 1
+
+        def within(a: np.ndarray, limit: float) -> bool:  # float64 integers: no overflow in abs
+            return bool(np.all(np.isfinite(a))) and bool(np.all(np.abs(a) < limit))
+
+        ok = (self.edges.dtype == np.float64 and self.edges.ndim == 1 and 2 <= b + 1 <= MAX_BUCKETS + 1
+              and within(self.edges, 1e6) and bool(np.all(np.diff(self.edges) > 0))
+              and self.w1.shape == (f, h) and 1 <= h <= MAX_HIDDEN
               and self.b1.shape == (h,) and self.w2.shape == (h, b + 1) and self.b2.shape == (b + 1,)
-              and float(np.abs(self.w1).max()) < MAX_W1 and float(np.abs(self.b1).max()) < MAX_W1 * 64
-              and float(np.abs(self.w2).max()) < MAX_W2 and float(np.abs(self.b2).max()) < MAX_W2 * 64
-              and h <= 256 and b <= 1024)
+              and within(self.w1, MAX_W1) and within(self.b1, MAX_W1 * 64)
+              and within(self.w2, MAX_W2) and within(self.b2, MAX_W2 * 64))
         if not ok:
             raise FormatError(f"context model stream {self.name!r} has inconsistent shapes or values")
 
@@ -152,9 +163,14 @@ class StreamModel:
         merge[np.arange(f.shape[1]), owner] = 1.0
         return np.ascontiguousarray(f @ merge)  # exact: integer sums below 2^31
 
-    def thresholds(self, step: float, offset: float = 0.0) -> np.ndarray:
-        """Integer symbols where the buckets start: ``ceil((edge + offset) / step)``, (B + 1,)."""
-        return np.ceil((self.edges + offset) / step).astype(np.int64)
+    def thresholds(self, step: float, offset: float = 0.0) -> np.ndarray | None:
+        """Integer symbols where the buckets start: ``ceil((edge + offset) / step)``, (B + 1,);
+        None when a step makes them too large to be symbols (|t| >= 2^52)."""
+        with np.errstate(all="ignore"):
+            t = np.ceil((self.edges + offset) / step)
+        if not np.all(np.abs(t) < float(1 << 52)):
+            return None
+        return t.astype(np.int64)
 
 
 @dataclass(eq=False)
@@ -199,42 +215,87 @@ class ContextModel:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str = "context model") -> "ContextModel":
-        """Parse a model file's bytes. Raises FormatError on anything malformed."""
+        """Parse a model file's bytes. Raises FormatError on anything malformed, oversized or
+        outside the limits that keep the arithmetic exact."""
+        if len(data) > MAX_MODEL_BYTES:
+            raise FormatError(f"{where}: {len(data)} bytes, more than a context model may have")
         try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                sizes = {i.filename: i.file_size for i in zf.infolist()}
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            meta = json.loads(bytes(arrays["meta"].astype(np.uint8)).decode())
-            if meta.get("format") != FORMAT or int(meta.get("version", 0)) != FORMAT_VERSION:
-                raise FormatError(f"{where}: not a jetzip context model of version {FORMAT_VERSION}")
-            streams = {}
-            for name in meta["streams"]:
-                if name not in STREAMS:
-                    raise FormatError(f"{where}: unknown stream {name!r}")
-                w1, b1, w2, b2 = (np.ascontiguousarray(arrays[f"{name}/{p}"].astype(np.int64), np.float64)
-                                  for p in ("w1", "b1", "w2", "b2"))
-                s = StreamModel(name, arrays[f"{name}/edges"].astype(np.float64), w1, b1, w2, b2)
-                s.check()
-                streams[name] = s
-            tanh, exp = arrays["tanh"].astype(np.int64), arrays["exp"].astype(np.int64)
+                def get(key: str) -> np.ndarray:
+                    if sizes.get(key + ".npy", MAX_MODEL_BYTES + 1) > MAX_MODEL_BYTES:
+                        raise FormatError(f"{where}: array {key} is missing or too large")
+                    return z[key]
+
+                meta = json.loads(bytes(get("meta").astype(np.uint8)).decode())
+                if not isinstance(meta, dict) or meta.get("format") != FORMAT or \
+                        int(meta.get("version", 0)) != FORMAT_VERSION:
+                    raise FormatError(f"{where}: not a jetzip context model of version {FORMAT_VERSION}")
+                if not NAME_PATTERN.fullmatch(str(meta.get("name", ""))):
+                    raise FormatError(f"{where}: the model's name must be 1-64 letters, digits or _.+-")
+                names = meta["streams"]
+                if not isinstance(names, list) or len(set(map(str, names))) != len(names):
+                    raise FormatError(f"{where}: malformed stream list")
+                arrays = {"tanh": _integers(get("tanh"), where), "exp": _integers(get("exp"), where)}
+                streams = {}
+                for name in names:
+                    if name not in STREAMS:
+                        raise FormatError(f"{where}: unknown stream {name!r}")
+                    edges = get(f"{name}/edges")
+                    if edges.dtype != np.float64:
+                        raise FormatError(f"{where}: stream {name} edges are not float64")
+                    w1, b1, w2, b2 = (_integers(get(f"{name}/{p}"), where) for p in ("w1", "b1", "w2", "b2"))
+                    sm = StreamModel(name, np.ascontiguousarray(edges), w1, b1, w2, b2)
+                    sm.check()
+                    streams[name] = sm
         except FormatError:
             raise
         except Exception as exc:  # zip, key, JSON, dtype errors: all mean a bad file
             raise FormatError(f"{where}: not a readable context model ({type(exc).__name__})") from None
-        if tanh.shape != (2 * TANH_RANGE,) or exp.shape != (EXP_SIZE,) or int(exp.min(initial=1 << 30)) < 1 \
-                or int(exp.max(initial=0)) > 1 << EXP_BITS or int(np.abs(tanh).max(initial=0)) > 1 << TANH_BITS:
+        tanh, exp = arrays["tanh"], arrays["exp"]
+        if tanh.shape != (2 * TANH_RANGE,) or exp.shape != (EXP_SIZE,) \
+                or not np.all((exp >= 1) & (exp <= 1 << EXP_BITS)) or not np.all(np.abs(tanh) <= 1 << TANH_BITS):
             raise FormatError(f"{where}: malformed tables")
-        # the codec looks the tables up as float64 (integer-valued, exact)
-        return cls(streams, tanh.astype(np.float64), exp.astype(np.float64), meta, hashlib.sha256(data).hexdigest(),
-                   bytes(data))
+        model = cls(streams, tanh, exp, meta, "", bytes(data))
+        model.sha256 = model.content_sha256()
+        return model
+
+    def content_sha256(self) -> str:
+        """The model's identity, which files record: SHA-256 of what decides the probabilities
+        (streams, edges, weights, tables), not of the file's bytes (which also hold the name
+        and creation time)."""
+        h = hashlib.sha256(f"{FORMAT}/{FORMAT_VERSION}".encode())
+        for name, sm in sorted(self.streams.items()):
+            h.update(name.encode() + b"\0")
+            h.update(np.ascontiguousarray(sm.edges, "<f8").tobytes())
+            for a in (sm.w1, sm.b1, sm.w2, sm.b2):
+                h.update(str(a.shape).encode())
+                h.update(np.ascontiguousarray(a, np.float64).astype("<i8").tobytes())
+        for a in (self.tanh, self.exp):
+            h.update(np.ascontiguousarray(a, np.float64).astype("<i8").tobytes())
+        return h.hexdigest()
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ContextModel":
         p = Path(path)
         try:
-            data = p.read_bytes()
+            if p.is_file() and p.stat().st_size > MAX_MODEL_BYTES:
+                raise FormatError(f"{p}: {p.stat().st_size} bytes, more than a context model may have")
+            with open(p, "rb") as f:
+                data = f.read(MAX_MODEL_BYTES + 1)
         except OSError as exc:
             raise InputError(f"cannot read context model {p}: {exc.strerror or exc}") from None
         return cls.from_bytes(data, str(p))
+
+
+def _integers(a: np.ndarray, where: str) -> np.ndarray:
+    """An integer array of a model file as exact float64 (|values| < 2^53). Raises FormatError."""
+    if a.dtype.kind not in "iu" or a.dtype.itemsize > 8:
+        raise FormatError(f"{where}: weights and tables must be stored as integers")
+    if a.size and (int(a.min()) <= -(1 << 53) or int(a.max()) >= 1 << 53):
+        raise FormatError(f"{where}: integers beyond 2^53")
+    return np.ascontiguousarray(a, np.float64)
 
 
 def default_context_model_path() -> Path:
@@ -277,6 +338,9 @@ def resolve_context_model(ref: Any, runtime: ContextModel | None = None) -> Cont
     for m in (runtime, default_context_model()):
         if m is not None and m.sha256 == sha:
             return m
+    if runtime is not None:
+        raise FormatError(f"the context model given ({runtime.name!r}, sha256 {runtime.sha256[:12]}...) is not "
+                          f"the one this file was coded with ({name!r}, sha256 {sha[:12]}...)")
     raise FormatError(f"this file was coded with the context model {name!r} (sha256 {sha[:12]}...), which "
                       "this jetzip does not have; pass that model file with --model")
 
