@@ -149,13 +149,20 @@ def big_input(tmp_path_factory):
     return path
 
 
+def default_sigint() -> None:
+    """In the child before exec: Ctrl-C's default action. A suite started in the background of
+    a non-interactive shell (`cmd &`) inherits SIGINT ignored, and so would jetzip, which
+    rightly keeps an ignored signal ignored: the interrupt tests would then test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_killed_compress_leaves_no_output_and_intact_input(tmp_path, big_input, small_model_path, jetzip_exe, sig):
     before = sha(big_input)
     out = tmp_path / "big.aez"
     proc = subprocess.Popen([jetzip_exe, "compress", str(big_input), "-o", str(out), "-m", str(small_model_path),
                              "--batch-size", "64", "--chunk-jets", "4096"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_sigint)
     deadline = time.time() + 120
     while not leftovers(tmp_path) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -233,7 +240,7 @@ def test_interrupted_training_resumes(tmp_path, jetzip_exe):
     out = tmp_path / "m.jzm"
     options = ["--arch", "AE_3D_50", "--epochs", "12", "--batch-size", "64", "--seed", "1"]
     proc = subprocess.Popen([jetzip_exe, "train", str(src), "-o", str(out), *options],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_sigint)
     ckpt = tmp_path / "m.jzm.ckpt"
     deadline = time.time() + 120
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
