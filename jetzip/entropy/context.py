@@ -103,7 +103,7 @@ class StreamModel:
     def buckets(self) -> int:
         return len(self.edges) - 1
 
-    def check(self) -> None:
+    def check(self, where: str = "context model") -> None:
         """Shapes, limits and value ranges that keep every sum exact (see the module doc).
         Raises FormatError."""
         f = len(STREAMS[self.name])
@@ -120,7 +120,7 @@ class StreamModel:
               and within(self.w1, MAX_W1) and within(self.b1, MAX_W1 * 64)
               and within(self.w2, MAX_W2) and within(self.b2, MAX_W2 * 64))
         if not ok:
-            raise FormatError(f"context model stream {self.name!r} has inconsistent shapes or values")
+            raise FormatError(f"{where}: stream {self.name!r} has inconsistent shapes or values")
 
     def _scaled(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The weights times powers of two (exact), so that the first layer gives the tanh
@@ -247,7 +247,7 @@ class ContextModel:
                         raise FormatError(f"{where}: stream {name} edges are not float64")
                     w1, b1, w2, b2 = (_integers(get(f"{name}/{p}"), where) for p in ("w1", "b1", "w2", "b2"))
                     sm = StreamModel(name, np.ascontiguousarray(edges), w1, b1, w2, b2)
-                    sm.check()
+                    sm.check(where)
                     streams[name] = sm
         except FormatError:
             raise
