@@ -74,7 +74,9 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         ``original``, ``compressed``, ``codec``, ``n_jets``, ``residuals`` (per variable:
         n, mean, std, median, p1, p99, p99_abs, max_abs, tail fractions; E, pt, m relative,
         eta, phi absolute, phi wrapped), ``bytes``, ``bytes_per_jet``, ``ratio_to_float32``,
-        ``bytes_per_jet_without_decoder``, ``alternatives``; for bounded files ``bounds``
+        ``bytes_per_jet_without_decoder``, ``alternatives``, ``invalid_jets_left_out`` (jets
+        of the original the codec cannot store, left out by ``--drop-invalid``, not compared);
+        for bounded files ``bounds``
         (per stored column: ``bound``, ``kind``, ``max_error``, ``violations``, ``within``)
         and ``all_within_bounds``; for latent files ``model``, ``latent_dtype``,
         ``fraction_outside_training_ranges``; ``baselines`` when asked.
@@ -112,6 +114,7 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
     source = _open_original(original, info)
     try:
         parts, counts_orig, m = [], [], 0
+        left_out = 0  # jets of the original the codec cannot store (NaN, inf, ...)
         for chunk in source.chunks(1 << 20):
             cols = {r: np.asarray(chunk.columns[r]) for r in roles if r in chunk.columns}
             if set(cols) != set(roles):
@@ -120,6 +123,7 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
             counts = chunk.counts
             bad, _ = codec.invalid(cols)  # compress refused them or (--drop-invalid) left them out
             if bad.any():
+                left_out += int(bad.sum())
                 cols = {k: v[~bad] for k, v in cols.items()}
                 counts = None if counts is None else counts_without(counts, bad)
             take = len(cols[roles[0]]) if max_jets is None else max(0, max_jets - m)
@@ -163,6 +167,7 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         # the jets' own bytes: no header, no decoder, no carried branches or other objects
         "payload_bytes_per_jet": payload_bytes / total_jets if whole else None,
         "conventions": "E, pt, m relative (decoded-original)/original; eta, phi absolute, phi wrapped",
+        "invalid_jets_left_out": left_out,
     }
     if config["id"] == "latent":
         ranges = config["model"].get("training_ranges")

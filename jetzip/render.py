@@ -241,6 +241,9 @@ def print_evaluation(r: dict[str, Any], console) -> None:
     else:
         codec = f"codec {r['codec']}"
     console.print(f"{r['compressed']} against {r['original']}: {r['n_jets']} jets, {codec}")
+    if r.get("invalid_jets_left_out"):
+        console.print(f"{r['invalid_jets_left_out']} jet(s) of {r['original']} that the codec cannot store (NaN, "
+                      "inf, ...) are not in the .aez (compressed with --drop-invalid) and not compared")
     console.print(residual_table(r["residuals"], "residuals (E, pt, m relative; eta, phi absolute)"))
     if r.get("bounds"):
         console.print(_bounds_table(r["bounds"]))

@@ -216,6 +216,8 @@ def test_nan_jets_refused_or_dropped(tmp_path):
         jetzip.compress(csv, tmp_path / "x.aez", error_bound="1e-3")
     r = jetzip.compress(csv, tmp_path / "y.aez", error_bound="1e-3", drop_invalid=True)
     assert r["n_jets"] == 49 and r["dropped_invalid"] == 1
+    ev = jetzip.evaluate(csv, tmp_path / "y.aez")  # says that it compared the 49 and left one out
+    assert ev["n_jets"] == 49 and ev["invalid_jets_left_out"] == 1 and ev["all_within_bounds"]
 
 
 def test_steps_stay_inside_the_bound():
