@@ -16,7 +16,8 @@ eta, phi), so that they can be read side by side with jetzip's codecs:
   columns byte-shuffled and compressed with zstd level 19 (the bound holds);
 - ``sz3``: SZ3 with an absolute bound per column on log values for relative bounds, when the
   ``pysz`` package is installed (skipped and said otherwise);
-- ``jetzip-bounded``: this jetzip's error-bounded codec on the same jets (payload only).
+- ``jetzip-bounded``: this jetzip's error-bounded codec on the same jets, as ``compress``
+  runs it by default (with the shipped learned entropy model; payload only).
 """
 from __future__ import annotations
 
@@ -134,8 +135,9 @@ def measure(columns: Mapping[str, np.ndarray], representation: str,
     # jetzip's own bounded codec
     if representation in ("EPtEtaPhi", "PtEtaPhiM"):
         from .codecs.bounded import BoundedCodec
+        from .entropy.context import default_context_model
 
-        codec = BoundedCodec(dict(bounds), representation, units)
+        codec = BoundedCodec(dict(bounds), representation, units, default_context_model())
         payload = codec.encode(cols, counts)
         dec = codec.decode(payload, n, counts)
         out["jetzip-bounded"] = {"bytes_per_jet": len(payload) / n,
