@@ -149,7 +149,8 @@ def train_frames(frame: np.ndarray, options: TrainOptions, checkpoint: str | Non
     norm = Normalization.fit(frame[train_idx], options.normalization)
     weights = torch.from_numpy(loss_weights(norm, options.targets))
     device = resolve_device(options.device)
-    x_train = torch.from_numpy(norm.apply(frame[train_idx]))
+    # resident on the device for the whole run: one copy, not one per batch (the GPU's gain)
+    x_train = torch.from_numpy(norm.apply(frame[train_idx])).to(device)
     val_idx_eval = val_idx[: options.max_val_jets]
     x_val = torch.from_numpy(norm.apply(frame[val_idx_eval])).to(device)
 
@@ -208,20 +209,24 @@ def train_frames(frame: np.ndarray, options: TrainOptions, checkpoint: str | Non
     for epoch in range(start_epoch, options.epochs if not finished else start_epoch):
         t0 = time.perf_counter()
         net.train()
-        perm = torch.randperm(len(x_train), generator=gen)
-        running, seen = 0.0, 0
+        perm = torch.randperm(len(x_train), generator=gen).to(device)  # the CPU generator: same order anywhere
+        # the running loss stays on the device (float64, as a Python float would add it) and is
+        # read every 50 steps: no wait for the GPU after every batch
+        running_t = torch.zeros((), dtype=torch.float64, device=device)
+        seen = 0
         for step in range(steps_per_epoch):
             idx = perm[step * options.batch_size:(step + 1) * options.batch_size]
-            xb = x_train[idx].to(device, non_blocking=True)
+            xb = x_train[idx]
             loss = (((net(xb) - xb) ** 2) * w_dev).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            running += float(loss.detach()) * len(idx)
+            running_t += loss.detach().double() * len(idx)
             seen += len(idx)
             if step % 50 == 0:
-                report("batch", {"epoch": epoch, "step": step, "loss": running / seen})
+                report("batch", {"epoch": epoch, "step": step, "loss": float(running_t) / seen})
+        running = float(running_t)
         record = EpochRecord(epoch, running / seen, val_loss(), float(sched.get_last_lr()[0]),
                              time.perf_counter() - t0)
         history.append(dataclasses.asdict(record))
