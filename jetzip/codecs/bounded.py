@@ -4,7 +4,8 @@ Bounds (``--error-bound``): relative for pt and for E or the mass, absolute for 
 on the columns the source stores: (E, pt, eta, phi) tables bound E, (pt, eta, phi, mass)
 tables such as NanoAOD bound the mass. ``nanoaod`` is the precision CMS NanoAOD stores
 (cms-sw ``PhysicsTools/NanoAOD`` ``common_cff.py`` P4Vars: pt and mass with 10 mantissa bits,
-relative 2^-11; eta and phi with 12 bits, absolute 2^-12 for |x| < 4).
+relative 2^-11; eta and phi with 12 bits, whose rounding error is 2^-13 below |x| = 2, 2^-12 in
+[2, 4) and 2^-11 beyond: the preset takes 2^-12, NanoAOD's largest error below |x| = 4).
 
 Transform (closed-loop quantization; ``../shared/GUIDE.md`` section 11 measured it best):
 
