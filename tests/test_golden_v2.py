@@ -17,6 +17,14 @@ import jetzip
 GOLDEN = Path(__file__).parent / "golden"
 
 
+def decoded(path):
+    """(the codec's stored config, the decoded columns of every chunk joined) of a golden file."""
+    with jetzip.open_aez(path) as f:
+        codec = f.codec()
+        parts = [codec.decode(c.payload, c.n_jets, c.counts) for c in f.chunks()]
+        return f.header.codec, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, len(parts)
+
+
 def rel_err(d, o):
     d, o = np.asarray(d, np.float32).astype(np.float64), np.asarray(o, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -32,12 +40,9 @@ def test_bounded_nano_golden(tmp_path):
     assert content["tail"]["n_chunks"] > 1
     np.testing.assert_array_equal(content["counts"], ref["counts"])
     np.testing.assert_array_equal(content["jet_kept"]["Jet_btag"], ref["orig_btag"])
-    with jetzip.open_aez(GOLDEN / "v2.0_bounded_nano.aez") as f:
-        codec = f.codec()
-        parts = [codec.decode(c.payload, c.n_jets, c.counts) for c in f.chunks()]
+    _, got, _ = decoded(GOLDEN / "v2.0_bounded_nano.aez")
     for k in ("pt", "eta", "phi", "m"):
-        got = np.concatenate([p[k] for p in parts])
-        np.testing.assert_allclose(got, ref[f"dec_{k}"], rtol=1e-12, atol=0)
+        np.testing.assert_allclose(got[k], ref[f"dec_{k}"], rtol=1e-12, atol=0)
     assert rel_err(ref["dec_pt"], ref["orig_pt"]).max() <= 5e-4
     assert rel_err(ref["dec_m"], ref["orig_m"]).max() <= 1e-3
     assert np.abs(ref["dec_eta"].astype(np.float32) - ref["orig_eta"]).max() <= 2.5e-4
@@ -57,11 +62,9 @@ def test_bounded_flat_e_golden():
     ref = np.load(GOLDEN / "v2.0_bounded_flat_e.npz")
     with jetzip.open_aez(GOLDEN / "v2.0_bounded_flat_e.aez") as f:
         assert f.header.codec["representation"] == "EPtEtaPhi" and not f.jagged
-        codec = f.codec()
-        parts = [codec.decode(c.payload, c.n_jets, c.counts) for c in f.chunks()]
+    _, got, _ = decoded(GOLDEN / "v2.0_bounded_flat_e.aez")
     for k in ("E", "pt", "eta", "phi"):
-        got = np.concatenate([p[k] for p in parts])
-        np.testing.assert_allclose(got, ref[f"dec_{k}"], rtol=1e-12, atol=0)
+        np.testing.assert_allclose(got[k], ref[f"dec_{k}"], rtol=1e-12, atol=0)
     assert rel_err(ref["dec_E"], ref["orig_E"]).max() <= 3.46e-3
 
 
@@ -108,14 +111,11 @@ def test_bounded_learned_golden(tmp_path):
     within the NanoAOD-precision bounds, through the codec and through decompress."""
     ref = np.load(GOLDEN / "v2.0_bounded_learned_nano.npz")
     path = GOLDEN / "v2.0_bounded_learned_nano.aez"
-    with jetzip.open_aez(path) as f:
-        config = f.header.codec
-        assert config["version"] == 2 and config["entropy_model"]["name"] == "context_v1"
-        codec = f.codec()
-        parts = [codec.decode(c.payload, c.n_jets, c.counts) for c in f.chunks()]
-        assert len(parts) > 1
+    config, got, n_chunks = decoded(path)
+    assert config["version"] == 2 and config["entropy_model"]["name"] == "context_v1"
+    assert n_chunks > 1
     for k in ("pt", "eta", "phi", "m"):
-        np.testing.assert_allclose(np.concatenate([p[k] for p in parts]), ref[f"dec_{k}"], rtol=1e-12, atol=0)
+        np.testing.assert_allclose(got[k], ref[f"dec_{k}"], rtol=1e-12, atol=0)
     assert rel_err(ref["dec_pt"], ref["orig_pt"]).max() <= 2 ** -11
     assert rel_err(ref["dec_m"], ref["orig_m"]).max() <= 2 ** -11
     assert np.abs(ref["dec_phi"].astype(np.float32) - ref["orig_phi"]).max() <= 2 ** -12

@@ -230,16 +230,22 @@ def _within(decoded: np.ndarray, original: np.ndarray, bound: float, relative: b
     return ok & np.isfinite(decoded)
 
 
-def _event_structure(counts: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(position class per jet: 0 the event's first jet, 1 the second, 2 later ones; index of
-    the event's first jet); flat tables: every jet is first."""
+def _events(counts: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per jet: (index of its event's first jet, position in the event, jets in the event);
+    flat tables: every jet is first, and the jet count is 0 (no events)."""
     if counts is None:
-        return np.zeros(n, np.int64), np.arange(n, dtype=np.int64)
+        return np.arange(n, dtype=np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
     c = counts.astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(c)[:-1]]) if len(c) else np.zeros(0, np.int64)
     lead = np.repeat(starts, c)
-    position = np.minimum(np.arange(n, dtype=np.int64) - lead, POSITIONS - 1)
-    return position, lead
+    return lead, np.arange(n, dtype=np.int64) - lead, np.repeat(c, c)
+
+
+def _event_structure(counts: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(position class per jet: 0 the event's first jet, 1 the second, 2 later ones; index of
+    the event's first jet); flat tables: every jet is first."""
+    lead, position, _ = _events(counts, n)
+    return np.minimum(position, POSITIONS - 1), lead
 
 
 class _Writer:
@@ -330,16 +336,7 @@ class _Context:
 
     def __init__(self, counts: np.ndarray | None, n: int, steps: tuple[float, float, float, float],
                  units: str) -> None:
-        if counts is None:
-            self.posx = np.zeros(n, np.int64)
-            self.lead = np.arange(n, dtype=np.int64)
-            nj = np.zeros(n, np.int64)  # 0 jets: a flat table, no events
-        else:
-            c = counts.astype(np.int64)
-            starts = np.concatenate([[0], np.cumsum(c)[:-1]]) if len(c) else np.zeros(0, np.int64)
-            self.lead = np.repeat(starts, c)
-            self.posx = np.arange(n, dtype=np.int64) - self.lead
-            nj = np.repeat(c, c)
+        self.lead, self.posx, nj = _events(counts, n)  # 0 jets: a flat table, no events
         self.pos = np.minimum(self.posx, ctxm.MAX_COUNT).astype(np.float64)
         self.nj = np.minimum(nj, ctxm.MAX_COUNT).astype(np.float64)
         self.steps = steps
