@@ -32,6 +32,15 @@ CASES = [
     ("h5_counter_1e9.h5", ["compress", "-o", "OUT.aez", "--error-bound", "1e-3"]),
     ("csv_cols_70000.csv", ["compress", "-o", "OUT.aez", "--error-bound", "1e-3"]),
     ("string_branch_flat.root", ["compress", "-o", "OUT.aez", "--error-bound", "1e-3"]),
+    # format 2.0 files with their CRCs recomputed, and small tables with absurd shapes (issue 23)
+    ("b02_steps_x50.aez", ["decompress", "-o", "OUT.root"]),
+    ("b03_splice_head1e-3_chunks0.1.aez", ["decompress", "-o", "OUT.root"]),
+    ("b05_verbatim_nan_inf_neg.aez", ["decompress", "-o", "OUT.root"]),
+    ("b08_jetbomb_25x4M.aez", ["decompress", "-o", "OUT.root"]),
+    ("i01_pandas_items_1e8.h5", ["compress", "-o", "OUT.aez", "--error-bound", "1e-3"]),
+    ("p01_skewed_1e8_jets.parquet", ["compress", "-o", "OUT.aez", "--error-bound", "1e-3"]),
+    ("i06c_awkward_length_vs_offsets.h5", ["compress", "-o", "OUT.aez", "--error-bound", "1e-3"]),
+    ("train_one_event.root", ["train", "--entropy-model", "-o", "OUT.jzc"]),
 ]
 
 
