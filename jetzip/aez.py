@@ -362,8 +362,7 @@ class AezFile:
             self._data_start = self.f.tell()
         if self.major == 1 and embedded and "DECW" not in self.side:
             raise FormatError(f"{where} is truncated or corrupted: embedded decoder missing")
-        if self.major == 2 and self.header.codec.get("id") == "latent" and \
-                bool(self.header.codec.get("model", {}).get("embedded")) != ("DECW" in self.side):
+        if self.major >= 2 and codec_class(self.header.codec["id"]).side_tags(self.header.codec) != set(self.side):
             raise FormatError(f"{where} is truncated or corrupted: embedded decoder missing or unexpected")
         self._first_index = index
         self._tail: dict | None = None
@@ -569,8 +568,7 @@ def read_aez(path: str | os.PathLike) -> dict[str, Any]:
                          if chunks else {}),
             "payloads": [bytes(c.payload) for c in chunks],
         }
-        if aez.header.codec["id"] == "latent":
-            from .codecs.latent import latents_of
+        from .codecs import codec_class
 
-            out["latents"] = latents_of(aez.header.codec, chunks)
+        out.update(codec_class(aez.header.codec["id"]).payload_arrays(aez.header.codec, chunks))
         return out

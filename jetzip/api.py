@@ -25,13 +25,13 @@ import numpy as np
 from .aez import MAX_EVENTS_PER_CHUNK, MAX_JETS_PER_CHUNK, AezWriter, Header, open_aez
 from .atomic import atomic_output
 from .codecs import Codec
-from .codecs.latent import LatentCodec
 from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_DEVICE, DEFAULT_LATENT_DTYPE,
                        DEFAULT_ROOT_COMPRESSION, MIN_WRITE_JETS, RAW_BYTES_PER_JET)
 from .errors import FormatError, InputError, JetzipError, open_input, positive_int
 from .model import Model, load_model, resolve_model
 from .pipeline import InOrderWorker, ordered_process_map, prefetch
-from .tables import JetChunk, TableInfo, counts_without, describe_jet, format_of, open_table, open_writer
+from .tables import JetChunk, TableInfo, describe_jet, format_of, open_table, open_writer
+from .tables.base import entry_window
 
 Progress = Callable[..., None]  # progress(done, total_or_None, unit): unit "events" or "jets"
 Warn = Callable[[str], None]
@@ -138,9 +138,9 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         ``input``, ``output``, ``codec`` (id), ``codec_config``, ``n_jets``, ``n_events``,
         ``n_chunks``, ``bytes``, ``payload_bytes`` (the jets' own bytes), ``bytes_per_jet``,
         ``payload_bytes_per_jet``, ``ratio_to_float32``, ``dropped_invalid``,
-        ``exact_jets`` (latent: stored verbatim), ``outside_training_ranges`` (latent),
-        ``units``, ``units_inferred``, ``seconds``, and for the latent codec ``model``,
-        ``model_sha256``.
+        ``units``, ``units_inferred``, ``seconds``, and what the codec reports
+        (:meth:`~jetzip.codecs.Codec.encode_report`: for the latent codec ``model``,
+        ``model_sha256``, ``exact_jets`` stored verbatim, ``outside_training_ranges``).
 
     Raises:
         InputError: missing or unreadable input, no jets found, invalid jets (without
@@ -201,7 +201,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                            latent_tolerance=latent_tolerance, embed_model=embed_model, device=device,
                            batch_size=batch_size, threads=threads, context_model=context_model)
         header = Header(codec.get_config(), info, chunk_jets)
-        workers = 1 if codec.codec_id == "latent" else (threads or os.cpu_count() or 1)
+        workers = (threads or os.cpu_count() or 1) if codec.parallel else 1
         with atomic_output(output, force, inputs=[input]) as tmp, open(tmp, "wb") as f:
             writer = AezWriter(f, header, codec.side_records())
             total = getattr(source, "n_entries", None)
@@ -267,20 +267,12 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         "dropped_invalid": dropped, "units": info.units, "units_inferred": info.units_inferred,
         "seconds": time.perf_counter() - t0,
     }
-    if isinstance(codec, LatentCodec):
-        outside, exact = codec.outside, codec.exact
-        report.update({"model": codec.model.name, "model_sha256": codec.model.weights_sha256,
-                       "exact_jets": exact, "outside_training_ranges": outside})
-        ranges = codec.ranges
-        if outside and ranges:
-            warn(f"{outside} of {n} jets ({outside / max(n, 1):.2%}) lie outside the model's training "
-                 f"ranges (pt {ranges['pt'][0]:.3g}-{ranges['pt'][1]:.3g} GeV, |eta| <= "
-                 f"{ranges['abs_eta'][1]:.3g}); expect larger residuals for them")
-        if exact:
-            warn(f"{exact} of {n} jets ({exact / max(n, 1):.2%}) are not reproduced by the network "
-                 "within the tolerance and are stored exactly")
-        if info.representation in ("PtEtaPhiM", "PxPyPzM"):
-            warn(MASS_WARNING)
+    stats, messages = codec.encode_report(n)
+    report.update(stats)
+    for message in messages:
+        warn(message)
+    if not codec.mass_usable(codec.get_config()):
+        warn(MASS_WARNING)
     return report
 
 
@@ -301,50 +293,29 @@ def coded(codec: Codec, direction: str, chunks: Iterable[Any], workers: int,
     else:
         def local(c: Any) -> Any:
             return codec.decode(c.payload, c.n_jets, c.counts, f"{where}: chunk {c.index}")
-    if codec.codec_id != "bounded" or workers <= 1 or len(head) < 2:
+    if not codec.parallel or workers <= 1 or len(head) < 2:
         for c in itertools.chain(head, it):
             yield c, local(c)
         return
-    from .codecs import bounded
+    from .codecs.base import decode_task, encode_task
 
-    config = codec.task_config() if isinstance(codec, bounded.BoundedCodec) else codec.get_config()
+    config = codec.task_config()
     if direction == "encode":
-        yield from ordered_process_map(bounded.encode_task, itertools.chain(head, it),
+        yield from ordered_process_map(encode_task, itertools.chain(head, it),
                                        lambda c: (config, c.columns, c.counts), workers)
     else:
         yield from ordered_process_map(
-            bounded.decode_task, itertools.chain(head, it),
+            decode_task, itertools.chain(head, it),
             lambda c: (config, bytes(c.payload), c.n_jets, c.counts, f"{where}: chunk {c.index}"), workers)
 
 
 def reasons_text(codec: Codec) -> list[str]:
-    if codec.codec_id == "latent":
-        return ["NaN, inf, non-positive E or pt, or E < pt"]
-    return ["NaN or inf"]
+    return [codec.invalid_text]
 
 
 def without_jets(chunk: JetChunk, bad: np.ndarray) -> JetChunk:
     """The chunk less the jets flagged in `bad` (their events stay, maybe empty)."""
-    keep = ~bad
-    counts = chunk.counts
-    kept = chunk.kept
-    if counts is not None:
-        counts = counts_without(counts, bad)
-    else:  # flat tables: a row is a jet, its kept values go with it
-        kept = {k: v[keep] for k, v in kept.items()}
-    return JetChunk({k: np.asarray(v)[keep] for k, v in chunk.columns.items()}, counts, kept,
-                    chunk.first_jet, chunk.first_entry,
-                    {k: np.asarray(v)[keep] for k, v in chunk.jet_kept.items()})
-
-
-def _slice_events(chunk: JetChunk, a: int, b: int) -> JetChunk:
-    """Events [a, b) of a jagged chunk as a chunk of its own."""
-    assert chunk.counts is not None
-    ends = np.concatenate([[0], np.cumsum(chunk.counts, dtype=np.int64)])
-    j0, j1 = int(ends[a]), int(ends[b])
-    return JetChunk({k: v[j0:j1] for k, v in chunk.columns.items()}, chunk.counts[a:b],
-                    {k: v[a:b] for k, v in chunk.kept.items()}, chunk.first_jet + j0,
-                    chunk.first_entry + a, {k: v[j0:j1] for k, v in chunk.jet_kept.items()})
+    return chunk.without(bad)
 
 
 def split_large(chunks: Iterable[JetChunk]) -> Iterator[JetChunk]:
@@ -354,41 +325,11 @@ def split_large(chunks: Iterable[JetChunk]) -> Iterator[JetChunk]:
         InputError: one event holds more jets than a chunk may.
     """
     for chunk in chunks:
-        counts = chunk.counts
-        if counts is None:
-            for a in range(0, max(chunk.n_jets, 1), MAX_JETS_PER_CHUNK):
-                if a == 0 and chunk.n_jets <= MAX_JETS_PER_CHUNK:
-                    yield chunk
-                    break
-                b = min(a + MAX_JETS_PER_CHUNK, chunk.n_jets)
-                yield JetChunk({k: v[a:b] for k, v in chunk.columns.items()}, None,
-                               {k: v[a:b] for k, v in chunk.kept.items()}, chunk.first_jet + a,
-                               chunk.first_entry + a, {k: v[a:b] for k, v in chunk.jet_kept.items()})
-            continue
-        if len(counts) <= MAX_EVENTS_PER_CHUNK and chunk.n_jets <= MAX_JETS_PER_CHUNK:
-            yield chunk
-            continue
-        if len(counts) and int(counts.max()) > MAX_JETS_PER_CHUNK:
-            big = int(np.argmax(counts))
-            raise InputError(f"event {chunk.first_entry + big} holds {int(counts[big])} jets, more "
-                             f"than jetzip stores in one chunk ({MAX_JETS_PER_CHUNK})")
-        ends = np.cumsum(counts, dtype=np.int64)
-        a = 0
-        while a < len(counts):
-            base = int(ends[a - 1]) if a else 0
-            b = int(np.searchsorted(ends, base + MAX_JETS_PER_CHUNK, side="right"))
-            b = max(a + 1, min(b, a + MAX_EVENTS_PER_CHUNK))
-            yield _slice_events(chunk, a, b)
-            a = b
-
-
-def _slice_rows(chunk: JetChunk, a: int, b: int) -> JetChunk:
-    """Events (jagged) or rows (flat) [a, b) of a chunk."""
-    if chunk.counts is not None:
-        return _slice_events(chunk, a, b)
-    return JetChunk({k: v[a:b] for k, v in chunk.columns.items()}, None,
-                    {k: v[a:b] for k, v in chunk.kept.items()}, chunk.first_jet + a,
-                    chunk.first_entry + a, {k: v[a:b] for k, v in chunk.jet_kept.items()})
+        for piece in chunk.split(MAX_JETS_PER_CHUNK, MAX_EVENTS_PER_CHUNK):
+            if piece.n_jets > MAX_JETS_PER_CHUNK:
+                raise InputError(f"event {piece.first_entry} holds {piece.n_jets} jets, more "
+                                 f"than jetzip stores in one chunk ({MAX_JETS_PER_CHUNK})")
+            yield piece
 
 
 def entries(chunks: Iterable[JetChunk], entry_range: tuple[int, int] | None) -> Iterator[JetChunk]:
@@ -396,14 +337,7 @@ def entries(chunks: Iterable[JetChunk], entry_range: tuple[int, int] | None) -> 
     if entry_range is None:
         yield from chunks
         return
-    start, stop = entry_range
-    for chunk in chunks:
-        rows = len(chunk.counts) if chunk.counts is not None else chunk.n_jets
-        a, b = max(start - chunk.first_entry, 0), min(stop - chunk.first_entry, rows)
-        if a < b:
-            yield chunk if (a, b) == (0, rows) else _slice_rows(chunk, a, b)
-        if chunk.first_entry + rows >= stop:
-            return
+    yield from entry_window(chunks, *entry_range)
 
 
 def limited(chunks: Iterable[JetChunk], max_jets: int | None) -> Iterator[JetChunk]:
@@ -413,22 +347,12 @@ def limited(chunks: Iterable[JetChunk], max_jets: int | None) -> Iterator[JetChu
         return
     left = max_jets
     for chunk in chunks:
-        if chunk.n_jets <= left:
-            left -= chunk.n_jets
-            yield chunk
-            if left == 0:
-                return
-            continue
-        if chunk.counts is None:
-            yield JetChunk({k: v[:left] for k, v in chunk.columns.items()}, None,
-                           {k: v[:left] for k, v in chunk.kept.items()}, chunk.first_jet,
-                           chunk.first_entry, {k: v[:left] for k, v in chunk.jet_kept.items()})
-        else:
-            ends = np.cumsum(chunk.counts, dtype=np.int64)
-            b = int(np.searchsorted(ends, left, side="right"))
-            if b:
-                yield _slice_events(chunk, 0, b)
-        return
+        piece = chunk.head(left)
+        if piece is not None:
+            left -= piece.n_jets
+            yield piece
+        if piece is not chunk or left == 0:
+            return
 
 
 class _Coalescer:
@@ -509,13 +433,13 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
             index = "jetzip_event" if "event" in {*info.kept_branches, *info.branch_order} else "event"
             warn(f"CSV holds one jet per row with a column {index}; events without jets are not "
                  "kept in CSV (use .root or .h5 to keep them)")
-        if codec.codec_id == "latent" and info.representation in ("PtEtaPhiM", "PxPyPzM"):
+        if not codec.mass_usable(codec.get_config()):
             warn(MASS_WARNING)
         for line in info.extra.get("restored_as", []) or []:
             warn(f"restored as: {line}")
         size = aez.size or 0
         n_jets = n_events = 0
-        workers = 1 if codec.codec_id == "latent" else (threads or os.cpu_count() or 1)
+        workers = (threads or os.cpu_count() or 1) if codec.parallel else 1
         where = f"{input}"
 
         def run(path: str) -> None:
@@ -598,8 +522,10 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
         checksum and the embedded decoder's hash checked) ``verified``, ``n_jets``,
         ``n_events``, ``n_chunks``, ``payload_bytes``, ``bytes_per_jet``,
         ``payload_bytes_per_jet``, ``ratio_to_float32``, ``side_bytes``, ``extras_bytes``,
-        ``mass_usable``; for the latent codec ``latent_bytes``, ``decoder_bytes``; for the
-        bounded codec ``bounds`` and ``stream_bytes`` (bytes per column stream).
+        and the codec's own facts (:meth:`~jetzip.codecs.Codec.summary` and
+        :meth:`~jetzip.codecs.Codec.payload_stats`: ``mass_usable`` always; for the latent
+        codec ``model``, ``latent_bytes``; for the bounded codec ``bounds`` and
+        ``stream_bytes``, bytes per column stream).
         For a model file: its header with ``kind`` ("model"), ``path``, ``bytes``. For a
         context model: ``kind`` ("context_model"), ``path``, ``bytes``, ``sha256`` (what files
         record), ``streams`` and its training record.
@@ -619,7 +545,7 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
                 "sha256": cm.sha256, "streams": sorted(cm.streams)}
     if kind != "aez":
         raise FormatError(f"{path} is neither a .aez file nor a jetzip model file")
-    from .codecs import codec_class
+    from .codecs import DecodeContext, codec_class
 
     with open_aez(path) as aez:
         config = aez.header.codec
@@ -627,21 +553,19 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
                                "format_version": f"{aez.major}.{aez.minor}", "header": aez.header_json,
                                "codec": config["id"]}
         cls = codec_class(config["id"])
-        rep = aez.table.representation
-        out["mass_usable"] = not (config["id"] == "latent" and rep in ("PtEtaPhiM", "PxPyPzM"))
-        if config["id"] == "bounded":
-            out["bounds"] = config.get("bounds")
-            out["entropy_model"] = config.get("entropy_model")  # None: the chunks' own tables only
+        out.update(cls.summary(config))
+        out["codec_description"] = cls.describe(config)
         if verify:
             cls.verify_side_records(config, aez.side, f".aez file {path}")
             payload = 0
-            streams: dict[str, int] = {}
-            stream_sizes = getattr(cls, "stream_sizes", None)
-            for chunk in aez.chunks():
-                payload += len(chunk.payload)
-                if stream_sizes is not None:
-                    for k, v in stream_sizes(config, chunk, model=model).items():
-                        streams[k] = streams.get(k, 0) + v
+
+            def counted() -> Iterator[Any]:
+                nonlocal payload
+                for chunk in aez.chunks():
+                    payload += len(chunk.payload)
+                    yield chunk
+
+            out.update(cls.payload_stats(config, counted(), DecodeContext(path=str(path), model=model)))
             tail = aez.tail or {}
             n = tail["n_jets"]
             out.update({
@@ -652,10 +576,4 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
                 "payload_bytes_per_jet": payload / n if n else None,
                 "ratio_to_float32": aez.size / (n * RAW_BYTES_PER_JET) if n else None,
             })
-            if config["id"] == "latent":
-                itemsize = 2 if config["latent"]["dtype"] == "float16" else 4
-                out["latent_bytes"] = n * int(config["latent"]["dim"]) * itemsize
-                out["decoder_bytes"] = len(aez.side.get("DECW", b""))
-            if streams:
-                out["stream_bytes"] = streams
     return out

@@ -713,10 +713,13 @@ def _default_model_if_matching(compressed: str):
         return None
     with open_aez(compressed) as aez:
         config = aez.header.codec
-    if config.get("id") != "latent":
+    from .codecs import codec_class
+
+    sha = codec_class(str(config.get("id"))).summary(config).get("model_sha256")
+    if not sha:
         return None  # no network, no loss curve
     m = load_model(path)
-    return m if m.weights_sha256 == config["model"]["weights_sha256"] else None
+    return m if m.weights_sha256 == sha else None
 
 
 def main() -> None:

@@ -462,7 +462,7 @@ def restore_input(item: Mapping[str, Any], outdir: str, output: str, options: Ma
                                 batch_size=opts.get("batch_size"), threads=threads)
         restored = {*info.columns.values(), info.counter}
         kept_dtypes = {k: info.dtypes.get(k, "float64") for k in info.kept_branches if k not in restored}
-        workers = 1 if codec.codec_id == "latent" else threads
+        workers = threads if codec.parallel else 1
         n_jets = n_events = 0
         extras: bytes | None = None
         with atomic_output(output, force, inputs=paths) as tmp:

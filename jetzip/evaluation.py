@@ -99,8 +99,9 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
             cols = codec.decode(chunk.payload, chunk.n_jets, chunk.counts, f"{compressed}: chunk {chunk.index}")
             take = chunk.n_jets if max_jets is None else max(0, min(chunk.n_jets, max_jets - n))
             decoded.append({k: v[:take] for k, v in cols.items()})
-            if codec.codec_id == "latent":
-                latents.append(np.asarray(codec.last_latents[:take], np.float32))
+            lat = codec.diagnostics().get("latents")
+            if lat is not None:
+                latents.append(np.asarray(lat[:take], np.float32))
             if chunk.counts is not None:
                 counts_aez.append(chunk.counts)
             n += take
@@ -169,20 +170,23 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         "conventions": "E, pt, m relative (decoded-original)/original; eta, phi absolute, phi wrapped",
         "invalid_jets_left_out": left_out,
     }
-    if config["id"] == "latent":
-        ranges = config["model"].get("training_ranges")
-        report.update({"model": config["model"]["name"], "latent_dtype": config["latent"]["dtype"],
+    cls = type(codec)
+    facts = cls.summary(config)
+    if facts.get("model"):
+        ranges = facts.get("training_ranges")
+        report.update({"model": facts["model"], "latent_dtype": facts.get("latent_dtype"),
                        "fraction_outside_training_ranges":
                            float(outside_ranges(orig, ranges).mean()) if ranges and len(orig) else None})
-    if config["id"] == "bounded":
-        report["bounds"] = bound_check(orig_cols, dec_cols, config["bounds"])
+    bounds = cls.guaranteed_bounds(config)
+    if bounds is not None:
+        report["bounds"] = bound_check(orig_cols, dec_cols, bounds)
         report["all_within_bounds"] = all(b["within"] for b in report["bounds"].values())
     report["alternatives"] = alternatives(orig, info.representation)
     if baselines:
         from .baselines import measure
 
         report["baselines"] = measure(orig_cols, info.representation,
-                                      config.get("bounds") if config["id"] == "bounded" else None,
+                                      bounds,
                                       np.concatenate(counts_orig) if counts_orig and max_jets is None else None,
                                       units=info.units)
     if plots is not None:

@@ -281,3 +281,11 @@ def infer_units(columns: Mapping[str, np.ndarray]) -> tuple[str, str]:
     if median >= 1000.0:
         return "MeV", f"median jet {what} is {median:.4g}, implausible in GeV (>= 1000)"
     return "GeV", f"median jet {what} is {median:.4g}, plausible in GeV (< 1000)"
+
+
+def describe_normalization(norm: dict) -> str:
+    """One line for a stored normalization: kind, then shift/scale per model feature
+    (E-term, pt, eta, phi)."""
+    shift, scale = norm.get("shift") or [], norm.get("scale") or []
+    pairs = ", ".join(f"{a:.4g}/{b:.4g}" for a, b in zip(shift, scale, strict=False))
+    return f"{norm.get('kind', '?')} (shift/scale: {pairs})"

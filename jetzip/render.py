@@ -38,42 +38,6 @@ def residual_table(summary: dict[str, dict[str, float]], title: str = "residuals
     return t
 
 
-def _codec_of(h: dict[str, Any]) -> dict[str, Any]:
-    """The header's codec section; format 1 files had the latent codec's fields at the top."""
-    if h.get("codec"):
-        return h["codec"]
-    return {"id": "latent", "model": h.get("model") or {}, "latent": h.get("latent") or {},
-            "normalization": h.get("normalization") or {}}
-
-
-def _codec_rows(codec: dict[str, Any]) -> list[tuple[str, str]]:
-    if codec.get("id") == "latent":
-        model = codec.get("model") or {}
-        latent = codec.get("latent") or {}
-        rows = [
-            ("codec", "latent (3-float autoencoder latent per jet)"),
-            ("model", f"{model.get('name')} ("
-                      + ("decoder embedded" if model.get("embedded")
-                         else "not embedded: needs --model, or the same default model") + ")"),
-            ("model sha256", str(model.get("weights_sha256"))),
-            ("latent", f"{latent.get('dim')} x {latent.get('dtype')}"),
-            ("normalization", _describe_normalization(codec.get("normalization") or {})),
-        ]
-        if codec.get("tolerance"):
-            rows.append(("tolerance", ", ".join(f"{k} {v:.3g}" for k, v in codec["tolerance"].items())
-                         + " (jets further off are stored exactly)"))
-        return rows
-    kinds = codec.get("bound_kinds") or {}
-    bounds = ", ".join(f"{k} {v:.3g}" + (f" ({kinds[k]})" if k in kinds else "")
-                       for k, v in (codec.get("bounds") or {}).items())
-    rows = [("codec", f"{codec.get('id')}" + (" (every value within its bound)" if bounds else "")),
-            ("bounds", bounds or "-")]
-    model = codec.get("entropy_model")
-    if isinstance(model, dict):
-        rows.append(("entropy model", f"{model.get('name')} (learned; sha256 {str(model.get('sha256'))[:12]}...)"))
-    return rows
-
-
 def print_inspect(info: dict[str, Any], console) -> None:
     from rich.table import Table
 
@@ -100,7 +64,7 @@ def print_inspect(info: dict[str, Any], console) -> None:
     rows = [
         ("format version", info["format_version"]),
         ("written by", f"jetzip {h.get('jetzip_version')}"),
-        *_codec_rows(_codec_of(h)),
+        *[(str(k), str(v)) for k, v in info.get("codec_description") or []],
         ("source", f"{src['file']} ({src['format']}, tree {src.get('tree')}, layout {src['layout']})"),
         ("columns", ", ".join(f"{r}={n}" for r, n in src["columns"])
          + (f"; counter {src['counter']}" if src.get("counter") else "")),
@@ -108,8 +72,6 @@ def print_inspect(info: dict[str, Any], console) -> None:
         ("kept branches", ", ".join([*(src.get("kept_branches") or []), *(src.get("jet_branches") or [])]) or "none"),
         ("not stored", f"{len(src.get('other_branches') or [])} other branch(es)"),
     ]
-    if info.get("mass_usable") is False:
-        rows.append(("restored mass", "not usable: the 3-float latent does not carry it (relative errors of order 1)"))
     if info.get("verified"):
         payload = info.get("payload_bytes", info.get("latent_bytes"))
         side = info.get("side_bytes", info.get("decoder_bytes"))
@@ -236,10 +198,8 @@ class TrainDisplay:
 
 
 def print_evaluation(r: dict[str, Any], console) -> None:
-    if r.get("codec", "latent") == "latent":
-        codec = f"model {r['model']}, latents {r['latent_dtype']}"
-    else:
-        codec = f"codec {r['codec']}"
+    codec = f"codec {r['codec']}" + (f", model {r['model']}, latents {r['latent_dtype']}"
+                                     if r.get("model") else "")
     console.print(f"{r['compressed']} against {r['original']}: {r['n_jets']} jets, {codec}")
     if r.get("invalid_jets_left_out"):
         console.print(f"{r['invalid_jets_left_out']} jet(s) of {r['original']} that the codec cannot store (NaN, "
@@ -316,10 +276,3 @@ def _baselines_table(baselines: dict[str, Any]):
         t.add_row(name, "yes" if b.get("bounded") else "no", f"{b['bytes_per_jet']:.2f}",
                   *(f"{errors[k]:.2g}" if k in errors else "-" for k in roles))
     return t
-
-
-def _describe_normalization(norm: dict) -> str:
-    """kind, then shift/scale per model feature (E-term, pt, eta, phi)."""
-    shift, scale = norm.get("shift") or [], norm.get("scale") or []
-    pairs = ", ".join(f"{a:.4g}/{b:.4g}" for a, b in zip(shift, scale, strict=False))
-    return f"{norm.get('kind', '?')} (shift/scale: {pairs})"

@@ -7,6 +7,6 @@
 """
 from __future__ import annotations
 
-from .base import Codec, UnknownCodecError, codec_class, get_codec, register
+from .base import Codec, DecodeContext, UnknownCodecError, codec_class, get_codec, register
 
-__all__ = ["Codec", "UnknownCodecError", "codec_class", "get_codec", "register"]
+__all__ = ["Codec", "DecodeContext", "UnknownCodecError", "codec_class", "get_codec", "register"]

@@ -13,12 +13,14 @@ whole events at a time, with the per-event jet counts (None for flat tables).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
+import zlib
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import numpy as np
-
-import zlib
 
 from ..errors import FormatError
 
@@ -29,10 +31,76 @@ class UnknownCodecError(FormatError):
     """A file names a codec this jetzip does not know (written by a newer version?)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class DecodeContext:
+    """What rebuilding a codec from its stored config may need beyond the config itself.
+
+    Nothing here is ever read from a file's header: it comes from the command line, the
+    container (side records) or the parent process.
+
+    Attributes:
+        side_records: tag -> payload of the codec's side records (the latent codec's
+            embedded decoder ``DECW``), as the container read them.
+        path: the file, for messages.
+        model: a model the user gave (``--model``): a latent :class:`~jetzip.model.Model` or
+            model file, or the bounded codec's entropy model (``.jzc`` path or object).
+        device, batch_size, threads: where and how the latent codec's network runs.
+        check_only: validate the config only (no model loading, no devices), as the
+            container does when a file is opened.
+        task: rebuilt inside a worker process from :meth:`Codec.task_config`, which may name
+            files the parent process chose (never paths from a file's header).
+    """
+
+    side_records: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+    path: str = "file"
+    model: Any = None
+    device: str = "auto"
+    batch_size: int | None = None
+    threads: int | None = None
+    check_only: bool = False
+    task: bool = False
+
+    @classmethod
+    def of(cls, context: "DecodeContext | None" = None, **runtime: Any) -> "DecodeContext":
+        """`context`, or one built from keyword arguments (``side_records=...``, ``path=...``,
+        ``model=...``, ``context_model=...`` as an alias of ``model``, ...); None values are
+        left at their defaults."""
+        if context is not None and not runtime:
+            return context
+        base = dataclasses.asdict(context) if context is not None else {}
+        if runtime.get("context_model") is not None and runtime.get("model") is None:
+            runtime["model"] = runtime["context_model"]
+        runtime.pop("context_model", None)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(runtime) - fields
+        if unknown:
+            raise TypeError(f"unknown decode option(s): {', '.join(sorted(unknown))}")
+        base.update({k: v for k, v in runtime.items() if v is not None})
+        if base.get("side_records") is None:
+            base["side_records"] = {}
+        return cls(**base)
+
+
 class Codec(ABC):
-    """One way of storing a chunk of jets."""
+    """One way of storing a chunk of jets.
+
+    Besides encoding and decoding, a codec owns the facts about itself that the commands
+    report or act on, so that nothing outside :mod:`jetzip.codecs` branches on a codec id:
+    whether chunks are coded in worker processes (:attr:`parallel`), whether the mass it
+    restores is usable (:meth:`mass_usable`), how ``inspect`` describes it
+    (:meth:`describe`), what ``compress``, ``inspect`` and ``evaluate`` report about it
+    (:meth:`summary`, :meth:`payload_stats`), and what a worker process needs to rebuild it
+    (:meth:`task_config`). Codecs are stateless between chunks: encoding or decoding a
+    chunk never depends on an earlier one.
+    """
 
     codec_id: ClassVar[str]
+    #: Chunks are independent and their coding holds the GIL (many small numpy steps): code
+    #: them in worker processes. False: code them here (the latent codec's network already
+    #: uses every core).
+    parallel: ClassVar[bool] = False
+    #: What :meth:`invalid` refuses, for messages (``"NaN or inf"``).
+    invalid_text: ClassVar[str] = "NaN or inf"
 
     @abstractmethod
     def get_config(self) -> dict[str, Any]:
@@ -40,9 +108,10 @@ class Codec(ABC):
 
     @classmethod
     @abstractmethod
-    def from_config(cls, config: Mapping[str, Any], **runtime: Any) -> "Codec":
-        """Rebuild from :meth:`get_config` output. `runtime` carries what is not stored in the
-        config (a device, thread count, side records such as an embedded decoder).
+    def from_config(cls, config: Mapping[str, Any], context: DecodeContext | None = None,
+                    **runtime: Any) -> "Codec":
+        """Rebuild from :meth:`get_config` output. `context` (or the same as keyword
+        arguments, see :meth:`DecodeContext.of`) carries what is not stored in the config.
 
         Raises:
             FormatError: the config is malformed.
@@ -74,7 +143,7 @@ class Codec(ABC):
         Raises:
             FormatError: malformed or out-of-range parameters.
         """
-        cls.from_config(config, path=where)
+        cls.from_config(config, DecodeContext(path=where, check_only=True))
 
     @classmethod
     def verify_side_records(cls, config: Mapping[str, Any], side: Mapping[str, bytes], where: str) -> None:
@@ -85,13 +154,67 @@ class Codec(ABC):
         """
         return None  # codecs without side records have nothing to check
 
+    @classmethod
+    def side_tags(cls, config: Mapping[str, Any]) -> set[str]:
+        """The side records a file with this config must hold (no more, no fewer)."""
+        return set()
+
+    @classmethod
+    def payload_arrays(cls, config: Mapping[str, Any], chunks: list[Any]) -> dict[str, np.ndarray]:
+        """Arrays read straight from the stored payloads without decoding (``read_aez``)."""
+        return {}
+
     def side_records(self) -> dict[str, bytes]:
         """Records written once after the header (tag -> payload), e.g. an embedded decoder."""
         return {}
 
-    def describe(self) -> str:
-        """A short human description for ``inspect``."""
-        return self.codec_id
+    def task_config(self) -> dict[str, Any]:
+        """What a worker process rebuilds this codec from (``from_config(..., task=True)``):
+        the stored config, plus what the parent chose at run time (a model file's path)."""
+        return self.get_config()
+
+    def encode_report(self, n_jets: int) -> tuple[dict[str, Any], list[str]]:
+        """After a file of `n_jets` jets was encoded: (statistics for compress's report,
+        warnings of one line each). The default has neither."""
+        return {}, []
+
+    def diagnostics(self) -> dict[str, np.ndarray]:
+        """Arrays of the last :meth:`decode` that reports may show (the latent codec's
+        latents, shape (n, dim)); empty for codecs that have none."""
+        return {}
+
+    # -- facts read from a stored config (no codec is built) -------------------------------
+    @classmethod
+    def mass_usable(cls, config: Mapping[str, Any]) -> bool:
+        """Whether the restored mass (or E) of a file with this config is usable."""
+        return True
+
+    @classmethod
+    def describe(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(label, text) rows that ``inspect`` shows for this config."""
+        return [("codec", str(config.get("id")))]
+
+    @classmethod
+    def summary(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Facts that reports carry as JSON: always ``mass_usable``; codecs add their own
+        (``bounds`` for a bounded codec, ``model`` and ``latent_dtype`` for the latent one)."""
+        return {"mass_usable": cls.mass_usable(config)}
+
+    @classmethod
+    def guaranteed_bounds(cls, config: Mapping[str, Any]) -> dict[str, float] | None:
+        """role -> guaranteed maximum error (relative for pt, E, m; absolute for eta, phi),
+        or None for a codec that guarantees none."""
+        return None
+
+    @classmethod
+    def payload_stats(cls, config: Mapping[str, Any], chunks: Iterable[Any],
+                      context: DecodeContext | None = None) -> dict[str, Any]:
+        """What ``inspect`` reports about the payloads of `chunks` (container chunks with
+        ``payload``, ``n_jets``, ``counts``, ``index``) beyond their total size; e.g. bytes
+        per column stream. The default reports nothing."""
+        for _ in chunks:
+            pass
+        return {}
 
 
 def register(cls: type[Codec]) -> type[Codec]:
@@ -114,11 +237,29 @@ def codec_class(codec_id: str) -> type[Codec]:
                                 "the file may come from a newer jetzip") from None
 
 
-def get_codec(config: Mapping[str, Any], **runtime: Any) -> Codec:
-    """The codec a stored config describes (see :meth:`Codec.from_config` for `runtime`)."""
+def get_codec(config: Mapping[str, Any], context: DecodeContext | None = None, **runtime: Any) -> Codec:
+    """The codec a stored config describes (see :class:`DecodeContext` for what `context`, or
+    the same as keyword arguments, may carry)."""
     if not isinstance(config, Mapping) or not isinstance(config.get("id"), str):
         raise FormatError("codec configuration has no id")
-    return codec_class(config["id"]).from_config(config, **runtime)
+    return codec_class(config["id"]).from_config(config, DecodeContext.of(context, **runtime))
+
+
+@functools.lru_cache(maxsize=8)
+def _task_codec(config_json: str) -> Codec:
+    """A worker process's codec for a task config (built once per process and config)."""
+    return get_codec(json.loads(config_json), DecodeContext(task=True))
+
+
+def encode_task(config: Mapping[str, Any], columns: Mapping[str, np.ndarray], counts: np.ndarray | None) -> bytes:
+    """One chunk encoded in a worker process (see ``pipeline.ordered_process_map``)."""
+    return _task_codec(json.dumps(config, sort_keys=True)).encode(columns, counts)
+
+
+def decode_task(config: Mapping[str, Any], payload: bytes, n: int, counts: np.ndarray | None,
+                where: str) -> dict[str, np.ndarray]:
+    """One chunk decoded in a worker process."""
+    return _task_codec(json.dumps(config, sort_keys=True)).decode(payload, n, counts, where)
 
 
 def _load_builtins() -> None:

@@ -66,7 +66,7 @@ from ..entropy import context as ctxm
 from ..entropy.context import ContextModel
 from ..entropy.tables import fit_table_cost, raw_nbytes
 from ..errors import FormatError, InputError
-from .base import Codec, pack_verbatim, register, unpack_verbatim
+from .base import Codec, DecodeContext, pack_verbatim, register, unpack_verbatim
 
 # Role names of the 4th column per representation (features.REPRESENTATIONS)
 FOURTH = {"EPtEtaPhi": "E", "PtEtaPhiM": "m"}
@@ -517,6 +517,8 @@ class BoundedCodec(Codec):
     """
 
     codec_id = "bounded"
+    parallel = True
+    invalid_text = "NaN or inf"
 
     def __init__(self, bounds: Mapping[str, float], representation: str, units: str = "GeV",
                  context_model: ContextModel | None = None) -> None:
@@ -550,9 +552,12 @@ class BoundedCodec(Codec):
         return config
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], **runtime: Any) -> "BoundedCodec":
-        """Runtime option: ``context_model`` (a :class:`ContextModel` or a path to one), for files
-        coded with a model that is not the shipped one."""
+    def from_config(cls, config: Mapping[str, Any], context: DecodeContext | None = None,
+                    **runtime: Any) -> "BoundedCodec":
+        """`context` (:class:`~jetzip.codecs.DecodeContext`): ``model``, the entropy model (a
+        :class:`ContextModel` or a path to one) for files coded with a model that is not the
+        shipped one; ``check_only``; ``task``."""
+        ctx = DecodeContext.of(context, **runtime)
         try:
             version = int(config.get("version", 1))
             if version not in (1, 2):
@@ -573,11 +578,11 @@ class BoundedCodec(Codec):
             if not isinstance(ref, Mapping) or not re.fullmatch(r"[0-9a-f]{64}", str(ref.get("sha256"))) \
                     or not ctxm.NAME_PATTERN.fullmatch(str(ref.get("name"))):
                 raise FormatError("malformed entropy model reference in the codec configuration")
-        if version == 2 and not runtime.get("check_only"):  # opening a file: the model is needed to decode
+        if version == 2 and not ctx.check_only:  # opening a file: the model is needed to decode
             # a model not shipped: given at run time (``--model``), or, in a worker process
             # only, the file its parent names (never a path from a file's header)
-            hint = config.get("context_model_file") if runtime.get("task") else None
-            given = runtime.get("context_model") or runtime.get("model") or hint
+            hint = config.get("context_model_file") if ctx.task else None
+            given = ctx.model or hint
             if isinstance(given, (str, os.PathLike)):
                 path = str(given)
                 try:
@@ -594,7 +599,7 @@ class BoundedCodec(Codec):
     def check_config(cls, config: Mapping[str, Any], where: str) -> None:
         """The configuration is usable (the learned model is looked up only to decode, where
         ``--model`` can supply it)."""
-        cls.from_config(config, check_only=True)
+        cls.from_config(config, DecodeContext(path=where, check_only=True))
 
     # -- checks ---------------------------------------------------------------------------
     def invalid(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
@@ -746,11 +751,12 @@ class BoundedCodec(Codec):
 
     # -- decoding -------------------------------------------------------------------------
     @classmethod
-    def stream_sizes(cls, config: Mapping[str, Any], chunk: Any, **runtime: Any) -> dict[str, int]:
+    def stream_sizes(cls, config: Mapping[str, Any], chunk: Any, context: DecodeContext | None = None,
+                     **runtime: Any) -> dict[str, int]:
         """Bytes of one chunk's payload per column (entropy-coded part, raw bits, tables;
         the rest of the payload under ``"head"``), for ``inspect``."""
         account: dict[str, float] = {}
-        codec = cls.from_config(config, **runtime)
+        codec = cls.from_config(config, context, **runtime)
         codec.decode(chunk.payload, chunk.n_jets, chunk.counts, where=f"chunk {chunk.index}", account=account)
         out = {k: int(round(v)) for k, v in account.items()}
         out["head"] = max(0, len(chunk.payload) - sum(out.values()))
@@ -900,22 +906,37 @@ class BoundedCodec(Codec):
                 out[role][index] = vals[:, i]
         return out
 
-    def describe(self) -> str:
-        names = {"pt": "pt", "eta": "eta", "phi": "phi", "E": "E", "m": "mass"}
-        model = f"; entropy model {self.context_model.name}" if self.context_model is not None else ""
-        return "bounded (" + ", ".join(
-            f"{names[r]} {b:.3g} {'rel' if RELATIVE[r] else 'abs'}" for r, b in self.bounds.items()) + model + ")"
+    @classmethod
+    def describe(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        kinds = dict(config.get("bound_kinds") or {})
+        bounds = ", ".join(f"{k} {float(v):.3g}" + (f" ({kinds[k]})" if k in kinds else "")
+                           for k, v in dict(config.get("bounds") or {}).items())
+        rows = [("codec", "bounded (every value within its bound)"), ("bounds", bounds or "-")]
+        model = config.get("entropy_model")
+        if isinstance(model, Mapping):
+            rows.append(("entropy model", f"{model.get('name')} (learned; sha256 {str(model.get('sha256'))[:12]}...)"))
+        return rows
+
+    @classmethod
+    def guaranteed_bounds(cls, config: Mapping[str, Any]) -> dict[str, float] | None:
+        return {str(k): float(v) for k, v in dict(config.get("bounds") or {}).items()}
+
+    @classmethod
+    def summary(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``mass_usable`` (True), ``bounds``, ``entropy_model`` (its reference, or None: the
+        chunks' own tables only)."""
+        return {"mass_usable": True, "bounds": cls.guaranteed_bounds(config),
+                "entropy_model": config.get("entropy_model")}
+
+    @classmethod
+    def payload_stats(cls, config: Mapping[str, Any], chunks: Any, context: DecodeContext | None = None
+                      ) -> dict[str, Any]:
+        """``stream_bytes``: bytes per column stream over `chunks` (see :meth:`stream_sizes`)."""
+        streams: dict[str, int] = {}
+        for chunk in chunks:
+            for k, v in cls.stream_sizes(config, chunk, context).items():
+                streams[k] = streams.get(k, 0) + v
+        return {"stream_bytes": streams} if streams else {}
 
 
 register(BoundedCodec)
-
-
-def encode_task(config: Mapping[str, Any], columns: Mapping[str, np.ndarray], counts: np.ndarray | None) -> bytes:
-    """One chunk encoded in a worker process (see ``pipeline.ordered_process_map``)."""
-    return BoundedCodec.from_config(config, task=True).encode(columns, counts)
-
-
-def decode_task(config: Mapping[str, Any], payload: bytes, n: int, counts: np.ndarray | None,
-                where: str) -> dict[str, np.ndarray]:
-    """One chunk decoded in a worker process."""
-    return BoundedCodec.from_config(config, task=True).decode(payload, n, counts, where)

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import FormatError, InputError, ModelMismatchError
 from ..features import (REPRESENTATIONS, from_model_frame, outside_ranges, to_model_frame,
                         unencodable_jets, unencodable_reasons, wrap_phi)
-from .base import Codec, pack_verbatim, register, unpack_verbatim
+from .base import Codec, DecodeContext, pack_verbatim, register, unpack_verbatim
 
 LATENT_DTYPES = {"float32": "<f4", "float16": "<f2"}
 DEFAULT_TOLERANCE = {"pt": 5e-3, "eta": 5e-3, "phi": 5e-3}
@@ -86,6 +86,7 @@ class LatentCodec(Codec):
     """
 
     codec_id = "latent"
+    invalid_text = "NaN, inf, non-positive E or pt, or E < pt"
 
     def __init__(self, model, representation: str, units: str, dtype: str = "float32",
                  embed: bool = True, tolerance: Mapping[str, float] | None = DEFAULT_TOLERANCE,
@@ -123,10 +124,11 @@ class LatentCodec(Codec):
                 "exact": self.tolerance is not None, "tolerance": self.tolerance}
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], **runtime: Any) -> "LatentCodec":
-        """Rebuild for decoding. `runtime`: ``side_records`` (tag -> payload, the embedded
-        ``DECW``), ``model`` (a model or path given by the user), ``path`` (for messages),
-        ``device``, ``batch_size``, ``threads``.
+    def from_config(cls, config: Mapping[str, Any], context: DecodeContext | None = None,
+                    **runtime: Any) -> "LatentCodec":
+        """Rebuild for decoding. `context` (:class:`~jetzip.codecs.DecodeContext`):
+        ``side_records`` (the embedded ``DECW``), ``model`` (a model or path given by the
+        user), ``path`` (for messages), ``device``, ``batch_size``, ``threads``.
 
         Raises:
             FormatError: malformed config or embedded decoder.
@@ -135,11 +137,12 @@ class LatentCodec(Codec):
         """
         from ..model import Model, load_model, sha256, unpack_tensors
 
-        where = str(runtime.get("path", "file"))
+        ctx = DecodeContext.of(context, **runtime)
+        where = ctx.path
         meta, arch, norm, dtype, rep, units, tolerance = cls._parse_config(config, where)
         weights_sha = str(meta.get("weights_sha256", ""))
-        side = runtime.get("side_records") or {}
-        user_model = runtime.get("model")
+        side = ctx.side_records
+        user_model = ctx.model
         if user_model is not None:
             if not isinstance(user_model, Model):
                 user_model = load_model(user_model)
@@ -166,8 +169,7 @@ class LatentCodec(Codec):
                     f"pass --model with the model whose sha256 is {weights_sha}")
             model = Model(candidate.arch, candidate.weights, norm, name=candidate.name)
         return cls(model, rep, units, dtype, embed="DECW" in side, tolerance=tolerance,
-                   device=runtime.get("device", "auto"), batch_size=runtime.get("batch_size"),
-                   threads=runtime.get("threads"), model_meta=meta)
+                   device=ctx.device, batch_size=ctx.batch_size, threads=ctx.threads, model_meta=meta)
 
     @classmethod
     def verify_side_records(cls, config: Mapping[str, Any], side: Mapping[str, bytes], where: str) -> None:
@@ -207,11 +209,90 @@ class LatentCodec(Codec):
     def check_config(cls, config: Mapping[str, Any], where: str) -> None:
         cls._parse_config(config, where)
 
+    @classmethod
+    def side_tags(cls, config: Mapping[str, Any]) -> set[str]:
+        """``{"DECW"}`` when the decoder is embedded."""
+        return {"DECW"} if bool(dict(config.get("model") or {}).get("embedded")) else set()
+
+    @classmethod
+    def payload_arrays(cls, config: Mapping[str, Any], chunks: list[Any]) -> dict[str, np.ndarray]:
+        """``latents``: (n_jets, dim) float32 or float16, as stored."""
+        return {"latents": latents_of(config, chunks)}
+
     def side_records(self) -> dict[str, bytes]:
         return {"DECW": self.model.packed("decoder")} if self.embed else {}
 
-    def describe(self) -> str:
-        return f"latent ({self.model_meta.get('name')}, {self.dtype} x {self.model.arch.latent})"
+    def encode_report(self, n_jets: int) -> tuple[dict[str, Any], list[str]]:
+        """``model``, ``model_sha256``, ``exact_jets`` (stored verbatim), ``outside_training_ranges``;
+        warnings for jets outside the training ranges and jets stored verbatim."""
+        n = n_jets
+        outside, exact = self.outside, self.exact
+        stats = {"model": self.model.name, "model_sha256": self.model.weights_sha256,
+                 "exact_jets": exact, "outside_training_ranges": outside}
+        messages = []
+        ranges = self.ranges
+        if outside and ranges:
+            messages.append(f"{outside} of {n} jets ({outside / max(n, 1):.2%}) lie outside the model's training "
+                            f"ranges (pt {ranges['pt'][0]:.3g}-{ranges['pt'][1]:.3g} GeV, |eta| <= "
+                            f"{ranges['abs_eta'][1]:.3g}); expect larger residuals for them")
+        if exact:
+            messages.append(f"{exact} of {n} jets ({exact / max(n, 1):.2%}) are not reproduced by the network "
+                            "within the tolerance and are stored exactly")
+        return stats, messages
+
+    def diagnostics(self) -> dict[str, np.ndarray]:
+        """The latents of the last decoded chunk, shape (n, dim), float32."""
+        lat = getattr(self, "last_latents", None)
+        return {} if lat is None else {"latents": np.asarray(lat, np.float32)}
+
+    @classmethod
+    def mass_usable(cls, config: Mapping[str, Any]) -> bool:
+        """The 3-float latent does not carry the mass: a mass restored from it (PtEtaPhiM,
+        PxPyPzM tables) has relative errors of order 1."""
+        return str(config.get("representation")) not in ("PtEtaPhiM", "PxPyPzM")
+
+    @classmethod
+    def describe(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        from ..features import describe_normalization
+
+        model = dict(config.get("model") or {})
+        latent = dict(config.get("latent") or {})
+        rows = [
+            ("codec", "latent (3-float autoencoder latent per jet)"),
+            ("model", f"{model.get('name')} ("
+                      + ("decoder embedded" if model.get("embedded")
+                         else "not embedded: needs --model, or the same default model") + ")"),
+            ("model sha256", str(model.get("weights_sha256"))),
+            ("latent", f"{latent.get('dim')} x {latent.get('dtype')}"),
+            ("normalization", describe_normalization(config.get("normalization") or {})),
+        ]
+        tolerance = config.get("tolerance")
+        if isinstance(tolerance, Mapping) and tolerance:
+            rows.append(("tolerance", ", ".join(f"{k} {float(v):.3g}" for k, v in tolerance.items())
+                         + " (jets further off are stored exactly)"))
+        if not cls.mass_usable(config):
+            rows.append(("restored mass", "not usable: the 3-float latent does not carry it "
+                                          "(relative errors of order 1)"))
+        return rows
+
+    @classmethod
+    def summary(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``mass_usable``, ``model`` (name), ``model_sha256``, ``latent_dtype``,
+        ``training_ranges`` (the model's, for the out-of-range fraction)."""
+        model = dict(config.get("model") or {})
+        return {"mass_usable": cls.mass_usable(config), "model": model.get("name"),
+                "model_sha256": model.get("weights_sha256"),
+                "latent_dtype": dict(config.get("latent") or {}).get("dtype"),
+                "training_ranges": model.get("training_ranges")}
+
+    @classmethod
+    def payload_stats(cls, config: Mapping[str, Any], chunks: Any, context: DecodeContext | None = None
+                      ) -> dict[str, Any]:
+        """``latent_bytes``: the latents' own bytes (n_jets x dim x itemsize)."""
+        n = sum(c.n_jets for c in chunks)
+        latent = dict(config.get("latent") or {})
+        itemsize = 2 if latent.get("dtype") == "float16" else 4
+        return {"latent_bytes": n * int(latent.get("dim", 0)) * itemsize}
 
     # -- the network ----------------------------------------------------------------------
     def _engine(self, part: str):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -51,27 +51,141 @@ class TableInfo:
 
 @dataclasses.dataclass
 class JetChunk:
-    """Consecutive whole events: raw columns in file units, per-event counts, kept branches."""
+    """Consecutive whole events (or rows of a flat table), as a reader yields them.
 
-    columns: dict[str, np.ndarray]  # role -> 1-D array over jets
-    counts: np.ndarray | None  # per-event jet counts (jagged tables) or None (one jet per row)
-    kept: dict[str, np.ndarray]  # kept branch -> one value per event (or row)
-    first_jet: int  # global index of this chunk's first jet, for error messages
-    first_entry: int  # global index of the first event (or row)
-    # per-jet branch -> 1-D array over jets, aligned with `columns` (TableInfo.jet_branches)
+    Attributes:
+        columns: role -> 1-D array over jets (the four jet columns, file units and dtype).
+        counts: (n_events,) jets per event (jagged tables), or None (one jet per row).
+        kept: branch -> one value per event (or row), shape (n_events, ...).
+        first_jet: global index of this chunk's first jet (error messages).
+        first_entry: global index of the first event (or row).
+        jet_kept: per-jet branch -> 1-D array over jets, aligned with `columns`
+            (:attr:`TableInfo.jet_branches`).
+        carried: any other branch of the table, one entry per event (or row), as an
+            awkward array of any type (other collections, strings, nested lists); stored
+            losslessly by the container and handed back to the writer unchanged.
+    """
+
+    columns: dict[str, np.ndarray]
+    counts: np.ndarray | None
+    kept: dict[str, np.ndarray]
+    first_jet: int
+    first_entry: int
     jet_kept: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    carried: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def n_jets(self) -> int:
         return len(next(iter(self.columns.values())))
 
+    @property
+    def n_entries(self) -> int:
+        """Events (jagged tables) or rows (flat tables) in the chunk."""
+        return len(self.counts) if self.counts is not None else self.n_jets
+
+    def _jet_ends(self) -> np.ndarray:
+        """(n_entries + 1,) offset of each entry's first jet, int64."""
+        if self.counts is None:
+            return np.arange(self.n_jets + 1, dtype=np.int64)
+        ends = np.zeros(len(self.counts) + 1, np.int64)
+        np.cumsum(self.counts, dtype=np.int64, out=ends[1:])
+        return ends
+
+    def entries(self, a: int, b: int) -> "JetChunk":
+        """Entries (events, or rows of a flat table) ``[a, b)`` as a chunk of their own.
+        Subclasses keep their type and extra per-jet fields (``dataclasses.replace``)."""
+        if (a, b) == (0, self.n_entries):
+            return self
+        ends = self._jet_ends()
+        j0, j1 = int(ends[a]), int(ends[b])
+        return dataclasses.replace(
+            self, columns={k: v[j0:j1] for k, v in self.columns.items()},
+            counts=None if self.counts is None else self.counts[a:b],
+            kept={k: v[a:b] for k, v in self.kept.items()}, first_jet=self.first_jet + j0,
+            first_entry=self.first_entry + a, jet_kept={k: v[j0:j1] for k, v in self.jet_kept.items()},
+            carried={k: v[a:b] for k, v in self.carried.items()}, **self._jet_fields(slice(j0, j1)))
+
+    def without(self, bad: np.ndarray) -> "JetChunk":
+        """The chunk less the jets flagged in `bad` (shape (n_jets,) bool): in jagged tables
+        their events stay (maybe empty); in flat tables a row is a jet and goes with it."""
+        keep = ~np.asarray(bad, bool)
+        counts, kept, carried = self.counts, self.kept, self.carried
+        if counts is not None:
+            counts = counts_without(counts, bad)
+        else:
+            kept = {k: v[keep] for k, v in kept.items()}
+            carried = {k: v[keep] for k, v in carried.items()}
+        return dataclasses.replace(
+            self, columns={k: np.asarray(v)[keep] for k, v in self.columns.items()}, counts=counts,
+            kept=kept, jet_kept={k: np.asarray(v)[keep] for k, v in self.jet_kept.items()},
+            carried=carried, **self._jet_fields(keep))
+
+    def head(self, max_jets: int) -> "JetChunk | None":
+        """The first whole entries holding at most `max_jets` jets (None when not even the
+        first fits)."""
+        if self.n_jets <= max_jets:
+            return self
+        b = int(np.searchsorted(self._jet_ends()[1:], max_jets, side="right"))
+        return self.entries(0, b) if b else None
+
+    def split(self, max_jets: int, max_events: int) -> "Iterator[JetChunk]":
+        """Consecutive pieces of whole entries with at most `max_jets` jets and `max_events`
+        entries each. An event with more than `max_jets` jets is one piece (the caller
+        decides whether that is an error)."""
+        n = self.n_entries
+        if n <= max_events and self.n_jets <= max_jets:
+            yield self
+            return
+        ends = self._jet_ends()
+        a = 0
+        while a < n:
+            b = int(np.searchsorted(ends, ends[a] + max_jets, side="right")) - 1
+            b = max(a + 1, min(b, a + max_events, n))
+            yield self.entries(a, b)
+            a = b
+
+    def _jet_fields(self, index: Any) -> dict[str, Any]:
+        """Extra per-jet array fields of a subclass (CSV line numbers), indexed the same way."""
+        base = {f.name for f in dataclasses.fields(JetChunk)}
+        return {f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[index])
+                for f in dataclasses.fields(self) if f.name not in base}
+
+
+def entry_window(chunks: Iterable[JetChunk], entry_start: int = 0,
+                 entry_stop: int | None = None) -> Iterator[JetChunk]:
+    """Only the entries ``[entry_start, entry_stop)`` of a stream of chunks that starts at
+    entry 0; stops reading after `entry_stop`. For readers that cannot seek (CSV)."""
+    for chunk in chunks:
+        rows = chunk.n_entries
+        a = max(entry_start - chunk.first_entry, 0)
+        b = rows if entry_stop is None else min(entry_stop - chunk.first_entry, rows)
+        if a < b:
+            yield chunk.entries(a, b)
+        if entry_stop is not None and chunk.first_entry + rows >= entry_stop:
+            return
+
 
 class JetSource(Protocol):
-    """A reader: `info` on open, then chunks of whole events in file order."""
+    """A reader: `info` and `n_entries` on open, then chunks of whole events in file order.
+
+    Readers start at the entry they are asked for: ``chunks(n, entry_start=a)`` reads from
+    the basket, cluster, row group or dataset slice that holds entry `a` (it does not read
+    and discard the entries before it), so a part at the end of a file costs what a part at
+    its start costs.
+    """
 
     info: TableInfo
 
-    def chunks(self, jets_per_chunk: int) -> Iterator[JetChunk]: ...
+    @property
+    def n_entries(self) -> int | None:
+        """Events (jagged tables) or rows (flat tables); None: unknown before reading (CSV)."""
+        ...
+
+    def chunks(self, jets_per_chunk: int, entry_start: int = 0,
+               entry_stop: int | None = None) -> Iterator[JetChunk]:
+        """Chunks of whole events with about `jets_per_chunk` jets each (an event with more
+        jets is one chunk), covering entries ``[entry_start, entry_stop)`` (None: to the end)."""
+        ...
 
     def extras(self) -> bytes | None:
         """Everything else in the file that the restored file must hold (other trees,

@@ -56,7 +56,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..features import infer_units
-from .base import JetChunk, TableInfo
+from .base import JetChunk, TableInfo, entry_window
 from .layouts import PRESETS, choose_collection
 from .wide import Wide, choose_wide, representation_of_slots, stack, unstack, wide_of
 
@@ -83,6 +83,8 @@ class CsvChunk(JetChunk):
 
 
 class CsvSource:
+    n_entries: int | None = None  # unknown until the file has been read
+
     def __init__(self, path: str, *, tree: str | None = None, columns: dict[str, str] | None = None,
                  preset: str | None = None, collection: str | None = None,
                  units: str | None = None, keep: Sequence[str] = (), drop: Sequence[str] = ()) -> None:
@@ -377,7 +379,16 @@ class CsvSource:
 
     # --- chunks -----------------------------------------------------------------------------
 
-    def chunks(self, jets_per_chunk: int = MAX_CHUNK_JETS) -> Iterator[CsvChunk]:
+    def chunks(self, jets_per_chunk: int = MAX_CHUNK_JETS, entry_start: int = 0,
+               entry_stop: int | None = None) -> Iterator[CsvChunk]:
+        """Chunks of whole events with about `jets_per_chunk` jets, covering entries
+        ``[entry_start, entry_stop)`` (see :class:`~jetzip.tables.JetSource`)."""
+        chunks = self._chunks_from_start(jets_per_chunk)
+        if entry_start == 0 and entry_stop is None:
+            return chunks
+        return entry_window(chunks, entry_start, entry_stop)  # type: ignore[return-value]
+
+    def _chunks_from_start(self, jets_per_chunk: int = MAX_CHUNK_JETS) -> Iterator[CsvChunk]:
         """Chunks of about `jets_per_chunk` rows; for jagged tables, whole events only."""
         target = max(1, min(int(jets_per_chunk), MAX_CHUNK_JETS))
         if self.wide is not None:
@@ -478,7 +489,7 @@ class CsvSource:
             n = len(lines)
         else:
             jet_kept = {k: cols[k] for k in self.jet_branches}
-        chunk = CsvChunk(jets, counts, kept, state["jet"], state["entry"], jet_kept, lines)
+        chunk = CsvChunk(jets, counts, kept, state["jet"], state["entry"], jet_kept, lines=lines)
         state["jet"] += n
         state["entry"] += entries
         return chunk

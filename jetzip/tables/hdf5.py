@@ -50,7 +50,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..features import infer_units
-from .base import JetChunk, TableInfo
+from .base import JetChunk, TableInfo, entry_window
 from .layouts import PRESETS, candidates
 from .wide import Wide, find_jets, find_wide, stack, unstack, wide_of
 
@@ -656,7 +656,7 @@ class Hdf5Source:
     # --- reading ----------------------------------------------------------------------------
 
     def _sample(self) -> dict[str, np.ndarray]:
-        for chunk in self.chunks(SAMPLE_JETS, sample=True):
+        for chunk in self._chunks_from_start(SAMPLE_JETS, sample=True):
             return {role: v[:SAMPLE_JETS] for role, v in chunk.columns.items()}
         return {role: np.empty(0) for role in self.used}
 
@@ -667,7 +667,16 @@ class Hdf5Source:
     def _rows(self, names: Sequence[str], start: int, stop: int) -> dict[str, np.ndarray]:
         return _read_cols([self.cols[n] for n in names], start, stop) if names else {}
 
-    def chunks(self, jets_per_chunk: int = 1 << 18, sample: bool = False) -> Iterator[JetChunk]:
+    def chunks(self, jets_per_chunk: int = 1 << 18, entry_start: int = 0,
+               entry_stop: int | None = None) -> Iterator[JetChunk]:
+        """Chunks of whole events with about `jets_per_chunk` jets, covering entries
+        ``[entry_start, entry_stop)`` (see :class:`~jetzip.tables.JetSource`)."""
+        chunks = self._chunks_from_start(jets_per_chunk)
+        if entry_start == 0 and entry_stop is None:
+            return chunks
+        return entry_window(chunks, entry_start, entry_stop)  # type: ignore[return-value]
+
+    def _chunks_from_start(self, jets_per_chunk: int = 1 << 18, sample: bool = False) -> Iterator[JetChunk]:
         target = max(1, int(jets_per_chunk))
         try:
             if self.wide is not None:

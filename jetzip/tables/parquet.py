@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..features import infer_units
-from .base import JetChunk, TableInfo
+from .base import JetChunk, TableInfo, entry_window
 from .layouts import PRESETS
 from .wide import Wide, find_jets, stack, unstack, wide_of
 
@@ -293,7 +293,16 @@ class ParquetSource:
             out[n] = _values(pa, arr, c.dtype)
         return out, lengths
 
-    def chunks(self, jets_per_chunk: int = 1 << 18) -> Iterator[JetChunk]:
+    def chunks(self, jets_per_chunk: int = 1 << 18, entry_start: int = 0,
+               entry_stop: int | None = None) -> Iterator[JetChunk]:
+        """Chunks of whole events with about `jets_per_chunk` jets, covering entries
+        ``[entry_start, entry_stop)`` (see :class:`~jetzip.tables.JetSource`)."""
+        chunks = self._chunks_from_start(jets_per_chunk)
+        if entry_start == 0 and entry_stop is None:
+            return chunks
+        return entry_window(chunks, entry_start, entry_stop)  # type: ignore[return-value]
+
+    def _chunks_from_start(self, jets_per_chunk: int = 1 << 18) -> Iterator[JetChunk]:
         target = max(1, int(jets_per_chunk))
         if self.wide is not None:
             rows = max(1, target // len(self.wide.jets))

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..features import infer_units
-from .base import JetChunk, TableInfo
+from .base import JetChunk, TableInfo, entry_window
 from .layouts import PRESETS, Preset, candidates, choose_collection, split_name
 from .root_layout import (
     TLV_MEMBERS,
@@ -499,7 +499,16 @@ class RootSource:
         return out, not_carried
 
     # ------------------------------------------------------------------ reading
-    def chunks(self, jets_per_chunk: int = 1 << 18) -> Iterator[JetChunk]:
+    def chunks(self, jets_per_chunk: int = 1 << 18, entry_start: int = 0,
+               entry_stop: int | None = None) -> Iterator[JetChunk]:
+        """Chunks of whole events with about `jets_per_chunk` jets, covering entries
+        ``[entry_start, entry_stop)`` (see :class:`~jetzip.tables.JetSource`)."""
+        chunks = self._chunks_from_start(jets_per_chunk)
+        if entry_start == 0 and entry_stop is None:
+            return chunks
+        return entry_window(chunks, entry_start, entry_stop)  # type: ignore[return-value]
+
+    def _chunks_from_start(self, jets_per_chunk: int = 1 << 18) -> Iterator[JetChunk]:
         return self._raw_chunks(jets_per_chunk)
 
     def _keys(self) -> list[str]:
