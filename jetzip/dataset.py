@@ -433,14 +433,12 @@ def restore_input(item: Mapping[str, Any], outdir: str, output: str, options: Ma
     single-process ``decompress`` of the whole input gives. Returns a report; a
     :class:`JetzipError` is returned as ``{"error": message}``.
     """
-    import contextlib
     import time
 
     from .aez import open_aez
-    from .api import _Coalescer, restore_to
     from .atomic import atomic_output
-    from .pipeline import InOrderWorker, ordered_map, prefetch
-    from .tables import format_of, open_writer
+    from .pipeline import InOrderWorker
+    from .tables import format_of, open_file_writer
 
     t0 = time.perf_counter()
     opts = dict(options)
@@ -455,43 +453,45 @@ def restore_input(item: Mapping[str, Any], outdir: str, output: str, options: Ma
                 raise InputError(f"part {path} is missing")
             check_sha(path, p["sha256"])
         with open_aez(paths[0]) as first:
-            info = first.table
-            source_json = first.header_json["source"]
-            config = first.header.codec
-            codec = first.codec(model=model, device=opts.get("device", "auto"),
-                                batch_size=opts.get("batch_size"), threads=threads)
-        restored = {*info.columns.values(), info.counter}
-        kept_dtypes = {k: info.dtypes.get(k, "float64") for k in info.kept_branches if k not in restored}
-        workers = threads if codec.parallel else 1
+            infos = first.tables
+            main = next((i for i, t in enumerate(infos) if t.has_jets), 0)
+            source_json = first.header_json.get("tables", first.header_json.get("source"))
+            configs = first.header.codecs
+            codecs = first.codecs(model=model, device=opts.get("device", "auto"),
+                                  batch_size=opts.get("batch_size"), threads=threads)
+        workers = threads if all(c.parallel for c in codecs) else 1
         n_jets = n_events = 0
         extras: bytes | None = None
         with atomic_output(output, force, inputs=paths) as tmp:
-            writer = open_writer(tmp, fmt, info, info.columns, kept_dtypes, root_compression)
-            write = restore_to(writer, info, kept_dtypes)
+            writer = open_file_writer(tmp, fmt, infos, root_compression, main)
+
+            def write(table: int, chunk: Any) -> None:
+                writer.write(table, chunk)
 
             try:
                 with InOrderWorker(write) as background:
-                    joined = _Coalescer(background.submit)
-                    for k, path in enumerate(paths):
+                    for path in paths:
                         with open_aez(path) as aez:
-                            if aez.header_json["source"] != source_json or aez.header.codec != config:
+                            if aez.header_json.get("tables", aez.header_json.get("source")) != source_json \
+                                    or aez.header.codecs != configs:
                                 raise FormatError(f"{path}: its header differs from the first part's "
                                                   f"({paths[0]}); parts of one input must match")
-
-                            def decode(chunk, where=path):
-                                return chunk, codec.decode(chunk.payload, chunk.n_jets, chunk.counts,
-                                                           f"{where}: chunk {chunk.index}")
-
-                            with contextlib.closing(prefetch(aez.chunks())) as chunks:
-                                for chunk, cols in ordered_map(decode, chunks, workers):
-                                    joined.add(cols, chunk.counts, chunk.kept, chunk.jet_kept)
-                                    n_jets += chunk.n_jets
-                                    n_events += chunk.n_events
-                            if k == 0:
-                                extras = aez.extras  # every part carries them: write them once
-                    joined.flush()
-                if extras is not None and hasattr(writer, "write_extras"):
-                    writer.write_extras(bytes(extras))
+                            for _, chunk in aez.decoded(codecs, workers, tables=[main]):
+                                background.submit(main, chunk)
+                                n_jets += chunk.n_jets
+                                n_events += chunk.n_entries
+                    # the other tables (NanoAOD's Runs): every part carries them whole; once
+                    with open_aez(paths[0]) as aez:
+                        others = [i for i in range(len(infos)) if i != main]
+                        if others:
+                            for stored, chunk in aez.decoded(codecs, workers, tables=others):
+                                background.submit(stored.table, chunk)
+                        else:
+                            for _ in aez.chunks():
+                                pass
+                        extras = aez.extras  # every part carries them: write them once
+                if extras is not None:
+                    writer.write_extras(bytes(extras), infos[main].format)
             finally:
                 writer.close()
     except JetzipError as exc:
