@@ -67,8 +67,17 @@ MAX_PARTS = 1 << 16
 # A codec cannot store a jet in much less than a bit; a chunk claiming far more jets than its
 # payload can hold is refused before it is decoded (a 17 kB file expanding to 1.7 GB). Raise it
 # with JETZIP_MAX_JETS_PER_BYTE for data that really is that regular.
-MAX_JETS_PER_BYTE = 64
-HEAD_ZLIB = 1
+MAX_JETS_PER_BYTE = 1024
+HEAD_ZLIB, HEAD_LZMA = 1, 2
+HEAD_LZMA_PRESET = 9
+
+
+def pack_header(header_json: dict[str, Any]) -> bytes:
+    """The HEAD payload: u8 method (:data:`HEAD_LZMA`), u32 size of the JSON, raw LZMA2 stream
+    (dictionary sized to the JSON, :func:`jetzip.carry.lzma_filters`)."""
+    raw = dumps(header_json)
+    return struct.pack("<BI", HEAD_LZMA, len(raw)) + lzma.compress(
+        raw, format=lzma.FORMAT_RAW, filters=carry.lzma_filters(HEAD_LZMA_PRESET, len(raw)))
 
 
 def max_jets_per_byte() -> float:
@@ -234,9 +243,15 @@ class Chunk:
         for g, (group, block) in enumerate(zip(self.groups, self.blocks)):
             if wanted is not None and not wanted & set(group):
                 continue
-            arrays = carry.unpack_group(block, self.n_entries, n_jets, f"{self.where}: carried group {g}", names)
+            gwhere = f"{self.where}: carried group {g}"
+            arrays = carry.unpack_group(block, self.n_entries, n_jets, gwhere, names)
             if wanted is None and list(arrays) != group:
-                raise FormatError(f"{self.where}: carried group {g} does not hold the branches its header names")
+                raise FormatError(f"{gwhere} does not hold the branches its header names")
+            for name, array in arrays.items():
+                declared = self.info.dtypes.get(name)
+                if declared is not None and not carry.type_matches(array, str(declared)):
+                    raise FormatError(f"{gwhere}: branch {name} is {carry.type_name(array)}, the header says "
+                                      f"{declared}")
             out.update(arrays)
         if names is None:
             self._carried = out
@@ -254,9 +269,31 @@ class Chunk:
 
 
 def _pack_counts(counts: np.ndarray | None) -> bytes:
+    """Per-entry counts: u8 bytes per count (1, 2 or 4: the narrowest that holds them), then
+    the counts in that width, zlib-compressed; empty for flat tables."""
     if counts is None:
         return b""
-    return zlib.compress(np.ascontiguousarray(counts, "<u4").tobytes(), 6)
+    top = int(counts.max()) if len(counts) else 0
+    width = 1 if top < 256 else 2 if top < 65536 else 4
+    return bytes([width]) + zlib.compress(np.ascontiguousarray(counts, f"<u{width}").tobytes(), 9)
+
+
+def _unpack_counts(blob: bytes | memoryview, n_entries: int, n_jets: int, where: str) -> np.ndarray:
+    """The counts of :func:`_pack_counts`, which must add up to `n_jets`."""
+    if len(blob) < 1 or blob[0] not in (1, 2, 4):
+        raise FormatError(f"{where}: event counts are corrupted")
+    width = blob[0]
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(bytes(blob[1:]), width * n_entries + 1)
+    except zlib.error:
+        raise FormatError(f"{where}: event counts are corrupted") from None
+    if len(raw) != width * n_entries or not d.eof:
+        raise FormatError(f"{where}: event counts are corrupted")
+    counts = np.frombuffer(raw, f"<u{width}").astype(np.uint32)
+    if int(counts.sum(dtype=np.uint64)) != n_jets:
+        raise FormatError(f"{where}: event counts do not add up to the chunk's {n_jets} jets")
+    return counts
 
 
 def encode_chunk(index: int, table: int, first_entry: int, n_entries: int,
@@ -318,7 +355,7 @@ def decode_chunk(record: bytes, index: int, spec: TableSpec, n_tables: int, wher
                 raise FormatError(f"{where}: chunk claims {n} jets, more than a chunk may hold "
                                   f"({MAX_JETS_PER_CHUNK}); the file is corrupted")
             if jagged:
-                counts = aez_v2.decode_counts(data, n_entries, n, f"{where}: collection {i}")
+                counts = _unpack_counts(data, n_entries, n, f"{where}: collection {i}")
             elif nbytes or n != n_entries:
                 raise FormatError(f"{where}: flat table chunk has {n} jets in {n_entries} rows")
             else:
@@ -349,14 +386,15 @@ class AezWriter:
                           "level": carry.DEFAULT_LEVEL[method] if level is None else level}
         self.n_chunks = 0
         self.totals: list[dict[str, Any]] = [
-            {"n_entries": 0, "n_chunks": 0, "n_jets": [0] * len(t.info.all_collections())} for t in header.tables]
+            {"entry_start": 0, "n_entries": 0, "n_chunks": 0, "n_jets": [0] * len(t.info.all_collections())}
+            for t in header.tables]
         self.bytes_written = container.PREAMBLE.size
         self.payload_bytes = 0  # codec payloads only: the size of the jets themselves
         self.part_bytes: dict[str, int] = {"jets": 0, "counts": 0, "carried": 0, "header": 0, "side": 0,
                                            "extras": 0}
         self.table = 0
         container.write_preamble(f, container.AEZ_MAGIC, FORMAT_MAJOR, FORMAT_MINOR)
-        head = bytes([HEAD_ZLIB]) + zlib.compress(dumps(header.to_json()), 9)
+        head = pack_header(header.to_json())
         n = container.write_record(f, "HEAD", head)
         self.part_bytes["header"] += n
         self.bytes_written += n
@@ -409,6 +447,8 @@ class AezWriter:
         self.part_bytes["carried"] += carried
         self.part_bytes["counts"] += n - jets - carried
         tot = self.totals[table]
+        if not tot["n_chunks"]:
+            tot["entry_start"] = chunk.first_entry
         tot["n_entries"] += chunk.n_entries
         tot["n_chunks"] += 1
         for c, (nj, _, _) in enumerate(stored):
@@ -417,6 +457,7 @@ class AezWriter:
 
     def write_extras(self, blob: bytes) -> None:
         payload = bytes([carry.METHOD_LZMA]) + lzma.compress(blob, preset=6)
+        self.extras_stored = len(payload)
         n = container.write_record(self.f, "XTRA", payload, self.seed)
         self.part_bytes["extras"] += n
         self.bytes_written += n
@@ -473,14 +514,27 @@ class AezFile:
 
         if major < 3:
             return parse_json(payload, where)
-        if not payload or payload[0] != HEAD_ZLIB:
-            raise FormatError(f"{where}: header is compressed with an unknown method")
-        d = zlib.decompressobj()
+        method = payload[0] if payload else 0
         try:
-            raw = d.decompress(payload[1:], MAX_HEADER_BYTES + 1)
-        except zlib.error:
+            if method == HEAD_ZLIB:
+                d = zlib.decompressobj()
+                raw = d.decompress(payload[1:], MAX_HEADER_BYTES + 1)
+                ok = d.eof
+            elif method == HEAD_LZMA:
+                if len(payload) < 5:
+                    raise FormatError(f"{where}: header is truncated")
+                (n,) = struct.unpack_from("<I", payload, 1)
+                if n > MAX_HEADER_BYTES:
+                    raise FormatError(f"{where}: header claims {n} bytes, more than a header may hold")
+                x = lzma.LZMADecompressor(format=lzma.FORMAT_RAW,
+                                          filters=carry.lzma_filters(HEAD_LZMA_PRESET, n))
+                raw = x.decompress(payload[5:], n + 1)
+                ok = x.eof and len(raw) == n
+            else:
+                raise FormatError(f"{where}: header is compressed with an unknown method")
+        except (zlib.error, lzma.LZMAError):
             raise FormatError(f"{where}: header is corrupted") from None
-        if len(raw) > MAX_HEADER_BYTES or not d.eof:
+        if len(raw) > MAX_HEADER_BYTES or not ok:
             raise FormatError(f"{where}: header is corrupted or too large")
         return parse_json(raw, where)
 
@@ -548,6 +602,7 @@ class AezFile:
         self._first_index = index
         self._tail: dict | None = None
         self.extras: bytes | None = None
+        self.extras_stored = 0  # bytes of the XTRA record's payload
 
     @property
     def codec_config(self) -> dict[str, Any]:
@@ -586,7 +641,8 @@ class AezFile:
         self.f.seek(self._data_start)
         n_chunks = 0
         totals: list[dict[str, Any]] = [
-            {"n_entries": 0, "n_chunks": 0, "n_jets": [0] * len(t.info.all_collections())} for t in self.header.tables]
+            {"entry_start": 0, "n_entries": 0, "n_chunks": 0, "n_jets": [0] * len(t.info.all_collections())}
+            for t in self.header.tables]
         extras_seen = False
         table = 0
         for rec in container.iter_records(self.f, where, self._first_index, self.seed):
@@ -599,9 +655,11 @@ class AezFile:
                 chunk = decode_chunk(rec.payload, n_chunks, self.header.tables[table], len(self.header.tables),
                                      cwhere, table)
                 tot = totals[table]
-                if chunk.first_entry != tot["n_entries"]:
+                if not tot["n_chunks"]:
+                    tot["entry_start"] = chunk.first_entry  # a part of a dataset starts anywhere
+                if chunk.first_entry != tot["entry_start"] + tot["n_entries"]:
                     raise FormatError(f"{cwhere}: chunk starts at entry {chunk.first_entry}, the previous one "
-                                      f"ended at {tot['n_entries']}")
+                                      f"ended at {tot['entry_start'] + tot['n_entries']}")
                 tot["n_entries"] += chunk.n_entries
                 tot["n_chunks"] += 1
                 for c, col in enumerate(chunk.collections):
@@ -614,6 +672,7 @@ class AezFile:
                     raise FormatError(f"{where}: more than one XTRA record")
                 extras_seen = True
                 self.extras = self._extras(rec.payload, where)
+                self.extras_stored = len(rec.payload)
             elif rec.tag == "TAIL":
                 from .model import parse_json
 
@@ -689,6 +748,7 @@ class AezFile:
                     raise FormatError(f"{where}: more than one XTRA record")
                 extras_seen = True
                 self.extras = rec.payload
+                self.extras_stored = len(rec.payload)
             elif rec.tag == "TAIL":
                 if pending is not None:
                     yield self._complete_v2(pending, where)
@@ -804,17 +864,20 @@ class AezFile:
             configs = [c.task_config() for c in codecs]
 
             def task_args(chunk: Chunk) -> tuple:
-                idx = self.header.tables[chunk.table].codecs
-                return ([configs[i] for i in idx], [(bytes(s.payload), s.n_jets, s.counts) for s in chunk.collections],
+                spec = self.header.tables[chunk.table]
+                return ([configs[i] for i in spec.codecs],
+                        [(bytes(s.payload), s.n_jets, s.counts, list(c.columns))
+                         for s, c in zip(chunk.collections, spec.info.all_collections())],
                         f"{where}: chunk {chunk.index}")
 
             for chunk, cols in ordered_process_map(_decode_collections_task, self.chunks(tables), task_args, workers):
                 yield chunk, self._assemble(chunk, cols, carried)
             return
         for chunk in self.chunks(tables):
-            idx = self.header.tables[chunk.table].codecs
+            spec = self.header.tables[chunk.table]
             cols = [codecs[i].decode(s.payload, s.n_jets, s.counts, f"{where}: chunk {chunk.index}")
-                    for i, s in zip(idx, chunk.collections)]
+                    if s.n_jets else _no_jets(coll)
+                    for i, s, coll in zip(spec.codecs, chunk.collections, spec.info.all_collections())]
             yield chunk, self._assemble(chunk, cols, carried)
 
     def _assemble(self, chunk: Chunk, cols: list[dict[str, np.ndarray]], carried: bool) -> JetChunk:
@@ -836,12 +899,18 @@ class AezFile:
         return JetChunk(first, counts, kept, 0, max(chunk.first_entry, 0), jet_kept, rest, others)
 
 
-def _decode_collections_task(configs: list[dict], parts: list[tuple[bytes, int, np.ndarray | None]],
+def _no_jets(coll: Any) -> dict[str, np.ndarray]:
+    """The decoded columns of a collection without members in a chunk (no codec runs)."""
+    return {role: np.zeros(0) for role in coll.columns}
+
+
+def _decode_collections_task(configs: list[dict], parts: list[tuple[bytes, int, np.ndarray | None, list[str]]],
                              where: str) -> list[dict[str, np.ndarray]]:
     """Every collection of one chunk decoded in a worker process."""
     from .codecs.base import decode_task
 
-    return [decode_task(config, payload, n, counts, where) for config, (payload, n, counts) in zip(configs, parts)]
+    return [decode_task(config, payload, n, counts, where) if n else {r: np.zeros(0) for r in roles}
+            for config, (payload, n, counts, roles) in zip(configs, parts)]
 
 
 def table_info_from_header(source: dict) -> TableInfo:
@@ -896,7 +965,9 @@ def read_aez(path: str | os.PathLike) -> dict[str, Any]:
     """Load a whole .aez into memory, without decoding jets (the first table).
 
     Returns:
-        ``header`` (the stored JSON), ``tail`` (totals), ``counts`` (per-event jet counts, or
+        ``header`` (the stored JSON), ``table`` (the first table's description, as
+        :meth:`TableInfo.to_json`), ``codec`` (its first collection's codec configuration),
+        ``tail`` (totals), ``counts`` (per-event jet counts, or
         None for flat tables), ``kept`` and ``jet_kept`` (branch -> array), ``payloads`` (the
         codec payload of each chunk), and what the codec reads from its payloads without
         decoding (:meth:`~jetzip.codecs.Codec.payload_arrays`: latent files ``latents``, shape
@@ -907,7 +978,8 @@ def read_aez(path: str | os.PathLike) -> dict[str, Any]:
         counts = (np.concatenate([c.counts for c in chunks]) if aez.jagged and chunks
                   else (np.zeros(0, np.uint32) if aez.jagged else None))
         out: dict[str, Any] = {
-            "header": aez.header_json, "tail": aez.tail, "counts": counts,
+            "header": aez.header_json, "table": aez.table.to_json(), "codec": aez.header.codec,
+            "tail": aez.tail, "counts": counts,
             "kept": {k: np.concatenate([c.kept[k] for c in chunks]) for k in aez.table.kept_branches} if chunks else {},
             "jet_kept": ({k: np.concatenate([c.jet_kept[k] for c in chunks]) for k in aez.table.jet_branches}
                          if chunks else {}),

@@ -15,6 +15,7 @@ How one chunk of jets flows through :func:`compress`::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import time
@@ -196,11 +197,11 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     try:
         main = source.main
         info = source.tables[main].info
-        for t in source.tables:
-            for coll in t.info.all_collections():
-                if coll.units_inferred:
-                    what = f"{coll.name or 'jets'}" + (f" of {t.info.tree}" if len(source.tables) > 1 else "")
-                    warn(f"units of {what}: assuming {coll.units} ({coll.units_reason}); use --units to declare them")
+        inferred = [(t, coll) for t in source.tables for coll in t.info.all_collections() if coll.units_inferred]
+        for t, coll in inferred:
+            what = "" if len(inferred) == 1 else \
+                f" of {coll.name or 'jets'}" + (f" in {t.info.tree}" if len(source.tables) > 1 else "")
+            warn(f"units{what}: assuming {coll.units} ({coll.units_reason}); use --units to declare them")
         for line in source.notes["not_carried"]:
             warn(f"not carried into the .aez: {line}")
         if info.extra.get("csv_separator_note"):
@@ -229,7 +230,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         for c in codecs:
             side.update(c.side_records())
         header = Header([c.get_config() for c in codecs], specs, chunk_jets,
-                        {"file": os.path.basename(str(input)), "format": source.format},
+                        {"file": os.path.basename(str(input)), "format": source.format,
+                         **({"compression": source.compression} if source.compression else {})},
                         notes={k: v for k, v in source.notes.items() if v})
         workers = (threads or os.cpu_count() or 1) if codecs and all(c.parallel for c in codecs) else 1
         dropped = 0
@@ -407,18 +409,24 @@ def encoded(codecs: list[Codec], colls: list[CollectionInfo], chunks: Iterable[J
         return
     if workers <= 1 or len(head) < 2 or not all(c.parallel for c in codecs):
         for c in itertools.chain(head, it):
-            yield c, [codec.encode(cols, counts) for codec, (cols, counts) in zip(codecs, parts(c))]
+            yield c, [_encode_one(codec, cols, counts) for codec, (cols, counts) in zip(codecs, parts(c))]
         return
     configs = [c.task_config() for c in codecs]
     yield from ordered_process_map(_encode_collections_task, itertools.chain(head, it),
                                    lambda c: (configs, parts(c)), workers)
 
 
+def _encode_one(codec: Codec, columns: Mapping[str, np.ndarray], counts: np.ndarray | None) -> bytes:
+    """A collection's payload; empty when it has no members in the chunk (no codec runs)."""
+    return codec.encode(columns, counts) if len(next(iter(columns.values()), ())) else b""
+
+
 def _encode_collections_task(configs: list[dict], parts: list[tuple[dict, np.ndarray | None]]) -> list[bytes]:
     """Every collection of one chunk encoded in a worker process."""
     from .codecs.base import encode_task
 
-    return [encode_task(config, cols, counts) for config, (cols, counts) in zip(configs, parts)]
+    return [encode_task(config, cols, counts) if len(next(iter(cols.values()), ())) else b""
+            for config, (cols, counts) in zip(configs, parts)]
 
 
 def reasons_text(codec: Codec) -> list[str]:
@@ -526,7 +534,8 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
 
         def run(path: str) -> None:
             nonlocal n_jets, n_events
-            writer = open_file_writer(path, fmt, infos, root_compression, main)
+            writer = open_file_writer(path, fmt, infos, root_compression, main,
+                                      aez.header.source.get("compression"))
             for line in writer.missing:
                 warn(f"not restored: {line}; decompress to .{info.format} to keep it")
 
@@ -642,29 +651,60 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
         config = aez.header.codec
         out: dict[str, Any] = {"kind": "aez", "path": str(path), "bytes": aez.size,
                                "format_version": f"{aez.major}.{aez.minor}", "header": aez.header_json,
-                               "codec": config["id"]}
+                               "codec": config["id"], "codec_config": config, "table": aez.table.to_json()}
         cls = codec_class(config["id"])
         out.update(cls.summary(config))
         out["codec_description"] = cls.describe(config)
         if verify:
-            cls.verify_side_records(config, aez.side, f".aez file {path}")
-            payload = 0
-
-            def counted() -> Iterator[Any]:
-                nonlocal payload
-                for chunk in aez.chunks():
-                    payload += len(chunk.payload)
-                    yield chunk
-
-            out.update(cls.payload_stats(config, counted(), DecodeContext(path=str(path), model=model)))
+            ctx = DecodeContext(path=str(path), model=model)
+            classes = [codec_class(c["id"]) for c in aez.header.codecs]
+            for config_i, class_i in zip(aez.header.codecs, classes):
+                class_i.verify_side_records(config_i, aez.side, f".aez file {path}")
+            tables: list[dict[str, Any]] = [{"name": t.info.tree, "entries": 0, "chunks": 0, "carried_bytes": 0,
+                       "carried_branches": sum(len(g) for g in t.groups),
+                       "collections": [{"name": coll.name, "codec": aez.header.codecs[i]["id"], "jets": 0, "bytes": 0}
+                                       for coll, i in zip(t.info.all_collections(), t.codecs)]}
+                      for t in aez.header.tables]
+            stats: list[dict[str, Any]] = [{} for _ in aez.header.codecs]
+            parts = {"header": aez.head_bytes, "side": sum(len(v) for v in aez.side.values()), "jets": 0,
+                     "carried": 0, "extras": 0}
+            for chunk in aez.chunks():
+                t = tables[chunk.table]
+                t["entries"] += chunk.n_entries
+                t["chunks"] += 1
+                chunk.carried_arrays()  # decompressed and checked, as decode would
+                carried = sum(len(b) for b in chunk.blocks)
+                t["carried_bytes"] += carried
+                parts["carried"] += carried
+                for k, (stored, i) in enumerate(zip(chunk.collections, aez.header.tables[chunk.table].codecs)):
+                    t["collections"][k]["jets"] += stored.n_jets
+                    t["collections"][k]["bytes"] += len(stored.payload)
+                    parts["jets"] += len(stored.payload)
+                    one = dataclasses.replace(chunk, collections=[stored])
+                    _add_stats(stats[i], classes[i].payload_stats(aez.header.codecs[i], [one], ctx))
+            parts["extras"] = aez.extras_stored
+            parts["framing"] = (aez.size or 0) - sum(parts.values())
             tail = aez.tail or {}
             n = tail["n_jets"]
+            first = aez.header.tables[0].codecs[0] if aez.header.tables[0].codecs else None
+            out.update(stats[first] if first is not None else {})
             out.update({
-                "verified": True, **tail, "payload_bytes": payload,
-                "side_bytes": sum(len(v) for v in aez.side.values()),
-                "extras_bytes": len(aez.extras) if aez.extras is not None else 0,
+                "verified": True, **tail, "tables": tables, "bytes_by_part": parts,
+                "payload_bytes": tables[0]["collections"][0]["bytes"] if tables[0]["collections"] else 0,
+                "side_bytes": parts["side"], "extras_bytes": parts["extras"],
                 "bytes_per_jet": aez.size / n if n else None,
-                "payload_bytes_per_jet": payload / n if n else None,
+                "payload_bytes_per_jet": (tables[0]["collections"][0]["bytes"] / n) if n else None,
                 "ratio_to_float32": aez.size / (n * RAW_BYTES_PER_JET) if n else None,
             })
     return out
+
+
+def _add_stats(total: dict[str, Any], more: Mapping[str, Any]) -> None:
+    """Sum codec statistics (numbers, and dicts of numbers) into `total`."""
+    for k, v in more.items():
+        if isinstance(v, Mapping):
+            _add_stats(total.setdefault(k, {}), v)
+        elif isinstance(v, (int, float)):
+            total[k] = total.get(k, 0) + v
+        else:
+            total[k] = v

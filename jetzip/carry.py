@@ -70,15 +70,20 @@ def group_of(name: str) -> str:
     return m.group(1) if m else ""
 
 
-def _lzma_filters(level: int) -> list[dict[str, Any]]:
-    return [{"id": lzma.FILTER_LZMA2, "preset": int(level)}]
+def lzma_filters(level: int, raw_nbytes: int) -> list[dict[str, Any]]:
+    """The LZMA2 filter of a block of `raw_nbytes`: the preset's settings with a dictionary no
+    larger than the data (the decoder allocates the whole dictionary: 64 MiB at preset 9)."""
+    dict_size = 1 << 12
+    while dict_size < raw_nbytes and dict_size < (1 << 26):
+        dict_size <<= 1
+    return [{"id": lzma.FILTER_LZMA2, "preset": min(max(int(level), 0), 9), "dict_size": dict_size}]
 
 
 def compress(raw: bytes, method: int, level: int | None = None) -> bytes:
     """One group block: head + compressed `raw` (see the module doc)."""
     level = DEFAULT_LEVEL[method] if level is None else int(level)
     if method == METHOD_LZMA:
-        body = lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_lzma_filters(level))
+        body = lzma.compress(raw, format=lzma.FORMAT_RAW, filters=lzma_filters(level, len(raw)))
     elif method == METHOD_ZSTD:
         import zstandard
 
@@ -102,7 +107,7 @@ def decompress(block: bytes | memoryview, where: str, limit: int = MAX_GROUP_BYT
     body = bytes(block[GROUP_HEAD.size:])
     try:
         if method == METHOD_LZMA:
-            d = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_lzma_filters(min(level, 9)))
+            d = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=lzma_filters(level, n))
             raw = d.decompress(body, max_length=n + 1)
             ok = len(raw) == n and (d.eof or not d.unused_data)
         elif method == METHOD_ZSTD:
@@ -135,6 +140,32 @@ def _bounded_zstd(body: bytes, n: int) -> bytes:
         parts.append(piece)
         got += len(piece)
     return b"".join(parts)
+
+
+def type_name(array: Any) -> str:
+    """The type of one entry of a branch, as headers record it: a numpy dtype name
+    (``float32``; ``(3,)float64`` for a fixed inner shape) or an awkward type string
+    (``var * float32``, ``string``)."""
+    if isinstance(array, np.ndarray):
+        return array.dtype.name if array.ndim == 1 else f"{array.shape[1:]}{array.dtype.name}".replace(" ", "")
+    return str(array.type.content)
+
+
+def type_matches(array: Any, declared: str) -> bool:
+    """Whether a branch's values have the type its header declares (a dtype name for plain
+    numbers; for lists, the type string or the dtype of their values)."""
+    name = type_name(array)
+    want = canonical_type(str(declared))
+    return name == want or name == f"var * {want}" or (want == "string" and name == "string")
+
+
+def canonical_type(declared: str) -> str:
+    """A recorded type in the form :func:`type_name` gives (``<f4`` -> ``float32``)."""
+    try:
+        dt = np.dtype(declared)
+    except TypeError:
+        return declared
+    return dt.name if dt.shape == () else declared
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from .features import NORMALIZATION_KINDS, UNIT_SCALE
 from .model import NAMED_ARCHITECTURES
 from .tables import FORMATS
 from .tables.layouts import PRESETS
-from .tables.root import COMPRESSIONS
+from .tables.root_writer import COMPRESSIONS
 from .training import TrainOptions
 
 EXIT_INTERRUPTED = 130
@@ -315,6 +315,9 @@ def _outputs_for(inputs: list[str], output: str | None, suffix: str, globbed: bo
               help="With --error-bound: the learned entropy model (auto: the shipped one; none: each chunk's "
                    "own tables only; or a file from 'jetzip train --entropy-model', needed again to decompress).")
 @click.option("--drop-invalid", is_flag=True, help="Leave out jets with NaN/inf, E or pt <= 0, or E < pt (counted).")
+@click.option("--carried-compression", metavar="lzma|zstd[:LEVEL]",
+              help="How the branches carried losslessly are compressed (default: lzma where the input used "
+                   "LZMA, as CMS NanoAOD does, else zstd).")
 @max_jets_option("Compress only the first events holding at most this many jets.")
 @device_options
 @threads_option
@@ -374,12 +377,13 @@ def compress(inputs, output, as_json, no_progress, quiet, **options) -> None:
                 reports.append({"input": path, "output": out, "error": message})
                 continue
             reports.append(r)
+            share = f", {r['ratio_to_input']:.0%} of the input" if r.get("ratio_to_input") else ""
             if r["n_jets"]:
                 ui.info(f"{path} -> {out}: {r['n_jets']} jets in {r['n_events']} events, "
-                        f"{r['bytes']} bytes ({r['bytes_per_jet']:.2f} B/jet, "
-                        f"{r['ratio_to_float32']:.1%} of float32), {r['seconds']:.2f} s")
+                        f"{r['bytes']} bytes{share} ({r['bytes_per_jet']:.2f} B/jet; the jets alone "
+                        f"{r['payload_bytes_per_jet']:.2f} B/jet), {r['seconds']:.2f} s")
             else:
-                ui.info(f"{path} -> {out}: no jets ({r['n_events']} events), {r['bytes']} bytes")
+                ui.info(f"{path} -> {out}: no jets ({r['n_events']} events), {r['bytes']} bytes{share}")
         if several and (failed or not ui.quiet):
             _summary(ui, "compressed", reports, failed)
         if as_json:

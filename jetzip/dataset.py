@@ -443,7 +443,7 @@ def restore_input(item: Mapping[str, Any], outdir: str, output: str, options: Ma
     t0 = time.perf_counter()
     opts = dict(options)
     fmt_opt = opts.pop("format", None)
-    root_compression = opts.pop("root_compression", None) or "zstd"
+    root_compression = opts.pop("root_compression", None) or "input"
     threads = opts.get("threads") or 1
     paths = [os.path.join(outdir, p["file"]) for p in item["parts"]]
     try:
@@ -457,13 +457,14 @@ def restore_input(item: Mapping[str, Any], outdir: str, output: str, options: Ma
             main = next((i for i, t in enumerate(infos) if t.has_jets), 0)
             source_json = first.header_json.get("tables", first.header_json.get("source"))
             configs = first.header.codecs
+            first_compression = first.header.source.get("compression")
             codecs = first.codecs(model=model, device=opts.get("device", "auto"),
                                   batch_size=opts.get("batch_size"), threads=threads)
         workers = threads if all(c.parallel for c in codecs) else 1
         n_jets = n_events = 0
         extras: bytes | None = None
         with atomic_output(output, force, inputs=paths) as tmp:
-            writer = open_file_writer(tmp, fmt, infos, root_compression, main)
+            writer = open_file_writer(tmp, fmt, infos, root_compression, main, first_compression)
 
             def write(table: int, chunk: Any) -> None:
                 writer.write(table, chunk)

@@ -12,7 +12,7 @@ LATENT_DTYPE_CHOICES = ("float32", "float16")
 DEFAULT_LATENT_DTYPE = "float32"
 DEFAULT_LATENT_TOLERANCE = "pt=5e-3,eta=5e-3,phi=5e-3"  # pt relative, eta and phi absolute
 ERROR_BOUND_PRESETS = ("nanoaod",)
-DEFAULT_ROOT_COMPRESSION = "zstd"  # the choices: jetzip.tables.root.COMPRESSIONS
+DEFAULT_ROOT_COMPRESSION = "input"  # the input's own; the choices: jetzip.tables.root_writer.COMPRESSIONS
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 DEFAULT_DEVICE = "auto"
 # Decoded chunks smaller than this are joined before they are written (ten thousand tiny

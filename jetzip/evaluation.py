@@ -90,13 +90,15 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         from .plots import require_matplotlib
         require_matplotlib()
     with open_aez(compressed) as aez:
-        info = aez.table
-        codec = aez.codec(model=model, device=device, batch_size=batch_size)
+        main = next((i for i, t in enumerate(aez.tables) if t.has_jets), 0)
+        info = aez.tables[main]
+        codec = aez.codecs(model=model, device=device, batch_size=batch_size)[aez.header.tables[main].codecs[0]]
         decoded: list[dict[str, np.ndarray]] = []
         latents, counts_aez = [], []
         n = 0
-        for chunk in aez.chunks():
-            cols = codec.decode(chunk.payload, chunk.n_jets, chunk.counts, f"{compressed}: chunk {chunk.index}")
+        for chunk in aez.chunks(tables=[main]):
+            cols = codec.decode(chunk.payload, chunk.n_jets, chunk.counts, f"{compressed}: chunk {chunk.index}") \
+                if chunk.n_jets else {r: np.zeros(0) for r in info.columns}
             take = chunk.n_jets if max_jets is None else max(0, min(chunk.n_jets, max_jets - n))
             decoded.append({k: v[:take] for k, v in cols.items()})
             lat = codec.diagnostics().get("latents")
@@ -107,10 +109,10 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
             n += take
             if max_jets is not None and n >= max_jets:
                 break
-        config = aez.header.codec
+        config = aez.header.codecs[aez.header.tables[main].codecs[0]]
         size = aez.size or os.path.getsize(compressed)
         decoder_bytes = len(aez.side["DECW"]) + 16 if "DECW" in aez.side else 0
-        payload_bytes = sum(len(c.payload) for c in aez.chunks())
+        payload_bytes = sum(len(c.payload) for c in aez.chunks(tables=[main]))
     roles = list(info.columns)
     source = _open_original(original, info)
     try:

@@ -42,7 +42,7 @@ def test_compress_decompress_inspect_through_installed_script(tmp_path, nano_fil
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["verified"] is True and info["n_jets"] == int(data["counts"].sum())
-    assert info["header"]["codec"]["model"]["embedded"] is True
+    assert info["codec_config"]["model"]["embedded"] is True
     r = invoke("inspect", aez)
     assert r.returncode == 0 and b"all verified" in r.stdout, "the report is the output: stdout"
     r = run_cli(jetzip_exe, "decompress", aez, "-o", "-")

@@ -159,11 +159,12 @@ def test_read_aez_gives_latents_and_counts(tmp_path, nano_file, small_model_path
     assert content["latents"].shape == (int(data["counts"].sum()), 3)
     assert content["latents"].dtype == np.float32
     np.testing.assert_array_equal(content["counts"], data["counts"])
-    h = content["header"]
-    assert h["source"]["tree"] == "Events" and h["source"]["counter"] == "nJet"
-    assert h["format_version"] == "2.0" and h["codec"]["id"] == "latent"
-    assert len(h["codec"]["model"]["weights_sha256"]) == 64
-    assert h["codec"]["normalization"]["kind"]
+    h = content["table"]
+    assert h["tree"] == "Events" and h["counter"] == "nJet"
+    codec = content["codec"]
+    assert content["header"]["format_version"] == "3.0" and codec["id"] == "latent"
+    assert len(codec["model"]["weights_sha256"]) == 64
+    assert codec["normalization"]["kind"]
 
 
 def test_float16_latents_are_smaller_and_close(tmp_path, nano_file, small_model_path):

@@ -718,7 +718,7 @@ def test_several_jets_per_row_through_aez(tmp_path, small_model_path, fmt):
     # the header's pattern names find the same jets again (evaluate reads the original so)
     import jetzip
 
-    info = jetzip.read_aez(out.with_suffix(".aez"))["header"]["source"]
+    info = jetzip.read_aez(out.with_suffix(".aez"))["table"]
     cols = {role: name for role, name in info["columns"]}
     assert cols == {"px": "pxj*", "py": "pyj*", "pz": "pzj*", "m": "mj*"}
     src = open_table(path, columns=cols, units="GeV", tree=info["tree"])

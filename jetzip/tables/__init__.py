@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence, TypedDict
+from typing import Any, Sequence, TypedDict
 
 from ..errors import InputError
 from .base import (CollectionChunk, CollectionInfo, JetChunk, JetSource, TableInfo, TableWriter, concat_chunks,
@@ -103,7 +103,7 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
 
 
 def open_writer(path: str, fmt: str, info: TableInfo, names: dict[str, str],
-                kept_dtypes: dict[str, str], root_compression: str = "zstd") -> TableWriter:
+                kept_dtypes: dict[str, str], root_compression: str = "input") -> TableWriter:
     """A writer for `fmt` at `path` (a temporary path, or '-' for CSV on stdout)."""
     if fmt == "root":
         from .root import RootWriter
@@ -132,6 +132,7 @@ class FileSource:
     def __init__(self, path: str, fmt: str, tables: list[JetSource], extras=None) -> None:
         self.path = path
         self.format = fmt
+        self.compression = ""  # the file's compression setting, where the format has one (ROOT)
         self.tables = tables
         self._extras = extras
         first = tables[0].info if tables else None
@@ -175,7 +176,7 @@ class FileWriter:
     others, :attr:`missing` names what the output cannot hold (the caller says so).
     """
 
-    def __init__(self, path: str, fmt: str, infos: list[TableInfo], root_compression: str = "zstd",
+    def __init__(self, path: str, fmt: str, infos: list[TableInfo], root_compression: str = "input",
                  main: int = 0) -> None:
         self.path, self.fmt, self.infos = path, fmt, infos
         self.main = main
@@ -223,7 +224,14 @@ class FileWriter:
         self.writer.close()
 
 
-def open_file_writer(path: str, fmt: str, infos: list[TableInfo], root_compression: str = "zstd",
-                     main: int = 0) -> FileWriter:
-    """A writer for every table of a ``.aez`` (see :class:`FileWriter`)."""
+def open_file_writer(path: str, fmt: str, infos: list[TableInfo], root_compression: str = "input",
+                     main: int = 0, input_compression: str | None = None) -> Any:
+    """A writer for every table of a ``.aez``: every tree of a ROOT output
+    (:class:`~jetzip.tables.root_writer.RootFileWriter`), else the first table with jets
+    (:class:`FileWriter`). `root_compression`: see :func:`~jetzip.tables.root_writer.compression`;
+    `input_compression`: the source file's, as its header recorded it."""
+    if fmt == "root":
+        from .root_writer import RootFileWriter
+
+        return RootFileWriter(path, infos, root_compression, main, input_compression)
     return FileWriter(path, fmt, infos, root_compression, main)

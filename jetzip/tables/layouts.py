@@ -179,6 +179,44 @@ def choose_collection(names: list[str], *, where: str, columns: Mapping[str, str
                      "choose one with --collection NAME or --columns")
 
 
+def choose_collections(names: list[str], *, where: str, columns: Mapping[str, str] | None = None,
+                       collection: str | None = None, preset: Preset | None = None) -> list[Collection]:
+    """The collections of a table to code, the first being the one a reader calls *the* jets.
+
+    - `columns`: those four columns only;
+    - `collection` ``"all"``: every complete four-vector collection (Jet, FatJet, Muon, ...);
+      ``"A,B"``: those; one name: that one;
+    - otherwise every jet collection (names with "jet"; every complete collection when none is),
+      the preset's first (NanoAOD ``Jet``), then in file order.
+
+    Raises:
+        InputError: as :func:`choose_collection`, naming what exists.
+    """
+    if columns:
+        return [choose_collection(names, where=where, columns=columns)]
+    if collection is not None and collection.strip().lower() == "all":
+        complete = {k: c for k, c in find_collections(names).items() if c.representation}
+        if not complete:
+            return [choose_collection(names, where=where)]  # the error that lists what exists
+        chosen = list(complete.values())
+    elif collection is not None and "," in collection:
+        wanted = [c.strip() for c in collection.split(",") if c.strip()]
+        return [choose_collection(names, where=where, collection=c) for c in dict.fromkeys(wanted)]
+    elif collection is not None:
+        return [choose_collection(names, where=where, collection=collection, preset=preset)]
+    else:
+        cands = candidates(names)
+        if not cands or (preset is not None and preset.collection not in cands and not
+                         find_collections(names).get(preset.collection)):
+            return [choose_collection(names, where=where, preset=preset)]
+        chosen = list(cands.values())
+    position = {n: i for i, n in enumerate(names)}
+    chosen.sort(key=lambda c: min(position.get(n, len(position)) for n in c.columns.values()))
+    first = preset.collection if preset is not None else None
+    chosen.sort(key=lambda c: c.name != first)
+    return chosen
+
+
 def _describe(cands: Mapping[str, Collection]) -> str:
     return "; ".join(f"{k or '(no prefix)'} ({', '.join(c.used_columns().values())})"
                      for k, c in sorted(cands.items()))

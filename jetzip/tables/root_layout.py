@@ -21,6 +21,25 @@ from typing import Any
 import numpy as np
 
 TLV_MEMBERS = {"px": "fP.fX", "py": "fP.fY", "pz": "fP.fZ", "E": "fE"}
+TREE_CLASSES = ("TTree", "ROOT::RNTuple")
+
+
+def _objects(file) -> dict[str, tuple[str, str]]:
+    """Name -> (key of its newest cycle, class), plus 'name;N' keys for explicit cycles."""
+    newest: dict[str, tuple[int, str, str]] = {}
+    cycles: dict[str, tuple[str, str]] = {}
+    for key, cls in file.classnames(recursive=True).items():
+        name, _, cycle = key.rpartition(";")
+        if not name:
+            name, cycle = key, "0"
+        number = int(cycle) if cycle.isdigit() else 0
+        cycles[key] = (key, cls)
+        if name not in newest or number > newest[name][0]:
+            newest[name] = (number, key, cls)
+    out = {n: (k, c) for n, (_, k, c) in newest.items()}
+    out.update({k: v for k, v in cycles.items() if k not in out})
+    return out
+
 
 
 @dataclasses.dataclass
