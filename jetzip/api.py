@@ -536,8 +536,6 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
             nonlocal n_jets, n_events
             writer = open_file_writer(path, fmt, infos, root_compression, main,
                                       aez.header.source.get("compression"))
-            for line in writer.missing:
-                warn(f"not restored: {line}; decompress to .{info.format} to keep it")
 
             def write(table: int, chunks: list[JetChunk]) -> None:
                 writer.write(table, concat_chunks(chunks))
@@ -566,6 +564,10 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                          f"{info.format} file; decompress to .{info.format} to keep them")
             finally:
                 writer.close()
+            for line in getattr(writer, "notes", []):
+                warn(f"restored as: {line}")
+            for line in writer.missing:
+                warn(f"not restored: {line}")
 
         if to_stdout:
             run("-")

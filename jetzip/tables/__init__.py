@@ -186,7 +186,8 @@ class FileWriter:
         self.missing: list[str] = []
         for i, info in enumerate(infos):
             if i != main:
-                self.missing.append(f"table {info.tree} ({fmt} output holds one table)")
+                self.missing.append(f"table {info.tree} ({fmt} output holds one table; decompress to "
+                                    f".{info.format} to keep it)")
 
     def _open(self, table: int) -> None:
         info = self.infos[table]

@@ -78,8 +78,24 @@ class Collection:
         return used
 
 
+# ROOT::Math::LorentzVector members (TreeMaker's Jets.fCoordinates.fPt) and EDM4hep's momentum
+# vector (Jet.momentum.x): their spellings of the roles
+_MEMBER_ROLES = {"fpt": "pt", "feta": "eta", "fphi": "phi", "fe": "E", "fm": "m", "fx": "px", "fy": "py",
+                 "fz": "pz", "ft": "E"}
+_MOMENTUM = {"x": "px", "y": "py", "z": "pz"}
+
+
 def split_name(name: str) -> tuple[str, str]:
-    """'Jet_pt' -> ('Jet', 'pt'); 'AnalysisJetsAuxDyn.pt' -> ('AnalysisJets', 'pt'); 'pt' -> ('', 'pt')."""
+    """'Jet_pt' -> ('Jet', 'pt'); 'AnalysisJetsAuxDyn.pt' -> ('AnalysisJets', 'pt'); 'pt' -> ('', 'pt');
+    'Jets.fCoordinates.fPt' (a LorentzVector member) -> ('Jets', 'pt'); 'Jet.momentum.x' (EDM4hep) ->
+    ('Jet', 'px'); 'AnalysisJetsAuxDyn:pt' (RNTuple PHYSLITE) -> ('AnalysisJets', 'pt')."""
+    parts = name.replace(":", ".").split(".")
+    if len(parts) >= 3 and parts[-2] == "fCoordinates" and parts[-1].lower() in _MEMBER_ROLES:
+        return ".".join(parts[:-2]), _MEMBER_ROLES[parts[-1].lower()]
+    if len(parts) >= 3 and parts[-2] == "momentum" and parts[-1] in _MOMENTUM:
+        return ".".join(parts[:-2]), _MOMENTUM[parts[-1]]
+    if ":" in name:
+        name = name.replace(":", ".")
     if "." in name:
         prefix, _, var = name.rpartition(".")
     elif "_" in name:

@@ -176,6 +176,7 @@ class RootWriter:
         self.as_counter: set[str] = set()
         self.notes: list[str] = []
         self.entries = 0
+        self.empty = False  # a tree without a branch uproot can write: not created
 
     # -------------------------------------------------------------- layout
     def _mktree(self, types: dict[str, Any], counters: dict[str, str]):
@@ -336,6 +337,9 @@ class RootWriter:
             return
         if self.tree is None:
             types, counters, self.as_counter = self._types(data)
+            if not types:
+                self.empty = True  # nothing uproot can write (every branch unreadable): said at compress
+                return
             self.tree = self._mktree(types, counters)
             self.types = types
         self.tree.extend({k: v for k, v in data.items() if k in self.types and k not in self.as_counter})
@@ -374,9 +378,12 @@ class RootWriter:
 
     def finish(self) -> None:
         """Create the tree if no chunk came (a table without entries)."""
-        if self.tree is None and self.ntuple is None and not self.rntuple:
+        if self.tree is None and self.ntuple is None and not self.rntuple and not self.empty:
             types, counters, self.as_counter = self._types(None)
-            self.tree = self._mktree(types, counters)
+            if types:
+                self.tree = self._mktree(types, counters)
+            else:
+                self.empty = True
 
     def close(self) -> None:
         try:
@@ -442,5 +449,7 @@ class RootFileWriter:
                 w = self._writer(i)
                 w.finish()
                 self.notes.extend(n for n in w.notes if n not in self.notes)
+                if w.empty:
+                    self.missing.append(f"tree {self.infos[i].tree} (no branch of it could be read)")
         finally:
             self.file.close()
