@@ -164,7 +164,10 @@ def local_cluster(n_workers: int, **kwargs: Any):
     from distributed import LocalCluster
 
     options: dict[str, Any] = {"n_workers": n_workers, "threads_per_worker": 1, "processes": True,
-                               "dashboard_address": None, "env": {"OMP_NUM_THREADS": "1"},
+                               # no dashboard; its HTTP server on a free local port (the default,
+                               # 8787, warns in three lines when another cluster holds it)
+                               "dashboard_address": "127.0.0.1:0", "scheduler_kwargs": {"dashboard": False},
+                               "env": {"OMP_NUM_THREADS": "1"},
                                # every failure comes back to the caller as one line (see _run):
                                # the workers' own "Compute Failed" tracebacks stay off stderr
                                "silence_logs": logging.CRITICAL}
