@@ -57,6 +57,7 @@ from .dataset import (
     expand_inputs,
     in_the_way,
     locked,
+    open_regular,
     options_json,
     os_error_text,
     parts_by_input,
@@ -705,7 +706,9 @@ def read(outdir: str | os.PathLike, *, inputs: Sequence[str | int] | None = None
             kinds.setdefault(p.get("schema"), m["inputs"][p["input"]]["name"])
         raise JetzipError(f"dataset {outdir} mixes {len(schemas)} table layouts (e.g. inputs "
                           + ", ".join(kinds.values()) + "); read them separately with inputs=[...]")
-    meta = _meta(os.path.join(outdir, parts[0]["file"]), layout)
+    first = os.path.join(outdir, parts[0]["file"])
+    open_regular(first, "part").close()  # the header read for the meta: a regular file only
+    meta = _meta(first, layout)
     ends = np.cumsum([0] + [int(p["n_events"]) for p in parts]).tolist()
     reader = PartReader(outdir, layout, load_any_model(model), device, threads)
     return dak.from_map(reader, parts, label="jetzip-read", divisions=tuple(ends), meta=meta)

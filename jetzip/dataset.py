@@ -193,13 +193,14 @@ def name_problem(name: Any, what: str = "name", max_bytes: int = MAX_NAME_BYTES)
     printable characters and no ``/`` or ``\\`` (no NUL, no control character), and take at
     most `max_bytes` bytes in UTF-8."""
     if not isinstance(name, str) or not name:
-        return f"{what} {name!r} is empty or not text"
+        return f"{what} {str(name)[:60]!r} is empty or not text"
+    shown = repr(name[:60]) + ("..." if len(name) > 60 else "")
     if name.startswith("."):
-        return f"{what} {name!r} starts with a dot"
-    if any(c in "/\\" or not c.isprintable() for c in name):
-        return f"{what} {name!r} holds a path separator, a NUL or a control character"
+        return f"{what} {shown} starts with a dot"
+    if not name.isprintable() or "/" in name or "\\" in name:
+        return f"{what} {shown} holds a path separator, a NUL or a control character"
     if len(name.encode("utf-8", "surrogatepass")) > max_bytes:
-        return f"{what} {name[:40]!r}... is longer than {max_bytes} bytes"
+        return f"{what} {shown} is longer than {max_bytes} bytes"
     return None
 
 
@@ -209,7 +210,9 @@ def safe_stem(path: str | os.PathLike) -> str:
     (undecodable bytes too) become ``_``, leading dots go (``.hidden.root`` -> ``hidden``),
     long names are cut at :data:`MAX_STEM_BYTES` bytes, and nothing left gives ``input``."""
     stem = Path(os.fspath(path)).stem
-    clean = "".join(c if c.isprintable() and c not in "/\\" else "_" for c in stem).lstrip(". ").rstrip()
+    if not stem.isprintable() or "\\" in stem:
+        stem = "".join(c if c.isprintable() and c != "\\" else "_" for c in stem)
+    clean = stem.lstrip(". ").rstrip()
     clean = clean.encode("utf-8", "surrogatepass")[:MAX_STEM_BYTES].decode("utf-8", "ignore").rstrip()
     return clean or "input"
 
@@ -643,10 +646,16 @@ def is_dataset(path: str | os.PathLike) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
 
 
+def _short(value: Any) -> str:
+    """`value` for a message: its repr, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _count(value: Any, what: str) -> int:
     """`value` as an integer >= 0 (JSON integers only: no booleans, floats or text)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{what} {value!r} is not an integer >= 0")
+        raise ValueError(f"{what} {_short(value)} is not an integer >= 0")
     return value
 
 
@@ -693,7 +702,7 @@ def validate_manifest(m: Mapping[str, Any]) -> None:
         _text(inp.get("path"), "input path", printable=False)  # as the user gave it
         _count(inp.get("n_entries"), "entries")
         if inp.get("format") is not None and inp.get("format") not in EXTENSION_OF:
-            raise ValueError(f"input format {inp.get('format')!r}")
+            raise ValueError(f"input format {_short(inp.get('format'))}")
         if not isinstance(inp.get("parts"), list) or not inp["parts"]:
             raise ValueError(f"input {inp['name']!r} lists no parts")
     files: set[str] = set()
@@ -719,7 +728,7 @@ def validate_manifest(m: Mapping[str, Any]) -> None:
         last_input = i
         rng = p.get("entry_range")
         if not isinstance(rng, list) or len(rng) != 2:
-            raise ValueError(f"part {file!r}: entry range {rng!r}")
+            raise ValueError(f"part {file!r}: entry range {_short(rng)}")
         start, stop = _count(rng[0], "entry"), _count(rng[1], "entry")
         if start != next_entry[i] or stop < start:
             raise ValueError(f"part {file!r} covers entries [{start}, {stop}) of input "
@@ -745,7 +754,7 @@ def validate_manifest(m: Mapping[str, Any]) -> None:
     want = {"n_inputs": len(inputs), "n_parts": len(parts), **sums}
     for key, value in want.items():
         if totals.get(key) != value:
-            raise ValueError(f"totals: {key} {totals.get(key)!r}, the parts say {value}")
+            raise ValueError(f"totals: {key} {_short(totals.get(key))}, the parts say {value}")
 
 
 def read_manifest(outdir: str | os.PathLike) -> dict:
