@@ -26,8 +26,14 @@ otherwise; a task that raises an unexpected exception or whose worker dies is re
 (`retries`, and the scheduler reschedules the tasks of a lost worker); a part already written
 for the same input, entry range and options and intact (its sidecar's SHA-256) is skipped,
 so running the same command again resumes an interrupted run. A problem with an input
-(a :class:`~jetzip.errors.JetzipError`) is not retried: the run finishes the other parts and
-then raises, naming the failed ones.
+(a :class:`~jetzip.errors.JetzipError`), or an OS error a retry cannot fix (a full disk, no
+permission), is not retried: the run finishes the other parts and then raises one line,
+naming the failed ones. The local clusters started here keep their workers' logs off stderr.
+
+One run at a time per folder: ``compress`` holds ``OUTDIR/.jetzip-lock`` exclusively,
+``decompress`` and ``inspect`` shared; a second run fails at once with one line. Whoever
+edited a dataset folder, nothing read from it names a place outside it (see
+:mod:`jetzip.dataset` for the checks).
 
 Dask (``dask[distributed]``, ``dask-awkward``) is imported only here, and only when a cluster
 or :func:`read` is used; without it a one-line error says ``pip install 'jetzip[dask]'``.
@@ -258,7 +264,9 @@ def compress(files_or_glob: str | os.PathLike | Iterable[str | os.PathLike], out
 
     Args:
         files_or_glob: a file, a glob pattern (``"data/*.root"``), or a list of either.
-        outdir: the dataset folder (created).
+        outdir: the dataset folder (created). Parts are named after the inputs' file names
+            (made plain file names: ``.hidden.root`` gives ``hidden.aez``); where two would
+            meet, every name takes its input's index (``0000-x.aez``).
         client, scheduler: where the tasks run (see the module doc).
         entries_per_task: split inputs with more events (rows of flat tables) than this into
             ranges, one part each. Counting entries is a cheap task per file for ROOT, HDF5 and
@@ -275,8 +283,11 @@ def compress(files_or_glob: str | os.PathLike | Iterable[str | os.PathLike], out
         **compress_options: the other options of :func:`jetzip.api.compress` (``tree``,
             ``columns``, ``preset``, ``collection``, ``units``, ``keep_branches``,
             ``drop_branches``, ``latent_dtype``, ``latent_tolerance``, ``embed_model``,
-            ``chunk_jets``, ``drop_invalid``, ``device``, ``batch_size``, ``threads``; threads
-            defaults to 1 per task).
+            ``chunk_jets``, ``drop_invalid``, ``context_model``, ``device``, ``batch_size``,
+            ``threads``; threads defaults to 1 per task). A ``context_model`` file goes to the
+            workers as an absolute path, and its SHA-256 is part of every part's identity (a
+            model changed in place is other work); restoring or inspecting the dataset then
+            needs it again (``model=``).
 
     Returns:
         ``outdir``, ``manifest``, ``codec``, ``n_inputs``, ``n_parts``, ``n_skipped`` (parts
@@ -284,8 +295,10 @@ def compress(files_or_glob: str | os.PathLike | Iterable[str | os.PathLike], out
         ``jets_per_second``.
 
     Raises:
-        JetzipError: bad options, missing inputs, conflicting files in OUTDIR, or parts that
-            failed (the finished ones stay, so running again resumes).
+        JetzipError: bad options, missing inputs, conflicting files in OUTDIR (with `force`
+            too: a symbolic link, or ``.jetzip-parts`` that is not a real folder), another run
+            using OUTDIR, or parts that failed (the finished ones stay, so running again
+            resumes).
     """
     t0 = time.perf_counter()
     options = split_options(compress_options, COMPRESS_OPTIONS, "jetzip.dask.compress")

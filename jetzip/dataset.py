@@ -330,11 +330,18 @@ def locked(outdir: str | os.PathLike, exclusive: bool) -> Iterator[None]:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON under a temporary name beside `path`, then rename (never half-written)."""
+    """Write JSON under a temporary name beside `path`, then rename (never half-written). The
+    temporary file is created new (never through a link left under its name)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(tmp, "wb") as f:
+        try:
+            fd = os.open(tmp, flags, 0o644)
+        except FileExistsError:  # a leftover (or a planted link): removed, not followed
+            os.unlink(tmp)
+            fd = os.open(tmp, flags, 0o644)
+        with os.fdopen(fd, "wb") as f:
             f.write(json.dumps(obj, indent=1, sort_keys=True, default=_json_default).encode() + b"\n")
             f.flush()
             os.fsync(f.fileno())
