@@ -159,11 +159,11 @@ def local_cluster(n_workers: int, **kwargs: Any):
     """A ``distributed.LocalCluster`` of `n_workers` single-threaded worker processes.
 
     One thread per process: the network runs on one thread per task, and Python threads in one
-    process would share the GIL for reading and writing. The workers log nothing below
-    CRITICAL: a task that fails is reported by the call that ran it, in one line. Where the platform has it, the workers
+    process would share the GIL for reading and writing. Where the platform has it, the workers
     are forked from a fork server that has imported torch, uproot and jetzip once (without
     running anything), so that starting a worker takes a fork instead of seconds of imports.
-    `kwargs` go to ``LocalCluster``.
+    The workers log nothing below CRITICAL (a task that fails is reported by the call that ran
+    it, in one line), and no dashboard is served. `kwargs` go to ``LocalCluster``.
     """
     import multiprocessing
 
@@ -430,7 +430,7 @@ def decompress(outdir: str | os.PathLike, output: str | os.PathLike, *, client: 
             raise JetzipError(f"cannot make the output folder {os_error_text(exc)}") from None
         pairs = list(zip(items, outs))
         with connect(client, scheduler) as c:
-            shared = _share(c, load_any_model(model))
+            shared = _share(c, load_any_model(model, manifest["codec"]))
             reports, failed = _run(c, _restore_pair, pairs, retries=retries, progress=progress, outdir=outdir,
                                    options=opts, model=shared)
     problems = [f"{outs[i]}: {_exception_text(e)}" for i, e in failed]
@@ -450,24 +450,31 @@ def _restore_pair(pair: tuple[dict, str], outdir: str, options: Mapping[str, Any
     return restore_input(item, outdir, out, options, model=model, force=True)
 
 
-def load_any_model(model: Any) -> Any:
+def load_any_model(model: Any, codec: str | None = None) -> Any:
     """`model` loaded once, to be sent to every task: a latent model (:class:`~jetzip.model.Model`)
     or the bounded codec's entropy model (``ContextModel``, a ``.jzc`` file), told apart by
-    the file's first bytes; objects and None as they are.
+    the file's first bytes; objects and None as they are. `codec`: the dataset's codec id,
+    whose kind of model it must be.
 
     Raises:
         InputError: unreadable. FormatError: neither kind of model file, or damaged.
+        JetzipError: the other codec's kind of model.
     """
-    if model is None or not isinstance(model, (str, os.PathLike)):
-        return model
-    from .api import file_kind
-    from .model import load_model
+    if model is None:
+        return None
+    from .entropy.context import ContextModel
+    from .model import Model, load_model
 
-    if file_kind(model) == "context_model":
-        from .entropy.context import ContextModel
+    if isinstance(model, (str, os.PathLike)):
+        from .api import file_kind
 
-        return ContextModel.load(os.fspath(model))
-    return load_model(model)
+        model = ContextModel.load(os.fspath(model)) if file_kind(model) == "context_model" else load_model(model)
+    want = {"latent": (Model, "an autoencoder model file (.jzm)"),
+            "bounded": (ContextModel, "the entropy model file (.jzc) it was coded with")}.get(codec or "")
+    if want is not None and not isinstance(model, want[0]):
+        raise JetzipError(f"this dataset's {codec} parts take {want[1]} as their model, not "
+                          f"{type(model).__name__} {getattr(model, 'name', '')!r}")
+    return model
 
 
 # -- inspect ----------------------------------------------------------------------------------
@@ -500,7 +507,7 @@ def inspect(outdir: str | os.PathLike, *, client: Any = None, scheduler: str | N
     with locked(outdir, exclusive=False):
         m = read_manifest(outdir)
         parts = m["parts"]
-        shared_model = load_any_model(model)
+        shared_model = load_any_model(model, m["codec"])
         with connect(client, scheduler) as c:
             checks, failed = _run(c, check_part, parts, retries=DEFAULT_RETRIES, progress=None, outdir=outdir,
                                   verify=verify, model=_share(c, shared_model))
@@ -723,7 +730,7 @@ def read(outdir: str | os.PathLike, *, inputs: Sequence[str | int] | None = None
     open_regular(first, "part").close()  # the header read for the meta: a regular file only
     meta = _meta(first, layout)
     ends = np.cumsum([0] + [int(p["n_events"]) for p in parts]).tolist()
-    reader = PartReader(outdir, layout, load_any_model(model), device, threads)
+    reader = PartReader(outdir, layout, load_any_model(model, m["codec"]), device, threads)
     return dak.from_map(reader, parts, label="jetzip-read", divisions=tuple(ends), meta=meta)
 
 

@@ -12,6 +12,7 @@ Layout of OUTDIR::
     <stem>.p0000.aez, ...       the parts of an input split into entry ranges, in order
     .jetzip-parts/<part>.json   one sidecar per finished part (its manifest entry), written
                                 after the part is renamed into place: what a resumed run trusts
+    .jetzip-lock                the lock of the runs on this folder (empty)
 
 Parts are written by :func:`jetzip.api.compress` under a temporary name and renamed when
 complete, so a part is never visible under its final name before it is whole.
@@ -82,7 +83,7 @@ RUNTIME_OPTIONS = ("device", "batch_size", "threads")
 COMPRESS_OPTIONS = TABLE_OPTIONS + CODEC_OPTIONS + RUNTIME_OPTIONS
 DECOMPRESS_OPTIONS = ("format", "device", "batch_size", "threads", "root_compression")
 
-MAX_MANIFEST_BYTES = 128 << 20  # about 150,000 parts; a larger file is refused unread
+MAX_MANIFEST_BYTES = 128 << 20  # about 100,000 inputs of one part; a larger file is refused unread
 MAX_SIDECAR_BYTES = 4 << 20  # one part's record (its warnings included)
 MAX_CONTEXT_MODEL_BYTES = 64 << 20  # hashed into the parts' identity (shipped models: ~30 kB)
 MAX_NAME_BYTES = 230  # a part file name; room left for ".json" and the temporary names

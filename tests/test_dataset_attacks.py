@@ -392,7 +392,8 @@ def test_the_cli_says_the_folder_is_in_use_in_one_line(split, tmp_path):
 
 
 # -- models -----------------------------------------------------------------------------------
-def test_a_dataset_coded_with_an_entropy_model_file_is_inspected_and_restored_with_it(split, tmp_path):
+def test_a_dataset_coded_with_an_entropy_model_file_is_inspected_and_restored_with_it(split, tmp_path,
+                                                                                     small_model_path):
     from test_context_model import model_file
 
     mine = model_file(tmp_path, "mine.jzc", lambda a: a.__setitem__("m/b2", a["m/b2"] + 1))
@@ -416,3 +417,6 @@ def test_a_dataset_coded_with_an_entropy_model_file_is_inspected_and_restored_wi
                     context_model=str(mine))
     with pytest.raises(InputError):
         jd.inspect(ds, model=tmp_path / "missing.jzc")
+    with pytest.raises(JetzipError, match=r"take the entropy model file \(.jzc\)") as e:
+        jd.decompress(ds, tmp_path / "other", model=small_model_path)  # the latent codec's kind
+    one_line(e)
