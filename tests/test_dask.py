@@ -6,6 +6,7 @@ input format: a NanoAOD-like ROOT file large enough to be split into entry range
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -360,3 +361,44 @@ def test_cli_compress_inspect_decompress_a_dataset_on_a_running_scheduler(reques
     assert r.returncode == 1 and b"flat.aez" in r.stderr
     r = invoke("compress", inputs["flat"], "-o", "x.aez", "--entries-per-task", 10)
     assert r.returncode == 1 and b"needs --scheduler" in r.stderr
+
+
+def _disk_full(log: str, name: str, part: str, done: int, total) -> None:
+    """task_progress hook: the disk is full under `name` (each call is counted in `log`)."""
+    if part == name:
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        raise OSError(errno.ENOSPC, "No space left on device", f"/data/out/.{name}~jetzip-1-0a1b2c3d-x.part")
+
+
+def test_a_full_disk_on_a_worker_is_one_line_and_not_retried(client, inputs, tmp_path):
+    log = tmp_path / "calls"
+    with pytest.raises(JetzipError) as e:
+        jd.compress([inputs["nano"], inputs["flat"]], tmp_path / "ds", client=client, error_bound=1e-3,
+                    entries_per_task=ENTRIES_PER_TASK, retries=2,
+                    task_progress=partial(_disk_full, str(log), "nano.p0001.aez"))
+    text = str(e.value)
+    assert "\n" not in text and text.startswith("1 of 4 parts failed: ")
+    # the user's output named, never the temporary file; retrying cannot make room
+    assert "/data/out/nano.p0001.aez: No space left on device" in text and "~jetzip-" not in text
+    assert len(log.read_text().split()) == 1
+    assert not (tmp_path / "ds" / MANIFEST).exists() and len(list((tmp_path / "ds").glob("*.aez"))) == 3
+
+
+def test_cli_on_a_full_disk_prints_one_line_not_worker_tracebacks(jetzip_exe, inputs, tmp_path):
+    """A file size limit (RLIMIT_FSIZE: writes fail with EFBIG, as on a full disk) for the CLI
+    and the local cluster it starts: one line on stderr, exit code 1."""
+    import resource
+    import subprocess
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 10, 16 << 10))
+
+    r = subprocess.run([jetzip_exe, "compress", str(inputs["nano"]), str(inputs["small"]), "-o", f"{tmp_path}/ds/",
+                        "--scheduler", "local:1", "--error-bound", "1e-3", "--no-progress"],
+                       capture_output=True, preexec_fn=limit, timeout=300)
+    err = r.stderr.decode()
+    assert r.returncode == 1, err
+    assert err.count("\n") == 1 and "File too large" in err and "2 parts failed" in err, err
+    assert "Traceback" not in err and "~jetzip-" not in err
+    assert not (tmp_path / "ds" / MANIFEST).exists()
