@@ -431,10 +431,13 @@ def _summary(ui: Ui, verb: str, reports: list[dict[str, Any]], failed: list[tupl
 @click.option("-o", "--output", required=True,
               help="Restored table (.root, .h5, .csv, .parquet), or - for CSV on stdout.")
 @click.option("-m", "--model", type=click.Path(dir_okay=False),
-              help="Model file, needed for files made with --no-embed-model (its hash must match).")
+              help="Model file, needed for files made with --no-embed-model (its hash must match), or the .jzc "
+                   "entropy model of files or datasets made with --context-model FILE.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: by extension).")
-@click.option("--root-compression", type=click.Choice(COMPRESSIONS), default=DEFAULT_ROOT_COMPRESSION,
-              show_default=True, help="Compression of ROOT output (zstd needs ROOT >= 6.20 to read).")
+@click.option("--root-compression", "--compression", "root_compression", type=click.Choice(COMPRESSIONS),
+              default=DEFAULT_ROOT_COMPRESSION, show_default=True,
+              help="Compression of ROOT output: input (the input file's algorithm and level), or one at level 1 "
+                   "(zstd needs ROOT >= 6.20 to read).")
 @device_options
 @threads_option
 @click.option("--scheduler", metavar="ADDRESS",
@@ -493,7 +496,7 @@ def decompress(input, output, model, fmt, root_compression, device, batch_size, 
 @click.option("--no-verify", is_flag=True, help="Skip checking every checksum (faster on huge files).")
 @click.option("--scheduler", metavar="ADDRESS", help="PATH a dataset folder: check its parts on a Dask cluster.")
 @click.option("-m", "--model", type=click.Path(dir_okay=False),
-              help="The context model a bounded file was coded with, when it is not the shipped one.")
+              help="The context model a bounded file or dataset was coded with, when it is not the shipped one.")
 def inspect(path, as_json, no_verify, scheduler, model) -> None:
     """Show what a .aez file, a model file, a context model or a dataset folder holds, verifying
     every checksum."""
@@ -504,7 +507,7 @@ def inspect(path, as_json, no_verify, scheduler, model) -> None:
         if os.path.isdir(path):
             from . import dask as jd
 
-            info = jd.inspect(path, scheduler=scheduler, verify=not no_verify, strict=False)
+            info = jd.inspect(path, scheduler=scheduler, verify=not no_verify, strict=False, model=model)
             if as_json:
                 _json_out(info)
             else:
