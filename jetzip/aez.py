@@ -98,7 +98,59 @@ class TableSpec:
     groups: list[list[str]]
 
     def to_json(self) -> dict[str, Any]:
-        return {"info": self.info.to_json(), "codecs": list(self.codecs), "groups": [list(g) for g in self.groups]}
+        """The table as the header stores it: every branch name that is in ``branch_order`` is
+        written once there, and elsewhere as its index into it (:func:`_by_index`)."""
+        info = self.info.to_json()
+        order = info.get("branch_order") or []
+        index = {n: i for i, n in enumerate(order)}
+
+        def ref(name: str) -> Any:
+            return index.get(name, name)
+
+        for key in ("kept_branches", "jet_branches", "carried_branches", "other_branches"):
+            if key in info:
+                info[key] = [ref(n) for n in info[key]]
+        info["dtypes"] = [[ref(k), v] for k, v in info["dtypes"].items()]
+        extra = dict(info["extra"])
+        if isinstance(extra.get("counters"), dict):
+            extra["counters"] = [[ref(k), ref(v)] for k, v in extra["counters"].items()]
+        info["extra"] = extra
+        return {"info": info, "codecs": list(self.codecs), "groups": [[ref(n) for n in g] for g in self.groups],
+                "names": "indices"}
+
+    @staticmethod
+    def names_from_json(t: dict[str, Any]) -> tuple[dict[str, Any], list[list[str]]]:
+        """(the table description, the groups) with branch indices turned back into names.
+
+        Raises:
+            ValueError: an index outside ``branch_order``, or a malformed list.
+        """
+        info = dict(t["info"])
+        groups = t["groups"]
+        if t.get("names") != "indices":
+            return info, [[str(n) for n in g] for g in groups]
+        order = info.get("branch_order") or []
+        if not isinstance(order, list):
+            raise ValueError("branch_order")
+
+        def name(x: Any) -> str:
+            if isinstance(x, bool) or not isinstance(x, (int, str)):
+                raise ValueError("a branch reference that is neither an index nor a name")
+            if isinstance(x, int):
+                if not 0 <= x < len(order):
+                    raise ValueError(f"branch index {x} outside branch_order")
+                return str(order[x])
+            return x
+
+        for key in ("kept_branches", "jet_branches", "carried_branches", "other_branches"):
+            if key in info:
+                info[key] = [name(n) for n in info[key]]
+        info["dtypes"] = {name(k): v for k, v in info["dtypes"]}
+        extra = dict(info.get("extra") or {})
+        if isinstance(extra.get("counters"), list):
+            extra["counters"] = {name(k): name(v) for k, v in extra["counters"]}
+        info["extra"] = extra
+        return info, [[name(n) for n in g] for g in groups]
 
 
 @dataclasses.dataclass
@@ -159,11 +211,11 @@ class Header:
                 raise ValueError("codecs")
             tables = []
             for t in h["tables"]:
-                info = table_info_from_header(t["info"])
+                info_json, groups = TableSpec.names_from_json(t)
+                info = table_info_from_header(info_json)
                 idx = [int(i) for i in t["codecs"]]
                 if len(idx) != len(info.all_collections()) or not all(0 <= i < len(codecs) for i in idx):
                     raise ValueError("a table's codecs do not match its collections")
-                groups = [[str(n) for n in g] for g in t["groups"]]
                 names = [n for g in groups for n in g]
                 if len(set(names)) != len(names) or not all(names):
                     raise ValueError("a carried branch is in two groups, or has no name")
@@ -237,16 +289,17 @@ class Chunk:
         """
         if self._carried is not None and names is None:
             return self._carried
-        n_jets = {i: c.n_jets for i, c in enumerate(self.collections)}
+        per_jet = {n: i for i, c in enumerate(self.info.all_collections()) for n in c.jet_branches}
+        n_jets = [c.n_jets for c in self.collections]
         out: dict[str, Any] = {}
         wanted = None if names is None else set(names)
         for g, (group, block) in enumerate(zip(self.groups, self.blocks)):
             if wanted is not None and not wanted & set(group):
                 continue
             gwhere = f"{self.where}: carried group {g}"
-            arrays = carry.unpack_group(block, self.n_entries, n_jets, gwhere, names)
-            if wanted is None and list(arrays) != group:
-                raise FormatError(f"{gwhere} does not hold the branches its header names")
+            lengths = {n: n_jets[per_jet[n]] if n in per_jet and per_jet[n] < len(n_jets) else self.n_entries
+                       for n in group}
+            arrays = carry.unpack_group(block, lengths, gwhere, names)
             for name, array in arrays.items():
                 declared = self.info.dtypes.get(name)
                 if declared is not None and not carry.type_matches(array, str(declared)):
@@ -432,11 +485,7 @@ class AezWriter:
                 per_jet[name] = c
         if chunk.n_entries > MAX_EVENTS_PER_CHUNK:
             raise ValueError("chunk larger than a reader accepts")
-        blocks = []
-        for group in spec.groups:
-            blocks.append(carry.pack_group({n: arrays[n] for n in group}, {n: per_jet[n] for n in group
-                                                                             if n in per_jet},
-                                           self.method, self.level))
+        blocks = [carry.pack_group({n: arrays[n] for n in group}, self.method, self.level) for group in spec.groups]
         record = encode_chunk(self.n_chunks, table, chunk.first_entry, chunk.n_entries, stored, blocks)
         n = container.write_record(self.f, "CHNK", record, self.seed)
         self.bytes_written += n

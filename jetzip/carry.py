@@ -1,18 +1,26 @@
 """Carried branches: every value that no codec codes, stored losslessly and compactly.
 
-Each chunk of a table (entries ``[a, b)``) stores the branches it carries in one or more
-*groups* (:func:`group_of`: one per collection prefix such as ``Muon_``, so that a reader
-asking for one collection decompresses only its group). A group is one compressed block::
+Each chunk of a table (entries ``[a, b)``) stores the branches it carries in *groups* (the
+header lists each group's branches; compress makes one per table, see
+:func:`jetzip.api.carried_groups`). A group is one compressed block::
 
     u8  method                1 = LZMA2 (raw stream, Python's lzma), 2 = zstd
     u8  level                 the method's preset or level (informative)
     u32 raw_nbytes            size of the block once decompressed (checked before allocating)
     ... compressed block      u32 manifest_nbytes | manifest (UTF-8 JSON) | buffers
 
-The manifest is a JSON list, one entry per branch, in the order given::
+The manifest is a JSON object; the names are not in it (the header lists each group's
+branches, in order), nor the lengths (a branch has one value per entry of the chunk, or, for
+the header's per-jet branches, one per jet of its collection)::
 
-    {"name": str, "per": "entry" | "jet", "coll": int (per == "jet": the collection),
-     "length": int, "form": awkward form JSON, "buffers": [[key, dtype, count, transform, ref], ...]}
+    {"forms": [awkward form JSON, ...],   each distinct type once
+     "f": [form index of each branch],
+     "n": [element count of each buffer],
+     "t": "c1ssr...",                     each buffer's transform: c<width> counts, s shuffle, r raw
+     "ref": {"7": 3}}                     buffer 7 is buffer 3 (stored once)
+
+A branch's buffers are those its form expects (:meth:`awkward.forms.Form.expected_from_buffers`,
+in that order, with those dtypes; counts in the width the code says), stored one after the other.
 
 A branch is any array with one entry per event (or row): plain numpy arrays (with a
 fixed inner shape) as well as awkward arrays of any type (lists, nested lists, strings,
@@ -42,9 +50,8 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
-import re
 import struct
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -60,14 +67,6 @@ ALLOWED_DTYPES = {"bool", "int8", "uint8", "int16", "uint16", "int32", "uint32",
 ALLOWED_FORMS = {"NumpyArray", "ListOffsetArray", "ListArray", "RegularArray", "RecordArray",
                  "IndexedOptionArray", "IndexedArray", "ByteMaskedArray", "BitMaskedArray",
                  "UnmaskedArray", "EmptyArray"}
-_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]*)[_.]")
-
-
-def group_of(name: str) -> str:
-    """The group a branch is stored in: its collection prefix (``Muon_pt`` -> ``Muon``,
-    ``Jet.PT`` -> ``Jet``), or ``""`` for branches without one."""
-    m = _PREFIX.match(name)
-    return m.group(1) if m else ""
 
 
 def lzma_filters(level: int, raw_nbytes: int) -> list[dict[str, Any]]:
@@ -204,45 +203,57 @@ def _to_buffers(array: Any) -> tuple[dict, int, dict[str, np.ndarray]]:
     return form.to_dict(), int(length), {k: np.asarray(v) for k, v in container.items()}
 
 
-def pack_group(branches: Mapping[str, Any], per_jet: Mapping[str, int], method: int,
-               level: int | None = None) -> bytes:
+_CODES = {"counts": "c", "shuffle": "s", "raw": "r"}
+_TRANSFORMS = {v: k for k, v in _CODES.items()}
+_WIDTHS = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
+
+
+def pack_group(branches: Mapping[str, Any], method: int, level: int | None = None) -> bytes:
     """One compressed group block of carried branches.
 
     Args:
-        branches: name -> numpy array (entries first) or awkward array, in the order to keep.
-        per_jet: name -> collection index, for branches holding one value per jet of that
-            collection (a flat 1-D numpy array over the chunk's jets of it).
+        branches: name -> numpy array (entries first, or jets for a per-jet branch) or awkward
+            array, in the group's order. The names themselves are not stored: the header's
+            group lists them, in this order.
         method: :data:`METHOD_LZMA` or :data:`METHOD_ZSTD`.
         level: the method's preset or level (None: :data:`DEFAULT_LEVEL`).
     """
-    manifest: list[dict[str, Any]] = []
+    forms: list[dict[str, Any]] = []
+    form_index: dict[str, int] = {}
+    which: list[int] = []
+    counts: list[int] = []
+    codes: list[str] = []
+    refs: dict[str, int] = {}
     parts: list[bytes] = []
     seen: dict[str, int] = {}
-    index = 0
     shuffle = method == METHOD_ZSTD
-    for name, array in branches.items():
-        form, length, container = _to_buffers(array)
-        entry: dict[str, Any] = {"name": name, "per": "jet" if name in per_jet else "entry",
-                                 "length": length, "form": form, "buffers": []}
-        if name in per_jet:
-            entry["coll"] = int(per_jet[name])
-        for key, buf in container.items():
-            if key.endswith("-offsets") and buf.dtype.kind in "iu" and len(buf) and int(buf[0]) == 0:
-                data, transform = _narrow_counts(buf), "counts"
+    k = 0
+    for array in branches.values():
+        form, _, container = _to_buffers(array)
+        key = json.dumps(form, sort_keys=True)
+        if key not in form_index:
+            form_index[key] = len(forms)
+            forms.append(form)
+        which.append(form_index[key])
+        for bkey, buf in container.items():
+            if bkey.endswith("-offsets") and buf.dtype.kind in "iu" and len(buf) and int(buf[0]) == 0:
+                data = _narrow_counts(buf)
+                code = f"c{data.dtype.itemsize}"
             elif shuffle and buf.dtype.kind in "iuf":
-                data, transform = buf, "shuffle"
+                data, code = buf, "s"
             else:
-                data, transform = buf, "raw"
-            blob = _shuffle(data) if transform == "shuffle" else np.ascontiguousarray(data).tobytes()
-            digest = hashlib.blake2b(blob + data.dtype.str.encode() + transform.encode(), digest_size=16).hexdigest()
-            ref = seen.get(digest, -1)
-            if ref < 0:
-                seen[digest] = index
+                data, code = buf, "r"
+            blob = _shuffle(data) if code == "s" else np.ascontiguousarray(data).tobytes()
+            digest = hashlib.blake2b(blob + data.dtype.str.encode() + code.encode(), digest_size=16).hexdigest()
+            if digest in seen:
+                refs[str(k)] = seen[digest]
+            else:
+                seen[digest] = k
                 parts.append(blob)
-            entry["buffers"].append([key, data.dtype.newbyteorder("<").name if data.dtype.kind != "b" else "bool",
-                                     int(data.size), transform, ref])
-            index += 1
-        manifest.append(entry)
+            counts.append(int(data.size))
+            codes.append(code)
+            k += 1
+    manifest = {"forms": forms, "f": which, "n": counts, "t": "".join(codes), "ref": refs}
     head = json.dumps(manifest, separators=(",", ":")).encode()
     raw = struct.pack("<I", len(head)) + head + b"".join(parts)
     return compress(raw, method, level)
@@ -262,14 +273,14 @@ def _check_form(form: Any, where: str, depth: int = 0) -> None:
             _check_form(c, where, depth + 1)
 
 
-def unpack_group(block: bytes | memoryview, n_entries: int, n_jets: Mapping[int, int], where: str,
+def unpack_group(block: bytes | memoryview, lengths: Mapping[str, int], where: str,
                  names: Iterable[str] | None = None) -> dict[str, Any]:
     """The branches of one group block (name -> numpy array for plain numeric arrays, else an
     awkward array), every size and type checked first.
 
     Args:
-        n_entries: entries of the chunk (every ``per == "entry"`` branch has this length).
-        n_jets: collection index -> jets of that collection in the chunk.
+        lengths: the group's branches in order (the header's group), each with the length it
+            must have (the chunk's entries, or the jets of its collection).
         names: only these branches (None: all); the others are not built.
 
     Raises:
@@ -281,59 +292,65 @@ def unpack_group(block: bytes | memoryview, n_entries: int, n_jets: Mapping[int,
     try:
         (n,) = struct.unpack_from("<I", raw)
         manifest = json.loads(raw[4:4 + n])
-        if not isinstance(manifest, list):
-            raise ValueError("manifest is not a list")
+        if not isinstance(manifest, dict):
+            raise ValueError("manifest is not an object")
+        forms_json, which, counts, codes, refs = (manifest["forms"], manifest["f"], manifest["n"],
+                                                  manifest["t"], manifest["ref"])
+        if not (isinstance(forms_json, list) and isinstance(which, list) and isinstance(counts, list)
+                and isinstance(codes, str) and isinstance(refs, dict)):
+            raise ValueError("manifest fields have the wrong types")
+        if len(which) != len(lengths):
+            raise ValueError(f"{len(which)} branches stored, the header names {len(lengths)}")
+        forms = []
+        for f in forms_json:
+            _check_form(f, where)
+            forms.append(ak.forms.from_dict(f))
+        spec = list(_buffer_specs(codes))
+        if len(spec) != len(counts):
+            raise ValueError("buffer counts and codes disagree")
         offset = 4 + n
         buffers: list[np.ndarray] = []
         wanted = None if names is None else set(names)
         out: dict[str, Any] = {}
-        for entry in manifest:
-            name = entry["name"]
-            if not isinstance(name, str) or not name or "\x00" in name:
-                raise ValueError("a branch without a usable name")
-            if name in out:
-                raise ValueError(f"branch {name} stored twice")
-            per = entry["per"]
-            length = int(entry["length"])
-            expected = n_entries if per == "entry" else n_jets.get(int(entry.get("coll", -1)), -1)
-            if per not in ("entry", "jet") or length != expected:
-                raise ValueError(f"branch {name} has {length} entries, the chunk {expected}")
+        k = 0
+        for (name, length), form_i in zip(lengths.items(), which):
+            form = forms[int(form_i)] if isinstance(form_i, int) and 0 <= form_i < len(forms) else None
+            if form is None:
+                raise ValueError(f"branch {name}: no form {form_i}")
             container: dict[str, np.ndarray] = {}
-            for key, dtype_name, count, transform, ref in entry["buffers"]:
-                if str(dtype_name) not in ALLOWED_DTYPES or transform not in ("counts", "shuffle", "raw"):
-                    raise ValueError(f"branch {name}: unsupported buffer {dtype_name}/{transform}")
-                dtype = np.dtype(str(dtype_name)).newbyteorder("<")
-                count = int(count)
-                if count < 0:
-                    raise ValueError("negative count")
-                if int(ref) >= 0:
-                    if int(ref) >= len(buffers):
+            for key, expected in form.expected_from_buffers().items():
+                if k >= len(spec):
+                    raise ValueError("fewer buffers than the forms need")
+                code, width = spec[k]
+                count = int(counts[k])
+                ref = refs.get(str(k))
+                dtype = np.dtype(_WIDTHS[width] if code == "c" else expected).newbyteorder("<")
+                if dtype.name not in ALLOWED_DTYPES or count < 0:
+                    raise ValueError(f"branch {name}: unsupported buffer {dtype}/{count}")
+                if ref is not None:
+                    if not isinstance(ref, int) or not 0 <= ref < k:
                         raise ValueError("reference to a later buffer")
-                    data = buffers[int(ref)]
+                    data = buffers[ref]
                     if data.dtype != dtype or data.size != count:
                         raise ValueError("referenced buffer differs")
                 else:
                     nbytes = count * dtype.itemsize
                     if offset + nbytes > len(raw):
                         raise ValueError("buffers run past the block")
-                    chunk = raw[offset:offset + nbytes]
-                    if transform == "shuffle":
-                        data = _unshuffle(chunk, dtype, count)
-                    else:
-                        data = np.frombuffer(chunk, dtype, count)
+                    piece = raw[offset:offset + nbytes]
+                    data = _unshuffle(piece, dtype, count) if code == "s" else np.frombuffer(piece, dtype, count)
                     offset += nbytes
                 buffers.append(data)
-                if transform == "counts":
+                if code == "c":
                     offsets = np.zeros(count + 1, np.int64)
                     np.cumsum(data, out=offsets[1:])
-                    container[str(key)] = offsets
+                    container[key] = offsets
                 else:
-                    container[str(key)] = data
+                    container[key] = data
+                k += 1
             if wanted is not None and name not in wanted:
                 continue
-            _check_form(entry["form"], where)
-            form = ak.forms.from_dict(entry["form"])
-            array = ak.from_buffers(form, length, container, highlevel=True)
+            array = ak.from_buffers(form, int(length), container, highlevel=True)
             problem = ak.validity_error(array)
             if problem:
                 raise ValueError(f"branch {name}: {problem}")
@@ -341,11 +358,29 @@ def unpack_group(block: bytes | memoryview, n_entries: int, n_jets: Mapping[int,
                 out[name] = np.asarray(ak.to_numpy(array))
             else:
                 out[name] = array
-        if offset != len(raw):
-            raise ValueError("trailing bytes")
+        if k != len(spec) or offset != len(raw):
+            raise ValueError("trailing buffers or bytes")
         return out
     except FormatError:
         raise
     except (struct.error, ValueError, TypeError, KeyError, IndexError, RecursionError, OverflowError,
             AttributeError, MemoryError) as exc:
         raise FormatError(f"{where}: carried branches are corrupted ({exc})") from None
+
+
+def _buffer_specs(codes: str) -> Iterator[tuple[str, int]]:
+    """(transform code, counts width) of each buffer, from the manifest's ``t`` string."""
+    i = 0
+    while i < len(codes):
+        code = codes[i]
+        if code == "c":
+            width = int(codes[i + 1]) if i + 1 < len(codes) and codes[i + 1].isdigit() else 0
+            if width not in _WIDTHS:
+                raise ValueError("unknown counts width")
+            yield code, width
+            i += 2
+        elif code in ("s", "r"):
+            yield code, 0
+            i += 1
+        else:
+            raise ValueError(f"unknown transform {code!r}")
