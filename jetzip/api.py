@@ -564,7 +564,8 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         shown = ", ".join(info.other_branches[:10])
         more = f" and {len(info.other_branches) - 10} more" if len(info.other_branches) > 10 else ""
         warn(f"the restored table lacks {len(info.other_branches)} branch(es) of the original "
-             f"({shown}{more}); they were left out when compressing")
+             f"({shown}{more}); they were left out when compressing (--drop-branches, or uproot could not read "
+             "them)")
     return {"input": str(input), "output": str(output), "format": fmt, "codec": codec.codec_id if codec else None,
             "n_jets": n_jets, "n_events": n_events, "input_bytes": size,
             "missing_branches": info.other_branches, "seconds": time.perf_counter() - t0}

@@ -263,6 +263,9 @@ class RootSource:
                    and (not keep or _matches(lf.name, keep)) and not _matches(lf.name, drop)]
         jet_counter = self.by_name[next(iter(used.values()))].counter if not self.p4_leaf else None
         kept, jet_branches, rest, not_carried = [], [], [], []
+        unreadable = self._unreadable(carried)
+        not_carried = [lf for lf in carried if lf.name in unreadable]
+        carried = [lf for lf in carried if lf.name not in unreadable]
         for lf in carried:
             owner = next((oc for oc in others if lf.kind == "jagged" and self._per_jet(
                 lf, oc.name, self.by_name[next(iter(oc.columns.values()))].counter)), None)
@@ -384,10 +387,13 @@ class RootSource:
         self.counter_in_file = None
         self._elements = {}
         kept, rest, not_carried = [], [], []
+        unreadable = self._unreadable(self.leaves)
         for lf in self.leaves:
             if _matches(lf.name, drop):
                 continue
-            if lf.kind == "scalar" and lf.shape == ():
+            if lf.name in unreadable:
+                not_carried.append(f"branch {lf.name} of {tree_name} ({lf.typename}: uproot cannot read it)")
+            elif lf.kind == "scalar" and lf.shape == ():
                 kept.append(lf.name)
             elif lf.kind in ("scalar", "jagged", "string") or self._readable(lf):
                 rest.append(lf.name)
@@ -415,6 +421,17 @@ class RootSource:
             extra=extra, carried_branches=rest)
         self.n_entries = self.tree.num_entries
 
+    def _unreadable(self, leaves: list[Leaf]) -> set[str]:
+        """Names of the leaves uproot cannot read (their first entry, read together; one by one
+        when that fails). A file's streamers can mislead uproot about a branch's type."""
+        if self.tree.num_entries == 0 or not leaves:
+            return set()
+        try:
+            self._read(list(dict.fromkeys(lf.key for lf in leaves if lf.kind in ("scalar", "jagged", "string"))), 0, 1)
+        except Exception:  # noqa: BLE001 - find the culprits
+            return {lf.name for lf in leaves if lf.kind in ("scalar", "jagged", "string") and not self._readable(lf)}
+        return set()
+
     def _readable(self, lf: Leaf) -> bool:
         """Whether uproot reads a branch of a type jetzip does not classify (tried on one entry)."""
         if self.tree.num_entries == 0:
@@ -423,7 +440,7 @@ class RootSource:
             if self.rntuple:
                 self.tree.arrays([lf.key.partition(".")[0]], entry_stop=1)
             else:
-                self.tree[lf.key].array(entry_stop=1, library="ak")
+                (lf.branch if lf.branch is not None else self.tree[lf.key]).array(entry_stop=1, library="ak")
             return True
         except Exception:  # noqa: BLE001 - uproot's many ways of not reading a type
             return False
@@ -745,9 +762,12 @@ class RootSource:
         if self.rntuple:
             return 0.0
         total = 0.0
+        by_key = {lf.key: lf for lf in self.leaves}
         for key in self._keys():
             try:
-                total += float(self.tree[key].uncompressed_bytes)
+                lf = by_key.get(key)
+                total += float((lf.branch if lf is not None and lf.branch is not None else self.tree[key])
+                               .uncompressed_bytes)
             except Exception:  # noqa: BLE001 - a branch whose sizes uproot cannot tell
                 continue
         return total / max(self.n_entries, 1)
@@ -757,7 +777,13 @@ class RootSource:
             fields = list(dict.fromkeys(k.partition(".")[0] for k in keys))
             arr = self.tree.arrays(fields, entry_start=a, entry_stop=b)
             return {k: _rntuple_get(arr, k) for k in keys}
-        return self.tree.arrays(keys, entry_start=a, entry_stop=b, library="ak", how=dict)
+        plain = [k for k in keys if "#" not in k]
+        out = self.tree.arrays(plain, entry_start=a, entry_stop=b, library="ak", how=dict) if plain else {}
+        by_key = {lf.key: lf for lf in self.leaves}
+        for k in keys:
+            if "#" in k:  # a branch only its object reaches (a second branch of the same name)
+                out[k] = by_key[k].branch.array(entry_start=a, entry_stop=b, library="ak")
+        return out
 
     def _raw_chunks(self, jets_per_chunk: int, entry_start: int = 0,
                     entry_stop: int | None = None) -> Iterator[JetChunk]:

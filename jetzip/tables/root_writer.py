@@ -94,49 +94,73 @@ def is_list(t) -> bool:
     return type(t).__name__ == "ListType" or (isinstance(t, str) and t.startswith("var"))
 
 
-def writable(name: str, array: Any) -> tuple[dict[str, Any], str]:
-    """A carried branch as branches uproot's TTree writer takes: ``({name: array, ...}, note)``
-    where `note` says what changed ("" when nothing did). Records become their fields
-    (``name.field``), lists of lists the flattened inner values plus their lengths
-    (``name_counts``), lists of strings their bytes."""
+KIND_TEXT = {
+    "fields": "records come back as their fields (name.field), also inside lists: uproot writes no classes",
+    "flattened": "lists of lists (and lists of strings) come back as their flattened values (name) and "
+                 "their lengths (name_counts): uproot writes neither",
+    "lost": "not restored to the TTree (uproot cannot write that type; the .aez holds them)",
+}
+
+
+def writable(name: str, array: Any) -> tuple[dict[str, Any], set[str]]:
+    """A carried branch as branches uproot's TTree writer takes: ``({name: array, ...}, kinds)``
+    where `kinds` names what changed (keys of :data:`KIND_TEXT`; empty when nothing did).
+    Records become their fields (``name.field``, also inside lists), lists of lists the
+    flattened inner values plus their lengths (``name_counts``), lists of strings their bytes
+    likewise. A type none of this reaches gives ``({}, {"lost"})``."""
     import awkward as ak
 
     if isinstance(array, np.ndarray):
-        return {name: array}, ""
+        return {name: array}, set()
     layout = ak.to_layout(array)
-    params = layout.parameters
     t = array.type.content
-    if params.get("__array__") in ("string", "bytestring"):
-        return {name: array}, ""
+    if layout.parameters.get("__array__") in ("string", "bytestring"):
+        return {name: array}, set()
     if isinstance(t, ak.types.NumpyType) or (isinstance(t, ak.types.RegularType)
                                              and isinstance(t.content, ak.types.NumpyType)):
-        return {name: ak.to_numpy(array)}, ""
+        return {name: ak.to_numpy(array)}, set()
+    if isinstance(t, ak.types.OptionType):
+        return writable(name, ak.fill_none(array, 0) if isinstance(t.content, ak.types.NumpyType) else
+                        ak.drop_none(array))
     if isinstance(t, ak.types.RecordType):
-        out: dict[str, Any] = {}
-        for field in t.fields:
-            sub, _ = writable(f"{name}.{field}", array[field])
-            out.update(sub)
-        return out, f"{name} ({t}) as its fields {', '.join(list(out)[:4])}{' ...' if len(out) > 4 else ''}"
+        return _fields(name, array, t.fields)
     if isinstance(t, (ak.types.ListType, ak.types.RegularType)):
         inner = t.content
         if isinstance(inner, ak.types.OptionType):
             inner = inner.content
         if isinstance(inner, ak.types.NumpyType):
-            return {name: array}, ""
-        if isinstance(inner, ak.types.RecordType) and all(isinstance(c, ak.types.NumpyType) for c in inner.contents):
-            return ({f"{name}.{f}": array[f] for f in inner.fields},
-                    f"{name} (lists of records) as lists of its fields {name}.{inner.fields[0]}, ...")
+            return {name: array}, set()
+        if isinstance(inner, ak.types.RecordType):
+            return _fields(name, array, inner.fields)
         if isinstance(inner, (ak.types.ListType, ak.types.RegularType)) or \
                 inner.parameters.get("__array__") in ("string", "bytestring"):
-            flat = ak.flatten(array, axis=2) if not inner.parameters.get("__array__") else \
-                ak.unflatten(ak.flatten(ak.without_parameters(array), axis=None),
-                             ak.sum(ak.num(ak.without_parameters(array), axis=2), axis=1))
-            lengths = ak.values_astype(ak.num(ak.without_parameters(array), axis=2), np.int32)
-            out2, _ = writable(name, flat)
-            out2[f"{name}_counts"] = lengths
-            return out2, (f"{name} ({t}: uproot writes no lists of lists) as its flattened values {name} "
-                          f"and their lengths {name}_counts")
-    raise InputError(f"branch {name} ({t}) cannot be written to a ROOT TTree by uproot")
+            plain = ak.without_parameters(array)
+            out, kinds = writable(name, ak.flatten(plain, axis=2))
+            out[f"{name}_counts"] = ak.values_astype(ak.num(plain, axis=2), np.int32)
+            return out, {"flattened", *kinds}
+    return {}, {"lost"}
+
+
+def _fields(name: str, array: Any, fields: list[str]) -> tuple[dict[str, Any], set[str]]:
+    out: dict[str, Any] = {}
+    kinds = {"fields"}
+    for field in fields:
+        sub, sub_kinds = writable(f"{name}.{field}", array[field])
+        out.update(sub)
+        kinds |= sub_kinds
+    return out, kinds
+
+
+def _carried_ancestor(name: str, carried: set[str]) -> str | None:
+    """The carried branch that `name` was written from (``A`` for ``A.b`` or ``A.b_counts``)."""
+    if name in carried:
+        return None
+    base = name[:-len("_counts")] if name.endswith("_counts") else name
+    while "." in base:
+        base = base.rpartition(".")[0]
+        if base in carried:
+            return base
+    return None
 
 
 class RootWriter:
@@ -174,7 +198,7 @@ class RootWriter:
         self.tree: Any = None
         self.ntuple: Any = None
         self.as_counter: set[str] = set()
-        self.notes: list[str] = []
+        self.changed: dict[str, list[str]] = {}  # kind (KIND_TEXT) -> carried branches written so
         self.entries = 0
         self.empty = False  # a tree without a branch uproot can write: not created
 
@@ -241,8 +265,10 @@ class RootWriter:
         carried = set(info.carried_branches)
         for name, t in types.items():
             if is_list(t) or (not isinstance(t, (np.dtype, str)) and type(t).__name__ in ("ListType", "RecordType")):
-                parent = name.rpartition(".")[0]
-                if parent in carried and name not in carried:  # fields of one list of records: one counter
+                parent = _carried_ancestor(name, carried)
+                if f"{name}_counts" in types:  # flattened lists of lists: a length of their own
+                    counters[name] = f"n{name}"
+                elif parent is not None:  # fields of one list of records: its counter
                     counters[name] = self.counters.get(parent, f"n{parent}")
                 elif name in self.counters:
                     counters[name] = self.counters[name]
@@ -324,9 +350,11 @@ class RootWriter:
             if self.rntuple:
                 data[name] = value
                 continue
-            pieces, note = writable(name, value)
-            if note and note not in self.notes:
-                self.notes.append(note)
+            pieces, kinds = writable(name, value)
+            for kind in kinds:
+                members = self.changed.setdefault(kind, [])
+                if name not in members:
+                    members.append(name)
             data.update(pieces)
         n = chunk.n_entries
         if n == 0:
@@ -448,7 +476,10 @@ class RootFileWriter:
             for i in range(len(self.infos)):
                 w = self._writer(i)
                 w.finish()
-                self.notes.extend(n for n in w.notes if n not in self.notes)
+                for kind, names in w.changed.items():
+                    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+                    line = f"{self.infos[i].tree}: {len(names)} branch(es) ({shown}): {KIND_TEXT[kind]}"
+                    (self.missing if kind == "lost" else self.notes).append(line)
                 if w.empty:
                     self.missing.append(f"tree {self.infos[i].tree} (no branch of it could be read)")
         finally:
