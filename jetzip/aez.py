@@ -519,7 +519,9 @@ class AezWriter:
         return tail
 
     def tail(self) -> dict[str, Any]:
-        first = self.totals[0]
+        """Totals: per table, and ``n_jets`` / ``n_events`` of the first table with jets."""
+        main = next((i for i, t in enumerate(self.header.tables) if t.info.has_jets), 0)
+        first = self.totals[main]
         return {"n_jets": first["n_jets"][0] if first["n_jets"] else 0,
                 "n_events": first["n_entries"], "n_chunks": self.n_chunks, "tables": self.totals}
 

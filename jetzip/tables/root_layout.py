@@ -187,7 +187,9 @@ def classify_rntuple(ntuple) -> list[Leaf]:
     form = ntuple.arrays(entry_stop=0).layout.form
     leaves: list[Leaf] = []
     for field, content in zip(form.fields, form.contents):
-        if isinstance(content, ak.forms.NumpyForm) and content.inner_shape == ():
+        if content.parameters.get("__array__") in ("string", "bytestring"):
+            leaves.append(Leaf(field, field, "string", "string", typename=str(content.type)))
+        elif isinstance(content, ak.forms.NumpyForm) and content.inner_shape == ():
             leaves.append(Leaf(field, field, "scalar", _prim(content.primitive), typename=str(content.type)))
         elif isinstance(content, (ak.forms.ListOffsetForm, ak.forms.ListForm)):
             inner = content.content

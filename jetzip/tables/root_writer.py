@@ -96,8 +96,8 @@ def is_list(t) -> bool:
 
 KIND_TEXT = {
     "fields": "records come back as their fields (name.field), also inside lists: uproot writes no classes",
-    "flattened": "lists of lists (and lists of strings) come back as their flattened values (name) and "
-                 "their lengths (name_counts): uproot writes neither",
+    "flattened": "lists of lists (and lists of strings) come back as their flattened values (name, with "
+                 "[N] written _N) and their lengths (name_counts): uproot writes neither",
     "lost": "not restored to the TTree (uproot cannot write that type; the .aez holds them)",
 }
 
@@ -123,7 +123,7 @@ def writable(name: str, array: Any) -> tuple[dict[str, Any], set[str]]:
         return writable(name, ak.fill_none(array, 0) if isinstance(t.content, ak.types.NumpyType) else
                         ak.drop_none(array))
     if isinstance(t, ak.types.RecordType):
-        return _fields(name, array, t.fields)
+        return _fields(name, array, ak.fields(array))
     if isinstance(t, (ak.types.ListType, ak.types.RegularType)):
         inner = t.content
         if isinstance(inner, ak.types.OptionType):
@@ -131,14 +131,23 @@ def writable(name: str, array: Any) -> tuple[dict[str, Any], set[str]]:
         if isinstance(inner, ak.types.NumpyType):
             return {name: array}, set()
         if isinstance(inner, ak.types.RecordType):
-            return _fields(name, array, inner.fields)
+            return _fields(name, array, ak.fields(array))
         if isinstance(inner, (ak.types.ListType, ak.types.RegularType)) or \
                 inner.parameters.get("__array__") in ("string", "bytestring"):
             plain = ak.without_parameters(array)
-            out, kinds = writable(name, ak.flatten(plain, axis=2))
-            out[f"{name}_counts"] = ak.values_astype(ak.num(plain, axis=2), np.int32)
+            safe = root_safe(name)
+            out, kinds = writable(safe, ak.flatten(plain, axis=2))
+            out[f"{safe}_counts"] = ak.values_astype(ak.num(plain, axis=2), np.int32)
             return out, {"flattened", *kinds}
     return {}, {"lost"}
+
+
+def root_safe(name: str) -> str:
+    """A branch name ROOT reads back as written: brackets in a name are read as array
+    dimensions (``values[6]`` becomes six values per entry), so ``values[6]`` -> ``values_6``."""
+    import re
+
+    return re.sub(r"\[(\d*)\]", r"_\1", name)
 
 
 def _fields(name: str, array: Any, fields: list[str]) -> tuple[dict[str, Any], set[str]]:
