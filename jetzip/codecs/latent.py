@@ -93,6 +93,7 @@ MAX_DECODE_ALPHABET = 1 << 16
 MAX_SHIFT = 20  # raw low bits per latent (constriction's uniform model takes sizes below 2^24)
 MIN_STAT_JETS = 256  # fewer usable jets in a chunk: the fallback step, not the chunk's statistics
 FALLBACK_STEP = 2.0 ** -12  # about the float32 latents' residuals for the shipped model
+MIN_STEP, MAX_STEP = 2.0 ** -24, 1.0  # the steps the encoder chooses stay within these
 MAX_REFINE_STEP = 0.1  # a Gauss-Newton move larger than this (latent units) is not trusted
 FD_STEP = 2.0 ** -10  # finite-difference step of the decoder's Jacobian (latent units)
 JAC_GRID_NODES = 32  # the Jacobian grid's nodes per latent axis (in u = tanh z); dim <= 3 only
@@ -604,10 +605,10 @@ def quantize_latents(decoder, x: np.ndarray, z: np.ndarray, tolerance: Mapping[s
         ms_ref = (e_ref[usable, 1:4] ** 2).mean(axis=0)
         budget = np.maximum(residual_ratio ** 2 * ms32 - ms_ref, (residual_ratio / 4) ** 2 * ms32)
         sens = (jac[usable][:, 1:4, :] ** 2).mean(axis=0)
-        var = allocate_steps(sens, budget)
-        steps = np.sqrt(12 * var)
-        steps = 2.0 ** (np.floor(np.log2(steps) * 8) / 8)
-        steps = np.clip(steps, 2.0 ** -24, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            steps = np.sqrt(12 * allocate_steps(sens, np.maximum(budget, 1e-30)))
+            steps = 2.0 ** (np.floor(np.log2(steps) * 8) / 8)
+        steps = np.where(np.isfinite(steps), np.clip(steps, MIN_STEP, MAX_STEP), FALLBACK_STEP)
     with np.errstate(invalid="ignore"):
         q = np.rint(refined / steps)
     q[~np.isfinite(q)] = 0
