@@ -29,6 +29,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 import zlib
 from typing import Any
 
@@ -82,8 +83,13 @@ def measure(src: str, work: str) -> dict[str, Any]:
     for name, (dtype, embed) in VARIANTS.items():
         out = os.path.join(work, os.path.basename(src) + "." + dtype + ("-decw" if embed else "") + ".aez")
         rep = compress(src, out, dtype, embed)
+        t0 = time.perf_counter()
+        jetzip.decompress(out, out + ".h5", force=True)
+        decompress_seconds = time.perf_counter() - t0
+        os.remove(out + ".h5")
         ev = jetzip.evaluate(src, out)
-        entry = {**parts(out), "seconds": rep["seconds"], "exact_jets": rep.get("exact_jets"),
+        entry = {**parts(out), "seconds": rep["seconds"], "decompress_seconds": decompress_seconds,
+                 "exact_jets": rep.get("exact_jets"),
                  "residuals": {r: {"std": ev["residuals"][r]["std"], "p99_abs": ev["residuals"][r]["p99_abs"],
                                    "max_abs": ev["residuals"][r]["max_abs"]} for r in ROLES}}
         entry["ratio"] = entry["bytes"] / row["input_bytes"]
@@ -102,16 +108,17 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
              f"`{meta['command']}` on {meta['machine']}; jetzip {meta['jetzip']}. Sizes in bytes; "
              "ratio = `.aez` / input. `estimate`: the same file with its header JSON zlib-9 compressed "
              "(container 2.0 stores it raw). Residuals: std and p99 |r| of pt, E (relative), eta, phi "
-             "(absolute), as ratios to the `float32` file's.", "",
+             "(absolute), as ratios to the `float32` file's. Seconds: file to file (compress; decompress to HDF5), "
+             "taken on a shared machine under the load given above.", "",
              "| input | jets | input bytes | latents | .aez bytes | ratio | estimate | ratio (est.) | "
-             "jets' payload B/jet | decoder | header JSON | verbatim jets |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "jets' payload B/jet | decoder | header JSON | verbatim jets | compress s | decompress s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         for name, v in row["variants"].items():
             lines.append(f"| {os.path.basename(row['input'])} | {v['n_jets']} | {row['input_bytes']} | {name} | "
                          f"{v['bytes']} | {v['ratio']:.3f} | {v['estimate']} | {v['ratio_estimate']:.3f} | "
                          f"{v['payload'] / v['n_jets']:.3f} | {v['side']} | {v['header_json']} | "
-                         f"{v['verbatim_jets']} |")
+                         f"{v['verbatim_jets']} | {v['seconds']:.1f} | {v['decompress_seconds']:.1f} |")
     lines += ["", "| input | latents | " + " | ".join(f"{r} std" for r in ROLES) + " | "
               + " | ".join(f"{r} p99" for r in ROLES) + " | std / float32 | p99 / float32 |",
               "|---|---|" + "---|" * (2 * len(ROLES) + 2)]
