@@ -357,6 +357,7 @@ class Hdf5Source:
         skip = {f"{self._own_group.name.rstrip('/')}/{m}" for m in self._own}
         if isinstance(node, h5py.Dataset):
             skip.add(node.name)
+        self._extras_skip = skip
         self._extras_plan, not_carried = plan_extras(self.file, self._own_group, skip)
         if not_carried:
             self.info.extra["not_carried"] = not_carried
@@ -607,7 +608,7 @@ class Hdf5Source:
         if self._extras_done:
             return self._extras
         self._extras_done = True
-        self._extras, failed = extras_image(self.file, self._own_group, self._extras_plan)
+        self._extras, failed = extras_image(self.file, self._own_group, self._extras_plan, self._extras_skip)
         if failed:
             self.info.extra["not_carried"] = [*self.info.extra.get("not_carried", []), *failed]
         return self._extras

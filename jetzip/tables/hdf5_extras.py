@@ -50,10 +50,10 @@ def plan_extras(file, own_group, skip: set[str]) -> tuple[set[str], list[str]]:
     return copy, skipped
 
 
-def extras_image(file, own_group, plan: set[str]) -> tuple[bytes | None, list[str]]:
-    """(the image of every planned dataset and every attribute of the file, or None when there
-    is nothing; the objects h5py could not copy). The table group's ``units`` attribute is
-    the writer's to set."""
+def extras_image(file, own_group, plan: set[str], skip: set[str]) -> tuple[bytes | None, list[str]]:
+    """(the image of every planned dataset and every attribute of the file outside `skip`, or
+    None when there is nothing; the objects h5py could not copy). The table group's ``units``
+    attribute is the writer's to set."""
     import h5py
 
     bio = io.BytesIO()
@@ -76,7 +76,7 @@ def extras_image(file, own_group, plan: set[str]) -> tuple[bytes | None, list[st
             copy_attrs(group, dst)
             for name in group:
                 path = f"{group.name.rstrip('/')}/{name}"
-                if not isinstance(group.get(name, getlink=True), h5py.HardLink):
+                if path in skip or not isinstance(group.get(name, getlink=True), h5py.HardLink):
                     continue
                 obj = group[name]
                 if isinstance(obj, h5py.Group):
