@@ -37,7 +37,8 @@ skewed file is read in small batches where its jets are dense); a row group whos
 declare more than ``MAX_VALUES_PER_BYTE`` values per stored byte is refused at open (100 events
 of 10^6 jets stored in 121 kB are not data a jet table has). Reading starts at the row group
 that holds ``entry_start`` (issue 24), and ``first_jet`` is exact: the jets of the row groups
-before it come from the column statistics.
+before it come from the column statistics (except in lists holding null items, or a file
+without statistics, or several jets per row, where it counts from ``entry_start``'s first jet).
 """
 from __future__ import annotations
 
@@ -330,8 +331,10 @@ class ParquetSource:
             if self.lists and first is not None:
                 col = rg.column(first)
                 stats = col.statistics
+                # the statistics count the values that are not null: the jets, unless the lists
+                # hold null items (read as NaN jets); without statistics, an upper bound
                 jets = int(stats.num_values) if stats is not None and stats.num_values is not None \
-                    and not stats.null_count else int(col.num_values)
+                    else int(col.num_values)
             self.group_jets.append(jets)
 
     def _describe(self, schema, cols, not_numeric, preset, units, coll_name, used, representation, kept,
