@@ -305,12 +305,14 @@ class CsvSource:
         ones, and their 1-based line numbers."""
         raw: list[str] = []
         size = 0
+        piece = 256  # lines read at a time: more once their length is known
         while len(raw) < n and size < BLOCK_BYTES:
-            part = list(itertools.islice(self.f, min(n - len(raw), 256)))
+            part = list(itertools.islice(self.f, min(n - len(raw), piece)))
             if not part:
                 break
             raw += part
             size += sum(map(len, part))
+            piece = max(256, (BLOCK_BYTES - size) * len(raw) // max(size, 1) // 2)
         lines = np.arange(self._line + 1, self._line + 1 + len(raw), dtype=np.int64)
         self._line += len(raw)
         blank = np.fromiter(map(str.isspace, raw), bool, len(raw))
@@ -431,6 +433,17 @@ class CsvSource:
                     last = self._check_order(cols[self.event_column], lines, last)
                 buf.append((cols, lines))
                 n_buf += len(lines)
+                if stop is not None:
+                    end = self._rows_until(buf, stop - state["entry"])
+                    if end is not None:  # the rest of the window is in the buffer: no more reading
+                        cols_all, lines_all = _concat(buf)
+                        a = 0
+                        while a < end:
+                            part = {k: v[a:end] for k, v in cols_all.items()}
+                            cut = end - a if end - a <= target else (self._cut(part, target) or end - a)
+                            yield self._chunk({k: v[:cut] for k, v in part.items()}, lines_all[a:a + cut], state)
+                            a += cut
+                        return
                 while n_buf >= target:
                     cols_all, lines_all = _concat(buf)
                     cut = self._cut(cols_all, target)
@@ -488,6 +501,16 @@ class CsvSource:
                     last = (int(ev[-1]), int(lines[-1]))
             if take < len(raw):
                 return last, self._parse(raw[take:], lines[take:])
+
+    def _rows_until(self, buf: list[tuple[dict[str, np.ndarray], np.ndarray]], entries: int) -> int | None:
+        """The buffered rows of the next `entries` entries, when the buffer holds them all (an
+        event is whole once a later one has begun), else None."""
+        if self.event_column is None:
+            n = sum(len(lines) for _, lines in buf)
+            return entries if n >= entries else None
+        ev = np.concatenate([cols[self.event_column] for cols, _ in buf])
+        starts = np.flatnonzero(np.concatenate([[True], ev[1:] != ev[:-1]]))
+        return int(starts[entries]) if len(starts) > entries else None
 
     def _event_values(self, raw: list[str], lines: np.ndarray) -> np.ndarray:
         """The event column of these rows, the others not decoded."""
