@@ -340,12 +340,18 @@ def find_jets(names: list[str], *, where: str, collection: str | None, columns,
     Raises:
         InputError: no jets, or an ambiguous choice (the message lists the candidates).
     """
-    from .layouts import PRESETS, choose_collection
+    from .layouts import PRESETS, choose_collection, find_collections
 
     preset = PRESETS[preset_name] if preset_name else None
     wide = choose_wide(names, where=where, collection=collection, columns=columns)
     if wide is not None:
         return wide, wide.pattern, dict(wide.jets[0]), representation_of_slots(wide.jets)
+    if collection is not None and columns is None:
+        # a collection named on purpose need not be named like jets (particle_transformer's
+        # part_px ... part_energy): layouts.candidates keeps only jet-named ones when any exist
+        named = find_collections(names).get(collection)
+        if named is not None and named.representation:
+            return None, named.name, named.used_columns(names), named.representation
     coll = choose_collection(names, where=where, columns=columns, collection=collection,
                              preset=preset if preset and preset.collection else None)
     return None, coll.name, coll.used_columns(names), coll.representation or ""
