@@ -173,3 +173,100 @@ def test_awkward_buffers_shorter_than_their_offsets_or_length_are_refused(tmp_pa
     with pytest.raises(InputError) as err:
         open_table(path)
     assert f"awkward length is 40 but {run_key} holds 30 values" in one_line(err.value)
+
+
+# --- Parquet ------------------------------------------------------------------------------------
+
+def test_skewed_parquet_of_1e8_jets_in_121_kb_is_refused_at_open():
+    path = shared_file(HOSTILE / "p01_skewed_1e8_jets.parquet")
+    with pytest.raises(InputError) as err:
+        open_table(path)
+    assert "row group 0 declares 40000000 values of its jet columns in 828 bytes" in one_line(err.value)
+
+
+def list_parquet(path, counts, values=None, row_group_size=None) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    counts = np.asarray(counts, np.int64)
+    n = int(counts.sum())
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+    rng = np.random.default_rng(1)
+    cols = values or {"pt": rng.uniform(20, 200, n), "eta": rng.normal(0, 1, n), "phi": rng.uniform(-3, 3, n),
+                      "mass": rng.uniform(1, 20, n)}
+    table = pa.table({f"Jet_{k}": pa.ListArray.from_arrays(offsets, pa.array(np.asarray(v, np.float32)))
+                      for k, v in cols.items()})
+    pq.write_table(table, path, row_group_size=row_group_size)
+
+
+def test_parquet_jets_far_denser_than_their_bytes_are_refused(tmp_path, monkeypatch):
+    from jetzip.tables import parquet
+
+    monkeypatch.setattr(parquet, "BOMB_MIN_VALUES", 10_000)
+    counts = [50_000, 50_000, 0, 0]
+    list_parquet(tmp_path / "real.parquet", counts)
+    assert read_all(tmp_path / "real.parquet", units="GeV") == 100_000  # real values: several bytes each
+    constant = {k: np.full(100_000, 7.0) for k in ("pt", "eta", "phi", "mass")}
+    list_parquet(tmp_path / "bomb.parquet", counts, constant)
+    with pytest.raises(InputError) as err:
+        open_table(tmp_path / "bomb.parquet", units="GeV")
+    assert "row group 0 declares 400008 values of its jet columns in" in one_line(err.value)
+
+
+def test_parquet_row_groups_are_read_in_batches_of_their_own_jets(tmp_path, monkeypatch):
+    """Dense events, then many empty ones, then sparse ones, each in row groups of their own:
+    no chunk holds much more than asked for (or one event), and nothing is lost."""
+    import pyarrow.parquet as pq
+
+    counts = np.array([3000] * 4 + [0] * 6000 + [3] * 300)
+    list_parquet(tmp_path / "skew.parquet", counts, row_group_size=2000)
+    assert pq.ParquetFile(tmp_path / "skew.parquet").metadata.num_row_groups == 4
+    src = open_table(tmp_path / "skew.parquet", units="GeV")
+    chunks = list(src.chunks(1000))
+    src.close()
+    assert all(c.n_jets <= 1000 or c.n_entries == 1 for c in chunks)
+    np.testing.assert_array_equal(np.concatenate([c.counts for c in chunks]), counts)
+
+
+def test_parquet_with_more_columns_than_read_is_one_line(tmp_path, monkeypatch):
+    """10^5 columns took 1.2 GB of arrow objects for 26 MB of file; more than MAX_COLUMNS is
+    refused unread, naming the options that choose fewer (here with the limit set to 50)."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from jetzip.tables import parquet
+
+    monkeypatch.setattr(parquet, "MAX_COLUMNS", 50)
+    rng = np.random.default_rng(2)
+    cols = {k: rng.uniform(1, 100, 20) for k in ("pt", "eta", "phi", "mass")}
+    cols.update({f"c{i}": np.full(20, float(i)) for i in range(60)})
+    pq.write_table(pa.table(cols), tmp_path / "w.parquet")
+    with pytest.raises(InputError) as err:
+        open_table(tmp_path / "w.parquet")
+    assert "64 columns to carry, more than jetzip reads from one Parquet file (50)" in one_line(err.value)
+    assert "--keep-branches" in str(err.value)
+    src = open_table(tmp_path / "w.parquet", drop_branches=["c1*", "c2*"], units="GeV")
+    assert len(src.info.kept_branches) == 60 - 22  # c1, c10-c19, c2, c20-c29 dropped
+    assert sum(c.n_jets for c in src.chunks()) == 20
+    src.close()
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+
+def test_csv_rows_are_parsed_in_blocks_bounded_in_bytes(tmp_path, monkeypatch):
+    """A header of 70,000 names is read (its 3 rows, 69,996 kept columns); and a block of rows
+    stops at BLOCK_BYTES (here 2 kB), the table read whole all the same."""
+    from jetzip.tables import csv
+
+    path = shared_file(HOSTILE / "csv_cols_70000.csv")
+    src = open_table(path)
+    assert len(src.info.kept_branches) == 69_996 and sum(c.n_jets for c in src.chunks()) == 3
+    src.close()
+    monkeypatch.setattr(csv, "BLOCK_BYTES", 2048)
+    lines = ["pt,eta,phi,mass,note"] + [f"{50 + i},0.5,1.0,5,{i * 7}" for i in range(3000)]
+    (tmp_path / "b.csv").write_text("\n".join(lines) + "\n")
+    src = open_table(tmp_path / "b.csv", units="GeV")
+    chunks = list(src.chunks(1 << 16))
+    src.close()
+    np.testing.assert_array_equal(np.concatenate([c.kept["note"] for c in chunks]), np.arange(3000) * 7)
+    np.testing.assert_array_equal(np.concatenate([c.columns["pt"] for c in chunks]), 50 + np.arange(3000))

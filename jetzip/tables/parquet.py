@@ -479,7 +479,9 @@ class ParquetSource:
                         return
                     chunk = self._chunk(batch, index, first_jet, b0)
                     batch = None  # the arrow batch is not held while the chunk is used (wide tables)
-                    yield chunk
+                    # a row group's jets may be denser in some rows than its mean: pieces of
+                    # about `target` jets all the same
+                    yield from chunk.split(target, max(chunk.n_entries, 1))
                     first_jet += chunk.n_jets
                     if b1 >= stop:
                         return
