@@ -74,11 +74,11 @@ def read_window(path: Path, a: int, b: int) -> int:
         src.close()
 
 
-def best(fn, repeat: int) -> float:
+def best(repeat: int, fn, *args) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        fn()
+        fn(*args)
         times.append(time.perf_counter() - t0)
     return min(times)
 
@@ -106,9 +106,9 @@ def main() -> int:
             # CSV holds no event without jets: its entries are the others
             entries = counts[counts > 0] if fmt == "csv" else counts
             n = len(entries)
-            first = best(lambda: read_window(path, 0, one), args.repeat)
-            last = best(lambda: read_window(path, n - one, n), args.repeat)
-            opened = best(lambda: read_window(path, 0, 0), args.repeat)
+            first = best(args.repeat, read_window, path, 0, one)
+            last = best(args.repeat, read_window, path, n - one, n)
+            opened = best(args.repeat, read_window, path, 0, 0)
             got = read_window(path, n - one, n)
             want = int(entries[n - one:].sum())
             if got != want:

@@ -74,6 +74,7 @@ WRITE_ROWS = 1 << 15  # rows formatted at a time
 MAX_CHUNK_JETS = 1 << 18
 MAX_EVENT_JETS = 1 << 20  # jets in one event: more means `event` is not an event number
 _INT64_MAX = np.iinfo(np.int64).max
+JET_FORMAT = "%#.9g"  # jet values: 9 significant digits, a decimal point (never read back as integers)
 
 
 @dataclasses.dataclass
@@ -701,6 +702,15 @@ def _show(value) -> str:
     return repr(value.item() if hasattr(value, "item") else value)
 
 
+def _jet_values(values: np.ndarray) -> np.ndarray:
+    """Jet values as floats of their own width (float32 for anything else). They are written
+    with ``JET_FORMAT``: 9 significant digits hold a float32 exactly, and a float64 value
+    beyond float32's range or precision (pt 1e39, a mass of 1e-320, eta 9999.1235) within
+    5e-9 of itself, so that it still meets its bound (issue 23) instead of becoming inf or 0."""
+    v = np.asarray(values)
+    return v if v.dtype.kind == "f" and v.dtype.itemsize in (4, 8) else v.astype(np.float32)
+
+
 def _format_of(dtype: np.dtype) -> str:
     """printf format that writes a value of `dtype` so that it reads back exactly."""
     if dtype.kind in "iub":
@@ -753,6 +763,8 @@ class CsvWriter:
                 raise InputError(f"CSV output: two columns named {n!r}")
             seen.add(n)
         self.columns = body
+        four = [n for slot in self.wide.jets for n in slot.values()] if self.wide else list(names.values())
+        self.jet_cols = set(four)  # written with JET_FORMAT
         header = ([self.event_column] if self.event_column else []) + body
         line = io.StringIO()
         csv.writer(line, delimiter=self.sep, lineterminator="\n").writerow(header)  # quotes only where needed
@@ -764,14 +776,16 @@ class CsvWriter:
               kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None:
         jet_kept = jet_kept or {}
         parts: list[np.ndarray] = []
+        columns = {role: _jet_values(v) for role, v in columns.items()}
         if self.wide:
             assert counts is not None
-            values = {k: np.asarray(v) for k, v in unstack(columns, counts, self.wide, jet_kept).items()}
+            wide_dtype = np.result_type(*columns.values()) if columns else np.float32
+            values = {k: np.asarray(v) for k, v in unstack(columns, counts, self.wide, jet_kept,
+                                                             dtype=wide_dtype).items()}
             n = len(counts)
             c = None
         else:
-            values = {name: np.asarray(columns[role]).astype(np.float32, copy=False)
-                      for role, name in self.names.items()}
+            values = {name: columns[role] for role, name in self.names.items()}
             n = len(next(iter(columns.values())))
             c = counts.astype(np.int64) if self.info.jagged and counts is not None else None
             if self.event_column:
@@ -786,10 +800,12 @@ class CsvWriter:
                 raise InputError(f"CSV output cannot hold the kept branch {k}, which has "
                                  f"{int(np.prod(v.shape[1:]))} values per event; write .root or .h5 instead")
             values[k] = np.repeat(v, c) if c is not None else v
+        formats = ["%d"] * len(parts)  # the event index
         parts += [values[name] for name in self.columns]
+        formats += [JET_FORMAT if name in self.jet_cols else _format_of(values[name].dtype) for name in self.columns]
         if n == 0:
             return
-        row = self.sep.join(_format_of(p.dtype) for p in parts)
+        row = self.sep.join(formats)
         for start in range(0, n, WRITE_ROWS):
             # Python ints and floats: integers stay exact, %-formatting runs in C
             cells = [p[start:start + WRITE_ROWS].tolist() for p in parts]
