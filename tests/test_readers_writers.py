@@ -134,3 +134,63 @@ def test_parquet_restores_are_zstd_compressed(tmp_path):
     jetzip.decompress(tmp_path / "f.aez", tmp_path / "back.parquet")
     meta = pq.ParquetFile(tmp_path / "back.parquet").metadata
     assert {meta.row_group(0).column(j).compression for j in range(meta.num_columns)} == {"ZSTD"}
+
+
+def test_carried_branches_into_hdf5_and_csv(tmp_path):
+    """NanoAOD as Parquet read with its other collections carried (awkward arrays), written
+    straight into HDF5: lists of numbers as variable-length datasets, one value per event; CSV
+    cannot hold them and names each once."""
+    import awkward as ak
+    import h5py
+    import pyarrow.parquet as pq
+
+    from conftest import SHARED, shared_file
+
+    path = shared_file(SHARED / "data" / "public" / "nano_dy.parquet")
+    src = open_table(path)
+    info, chunks = src.info, list(src.chunks(20))
+    src.close()
+    assert len(chunks) > 1
+    kept_dtypes = {k: info.dtypes[k] for k in info.kept_branches}
+    w = open_writer(str(tmp_path / "b.h5"), "hdf5", info, info.columns, kept_dtypes)
+    for c in chunks:
+        w.write(c.columns, c.counts, c.kept, c.jet_kept, carried=c.carried)  # type: ignore[call-arg]
+    w.close()
+    assert w.missing == []  # type: ignore[attr-defined]
+    original = ak.from_parquet(path)
+    with h5py.File(tmp_path / "b.h5") as f:
+        for name in ("Muon_pt", "GenPart_pdgId", "FatJet_msoftdrop"):
+            back = f[name][()]
+            assert len(back) == 40
+            for a, b in zip(ak.to_list(original[name]), back):
+                np.testing.assert_array_equal(b, a)
+        assert f["Muon_pt"].dtype.metadata["vlen"] == np.float32
+    assert pq.read_schema(path).field("Muon_pt").type.value_type == "float"
+    w = open_writer(str(tmp_path / "b.csv"), "csv", info, info.columns, kept_dtypes)
+    for c in chunks:
+        w.write(c.columns, c.counts, c.kept, c.jet_kept, carried=c.carried)  # type: ignore[call-arg]
+    w.close()
+    missing = w.missing  # type: ignore[attr-defined]
+    assert len(missing) == len(info.extra["carried"]) and missing[0].startswith(f"{info.extra['carried'][0]} (CSV")
+
+
+def test_variable_length_rows_of_equal_length_are_written(tmp_path):
+    """Every event with 2 jets: h5py would take the rows for a 2-D array (a crash before)."""
+    import h5py
+
+    vl = h5py.vlen_dtype(np.float32)
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        for k, v in {"jet_pt": 50.0, "jet_eta": 0.5, "jet_phi": 1.0, "jet_mass": 5.0}.items():
+            d = f.create_dataset(k, (30,), dtype=vl)
+            for i in range(30):
+                d[i] = np.full(2, v + i, np.float32)
+    src = open_table(tmp_path / "v.h5")
+    info = src.info
+    w = open_writer(str(tmp_path / "b.h5"), "hdf5", info, info.columns, {})
+    for c in src.chunks():
+        w.write(c.columns, c.counts, c.kept, c.jet_kept)
+    w.close()
+    src.close()
+    with h5py.File(tmp_path / "b.h5") as f:
+        assert h5py.check_vlen_dtype(f["jet_pt"].dtype) is not None
+        np.testing.assert_array_equal(np.stack(f["jet_pt"][()]), 50.0 + np.arange(30)[:, None] + np.zeros(2))

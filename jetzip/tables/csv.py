@@ -50,7 +50,7 @@ import io
 import itertools
 import os
 import sys
-from typing import IO, Iterator, Sequence
+from typing import IO, Any, Iterator, Sequence
 
 import numpy as np
 
@@ -770,10 +770,18 @@ class CsvWriter:
         csv.writer(line, delimiter=self.sep, lineterminator="\n").writerow(header)  # quotes only where needed
         self.stream: IO[str] = sys.stdout if path == "-" else open(path, "w", newline="", encoding="utf-8")
         self.own = path != "-"
+        self.missing: list[str] = []  # carried branches CSV cannot hold, one line each
         self.stream.write(line.getvalue())
 
     def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
-              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None:
+              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None,
+              carried: dict[str, Any] | None = None) -> None:
+        """One chunk. `carried` branches (awkward arrays: other collections, strings) are not
+        columns a CSV table holds: they are named in :attr:`missing`, once each."""
+        for name in carried or {}:
+            line = f"{name} (CSV holds one table of numbers; decompress to .parquet, .root or .h5 to keep it)"
+            if line not in self.missing:
+                self.missing.append(line)
         jet_kept = jet_kept or {}
         parts: list[np.ndarray] = []
         columns = {role: _jet_values(v) for role, v in columns.items()}

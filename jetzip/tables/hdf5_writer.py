@@ -48,6 +48,65 @@ def jet_dtype(info: TableInfo, name: str) -> np.dtype:
     return dt if dt.kind == "f" and dt.itemsize in (4, 8) else np.dtype(np.float32)
 
 
+def _join(parts: list[Any]) -> Any:
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    import awkward as ak
+
+    return ak.concatenate(parts)
+
+
+def _ak_type(arr: Any) -> str:
+    import awkward as ak
+
+    return str(ak.type(arr).content) if isinstance(arr, ak.Array) else str(getattr(arr, "dtype", type(arr)))
+
+
+def _h5_type(arr: Any) -> Any:
+    """The HDF5 dtype of a carried branch, one value per entry: a number, a list of numbers
+    (variable-length), or a string; None for anything else (records, nested lists)."""
+    import awkward as ak
+    import h5py
+
+    if not isinstance(arr, ak.Array):
+        a = np.asarray(arr)
+        return a.dtype if a.ndim == 1 and a.dtype.kind in "biuf" else None
+    t = ak.type(arr).content
+    if isinstance(t, ak.types.OptionType):
+        return None
+    if isinstance(t, ak.types.NumpyType):
+        return np.dtype(t.primitive if t.primitive != "bool" else np.bool_)
+    if isinstance(t, (ak.types.ListType, ak.types.RegularType)):
+        if (t.parameter("__array__") or "") == "string":
+            return h5py.string_dtype()
+        inner = t.content
+        if isinstance(inner, ak.types.NumpyType):
+            return h5py.vlen_dtype(np.dtype(inner.primitive if inner.primitive != "bool" else np.bool_))
+    return None
+
+
+def _h5_values(arr: Any, dtype: Any) -> np.ndarray:
+    import awkward as ak
+    import h5py
+
+    if h5py.check_string_dtype(dtype) is not None:
+        return np.array(ak.to_list(arr), dtype=object)
+    base = h5py.check_vlen_dtype(dtype)
+    if base is None:
+        return np.asarray(ak.to_numpy(arr) if isinstance(arr, ak.Array) else arr).astype(dtype, copy=False)
+    flat = np.asarray(ak.to_numpy(ak.flatten(arr, axis=1))).astype(base, copy=False)
+    return _rows_of(flat, np.asarray(ak.num(arr, axis=1), np.int64))
+
+
+def _rows_of(flat: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """A 1-D object array of the `counts`-long pieces of `flat` (a variable-length dataset's
+    rows; assigned one by one: equal lengths would make numpy build a 2-D array)."""
+    out = np.empty(len(counts), dtype=object)
+    for i, part in enumerate(np.split(flat, np.cumsum(np.asarray(counts, np.int64))[:-1])):
+        out[i] = part
+    return out
+
+
 def _no_space(exc: OSError) -> bool:
     text = str(exc).lower()
     return getattr(exc, "errno", None) == 28 or "no space" in text or "disk full" in text or "write failed" in text
@@ -91,10 +150,12 @@ class Hdf5Writer:
             self.file = h5py.File(path, "w", track_order=self.track_order, rdcc_nbytes=0, libver=LIBVER)
         except OSError as exc:
             raise InputError(f"cannot write {path}: {exc}") from None
-        self.pending: list[tuple[dict, np.ndarray | None, dict, dict]] = []
+        self.pending: list[tuple[dict, np.ndarray | None, dict, dict, dict]] = []
         self.pending_bytes = 0
         self.final = False  # datasets made at their final size: nothing more can be written
         self.at: dict[str, int] = {}  # rows written into each dataset
+        self.carried_kinds: dict[str, Any] | None = None  # carried branch -> its dataset's dtype
+        self.missing: list[str] = []  # carried branches HDF5 cannot hold, one line each
 
     def _ensure(self, rows: int, jets: int, final: bool) -> None:
         """Create the table's datasets (once): for the whole table of `rows` events (or rows)
@@ -271,21 +332,29 @@ class Hdf5Writer:
             if self.final:
                 raise InputError(f"HDF5 output: more rows for {ds.name} than the table was made for")
             ds.resize((end,) + ds.shape[1:])
-        if len(values):
+        if len(values) and values.dtype == object:  # variable-length rows: h5py makes rows of equal
+            ds.write_direct(values, np.s_[0:len(values)], np.s_[n:end])  # length a 2-D array otherwise
+        elif len(values):
             ds[n:end] = values
         self.at[ds.name] = end
 
     def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
-              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None:
+              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None,
+              carried: dict[str, Any] | None = None) -> None:
+        """One chunk; `carried`: other branches as awkward arrays, one entry per event (row),
+        written as datasets of the table's group where HDF5 holds them (numbers, lists of
+        numbers, strings), else named in :attr:`missing`."""
         if self.file is None:
             raise InputError("cannot write HDF5 output: an earlier write failed")
         nbytes = sum(np.asarray(v).nbytes for v in columns.values()) * 2
         nbytes += sum(np.asarray(v).nbytes for d in (kept, jet_kept or {}) for v in d.values())
+        nbytes += sum(int(getattr(v, "nbytes", 0)) for v in (carried or {}).values())
         self._check_space(2 * nbytes)
-        part = (columns, counts, kept, jet_kept or {})
+        part = (columns, counts, kept, jet_kept or {}, carried or {})
         try:
             if self.created:
-                self._write(*part)
+                self._write(*part[:4])
+                self._write_carried(part[4])
                 return
             self.pending.append(part)  # held back: a table that fits is made at its final size
             self.pending_bytes += nbytes
@@ -300,14 +369,33 @@ class Hdf5Writer:
         if not parts:
             self._ensure(0, 0, final)
             return
+
         def join(dicts: list[dict]) -> dict:
-            return {k: np.concatenate([np.asarray(d[k]) for d in dicts]) for k in dicts[0]}
+            return {k: _join([d[k] for d in dicts]) for k in dicts[0]}
 
         counts = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])  # type: ignore[misc]
         columns = join([p[0] for p in parts])
         n_jets = len(next(iter(columns.values()))) if columns else 0
         self._ensure(len(counts) if counts is not None else n_jets, n_jets, final)
         self._write(columns, counts, join([p[2] for p in parts]), join([p[3] for p in parts]))
+        self._write_carried(join([p[4] for p in parts]))
+
+    def _write_carried(self, carried: dict[str, Any]) -> None:
+        if not carried:
+            return
+        if self.carried_kinds is None:  # the first write decides which carried branches HDF5 holds
+            self.carried_kinds = {}
+            group = getattr(self, "group", None)
+            for name, arr in carried.items():
+                dtype = _h5_type(arr) if group is not None and name not in group else None
+                if dtype is None:
+                    self.missing.append(f"{name} ({_ak_type(arr)}: not a column HDF5 holds; decompress to "
+                                        f".{self.info.format if self.info.format != 'hdf5' else 'parquet'} to keep it)")
+                    continue
+                self.carried_kinds[name] = dtype
+                self.datasets[name] = self._dataset(group, name, dtype)
+        for name, dtype in self.carried_kinds.items():
+            self._append(self.datasets[name], _h5_values(carried[name], dtype))
 
     def _check_space(self, need: int) -> None:
         """Refuse before HDF5 runs out of disk: a failed write leaves the library in a state where
@@ -396,13 +484,11 @@ class Hdf5Writer:
             return
         if self.layout == "vlen":
             assert counts is not None
-            cuts = np.cumsum(counts.astype(np.int64))[:-1]
             per_jet = {name: np.asarray(columns[role]) for role, name in self.names.items()}
             per_jet.update({k: np.asarray(v) for k, v in jet_kept.items() if k in self.jet_dtypes})
             for name, v in per_jet.items():
-                obj = np.empty(len(counts), dtype=object)
-                obj[:] = np.split(v.astype(self.datasets[name].dtype.metadata["vlen"]), cuts)
-                self._append(self.datasets[name], obj)
+                self._append(self.datasets[name], _rows_of(v.astype(self.datasets[name].dtype.metadata["vlen"]),
+                                                           counts))
             if self.counter:
                 self._append(self.datasets[self.counter], counts.astype(self.datasets[self.counter].dtype))
         else:

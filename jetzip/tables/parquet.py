@@ -20,9 +20,10 @@ What is carried (nothing is dropped without a word):
 - numeric list columns of the jet collection (``Jet_btag``, ``Jet.jetId``): ``jet_branches``,
   one value per jet (their lengths must be the jets');
 - every other column (other collections, strings, nested lists, constituent lists beside flat
-  jets): :attr:`JetChunk.carried`, one awkward array entry per row, named in
-  ``info.extra["carried"]`` in file order. Until the container stores carried columns they are
-  also listed in ``other_branches`` (so that ``decompress`` says they are missing).
+  jets): :attr:`JetChunk.carried`, one awkward array entry per row, named in file order in
+  ``info.extra["carried"]`` and, where :class:`TableInfo` has it (the container that stores
+  carried columns), ``carried_branches``; without it they are also listed in ``other_branches``,
+  so that ``decompress`` says they are missing.
 
 ``drop`` patterns leave columns out, ``keep`` patterns carry only what they name (the jet
 record's own fields always).
@@ -66,6 +67,8 @@ SCHEMA_LIMIT = 1 << 20  # bytes of serialized schema (with its metadata) kept in
 MAX_VALUES_PER_BYTE = 256
 BOMB_MIN_VALUES = 1 << 22
 ZSTD_LEVEL = 3
+# TableInfo.carried_branches comes with the container that stores JetChunk.carried (format 3.0)
+CARRIED_FIELD = "carried_branches" in {f.name for f in dataclasses.fields(TableInfo)}
 # Columns read from one file: arrow spends about 5 kB and 30 us per column of every record
 # batch, so 10^5 columns of a 26 MB file took 1.2 GB (issue 23); real jet tables have a few
 # thousand (NanoAOD as Parquet: 1,499).
@@ -386,14 +389,17 @@ class ParquetSource:
             extra.update(self.wide.to_extra())
         jet_set = set(self.jet_names)
         other = [*[c.name for c in cols if c.top in dropped and c.name not in jet_set],
-                 *[t for t in not_numeric if t in dropped], *carried]
+                 *[t for t in not_numeric if t in dropped]]
+        described: dict[str, Any] = {"other_branches": [*other, *carried]}
+        if CARRIED_FIELD:  # a container that stores carried columns: they are not missing
+            described = {"other_branches": other, "carried_branches": carried}
         self.info = TableInfo(
             file=os.path.basename(self.path), format="parquet", tree=None,
             layout="jets-per-row" if self.wide else ("jagged" if self.lists else "flat"), collection=coll_name,
             jagged=self.jagged, counter=self.counter, columns=self.wide.columns if self.wide else used,
             representation=representation, units=units,
             units_inferred=units_inferred, units_reason=reason, dtypes=dtypes, kept_branches=kept,
-            jet_branches=jet_branches, branch_order=[c.name for c in cols], other_branches=other, extra=extra)
+            jet_branches=jet_branches, branch_order=[c.name for c in cols], extra=extra, **described)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -562,7 +568,7 @@ class ParquetWriter:
         self.jet_dtypes = {n: info.dtypes.get(n, "float64") for n in info.jet_branches
                            if n not in kept_dtypes and self.wide is None}
         self.counter = info.counter if info.jagged and not self.wide else None
-        self.carried_names = list(info.extra.get("carried") or []) if info.format == "parquet" else []
+        self.carried_names = carried_names(info) if info.format == "parquet" else []
         self.writer: Any = None
         self.schema: Any = None
         try:  # the output can be written: said now, before any decoding
@@ -682,6 +688,11 @@ class ParquetWriter:
             self.writer.close()
         except OSError as exc:
             raise InputError(f"cannot write Parquet output: {exc}") from None
+
+
+def carried_names(info: TableInfo) -> list[str]:
+    """The branches a table carries as awkward arrays (:attr:`JetChunk.carried`), in order."""
+    return list(getattr(info, "carried_branches", None) or info.extra.get("carried") or [])
 
 
 def _jet_dtype(info: TableInfo, name: str) -> np.dtype:
