@@ -68,7 +68,7 @@ from .hdf5_layouts import (Col, attrs_to_json, awkward_form, awkward_prune, chec
                            only_table_group, read_cols, text)
 from .hdf5_writer import Hdf5Writer
 from .layouts import PRESETS
-from .wide import Wide, WideChunk, find_jets, pad_of, stack
+from .wide import Wide, WideChunk, entry_bounds, find_jets, match_any, pad_of, stack
 
 COUNTER_NAMES = ("counts", "n_jets", "njets", "njet", "nJet", "jet_n", "n_jet")  # any case
 MAX_EVENT_JETS = 1 << 20  # jets in one event: more is refused (memory stays bounded)
@@ -136,14 +136,6 @@ def _counter_sums(ds, n_jets: int, where: str, name: str, strict: bool) -> list[
     return sums if total == n_jets else None
 
 
-def _match_any(name: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def _entry_bounds(entry_start: int, entry_stop: int | None, n: int) -> tuple[int, int]:
-    start = min(max(int(entry_start), 0), n)
-    stop = n if entry_stop is None else min(max(int(entry_stop), start), n)
-    return start, stop
 
 
 class Hdf5Source:
@@ -281,7 +273,7 @@ class Hdf5Source:
         for c in cols:
             if c.name in jet_names or c.name == self.counter:
                 continue
-            if _match_any(c.name, drop) or (keep and not _match_any(c.name, keep)):
+            if match_any(c.name, drop) or (keep and not match_any(c.name, keep)):
                 user_excluded.add(c.name)  # left out on purpose: not in the extras either
                 continue
             if not c.vlen and c.length == per_event and (self.wide is not None or not self.jagged
@@ -298,8 +290,8 @@ class Hdf5Source:
             check_stored(self.cols[name].ds, name, where)
         if self.wide is not None:  # per-slot variables: per jet
             jet_branches = [pn for pn, cs in self.wide.extras.items()
-                            if not _match_any(pn, drop) and not any(_match_any(x, drop) for x in cs)
-                            and (not keep or _match_any(pn, keep) or any(_match_any(x, keep) for x in cs))]
+                            if not match_any(pn, drop) and not any(match_any(x, drop) for x in cs)
+                            and (not keep or match_any(pn, keep) or any(match_any(x, keep) for x in cs))]
             self.wide.extras = {pn: self.wide.extras[pn] for pn in jet_branches}
         return kept, jet_branches, user_excluded
 
@@ -434,7 +426,7 @@ class Hdf5Source:
         """Chunks of whole events with about `jets_per_chunk` jets, covering entries
         ``[entry_start, entry_stop)`` (see :class:`~jetzip.tables.JetSource`); the datasets are
         read from `entry_start` on."""
-        start, stop = _entry_bounds(entry_start, entry_stop, self.n_entries)
+        start, stop = entry_bounds(entry_start, entry_stop, self.n_entries)
         return self._chunks(max(1, int(jets_per_chunk)), start, stop)
 
     def _chunks(self, target: int, start: int, stop: int, sample: bool = False) -> Iterator[JetChunk]:

@@ -55,7 +55,7 @@ from ..errors import InputError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
 from .layouts import PRESETS, split_name
-from .wide import Wide, WideChunk, find_jets, pad_of, stack, unstack, wide_of
+from .wide import Wide, WideChunk, entry_bounds, find_jets, match_any, pad_of, stack, unstack, wide_of
 
 INSTALL_HINT = "Parquet needs pyarrow: pip install 'jetzip[parquet]' (or pip install pyarrow)"
 COUNTER_NAMES = ("counts", "n_jets", "njets", "njet", "nJet", "jet_n", "n_jet")
@@ -152,14 +152,6 @@ def _values(pa, arr, dtype: np.dtype) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False)).astype(dtype, copy=False)
 
 
-def _match(name: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def _entry_bounds(entry_start: int, entry_stop: int | None, n: int) -> tuple[int, int]:
-    start = min(max(int(entry_start), 0), n)
-    stop = n if entry_stop is None else min(max(int(entry_stop), start), n)
-    return start, stop
 
 
 class ParquetSource:
@@ -258,8 +250,8 @@ class ParquetSource:
                     raise InputError(f"{where}: {option} {pattern!r} matches no column")
         if self.wide is not None:  # per-slot variables, by pattern name
             self.wide.extras = {pn: cs for pn, cs in self.wide.extras.items()
-                                if not _match(pn, drop) and not any(_match(x, drop) for x in cs)
-                                and (not keep or _match(pn, keep) or any(_match(x, keep) for x in cs))}
+                                if not match_any(pn, drop) and not any(match_any(x, drop) for x in cs)
+                                and (not keep or match_any(pn, keep) or any(match_any(x, keep) for x in cs))}
             self.jet_names = self.wide.names()
         jet_set = set(self.jet_names)
         jet_tops = {self.cols[n].top for n in self.jet_names}
@@ -270,7 +262,7 @@ class ParquetSource:
         for c in cols:
             if c.name in jet_set or c.name == self.counter:
                 continue
-            if _match(c.name, drop) or (keep and not _match(c.name, keep) and c.top not in jet_tops):
+            if match_any(c.name, drop) or (keep and not match_any(c.name, keep) and c.top not in jet_tops):
                 dropped.add(c.top)
                 continue
             if not c.jagged:
@@ -289,7 +281,7 @@ class ParquetSource:
         if self.wide is not None:
             jet_branches = list(self.wide.extras)
         carried = [t for t in tops if t not in in_use and t not in dropped
-                   and not _match(t, drop) and (not keep or _match(t, keep))]
+                   and not match_any(t, drop) and (not keep or match_any(t, keep))]
         dropped |= {t for t in tops if t not in in_use and t not in carried}
         self.kept = kept
         self.jet_branches = jet_branches
@@ -442,7 +434,7 @@ class ParquetSource:
         """Chunks of whole events with about `jets_per_chunk` jets, covering entries
         ``[entry_start, entry_stop)`` (see :class:`~jetzip.tables.JetSource`); reading starts at
         the row group that holds `entry_start`."""
-        start, stop = _entry_bounds(entry_start, entry_stop, self.n_entries)
+        start, stop = entry_bounds(entry_start, entry_stop, self.n_entries)
         return self._chunks(max(1, int(jets_per_chunk)), start, stop)
 
     def _chunks(self, target: int, start: int, stop: int, sample: bool = False) -> Iterator[Any]:

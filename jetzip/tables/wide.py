@@ -38,6 +38,7 @@ In :class:`TableInfo` (what a writer needs to restore the same columns):
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import re
 from typing import Iterable, Mapping, Sequence
 
@@ -355,3 +356,17 @@ def find_jets(names: list[str], *, where: str, collection: str | None, columns,
     coll = choose_collection(names, where=where, columns=columns, collection=collection,
                              preset=preset if preset and preset.collection else None)
     return None, coll.name, coll.used_columns(names), coll.representation or ""
+
+
+# --- shared by the HDF5, Parquet and CSV readers ------------------------------------------------
+
+def match_any(name: str, patterns: Sequence[str]) -> bool:
+    """Whether `name` matches any of the fnmatch `patterns` (--keep-branches, --drop-branches)."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def entry_bounds(entry_start: int, entry_stop: int | None, n: int) -> tuple[int, int]:
+    """``[entry_start, entry_stop)`` clipped to a table of `n` entries (None: to the end)."""
+    start = min(max(int(entry_start), 0), n)
+    stop = n if entry_stop is None else min(max(int(entry_stop), start), n)
+    return start, stop
