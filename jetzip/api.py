@@ -27,6 +27,7 @@ from .aez import MAX_EVENTS_PER_CHUNK, MAX_JETS_PER_CHUNK, AezWriter, Header, Ta
 from .atomic import atomic_output
 from .codecs import Codec
 from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_DEVICE, DEFAULT_LATENT_DTYPE,
+                       LATENT_DTYPE_CHOICES,
                        DEFAULT_ROOT_COMPRESSION, MIN_WRITE_JETS, RAW_BYTES_PER_JET)
 from .errors import FormatError, InputError, JetzipError, open_input, positive_int
 from .model import Model, load_model, resolve_model
@@ -67,7 +68,7 @@ def _with_unit(progress: Progress) -> Callable[[int, "int | None", str], None]:
 
 def make_codec(info: TableInfo | CollectionInfo, *, error_bound: str | float | Mapping[str, float] | None = None,
                model: Model | str | os.PathLike | None = None, latent_dtype: str = DEFAULT_LATENT_DTYPE,
-               latent_tolerance: str | Mapping[str, float] | None = None, embed_model: bool = True,
+               latent_tolerance: str | Mapping[str, float] | None = None, embed_model: bool | None = None,
                device: str = DEFAULT_DEVICE, batch_size: int | None = None,
                threads: int | None = None, context_model: Any = "auto") -> Codec:
     """The codec compress uses for a collection (`info`: its representation and units):
@@ -85,7 +86,8 @@ def make_codec(info: TableInfo | CollectionInfo, *, error_bound: str | float | M
         return bounded
     from .codecs.latent import LatentCodec, parse_tolerance
 
-    codec = LatentCodec(resolve_model(model), info.representation, info.units, latent_dtype, embed_model,
+    codec = LatentCodec(resolve_model(model), info.representation, info.units, latent_dtype,
+                        "auto" if embed_model is None else embed_model,
                         parse_tolerance(latent_tolerance), device, batch_size, threads)
     codec.prepare()
     return codec
@@ -98,7 +100,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
              collection: str | None = None, units: str | None = None,
              keep_branches: Sequence[str] = (), drop_branches: Sequence[str] = (),
              latent_dtype: str = DEFAULT_LATENT_DTYPE, latent_tolerance: str | Mapping[str, float] | None = None,
-             embed_model: bool = True, device: str = DEFAULT_DEVICE, batch_size: int | None = None,
+             embed_model: bool | None = None, device: str = DEFAULT_DEVICE, batch_size: int | None = None,
              chunk_jets: int | None = None, force: bool = False, drop_invalid: bool = False,
              threads: int | None = None, max_jets: int | None = None,
              entry_range: tuple[int, int] | None = None, context_model: Any = "auto",
@@ -121,7 +123,9 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         latent_dtype: ``float32`` or ``float16`` latents.
         latent_tolerance: latent codec: jets not reproduced within it are stored verbatim
             (default ``pt=5e-3`` relative, ``eta=5e-3``, ``phi=5e-3`` absolute).
-        embed_model: store the decoder in the file (``--no-embed-model``: only its hash).
+        embed_model: store the decoder in the file; None (default): only when the model is not
+            one shipped with jetzip (a shipped model is named by its SHA-256 and found in the
+            package); False (``--no-embed-model``): only its hash.
         device, batch_size, threads: how the network runs (``--device auto|cpu|cuda[:N]``);
             `threads` also sets how many chunks the bounded codec codes at once.
         chunk_jets: jets per chunk (default 2^18 latent, 2^20 bounded; whole events).
@@ -176,8 +180,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         keep_branches = (keep_branches,)  # one pattern, not its characters
     if isinstance(drop_branches, str):
         drop_branches = (drop_branches,)
-    if latent_dtype not in ("float32", "float16"):
-        raise JetzipError(f"unknown latent dtype {latent_dtype!r}; use float32, float16")
+    if latent_dtype not in LATENT_DTYPE_CHOICES:
+        raise JetzipError(f"unknown latent dtype {latent_dtype!r}; use {', '.join(LATENT_DTYPE_CHOICES)}")
     if error_bound is None:
         resolve_model(model)  # a missing model fails before the input is read
     else:
@@ -187,7 +191,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         ignored = [name for name, given in (("--model", model is not None),
                                             ("--tolerance", latent_tolerance is not None),
                                             ("--latent-dtype", latent_dtype != DEFAULT_LATENT_DTYPE),
-                                            ("--no-embed-model", not embed_model)) if given]
+                                            ("--no-embed-model", embed_model is False)) if given]
         if ignored:
             warn(f"{', '.join(ignored)} only apply to the latent codec; the error-bounded codec ignores them")
     source = open_file(input, tree=tree, columns=columns, preset=preset, collection=collection,

@@ -345,7 +345,7 @@ def compress(inputs, output, as_json, no_progress, quiet, **options) -> None:
     """
     ui = Ui(quiet, not no_progress)
     force = options.pop("force")
-    options["embed_model"] = not options.pop("no_embed_model")
+    options["embed_model"] = False if options.pop("no_embed_model") else None
     for name in ("keep_branches", "drop_branches"):
         options[name] = tuple(options[name])
     dataset = {k: options.pop(k) for k in ("scheduler", "entries_per_task", "retries")}

@@ -183,7 +183,6 @@ def test_nanoaod_parquet_round_trip(tmp_path, kw):
     assert_within(f0, f1, kw)
 
 
-@pytest.mark.xfail(strict=True, reason="the container stores JetChunk.carried from the lead's format 3.0")
 def test_nanoaod_parquet_carried_columns_come_back_through_aez(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     path = shared_file(NANO_PARQUET)

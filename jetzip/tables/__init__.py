@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import numpy as np
 from typing import Any, Sequence, TypedDict
 
 from ..errors import InputError
@@ -204,7 +206,12 @@ class FileWriter:
         info = self.infos[table]
         assert self.writer is not None
         kept = {k: v for k, v in chunk.kept.items() if k in info.kept_branches}
-        if info.jet_branches:
+        if chunk.carried or chunk.others:
+            carried = dict(chunk.carried)
+            for name, other in chunk.others.items():  # further collections: as jagged columns
+                carried.update(_jagged_columns(other, info, name))
+            self.writer.write(chunk.columns, chunk.counts, kept, chunk.jet_kept, carried=carried)
+        elif info.jet_branches:
             self.writer.write(chunk.columns, chunk.counts, kept, chunk.jet_kept)
         else:
             self.writer.write(chunk.columns, chunk.counts, kept)
@@ -223,6 +230,22 @@ class FileWriter:
             self._open(self.main)
         assert self.writer is not None
         self.writer.close()
+        self.missing.extend(getattr(self.writer, "missing", []))
+
+
+def _jagged_columns(other: CollectionChunk, info: TableInfo, name: str) -> dict[str, Any]:
+    """A further collection's columns and per-member branches as jagged arrays by name."""
+    import awkward as ak
+
+    coll = next(c for c in info.collections if c.name == name)
+    counts = other.counts if other.counts is not None else np.ones(other.n_jets, np.int64)
+    out = {}
+    for role, col in coll.columns.items():
+        values = np.asarray(other.columns[role]).astype(np.dtype(coll.dtypes.get(col, "float32")))
+        out[col] = ak.unflatten(values, counts)
+    for col, values in other.jet_kept.items():
+        out[col] = ak.unflatten(values, counts)
+    return out
 
 
 def open_file_writer(path: str, fmt: str, infos: list[TableInfo], root_compression: str = "input",

@@ -321,7 +321,8 @@ class TableWriter(Protocol):
     two with the source's extras blob; callers look for it with ``hasattr``."""
 
     def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
-              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None: ...
+              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None,
+              carried: dict[str, Any] | None = None) -> None: ...
 
     def close(self) -> None: ...
 

@@ -308,9 +308,10 @@ class RootWriter:
 
     # -------------------------------------------------------------- chunks
     def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
-              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None:
+              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None,
+              carried: dict[str, Any] | None = None) -> None:
         """One chunk given as its parts (the writer protocol of :class:`~jetzip.tables.TableWriter`)."""
-        self.write_chunk(JetChunk(columns, counts, kept, 0, self.entries, jet_kept or {}))
+        self.write_chunk(JetChunk(columns, counts, kept, 0, self.entries, jet_kept or {}, carried or {}))
 
     def write_chunk(self, chunk: JetChunk) -> None:
         """Every branch of a chunk of the tree."""
