@@ -146,11 +146,19 @@ class Layout:
                 add(Branch(name, "entry", source=(name,)))
         for name in info.carried_branches:
             add(Branch(name, "entry", source=(name,)))
+        # Counters of lists (recorded by the reader: NanoAOD's nMuon, uproot-style nJet_pt for
+        # each list), from the collection's stored counts or the carried list's lengths.
         stored = {*kept, *info.carried_branches}
         order = set(info.branch_order)
+        member = {n: b.collection for n, b in found.items() if b.kind in ("jets", "member")}
         for lst, counter in dict(extra.get("counters") or {}).items():
-            if lst in stored and (not order or counter in order):
-                add(Branch(str(counter), "count_of", source=(lst,), dtype=str(info.dtypes.get(counter, "int32"))))
+            if order and counter not in order:
+                continue
+            dtype = str(info.dtypes.get(counter, "int32"))
+            if lst in member and info.jagged:
+                add(Branch(str(counter), "counter", member[lst], dtype=dtype))
+            elif lst in stored:
+                add(Branch(str(counter), "count_of", source=(lst,), dtype=dtype))
         ranked = {n: i for i, n in enumerate(info.branch_order)}
         names = sorted(found, key=lambda n: ranked.get(n, len(ranked)))
         self.branches = {n: found[n] for n in names}
@@ -208,9 +216,10 @@ class Layout:
             close = difflib.get_close_matches(e, list(self.branches), n=4, cutoff=0.6)
             said.append(f"{e!r}" + (f" (close matches: {', '.join(close)})" if close else ""))
         table = f"table {info.tree!r}" if info.tree else "the table"
+        first = ", ".join(list(self.branches)[:4])
+        more = ", ..." if len(self.branches) > 4 else ""
         return (f"{where}: {table} has no branch " + "; no branch ".join(said)
-                + f" ({len(self.branches)} branches: jetzip.arrays(path, []) lists none, "
-                  "jetzip inspect shows them)")
+                + f" (it has {len(self.branches)}: {first}{more})")
 
     def decodes(self, selected: Iterable[Branch]) -> set[int]:
         """The collections whose codec must run for `selected`."""
@@ -440,7 +449,9 @@ def _gather(pieces: _Pieces, layout: Layout, chunk: Chunk, jc: Any, a: int, b: i
         else:
             out.append(np.zeros(j1 - j0, dtypes[(ci, role)]))
     if names:
-        arrays = chunk.carried_arrays(names)
+        # Files before 3.0 hold their kept branches uncompressed, not in groups: all of them
+        # (Chunk.carried_arrays(names) finds no group holding the names there).
+        arrays = chunk.carried_arrays(names if chunk.groups else None)
         per_member = {n: ci for ci, c in enumerate(colls) for n in c.jet_branches}
         for n in names:
             v = arrays[n]
@@ -711,10 +722,15 @@ def arrays(path: str | os.PathLike, expressions: str | Sequence[str] | None = No
 def convert(layout: Layout, values: dict[str, Any], n_entries: int, library: str) -> Any:
     """:func:`build`'s branches as `library` gives them (``ak``, ``np`` or ``pd``)."""
     if library == "ak":
-        return to_awkward(values, n_entries, record_groups(layout))
+        return convert_groups(layout, values, n_entries)
     if library == "np":
         return to_numpy(values)
     return to_pandas(values, n_entries)
+
+
+def convert_groups(layout: Layout, values: dict[str, Any], n_entries: int, records: bool = False):
+    """:func:`build`'s branches as an awkward array, with the groups of :func:`record_groups`."""
+    return to_awkward(values, n_entries, record_groups(layout, records))
 
 
 def read_table(aez: "_Selective", expressions: str | Sequence[str] | None, *, table: str | int | None = None,
