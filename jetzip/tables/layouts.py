@@ -12,6 +12,7 @@ several candidates are an error that lists them.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Iterable, Mapping
 
 from ..errors import InputError
@@ -123,10 +124,19 @@ def find_collections(names: Iterable[str]) -> dict[str, Collection]:
     return found
 
 
+_JET_ALGORITHM = re.compile(r"^(ak|ca|kt|antikt)\d", re.IGNORECASE)  # AK4CHS, CA15Puppi: jets by their algorithm
+
+
+def is_jet_name(name: str) -> bool:
+    """Whether a collection is named like jets: ``Jet``, ``FatJet``, ``AnalysisJets``,
+    ``AK4CHS``, ``CA15Puppi``."""
+    return "jet" in name.lower() or bool(_JET_ALGORITHM.match(name))
+
+
 def candidates(names: Iterable[str]) -> dict[str, Collection]:
     """Complete collections; when some are named like jets, only those (not Muon, Photon...)."""
     complete = {k: c for k, c in find_collections(names).items() if c.representation}
-    jets = {k: c for k, c in complete.items() if "jet" in k.lower()}
+    jets = {k: c for k, c in complete.items() if is_jet_name(k)}
     return jets or complete
 
 
