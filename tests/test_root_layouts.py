@@ -18,7 +18,7 @@ import uproot
 import jetzip
 from jetzip.errors import InputError
 from jetzip.tables import open_table
-from jetzip.tables.root import RootSource, RootWriter
+from jetzip.tables.root import RootSource
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CASES = SHARED / "cases"
