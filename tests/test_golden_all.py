@@ -55,7 +55,8 @@ def _check_v1_v2(f, ref, tolerance) -> None:
             continue
         got = np.concatenate([p.columns[role] for p in parts])
         loose = role in ("m", "E") and tolerance["atol"]  # a network's mass amplifies its last-ulp differences
-        np.testing.assert_allclose(got, ref[key], err_msg=role, **({"rtol": 1e-3, "atol": 1e-3} if loose else tolerance))
+        np.testing.assert_allclose(got, ref[key], err_msg=role,
+                                   **({"rtol": 1e-3, "atol": 1e-3} if loose else tolerance))
         checked += 1
     assert checked >= 3, f"{f.path.name}: its .npz has no decoded columns to compare"
 
