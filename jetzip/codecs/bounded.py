@@ -37,6 +37,14 @@ Entropy coding (:mod:`jetzip.entropy`), per chunk, with tables fitted to the chu
 Everything the decoder needs (steps, thresholds, tables) is in the chunk: chunks decode
 independently, in any order or in parallel.
 
+Every chunk is checked against the file's configuration before its values are used (a crafted
+file's CRCs are recomputed in a second): steps exactly those the bounds give, a phi range of
+|phi| <= pi + bound, thresholds of the codec's own grids, as many symbol tables as the chunk's
+streams need and none with more values than its stream, learned streams only of the model's,
+verbatim jets finite and in order, and every coded jet finite with pt > 0 (E > 0, a mass of its
+class's sign) once decoded. A verbatim jet may hold pt <= 0 or |phi| > pi: the input had it.
+Anything else is a FormatError naming the chunk and the field.
+
 Chunk payload layout (little-endian)::
 
     u8  kind            0 = E tables, 1 = mass tables
@@ -64,7 +72,7 @@ import numpy as np
 from ..entropy import BitReader, BitWriter, RansDecoder, RansEncoder, SymbolTable, fit_table
 from ..entropy import context as ctxm
 from ..entropy.context import ContextModel
-from ..entropy.tables import fit_table_cost, raw_nbytes
+from ..entropy.tables import _counts_of, fit_table_cost, raw_nbytes
 from ..errors import FormatError, InputError
 from .base import Codec, DecodeContext, pack_verbatim, register, unpack_verbatim
 
@@ -189,6 +197,30 @@ def steps_for(bounds: Mapping[str, float], max_abs: Mapping[str, float]) -> dict
     return out
 
 
+ULP_EXPONENTS = range(-23, 105)  # float32 spacing 2^k from |x| in [1, 2) up to 3e38 (k = 104)
+
+
+def legacy_step_choices(role: str, bound: float) -> tuple[float, ...]:
+    """Every step an encoder of payload versions 1 and 2 could write for `role` at `bound`
+    (:func:`steps_for`: one value for a relative bound; for an absolute one, one per float32
+    spacing 2^k of the chunk's largest |value|). A stored step outside this set is refused."""
+    if RELATIVE[role]:
+        return (2.0 * math.log1p(bound * (1 - SAFETY) - F32_REL),)
+    return tuple(sorted({2.0 * max(bound * (1 - SAFETY) - 2.0 ** k, bound * 0.25) for k in ULP_EXPONENTS}))
+
+
+def phi_symbol_limit(s_phi: float, b_phi: float) -> int:
+    """Largest |q_phi| a jet the encoder keeps (not verbatim) can have: |phi| <= pi + b, so
+    |round(phi / s)| <= (pi + b) / s + 1/2 (one more for rounding slack)."""
+    return int(math.floor((math.pi + b_phi) / s_phi + 0.5)) + 1
+
+
+def _check(ok: bool, where: str, what: str) -> None:
+    """FormatError ``"<where>: <what> (a corrupted or crafted chunk)"`` unless `ok`."""
+    if not ok:
+        raise FormatError(f"{where}: {what} (a corrupted or crafted chunk)")
+
+
 @dataclass
 class _Symbols:
     """Integer symbols of one chunk (the quantized jets) and what they reconstruct to."""
@@ -248,6 +280,31 @@ def _event_structure(counts: np.ndarray | None, n: int) -> tuple[np.ndarray, np.
     return np.minimum(position, POSITIONS - 1), lead
 
 
+UNIT_SCALE = {"GeV": 1.0, "MeV": 1e3, "TeV": 1e-3}  # GeV -> file units
+MAX_ABS_ETA = 1e4  # |eta| beyond this is stored verbatim
+
+
+def check_decoded(kind: int, out: Mapping[str, np.ndarray], fourth: str, m_class: np.ndarray | None,
+                  coded: np.ndarray, where: str) -> None:
+    """What every coded (not verbatim) jet of an honest payload satisfies, because its encoder
+    checked the decoded values as float32 against the originals: finite, pt > 0, E > 0, a
+    nonzero mass of its class's sign, |eta| below MAX_ABS_ETA + 1. Raises FormatError."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        pt = out["pt"][coded].astype(np.float32)
+        eta = out["eta"][coded].astype(np.float32)
+        x4 = out[fourth][coded].astype(np.float32)
+        _check(bool(np.all(np.isfinite(pt) & (pt > 0))), where, "a coded pt is not finite and positive")
+        _check(bool(np.all(np.abs(eta) <= MAX_ABS_ETA + 1)), where, "a coded |eta| is beyond 10^4")
+        _check(bool(np.all(np.isfinite(out["phi"][coded]))), where, "a coded phi is not finite")
+        if kind == KIND_E:
+            _check(bool(np.all(np.isfinite(x4) & (x4 > 0))), where, "a coded E is not finite and positive")
+        else:
+            assert m_class is not None
+            c = m_class[coded]
+            ok = np.where(c == 0, x4 > 0, np.where(c == 1, x4 < 0, x4 == 0)) & np.isfinite(x4)
+            _check(bool(np.all(ok)), where, "a coded mass is not finite or not of its class's sign")
+
+
 class _Writer:
     def __init__(self) -> None:
         self.tables: list[SymbolTable] = []
@@ -278,11 +335,13 @@ class _Reader:
             raise FormatError(f"{self.where}: fewer symbol tables than streams")
         table = self.tables[self.next]
         self.next += 1
+        # an encoder's table has a count for each value its stream holds, no more
+        if int(np.count_nonzero(_counts_of(table.codes))) > max(n, 1):
+            raise FormatError(f"{self.where}: a {column} symbol table has more values than its stream")
         hi = self.rans.take(n, table)
+        table.release()  # one model in memory at a time
         lo = self.bits.take(n, table.shift)
         if self.account is not None:
-            from ..entropy.tables import _counts_of
-
             counts = _counts_of(table.codes).astype(np.float64)
             p = np.maximum(counts[hi], 0.5) / counts.sum()
             self.account[column] = self.account.get(column, 0.0) + (
@@ -531,10 +590,17 @@ class BoundedCodec(Codec):
         self.units = units
         self.context_model = context_model
         self.context_model_file: str | None = None  # a model not shipped: where worker processes load it
+        self._legacy_steps: dict[str, tuple[float, ...]] | None = None
 
     @property
     def version(self) -> int:  # type: ignore[override]
         return 2 if self.context_model is not None else 1
+
+    def grid_steps(self) -> dict[str, float | None]:
+        """role -> the quantization step every payload of this configuration uses; None for
+        eta and phi in versions 1 and 2, whose steps depended on each chunk's largest value."""
+        relative = steps_for(self.bounds, {})
+        return {r: (relative[r] if RELATIVE[r] else None) for r in self.bounds}
 
     def get_config(self) -> dict[str, Any]:
         config = {"id": self.codec_id, "version": self.version, "representation": self.representation,
@@ -624,7 +690,7 @@ class BoundedCodec(Codec):
         st = steps_for(self.bounds, max_abs)
         steps = (st["pt"], st["eta"], st["phi"], st[self.fourth])
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            usable = finite & (pt > 0) & (np.abs(eta) < 1e4) & (np.abs(phi) < 1e4)
+            usable = finite & (pt > 0) & (np.abs(eta) < MAX_ABS_ETA) & (np.abs(phi) < 1e4)
             if self.kind == KIND_E:
                 usable &= x4 > 0
             safe_pt = np.where(usable, pt, 1.0)
@@ -677,7 +743,7 @@ class BoundedCodec(Codec):
         ev = _Context(counts, n, steps, self.units)
         learn = _Learned(self.context_model)
         w = _Writer()
-        scale = {"GeV": 1.0, "MeV": 1e3, "TeV": 1e-3}.get(self.units, 1.0)  # GeV -> file units
+        scale = UNIT_SCALE.get(self.units, 1.0)
         # pt: first jets plain; second and later jets as the drop from the previous jet
         first = np.flatnonzero(position == 0)
         learn.choose("pt_first", sym.q_pt[first], lambda: ev.features("pt_first", first, sym.q_pt, sym.q_eta),
@@ -756,8 +822,10 @@ class BoundedCodec(Codec):
         """Bytes of one chunk's payload per column (entropy-coded part, raw bits, tables;
         the rest of the payload under ``"head"``), for ``inspect``."""
         account: dict[str, float] = {}
-        codec = cls.from_config(config, context, **runtime)
-        codec.decode(chunk.payload, chunk.n_jets, chunk.counts, where=f"chunk {chunk.index}", account=account)
+        ctx = DecodeContext.of(context, **runtime)
+        codec = cls.from_config(config, ctx)
+        codec.decode(chunk.payload, chunk.n_jets, chunk.counts, where=f"{ctx.path}: chunk {chunk.index}",
+                     account=account)
         out = {k: int(round(v)) for k, v in account.items()}
         out["head"] = max(0, len(chunk.payload) - sum(out.values()))
         return out
@@ -794,8 +862,27 @@ class BoundedCodec(Codec):
             pos += 2
         except (struct.error, ValueError):
             raise FormatError(f"{where}: bounded chunk head is cut short") from None
-        if kind != self.kind or not all(math.isfinite(s) and s > 0 for s in steps) or phi_n < 1:
-            raise FormatError(f"{where}: bounded chunk head is corrupted")
+        if kind != self.kind:
+            raise FormatError(f"{where}: bounded chunk head is corrupted (a {('E', 'mass')[kind & 1]} table's "
+                              "chunk under a header of the other kind)")
+        if counts is not None and int(np.sum(counts, dtype=np.int64)) != n:
+            raise FormatError(f"{where}: event counts do not add up to the chunk's {n} jets")
+        names = [self.fourth if x == "fourth" else x for x in LEARNED_ORDER]
+        self._check_head(steps, phi_min, phi_n, pt_thr, eta_thr, eta_pt_thr, n, where)
+        if mask >> len(LEARNED_ORDER) or any(k > n for k in n_esc) or \
+                any(k and not mask >> i & 1 for i, k in enumerate(n_esc)):
+            raise FormatError(f"{where}: bounded chunk head is corrupted (learned streams)")
+        on = {x for i, x in enumerate(names) if mask >> i & 1}
+        esc = dict(zip(names, n_esc))
+
+        def tables_of(name: str, static: int) -> int:  # a learned stream has one table, for its escapes
+            return (1 if esc[name] else 0) if name in on else static
+
+        expected = (tables_of("pt_first", 1) + tables_of("pt_drop", POSITIONS - 1)
+                    + tables_of("eta", len(eta_pt_thr) + 1) + 1 + tables_of("phi_rel", POSITIONS - 1)
+                    + (kind == KIND_M) + tables_of(self.fourth, (len(pt_thr) + 1) * (len(eta_thr) + 1)))
+        if n_tables != expected:
+            raise FormatError(f"{where}: {n_tables} symbol tables where this chunk's streams need {expected}")
         tables = []
         for _ in range(n_tables):
             t, pos = SymbolTable.from_bytes(buf, pos, where)
@@ -815,8 +902,6 @@ class BoundedCodec(Codec):
         if len(rans) != n_rans or len(bits) != n_bits or len(ex) != n_ex or pos != len(buf) or n_exact > n:
             raise FormatError(f"{where}: bounded chunk sizes are inconsistent")
         r = _Reader(tables, RansDecoder(rans, where), BitReader(bits, where), where, account)
-        if mask >> len(LEARNED_ORDER) or any(k > n for k in n_esc):
-            raise FormatError(f"{where}: bounded chunk head is corrupted")
         lr = _LearnedReader(self.context_model, mask, n_esc, self.fourth, r, where)
         position, lead = _event_structure(counts, n)
         ev = _Context(counts, n, steps, self.units)
@@ -881,6 +966,11 @@ class BoundedCodec(Codec):
             coded = m_class < 2
         q_4 = np.zeros(n, np.int64)
         idx = np.flatnonzero(coded)
+        scale = UNIT_SCALE.get(self.units, 1.0)
+        k_pt, k_eta = GRIDS[int(np.searchsorted(GRID_MIN_JETS, len(idx), side="right")) - 1]
+        _check(np.array_equal(pt_thr, _thresholds(PT_EDGES_GEV, k_pt, steps[0], True, scale))
+               and np.array_equal(eta_thr, _thresholds(ETA_EDGES, k_eta, steps[1], False, 1.0)),
+               where, f"the {self.fourth} context grid is not the codec's")
         if self.fourth in lr.on:
             lr.start(self.fourth, self.fourth)
             q_4[idx] = lr.take(self.fourth, ev.features(self.fourth, idx, q_pt, q_eta),
@@ -900,11 +990,36 @@ class BoundedCodec(Codec):
             raise FormatError(f"{where}: more symbol tables than streams")
         dec = _reconstruct(kind, steps, _Symbols(q_pt, q_eta, q_phi, q_4, m_class))
         out = {"pt": dec["pt"], "eta": dec["eta"], "phi": dec["phi"], self.fourth: dec["fourth"]}
+        index, vals = unpack_verbatim(ex, n_exact, n, where)
         if n_exact:
-            index, vals = unpack_verbatim(ex, n_exact, n, where)
-            for i, role in enumerate(("pt", "eta", "phi", self.fourth)):
-                out[role][index] = vals[:, i]
+            _check(bool(np.all(np.diff(index) > 0)), where, "verbatim jets out of order")
+            _check(bool(np.isfinite(vals).all()), where, "a verbatim jet holds NaN or inf")
+        coded_jets = np.ones(n, bool)
+        coded_jets[index] = False
+        check_decoded(kind, out, self.fourth, m_class, coded_jets, where)
+        for i, role in enumerate(("pt", "eta", "phi", self.fourth)):
+            out[role][index] = vals[:, i]
         return out
+
+    def _check_head(self, steps: tuple[float, float, float, float], phi_min: int, phi_n: int,
+                    pt_thr: np.ndarray, eta_thr: np.ndarray, eta_pt_thr: np.ndarray, n: int, where: str) -> None:
+        """A version 1 or 2 chunk head holds only what an encoder could write for this config:
+        steps from the bounds (:func:`legacy_step_choices`), a phi range of jets within pi +
+        the bound, thresholds of the fixed grids. Raises FormatError naming the field."""
+        if self._legacy_steps is None:
+            self._legacy_steps = {r: legacy_step_choices(r, b) for r, b in self.bounds.items()}
+        for role, step in zip(("pt", "eta", "phi", self.fourth), steps):
+            _check(step in self._legacy_steps[role], where,
+                   f"the {role} quantization step {step:.6g} is not one the file's bounds allow")
+        lim = phi_symbol_limit(steps[2], self.bounds["phi"])
+        _check(-lim <= phi_min <= 0 <= phi_min + phi_n - 1 <= lim, where, "the phi range is wider than |phi| <= pi")
+        scale = UNIT_SCALE.get(self.units, 1.0)
+        classes = (_thresholds(ETA_PT_EDGES_GEV, len(ETA_PT_EDGES_GEV), steps[0], True, scale)
+                   if n >= ETA_PT_MIN_JETS else np.zeros(0, np.int64))
+        _check(np.array_equal(eta_pt_thr, classes), where, "the eta pt classes are not the codec's")
+        _check(any(np.array_equal(pt_thr, _thresholds(PT_EDGES_GEV, k_pt, steps[0], True, scale))
+                   and np.array_equal(eta_thr, _thresholds(ETA_EDGES, k_eta, steps[1], False, 1.0))
+                   for k_pt, k_eta in GRIDS), where, f"the {self.fourth} context grid is not the codec's")
 
     @classmethod
     def describe(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:

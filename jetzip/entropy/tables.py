@@ -68,6 +68,10 @@ class SymbolTable:
             self._model = constriction.stream.model.Categorical(counts / counts.sum(), perfect=False)
         return self._model
 
+    def release(self) -> None:
+        """Drop the cached model (a decoder builds one table's model at a time)."""
+        self._model = None
+
     def split(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(high-part symbols as int32 in [0, alphabet), low parts as uint64)."""
         v = values.astype(np.int64)
