@@ -58,7 +58,7 @@ def tables_start(payload: bytes) -> int:
 
 def with_first_table(payload: bytes, make) -> bytes:
     """The chunk with its first symbol table (the leading jets' pt) replaced by ``make(table)``."""
-    from jetzip.entropy.tables import SymbolTable
+    from jetzip.entropy.legacy import SymbolTable
 
     pos = tables_start(payload)
     first, end = SymbolTable.from_bytes(payload, pos, "t")
@@ -113,7 +113,7 @@ def test_thresholds_and_table_counts():
 
 def test_a_table_with_more_values_than_its_stream():
     """A 60,000-entry table for a stream of a few symbols is a memory attack, not a table."""
-    from jetzip.entropy.tables import SymbolTable
+    from jetzip.entropy.legacy import SymbolTable
 
     codec, payload, n, counts = first_chunk("v2.0_bounded_nano.aez")
     bad = with_first_table(payload, lambda t: SymbolTable(t.shift, t.offset, np.ones(60000, np.uint16)))
@@ -146,7 +146,7 @@ def test_counts_that_do_not_add_up():
 
 def test_symbols_that_decode_beyond_any_honest_value():
     """A crafted table offset puts the decoded pt at inf: refused after decoding, before use."""
-    from jetzip.entropy.tables import SymbolTable
+    from jetzip.entropy.legacy import SymbolTable
 
     codec, payload, n, counts = first_chunk("v2.0_bounded_nano.aez")
     bad = with_first_table(payload, lambda t: SymbolTable(t.shift, t.offset + (1 << 40), t.codes))

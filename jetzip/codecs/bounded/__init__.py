@@ -1,0 +1,285 @@
+"""The error-bounded codec: every decoded value within a guaranteed maximum error.
+
+Bounds (``--error-bound``): relative for pt and for E or the mass, absolute for eta and phi,
+on the columns the source stores: (E, pt, eta, phi) tables bound E, (pt, eta, phi, mass)
+tables such as NanoAOD bound the mass. ``nanoaod`` is the precision CMS NanoAOD stores
+(cms-sw ``PhysicsTools/NanoAOD`` ``common_cff.py`` P4Vars: pt and mass with 10 mantissa bits,
+relative 2^-11; eta and phi with 12 bits, whose rounding error is 2^-13 below |x| = 2, 2^-12 in
+[2, 4) and 2^-11 beyond: the preset takes 2^-12, NanoAOD's largest error below |x| = 4).
+
+The modules, in the order a chunk goes through them:
+
+- :mod:`.params`: bounds, quantization steps (a pure function of the bounds), context grids;
+- :mod:`.quantize`: jets to integer symbols and back (the same function on both sides), the
+  encoder's check of every jet against its bounds (a jet that misses is stored verbatim);
+- :mod:`.streams`: the stream plan (pt of the first jet and pt drops, eta in pt classes, phi of
+  the first jet and relative to it, mass classes, the 4th column in (pt, |eta|) contexts), the
+  per-chunk tables, the choice of the learned entropy model per stream, and the coder that walks
+  the plan both ways (compiled loops in :mod:`.kernels` and :mod:`jetzip.entropy.kernels`);
+- :mod:`.spec`: the payload of every version, byte by byte, and what a decoder refuses;
+- :mod:`.legacy`: the decoder of versions 1 and 2;
+- :mod:`.events`: event structure and the learned model's features (numpy reference).
+
+Everything the decoder needs is in the chunk and the file's configuration: chunks decode
+independently, in any order or in parallel, and a chunk is checked against the configuration
+before its values are used.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from typing import Any, Mapping
+
+import numpy as np
+
+from ...entropy import context as ctxm
+from ...entropy.context import ContextModel
+from ...errors import FormatError, InputError
+from ..base import Codec, DecodeContext, register, unpack_verbatim
+from .events import Features
+from .legacy import MAX_LEARNED_ROUNDS, LegacyDecoder
+from .params import FOURTH, LOG_UNITS, RELATIVE, parse_error_bound, steps, steps_for
+from .quantize import KIND_E, KIND_M, Symbols, check_decoded, quantize, reconstruct
+from .spec import VERSION, VERSION_LEARNED, VERSION_TABLES, refuse_unless
+
+__all__ = ["BoundedCodec", "Features", "LOG_UNITS", "MAX_LEARNED_ROUNDS", "parse_error_bound", "steps_for"]
+
+
+class BoundedCodec(Codec):
+    """Error-bounded, entropy-coded jets (id ``bounded``); see the module doc.
+
+    Args:
+        bounds: per-role bounds as :func:`parse_error_bound` returns.
+        representation: the source table's representation (``EPtEtaPhi`` or ``PtEtaPhiM``).
+        units: the source's energy units (only used to place the pt context bins in GeV).
+        context_model: the learned entropy model (None: each chunk's own tables only).
+        version: the payload version (an encoder writes :data:`.spec.VERSION`; a codec built
+            from a file's configuration decodes that file's version).
+
+    Raises:
+        InputError: a representation the codec cannot bound.
+    """
+
+    codec_id = "bounded"
+    parallel = True
+    invalid_text = "NaN or inf"
+
+    def __init__(self, bounds: Mapping[str, float], representation: str, units: str = "GeV",
+                 context_model: ContextModel | None = None, version: int = VERSION) -> None:
+        if representation not in FOURTH:
+            raise InputError(f"the error-bounded codec cannot store {representation} tables")
+        self.representation = representation
+        self.fourth = FOURTH[representation]
+        self.kind = KIND_E if self.fourth == "E" else KIND_M
+        self.bounds = {r: float(bounds[r]) for r in ("pt", "eta", "phi", self.fourth)}
+        self.units = units
+        self.context_model = context_model
+        self.version = version
+        self.context_model_file: str | None = None  # a model not shipped: where worker processes load it
+        self.steps = steps(self.bounds, self.fourth)
+        self._coder: Any = None
+        self._legacy: LegacyDecoder | None = None
+
+    def grid_steps(self) -> dict[str, float | None]:
+        """role -> the quantization step every payload of this configuration uses; None for
+        eta and phi in versions 1 and 2, whose steps depended on each chunk's largest value."""
+        return {r: (s if RELATIVE[r] or self.version >= VERSION else None)
+                for r, s in zip(("pt", "eta", "phi", self.fourth), self.steps)}
+
+    def get_config(self) -> dict[str, Any]:
+        config = {"id": self.codec_id, "version": self.version, "representation": self.representation,
+                  "units": self.units, "bounds": dict(self.bounds),
+                  "bound_kinds": {r: "relative" if RELATIVE[r] else "absolute" for r in self.bounds}}
+        if self.context_model is not None:
+            config["entropy_model"] = self.context_model.reference()
+        return config
+
+    def task_config(self) -> dict[str, Any]:
+        """The configuration a worker process rebuilds this codec from (with a model's path)."""
+        config = self.get_config()
+        if self.context_model_file:
+            config["context_model_file"] = self.context_model_file
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], context: DecodeContext | None = None,
+                    **runtime: Any) -> "BoundedCodec":
+        """`context` (:class:`~jetzip.codecs.DecodeContext`): ``model``, the entropy model (a
+        :class:`ContextModel` or a path to one) for files coded with a model that is not the
+        shipped one; ``check_only``; ``task``.
+
+        Raises:
+            FormatError: a malformed configuration, a version this jetzip does not know, or a
+                model the file names that is not at hand.
+        """
+        ctx = DecodeContext.of(context, **runtime)
+        try:
+            version = int(config.get("version", VERSION_TABLES))
+            if version not in (VERSION_TABLES, VERSION_LEARNED, VERSION):
+                raise FormatError(f"bounded codec version {config.get('version')} is not supported; "
+                                  "upgrade jetzip")
+            bounds = {str(k): float(v) for k, v in dict(config["bounds"]).items()}
+            rep = str(config["representation"])
+            units = str(config.get("units", "GeV"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"malformed bounded codec configuration ({exc})") from None
+        if rep not in FOURTH or set(bounds) != {"pt", "eta", "phi", FOURTH[rep]} or \
+                not all(math.isfinite(b) and 0 < b <= 1 for b in bounds.values()):
+            raise FormatError("malformed bounded codec configuration (representation or bounds)")
+        learned = version == VERSION_LEARNED or (version == VERSION and config.get("entropy_model") is not None)
+        model = None
+        path = None
+        if learned:
+            ref = config.get("entropy_model")
+            if not isinstance(ref, Mapping) or not re.fullmatch(r"[0-9a-f]{64}", str(ref.get("sha256"))) \
+                    or not ctxm.NAME_PATTERN.fullmatch(str(ref.get("name"))):
+                raise FormatError("malformed entropy model reference in the codec configuration")
+        if learned and not ctx.check_only:  # opening a file: the model is needed to decode
+            # a model not shipped: given at run time (``--model``), or, in a worker process
+            # only, the file its parent names (never a path from a file's header)
+            hint = config.get("context_model_file") if ctx.task else None
+            given = ctx.model or hint
+            if isinstance(given, (str, os.PathLike)):
+                path = str(given)
+                try:
+                    given = ContextModel.load(given)
+                except FormatError:  # an autoencoder model file, say: not for this codec
+                    given, path = None, None
+            model = ctxm.resolve_context_model(config.get("entropy_model"),
+                                               given if isinstance(given, ContextModel) else None)
+        codec = cls(bounds, rep, units, model, version)
+        codec.context_model_file = path
+        return codec
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any], where: str) -> None:
+        """The configuration is usable (the learned model is looked up only to decode, where
+        ``--model`` can supply it)."""
+        cls.from_config(config, DecodeContext(path=where, check_only=True))
+
+    # -- checks ---------------------------------------------------------------------------
+    def invalid(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
+        """Jets no bound can cover: NaN or inf in any column (as in the latent codec)."""
+        bad = np.zeros(len(columns["pt"]), bool)
+        for v in columns.values():
+            bad |= ~np.isfinite(np.asarray(v, np.float64))
+        return bad, ({"with NaN or inf": int(bad.sum())} if bad.any() else {})
+
+    # -- encoding -------------------------------------------------------------------------
+    def coder(self) -> Any:
+        """The version 3 coder of this configuration (built once; imports the compiled loops)."""
+        if self._coder is None:
+            from .streams import Coder
+
+            self._coder = Coder(self.get_config(), self.steps, self.fourth, self.units, self.context_model)
+        return self._coder
+
+    def quantize(self, columns: Mapping[str, np.ndarray]) -> tuple[Symbols, tuple[float, float, float, float],
+                                                                 np.ndarray, tuple[np.ndarray, ...]]:
+        """(integer symbols, steps, usable mask, the four columns as float64) of one chunk; jets
+        not usable (pt <= 0, ...) get placeholder symbols. Used by ``encode`` and by training."""
+        sym, usable, originals = quantize(columns, self.fourth, self.steps)
+        return sym, self.steps, usable, originals
+
+    def encode(self, columns: Mapping[str, np.ndarray], counts: np.ndarray | None) -> bytes:
+        """One chunk of jets (file units, roles of the representation) -> payload bytes (version 3).
+
+        Every jet is decoded as the decoder will; a jet that misses a bound (as float32, and as
+        float64 for a column the input held as float64) is stored verbatim.
+        """
+        if self.version != VERSION:
+            raise ValueError(f"this codec writes bounded payload version {VERSION} only")
+        roles = ("pt", "eta", "phi", self.fourth)
+        n = len(columns["pt"])
+        if counts is not None and int(np.sum(counts, dtype=np.int64)) != n:
+            raise ValueError("event counts do not add up to the jets given")
+        cols = tuple(np.asarray(columns[r]) for r in roles)
+        wide = tuple(c.dtype == np.float64 for c in cols)
+        return self.coder().encode(cols, counts, tuple(self.bounds[r] for r in roles), wide)
+
+    # -- decoding -------------------------------------------------------------------------
+    def decode(self, payload: bytes | memoryview, n: int, counts: np.ndarray | None,
+               where: str = "chunk", account: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+        """Payload -> columns (float64, file units, roles of the representation).
+
+        `account`, if given, collects the bytes each column's streams take.
+
+        Raises:
+            FormatError: the payload is malformed, truncated, inconsistent with `n`, or holds
+                what no encoder of this configuration writes (:mod:`.spec`), naming the field.
+        """
+        if counts is not None and int(np.sum(counts, dtype=np.int64)) != n:
+            raise FormatError(f"{where}: event counts do not add up to the chunk's {n} jets")
+        roles = ("pt", "eta", "phi", self.fourth)
+        if self.version >= VERSION:
+            return dict(zip(roles, self.coder().decode(payload, n, counts, where, account)))
+        if self._legacy is None:
+            self._legacy = LegacyDecoder(self.bounds, self.fourth, self.kind, self.units, self.context_model)
+        sym, steps_used, ex, n_exact = self._legacy.decode(payload, n, counts, where, account)
+        dec = reconstruct(self.kind, steps_used, sym)
+        out = {"pt": dec["pt"], "eta": dec["eta"], "phi": dec["phi"], self.fourth: dec["fourth"]}
+        index, vals = unpack_verbatim(ex, n_exact, n, where)
+        if n_exact:
+            refuse_unless(bool(np.all(np.diff(index) > 0)), where, "verbatim jets out of order")
+            refuse_unless(bool(np.isfinite(vals).all()), where, "a verbatim jet holds NaN or inf")
+        coded = np.ones(n, bool)
+        coded[index] = False
+        check_decoded(self.kind, out, self.fourth, sym.m_class, coded, where)
+        for i, role in enumerate(roles):
+            out[role][index] = vals[:, i]
+        return out
+
+    @classmethod
+    def stream_sizes(cls, config: Mapping[str, Any], chunk: Any, context: DecodeContext | None = None,
+                     **runtime: Any) -> dict[str, int]:
+        """Bytes of one chunk's payload per column (entropy-coded part, raw bits, tables;
+        the rest of the payload under ``"head"``), for ``inspect``; decodes and checks the chunk
+        as :meth:`decode` does."""
+        account: dict[str, float] = {}
+        ctx = DecodeContext.of(context, **runtime)
+        codec = cls.from_config(config, ctx)
+        codec.decode(chunk.payload, chunk.n_jets, chunk.counts, where=f"{ctx.path}: chunk {chunk.index}",
+                     account=account)
+        out = {k: int(round(v)) for k, v in account.items()}
+        if "fourth" in out:
+            out[codec.fourth] = out.get(codec.fourth, 0) + out.pop("fourth")
+        out["head"] = max(0, len(chunk.payload) - sum(out.values()))
+        return out
+
+    @classmethod
+    def describe(cls, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        kinds = dict(config.get("bound_kinds") or {})
+        bounds = ", ".join(f"{k} {float(v):.3g}" + (f" ({kinds[k]})" if k in kinds else "")
+                           for k, v in dict(config.get("bounds") or {}).items())
+        rows = [("codec", "bounded (every value within its bound)"), ("bounds", bounds or "-")]
+        model = config.get("entropy_model")
+        if isinstance(model, Mapping):
+            rows.append(("entropy model", f"{model.get('name')} (learned; sha256 {str(model.get('sha256'))[:12]}...)"))
+        return rows
+
+    @classmethod
+    def guaranteed_bounds(cls, config: Mapping[str, Any]) -> dict[str, float] | None:
+        return {str(k): float(v) for k, v in dict(config.get("bounds") or {}).items()}
+
+    @classmethod
+    def summary(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``mass_usable`` (True), ``bounds``, ``entropy_model`` (its reference, or None: the
+        chunks' own tables only)."""
+        return {"mass_usable": True, "bounds": cls.guaranteed_bounds(config),
+                "entropy_model": config.get("entropy_model")}
+
+    @classmethod
+    def payload_stats(cls, config: Mapping[str, Any], chunks: Any, context: DecodeContext | None = None
+                      ) -> dict[str, Any]:
+        """``stream_bytes``: bytes per column stream over `chunks` (see :meth:`stream_sizes`).
+        Every chunk is decoded and checked as :meth:`decode` does (``inspect`` verifies what
+        ``decompress`` would)."""
+        streams: dict[str, int] = {}
+        for chunk in chunks:
+            for k, v in cls.stream_sizes(config, chunk, context).items():
+                streams[k] = streams.get(k, 0) + v
+        return {"stream_bytes": streams} if streams else {}
+
+
+register(BoundedCodec)
