@@ -96,7 +96,7 @@ def put(x: int, out: np.ndarray, o: int, c: int, f: int, p: int) -> tuple[int, i
     return ((x // f) << p) + (x % f) + c, (o + 1) if emit else o
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def build_lookup(prec: np.ndarray, alphabet: np.ndarray, fbase: np.ndarray, freq: np.ndarray,
                  cum: np.ndarray, lbase: np.ndarray, lut: np.ndarray) -> None:
     """Fill `cum` (cumulative starts) and `lut` (slot -> symbol, 2^P slots per table) from `freq`."""
@@ -161,17 +161,18 @@ class ModelArrays:
 
 @nb.njit(cache=True, fastmath={"reassoc", "contract"})
 def _layers(slot, x0, x1, x2, x3, w1, b1, w2t, b2, owner, dims, tanh, expt, hid, logit, f):
-    """The network's merged bucket frequencies into f; returns the kept bucket count.
+    """The network's merged bucket frequencies into f: (kept bucket count, their sum, the first
+    largest).
 
     Every operand is an integer times a power of two and every sum stays below 2^53, so any
     order of the sums and fused multiply-adds gives the same numbers: reassociation is exact here
-    (and lets the dot products use vector registers). No division or rounding is reassociated:
-    those are in :func:`normalize`, compiled without it."""
+    (and lets the dot products and the sum use vector registers). No division or rounding is
+    reassociated: those are in :func:`network`, compiled without it."""
     nh, nb1, nk = dims[slot, 1], dims[slot, 2], dims[slot, 3]
     for j in range(nh):
         z = b1[slot, j] + x0 * w1[slot, 0, j] + x1 * w1[slot, 1, j] + x2 * w1[slot, 2, j] + x3 * w1[slot, 3, j]
-        k = min(max(math.floor(z), 0.0), float(TANH_LAST))
-        hid[j] = tanh[int(k)]
+        # int() of the clipped value: the floor of the numpy reference (both are >= 0 here)
+        hid[j] = tanh[int(min(max(z, 0.0), float(TANH_LAST)))]
     top = -math.inf
     for b in range(nb1):
         acc = b2[slot, b]
@@ -182,25 +183,28 @@ def _layers(slot, x0, x1, x2, x3, w1, b1, w2t, b2, owner, dims, tanh, expt, hid,
     for k in range(nk):
         f[k] = 0.0
     for b in range(nb1):
-        d = min(math.floor(top - logit[b]), float(EXP_LAST))
-        f[owner[slot, b]] += expt[int(d)]
-    return nk
+        f[owner[slot, b]] += expt[int(min(top - logit[b], float(EXP_LAST)))]
+    total = 0.0
+    for k in range(nk):
+        total += f[k]
+    best = 0
+    for k in range(1, nk):
+        if f[k] > f[best]:
+            best = k
+    return nk, total, best
 
 
 @nb.njit(cache=True)
-def normalize(nk, f, fq, cq):
-    """Merged frequencies f[:nk] -> fq[:nk] summing to 2^16 (each >= 1) and their starts cq[:nk + 1]
-    (module doc)."""
-    total = 0.0
-    best = 0
-    for k in range(nk):
-        total += f[k]
-        if f[k] > f[best]:
-            best = k
+def network(slot, x0, x1, x2, x3, w1, b1, w2t, b2, owner, dims, tanh, expt, hid, logit, f, fq, cq):
+    """The learned stream `slot`'s frequencies for features (x0 .. x3; unused ones 0): the same
+    integers as ``StreamModel.frequencies(x, tanh, exp, keep)`` merged into the kept buckets (f),
+    normalized to 2^16 (fq, int64; module doc) with their starts (cq, int64); returns their
+    count."""
+    nk, total, best = _layers(slot, x0, x1, x2, x3, w1, b1, w2t, b2, owner, dims, tanh, expt, hid, logit, f)
     r = (L - nk) / total
     s = 0
     for k in range(nk):
-        fq[k] = 1 + np.int64(math.floor(f[k] * r))
+        fq[k] = 1 + int(f[k] * r)  # f * r >= 0: int() is its floor
         s += fq[k]
     fq[best] += L - s
     c = 0
@@ -208,19 +212,10 @@ def normalize(nk, f, fq, cq):
         cq[k] = c
         c += fq[k]
     cq[nk] = c
-
-
-@nb.njit(cache=True)
-def network(slot, x0, x1, x2, x3, w1, b1, w2t, b2, owner, dims, tanh, expt, hid, logit, f, fq, cq):
-    """The learned stream `slot`'s frequencies for features (x0 .. x3; unused ones 0): the same
-    integers as ``StreamModel.frequencies(x, tanh, exp, keep)`` merged into the kept buckets (f),
-    normalized to 2^16 (fq, int64) with their starts (cq, int64); returns their count."""
-    nk = _layers(slot, x0, x1, x2, x3, w1, b1, w2t, b2, owner, dims, tanh, expt, hid, logit, f)
-    normalize(nk, f, fq, cq)
     return nk
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def network_batch(slot, x, w1, b1, w2t, b2, owner, dims, tanh, expt):
     """(merged integer frequencies before normalizing, normalized ones), (n, K) each, of rows of
     features x (n, F) (clipped to +-MAX_FEATURE here): what :func:`network` computes, for tests."""

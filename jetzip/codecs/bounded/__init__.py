@@ -175,6 +175,18 @@ class BoundedCodec(Codec):
             self._coder = Coder(self.get_config(), self.steps, self.fourth, self.units, self.context_model)
         return self._coder
 
+    def prepare(self) -> None:
+        """Compile the coding loops now (or load them from numba's cache, next to the package):
+        call it in the parent process before worker processes code chunks, so that they find
+        them compiled. The first use after an install compiles them once (tens of seconds)."""
+        if self.version < VERSION:
+            return
+        for dtype in (np.float32, np.float64):
+            cols = {r: np.array([30.0, 20.0, 0.0], dtype) for r in ("pt", "eta", "phi", self.fourth)}
+            cols["pt"][2] = -1.0  # a verbatim jet
+            counts = np.array([2, 1], np.uint32)
+            self.decode(self.encode(cols, counts), 3, counts)
+
     def quantize(self, columns: Mapping[str, np.ndarray]) -> tuple[Symbols, tuple[float, float, float, float],
                                                                  np.ndarray, tuple[np.ndarray, ...]]:
         """(integer symbols, steps, usable mask, the four columns as float64) of one chunk; jets

@@ -190,7 +190,7 @@ def _kept(d: float, o: float, bound: float, relative: bool, wide: bool) -> bool:
 
 # -- encoding ----------------------------------------------------------------------------------------
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q):
     """Symbols of a chunk's jets, (n, 5) int64 (q_pt, q_eta, q_phi, mass class, q_4), and which
     jets decode within every bound (:func:`reconstruct`, then :func:`_kept`); the others (not
@@ -231,7 +231,7 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q):
     return q, ok
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def group_symbols(counts, q, pli, eta_cls, pt_thr, eta_thr, group_base, n_groups):
     """Every stream's symbols grouped by (stream, static context): (starts (n_groups + 1,),
     values) with group g = group_base[stream] + context, each group in jet order (what the
@@ -272,7 +272,7 @@ def group_symbols(counts, q, pli, eta_cls, pt_thr, eta_thr, group_base, n_groups
     return starts, values
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def learned_pass(s, counts, flat, q, pli, plf, w1, b1, w2t, b2, owner, dims, tanh, expt, thr):
     """Learned stream `s` over a chunk: (bits of its bucket and offset symbols, escapes aside;
     per symbol in jet order the bucket's normalized start << 17 | frequency; the escaped values)."""
@@ -318,7 +318,7 @@ def learned_pass(s, counts, flat, q, pli, plf, w1, b1, w2t, b2, owner, dims, tan
     return bits, coded[:m].copy(), escaped[:n_esc].copy()
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def encode_chunk(counts, q, pli, eta_cls, pt_thr, eta_thr, shift, prec, offset, fbase, freq, cum, base,
                  learned, dims, thr, coded, coded_base):
     """The rANS words of a chunk (what :func:`decode_chunk` reads): every symbol in the reverse of
@@ -428,7 +428,7 @@ def _frequencies(slot, pos, nj, q_prev, q_lead, q_pt, q_eta, plf, w1, b1, w2t, b
     return network(slot, f0, f1, f2, f3, w1, b1, w2t, b2, owner, dims, tanh, expt, hid, logit, f, fq, cq)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def decode_chunk(words, counts, flat, shift, prec, offset, fbase, lbase, freq, cum, lut, base, learned, pli, plf,
                  steps, kind_e, eta_cls, pt_thr, eta_thr, w1, b1, w2t, b2, owner, dims, tanh, expt, keep, thr,
                  ex_index, ex_values, out_pt, out_eta, out_phi, out_4, account):

@@ -80,8 +80,9 @@ def main() -> None:
             if counts is not None:
                 np.save(folder / f"counts.{i:02d}.npy", counts)
             dec = codec.decode(payload, len(cols["pt"]), counts)
-            np.savez_compressed(folder / f"decoded.{i:02d}.npz", **{f"orig_{k}": np.asarray(v) for k, v in cols.items()},
-                     **{f"dec_{k}": v for k, v in dec.items()})
+            np.savez_compressed(folder / f"decoded.{i:02d}.npz",
+                                **{f"orig_{k}": np.asarray(v) for k, v in cols.items()},
+                                **{f"dec_{k}": v for k, v in dec.items()})
         print("wrote", folder.relative_to(HERE))
 
 
