@@ -111,6 +111,19 @@ def cases(model: Any | None = None) -> list[Case]:
         payload = codec.encode(cols, counts)
         out.append(Case(f"current/{label}", codec, payload, n, counts, codec.decode(payload, n, counts),
                         other.encode(cols, counts)))
+    # constituents of jets as (px, py, pz, E): the Cartesian path and the constituents' plan
+    from jetzip import synthetic
+
+    jets = synthetic.jets(n, 9)
+    xyz = {"px": jets["pt"] * np.cos(jets["phi"]), "py": jets["pt"] * np.sin(jets["phi"]),
+           "pz": jets["pt"] * np.sinh(jets["eta"])}
+    xyz["E"] = np.sqrt(xyz["px"] ** 2 + xyz["py"] ** 2 + xyz["pz"] ** 2 + jets["m"] ** 2)
+    xyz = {k: v.astype(np.float32) for k, v in xyz.items()}
+    codec = BoundedCodec(parse_error_bound("1e-3", "PxPyPzE"), "PxPyPzE", kind="constituents")
+    other = BoundedCodec(parse_error_bound("1e-2", "PxPyPzE"), "PxPyPzE", kind="constituents")
+    payload = codec.encode(xyz, counts)
+    out.append(Case("current/constituents", codec, payload, n, counts, codec.decode(payload, n, counts),
+                    other.encode(xyz, counts)))
     for name in ("v2.0_bounded_nano.aez", "v2.0_bounded_learned_nano.aez"):
         chunks = golden_chunks(name)
         for i in (0, len(chunks) - 1):
@@ -168,8 +181,8 @@ def grid_violations(case: Case, dec: dict[str, np.ndarray]) -> int:
     codec = case.codec
     steps = codec.grid_steps()
     four = codec.fourth
-    x = np.stack([dec[r] for r in ("pt", "eta", "phi", four)], axis=1)
-    ref = np.stack([case.reference[r] for r in ("pt", "eta", "phi", four)], axis=1)
+    x = _polar(dec, four)
+    ref = _polar(case.reference, four)
     with np.errstate(all="ignore"):
         def on_grid(cols: np.ndarray) -> np.ndarray:
             pt, eta, phi, x4 = cols.T
@@ -188,6 +201,15 @@ def grid_violations(case: Case, dec: dict[str, np.ndarray]) -> int:
         ok = on_grid(x)
     bad = np.flatnonzero(~ok)
     return sum(tuple(x[i].tolist()) not in ref_verbatim for i in bad)
+
+
+def _polar(cols: dict[str, np.ndarray], four: str) -> np.ndarray:
+    """(n, 4) pt, eta, phi, 4th column of decoded columns, polar or Cartesian."""
+    if "px" not in cols:
+        return np.stack([cols[r] for r in ("pt", "eta", "phi", four)], axis=1)
+    with np.errstate(all="ignore"):
+        pt = np.hypot(cols["px"], cols["py"])
+        return np.stack([pt, np.arcsinh(cols["pz"] / pt), np.arctan2(cols["py"], cols["px"]), cols[four]], axis=1)
 
 
 def _integral(v: np.ndarray) -> np.ndarray:

@@ -45,6 +45,11 @@ def test_the_oracle_sees_an_off_grid_value(fuzz):
     assert fuzz.grid_violations(case, dec) == 1
     dec["phi"][4] = np.nan
     assert fuzz.grid_violations(case, dec) == 2
+    case = next(c for c in fuzz.cases() if "constituents" in c.name)  # Cartesian columns
+    dec = {k: v.copy() for k, v in case.reference.items()}
+    assert fuzz.grid_violations(case, dec) == 0
+    dec["px"][5] *= 1.0001
+    assert fuzz.grid_violations(case, dec) == 1
 
 
 def test_a_chunk_of_a_file_with_other_bounds_is_refused(fuzz):

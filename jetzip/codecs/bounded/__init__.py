@@ -2,7 +2,13 @@
 
 Bounds (``--error-bound``): relative for pt and for E or the mass, absolute for eta and phi,
 on the columns the source stores: (E, pt, eta, phi) tables bound E, (pt, eta, phi, mass)
-tables such as NanoAOD bound the mass. ``nanoaod`` is the precision CMS NanoAOD stores
+tables such as NanoAOD bound the mass. Cartesian tables, (px, py, pz, E) and (px, py, pz, m):
+|dpx|, |dpy| <= b pt, |dpz| <= b |p| and E or the mass relative, pt and |p| those of the
+original four-vector (a component near zero gets no impossible relative bound); they are coded
+in (pt, eta, phi) with tighter bounds (:func:`.params.polar_bounds`), every jet checked against
+the Cartesian bound, and restored in their own columns. A table of jet constituents (particles:
+``kind="constituents"``) codes each particle's eta and phi relative to its jet's first particle,
+in contexts of the particle's pt. ``nanoaod`` is the precision CMS NanoAOD stores
 (cms-sw ``PhysicsTools/NanoAOD`` ``common_cff.py`` P4Vars: pt and mass with 10 mantissa bits,
 relative 2^-11; eta and phi with 12 bits, whose rounding error is 2^-13 below |x| = 2, 2^-12 in
 [2, 4) and 2^-11 beyond: the preset takes 2^-12, NanoAOD's largest error below |x| = 4).
@@ -39,7 +45,8 @@ from ...errors import FormatError, InputError
 from ..base import Codec, DecodeContext, register, unpack_verbatim
 from .events import Features
 from .legacy import MAX_LEARNED_ROUNDS, LegacyDecoder
-from .params import FOURTH, LOG_UNITS, RELATIVE, parse_error_bound, steps, steps_for
+from .params import (CARTESIAN, FOURTH, KIND_TEXT, KINDS, LOG_UNITS, RELATIVE, ROLES, parse_error_bound,
+                     polar_bounds, steps, steps_for)
 from .quantize import KIND_E, KIND_M, Symbols, check_decoded, quantize, reconstruct
 from .spec import VERSION, VERSION_LEARNED, VERSION_TABLES, refuse_unless
 
@@ -51,14 +58,18 @@ class BoundedCodec(Codec):
 
     Args:
         bounds: per-role bounds as :func:`parse_error_bound` returns.
-        representation: the source table's representation (``EPtEtaPhi`` or ``PtEtaPhiM``).
+        representation: the source table's representation (``EPtEtaPhi``, ``PtEtaPhiM``,
+            ``PxPyPzE`` or ``PxPyPzM``).
         units: the source's energy units (only used to place the pt context bins in GeV).
         context_model: the learned entropy model (None: each chunk's own tables only).
         version: the payload version (an encoder writes :data:`.spec.VERSION`; a codec built
             from a file's configuration decodes that file's version).
+        kind: ``"jets"`` (events of jets) or ``"constituents"`` (jets of particles: the caller's
+            counts are particles per jet); stored in the configuration when not jets.
 
     Raises:
-        InputError: a representation the codec cannot bound.
+        InputError: a representation the codec cannot bound, an unknown kind, or constituents
+            with the learned model (trained on jets).
     """
 
     codec_id = "bounded"
@@ -66,31 +77,68 @@ class BoundedCodec(Codec):
     invalid_text = "NaN or inf"
 
     def __init__(self, bounds: Mapping[str, float], representation: str, units: str = "GeV",
-                 context_model: ContextModel | None = None, version: int = VERSION) -> None:
-        if representation not in FOURTH:
+                 context_model: ContextModel | None = None, version: int = VERSION, kind: str = "jets") -> None:
+        if representation not in ROLES:
             raise InputError(f"the error-bounded codec cannot store {representation} tables")
+        if kind not in KINDS:
+            raise InputError(f"unknown kind of table {kind!r}: use one of {', '.join(KINDS)}")
+        if kind != "jets" and context_model is not None:
+            raise InputError("the learned entropy model is trained on jets: code constituents with each chunk's "
+                             "own tables (context model none)")
         self.representation = representation
+        self.roles = ROLES[representation]
         self.fourth = FOURTH[representation]
         self.kind = KIND_E if self.fourth == "E" else KIND_M
-        self.bounds = {r: float(bounds[r]) for r in ("pt", "eta", "phi", self.fourth)}
+        self.table_kind = kind
+        self.bounds = {r: float(bounds[r]) for r in self.roles}
         self.units = units
         self.context_model = context_model
         self.version = version
         self.context_model_file: str | None = None  # a model not shipped: where worker processes load it
-        self.steps = steps(self.bounds, self.fourth)
+        self.steps = steps(polar_bounds(self.bounds, representation), self.fourth)
         self._coder: Any = None
         self._legacy: LegacyDecoder | None = None
 
     def grid_steps(self) -> dict[str, float | None]:
-        """role -> the quantization step every payload of this configuration uses; None for
-        eta and phi in versions 1 and 2, whose steps depended on each chunk's largest value."""
+        """(pt, eta, phi, E or mass) -> the quantization step every payload of this configuration
+        uses; None for eta and phi in versions 1 and 2, whose steps depended on each chunk's
+        largest value."""
         return {r: (s if RELATIVE[r] or self.version >= VERSION else None)
                 for r, s in zip(("pt", "eta", "phi", self.fourth), self.steps)}
+
+    @classmethod
+    def bound_errors(cls, config: Mapping[str, Any], original: Mapping[str, np.ndarray],
+                     decoded: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """role -> per-jet error in the units of the configuration's bound for that role (a jet
+        is within its bound where error <= bound): relative for pt, E and the mass (a zero must
+        come back as a zero of the same sign, else inf), absolute for eta and phi; for Cartesian
+        tables |dpx| / pt, |dpy| / pt, |dpz| / |p| of the original four-vector. NaN or inf decoded
+        values are inf. ``evaluate`` reports these."""
+        roles = ROLES.get(str(config.get("representation")), ())
+        o = {r: np.asarray(original[r], np.float64) for r in roles}
+        d = {r: np.asarray(decoded[r], np.float64) for r in roles}
+        out = {}
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if "px" in o:
+                pt = np.hypot(o["px"], o["py"])
+                scale = {"px": pt, "py": pt, "pz": np.hypot(pt, o["pz"])}
+            for r in roles:
+                err = np.abs(d[r] - o[r])
+                if r in ("px", "py", "pz"):
+                    err = np.where(err == 0, 0.0, err / scale[r])
+                elif RELATIVE[r]:
+                    zero = o[r] == 0
+                    err = np.where(zero, np.where((d[r] == 0) & (np.signbit(d[r]) == np.signbit(o[r])), 0.0, np.inf),
+                                   err / np.abs(o[r]))
+                out[r] = np.where(np.isfinite(d[r]), err, np.inf)
+        return out
 
     def get_config(self) -> dict[str, Any]:
         config = {"id": self.codec_id, "version": self.version, "representation": self.representation,
                   "units": self.units, "bounds": dict(self.bounds),
-                  "bound_kinds": {r: "relative" if RELATIVE[r] else "absolute" for r in self.bounds}}
+                  "bound_kinds": {r: KIND_TEXT[r] for r in self.bounds}}
+        if self.table_kind != "jets":
+            config["kind"] = self.table_kind
         if self.context_model is not None:
             config["entropy_model"] = self.context_model.reference()
         return config
@@ -122,11 +170,16 @@ class BoundedCodec(Codec):
             bounds = {str(k): float(v) for k, v in dict(config["bounds"]).items()}
             rep = str(config["representation"])
             units = str(config.get("units", "GeV"))
+            kind = str(config.get("kind", "jets"))
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"malformed bounded codec configuration ({exc})") from None
-        if rep not in FOURTH or set(bounds) != {"pt", "eta", "phi", FOURTH[rep]} or \
+        if rep not in ROLES or set(bounds) != set(ROLES[rep]) or \
                 not all(math.isfinite(b) and 0 < b <= 1 for b in bounds.values()):
             raise FormatError("malformed bounded codec configuration (representation or bounds)")
+        if kind not in KINDS or (version < VERSION and (kind != "jets" or rep in CARTESIAN)) or \
+                (kind != "jets" and config.get("entropy_model") is not None):
+            raise FormatError(f"malformed bounded codec configuration (kind {kind!r} of a {rep} table, version "
+                              f"{version})")
         learned = version == VERSION_LEARNED or (version == VERSION and config.get("entropy_model") is not None)
         model = None
         path = None
@@ -148,7 +201,7 @@ class BoundedCodec(Codec):
                     given, path = None, None
             model = ctxm.resolve_context_model(config.get("entropy_model"),
                                                given if isinstance(given, ContextModel) else None)
-        codec = cls(bounds, rep, units, model, version)
+        codec = cls(bounds, rep, units, model, version, kind)
         codec.context_model_file = path
         return codec
 
@@ -172,7 +225,8 @@ class BoundedCodec(Codec):
         if self._coder is None:
             from .streams import Coder
 
-            self._coder = Coder(self.get_config(), self.steps, self.fourth, self.units, self.context_model)
+            self._coder = Coder(self.get_config(), self.steps, self.fourth, self.units, self.context_model,
+                                self.table_kind, self.representation in CARTESIAN)
         return self._coder
 
     def prepare(self) -> None:
@@ -182,8 +236,9 @@ class BoundedCodec(Codec):
         if self.version < VERSION:
             return
         for dtype in (np.float32, np.float64):
-            cols = {r: np.array([30.0, 20.0, 0.0], dtype) for r in ("pt", "eta", "phi", self.fourth)}
-            cols["pt"][2] = -1.0  # a verbatim jet
+            cols = {r: np.array([30.0, 20.0, 0.0], dtype) for r in self.roles}
+            cols[self.roles[0]][2] = -1.0 if self.representation not in CARTESIAN else 0.0  # a verbatim jet:
+            cols[self.roles[1]][2] = 0.0  # pt < 0, or px = py = 0
             counts = np.array([2, 1], np.uint32)
             self.decode(self.encode(cols, counts), 3, counts)
 
@@ -202,8 +257,8 @@ class BoundedCodec(Codec):
         """
         if self.version != VERSION:
             raise ValueError(f"this codec writes bounded payload version {VERSION} only")
-        roles = ("pt", "eta", "phi", self.fourth)
-        n = len(columns["pt"])
+        roles = self.roles
+        n = len(columns[roles[0]])
         if counts is not None and int(np.sum(counts, dtype=np.int64)) != n:
             raise ValueError("event counts do not add up to the jets given")
         cols = tuple(np.asarray(columns[r]) for r in roles)
@@ -223,7 +278,7 @@ class BoundedCodec(Codec):
         """
         if counts is not None and int(np.sum(counts, dtype=np.int64)) != n:
             raise FormatError(f"{where}: event counts do not add up to the chunk's {n} jets")
-        roles = ("pt", "eta", "phi", self.fourth)
+        roles = self.roles
         if self.version >= VERSION:
             return dict(zip(roles, self.coder().decode(payload, n, counts, where, account)))
         if self._legacy is None:

@@ -16,10 +16,10 @@ writes the four output columns and nothing else per jet.
 
 Common arguments: ``counts`` (jets per event; a flat table passes ones, with ``flat`` set where
 the jet count feature matters: every jet first, jet count 0), ``pli`` (mass classes coded, Q of
-phi), ``plf`` (s_pt * 64, s_eta * 64, the log pt unit offset), ``steps`` (s_pt, s_eta, s_phi,
-s_4), the eta class thresholds and the 4th column's pt and |eta| thresholds, the chunk's static
-tables (``spec.Tables``), and the learned model's arrays
-(:class:`jetzip.entropy.kernels.ModelArrays`).
+phi, a table of constituents, Cartesian columns), ``plf`` (s_pt * 64, s_eta * 64, the log pt
+unit offset), ``steps`` (s_pt, s_eta, s_phi, s_4), the eta class thresholds and the grid's pt
+and |eta| thresholds, the chunk's static tables (``spec.Tables``), and the learned model's
+arrays (:class:`jetzip.entropy.kernels.ModelArrays`).
 """
 from __future__ import annotations
 
@@ -31,43 +31,48 @@ import numpy as np
 from ...entropy.kernels import L, even_decode, even_encode, network, put, renorm
 
 # Stream indices, in the plan's order (streams.PLAN checks it), and their learned slot (-1: none)
-PT_FIRST, PT_DROP, ETA, PHI_FIRST, PHI_REL, M_CLASS, FOURTH = range(7)
-N_STREAMS = 7
-LEARNED_SLOT = np.array([0, 1, 2, -1, 3, -1, 4], np.int64)
+PT_FIRST, PT_DROP, ETA, ETA_REL, PHI_FIRST, PHI_REL, M_CLASS, FOURTH = range(8)
+N_STREAMS = 8
+LEARNED_SLOT = np.array([0, 1, 2, -1, -1, 3, -1, 4], np.int64)
 MAX_COUNT = 31  # position and jet count features are capped here (entropy.context.MAX_COUNT)
 MAX_FEATURE = 65536.0  # entropy.context.MAX_FEATURE
 MAX_ABS = 1e4  # quantize.MAX_ABS_ETA: |eta|, |phi| beyond are stored verbatim
 # decode statuses
-OK, BAD_PHI, BAD_PHI_REL, BAD_CLASS, BAD_OFFSET, BAD_ESCAPE, BAD_PT, BAD_ETA, BAD_FOURTH = range(9)
+OK, BAD_PHI, BAD_PHI_REL, BAD_CLASS, BAD_OFFSET, BAD_ESCAPE, BAD_PT, BAD_ETA, BAD_FOURTH, BAD_XYZ = range(10)
 
 
 # -- the plan, one function each (numbers in, numbers out) -----------------------------------------
 
 @nb.njit(cache=True, inline="always")
-def active(s: int, pos: int, cls: int, mass: int) -> bool:
-    """Whether a jet at position `pos` of its event (mass class `cls`) has a symbol in stream `s`."""
+def active(s: int, pos: int, cls: int, mass: int, const: int) -> bool:
+    """Whether a jet at position `pos` of its event (mass class `cls`) has a symbol in stream `s`
+    (`const`: a table of constituents, whose particles' eta is relative to the first one's)."""
     if s == PT_FIRST or s == PHI_FIRST:
         return pos == 0
     if s == PT_DROP or s == PHI_REL:
         return pos > 0
+    if s == ETA:
+        return pos == 0 or const == 0
+    if s == ETA_REL:
+        return pos > 0 and const != 0
     if s == M_CLASS:
         return mass != 0
-    if s == FOURTH:
-        return cls < 2
-    return True
+    return cls < 2
 
 
 @nb.njit(cache=True, inline="always")
-def value(s: int, q_pt: int, q_prev: int, q_eta: int, q_phi: int, q_phi_lead: int, cls: int, q_4: int,
-          big_q: int) -> int:
-    """The symbol of a jet in stream `s` (q_prev: the previous jet's q_pt; q_phi_lead: the
-    event's first jet's q_phi)."""
+def value(s: int, q_pt: int, q_prev: int, q_eta: int, q_eta_lead: int, q_phi: int, q_phi_lead: int, cls: int,
+          q_4: int, big_q: int) -> int:
+    """The symbol of a jet in stream `s` (q_prev: the previous jet's q_pt; q_eta_lead,
+    q_phi_lead: the event's first jet's)."""
     if s == PT_FIRST:
         return q_pt
     if s == PT_DROP:
         return q_prev - q_pt
     if s == ETA:
         return q_eta
+    if s == ETA_REL:
+        return q_eta - q_eta_lead
     if s == PHI_FIRST:
         return q_phi
     if s == PHI_REL:
@@ -79,11 +84,13 @@ def value(s: int, q_pt: int, q_prev: int, q_eta: int, q_phi: int, q_phi_lead: in
 
 
 @nb.njit(cache=True, inline="always")
-def unvalue(s: int, v: int, q_prev: int, q_phi_lead: int, big_q: int) -> tuple[int, int]:
+def unvalue(s: int, v: int, q_prev: int, q_eta_lead: int, q_phi_lead: int, big_q: int) -> tuple[int, int]:
     """The inverse of :func:`value`: (the jet's quantity the stream codes: q_pt, q_eta, q_phi,
     class or q_4; status, not OK for a symbol no encoder writes)."""
     if s == PT_DROP:
         return q_prev - v, OK
+    if s == ETA_REL:
+        return q_eta_lead + v, OK
     if s == PHI_FIRST:
         return v, (OK if -big_q <= v <= big_q else BAD_PHI)
     if s == PHI_REL:
@@ -106,16 +113,29 @@ def bin_of(thr: np.ndarray, v: int) -> int:
 
 
 @nb.njit(cache=True, inline="always")
-def context(s: int, pos: int, eta_class: int, pt_bin: int, eta_bin: int, n_eta_bins: int) -> int:
+def needs_pt_bin(s: int, const: int) -> bool:
+    """Whether stream `s`'s context is (or holds) a pt bin of the chunk's grid: the jet's own, or
+    for the pt drop of a particle, the previous particle's."""
+    return s == FOURTH or (const != 0 and (s == ETA_REL or s == PHI_REL or s == PT_DROP))
+
+
+@nb.njit(cache=True, inline="always")
+def context(s: int, pos: int, eta_class: int, pt_bin: int, eta_bin: int, n_eta_bins: int, const: int) -> int:
     """The static context (table within stream `s`) of a jet: its position class for the pt
-    drops and relative phi, its pt class for eta, its (pt bin, |eta| bin) for the 4th column
-    (the loops compute a class or bin with :func:`bin_of` only for the stream that uses it)."""
-    if s == PT_DROP or s == PHI_REL:
+    drops (and relative phi of jets), its pt class for eta, its (pt bin, |eta| bin) for the 4th
+    column, a particle's pt bin for its eta and phi relative to the first particle and the
+    previous particle's for its pt drop (the loops
+    compute a class or bin with :func:`bin_of` only for the stream that uses it)."""
+    if s == PT_DROP and const != 0:
+        return pt_bin  # of the previous particle
+    if s == PT_DROP or (s == PHI_REL and const == 0):
         return min(pos, 2) - 1
     if s == ETA:
         return eta_class
     if s == FOURTH:
         return pt_bin * n_eta_bins + eta_bin
+    if s == ETA_REL or s == PHI_REL:
+        return pt_bin
     return 0
 
 
@@ -190,12 +210,27 @@ def _kept(d: float, o: float, bound: float, relative: bool, wide: bool) -> bool:
 
 # -- encoding ----------------------------------------------------------------------------------------
 
+@nb.njit(cache=True, inline="always")
+def polar(px: float, py: float, pz: float) -> tuple[float, float, float]:
+    """(pt, eta, phi) of a Cartesian momentum (eta NaN or inf where pt = 0)."""
+    pt = math.hypot(px, py)
+    return pt, (math.asinh(pz / pt) if pt > 0 else math.nan), math.atan2(py, px)
+
+
+@nb.njit(cache=True, inline="always")
+def cartesian(pt: float, eta: float, phi: float) -> tuple[float, float, float]:
+    """(px, py, pz) of a polar momentum."""
+    return pt * math.cos(phi), pt * math.sin(phi), pt * math.sinh(eta)
+
+
 @nb.njit(cache=True, nogil=True)
-def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q):
+def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q, xyz):
     """Symbols of a chunk's jets, (n, 5) int64 (q_pt, q_eta, q_phi, mass class, q_4), and which
     jets decode within every bound (:func:`reconstruct`, then :func:`_kept`); the others (not
     usable: pt <= 0, E <= 0, |eta| or |phi| beyond MAX_ABS, NaN, a miss) get symbols 0 and are
-    stored verbatim by the caller. `wide`: per column, the input is float64."""
+    stored verbatim by the caller. `wide`: per column, the input is float64. With `xyz`, the
+    columns are (px, py, pz, E or mass): quantized in (pt, eta, phi), and the bounds are Cartesian
+    (|dpx|, |dpy| <= b pt, |dpz| <= b |p| of the original; :func:`.params.polar_bounds`)."""
     n = len(pt)
     q = np.zeros((n, 5), np.int64)
     ok = np.zeros(n, np.bool_)
@@ -204,6 +239,11 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q):
         a, b, c, d = float(pt[j]), float(eta[j]), float(phi[j]), float(x4[j])
         if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c) and math.isfinite(d)):
             continue
+        x, y, z = a, b, c
+        if xyz:
+            a, b, c = polar(x, y, z)
+            if not math.isfinite(b):
+                continue
         if not (a > 0 and abs(b) < MAX_ABS and abs(c) < MAX_ABS) or (kind_e and not d > 0):
             continue
         q_pt = np.rint(math.log(a) / s_pt)
@@ -222,8 +262,14 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q):
             continue
         rp, re, rf, r4 = reconstruct(kind_e, np.int64(q_pt), np.int64(q_eta), np.int64(q_phi), np.int64(q_4), cls,
                                      s_pt, s_eta, s_phi, s_4)
-        if not (_kept(rp, a, bounds[0], True, wide[0]) and _kept(re, b, bounds[1], False, wide[1])
-                and _kept(rf, c, bounds[2], False, wide[2]) and _kept(r4, d, bounds[3], True, wide[3])):
+        if xyz:
+            rx, ry, rz = cartesian(rp, re, rf)
+            p = math.hypot(a, z)
+            if not (_kept(rx, x, bounds[0] * a, False, wide[0]) and _kept(ry, y, bounds[1] * a, False, wide[1])
+                    and _kept(rz, z, bounds[2] * p, False, wide[2]) and _kept(r4, d, bounds[3], True, wide[3])):
+                continue
+        elif not (_kept(rp, a, bounds[0], True, wide[0]) and _kept(re, b, bounds[1], False, wide[1])
+                  and _kept(rf, c, bounds[2], False, wide[2]) and _kept(r4, d, bounds[3], True, wide[3])):
             continue
         q[j, 0], q[j, 1], q[j, 2], q[j, 3], q[j, 4] = np.int64(q_pt), np.int64(q_eta), np.int64(q_phi), cls, \
             np.int64(q_4)
@@ -236,7 +282,7 @@ def group_symbols(counts, q, pli, eta_cls, pt_thr, eta_thr, group_base, n_groups
     """Every stream's symbols grouped by (stream, static context): (starts (n_groups + 1,),
     values) with group g = group_base[stream] + context, each group in jet order (what the
     encoder fits its tables on)."""
-    mass, big_q = pli[0], pli[1]
+    mass, big_q, const = pli[0], pli[1], pli[2]
     n_eta_bins = len(eta_thr) + 1
     sizes = np.zeros(n_groups, np.int64)
     starts = np.zeros(n_groups + 1, np.int64)
@@ -250,23 +296,23 @@ def group_symbols(counts, q, pli, eta_cls, pt_thr, eta_thr, group_base, n_groups
             values = np.zeros(starts[n_groups], np.int64)
         j = 0
         for e in range(len(counts)):
-            q_lead_phi = 0
+            lead = j
             for pos in range(counts[e]):
-                if pos == 0:
-                    q_lead_phi = q[j, 2]
                 q_prev = q[j - 1, 0] if j > 0 else 0
                 for s in range(N_STREAMS):
-                    if not active(s, pos, q[j, 3], mass):
+                    if not active(s, pos, q[j, 3], mass, const):
                         continue
                     q_pt, q_eta = q[j, 0], q[j, 1]
+                    ref = q_prev if s == PT_DROP else q_pt  # the pt whose bin is a context
                     c = context(s, pos, bin_of(eta_cls, q_pt) if s == ETA else 0,
-                                bin_of(pt_thr, q_pt) if s == FOURTH else 0,
-                                bin_of(eta_thr, abs(q_eta)) if s == FOURTH else 0, n_eta_bins)
+                                bin_of(pt_thr, ref) if needs_pt_bin(s, const) else 0,
+                                bin_of(eta_thr, abs(q_eta)) if s == FOURTH else 0, n_eta_bins, const)
                     g = group_base[s] + c
                     if sweep == 0:
                         sizes[g] += 1
                     else:
-                        values[fill[g]] = value(s, q_pt, q_prev, q_eta, q[j, 2], q_lead_phi, q[j, 3], q[j, 4], big_q)
+                        values[fill[g]] = value(s, q_pt, q_prev, q_eta, q[lead, 1], q[j, 2], q[lead, 2], q[j, 3],
+                                                q[j, 4], big_q)
                         fill[g] += 1
                 j += 1
     return starts, values
@@ -277,7 +323,7 @@ def learned_pass(s, counts, flat, q, pli, plf, w1, b1, w2t, b2, owner, dims, tan
     """Learned stream `s` over a chunk: (bits of its bucket and offset symbols, escapes aside;
     per symbol in jet order the bucket's normalized start << 17 | frequency; the escaped values)."""
     slot = LEARNED_SLOT[s]
-    mass, big_q = pli[0], pli[1]
+    mass, big_q, const = pli[0], pli[1], pli[2]
     n_b = dims[slot, 2] - 1
     lo_thr, hi_thr = thr[slot, 0], thr[slot, n_b]
     n = len(q)
@@ -290,17 +336,14 @@ def learned_pass(s, counts, flat, q, pli, plf, w1, b1, w2t, b2, owner, dims, tan
     bits = 0.0
     j = 0
     for e in range(len(counts)):
-        q_lead_pt = 0
-        q_lead_phi = 0
+        lead = j
         nj = 0 if flat else counts[e]
         for pos in range(counts[e]):
-            if pos == 0:
-                q_lead_pt, q_lead_phi = q[j, 0], q[j, 2]
             q_prev = q[j - 1, 0] if j > 0 else 0
-            if active(s, pos, q[j, 3], mass):
-                _frequencies(slot, pos, nj, q_prev, q_lead_pt, q[j, 0], q[j, 1], plf, w1, b1, w2t, b2, owner, dims,
+            if active(s, pos, q[j, 3], mass, const):
+                _frequencies(slot, pos, nj, q_prev, q[lead, 0], q[j, 0], q[j, 1], plf, w1, b1, w2t, b2, owner, dims,
                              tanh, expt, hid, logit, f_, fq, cq, first_fq, first_cq)
-                v = value(s, q[j, 0], q_prev, q[j, 1], q[j, 2], q_lead_phi, q[j, 3], q[j, 4], big_q)
+                v = value(s, q[j, 0], q_prev, q[j, 1], q[lead, 1], q[j, 2], q[lead, 2], q[j, 3], q[j, 4], big_q)
                 b = n_b
                 if lo_thr <= v < hi_thr:
                     b = 0
@@ -325,7 +368,7 @@ def encode_chunk(counts, q, pli, eta_cls, pt_thr, eta_thr, shift, prec, offset, 
     the decoder's order; a learned stream s's symbols use coded[coded_base[s]:...] from
     :func:`learned_pass`."""
     n = len(q)
-    mass, big_q = pli[0], pli[1]
+    mass, big_q, const = pli[0], pli[1], pli[2]
     n_eta_bins = len(eta_thr) + 1
     out = np.zeros(1024 + 8 * n, np.uint16)
     o = 0
@@ -349,14 +392,15 @@ def encode_chunk(counts, q, pli, eta_cls, pt_thr, eta_thr, shift, prec, offset, 
                 out = bigger
             q_prev = q[j - 1, 0] if j > 0 else 0
             for s in range(N_STREAMS - 1, -1, -1):
-                if not active(s, pos, q[j, 3], mass):
+                if not active(s, pos, q[j, 3], mass, const):
                     continue
                 q_pt, q_eta = q[j, 0], q[j, 1]
-                v = value(s, q_pt, q_prev, q_eta, q[j, 2], q[lead, 2], q[j, 3], q[j, 4], big_q)
+                v = value(s, q_pt, q_prev, q_eta, q[lead, 1], q[j, 2], q[lead, 2], q[j, 3], q[j, 4], big_q)
                 if learned[s] == 0:
+                    ref = q_prev if s == PT_DROP else q_pt  # the pt whose bin is a context
                     t = base[s] + context(s, pos, bin_of(eta_cls, q_pt) if s == ETA else 0,
-                                          bin_of(pt_thr, q_pt) if s == FOURTH else 0,
-                                          bin_of(eta_thr, abs(q_eta)) if s == FOURTH else 0, n_eta_bins)
+                                          bin_of(pt_thr, ref) if needs_pt_bin(s, const) else 0,
+                                          bin_of(eta_thr, abs(q_eta)) if s == FOURTH else 0, n_eta_bins, const)
                 else:
                     slot = LEARNED_SLOT[s]
                     n_b = dims[slot, 2] - 1
@@ -435,14 +479,15 @@ def decode_chunk(words, counts, flat, shift, prec, offset, fbase, lbase, freq, c
     """Decode a chunk into the four output columns (verbatim jets included): (status, final state,
     words read, bits per stream). A status other than OK names what a crafted chunk got wrong
     (decoding stops there); every coded jet is checked as :func:`quantize_verify` kept it
-    (finite, pt > 0, E > 0, a mass of its class's sign, |eta| <= MAX_ABS + 1)."""
+    (finite, pt > 0, E > 0, a mass of its class's sign, |eta| <= MAX_ABS + 1; px, py, pz finite);
+    with pli[3] set the columns written are (px, py, pz, E or mass)."""
     acct = np.zeros(N_STREAMS)
     nw = len(words)
     if nw < 2:
         return OK, 0, 0, acct
     x = (np.int64(words[0]) << 16) | np.int64(words[1])
     p = 2
-    mass, big_q = pli[0], pli[1]
+    mass, big_q, const, xyz = pli[0], pli[1], pli[2], pli[3]
     s_pt, s_eta, s_phi, s_4 = steps[0], steps[1], steps[2], steps[3]
     n_eta_bins = len(eta_thr) + 1
     hid, logit, f_, fq, cq, first_fq, first_cq = _scratch()
@@ -451,6 +496,7 @@ def decode_chunk(words, counts, flat, shift, prec, offset, fbase, lbase, freq, c
     q_prev = 0
     for e in range(len(counts)):
         q_lead_pt = 0
+        q_lead_eta = 0
         q_lead_phi = 0
         nj = 0 if flat else counts[e]
         for pos in range(counts[e]):
@@ -461,14 +507,15 @@ def decode_chunk(words, counts, flat, shift, prec, offset, fbase, lbase, freq, c
             q_4 = 0
             status = OK
             for s in range(N_STREAMS):
-                if not active(s, pos, cls, mass):
+                if not active(s, pos, cls, mass, const):
                     continue
                 t = -1
                 v = 0
                 if learned[s] == 0:
+                    ref = q_prev if s == PT_DROP else q_pt  # the pt whose bin is a context
                     t = base[s] + context(s, pos, bin_of(eta_cls, q_pt) if s == ETA else 0,
-                                          bin_of(pt_thr, q_pt) if s == FOURTH else 0,
-                                          bin_of(eta_thr, abs(q_eta)) if s == FOURTH else 0, n_eta_bins)
+                                          bin_of(pt_thr, ref) if needs_pt_bin(s, const) else 0,
+                                          bin_of(eta_thr, abs(q_eta)) if s == FOURTH else 0, n_eta_bins, const)
                 else:  # the bucket with the network's frequencies, then the offset or the escaped value
                     slot = LEARNED_SLOT[s]
                     nk = _frequencies(slot, pos, nj, q_prev, q_lead_pt, q_pt, q_eta, plf, w1, b1, w2t, b2, owner,
@@ -533,12 +580,12 @@ def decode_chunk(words, counts, flat, shift, prec, offset, fbase, lbase, freq, c
                         slot = LEARNED_SLOT[s]
                         if thr[slot, 0] <= v < thr[slot, dims[slot, 2] - 1]:
                             status = BAD_ESCAPE
-                u, st = unvalue(s, v, q_prev, q_lead_phi, big_q)
+                u, st = unvalue(s, v, q_prev, q_lead_eta, q_lead_phi, big_q)
                 if status == OK:
                     status = st
                 if s == PT_FIRST or s == PT_DROP:
                     q_pt = u
-                elif s == ETA:
+                elif s == ETA or s == ETA_REL:
                     q_eta = u
                 elif s == PHI_FIRST or s == PHI_REL:
                     q_phi = u
@@ -549,7 +596,7 @@ def decode_chunk(words, counts, flat, shift, prec, offset, fbase, lbase, freq, c
                 if status != OK:
                     return status, x, p, acct
             if pos == 0:
-                q_lead_pt, q_lead_phi = q_pt, q_phi
+                q_lead_pt, q_lead_eta, q_lead_phi = q_pt, q_eta, q_phi
             q_prev = q_pt
             if vi < len(ex_index) and ex_index[vi] == j:  # a jet stored verbatim (its symbols are placeholders)
                 out_pt[j], out_eta[j], out_phi[j], out_4[j] = ex_values[vi, 0], ex_values[vi, 1], \
@@ -565,6 +612,11 @@ def decode_chunk(words, counts, flat, shift, prec, offset, fbase, lbase, freq, c
                 if not math.isfinite(d32) or (d32 <= 0 if (kind_e or cls == 0) else
                                               (d32 >= 0 if cls == 1 else d32 != 0)):
                     return BAD_FOURTH, x, p, acct
+                if xyz:
+                    a, b_, c_ = cartesian(a, b_, c_)
+                    if not (math.isfinite(np.float32(a)) and math.isfinite(np.float32(b_))
+                            and math.isfinite(np.float32(c_))):
+                        return BAD_XYZ, x, p, acct
                 out_pt[j], out_eta[j], out_phi[j], out_4[j] = a, b_, c_, d
             j += 1
     return OK, x, p, acct

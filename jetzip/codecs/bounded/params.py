@@ -26,10 +26,18 @@ import numpy as np
 
 from ...errors import InputError
 
-# Role names of the 4th column per representation (features.REPRESENTATIONS)
-FOURTH = {"EPtEtaPhi": "E", "PtEtaPhiM": "m"}
-RELATIVE = {"pt": True, "eta": False, "phi": False, "E": True, "m": True}
-ALIASES = {"pt": "pt", "eta": "eta", "phi": "phi", "e": "E", "energy": "E", "m": "m", "mass": "m"}
+# Roles of each representation the codec bounds (features.REPRESENTATIONS), and of its 4th column
+ROLES = {"EPtEtaPhi": ("pt", "eta", "phi", "E"), "PtEtaPhiM": ("pt", "eta", "phi", "m"),
+         "PxPyPzE": ("px", "py", "pz", "E"), "PxPyPzM": ("px", "py", "pz", "m")}
+FOURTH = {rep: roles[3] for rep, roles in ROLES.items()}
+CARTESIAN = {"PxPyPzE", "PxPyPzM"}
+# relative bounds: pt, E, mass relative to themselves; px, py relative to pt and pz to |p|
+RELATIVE = {"pt": True, "eta": False, "phi": False, "E": True, "m": True, "px": True, "py": True, "pz": True}
+KIND_TEXT = {"pt": "relative", "eta": "absolute", "phi": "absolute", "E": "relative", "m": "relative",
+             "px": "relative to pt", "py": "relative to pt", "pz": "relative to |p|"}
+ALIASES = {"pt": "pt", "eta": "eta", "phi": "phi", "e": "E", "energy": "E", "m": "m", "mass": "m",
+           "px": "px", "py": "py", "pz": "pz"}
+CARTESIAN_SHARES = (0.43, 0.56, 0.89)  # of a Cartesian bound, for pt, eta and phi (polar_bounds)
 NANOAOD = {"pt": 2.0 ** -11, "eta": 2.0 ** -12, "phi": 2.0 ** -12, "E": 2.0 ** -11, "m": 2.0 ** -11}
 PRESETS = {"nanoaod": NANOAOD}
 MIN_RELATIVE, MAX_RELATIVE = 1e-6, 0.5
@@ -44,6 +52,12 @@ ETA_EDGES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 GRIDS = ((0, 0), (3, 1), (6, 2), (12, 4), (12, 8))
 GRID_MIN_JETS = (0, 2_000, 20_000, 150_000, 600_000)
 ETA_PT_EDGES_GEV = (30.0, 100.0)  # eta is coded in these pt classes (central jets are harder)
+# Constituents ("kind": "constituents"): contexts are the particle's pt bin (softer particles lie
+# farther from the jet axis and have less E beyond |p|); finer bins from more particles on
+CONSTITUENT_PT_EDGES_GEV = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+CONSTITUENT_GRIDS = ((0, 0), (2, 0), (4, 0), (8, 0))
+CONSTITUENT_GRID_MIN = (0, 2_000, 10_000, 25_000)
+KINDS = ("jets", "constituents")
 ETA_PT_MIN_JETS = 2_000
 UNIT_SCALE = {"GeV": 1.0, "MeV": 1e3, "TeV": 1e-3}  # GeV -> file units
 LOG_UNITS = {"GeV": 0.0, "MeV": 6.907755278982137, "TeV": -6.907755278982137}  # log(GeV / file unit)
@@ -54,26 +68,32 @@ def parse_error_bound(spec: str | float | Mapping[str, float], representation: s
     """The per-column bounds for a table of `representation`, from the CLI's SPEC.
 
     Args:
-        spec: one number (relative for pt and E or mass, absolute for eta and phi), a string
-            ``"pt=5e-4,eta=2.5e-4,phi=2.5e-4,mass=1e-3"`` (physics names, whatever the file
-            calls its columns; columns left out get the smallest bound given), a mapping of
-            the same, or the preset ``"nanoaod"``.
-        representation: ``EPtEtaPhi`` or ``PtEtaPhiM`` (other representations are refused).
+        spec: one number (relative for pt and E or mass, absolute for eta and phi; for
+            Cartesian tables |dpx|, |dpy| <= b pt, |dpz| <= b |p| and E or mass relative, pt and
+            |p| those of the original four-vector), a string ``"pt=5e-4,eta=2.5e-4,phi=2.5e-4,
+            mass=1e-3"`` (``"px=...,py=...,pz=...,E=..."`` for Cartesian tables; physics names,
+            whatever the file calls its columns; columns left out get the smallest bound given),
+            a mapping of the same, or the preset ``"nanoaod"`` (polar tables).
+        representation: ``EPtEtaPhi``, ``PtEtaPhiM``, ``PxPyPzE`` or ``PxPyPzM``.
 
     Returns:
-        ``{"pt": b, "eta": b, "phi": b, "E" or "m": b}``.
+        role -> bound: ``{"pt": b, "eta": b, "phi": b, "E" or "m": b}``, or ``{"px": b, "py": b,
+        "pz": b, "E" or "m": b}``.
 
     Raises:
         InputError: unknown names, unparsable or out-of-range numbers, a bound for a column
             the table does not store, or a table the codec cannot bound.
     """
-    if representation not in FOURTH:
-        raise InputError(f"--error-bound needs a table of (pt, eta, phi) with E or mass; this one "
-                         f"stores {representation}; use the latent codec (no --error-bound)")
+    if representation not in ROLES:
+        raise InputError(f"--error-bound needs a table of (pt, eta, phi) or (px, py, pz) with E or mass; this "
+                         f"one stores {representation}; use the latent codec (no --error-bound)")
     fourth = FOURTH[representation]
-    roles = ("pt", "eta", "phi", fourth)
+    roles = ROLES[representation]
     given: dict[str, float] = {}
     if isinstance(spec, str) and spec.strip().lower() in PRESETS:
+        if representation in CARTESIAN:
+            raise InputError(f"--error-bound {spec.strip()}: the preset bounds pt, eta and phi; this table stores "
+                             "px, py, pz: give a number (|dpx|, |dpy| <= b pt, |dpz| <= b |p|)")
         preset = PRESETS[spec.strip().lower()]
         return {r: preset[r] for r in roles}
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
@@ -105,10 +125,13 @@ def parse_error_bound(spec: str | float | Mapping[str, float], representation: s
                                  "phi and E or mass")
             if key in given:
                 raise InputError(f"--error-bound: {'mass' if key == 'm' else key} is given twice")
-            if key not in roles:
+            if key not in roles and key in ("E", "m"):
                 raise InputError(f"--error-bound: this table stores {'mass' if fourth == 'm' else 'E'}, "
                                  f"not {'mass' if key == 'm' else 'E'}; bound "
                                  f"{'mass' if fourth == 'm' else 'E'} instead")
+            if key not in roles:
+                raise InputError(f"--error-bound: this table stores {', '.join(roles[:3])}, not {key}; bound "
+                                 f"{', '.join(roles)}")
             try:
                 given[key] = float(value)
             except (TypeError, ValueError):
@@ -145,8 +168,26 @@ def step(role: str, bound: float) -> float:
     return 2.0 * (bound * (1 - SAFETY) - float32_margin(bound))
 
 
+def polar_bounds(bounds: Mapping[str, float], representation: str) -> dict[str, float]:
+    """The bounds the codec quantizes (pt, eta, phi, E or mass) with: the table's own for polar
+    tables. For Cartesian ones, with b_pt, b_eta, b_phi the polar bounds as fractions of the
+    Cartesian one, the errors add up to first order as dpx / pt = (dpt/pt) cos phi - dphi sin phi,
+    whose largest value is sqrt(b_pt^2 + b_phi^2), and dpz / |p| = (dpt/pt) tanh eta + deta, at
+    most b_pt + b_eta. The shares CARTESIAN_SHARES (0.43, 0.56, 0.89) keep both below 0.99 of the
+    bound and maximize log b_pt + log b_eta + log b_phi (the bits they save) under those two
+    limits. The encoder checks the Cartesian bound of every jet and stores any jet that misses it
+    (a second-order term at large bounds) verbatim."""
+    if representation not in CARTESIAN:
+        return dict(bounds)
+    fourth = FOURTH[representation]
+    xy = min(bounds["px"], bounds["py"])
+    share_pt, share_eta, share_phi = CARTESIAN_SHARES
+    return {"pt": share_pt * min(xy, bounds["pz"]), "eta": share_eta * bounds["pz"], "phi": share_phi * xy,
+            fourth: bounds[fourth]}
+
+
 def steps(bounds: Mapping[str, float], fourth: str) -> tuple[float, float, float, float]:
-    """(s_pt, s_eta, s_phi, s_4) for the bounds of a table whose 4th column is `fourth`."""
+    """(s_pt, s_eta, s_phi, s_4) for the polar bounds of a table whose 4th column is `fourth`."""
     return (step("pt", bounds["pt"]), step("eta", bounds["eta"]), step("phi", bounds["phi"]),
             step(fourth, bounds[fourth]))
 
@@ -201,15 +242,23 @@ def thresholds(edges: tuple[float, ...], k: int, step: float, log: bool, scale: 
     return np.ceil(x / step).astype(np.int64)
 
 
-def grid_index(n_coded: int) -> int:
-    """The context grid of the 4th column for a chunk of `n_coded` coded 4th values."""
-    return int(np.searchsorted(GRID_MIN_JETS, n_coded, side="right")) - 1
+def grids(kind: str) -> tuple[tuple[int, int], ...]:
+    """The context grids (how many pt edges, how many |eta| edges) of a kind of table."""
+    return CONSTITUENT_GRIDS if kind == "constituents" else GRIDS
 
 
-def grid_thresholds(grid: int, s_pt: float, s_eta: float, units: str) -> tuple[np.ndarray, np.ndarray]:
+def grid_index(n_coded: int, kind: str = "jets") -> int:
+    """The context grid of a chunk of `n_coded` coded 4th values (jets) or particles (constituents)."""
+    return int(np.searchsorted(CONSTITUENT_GRID_MIN if kind == "constituents" else GRID_MIN_JETS, n_coded,
+                               side="right")) - 1
+
+
+def grid_thresholds(grid: int, s_pt: float, s_eta: float, units: str, kind: str = "jets"
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """(pt thresholds on q_pt, |eta| thresholds on |q_eta|) of context grid `grid`."""
-    k_pt, k_eta = GRIDS[grid]
-    return (thresholds(PT_EDGES_GEV, k_pt, s_pt, True, UNIT_SCALE.get(units, 1.0)),
+    k_pt, k_eta = grids(kind)[grid]
+    edges = CONSTITUENT_PT_EDGES_GEV if kind == "constituents" else PT_EDGES_GEV
+    return (thresholds(edges, k_pt, s_pt, True, UNIT_SCALE.get(units, 1.0)),
             thresholds(ETA_EDGES, k_eta, s_eta, False, 1.0))
 
 
@@ -220,10 +269,12 @@ def eta_class_thresholds(s_pt: float, units: str) -> np.ndarray:
 
 def config_tag(config: Mapping[str, Any]) -> int:
     """CRC-32 of what decides a chunk's decoding (version, representation, units, bounds, the
-    entropy model's sha256): every version 3 chunk carries it, so a chunk spliced from a file of
-    another configuration is refused by the codec itself."""
+    entropy model's sha256, the kind of table when not jets): every version 3 chunk carries it,
+    so a chunk spliced from a file of another configuration is refused by the codec itself."""
     model = config.get("entropy_model")
     key = {"version": config.get("version"), "representation": config.get("representation"),
            "units": config.get("units"), "bounds": {k: float(v) for k, v in dict(config.get("bounds") or {}).items()},
            "entropy_model": model.get("sha256") if isinstance(model, Mapping) else None}
+    if config.get("kind", "jets") != "jets":
+        key["kind"] = config.get("kind")
     return zlib.crc32(json.dumps(key, sort_keys=True).encode())

@@ -2,48 +2,63 @@
 
 A file's header holds the codec configuration (JSON)::
 
-    {"id": "bounded", "version": 3, "representation": "PtEtaPhiM" | "EPtEtaPhi", "units": "GeV",
-     "bounds": {"pt": b, "eta": b, "phi": b, "m" | "E": b},
-     "bound_kinds": {"pt": "relative", "eta": "absolute", ...},
-     "entropy_model": {"name": ..., "sha256": ...}}          (only with a learned model)
+    {"id": "bounded", "version": 3,
+     "representation": "PtEtaPhiM" | "EPtEtaPhi" | "PxPyPzE" | "PxPyPzM", "units": "GeV",
+     "bounds": {role: b, ...},                  roles of the representation (pt, eta, phi, m | E;
+                                                or px, py, pz, E | m)
+     "bound_kinds": {role: "relative" | "absolute" | "relative to pt" | "relative to |p|", ...},
+     "kind": "constituents",                    only for a table of jet constituents (particles)
+     "entropy_model": {"name": ..., "sha256": ...}}   only with a learned model (not constituents)
 
 ``version`` 1: each chunk's own tables; 2: the same with a learned entropy model; 3: steps from
-the bounds only, one stream plan, the compiled rANS coder, with or without ``entropy_model``.
-Every version decodes forever; an encoder writes version 3. Numbers are little-endian.
+the bounds only, one stream plan, the compiled rANS coder, Cartesian tables and constituents,
+with or without ``entropy_model``. Every version decodes forever; an encoder writes version 3.
+The steps, grids, thresholds and Q come from the configuration (:mod:`.params`); a Cartesian
+table is quantized in (pt, eta, phi) at the polar bounds :func:`.params.polar_bounds` gives,
+and restored in its own columns. Numbers are little-endian.
 
-Payload version 3 (one chunk of n jets; the stream plan is :data:`.streams.PLAN`)::
+Payload version 3 (one chunk of n jets, or particles)::
 
     u32 tag                  params.config_tag(config): a chunk of another configuration is refused
     u8  learned              bit i: stream LEARNED_STREAMS[i] coded with the entropy model
-    u8  grid                 the 4th column's context grid: index into params.GRIDS
+    u8  grid                 the context grid: index into params.GRIDS (constituents:
+                             params.CONSTITUENT_GRIDS)
     u8  eta_classes          1: eta in the pt classes of params.ETA_PT_EDGES_GEV; 0: one class
+                             (always 0 for constituents)
     u16 n_tables             exactly what the plan needs (streams.table_counts)
     n_tables x table         u8 shift k, u8 precision P, i64 offset, u32 alphabet A
     u32 nbytes, zlib(u16 x sum of A over tables with P > 0)   each such table's frequencies, summing to 2^P
     u32 n_words, u16 x n_words                                 the rANS stream (entropy.kernels)
-    u32 n_exact, u32 nbytes, zlib(u32 index x n_exact, f64 x 4 n_exact)   jets stored verbatim
+    u32 n_exact, u32 nbytes, zlib(u32 index x n_exact, f64 x 4 n_exact)   jets stored verbatim, in
+                             increasing index, the four columns of the representation each
 
 A table codes a value v as its high part ``(v >> k) - offset`` in [0, A) with the frequencies
-(P = 0: A = 1, nothing coded), then its k low bits raw. Tables are stored in the plan's order:
-for each stream, one per static context, or, for a stream the model codes, one for its escaped
-values. The decoder walks the jets in order and, per jet, the streams of the plan in order:
+(P = 0: A = 1, nothing coded), then its k low bits raw. An encoder writes P <= 12 (P <= 16 is
+read); a decoder refuses more lookup slots in all than 2^8 per table plus 32 per jet. Tables are
+stored in the plan's order: for each stream, one per static context, or, for a stream the model
+codes, one for its escaped values. The decoder walks the events in order, their jets in order,
+and per jet the streams of the plan in order (pos: the jet's position in its event; Q =
+ceil(pi / s_phi); "lead": the event's first jet):
 
-====================  ===================================  ================================  ============
-stream                jets                                 value                             contexts
-====================  ===================================  ================================  ============
-pt_first              first jet of each event (flat: all)  q_pt                              1
-pt_drop               second and later jets                q_pt of the previous jet - q_pt   2 (2nd, later)
-eta                   all                                  q_eta                             pt classes (1 or 3)
-phi_first             first jets                           q_phi in [-Q, Q]                  1
-phi_rel               second and later jets                (q_phi - q_phi of lead) mod 2Q+1  2 (2nd, later)
-m_class               all (mass tables)                    0 > 0, 1 < 0, 2 +0.0, 3 -0.0       1
-fourth                all but mass classes 2, 3            q_E or q_m                        grid (pt bin x |eta| bin)
-====================  ===================================  ================================  ============
+=========  ==============================  =====================================  ==================================
+stream     jets                            value                                  static contexts
+=========  ==============================  =====================================  ==================================
+pt_first   pos 0 (flat tables: all)        q_pt                                   1
+pt_drop    pos > 0                         q_pt of the previous jet - q_pt        2 (pos 1, pos > 1); constituents:
+                                                                                  the previous particle's pt bin
+eta        all (constituents: pos 0)       q_eta                                  pt classes (1 or 3)
+eta_rel    constituents, pos > 0           q_eta - q_eta of the lead              the particle's pt bin
+phi_first  pos 0                           q_phi in [-Q, Q]                       1
+phi_rel    pos > 0                         (q_phi - q_phi of the lead) mod 2Q+1   2 (pos 1, pos > 1); constituents:
+                                                                                  the particle's pt bin
+m_class    all (mass tables)               0 > 0, 1 < 0, 2 +0.0, 3 -0.0            1
+fourth     all but mass classes 2 and 3    q_E or q_m                             the grid's (pt bin, |eta| bin)
+=========  ==============================  =====================================  ==================================
 
 A learned stream codes each symbol's bucket with the model's frequencies (normalized to 2^16,
-entropy.kernels), then the offset in the bucket uniformly, or, for the escape bucket, the value
-with the stream's escape table. Q = ceil(pi / s_phi). Steps, grids and thresholds come from the
-configuration (:mod:`.params`); quantization is :mod:`.quantize`.
+entropy.kernels), then the offset in the bucket as an even uniform, or, for the escape bucket,
+the value with the stream's escape table. A verbatim jet's symbols are placeholders (any value
+the streams can hold); its stored values replace them.
 
 Payload versions 1 and 2 (decoded by :mod:`.legacy`)::
 

@@ -24,7 +24,7 @@ from ...entropy.context import ContextModel
 from . import kernels as _kernels
 from ..base import pack_verbatim, unpack_verbatim
 from .events import stream_thresholds, usable_thresholds
-from .params import ETA_PT_MIN_JETS, GRIDS, config_tag, eta_class_thresholds, grid_index, grid_thresholds, phi_limit
+from .params import ETA_PT_MIN_JETS, config_tag, eta_class_thresholds, grid_index, grid_thresholds, grids, phi_limit
 from .spec import LEARNED_STREAMS, TABLE, Head, Tables, parse, refuse_unless
 
 
@@ -47,28 +47,35 @@ class Stream:
 
 PLAN = (
     Stream("pt_first", "pt", "the first jet of each event (every jet of a flat table)", "q_pt", "one", True),
-    Stream("pt_drop", "pt", "second and later jets", "q_pt of the previous jet - q_pt", "position (2nd, later)",
-           True),
-    Stream("eta", "eta", "every jet", "q_eta", "pt class (3 from 2,000 jets on, else 1)", True),
+    Stream("pt_drop", "pt", "second and later jets", "q_pt of the previous jet - q_pt",
+           "position (2nd, later); constituents: the previous particle's pt bin", True),
+    Stream("eta", "eta", "every jet (constituents: the first particle of each jet)", "q_eta",
+           "pt class (3 from 2,000 jets on, else 1)", True),
+    Stream("eta_rel", "eta", "constituents only: second and later particles", "q_eta - q_eta of the first particle",
+           "the particle's pt bin", False),
     Stream("phi_first", "phi", "first jets", "q_phi in [-Q, Q]", "one", False),
     Stream("phi_rel", "phi", "second and later jets", "(q_phi - q_phi of the event's first jet) mod (2Q + 1)",
-           "position (2nd, later)", True),
+           "position (2nd, later); constituents: the particle's pt bin", True),
     Stream("m_class", "fourth", "every jet of a mass table", "0 positive, 1 negative, 2 +0.0, 3 -0.0", "one",
            False),
     Stream("fourth", "fourth", "every jet but mass classes 2 and 3", "q_E or q_m",
            "the grid's pt bin x |eta| bin", True),
 )
-assert [s.name for s in PLAN] == ["pt_first", "pt_drop", "eta", "phi_first", "phi_rel", "m_class", "fourth"]
+assert [s.name for s in PLAN] == ["pt_first", "pt_drop", "eta", "eta_rel", "phi_first", "phi_rel", "m_class",
+                                  "fourth"]
 assert [i for i, s in enumerate(PLAN) if s.learned] == [i for i in range(K.N_STREAMS) if K.LEARNED_SLOT[i] >= 0]
 assert tuple(s.name for s in PLAN if s.learned) == LEARNED_STREAMS
 
 
-def table_counts(mass: bool, grid: int, eta_classes: int, learned: int) -> list[int]:
+def table_counts(mass: bool, grid: int, eta_classes: int, learned: int, kind: str = "jets") -> list[int]:
     """Symbol tables of each stream of :data:`PLAN` in a chunk: one per static context, or one
     (for escaped values) where the model codes the stream (`learned`: bit per learned stream)."""
-    k_pt, k_eta = GRIDS[grid]
-    static = {"pt_first": 1, "pt_drop": 2, "eta": 3 if eta_classes else 1, "phi_first": 1, "phi_rel": 2,
-              "m_class": 1 if mass else 0, "fourth": (k_pt + 1) * (k_eta + 1)}
+    k_pt, k_eta = grids(kind)[grid]
+    const = kind == "constituents"
+    by_pt = k_pt + 1  # constituents: the pt bins of the grid
+    static = {"pt_first": 1, "pt_drop": by_pt if const else 2, "eta": 3 if eta_classes else 1,
+              "eta_rel": by_pt if const else 0, "phi_first": 1, "phi_rel": by_pt if const else 2,
+              "m_class": 1 if mass else 0, "fourth": by_pt * (k_eta + 1)}
     bits = {name: learned >> i & 1 for i, name in enumerate(LEARNED_STREAMS)}
     return [1 if bits.get(s.name) else static[s.name] for s in PLAN]
 
@@ -163,17 +170,20 @@ class Coder:
         fourth: ``"m"`` or ``"E"``.
         units: the table's energy units.
         model: the learned entropy model, or None.
+        kind: ``"jets"`` or ``"constituents"``.
+        xyz: the columns are (px, py, pz, E or mass).
     """
 
     def __init__(self, config: dict[str, Any], steps: tuple[float, float, float, float], fourth: str, units: str,
-                 model: ContextModel | None) -> None:
+                 model: ContextModel | None, kind: str = "jets", xyz: bool = False) -> None:
         self.tag = config_tag(config)
         self.steps = steps
         self.mass = fourth == "m"
         self.units = units
+        self.kind = kind
         self.q = phi_limit(steps[2])
         self.eta_classes = eta_class_thresholds(steps[0], units)
-        self.grids = [grid_thresholds(g, steps[0], steps[1], units) for g in range(len(GRIDS))]
+        self.grids = [grid_thresholds(g, steps[0], steps[1], units, kind) for g in range(len(grids(kind)))]
         names = [fourth if x == "fourth" else x for x in LEARNED_STREAMS]
         self.usable = [False] * len(names)
         models = []
@@ -186,7 +196,7 @@ class Coder:
 
         self.model = ModelArrays(models, model.tanh if model is not None else np.zeros(1),
                                  model.exp if model is not None else np.zeros(1))
-        self.pli = np.array([int(self.mass), self.q], np.int64)
+        self.pli = np.array([int(self.mass), self.q, int(kind == "constituents"), int(xyz)], np.int64)
         self.plf = np.array([steps[0] * ctxm.FIXED, steps[1] * ctxm.FIXED,
                              float(ctxm.LOG_UNITS_FIXED.get(units, 0))], np.float64)
 
@@ -212,15 +222,17 @@ class Coder:
         if len({np.asarray(c).dtype for c in columns}) > 1 or np.asarray(columns[0]).dtype.kind != "f":
             columns = tuple(np.asarray(c, np.float64) for c in columns)
         q, ok = K.quantize_verify(*(np.ascontiguousarray(c) for c in columns), int(not self.mass),
-                                  np.array(self.steps), np.array(bounds, np.float64), np.array(wide), self.q)
+                                  np.array(self.steps), np.array(bounds, np.float64), np.array(wide), self.q,
+                                  bool(self.pli[3]))
         exact = np.flatnonzero(~ok)
         if len(exact):  # the median symbols of the others keep the streams small (any value decodes)
             for col in range(5):
                 q[exact, col] = int(np.median(q[ok, col])) if ok.any() else 0
             q[exact, 3] = 0
-        grid = grid_index(int((q[:, 3] < 2).sum()))
-        eta_classes = int(n >= ETA_PT_MIN_JETS)
-        static = table_counts(self.mass, grid, eta_classes, 0)
+        const = self.kind == "constituents"
+        grid = grid_index(n if const else int((q[:, 3] < 2).sum()), self.kind)
+        eta_classes = int(n >= ETA_PT_MIN_JETS and not const)
+        static = table_counts(self.mass, grid, eta_classes, 0, self.kind)
         _, _, classes, pt_thr, eta_thr = self.plan(grid, eta_classes, static, 0)
         group_base = np.concatenate([[0], np.cumsum(static)]).astype(np.int64)
         starts, values = K.group_symbols(cnt, q, self.pli, classes, pt_thr, eta_thr, group_base, int(group_base[-1]))
@@ -266,10 +278,11 @@ class Coder:
         buf = memoryview(payload)
         head, tables, words, ex, n_exact = parse(buf, n, where)
         refuse_unless(head.tag == self.tag, where, "the chunk belongs to a file of another configuration (tag)")
-        refuse_unless(head.grid < len(GRIDS) and head.eta_classes <= 1, where, "the context grid is not the codec's")
+        refuse_unless(head.grid < len(self.grids) and head.eta_classes <= int(self.kind == "jets"), where,
+                      "the context grid is not the codec's")
         allowed = sum(1 << i for i, ok in enumerate(self.usable) if ok)
         refuse_unless(head.learned & ~allowed == 0, where, "learned streams the entropy model cannot code")
-        counts_of = table_counts(self.mass, head.grid, head.eta_classes, head.learned)
+        counts_of = table_counts(self.mass, head.grid, head.eta_classes, head.learned, self.kind)
         refuse_unless(head.n_tables == sum(counts_of), where,
                       f"{head.n_tables} symbol tables where this chunk's streams need {sum(counts_of)}")
         index, vals = unpack_verbatim(ex, n_exact, n, where)

@@ -64,7 +64,35 @@ def cases() -> dict[str, tuple[BoundedCodec, list[tuple[dict[str, np.ndarray], n
                         [(adv, adv_counts)]),
         # a flat (E, pt, eta, phi) table
         "flat_e": (BoundedCodec(parse_error_bound("3.46e-3", "EPtEtaPhi"), "EPtEtaPhi"), [(flat_e, None)]),
+        # Cartesian (px, py, pz, m) jets, with a pt = 0 jet (verbatim) and exact zeros (issue 21)
+        "cartesian_m": (BoundedCodec(parse_error_bound("1e-3", "PxPyPzM"), "PxPyPzM"), [cartesian(nano, nano_counts)]),
+        # the particles of jets as (px, py, pz, E) constituents (issue 21)
+        "constituents_e": (BoundedCodec(parse_error_bound("1e-3", "PxPyPzE"), "PxPyPzE", kind="constituents"),
+                           [particles(44)]),
     }
+
+
+def cartesian(jets: dict[str, np.ndarray], counts: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    pt, eta, phi = (jets[k].astype(np.float64) for k in ("pt", "eta", "phi"))
+    cols = {"px": pt * np.cos(phi), "py": pt * np.sin(phi), "pz": pt * np.sinh(eta), "m": jets["m"]}
+    cols = {k: np.asarray(v, np.float32).copy() for k, v in cols.items()}
+    cols["px"][3] = cols["py"][3] = 0.0  # pt = 0
+    cols["py"][8] = 0.0
+    return cols, counts
+
+
+def particles(seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Jets of 5 to 60 massless particles with falling pt around a jet axis."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(5, 60, 25).astype(np.uint32)
+    n = int(counts.sum())
+    axis = np.repeat(rng.normal(0, 1.5, (len(counts), 2)), counts, axis=0)
+    pt = np.concatenate([np.sort(rng.exponential(5.0, int(k)))[::-1] + 0.1 for k in counts])
+    eta = axis[:, 0] + rng.normal(0, 0.2, n) / np.sqrt(pt)
+    phi = (axis[:, 1] + rng.normal(0, 0.2, n) / np.sqrt(pt) + np.pi) % (2 * np.pi) - np.pi
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    cols = {"px": px, "py": py, "pz": pz, "E": np.sqrt(px * px + py * py + pz * pz)}
+    return {k: v.astype(np.float32) for k, v in cols.items()}, counts
 
 
 def main() -> None:
@@ -79,7 +107,7 @@ def main() -> None:
             (folder / f"encoded.{i:02d}.bin").write_bytes(payload)
             if counts is not None:
                 np.save(folder / f"counts.{i:02d}.npy", counts)
-            dec = codec.decode(payload, len(cols["pt"]), counts)
+            dec = codec.decode(payload, len(next(iter(cols.values()))), counts)
             np.savez_compressed(folder / f"decoded.{i:02d}.npz",
                                 **{f"orig_{k}": np.asarray(v) for k, v in cols.items()},
                                 **{f"dec_{k}": v for k, v in dec.items()})
