@@ -103,6 +103,13 @@ def test_a_massless_jet_and_pt_zero_are_exact_or_verbatim():
         np.testing.assert_array_equal(dec[k][pt0], cols[k][pt0].astype(np.float64))
 
 
+def test_jets_with_nan_are_named_for_cartesian_columns_too():
+    cols, counts = four_vectors(20, 2, mass=True)
+    cols["pz"][4] = np.nan
+    bad, why = BoundedCodec(parse_error_bound("1e-3", "PxPyPzM"), "PxPyPzM").invalid(cols)
+    assert bad.sum() == 1 and bad[4] and why == {"with NaN or inf": 1}
+
+
 def test_bound_specs_of_cartesian_tables():
     assert parse_error_bound("pz=5e-4", "PxPyPzM") == {"px": 5e-4, "py": 5e-4, "pz": 5e-4, "m": 5e-4}
     for spec, words in (("nanoaod", "preset bounds pt"), ("pt=1e-3", "not pt"), ("eta=1e-3", "not eta"),

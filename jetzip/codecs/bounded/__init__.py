@@ -214,7 +214,7 @@ class BoundedCodec(Codec):
     # -- checks ---------------------------------------------------------------------------
     def invalid(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
         """Jets no bound can cover: NaN or inf in any column (as in the latent codec)."""
-        bad = np.zeros(len(columns["pt"]), bool)
+        bad = np.zeros(len(columns[self.roles[0]]), bool)
         for v in columns.values():
             bad |= ~np.isfinite(np.asarray(v, np.float64))
         return bad, ({"with NaN or inf": int(bad.sum())} if bad.any() else {})
