@@ -95,7 +95,7 @@ def reference(aez: str) -> dict[str, np.ndarray]:
                     parts.setdefault(f"t{t}/carried/{name}/values", []).append(
                         np.asarray(ak.flatten(value, axis=None)))
                     parts.setdefault(f"t{t}/carried/{name}/counts", []).append(np.asarray(ak.num(value, axis=1)))
-            for name, other in chunk.others.items():
+            for other in chunk.others.values():
                 for col, value in other.jet_kept.items():
                     parts.setdefault(f"t{t}/carried/{col}", []).append(value)
         for key, values in parts.items():
