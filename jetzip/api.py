@@ -679,6 +679,7 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
         out["codec_description"] = cls.describe(config)
         if verify:
             ctx = DecodeContext(path=str(path), model=model)
+            main = next((i for i, t in enumerate(aez.tables) if t.has_jets), 0)
             classes = [codec_class(c["id"]) for c in aez.header.codecs]
             for config_i, class_i in zip(aez.header.codecs, classes):
                 class_i.verify_side_records(config_i, aez.side, f".aez file {path}")
@@ -702,20 +703,24 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
                     t["collections"][k]["jets"] += stored.n_jets
                     t["collections"][k]["bytes"] += len(stored.payload)
                     parts["jets"] += len(stored.payload)
+                    if not stored.n_jets:
+                        continue  # nothing stored, nothing to verify
                     one = dataclasses.replace(chunk, collections=[stored])
-                    _add_stats(stats[i], classes[i].payload_stats(aez.header.codecs[i], [one], ctx))
+                    facts = classes[i].payload_stats(aez.header.codecs[i], [one], ctx)  # verified as decode would
+                    if chunk.table == main and k == 0:  # the streams of the first collection are reported
+                        _add_stats(stats[i], facts)
             parts["extras"] = aez.extras_stored
             parts["framing"] = (aez.size or 0) - sum(parts.values())
             tail = aez.tail or {}
             n = tail["n_jets"]
-            first = aez.header.tables[0].codecs[0] if aez.header.tables[0].codecs else None
+            first = aez.header.tables[main].codecs[0] if aez.header.tables[main].codecs else None
             out.update(stats[first] if first is not None else {})
             out.update({
                 "verified": True, **tail, "tables": tables, "bytes_by_part": parts,
-                "payload_bytes": tables[0]["collections"][0]["bytes"] if tables[0]["collections"] else 0,
+                "payload_bytes": tables[main]["collections"][0]["bytes"] if tables[main]["collections"] else 0,
                 "side_bytes": parts["side"], "extras_bytes": parts["extras"],
                 "bytes_per_jet": aez.size / n if n else None,
-                "payload_bytes_per_jet": (tables[0]["collections"][0]["bytes"] / n) if n else None,
+                "payload_bytes_per_jet": (tables[main]["collections"][0]["bytes"] / n) if n else None,
                 "ratio_to_float32": aez.size / (n * RAW_BYTES_PER_JET) if n else None,
             })
     return out
