@@ -745,6 +745,11 @@ def read_table(aez: "_Selective", expressions: str | Sequence[str] | None, *, ta
     read in file order with the file's totals checked, a window by seeking to its chunks.
     """
     t = table_index(aez, table)
+    v2_heads = None
+    if aez.major < 3 and (aez.tables[t].extra or {}).get("rest_branches"):
+        # ROOT files of format 2.0 name the other collections they carry only once their
+        # chunks are read (AezFile._chunks_v2): a pass over the chunks first, no jet decoded.
+        v2_heads = chunk_heads(aez)
     layout = Layout(aez.tables[t])
     selected = layout.select(expressions, str(aez.path))
     options = dict(codec_options or {})
@@ -763,7 +768,7 @@ def read_table(aez: "_Selective", expressions: str | Sequence[str] | None, *, ta
                              codec_options=options, decode=decode)
     else:
         if heads is None:
-            heads = [h for h in chunk_heads(aez) if h.table == t]
+            heads = [h for h in (v2_heads or chunk_heads(aez)) if h.table == t]
         start, stop = window(sum(h.n_entries for h in heads), entry_start, entry_stop)
         n_chunks = sum(h.first_entry < stop and h.first_entry + h.n_entries > start for h in heads)
         pieces = read_pieces(aez, t, layout, selected, start, stop, heads, workers=max(min(workers, n_chunks), 1),
