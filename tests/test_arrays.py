@@ -7,7 +7,6 @@ The reference is what uproot (or h5py, or the csv module) reads from the file
 from __future__ import annotations
 
 import csv
-import glob
 from pathlib import Path
 
 import awkward as ak
