@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 import traceback
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -136,19 +137,84 @@ def read_fully(name: str, path: Path) -> Any:
     arrays: dict[str, Any] = {}
     with open_aez(path) as aez:
         tail = aez.verify()
-        if aez.header.codec["id"] == "latent":
-            if "DECW" in aez.side:  # the embedded decoder's weights (running it adds nothing here)
-                arrays.update({f"decoder.{k}": v for k, v in aez.codec(device="cpu").model.weights.items()})
-        else:  # other codecs: every decoded value
-            codec = aez.codec()
-            parts = [codec.decode(c.payload, c.n_jets, c.counts) for c in aez.chunks()]
-            arrays.update({f"decoded.{k}": np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {})
+        if "DECW" in aez.side:  # the embedded decoder's weights (running it adds nothing here)
+            arrays.update({f"decoder.{k}": v for k, v in aez.codec(device="cpu").model.weights.items()})
+        from jetzip.codecs import codec_class
+
+        if not any(codec_class(c["id"]).summary(c).get("model") for c in aez.header.codecs):
+            # no network to run: every decoded value of every collection
+            parts = [chunk for _, chunk in aez.decoded(aez.codecs(device="cpu"), carried=False)]
+            arrays.update({f"decoded.{k}": np.concatenate([p.columns[k] for p in parts])
+                           for k in parts[0].columns} if parts else {})
+        carried: dict[str, list] = {}
+        for chunk in aez.chunks():  # every carried branch, as stored
+            for k, v in chunk.carried_arrays().items():
+                carried.setdefault(k, []).append(np.asarray(v) if isinstance(v, np.ndarray) else str(v.to_list()))
+        arrays.update({f"carried.{k}": np.concatenate(v) if isinstance(v[0], np.ndarray) else np.array(v)
+                       for k, v in carried.items()})
     r = jetzip.read_aez(path)
     arrays.update({"latents": r.get("latents"), "counts": r["counts"],
                    **{f"kept.{k}": v for k, v in r["kept"].items()},
                    **{f"jet_kept.{k}": v for k, v in r["jet_kept"].items()}})
     return (json.dumps(r["header"], sort_keys=True), tail,
             {k: None if v is None else (v.dtype.str, v.shape, v.tobytes()) for k, v in arrays.items()})
+
+
+# --- building valid records (for crafted files) -------------------------------------------------
+
+def major_of(data: bytes) -> int:
+    return struct.unpack_from("<H", data, 8)[0]
+
+
+def seed_of(data: bytes) -> int:
+    """The CRC seed of the records after HEAD (format >= 3: the file identity)."""
+    if major_of(data) < 3:
+        return 0
+    _, off, n = records(data)[0]
+    return zlib.crc32(data[off + HEAD:off + HEAD + n])
+
+
+def record(tag: str, payload: bytes, seed: int = 0) -> bytes:
+    """A record with a correct CRC (started at `seed`), as a writer would produce it."""
+    head = container.RECORD_HEAD.pack(tag.encode("ascii"), len(payload))
+    return head + payload + container.CRC.pack(zlib.crc32(payload, zlib.crc32(head, seed)))
+
+
+def reseal(data: bytes) -> bytes:
+    """Every record's CRC recomputed with the file's seeds (after a record was replaced)."""
+    out = bytearray(data[:PREAMBLE])
+    seed = 0
+    for i, (tag, off, n) in enumerate(records(data)):
+        payload = data[off + HEAD:off + HEAD + n]
+        out += record(tag, payload, seed)
+        if i == 0 and major_of(data) >= 3:
+            seed = zlib.crc32(payload)
+    return bytes(out)
+
+
+def head_payload(header: dict | bytes) -> bytes:
+    """A format 3 HEAD payload for a JSON header (or raw bytes in its place)."""
+    import lzma
+
+    from jetzip import aez, carry
+
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<BI", aez.HEAD_LZMA, len(raw)) + lzma.compress(
+        raw, format=lzma.FORMAT_RAW, filters=carry.lzma_filters(aez.HEAD_LZMA_PRESET, len(raw)))
+
+
+def header_of(data: bytes) -> dict:
+    """The JSON header of a format 3 file's bytes."""
+    import lzma
+
+    from jetzip import aez, carry
+
+    _, off, n = records(data)[0]
+    payload = data[off + HEAD:off + HEAD + n]
+    (size,) = struct.unpack_from("<I", payload, 1)
+    raw = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=carry.lzma_filters(
+        aez.HEAD_LZMA_PRESET, size)).decompress(payload[5:])
+    return json.loads(raw)
 
 
 class Stuck(BaseException):

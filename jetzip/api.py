@@ -15,6 +15,7 @@ How one chunk of jets flows through :func:`compress`::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import time
@@ -22,15 +23,18 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .aez import MAX_EVENTS_PER_CHUNK, MAX_JETS_PER_CHUNK, AezWriter, Header, open_aez
+from .aez import MAX_EVENTS_PER_CHUNK, MAX_JETS_PER_CHUNK, AezWriter, Header, TableSpec, open_aez
 from .atomic import atomic_output
 from .codecs import Codec
-from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_DEVICE, DEFAULT_LATENT_DTYPE,
+from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_CONTEXT_MODEL, DEFAULT_DEVICE,
+                       DEFAULT_LATENT_DTYPE,
+                       LATENT_DTYPE_CHOICES,
                        DEFAULT_ROOT_COMPRESSION, MIN_WRITE_JETS, RAW_BYTES_PER_JET)
 from .errors import FormatError, InputError, JetzipError, open_input, positive_int
 from .model import Model, load_model, resolve_model
 from .pipeline import InOrderWorker, ordered_process_map, prefetch
-from .tables import JetChunk, TableInfo, describe_jet, format_of, open_table, open_writer
+from .tables import (CollectionInfo, JetChunk, TableInfo, concat_chunks, describe_jet, format_of, open_file,
+                     open_file_writer)
 from .tables.base import entry_window
 
 Progress = Callable[..., None]  # progress(done, total_or_None, unit): unit "events" or "jets"
@@ -63,26 +67,39 @@ def _with_unit(progress: Progress) -> Callable[[int, "int | None", str], None]:
     return lambda done, total, unit: progress(done, total)
 
 
-def make_codec(info: TableInfo, *, error_bound: str | float | Mapping[str, float] | None = None,
+def make_codec(info: TableInfo | CollectionInfo, *, error_bound: str | float | Mapping[str, float] | None = None,
                model: Model | str | os.PathLike | None = None, latent_dtype: str = DEFAULT_LATENT_DTYPE,
-               latent_tolerance: str | Mapping[str, float] | None = None, embed_model: bool = True,
+               latent_tolerance: str | Mapping[str, float] | None = None, embed_model: bool | None = None,
                device: str = DEFAULT_DEVICE, batch_size: int | None = None,
-               threads: int | None = None, context_model: Any = "auto") -> Codec:
-    """The codec compress uses for a table: bounded when `error_bound` is given, else latent;
-    `context_model` (bounded only): ``"auto"``, ``"none"``, a model file or a ``ContextModel``."""
+               threads: int | None = None, context_model: Any = DEFAULT_CONTEXT_MODEL) -> Codec:
+    """The codec compress uses for a collection (`info`: its name, representation and units):
+    bounded when `error_bound` is given, else latent; `context_model` (bounded only):
+    ``"auto"`` (the shipped learned model), ``"none"`` (each chunk's own tables), a model file or
+    a ``ContextModel``. Constituent collections (:func:`jetzip.tables.layouts.collection_kind`)
+    get the bounded codec's constituent contexts, and Cartesian or constituent tables the
+    chunks' own tables (the learned model was trained on jets in (pt, eta, phi))."""
     if error_bound is not None:
         from .codecs.bounded import BoundedCodec, parse_error_bound
         from .entropy.context import ContextModel, context_model_option
+        from .tables.layouts import collection_kind
 
+        name = info.collection if isinstance(info, TableInfo) else info.name
+        slots = len(((info.extra.get("wide") or {}).get("jets") or [])) if isinstance(info, TableInfo) else 0
+        kind = collection_kind(name, slots)
+        learned = context_model_option(context_model)
+        if kind != "jets" or info.representation in ("PxPyPzE", "PxPyPzM"):
+            learned = None
         bounded = BoundedCodec(parse_error_bound(error_bound, info.representation), info.representation,
-                               info.units, context_model_option(context_model))
-        if context_model is not None and not isinstance(context_model, ContextModel) and \
+                               info.units, learned, kind=kind)
+        if learned is not None and not isinstance(context_model, ContextModel) and \
                 str(context_model).lower() not in ("auto", "none"):
             bounded.context_model_file = os.fspath(context_model)
+        bounded.prepare()  # the compiled loops, once here, before worker processes need them
         return bounded
     from .codecs.latent import LatentCodec, parse_tolerance
 
-    codec = LatentCodec(resolve_model(model), info.representation, info.units, latent_dtype, embed_model,
+    codec = LatentCodec(resolve_model(model), info.representation, info.units, latent_dtype,
+                        "auto" if embed_model is None else embed_model,
                         parse_tolerance(latent_tolerance), device, batch_size, threads)
     codec.prepare()
     return codec
@@ -95,10 +112,11 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
              collection: str | None = None, units: str | None = None,
              keep_branches: Sequence[str] = (), drop_branches: Sequence[str] = (),
              latent_dtype: str = DEFAULT_LATENT_DTYPE, latent_tolerance: str | Mapping[str, float] | None = None,
-             embed_model: bool = True, device: str = DEFAULT_DEVICE, batch_size: int | None = None,
+             embed_model: bool | None = None, device: str = DEFAULT_DEVICE, batch_size: int | None = None,
              chunk_jets: int | None = None, force: bool = False, drop_invalid: bool = False,
              threads: int | None = None, max_jets: int | None = None,
-             entry_range: tuple[int, int] | None = None, context_model: Any = "auto",
+             entry_range: tuple[int, int] | None = None, context_model: Any = DEFAULT_CONTEXT_MODEL,
+             carried_compression: str | None = None, strict: bool = False,
              progress: Progress = _noop_progress, warn: Warn = _noop_warn) -> dict[str, Any]:
     """Compress one jet table into a ``.aez`` file.
 
@@ -117,7 +135,9 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         latent_dtype: ``float32`` or ``float16`` latents.
         latent_tolerance: latent codec: jets not reproduced within it are stored verbatim
             (default ``pt=5e-3`` relative, ``eta=5e-3``, ``phi=5e-3`` absolute).
-        embed_model: store the decoder in the file (``--no-embed-model``: only its hash).
+        embed_model: store the decoder in the file; None (default): only when the model is not
+            one shipped with jetzip (a shipped model is named by its SHA-256 and found in the
+            package); False (``--no-embed-model``): only its hash.
         device, batch_size, threads: how the network runs (``--device auto|cpu|cuda[:N]``);
             `threads` also sets how many chunks the bounded codec codes at once.
         chunk_jets: jets per chunk (default 2^18 latent, 2^20 bounded; whole events).
@@ -126,10 +146,16 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         max_jets: compress only the first events holding at most this many jets.
         entry_range: ``(start, stop)``: only events (rows of flat tables) start <= i < stop,
             as Dask tasks split a large file (:mod:`jetzip.dask`).
-        context_model: bounded codec: the learned entropy model (CLI ``--context-model``):
-            ``"auto"`` (the shipped ``models/context_v1.jzc`` when installed), ``"none"`` (the
-            chunks' own tables only), or a model file from ``jetzip train --entropy-model``.
-            Per chunk and stream the smaller of model and own tables is used.
+        context_model: bounded codec: the entropy model (CLI ``--context-model``): ``"none"``
+            (default: the chunks' own tables), ``"auto"`` (the shipped learned model
+            ``models/context_v1.jzc``: about 2 % smaller jets, 6x slower to read), or a model
+            file from ``jetzip train --entropy-model``. Per chunk and stream the smaller of
+            model and own tables is used.
+        carried_compression: how the carried branches are compressed (CLI
+            ``--carried-compression``): ``"lzma"``, ``"zstd"``, optionally ``":LEVEL"``; None: LZMA
+            where the input used it, else zstd.
+        strict: refuse to write anything when some part of the input cannot be carried (CLI
+            ``--strict``): a branch uproot cannot read, an object it cannot write back.
         progress: called as ``progress(done, total_or_None, unit)`` per chunk, with `unit`
             "events" (jagged tables) or "jets" (one jet per row).
         warn: called with each warning (one line each).
@@ -172,8 +198,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         keep_branches = (keep_branches,)  # one pattern, not its characters
     if isinstance(drop_branches, str):
         drop_branches = (drop_branches,)
-    if latent_dtype not in ("float32", "float16"):
-        raise JetzipError(f"unknown latent dtype {latent_dtype!r}; use float32, float16")
+    if latent_dtype not in LATENT_DTYPE_CHOICES:
+        raise JetzipError(f"unknown latent dtype {latent_dtype!r}; use {', '.join(LATENT_DTYPE_CHOICES)}")
     if error_bound is None:
         resolve_model(model)  # a missing model fails before the input is read
     else:
@@ -183,90 +209,96 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         ignored = [name for name, given in (("--model", model is not None),
                                             ("--tolerance", latent_tolerance is not None),
                                             ("--latent-dtype", latent_dtype != DEFAULT_LATENT_DTYPE),
-                                            ("--no-embed-model", not embed_model)) if given]
+                                            ("--no-embed-model", embed_model is False)) if given]
         if ignored:
             warn(f"{', '.join(ignored)} only apply to the latent codec; the error-bounded codec ignores them")
-    source = open_table(input, tree=tree, columns=columns, preset=preset, collection=collection,
-                        units=units, keep_branches=keep_branches, drop_branches=drop_branches,
-                        threads=threads)
+    source = open_file(input, tree=tree, columns=columns, preset=preset, collection=collection,
+                       units=units, keep_branches=keep_branches, drop_branches=drop_branches,
+                       threads=threads)
     try:
-        info = source.info
-        if info.units_inferred:
-            warn(f"units: assuming {info.units} ({info.units_reason}); use --units to declare them")
-        for line in info.extra.get("not_carried", []) or []:
+        main = source.main
+        info = source.tables[main].info
+        inferred = [(t, coll) for t in source.tables for coll in t.info.all_collections() if coll.units_inferred]
+        for t, coll in inferred:
+            what = "" if len(inferred) == 1 else \
+                f" of {coll.name or 'jets'}" + (f" in {t.info.tree}" if len(source.tables) > 1 else "")
+            warn(f"units{what}: assuming {coll.units} ({coll.units_reason}); use --units to declare them")
+        lost = source.notes["not_carried"]
+        if strict and lost:
+            raise InputError(f"{input}: --strict: {len(lost)} thing(s) of the input cannot be carried: "
+                             + "; ".join(lost[:5]) + (f"; and {len(lost) - 5} more" if len(lost) > 5 else ""))
+        for line in lost:
             warn(f"not carried into the .aez: {line}")
         if info.extra.get("csv_separator_note"):
             warn(str(info.extra["csv_separator_note"]))
-        codec = make_codec(info, error_bound=error_bound, model=model, latent_dtype=latent_dtype,
-                           latent_tolerance=latent_tolerance, embed_model=embed_model, device=device,
-                           batch_size=batch_size, threads=threads, context_model=context_model)
-        header = Header(codec.get_config(), info, chunk_jets)
-        workers = (threads or os.cpu_count() or 1) if codec.parallel else 1
+
+        def new_codec(coll: CollectionInfo) -> Codec:
+            return make_codec(coll, error_bound=error_bound, model=model, latent_dtype=latent_dtype,
+                              latent_tolerance=latent_tolerance, embed_model=embed_model, device=device,
+                              batch_size=batch_size, threads=threads, context_model=context_model)
+
+        codecs: list[Codec] = []
+        specs: list[TableSpec] = []
+        for t in source.tables:
+            idx = []
+            for coll in t.info.all_collections():
+                codec = new_codec(coll)
+                config = codec.get_config()
+                same = next((i for i, c in enumerate(codecs) if c.get_config() == config), None)
+                if same is None:
+                    codecs.append(codec)
+                    same = len(codecs) - 1
+                idx.append(same)
+            specs.append(TableSpec(t.info, idx, carried_groups(t.info)))
+        first_codec = codecs[specs[main].codecs[0]] if specs[main].codecs else None
+        side: dict[str, bytes] = {}
+        for c in codecs:
+            side.update(c.side_records())
+        header = Header([c.get_config() for c in codecs], specs, chunk_jets,
+                        {"file": os.path.basename(str(input)), "format": source.format,
+                         **({"compression": source.compression} if source.compression else {})},
+                        notes={k: v for k, v in source.notes.items() if v})
+        workers = (threads or os.cpu_count() or 1) if codecs and all(c.parallel for c in codecs) else 1
+        dropped = 0
         with atomic_output(output, force, inputs=[input]) as tmp, open(tmp, "wb") as f:
-            writer = AezWriter(f, header, codec.side_records())
-            total = getattr(source, "n_entries", None)
-            invalid: dict[str, int] = {}
-            dropped = 0
-            first_invalid = ""
-
-            def checked(chunk: JetChunk) -> JetChunk | None:
-                """Reader thread: the codec's checks; None for a chunk that is not written."""
-                nonlocal dropped, first_invalid
-                bad, reasons = codec.invalid(chunk.columns)
-                if bad.any() and not drop_invalid:
-                    # Keep scanning (without encoding) to report the total, then fail.
-                    for reason, k in reasons.items():
-                        invalid[reason] = invalid.get(reason, 0) + k
-                    first_invalid = first_invalid or describe_jet(info, chunk, int(np.argmax(bad)))
-                    return None
-                if invalid:
-                    return None
-                if bad.any():
-                    dropped += int(bad.sum())
-                    chunk = without_jets(chunk, bad)
-                return chunk
-
-            def write(chunk: JetChunk, payload: bytes) -> None:
-                """Writer thread."""
-                writer.write_chunk(payload, chunk.n_jets, chunk.counts, chunk.kept, chunk.jet_kept)
-
-            chunks = limited(split_large(entries(source.chunks(chunk_jets), entry_range)), max_jets)
-            with InOrderWorker(write) as background, \
-                    contextlib.closing(prefetch(map(checked, chunks))) as ready:
-                written = (c for c in ready if c is not None)
-                for chunk, payload in coded(codec, "encode", written, workers):
-                    if chunk.counts is not None:
-                        report_progress(len(chunk.counts), total, "events")
-                    else:
-                        report_progress(chunk.n_jets, total, "jets")
-                    background.submit(chunk, payload)
-            if invalid:
-                raise InputError(
-                    f"{info.file}: {sum(invalid.values())} jet(s) cannot be encoded ("
-                    + ", ".join(f"{k} {r}" for r, k in invalid.items())
-                    + f"); the first is {first_invalid}. Fix the input or pass --drop-invalid "
-                    "to leave them out")
-            extras = source.extras() if hasattr(source, "extras") else None
+            writer = AezWriter(f, header, side, *carried_method(source, carried_compression))
+            for t_index, (t, spec) in enumerate(zip(source.tables, specs)):
+                is_main = t_index == main
+                chunks = t.chunks(chunk_jets, *(entry_range if entry_range and is_main else (0, None)))
+                chunks = limited(split_large(chunks), max_jets if is_main else None)
+                dropped += _encode_table(t_index, spec, [codecs[i] for i in spec.codecs], chunks, writer,
+                                         workers, drop_invalid, report_progress if is_main else None,
+                                         getattr(t, "n_entries", None))
+            extras = source.extras()
             if extras:
                 writer.write_extras(extras)
             tail = writer.close()
             size = writer.bytes_written
             payload_bytes = writer.payload_bytes
+            parts = dict(writer.part_bytes)
     finally:
         source.close()
     n = tail["n_jets"]
     if dropped:
-        warn(f"dropped {dropped} invalid jets ({', '.join(reasons_text(codec))})")
+        warn(f"dropped {dropped} invalid jets ({', '.join(sorted({c.invalid_text for c in codecs}))})")
+    input_bytes = os.path.getsize(input) if os.path.isfile(input) else None
     report: dict[str, Any] = {
-        "input": str(input), "output": str(output), "codec": codec.codec_id,
-        "codec_config": codec.get_config(), "n_jets": n, "n_events": tail["n_events"],
+        "input": str(input), "output": str(output), "codec": first_codec.codec_id if first_codec else None,
+        "codec_config": first_codec.get_config() if first_codec else None, "n_jets": n, "n_events": tail["n_events"],
         "n_chunks": tail["n_chunks"], "bytes": size, "payload_bytes": payload_bytes,
+        "input_bytes": input_bytes, "ratio_to_input": size / input_bytes if input_bytes else None,
+        "bytes_by_part": parts, "tables": tail["tables"],
         "bytes_per_jet": size / n if n else None,
         "payload_bytes_per_jet": payload_bytes / n if n else None,
         "ratio_to_float32": size / (n * RAW_BYTES_PER_JET) if n else None,
         "dropped_invalid": dropped, "units": info.units, "units_inferred": info.units_inferred,
         "seconds": time.perf_counter() - t0,
     }
+    if input_bytes and size > input_bytes:
+        warn(f"the .aez ({size} bytes) is larger than its input ({input_bytes} bytes)")
+    if first_codec is None:
+        return report
+    codec = first_codec
     stats, messages = codec.encode_report(n)
     report.update(stats)
     for message in messages:
@@ -276,37 +308,137 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     return report
 
 
-def coded(codec: Codec, direction: str, chunks: Iterable[Any], workers: int,
-          where: str = "") -> Iterator[tuple[Any, Any]]:
-    """``(chunk, codec.encode(...) or codec.decode(...))`` for each chunk, in order.
+def carried_groups(info: TableInfo) -> list[list[str]]:
+    """The groups a table's carried branches are stored in (see :mod:`jetzip.carry`): one, in
+    file order. Measured on the files in ``../shared``, one compressed stream per chunk beats
+    one per collection prefix by 1 % (NanoAOD TTree) to 75 % (an RNTuple NanoAOD whose fields
+    repeat each other's values); a reader asking for one branch decompresses the chunk's."""
+    names = [*info.kept_branches, *info.jet_branches, *info.carried_branches]
+    for coll in info.collections:
+        names += coll.jet_branches
+    order = {n: i for i, n in enumerate(info.branch_order)}
+    names.sort(key=lambda n: order.get(n, len(order)))
+    return [names] if names else []
 
-    The bounded codec's work is many small numpy steps that hold the GIL, so chunks are coded
-    in `workers` processes side by side (each chunk is independent: the bytes are the same);
-    only when there are two chunks or more, so a small file pays no process start-up. The
-    latent codec runs in this process: its network already uses every core (engine.py).
+
+def carried_method(source: Any, choice: str | None = None) -> tuple[int, int | None]:
+    """(method, level) for the carried branches: LZMA where the input used LZMA (ROOT files
+    written by CMSSW), else zstd (faster; smaller than the inputs' ZLIB or LZ4 baskets), unless
+    `choice` (``"lzma"``, ``"zstd"``, ``"lzma:9"``) says otherwise."""
+    from . import carry
+
+    if choice:
+        name, _, level = str(choice).partition(":")
+        if name not in carry.METHODS:
+            raise JetzipError(f"unknown carried-data compression {choice!r}; use lzma or zstd (optionally :LEVEL)")
+        return carry.METHODS[name], int(level) if level.isdigit() else None
+    algorithm = str(getattr(source, "compression", "") or "")
+    if algorithm.upper().startswith("LZMA"):
+        return carry.METHOD_LZMA, None
+    return carry.METHOD_ZSTD, None
+
+
+def _encode_table(t_index: int, spec: TableSpec, codecs: list[Codec], chunks: Iterable[JetChunk],
+                  writer: AezWriter, workers: int, drop_invalid: bool,
+                  progress: Callable[[int, int | None, str], None] | None, total: int | None) -> int:
+    """Encode every chunk of one table into `writer`; returns the number of jets dropped
+    (with `drop_invalid`).
+
+    Raises:
+        InputError: jets the codecs cannot store (without `drop_invalid`), counted by reason.
     """
+    info = spec.info
+    colls = info.all_collections()
+    invalid: dict[str, int] = {}
+    first_invalid = ""
+    dropped = 0
+
+    def checked(chunk: JetChunk) -> JetChunk | None:
+        """Reader thread: the codecs' checks; None for a chunk that is not written."""
+        nonlocal dropped, first_invalid
+        for c, (coll, codec) in enumerate(zip(colls, codecs)):
+            part = chunk if c == 0 else chunk.others[coll.name]
+            bad, reasons = codec.invalid(part.columns)
+            if not bad.any():
+                continue
+            if not drop_invalid:
+                for reason, k in reasons.items():
+                    invalid[reason] = invalid.get(reason, 0) + k
+                if not first_invalid:
+                    first_invalid = describe_jet(info, chunk, int(np.argmax(bad))) if c == 0 else \
+                        f"{coll.name} member {int(np.argmax(bad))} of entries from {chunk.first_entry}"
+                continue
+            dropped += int(bad.sum())
+            if c == 0:
+                chunk = chunk.without(bad)
+            else:
+                from .tables import CollectionChunk, counts_without
+
+                keep = ~bad
+                chunk.others[coll.name] = CollectionChunk(
+                    {k: np.asarray(v)[keep] for k, v in part.columns.items()},
+                    None if part.counts is None else counts_without(part.counts, bad),
+                    {k: np.asarray(v)[keep] for k, v in part.jet_kept.items()})
+        return None if invalid else chunk
+
+    def write(chunk: JetChunk, payloads: list[bytes]) -> None:
+        """Writer thread."""
+        writer.write_chunk(t_index, chunk, payloads)
+
+    with InOrderWorker(write) as background, contextlib.closing(prefetch(map(checked, chunks))) as ready:
+        written = (c for c in ready if c is not None)
+        for chunk, payloads in encoded(codecs, colls, written, workers):
+            if progress is not None:
+                progress(chunk.n_entries, total, "events" if chunk.counts is not None else "jets")
+            background.submit(chunk, payloads)
+    if invalid:
+        raise InputError(
+            f"{info.file}: {sum(invalid.values())} jet(s) cannot be encoded ("
+            + ", ".join(f"{k} {r}" for r, k in invalid.items())
+            + f"); the first is {first_invalid}. Fix the input or pass --drop-invalid "
+            "to leave them out")
+    return dropped
+
+
+def encoded(codecs: list[Codec], colls: list[CollectionInfo], chunks: Iterable[JetChunk],
+            workers: int) -> Iterator[tuple[JetChunk, list[bytes]]]:
+    """``(chunk, [payload of each collection])`` for each chunk, in order.
+
+    Codecs whose chunks are independent and hold the GIL (``Codec.parallel``: the bounded
+    codec's many small numpy steps) code in `workers` processes side by side, only when there
+    are two chunks or more (a small file pays no process start-up); the others (the latent
+    codec, whose network already uses every core) here. The bytes do not depend on `workers`.
+    """
+    def parts(c: JetChunk) -> list[tuple[dict, np.ndarray | None]]:
+        return [(c.columns, c.counts) if i == 0 else (c.others[coll.name].columns, c.others[coll.name].counts)
+                for i, coll in enumerate(colls)]
+
     it = iter(chunks)
     head = [c for c in (next(it, None), next(it, None)) if c is not None]
-    if direction == "encode":
-        def local(c: Any) -> Any:
-            return codec.encode(c.columns, c.counts)
-    else:
-        def local(c: Any) -> Any:
-            return codec.decode(c.payload, c.n_jets, c.counts, f"{where}: chunk {c.index}")
-    if not codec.parallel or workers <= 1 or len(head) < 2:
+    if not codecs:
         for c in itertools.chain(head, it):
-            yield c, local(c)
+            yield c, []
         return
-    from .codecs.base import decode_task, encode_task
+    if workers <= 1 or len(head) < 2 or not all(c.parallel for c in codecs):
+        for c in itertools.chain(head, it):
+            yield c, [_encode_one(codec, cols, counts) for codec, (cols, counts) in zip(codecs, parts(c))]
+        return
+    configs = [c.task_config() for c in codecs]
+    yield from ordered_process_map(_encode_collections_task, itertools.chain(head, it),
+                                   lambda c: (configs, parts(c)), workers)
 
-    config = codec.task_config()
-    if direction == "encode":
-        yield from ordered_process_map(encode_task, itertools.chain(head, it),
-                                       lambda c: (config, c.columns, c.counts), workers)
-    else:
-        yield from ordered_process_map(
-            decode_task, itertools.chain(head, it),
-            lambda c: (config, bytes(c.payload), c.n_jets, c.counts, f"{where}: chunk {c.index}"), workers)
+
+def _encode_one(codec: Codec, columns: Mapping[str, np.ndarray], counts: np.ndarray | None) -> bytes:
+    """A collection's payload; empty when it has no members in the chunk (no codec runs)."""
+    return codec.encode(columns, counts) if len(next(iter(columns.values()), ())) else b""
+
+
+def _encode_collections_task(configs: list[dict], parts: list[tuple[dict, np.ndarray | None]]) -> list[bytes]:
+    """Every collection of one chunk encoded in a worker process."""
+    from .codecs.base import encode_task
+
+    return [encode_task(config, cols, counts) if len(next(iter(cols.values()), ())) else b""
+            for config, (cols, counts) in zip(configs, parts)]
 
 
 def reasons_text(codec: Codec) -> list[str]:
@@ -355,40 +487,11 @@ def limited(chunks: Iterable[JetChunk], max_jets: int | None) -> Iterator[JetChu
             return
 
 
-class _Coalescer:
-    """Join decoded chunks until they are worth a write (see defaults.MIN_WRITE_JETS)."""
-
-    def __init__(self, write: Callable[..., None]) -> None:
-        self.write = write
-        self.parts: list[tuple[dict, np.ndarray | None, dict, dict]] = []
-        self.jets = self.events = 0
-
-    def add(self, columns: dict, counts: np.ndarray | None, kept: dict, jet_kept: dict) -> None:
-        self.parts.append((columns, counts, kept, jet_kept))
-        self.jets += len(next(iter(columns.values()))) if columns else 0
-        self.events += len(counts) if counts is not None else 0
-        if self.jets >= MIN_WRITE_JETS or self.events >= MIN_WRITE_JETS:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.parts:
-            return
-        parts, self.parts, self.jets, self.events = self.parts, [], 0, 0
-        if len(parts) == 1:
-            self.write(*parts[0])
-            return
-
-        def join(dicts: list[dict]) -> dict:
-            return {k: np.concatenate([d[k] for d in dicts]) for k in dicts[0]}
-
-        counts = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
-        self.write(join([p[0] for p in parts]), counts, join([p[2] for p in parts]), join([p[3] for p in parts]))
-
-
 def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                model: Model | str | os.PathLike | None = None, format: str | None = None,
                device: str = DEFAULT_DEVICE, batch_size: int | None = None, force: bool = False,
                root_compression: str = DEFAULT_ROOT_COMPRESSION, threads: int | None = None,
+               strict: bool = False,
                progress: Progress = _noop_progress, warn: Warn = _noop_warn) -> dict[str, Any]:
     """Restore the table from a ``.aez`` file, in the layout it came in.
 
@@ -400,8 +503,11 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         device, batch_size, threads: how the network runs (latent) or how many chunks decode
             at once (bounded).
         force: overwrite an existing output.
-        root_compression: ROOT output compression (zstd level 1 by default: ROOT >= 6.20
-            reads it; use "zlib" for older ROOT versions).
+        root_compression: ROOT output compression (CLI ``--compression``): ``"input"`` (default:
+            the input file's algorithm and level), or ``"zstd"``, ``"zlib"``, ``"lz4"``,
+            ``"lzma"`` at level 1, or ``"none"``.
+        strict: an output that cannot hold everything the .aez holds (another format, a type
+            uproot cannot write) is an error, and nothing is written (CLI ``--strict``).
         progress, warn: as in :func:`compress`.
 
     Returns:
@@ -421,11 +527,11 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
     if threads is not None:
         positive_int("threads", threads)
     with open_aez(input) as aez:
-        codec = aez.codec(model=model, device=device, batch_size=batch_size, threads=threads)
-        info = aez.table
-        # Older files could list the counter among kept branches; it is restored anyway.
-        restored = {*info.columns.values(), info.counter}
-        kept_dtypes = {k: info.dtypes.get(k, "float64") for k in info.kept_branches if k not in restored}
+        codecs = aez.codecs(model=model, device=device, batch_size=batch_size, threads=threads)
+        infos = aez.tables
+        main = next((i for i, t in enumerate(infos) if t.has_jets), 0)
+        info = infos[main]
+        codec = codecs[aez.header.tables[main].codecs[0]] if aez.header.tables[main].codecs else None
         to_stdout = str(output) == "-"
         if to_stdout:
             aez.verify()  # nothing reaches stdout from a damaged file
@@ -433,39 +539,54 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
             index = "jetzip_event" if "event" in {*info.kept_branches, *info.branch_order} else "event"
             warn(f"CSV holds one jet per row with a column {index}; events without jets are not "
                  "kept in CSV (use .root or .h5 to keep them)")
-        if not codec.mass_usable(codec.get_config()):
+        if any(not c.mass_usable(c.get_config()) for c in codecs):
             warn(MASS_WARNING)
-        for line in info.extra.get("restored_as", []) or []:
+        notes = aez.header.notes.get("restored_as") or info.extra.get("restored_as", []) or []
+        for line in notes:
             warn(f"restored as: {line}")
         size = aez.size or 0
         n_jets = n_events = 0
-        workers = (threads or os.cpu_count() or 1) if codec.parallel else 1
-        where = f"{input}"
+        workers = (threads or os.cpu_count() or 1) if codecs and all(c.parallel for c in codecs) else 1
 
         def run(path: str) -> None:
             nonlocal n_jets, n_events
-            writer = open_writer(path, fmt, info, info.columns, kept_dtypes, root_compression)
-            write = restore_to(writer, info, kept_dtypes)
+            writer = open_file_writer(path, fmt, infos, root_compression, main,
+                                      aez.header.source.get("compression"))
+
+            def write(table: int, chunks: list[JetChunk]) -> None:
+                writer.write(table, concat_chunks(chunks))
 
             try:
-                with InOrderWorker(write) as background, \
-                        contextlib.closing(prefetch(aez.chunks())) as chunks:
-                    joined = _Coalescer(background.submit)
-                    nonempty = (c for c in chunks if c.n_jets or c.n_events)  # nothing to write
-                    for chunk, cols in coded(codec, "decode", nonempty, workers, where):
-                        joined.add(cols, chunk.counts, chunk.kept, chunk.jet_kept)
-                        n_jets += chunk.n_jets
-                        n_events += chunk.n_events
-                        report_progress(chunk.n_events, None, "events" if chunk.counts is not None else "jets")
-                    joined.flush()
-                if aez.extras is not None:
-                    if fmt != info.format or not hasattr(writer, "write_extras"):
-                        warn(f"{fmt} output cannot hold the other objects of the original "
-                             f"{info.format} file; decompress to .{info.format} to keep them")
-                    else:
-                        writer.write_extras(bytes(aez.extras))
+                with InOrderWorker(write) as background:
+                    pending: list[JetChunk] = []
+                    pending_table = -1
+                    pending_size = 0
+                    for stored, chunk in aez.decoded(codecs, workers):
+                        if stored.table != pending_table or pending_size >= MIN_WRITE_JETS:
+                            if pending:
+                                background.submit(pending_table, pending)
+                            pending, pending_table, pending_size = [], stored.table, 0
+                        pending.append(chunk)
+                        pending_size += max(chunk.n_jets, chunk.n_entries)
+                        if stored.table == main:
+                            n_jets += chunk.n_jets
+                            n_events += chunk.n_entries
+                            report_progress(chunk.n_entries, None, "events" if chunk.counts is not None else "jets")
+                    if pending:
+                        background.submit(pending_table, pending)
+                if aez.extras is not None and not writer.write_extras(bytes(aez.extras), aez.header.source.get(
+                        "format", info.format)):
+                    warn(f"{fmt} output cannot hold the other objects of the original "
+                         f"{info.format} file; decompress to .{info.format} to keep them")
             finally:
                 writer.close()
+            for line in getattr(writer, "notes", []):
+                warn(f"restored as: {line}")
+            if strict and writer.missing:
+                raise InputError(f"--strict: {fmt} output cannot hold everything the .aez holds: "
+                                 + "; ".join(writer.missing[:3]) + ("; ..." if len(writer.missing) > 3 else ""))
+            for line in writer.missing:
+                warn(f"not restored: {line}")
 
         if to_stdout:
             run("-")
@@ -476,8 +597,9 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         shown = ", ".join(info.other_branches[:10])
         more = f" and {len(info.other_branches) - 10} more" if len(info.other_branches) > 10 else ""
         warn(f"the restored table lacks {len(info.other_branches)} branch(es) of the original "
-             f"({shown}{more}); they were left out when compressing")
-    return {"input": str(input), "output": str(output), "format": fmt, "codec": codec.codec_id,
+             f"({shown}{more}); they were left out when compressing (--drop-branches, or uproot could not read "
+             "them)")
+    return {"input": str(input), "output": str(output), "format": fmt, "codec": codec.codec_id if codec else None,
             "n_jets": n_jets, "n_events": n_events, "input_bytes": size,
             "missing_branches": info.other_branches, "seconds": time.perf_counter() - t0}
 
@@ -551,29 +673,65 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
         config = aez.header.codec
         out: dict[str, Any] = {"kind": "aez", "path": str(path), "bytes": aez.size,
                                "format_version": f"{aez.major}.{aez.minor}", "header": aez.header_json,
-                               "codec": config["id"]}
+                               "codec": config["id"], "codec_config": config, "table": aez.table.to_json()}
         cls = codec_class(config["id"])
         out.update(cls.summary(config))
         out["codec_description"] = cls.describe(config)
         if verify:
-            cls.verify_side_records(config, aez.side, f".aez file {path}")
-            payload = 0
-
-            def counted() -> Iterator[Any]:
-                nonlocal payload
-                for chunk in aez.chunks():
-                    payload += len(chunk.payload)
-                    yield chunk
-
-            out.update(cls.payload_stats(config, counted(), DecodeContext(path=str(path), model=model)))
+            ctx = DecodeContext(path=str(path), model=model)
+            main = next((i for i, t in enumerate(aez.tables) if t.has_jets), 0)
+            classes = [codec_class(c["id"]) for c in aez.header.codecs]
+            for config_i, class_i in zip(aez.header.codecs, classes):
+                class_i.verify_side_records(config_i, aez.side, f".aez file {path}")
+            tables: list[dict[str, Any]] = [{"name": t.info.tree, "entries": 0, "chunks": 0, "carried_bytes": 0,
+                       "carried_branches": sum(len(g) for g in t.groups),
+                       "collections": [{"name": coll.name, "codec": aez.header.codecs[i]["id"], "jets": 0, "bytes": 0}
+                                       for coll, i in zip(t.info.all_collections(), t.codecs)]}
+                      for t in aez.header.tables]
+            stats: list[dict[str, Any]] = [{} for _ in aez.header.codecs]
+            parts = {"header": aez.head_bytes, "side": sum(len(v) for v in aez.side.values()), "jets": 0,
+                     "carried": 0, "extras": 0}
+            for chunk in aez.chunks():
+                t = tables[chunk.table]
+                t["entries"] += chunk.n_entries
+                t["chunks"] += 1
+                chunk.carried_arrays()  # decompressed and checked, as decode would
+                carried = sum(len(b) for b in chunk.blocks)
+                t["carried_bytes"] += carried
+                parts["carried"] += carried
+                for k, (stored, i) in enumerate(zip(chunk.collections, aez.header.tables[chunk.table].codecs)):
+                    t["collections"][k]["jets"] += stored.n_jets
+                    t["collections"][k]["bytes"] += len(stored.payload)
+                    parts["jets"] += len(stored.payload)
+                    if not stored.n_jets:
+                        continue  # nothing stored, nothing to verify
+                    one = dataclasses.replace(chunk, collections=[stored])
+                    facts = classes[i].payload_stats(aez.header.codecs[i], [one], ctx)  # verified as decode would
+                    if chunk.table == main and k == 0:  # the streams of the first collection are reported
+                        _add_stats(stats[i], facts)
+            parts["extras"] = aez.extras_stored
+            parts["framing"] = (aez.size or 0) - sum(parts.values())
             tail = aez.tail or {}
             n = tail["n_jets"]
+            first = aez.header.tables[main].codecs[0] if aez.header.tables[main].codecs else None
+            out.update(stats[first] if first is not None else {})
             out.update({
-                "verified": True, **tail, "payload_bytes": payload,
-                "side_bytes": sum(len(v) for v in aez.side.values()),
-                "extras_bytes": len(aez.extras) if aez.extras is not None else 0,
+                "verified": True, **tail, "tables": tables, "bytes_by_part": parts,
+                "payload_bytes": tables[main]["collections"][0]["bytes"] if tables[main]["collections"] else 0,
+                "side_bytes": parts["side"], "extras_bytes": parts["extras"],
                 "bytes_per_jet": aez.size / n if n else None,
-                "payload_bytes_per_jet": payload / n if n else None,
+                "payload_bytes_per_jet": (tables[main]["collections"][0]["bytes"] / n) if n else None,
                 "ratio_to_float32": aez.size / (n * RAW_BYTES_PER_JET) if n else None,
             })
     return out
+
+
+def _add_stats(total: dict[str, Any], more: Mapping[str, Any]) -> None:
+    """Sum codec statistics (numbers, and dicts of numbers) into `total`."""
+    for k, v in more.items():
+        if isinstance(v, Mapping):
+            _add_stats(total.setdefault(k, {}), v)
+        elif isinstance(v, (int, float)):
+            total[k] = total.get(k, 0) + v
+        else:
+            total[k] = v

@@ -4,12 +4,14 @@ Each baseline stores the four stored columns (file units, roles of the represent
 reports bytes per jet and the largest error per column (relative for pt, E, m; absolute for
 eta, phi), so that they can be read side by side with jetzip's codecs:
 
-- ``float16+zstd``: the columns cast to float16, byte-shuffled, zstd level 19;
+- ``float16+zstd``: the columns cast to float16 in GeV (a pt in MeV above 65.5 GeV would
+  overflow float16's 65,504), byte-shuffled, zstd level 19 (:func:`float16_zstd`, also what
+  ``evaluate``'s "other ways" table shows, so the two tables agree);
 - ``nanoaod-mantissa+lzma``: CMS NanoAOD's storage (cms-sw ``PhysicsTools/NanoAOD``
   ``common_cff.py`` P4Vars: pt and mass rounded to 10 mantissa bits, eta and phi to 12), each
   branch's big-endian float32 values compressed on their own with LZMA level 9, as ROOT
   compresses a branch's baskets in NanoAOD production; not bounded: the errors are what the
-  rounding gives;
+  rounding gives (zero when the input is already on that grid: :func:`nanoaod_grid`);
 - ``nanoaod-mantissa+shuffle+lzma``: the same values byte-shuffled across the four columns
   before LZMA, a stronger compressor than ROOT's (a harder baseline);
 - ``quantize+zstd``: scalar quantization to the bounds (log for relative bounds), the integer
@@ -28,16 +30,70 @@ from typing import Any, Mapping
 import numpy as np
 
 RELATIVE_ROLES = {"pt", "E", "m"}
+ENERGY_ROLES = {"E", "pt", "m", "px", "py", "pz"}  # in the file's units (GeV or MeV)
+# Mantissa bits CMS NanoAOD keeps (cms-sw PhysicsTools/NanoAOD common_cff.py P4Vars)
+NANOAOD_BITS = {"pt": 10, "m": 10, "eta": 12, "phi": 12}
+MAX_JETS = 1_000_000  # jets measured by the baselines and by evaluate's "other ways" table
+ZSTD_LEVEL = 19
 
 
-def _shuffle(arrays: list[np.ndarray]) -> bytes:
+def byte_shuffle(arrays: list[np.ndarray]) -> bytes:
+    """The arrays' bytes, grouped by byte position (Blosc's shuffle), one array after the other."""
     return b"".join(np.ascontiguousarray(a).view(np.uint8).reshape(len(a), -1).T.tobytes() for a in arrays)
 
 
-def _zstd(data: bytes) -> int:
+def _zstd(data: bytes, level: int = ZSTD_LEVEL) -> int:
     import zstandard
 
-    return len(zstandard.ZstdCompressor(level=19).compress(data))
+    return len(zstandard.ZstdCompressor(level=level).compress(data))
+
+
+def float16_zstd(columns: Mapping[str, np.ndarray], units: str = "GeV",
+                 level: int = ZSTD_LEVEL) -> tuple[float, dict[str, np.ndarray], int]:
+    """The float16 baseline: each column cast to float16, byte-shuffled, zstd at `level`.
+
+    Energy-like columns (E, pt, m, px, py, pz) are cast in GeV whatever the file's `units`:
+    float16's largest value is 65,504, so a pt in MeV above 65.5 GeV would become inf.
+
+    Returns:
+        (bytes per jet, the decoded columns as float32 in the file's units, the number of
+        values that overflowed to inf).
+    """
+    roles = list(columns)
+    n = len(columns[roles[0]]) if roles else 0
+    to_gev = 1e-3 if str(units).lower() == "mev" else 1.0
+    half, back, overflow = {}, {}, 0
+    for r in roles:
+        v = np.asarray(columns[r], np.float32)
+        f = np.float32(to_gev if r in ENERGY_ROLES else 1.0)
+        with np.errstate(over="ignore"):  # what overflows is the baseline's loss, counted
+            half[r] = (v * f).astype(np.float16)
+        overflow += int((np.isinf(half[r]) & np.isfinite(v)).sum())
+        back[r] = half[r].astype(np.float32) / f
+    nbytes = _zstd(byte_shuffle(list(half.values())), level) if n else 0
+    return (nbytes / n if n else 0.0), back, overflow
+
+
+def nanoaod_grid(columns: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """For each column NanoAOD rounds (pt, m: 10 mantissa bits; eta, phi: 12), the fraction of
+    its finite non-zero values already on that grid. Real NanoAOD files give 1.0; float32 values from
+    elsewhere about 2^-13 (pt) or 2^-11 (eta)."""
+    out = {}
+    for role, bits in NANOAOD_BITS.items():
+        if role in columns:
+            v = np.asarray(columns[role], np.float32)
+            v = v[np.isfinite(v) & (v != 0)]  # zero is on every grid
+            out[role] = float((round_mantissa(v, bits) == v).mean()) if len(v) else 0.0
+    return out
+
+
+def already_nanoaod(columns: Mapping[str, np.ndarray], threshold: float = 0.99) -> list[str]:
+    """The columns (of pt, eta, phi, m) whose values are (at least `threshold` of them) already
+    rounded to NanoAOD's precision; [] when pt is not. Rounding such a column to NanoAOD's
+    precision again changes nothing, and ``--error-bound nanoaod`` rounds it a second time."""
+    grid = nanoaod_grid(columns)
+    on = [r for r, f in grid.items() if f >= threshold]
+    return on if "pt" in on else []
 
 
 def round_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
@@ -68,7 +124,7 @@ def max_errors(original: Mapping[str, np.ndarray], decoded: Mapping[str, np.ndar
 
 def measure(columns: Mapping[str, np.ndarray], representation: str,
             bounds: Mapping[str, float] | None, counts: np.ndarray | None = None,
-            units: str = "GeV", max_jets: int = 2_000_000) -> dict[str, Any]:
+            units: str = "GeV", max_jets: int = MAX_JETS) -> dict[str, Any]:
     """Bytes per jet and max errors of each baseline on `columns` (see the module doc).
 
     Args:
@@ -80,8 +136,11 @@ def measure(columns: Mapping[str, np.ndarray], representation: str,
         max_jets: measure at most this many jets (the first ones).
 
     Returns:
-        ``n_jets``, ``bounds``, and per baseline ``{"bytes_per_jet", "max_error": {role: e},
-        "bounded": bool}`` (or ``{"skipped": reason}``).
+        ``n_jets``, ``bounds``, ``already_nanoaod`` (a list, :func:`already_nanoaod`), and per
+        baseline (the only dict values besides ``bounds``) ``{"bytes_per_jet", "max_error": {role: e},
+        "bounded": bool}`` (or ``{"skipped": reason}``); ``float16+zstd`` adds ``overflow``
+        (values beyond float16's range), the NanoAOD rounding baselines ``note`` when the
+        input is already on their grid.
     """
     roles = list(columns)
     cols = {r: np.asarray(columns[r], np.float32)[:max_jets] for r in roles}
@@ -95,20 +154,22 @@ def measure(columns: Mapping[str, np.ndarray], representation: str,
     out: dict[str, Any] = {"n_jets": n, "bounds": dict(bounds)}
     if n == 0:
         return out
-    # float16
-    with np.errstate(over="ignore"):  # pt in MeV overflows float16: that is the baseline's loss
-        half = {r: v.astype(np.float16) for r, v in cols.items()}
-    out["float16+zstd"] = {"bytes_per_jet": _zstd(_shuffle(list(half.values()))) / n,
-                           "max_error": max_errors(cols, {r: v.astype(np.float32) for r, v in half.items()}),
-                           "bounded": False}
+    out["already_nanoaod"] = already_nanoaod(cols)
+    per_jet, back16, overflow = float16_zstd(cols, units)
+    out["float16+zstd"] = {"bytes_per_jet": per_jet, "max_error": max_errors(cols, back16), "bounded": False,
+                           "overflow": overflow}
     # NanoAOD: 10 bits for pt and mass (and E), 12 for eta and phi
     nano = {r: round_mantissa(v, 10 if r in RELATIVE_ROLES else 12) for r, v in cols.items()}
     per_branch = sum(len(lzma.compress(v.astype(">f4").tobytes(), preset=9)) for v in nano.values())
     out["nanoaod-mantissa+lzma"] = {"bytes_per_jet": per_branch / n, "max_error": max_errors(cols, nano),
                                     "bounded": False}
     out["nanoaod-mantissa+shuffle+lzma"] = {
-        "bytes_per_jet": len(lzma.compress(_shuffle(list(nano.values())), preset=9)) / n,
+        "bytes_per_jet": len(lzma.compress(byte_shuffle(list(nano.values())), preset=9)) / n,
         "max_error": max_errors(cols, nano), "bounded": False}
+    if out["already_nanoaod"]:
+        note = (f"the input's {', '.join(out['already_nanoaod'])} are already rounded to NanoAOD's precision: "
+                "rounding them again changes nothing (error 0)")
+        out["nanoaod-mantissa+lzma"]["note"] = out["nanoaod-mantissa+shuffle+lzma"]["note"] = note
     # scalar quantization to the bounds
     q_arrays, back = [], {}
     for r, v in cols.items():
@@ -129,7 +190,7 @@ def measure(columns: Mapping[str, np.ndarray], representation: str,
             q_arrays.append(q)
             rec = q * step
         back[r] = rec.astype(np.float32)
-    out["quantize+zstd"] = {"bytes_per_jet": _zstd(_shuffle(q_arrays)) / n,
+    out["quantize+zstd"] = {"bytes_per_jet": _zstd(byte_shuffle(q_arrays)) / n,
                             "max_error": max_errors(cols, back), "bounded": True}
     out["sz3"] = _sz3(cols, bounds)
     # jetzip's own bounded codec

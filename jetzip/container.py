@@ -46,10 +46,11 @@ def write_preamble(f: BinaryIO, magic: bytes, major: int, minor: int) -> None:
     f.write(PREAMBLE.pack(magic, major, minor))
 
 
-def write_record(f: BinaryIO, tag: str, payload: bytes | bytearray | memoryview) -> int:
-    """Append one record; returns the number of bytes written."""
+def write_record(f: BinaryIO, tag: str, payload: bytes | bytearray | memoryview, seed: int = 0) -> int:
+    """Append one record; returns the number of bytes written. `seed` starts the CRC-32
+    (``.aez`` 3.x: the file identity, so that records of another file do not verify)."""
     head = RECORD_HEAD.pack(tag.encode("ascii"), len(payload))
-    crc = zlib.crc32(payload, zlib.crc32(head))
+    crc = zlib.crc32(payload, zlib.crc32(head, seed))
     f.write(head)
     f.write(payload)
     f.write(CRC.pack(crc))
@@ -92,8 +93,9 @@ def file_size(f: BinaryIO) -> int | None:
             return None
 
 
-def read_record(f: BinaryIO, index: int, size: int | None, what: str) -> Record | None:
-    """Read and verify the next record; None at a clean end of file."""
+def read_record(f: BinaryIO, index: int, size: int | None, what: str, seed: int = 0) -> Record | None:
+    """Read and verify the next record (its CRC-32 started at `seed`); None at a clean end
+    of file."""
     offset = f.tell()
     head = f.read(RECORD_HEAD.size)
     if not head:
@@ -115,18 +117,18 @@ def read_record(f: BinaryIO, index: int, size: int | None, what: str) -> Record 
     tail = f.read(CRC.size)
     if len(payload) < length or len(tail) < CRC.size:
         raise FormatError(f"{what} is truncated: record {index} ({tag}) at byte {offset} is cut short")
-    if zlib.crc32(payload, zlib.crc32(head)) != CRC.unpack(tail)[0]:
+    if zlib.crc32(payload, zlib.crc32(head, seed)) != CRC.unpack(tail)[0]:
         raise FormatError(f"{what} is corrupted: checksum mismatch in record {index} ({tag}) "
-                          f"at byte {offset}")
+                          f"at byte {offset}" + (" (or the record belongs to another file)" if seed else ""))
     return Record(tag, payload, offset, index)
 
 
-def iter_records(f: BinaryIO, what: str, start_index: int = 0) -> Iterator[Record]:
+def iter_records(f: BinaryIO, what: str, start_index: int = 0, seed: int = 0) -> Iterator[Record]:
     """Yield verified records until the end of the file."""
     size = file_size(f)
     index = start_index
     while True:
-        rec = read_record(f, index, size, what)
+        rec = read_record(f, index, size, what, seed)
         if rec is None:
             return
         yield rec

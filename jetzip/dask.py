@@ -26,8 +26,14 @@ otherwise; a task that raises an unexpected exception or whose worker dies is re
 (`retries`, and the scheduler reschedules the tasks of a lost worker); a part already written
 for the same input, entry range and options and intact (its sidecar's SHA-256) is skipped,
 so running the same command again resumes an interrupted run. A problem with an input
-(a :class:`~jetzip.errors.JetzipError`) is not retried: the run finishes the other parts and
-then raises, naming the failed ones.
+(a :class:`~jetzip.errors.JetzipError`), or an OS error a retry cannot fix (a full disk, no
+permission), is not retried: the run finishes the other parts and then raises one line,
+naming the failed ones. The local clusters started here keep their workers' logs off stderr.
+
+One run at a time per folder: ``compress`` holds ``OUTDIR/.jetzip-lock`` exclusively,
+``decompress`` and ``inspect`` shared; a second run fails at once with one line. Whoever
+edited a dataset folder, nothing read from it names a place outside it (see
+:mod:`jetzip.dataset` for the checks).
 
 Dask (``dask[distributed]``, ``dask-awkward``) is imported only here, and only when a cluster
 or :func:`read` is used; without it a one-line error says ``pip install 'jetzip[dask]'``.
@@ -35,6 +41,7 @@ or :func:`read` is used; without it a one-line error says ``pip install 'jetzip[
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -54,12 +61,18 @@ from .dataset import (
     count_entries,
     existing_conflict,
     expand_inputs,
+    in_the_way,
+    locked,
+    open_regular,
     options_json,
+    os_error_text,
+    parts_by_input,
     plan_parts,
     positive_or_none,
     read_manifest,
     restore_input,
     restored_path,
+    sidecar_dir,
     split_options,
     write_manifest,
 )
@@ -149,7 +162,8 @@ def local_cluster(n_workers: int, **kwargs: Any):
     process would share the GIL for reading and writing. Where the platform has it, the workers
     are forked from a fork server that has imported torch, uproot and jetzip once (without
     running anything), so that starting a worker takes a fork instead of seconds of imports.
-    `kwargs` go to ``LocalCluster``.
+    The workers log nothing below CRITICAL (a task that fails is reported by the call that ran
+    it, in one line), and no dashboard is served. `kwargs` go to ``LocalCluster``.
     """
     import multiprocessing
 
@@ -157,7 +171,13 @@ def local_cluster(n_workers: int, **kwargs: Any):
     from distributed import LocalCluster
 
     options: dict[str, Any] = {"n_workers": n_workers, "threads_per_worker": 1, "processes": True,
-                               "dashboard_address": None, "env": {"OMP_NUM_THREADS": "1"}}
+                               # no dashboard; its HTTP server on a free local port (the default,
+                               # 8787, warns in three lines when another cluster holds it)
+                               "dashboard_address": "127.0.0.1:0", "scheduler_kwargs": {"dashboard": False},
+                               "env": {"OMP_NUM_THREADS": "1"},
+                               # every failure comes back to the caller as one line (see _run):
+                               # the workers' own "Compute Failed" tracebacks stay off stderr
+                               "silence_logs": logging.CRITICAL}
     options.update(kwargs)
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return LocalCluster(**options)
@@ -222,7 +242,14 @@ def _share(client: Any, obj: Any) -> Any:
 
 def _failure_text(what: str, failures: list[str], total: int) -> str:
     more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-    return f"{len(failures)} of {total} {what} failed: {failures[0]}{more}"
+    return " ".join(f"{len(failures)} of {total} {what} failed: {failures[0]}{more}".split())
+
+
+def _exception_text(exc: BaseException) -> str:
+    """One line for an exception a task raised after its retries."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return os_error_text(exc)
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
 
 
 # -- compress ---------------------------------------------------------------------------------
@@ -237,7 +264,9 @@ def compress(files_or_glob: str | os.PathLike | Iterable[str | os.PathLike], out
 
     Args:
         files_or_glob: a file, a glob pattern (``"data/*.root"``), or a list of either.
-        outdir: the dataset folder (created).
+        outdir: the dataset folder (created). Parts are named after the inputs' file names
+            (made plain file names: ``.hidden.root`` gives ``hidden.aez``); where two would
+            meet, every name takes its input's index (``0000-x.aez``).
         client, scheduler: where the tasks run (see the module doc).
         entries_per_task: split inputs with more events (rows of flat tables) than this into
             ranges, one part each. Counting entries is a cheap task per file for ROOT, HDF5 and
@@ -254,8 +283,11 @@ def compress(files_or_glob: str | os.PathLike | Iterable[str | os.PathLike], out
         **compress_options: the other options of :func:`jetzip.api.compress` (``tree``,
             ``columns``, ``preset``, ``collection``, ``units``, ``keep_branches``,
             ``drop_branches``, ``latent_dtype``, ``latent_tolerance``, ``embed_model``,
-            ``chunk_jets``, ``drop_invalid``, ``device``, ``batch_size``, ``threads``; threads
-            defaults to 1 per task).
+            ``chunk_jets``, ``drop_invalid``, ``context_model``, ``device``, ``batch_size``,
+            ``threads``; threads defaults to 1 per task). A ``context_model`` file goes to the
+            workers as an absolute path, and its SHA-256 is part of every part's identity (a
+            model changed in place is other work); restoring or inspecting the dataset then
+            needs it again (``model=``).
 
     Returns:
         ``outdir``, ``manifest``, ``codec``, ``n_inputs``, ``n_parts``, ``n_skipped`` (parts
@@ -263,8 +295,10 @@ def compress(files_or_glob: str | os.PathLike | Iterable[str | os.PathLike], out
         ``jets_per_second``.
 
     Raises:
-        JetzipError: bad options, missing inputs, conflicting files in OUTDIR, or parts that
-            failed (the finished ones stay, so running again resumes).
+        JetzipError: bad options, missing inputs, conflicting files in OUTDIR (with `force`
+            too: a symbolic link, or ``.jetzip-parts`` that is not a real folder), another run
+            using OUTDIR, or parts that failed (the finished ones stay, so running again
+            resumes).
     """
     t0 = time.perf_counter()
     options = split_options(compress_options, COMPRESS_OPTIONS, "jetzip.dask.compress")
@@ -278,21 +312,32 @@ def compress(files_or_glob: str | os.PathLike | Iterable[str | os.PathLike], out
         from .model import resolve_model
 
         resolved = resolve_model(model)
+    context = options.get("context_model")
+    if isinstance(context, (str, os.PathLike)) and str(context).lower() not in ("auto", "none"):
+        options["context_model"] = os.path.abspath(context)  # what every worker opens
     options_id = options_json(options, resolved)
     outdir = os.fspath(outdir)
     if os.path.exists(outdir) and not os.path.isdir(outdir):
         raise JetzipError(f"{outdir} exists and is not a folder")
-    os.makedirs(outdir, exist_ok=True)
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as exc:
+        raise JetzipError(f"cannot make the dataset folder {os_error_text(exc)}") from None
     warn = warn or (lambda message: None)
-    with connect(client, scheduler) as c:
+    with locked(outdir, exclusive=True), connect(client, scheduler) as c:
+        sidecar_dir(outdir, create=True)
         if entries_per_task:
             counts, failed = _run(c, count_entries, paths, retries=retries, progress=None,
                                   table_options=options)
             if failed:
-                raise JetzipError(_failure_text("inputs", [f"{paths[i]}: {e}" for i, e in failed], len(paths)))
+                raise JetzipError(_failure_text("inputs", [f"{paths[i]}: {_exception_text(e)}" for i, e in failed],
+                                                len(paths)))
         else:
             counts = [None] * len(paths)
         inputs, specs = plan_parts(paths, counts, entries_per_task, options_id)
+        blocked = [why for s in specs if (why := in_the_way(outdir, s))]
+        if blocked:
+            raise JetzipError(_failure_text("part files are in the way", blocked, len(specs)).replace(" failed", ""))
         if not force:
             conflicts = [why for s in specs if (why := existing_conflict(outdir, s))]
             if conflicts:
@@ -303,22 +348,26 @@ def compress(files_or_glob: str | os.PathLike | Iterable[str | os.PathLike], out
         records, failed = _run(c, compress_part, specs, retries=retries, progress=progress, outdir=outdir,
                                options=options, model=_share(c, resolved), resume=resume,
                                task_progress=task_progress)
-    problems = [f"{specs[i]['file']} ({specs[i]['source']}): {type(e).__name__}: {e}" for i, e in failed]
-    problems += [r["error"] for r in records if r is not None and "error" in r]
-    said: dict[str, list[str]] = {}  # the same warning from many parts is shown once
-    for r in records:
-        if r is not None and "error" not in r and not r.get("skipped"):
-            for w in r.get("warnings", []):
-                said.setdefault(w, []).append(r["file"])
-    for w, files in said.items():
-        where = files[0] if len(files) == 1 else f"{len(files)} parts ({files[0]}, ...)"
-        warn(f"{where}: {w}")
-    if problems:
-        raise JetzipError(_failure_text("parts", problems, len(specs)) +
-                          f"; the {len(specs) - len(problems)} finished parts are kept: run again to resume")
-    codec = "bounded" if error_bound is not None else "latent"
-    manifest = build_manifest(inputs, records, codec, options_id)
-    path = write_manifest(outdir, manifest)
+        problems = [f"{specs[i]['file']} ({specs[i]['source']}): {_exception_text(e)}" for i, e in failed]
+        problems += [r["error"] for r in records if r is not None and "error" in r]
+        said: dict[str, list[str]] = {}  # the same warning from many parts is shown once
+        for r in records:
+            if r is not None and "error" not in r and not r.get("skipped"):
+                for w in r.get("warnings", []):
+                    said.setdefault(w, []).append(r["file"])
+        for w, files in said.items():
+            where = files[0] if len(files) == 1 else f"{len(files)} parts ({files[0]}, ...)"
+            warn(f"{where}: {w}")
+        if problems:
+            raise JetzipError(_failure_text("parts", problems, len(specs)) +
+                              f"; the {len(specs) - len(problems)} finished parts are kept: run again to resume")
+        codec = "bounded" if error_bound is not None else "latent"
+        manifest = build_manifest(inputs, specs, records, codec, options_id)
+        try:
+            path = write_manifest(outdir, manifest)
+        except OSError as exc:
+            raise JetzipError(f"cannot write the dataset manifest: {os_error_text(exc)}; the parts are kept: "
+                              "run again to resume") from None
     listed = {p["file"] for p in manifest["parts"]}
     unlisted = sorted(p.name for p in Path(outdir).glob("*.aez") if p.name not in listed)
     if unlisted:
@@ -345,7 +394,9 @@ def decompress(outdir: str | os.PathLike, output: str | os.PathLike, *, client: 
             or that of `format`), or a pattern with ``{name}`` / ``{index}``, e.g.
             ``"restored/{name}.h5"``.
         client, scheduler: where the tasks run; one task per input.
-        model: for parts made with ``embed_model=False``.
+        model: for latent parts made with ``embed_model=False``, the model file (or
+            :class:`~jetzip.model.Model`); for bounded parts coded with an entropy model that
+            is not shipped (``context_model=FILE``), that ``.jzc`` file (or ``ContextModel``).
         force: overwrite existing outputs.
         **options: ``format``, ``device``, ``batch_size``, ``threads`` (default 1),
             ``root_compression``, as in :func:`jetzip.api.decompress`.
@@ -357,27 +408,32 @@ def decompress(outdir: str | os.PathLike, output: str | os.PathLike, *, client: 
     Raises:
         InputError: not a dataset. FormatError: a damaged manifest or part.
         OutputExistsError: an output exists and `force` is false.
+        JetzipError: a compress run is writing the folder (``.jetzip-lock``), or an input
+            failed (a full disk, ...: one line).
     """
     t0 = time.perf_counter()
     opts = split_options(options, DECOMPRESS_OPTIONS, "jetzip.dask.decompress")
     outdir = os.fspath(outdir)
-    manifest = read_manifest(outdir)
     output = os.fspath(output)
-    items = [{"index": inp["index"], "name": inp["name"], "path": inp["path"],
-              "parts": [p for p in manifest["parts"] if p["input"] == inp["index"]]}
-             for inp in manifest["inputs"]]
-    outs = [restored_path(output, inp, opts.get("format")) for inp in manifest["inputs"]]
-    check_outputs(outs, force)
-    if "{" not in output:
-        os.makedirs(output, exist_ok=True)
-    for o in outs:
-        os.makedirs(os.path.dirname(o) or ".", exist_ok=True)
-    pairs = list(zip(items, outs))
-    with connect(client, scheduler) as c:
-        shared = _share(c, _load_model(model))
-        reports, failed = _run(c, _restore_pair, pairs, retries=retries, progress=progress, outdir=outdir,
-                               options=opts, model=shared)
-    problems = [f"{outs[i]}: {type(e).__name__}: {e}" for i, e in failed]
+    with locked(outdir, exclusive=False):
+        manifest = read_manifest(outdir)
+        items = [{"index": inp["index"], "name": inp["name"], "path": inp["path"], "parts": mine}
+                 for inp, mine in zip(manifest["inputs"], parts_by_input(manifest))]
+        outs = [restored_path(output, inp, opts.get("format")) for inp in manifest["inputs"]]
+        check_outputs(outs, force)
+        try:
+            if "{" not in output:
+                os.makedirs(output, exist_ok=True)
+            for folder in dict.fromkeys(os.path.dirname(o) or "." for o in outs):
+                os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise JetzipError(f"cannot make the output folder {os_error_text(exc)}") from None
+        pairs = list(zip(items, outs))
+        with connect(client, scheduler) as c:
+            shared = _share(c, load_any_model(model, manifest["codec"]))
+            reports, failed = _run(c, _restore_pair, pairs, retries=retries, progress=progress, outdir=outdir,
+                                   options=opts, model=shared)
+    problems = [f"{outs[i]}: {_exception_text(e)}" for i, e in failed]
     problems += [r["error"] for r in reports if r is not None and "error" in r]
     if problems:
         raise JetzipError(_failure_text("inputs", problems, len(pairs)))
@@ -394,21 +450,47 @@ def _restore_pair(pair: tuple[dict, str], outdir: str, options: Mapping[str, Any
     return restore_input(item, outdir, out, options, model=model, force=True)
 
 
-def _load_model(model: Any) -> Any:
+def load_any_model(model: Any, codec: str | None = None) -> Any:
+    """`model` loaded once, to be sent to every task: a latent model (:class:`~jetzip.model.Model`)
+    or the bounded codec's entropy model (``ContextModel``, a ``.jzc`` file), told apart by
+    the file's first bytes; objects and None as they are. `codec`: the dataset's codec id,
+    whose kind of model it must be.
+
+    Raises:
+        InputError: unreadable. FormatError: neither kind of model file, or damaged.
+        JetzipError: the other codec's kind of model.
+    """
     if model is None:
         return None
+    from .entropy.context import ContextModel
     from .model import Model, load_model
 
-    return model if isinstance(model, Model) else load_model(model)
+    if isinstance(model, (str, os.PathLike)):
+        from .api import file_kind
+
+        model = ContextModel.load(os.fspath(model)) if file_kind(model) == "context_model" else load_model(model)
+    want = {"latent": (Model, "an autoencoder model file (.jzm)"),
+            "bounded": (ContextModel, "the entropy model file (.jzc) it was coded with")}.get(codec or "")
+    if want is not None and not isinstance(model, want[0]):
+        raise JetzipError(f"this dataset's {codec} parts take {want[1]} as their model, not "
+                          f"{type(model).__name__} {getattr(model, 'name', '')!r}")
+    return model
 
 
 # -- inspect ----------------------------------------------------------------------------------
 def inspect(outdir: str | os.PathLike, *, client: Any = None, scheduler: str | None = None,
-            verify: bool = True, strict: bool = True) -> dict[str, Any]:
+            verify: bool = True, strict: bool = True, model: Any = None) -> dict[str, Any]:
     """Summarise a dataset and check every part against the manifest.
 
-    Each part's size and SHA-256 are compared with the manifest, and with `verify` every record
-    checksum and the totals inside it (:func:`jetzip.api.inspect`), its jets and events too.
+    The manifest is checked whole (:func:`jetzip.dataset.read_manifest`: names inside the
+    folder, every input's entries covered once, totals). Each part must be a regular file of
+    the size and SHA-256 the manifest lists, and with `verify` every record checksum and the
+    totals inside it (:func:`jetzip.api.inspect`) must hold, its jets and events too.
+
+    Args:
+        model: the entropy model (``.jzc`` file or ``ContextModel``) a bounded dataset was
+            coded with (``context_model=FILE``) when it is not shipped: needed to verify its
+            parts (CLI ``inspect --model``).
 
     Returns:
         ``path``, ``codec``, ``options``, ``jetzip_version``, ``n_inputs``, ``n_parts``,
@@ -419,24 +501,25 @@ def inspect(outdir: str | os.PathLike, *, client: Any = None, scheduler: str | N
 
     Raises:
         InputError: not a dataset. FormatError: a damaged manifest, or (with `strict`) any
-            part that fails its checks.
+            part that fails its checks. JetzipError: a compress run is writing the folder.
     """
     outdir = os.fspath(outdir)
-    m = read_manifest(outdir)
-    parts = m["parts"]
-    with connect(client, scheduler) as c:
-        checks, failed = _run(c, check_part, parts, retries=DEFAULT_RETRIES, progress=None, outdir=outdir,
-                              verify=verify)
+    with locked(outdir, exclusive=False):
+        m = read_manifest(outdir)
+        parts = m["parts"]
+        shared_model = load_any_model(model, m["codec"])
+        with connect(client, scheduler) as c:
+            checks, failed = _run(c, check_part, parts, retries=DEFAULT_RETRIES, progress=None, outdir=outdir,
+                                  verify=verify, model=_share(c, shared_model))
     for i, exc in failed:
-        checks[i] = {"file": parts[i]["file"], "ok": False, "problem": f"{type(exc).__name__}: {exc}"}
+        checks[i] = {"file": parts[i]["file"], "ok": False, "problem": _exception_text(exc)}
     listed = {p["file"] for p in parts}
     unlisted = sorted(p.name for p in Path(outdir).glob("*.aez") if p.name not in listed)
-    problems = [f"{c['file']}: {c['problem']}" if not c["problem"].startswith(os.path.join(outdir, c["file"]))
-                else c["problem"] for c in checks if not c["ok"]]
+    problems = [c["problem"] if os.path.join(outdir, c["file"]) in c["problem"] else f"{c['file']}: {c['problem']}"
+                for c in checks if not c["ok"]]
     totals = m["totals"]
     inputs = []
-    for inp in m["inputs"]:
-        mine = [p for p in parts if p["input"] == inp["index"]]
+    for inp, mine in zip(m["inputs"], parts_by_input(m)):
         inputs.append({"path": inp["path"], "name": inp["name"], "format": inp.get("format"),
                        "n_entries": inp.get("n_entries"), "n_parts": len(mine),
                        "n_jets": sum(p["n_jets"] for p in mine), "n_events": sum(p["n_events"] for p in mine)})
@@ -452,19 +535,28 @@ def inspect(outdir: str | os.PathLike, *, client: Any = None, scheduler: str | N
     return out
 
 
+def _shown(text: Any) -> str:
+    """`text` for a terminal: control and unprintable characters escaped, as ``repr`` does."""
+    text = str(text)
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def format_inspect(info: Mapping[str, Any]) -> str:
-    """A short text summary of :func:`inspect`'s result (for the CLI)."""
-    lines = [f"dataset {info['path']}: {info['n_inputs']} input(s), {info['n_parts']} part(s), codec {info['codec']}",
+    """A short text summary of :func:`inspect`'s result (for the CLI); the paths a manifest
+    holds are shown with control characters escaped."""
+    lines = [f"dataset {_shown(info['path'])}: {info['n_inputs']} input(s), {info['n_parts']} part(s), "
+             f"codec {_shown(info['codec'])}",
              f"  {info['n_jets']} jets in {info['n_events']} events, {info['bytes']} bytes"
              + (f" ({info['bytes_per_jet']:.2f} B/jet)" if info["bytes_per_jet"] else "")]
     for inp in info["inputs"]:
-        lines.append(f"  {inp['path']}: {inp['n_parts']} part(s), {inp['n_jets']} jets in {inp['n_events']} events")
+        lines.append(f"  {_shown(inp['path'])}: {inp['n_parts']} part(s), {inp['n_jets']} jets in "
+                     f"{inp['n_events']} events")
     bad = [p for p in info["parts"] if not p["ok"]]
     lines.append(f"  parts verified: {len(info['parts']) - len(bad)} of {len(info['parts'])}"
                  + ("" if info["verified"] or bad else " (sizes and SHA-256 only)"))
-    lines += [f"  problem: {p}" for p in info["problems"]]
+    lines += [f"  problem: {_shown(p)}" for p in info["problems"]]
     if info["unlisted"]:
-        lines.append(f"  not in the manifest: {', '.join(info['unlisted'])}")
+        lines.append(f"  not in the manifest: {_shown(', '.join(info['unlisted']))}")
     return "\n".join(lines)
 
 
@@ -559,7 +651,7 @@ class PartReader:
         from .dataset import check_sha
 
         path = os.path.join(self.outdir, part["file"])
-        check_sha(path, part["sha256"])
+        check_sha(path, part["sha256"], part["bytes"])
         info, cols, counts, kept, jet_kept = decode_part(path, self.model, self.device, self.threads)
         return to_awkward(info, cols, counts, kept, jet_kept, self.layout)
 
@@ -598,7 +690,8 @@ def read(outdir: str | os.PathLike, *, inputs: Sequence[str | int] | None = None
             default. The parts read together must share one schema (table layout).
         layout: ``"branches"`` (NanoAOD-style fields ``Jet_pt``, ...; default) or ``"records"``
             (``events.Jet.pt``); see :func:`to_awkward`.
-        model: for parts made with ``embed_model=False`` (it travels with the graph).
+        model: for latent parts made with ``embed_model=False``, or the ``.jzc`` entropy
+            model of bounded parts coded with one not shipped (it travels with the graph).
         device, threads: how the network runs in each partition (one thread by default).
 
     Returns:
@@ -612,11 +705,16 @@ def read(outdir: str | os.PathLike, *, inputs: Sequence[str | int] | None = None
     parts = m["parts"]
     if inputs is not None:
         wanted = set()
+        by: dict[Any, set[int]] = {}  # index, name or path -> inputs (one pass, however many)
+        for inp in m["inputs"]:
+            for k in dict.fromkeys((inp["index"], inp["name"], inp["path"])):
+                by.setdefault(k, set()).add(inp["index"])
         for sel in ([inputs] if isinstance(inputs, (str, int)) else inputs):
-            hits = [inp["index"] for inp in m["inputs"] if sel in (inp["index"], inp["name"], inp["path"])]
+            hits = by.get(sel) if isinstance(sel, (str, int)) and not isinstance(sel, bool) else None
             if not hits:
-                raise JetzipError(f"dataset {outdir} has no input {sel!r} (inputs: "
-                                  + ", ".join(inp["name"] for inp in m["inputs"]) + ")")
+                shown = ", ".join(inp["name"] for inp in m["inputs"][:10])
+                more = ", ..." if len(m["inputs"]) > 10 else ""
+                raise JetzipError(f"dataset {outdir} has no input {sel!r} (inputs: {shown}{more})")
             wanted.update(hits)
         parts = [p for p in parts if p["input"] in wanted]
     if not parts:
@@ -628,9 +726,11 @@ def read(outdir: str | os.PathLike, *, inputs: Sequence[str | int] | None = None
             kinds.setdefault(p.get("schema"), m["inputs"][p["input"]]["name"])
         raise JetzipError(f"dataset {outdir} mixes {len(schemas)} table layouts (e.g. inputs "
                           + ", ".join(kinds.values()) + "); read them separately with inputs=[...]")
-    meta = _meta(os.path.join(outdir, parts[0]["file"]), layout)
+    first = os.path.join(outdir, parts[0]["file"])
+    open_regular(first, "part").close()  # the header read for the meta: a regular file only
+    meta = _meta(first, layout)
     ends = np.cumsum([0] + [int(p["n_events"]) for p in parts]).tolist()
-    reader = PartReader(outdir, layout, _load_model(model), device, threads)
+    reader = PartReader(outdir, layout, load_any_model(model, m["codec"]), device, threads)
     return dak.from_map(reader, parts, label="jetzip-read", divisions=tuple(ends), meta=meta)
 
 

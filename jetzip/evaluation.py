@@ -75,8 +75,13 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         n, mean, std, median, p1, p99, p99_abs, max_abs, tail fractions; E, pt, m relative,
         eta, phi absolute, phi wrapped), ``bytes``, ``bytes_per_jet``, ``ratio_to_float32``,
         ``bytes_per_jet_without_decoder``, ``alternatives``, ``invalid_jets_left_out`` (jets
-        of the original the codec cannot store, left out by ``--drop-invalid``, not compared);
-        for bounded files ``bounds``
+        of the original the codec cannot store, left out by ``--drop-invalid``, not compared),
+        ``variables`` (the stored columns, in order), ``residual_bounds`` (every residual
+        variable's guaranteed bound, None where there is none), ``nanoaod_grid`` and
+        ``already_nanoaod`` (:func:`jetzip.baselines.nanoaod_grid`, ``already_nanoaod``),
+        ``notes`` (lines to print beside the tables: unbounded variables, input already at
+        NanoAOD precision); with `plots` ``plots`` (figure -> paths) and ``plots_skipped``
+        (figure -> why it was not drawn); for bounded files ``bounds``
         (per stored column: ``bound``, ``kind``, ``max_error``, ``violations``, ``within``)
         and ``all_within_bounds``; for latent files ``model``, ``latent_dtype``,
         ``fraction_outside_training_ranges``; ``baselines`` when asked.
@@ -90,13 +95,15 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         from .plots import require_matplotlib
         require_matplotlib()
     with open_aez(compressed) as aez:
-        info = aez.table
-        codec = aez.codec(model=model, device=device, batch_size=batch_size)
+        main = next((i for i, t in enumerate(aez.tables) if t.has_jets), 0)
+        info = aez.tables[main]
+        codec = aez.codecs(model=model, device=device, batch_size=batch_size)[aez.header.tables[main].codecs[0]]
         decoded: list[dict[str, np.ndarray]] = []
         latents, counts_aez = [], []
         n = 0
-        for chunk in aez.chunks():
-            cols = codec.decode(chunk.payload, chunk.n_jets, chunk.counts, f"{compressed}: chunk {chunk.index}")
+        for chunk in aez.chunks(tables=[main]):
+            cols = codec.decode(chunk.payload, chunk.n_jets, chunk.counts, f"{compressed}: chunk {chunk.index}") \
+                if chunk.n_jets else {r: np.zeros(0) for r in info.columns}
             take = chunk.n_jets if max_jets is None else max(0, min(chunk.n_jets, max_jets - n))
             decoded.append({k: v[:take] for k, v in cols.items()})
             lat = codec.diagnostics().get("latents")
@@ -107,10 +114,10 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
             n += take
             if max_jets is not None and n >= max_jets:
                 break
-        config = aez.header.codec
+        config = aez.header.codecs[aez.header.tables[main].codecs[0]]
         size = aez.size or os.path.getsize(compressed)
         decoder_bytes = len(aez.side["DECW"]) + 16 if "DECW" in aez.side else 0
-        payload_bytes = sum(len(c.payload) for c in aez.chunks())
+        payload_bytes = sum(len(c.payload) for c in aez.chunks(tables=[main]))
     roles = list(info.columns)
     source = _open_original(original, info)
     try:
@@ -149,12 +156,8 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
     # what a reader of the restored file sees: the stored float32 values
     dec_cols = {k: v.astype(np.float32) for k, v in dec_cols.items()}
     orig = to_model_frame(orig_cols, info.representation, info.units)
-    dec = to_model_frame(dec_cols, info.representation, info.units)
-    o_cols = frame_columns(orig)
-    d_cols = frame_columns(dec)
-    if info.representation in ("PtEtaPhiM", "PxPyPzM"):
-        o_cols["m"] = from_model_frame(orig, "PtEtaPhiM", "GeV", np.float64)["m"]
-        d_cols["m"] = from_model_frame(dec, "PtEtaPhiM", "GeV", np.float64)["m"]
+    o_cols = residual_columns(orig_cols, info.representation, info.units)
+    d_cols = residual_columns(dec_cols, info.representation, info.units)
     res = residuals(o_cols, d_cols)
     stats = summarize_all(res)
     total_jets = n_dec
@@ -169,6 +172,7 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         "payload_bytes_per_jet": payload_bytes / total_jets if whole else None,
         "conventions": "E, pt, m relative (decoded-original)/original; eta, phi absolute, phi wrapped",
         "invalid_jets_left_out": left_out,
+        "variables": list(roles),
     }
     cls = type(codec)
     facts = cls.summary(config)
@@ -178,10 +182,20 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
                        "fraction_outside_training_ranges":
                            float(outside_ranges(orig, ranges).mean()) if ranges and len(orig) else None})
     bounds = cls.guaranteed_bounds(config)
+    # every residual variable with its guaranteed bound, None where the codec bounds none (E of a
+    # pt, eta, phi, mass table is computed from the bounded columns, not bounded itself)
+    report["residual_bounds"] = {k: (float(bounds[k]) if bounds and k in bounds else None) for k in stats}
     if bounds is not None:
-        report["bounds"] = bound_check(orig_cols, dec_cols, bounds)
+        report["bounds"] = bound_check(bounds, cls.bound_errors(config, orig_cols, dec_cols),
+                                       dict(config.get("bound_kinds") or {}))
         report["all_within_bounds"] = all(b["within"] for b in report["bounds"].values())
-    report["alternatives"] = alternatives(orig, info.representation)
+    from .baselines import MAX_JETS, ZSTD_LEVEL, already_nanoaod, nanoaod_grid
+
+    report["nanoaod_grid"] = nanoaod_grid({r: v[:MAX_JETS] for r, v in orig_cols.items()})
+    report["already_nanoaod"] = already_nanoaod({r: v[:MAX_JETS] for r, v in orig_cols.items()})
+    report["notes"] = notes(report, bounds)
+    report["alternatives"] = alternatives(orig_cols, info.representation, info.units,
+                                          level=ZSTD_LEVEL if baselines else 3)
     if baselines:
         from .baselines import measure
 
@@ -190,34 +204,137 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
                                       np.concatenate(counts_orig) if counts_orig and max_jets is None else None,
                                       units=info.units)
     if plots is not None:
-        from .plots import write_all
-        report["plots"] = write_all(plots, o_cols, d_cols, res, np.concatenate(latents) if latents else
-                                    np.zeros((0, 3)), _training_history(model), pdf=pdf)
+        from .plots import skipped_figures, write_all
+
+        lat = np.concatenate(latents) if latents else np.zeros((0, 3))
+        history = _training_history(model)
+        title = figure_title(compressed, original, config)
+        report["plots"] = write_all(plots, o_cols, d_cols, res, lat, history, pdf=pdf, title=title)
+        report["plots_skipped"] = skipped_figures(o_cols, res, lat, history)
+    with open_aez(compressed) as aez:
+        several = sum(len(t.all_collections()) for t in aez.tables) > 1
+    if several and max_jets is None:  # every other collection of every table, against its bound
+        report["collections"] = every_collection(original, compressed, model=model, device=device,
+                                                 batch_size=batch_size, baselines=baselines)
+        if bounds is not None:
+            report["all_within_bounds"] = report["all_within_bounds"] and \
+                all(c.get("all_within_bounds", True) for c in report["collections"])
     if return_arrays:
         report["arrays"] = {"original": o_cols, "decoded": d_cols, "residuals": res}
     return report
 
 
-def bound_check(original: dict[str, np.ndarray], decoded: dict[str, np.ndarray],
-                bounds: dict[str, float]) -> dict[str, dict[str, Any]]:
-    """Per stored column: the largest error (relative for pt, E, m; absolute for eta, phi;
-    exact zeros must stay zeros with their sign), against its bound."""
-    from .codecs.bounded import RELATIVE
+def residual_columns(columns: dict[str, np.ndarray], representation: str, units: str) -> dict[str, np.ndarray]:
+    """The variables residuals are taken on, in GeV: E, pt, eta, phi, and m for tables that
+    store a mass (PtEtaPhiM, PxPyPzM)."""
+    frame = to_model_frame(columns, representation, units)
+    out = frame_columns(frame)
+    if representation in ("PtEtaPhiM", "PxPyPzM"):
+        out["m"] = from_model_frame(frame, "PtEtaPhiM", "GeV", np.float64)["m"]
+    return out
 
+
+def notes(report: dict[str, Any], bounds: dict[str, float] | None) -> list[str]:
+    """Lines a physicist should read beside the figures: which variables are not bounded, and an
+    input already rounded to NanoAOD's precision."""
+    out = []
+    if bounds:
+        free = [k for k, b in report["residual_bounds"].items() if b is None]
+        if free:
+            out.append(f"{', '.join(free)} not bounded: computed from the bounded "
+                       f"{', '.join(k for k in report['variables'] if k in bounds)}")
+    if report.get("already_nanoaod"):
+        out.append(f"the input's {', '.join(report['already_nanoaod'])} are already rounded to NanoAOD's precision "
+                   "(10 mantissa bits for pt and mass, 12 for eta and phi): rounding them to that precision "
+                   "again shows error 0, and --error-bound nanoaod rounds them a second time")
+    return out
+
+
+def figure_title(compressed: str | os.PathLike, original: str | os.PathLike, config: dict[str, Any]) -> str:
+    """What every figure says it shows: the files and the codec (latent: model and latents;
+    bounded: the bounds)."""
+    from .codecs import codec_class
+
+    facts = codec_class(config["id"]).summary(config)
+    if facts.get("model"):
+        codec = f"latent ({facts['model']}, {facts.get('latent_dtype')} latents)"
+    elif facts.get("bounds"):
+        codec = f"{config['id']} (" + ", ".join(f"{k} {v:.3g}" for k, v in facts["bounds"].items()) + ")"
+    else:
+        codec = str(config["id"])
+    return f"{os.path.basename(os.fspath(compressed))}, codec {codec}, against {os.path.basename(os.fspath(original))}"
+
+
+def every_collection(original: str | os.PathLike, compressed: str | os.PathLike, *, model: Any = None,
+                     device: str = "auto", batch_size: int | None = None,
+                     baselines: bool = False) -> list[dict[str, Any]]:
+    """Every coded collection of every table of `compressed` against the same columns of
+    `original` (read by name, :func:`jetzip.tables.open_table` with the table and the four
+    columns): per collection ``table``, ``collection``, ``n_jets``, ``bytes`` (its payloads),
+    ``bytes_per_jet``, and for a codec with bounds ``bounds`` (as :func:`bound_check`) and
+    ``all_within_bounds``; with `baselines`, the classical codecs at those bounds.
+
+    Raises:
+        InputError: the original does not hold the same members per entry.
+    """
+    from .codecs import codec_class
+    from .tables import open_table
+
+    out = []
+    with open_aez(compressed) as aez:
+        codecs = aez.codecs(model=model, device=device, batch_size=batch_size)
+        decoded: dict[tuple[int, int], list] = {}
+        sizes: dict[tuple[int, int], int] = {}
+        for stored, chunk in aez.decoded(codecs, carried=False):
+            for c, coll in enumerate(aez.tables[stored.table].all_collections()):
+                part = chunk if c == 0 else chunk.others[coll.name]
+                decoded.setdefault((stored.table, c), []).append((part.columns, part.counts))
+                sizes[(stored.table, c)] = sizes.get((stored.table, c), 0) + len(stored.collections[c].payload)
+        for (t, c), parts in decoded.items():
+            info = aez.tables[t]
+            coll = info.all_collections()[c]
+            config = aez.header.codecs[aez.header.tables[t].codecs[c]]
+            cls = codec_class(config["id"])
+            source = open_table(original, tree=info.tree, columns=coll.columns, units=coll.units)
+            try:
+                orig_parts = [(ch.columns, ch.counts) for ch in source.chunks(1 << 20)]
+            finally:
+                source.close()
+            roles = list(coll.columns)
+            orig = {r: np.concatenate([p[0][r] for p in orig_parts]) if orig_parts else np.zeros(0) for r in roles}
+            dec = {r: np.concatenate([p[0][r] for p in parts]) if parts else np.zeros(0) for r in roles}
+            n = len(dec[roles[0]])
+            if len(orig[roles[0]]) != n:
+                raise InputError(f"{original} holds {len(orig[roles[0]])} {coll.name or 'jets'} in {info.tree}, "
+                                 f"{compressed} {n}: they are not the same table")
+            dec = {k: v.astype(np.dtype(coll.dtypes.get(coll.columns[k], "float32"))) for k, v in dec.items()}
+            row: dict[str, Any] = {"table": info.tree, "collection": coll.name, "codec": config["id"], "n_jets": n,
+                                   "bytes": sizes[(t, c)], "bytes_per_jet": sizes[(t, c)] / n if n else None}
+            bounds = cls.guaranteed_bounds(config)
+            if bounds is not None:
+                row["bounds"] = bound_check(bounds, cls.bound_errors(config, orig, dec),
+                                            dict(config.get("bound_kinds") or {}))
+                row["all_within_bounds"] = all(b["within"] for b in row["bounds"].values())
+            if baselines:
+                from .baselines import measure
+
+                row["baselines"] = measure(orig, coll.representation, bounds, None, units=coll.units)
+            out.append(row)
+    return out
+
+
+def bound_check(bounds: dict[str, float], errors: dict[str, np.ndarray],
+                kinds: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per stored column: the largest error against its bound. `errors` are the codec's own
+    per-jet errors in each bound's units (:meth:`jetzip.codecs.Codec.bound_errors`: relative for
+    pt, E and m with exact zeros kept with their sign, absolute for eta and phi, and for
+    Cartesian tables |dpx|/pt, |dpy|/pt, |dpz|/|p| of the original four-vector); `kinds` says
+    which (the codec configuration's ``bound_kinds``)."""
     out = {}
     for role, bound in bounds.items():
-        o = np.asarray(original[role], np.float64)
-        d = np.asarray(decoded[role], np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if RELATIVE[role]:
-                err = np.where(o != 0, np.abs(d - o) / np.abs(o), 0.0)
-                zero = o == 0
-                err[zero & ((d != 0) | (np.signbit(d) != np.signbit(o)))] = np.inf
-            else:
-                err = np.abs(d - o)
-        err[~np.isfinite(d)] = np.inf
+        err = np.asarray(errors[role], np.float64)
         violations = int((err > bound).sum())
-        out[role] = {"bound": float(bound), "kind": "relative" if RELATIVE[role] else "absolute",
+        out[role] = {"bound": float(bound), "kind": str(kinds.get(role, "")),
                      "max_error": float(err.max()) if len(err) else 0.0,
                      "violations": violations, "within": violations == 0}
     return out
@@ -232,32 +349,36 @@ def _training_history(model) -> list[dict]:
     return list(m.history)
 
 
-def alternatives(orig: np.ndarray, representation: str, max_jets: int = 1_000_000) -> dict[str, Any]:
-    """What users compare jetzip with, on the same jets: sizes and residual widths side by side.
+def alternatives(columns: dict[str, np.ndarray], representation: str, units: str = "GeV",
+                 level: int = 3) -> dict[str, Any]:
+    """What users compare jetzip with, on the same jets (the first ``baselines.MAX_JETS``): sizes
+    and residual widths side by side.
 
-    - lossless: the four float32 columns, byte-shuffled, compressed with zstd level 3;
-    - float16: the four columns in the file's representation cast to float16 (then zstd 3).
+    - lossless: the four stored float32 columns, byte-shuffled, zstd level 3
+      (``lossless_zstd3_bytes_per_jet``);
+    - float16: :func:`jetzip.baselines.float16_zstd` (cast in GeV, byte-shuffled, zstd at
+      `level`: 19 when ``evaluate --baselines`` also runs, so that its baselines table and this
+      one show the same number). Returns ``residual_std``, ``residual_p99_abs`` for every
+      residual variable, ``non_finite`` (values that overflowed float16), ``zstd_level``.
     """
-    frame = orig[:max_jets]
-    n = len(frame)
+    from .baselines import MAX_JETS, byte_shuffle, float16_zstd
+
+    cols = {r: np.asarray(v, np.float32)[:MAX_JETS] for r, v in columns.items()}
+    n = len(next(iter(cols.values()))) if cols else 0
     if n == 0:
         return {}
-    cols = from_model_frame(frame, representation, "GeV", np.float32)
-    out: dict[str, Any] = {"n_jets": n, "raw_float32_bytes_per_jet": 16.0}
     import zstandard
 
-    def shuffled(arrays: list[np.ndarray]) -> bytes:
-        return b"".join(np.ascontiguousarray(a).view(np.uint8).reshape(len(a), -1).T.tobytes() for a in arrays)
-
-    c = zstandard.ZstdCompressor(level=3)
-    out["lossless_zstd3_bytes_per_jet"] = len(c.compress(shuffled(list(cols.values())))) / n
-    half = {k: v.astype(np.float16) for k, v in cols.items()}
-    back = to_model_frame({k: v.astype(np.float32) for k, v in half.items()}, representation, "GeV")
-    res = residuals(frame_columns(frame), frame_columns(back))
+    out: dict[str, Any] = {"n_jets": n, "raw_float32_bytes_per_jet": 16.0}
+    out["lossless_zstd3_bytes_per_jet"] = len(zstandard.ZstdCompressor(level=3).compress(
+        byte_shuffle(list(cols.values())))) / n
+    per_jet, back, overflow = float16_zstd(cols, units, level)
+    res = residuals(residual_columns(cols, representation, units), residual_columns(back, representation, units))
     out["float16"] = {
-        "bytes_per_jet": len(c.compress(shuffled(list(half.values())))) / n,
-        "residual_std": {k: float(np.nanstd(v)) for k, v in res.items()},
-        "residual_p99_abs": {k: float(np.nanpercentile(np.abs(v), 99)) for k, v in res.items()},
-        "non_finite": int(sum(int((~np.isfinite(v.astype(np.float32))).sum()) for v in half.values())),
+        "bytes_per_jet": per_jet, "zstd_level": level,
+        "residual_std": {k: float(v[np.isfinite(v)].std()) for k, v in res.items() if np.isfinite(v).any()},
+        "residual_p99_abs": {k: float(np.percentile(np.abs(v[np.isfinite(v)]), 99))
+                             for k, v in res.items() if np.isfinite(v).any()},
+        "non_finite": overflow,
     }
     return out

@@ -50,6 +50,20 @@ def representation_of(roles: set[str] | frozenset[str]) -> str:
                      + "; ".join(",".join(r) for r in REPRESENTATIONS.values()))
 
 
+def _quiet(fn):
+    """Run `fn` with numpy's floating-point warnings off: overflow to inf and NaN from invalid
+    input are expected here and handled by the callers (jetzip never writes numpy warnings
+    to stderr)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+@_quiet
 def to_model_frame(columns: Mapping[str, np.ndarray], representation: str,
                    units: str = "GeV") -> np.ndarray:
     """Columns of one representation -> float64 array (n, 4) of (E, pt, eta, phi) in GeV."""
@@ -82,6 +96,7 @@ def to_model_frame(columns: Mapping[str, np.ndarray], representation: str,
     return out
 
 
+@_quiet
 def from_model_frame(frame: np.ndarray, representation: str, units: str = "GeV",
                      dtype: np.dtype | type = np.float32) -> dict[str, np.ndarray]:
     """Array (n, 4) of (E, pt, eta, phi) in GeV -> columns of `representation` in `units`."""

@@ -13,6 +13,7 @@ Nothing is unpickled; every shape is checked against the architecture before use
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -318,6 +319,32 @@ def parse_json(payload: bytes, what: str) -> dict:
 
 
 DEFAULT_MODEL_NAME = "AE_3D_200.jzm"
+SHIPPED_MODELS = Path(__file__).resolve().parent / "models"  # package data: kept there forever
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_index() -> dict[str, Path]:
+    """weights SHA-256 -> path of every model shipped in ``jetzip/models/`` (read once)."""
+    index: dict[str, Path] = {}
+    for path in sorted(SHIPPED_MODELS.glob("*.jzm")):
+        try:
+            index.setdefault(load_model(path).weights_sha256, path)
+        except (FormatError, InputError):  # a damaged installation: that model is not found
+            continue
+    return index
+
+
+@functools.lru_cache(maxsize=4)
+def _load_shipped(path: Path) -> Model:
+    return load_model(path)
+
+
+def shipped_model(weights_sha256: str) -> Model | None:
+    """The model shipped with jetzip (``jetzip/models/*.jzm``) whose weights have this
+    SHA-256 (:attr:`Model.weights_sha256`), or None. Files made with a shipped model need not
+    embed its decoder: every shipped model stays in the package, and a new one gets a new name."""
+    path = _shipped_index().get(str(weights_sha256))
+    return None if path is None else _load_shipped(path)
 
 
 def default_model_path() -> Path:

@@ -2,7 +2,9 @@
 
 Needs matplotlib (``pip install 'jetzip[plot]'``); uses the mplhep style when installed.
 Each ``*_figure`` function returns a matplotlib Figure (so tests can inspect it);
-:func:`write_all` saves them as PNG (and PDF) and closes them.
+:func:`write_all` saves them as PNG (and PDF) and closes them. Every figure's title names what
+it shows (``title``: the files and the codec), and a figure with nothing to show is not
+written (:func:`skipped_figures` says which and why).
 """
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import JetzipError
 
 LABELS = {
     "E": ("E", "GeV", "rel"), "pt": ("$p_T$", "GeV", "rel"), "m": ("m", "GeV", "rel"),
@@ -22,10 +23,9 @@ ORDER = ["E", "pt", "m", "eta", "phi"]
 
 
 def require_matplotlib():
-    try:
-        import matplotlib
-    except ImportError:
-        raise JetzipError("plots need matplotlib: pip install 'jetzip[plot]'") from None
+    from .extras import matplotlib as require
+
+    matplotlib = require()
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     try:
@@ -38,6 +38,15 @@ def require_matplotlib():
 
 def _ordered(d: Mapping) -> list[str]:
     return [k for k in ORDER if k in d]
+
+
+def _finite_names(res: Mapping[str, np.ndarray]) -> list[str]:
+    """The variables with at least one finite residual (a mass residual of massless jets is none)."""
+    return [k for k in _ordered(res) if np.isfinite(np.asarray(res[k], float)).any()]
+
+
+def _suptitle(fig, what: str, title: str | None) -> None:
+    fig.suptitle(what if not title else f"{what}\n{title}")
 
 
 def residual_label(name: str) -> str:
@@ -62,7 +71,7 @@ def _clip_range(x: np.ndarray, q: float = 0.5) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def loss_figure(history: Sequence[Mapping]):
+def loss_figure(history: Sequence[Mapping], title: str | None = None):
     plt = require_matplotlib()
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     epochs = [h["epoch"] for h in history]
@@ -72,11 +81,12 @@ def loss_figure(history: Sequence[Mapping]):
     ax.set_xlabel("epoch")
     ax.set_ylabel("weighted MSE loss (normalized units)")
     ax.legend()
-    ax.set_title("training loss")
+    ax.set_title("training loss" if not title else f"training loss\n{title}", fontsize=9)
     return fig
 
 
-def distributions_figure(original: Mapping[str, np.ndarray], decoded: Mapping[str, np.ndarray]):
+def distributions_figure(original: Mapping[str, np.ndarray], decoded: Mapping[str, np.ndarray],
+                         title: str | None = None):
     plt = require_matplotlib()
     names = _ordered(original)
     fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 4.6), sharex="col",
@@ -103,13 +113,13 @@ def distributions_figure(original: Mapping[str, np.ndarray], decoded: Mapping[st
         bottom.set_ylim(0.8, 1.2)
         bottom.set_ylabel("dec / orig")
         bottom.set_xlabel(value_label(k))
-    fig.suptitle("original and decoded distributions")
+    _suptitle(fig, "original and decoded distributions", title)
     return fig
 
 
-def residuals_figure(res: Mapping[str, np.ndarray]):
+def residuals_figure(res: Mapping[str, np.ndarray], title: str | None = None):
     plt = require_matplotlib()
-    names = _ordered(res)
+    names = _finite_names(res)
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), constrained_layout=True,
                              squeeze=False)
     for ax, k in zip(axes[0], names):
@@ -122,24 +132,27 @@ def residuals_figure(res: Mapping[str, np.ndarray]):
         ax.set_xlabel(residual_label(k))
         ax.set_ylabel("jets")
         ax.legend(fontsize=8)
-    fig.suptitle("residuals")
+    _suptitle(fig, "residuals", title)
     return fig
 
 
-def corner_figure(res: Mapping[str, np.ndarray], max_points: int = 20000):
+def corner_figure(res: Mapping[str, np.ndarray], max_points: int = 20000, title: str | None = None):
     """Residual histograms on the diagonal, 2D histograms of each pair below, jets beyond 1 sigma
     drawn as points, each panel's background coloured by the pair's correlation coefficient."""
     plt = require_matplotlib()
     from matplotlib import cm, colors
     from matplotlib.ticker import MaxNLocator
 
-    names = _ordered(res)
+    names = _finite_names(res)
     n = len(names)
     data = {k: np.asarray(res[k], float) for k in names}
     ok = np.all([np.isfinite(data[k]) for k in names], axis=0) if names else np.zeros(0, bool)
     data = {k: v[ok] for k, v in data.items()}
     ranges = {k: _clip_range(data[k], 1.0) for k in names}
-    corr = np.corrcoef(np.vstack([data[k] for k in names])) if ok.sum() > 1 else np.eye(n)
+    corr = np.eye(n)
+    if ok.sum() > 1:
+        with np.errstate(invalid="ignore", divide="ignore"):  # a residual that is 0 everywhere
+            corr = np.nan_to_num(np.corrcoef(np.vstack([data[k] for k in names])))
     norm = colors.Normalize(-1, 1)
     cmap = cm.get_cmap("RdBu_r") if hasattr(cm, "get_cmap") else plt.get_cmap("RdBu_r")
     fig, axes = plt.subplots(n, n, figsize=(2.4 * n + 1, 2.4 * n), squeeze=False)
@@ -190,12 +203,12 @@ def corner_figure(res: Mapping[str, np.ndarray], max_points: int = 20000):
             ax.tick_params(labelsize=6)
     cax = fig.add_axes([0.89, 0.15, 0.025, 0.7])
     fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), cax=cax, label="correlation coefficient")
-    fig.suptitle("residual correlations (points: jets beyond 1 sigma)")
+    _suptitle(fig, "residual correlations (points: jets beyond 1 sigma)", title)
     fig.corner_pairs = [(names[i], names[j]) for i in range(n) for j in range(i)]
     return fig
 
 
-def latent_figure(latents: np.ndarray):
+def latent_figure(latents: np.ndarray, title: str | None = None):
     plt = require_matplotlib()
     d = latents.shape[1] if latents.ndim == 2 else 0
     fig, axes = plt.subplots(d, d, figsize=(2.6 * d, 2.6 * d), constrained_layout=True, squeeze=False)
@@ -216,24 +229,51 @@ def latent_figure(latents: np.ndarray):
                 ax.set_xlabel(f"latent $z_{j}$ (pre-tanh)")
             if j == 0 and i > 0:
                 ax.set_ylabel(f"latent $z_{i}$")
-    fig.suptitle("latent space")
+    _suptitle(fig, "latent space", title)
     return fig
 
 
+def skipped_figures(original: Mapping[str, np.ndarray], res: Mapping[str, np.ndarray], latents: np.ndarray,
+                    history: Sequence[Mapping]) -> dict[str, str]:
+    """The figures :func:`write_all` does not draw, each with the reason: nothing to show."""
+    out = {}
+    if not history:
+        out["loss"] = "no training history (pass --model with the model file)"
+    n = len(next(iter(original.values()))) if original else 0
+    if n == 0:
+        for name in ("distributions", "residuals", "corner"):
+            out[name] = "no jets"
+    else:
+        names = _finite_names(res)
+        if not names:
+            out["residuals"] = "no finite residuals"
+        ok = np.all([np.isfinite(np.asarray(res[k], float)) for k in names], axis=0) if names else np.zeros(0, bool)
+        if len(names) < 2 or ok.sum() < 2:
+            out["corner"] = "fewer than two variables or two jets with every residual defined"
+    if latents.ndim != 2 or latents.shape[0] == 0 or latents.shape[1] == 0:
+        out["latent"] = "the codec stores no latents"
+    return out
+
+
 def write_all(folder: str | os.PathLike, original, decoded, res, latents: np.ndarray,
-              history: Sequence[Mapping], pdf: bool = False) -> dict[str, list[str]]:
-    """Write every figure into `folder`; returns {figure name: [paths]}."""
+              history: Sequence[Mapping], pdf: bool = False, title: str | None = None) -> dict[str, list[str]]:
+    """Write every figure that has something to show into `folder`, each titled with `title`
+    (the files and the codec); returns {figure name: [paths]} (see :func:`skipped_figures`
+    for the others)."""
     plt = require_matplotlib()
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    figures = {}
-    if history:
-        figures["loss"] = loss_figure(history)
-    figures.update({"distributions": distributions_figure(original, decoded),
-                    "residuals": residuals_figure(res), "corner": corner_figure(res),
-                    "latent": latent_figure(latents)})
+    skip = skipped_figures(original, res, latents, history)
+    makers = {"loss": lambda: loss_figure(history, title),
+              "distributions": lambda: distributions_figure(original, decoded, title),
+              "residuals": lambda: residuals_figure(res, title),
+              "corner": lambda: corner_figure(res, title=title),
+              "latent": lambda: latent_figure(latents, title)}
     written: dict[str, list[str]] = {}
-    for name, fig in figures.items():
+    for name, make in makers.items():
+        if name in skip:
+            continue
+        fig = make()
         paths = [out / f"{name}.png"] + ([out / f"{name}.pdf"] if pdf else [])
         for p in paths:
             fig.savefig(p, dpi=110)

@@ -57,35 +57,47 @@ def print_inspect(info: dict[str, Any], console) -> None:
         console.print(t)
         return
     h = info["header"]
-    src = h["source"]
+    src = info.get("table") or h.get("source") or {}
     t = Table(title=f".aez file {info['path']}", show_header=False, title_justify="left")
     t.add_column("field", style="bold")
     t.add_column("value")
+    source = h.get("source") or {}
     rows = [
         ("format version", info["format_version"]),
         ("written by", f"jetzip {h.get('jetzip_version')}"),
         *[(str(k), str(v)) for k, v in info.get("codec_description") or []],
-        ("source", f"{src['file']} ({src['format']}, tree {src.get('tree')}, layout {src['layout']})"),
-        ("columns", ", ".join(f"{r}={n}" for r, n in src["columns"])
+        ("source", f"{source.get('file', src.get('file'))} ({source.get('format', src.get('format'))}, "
+                   f"tree {src.get('tree')}, layout {src.get('layout')})"),
+        ("columns", ", ".join(f"{r}={n}" for r, n in src.get("columns") or [])
          + (f"; counter {src['counter']}" if src.get("counter") else "")),
-        ("units", f"{src['units']}" + (f" (inferred: {src.get('units_reason')})" if src.get("units_inferred") else "")),
-        ("kept branches", ", ".join([*(src.get("kept_branches") or []), *(src.get("jet_branches") or [])]) or "none"),
+        ("units", f"{src.get('units')}"
+         + (f" (inferred: {src.get('units_reason')})" if src.get("units_inferred") else "")),
+        ("kept branches", _names([*(src.get("kept_branches") or []), *(src.get("jet_branches") or []),
+                                  *(src.get("carried_branches") or [])])),
         ("not stored", f"{len(src.get('other_branches') or [])} other branch(es)"),
     ]
     if info.get("verified"):
-        payload = info.get("payload_bytes", info.get("latent_bytes"))
-        side = info.get("side_bytes", info.get("decoder_bytes"))
-        parts = [f"jets {_fmt_bytes(payload)}"]
-        if side:
-            parts.append(f"decoder {_fmt_bytes(side)}")
-        if info.get("extras_bytes"):
-            parts.append(f"other objects {_fmt_bytes(info['extras_bytes'])}")
+        parts = info.get("bytes_by_part")
+        if parts:
+            total = max(int(info["bytes"]), 1)
+            shown = ", ".join(f"{name} {_fmt_bytes(v)} ({v / total:.0%})" for name, v in parts.items() if v)
+        else:  # files before format 3.0
+            shown = ", ".join(f"{k} {_fmt_bytes(info.get(v))}" for k, v in
+                              (("jets", "payload_bytes"), ("decoder", "side_bytes"), ("other objects", "extras_bytes"))
+                              if info.get(v))
         rows += [
             ("jets / events", f"{info['n_jets']} / {info['n_events']} in {info['n_chunks']} chunk(s)"),
-            ("file size", f"{_fmt_bytes(info['bytes'])} ({', '.join(parts)})"),
+            ("file size", f"{_fmt_bytes(info['bytes'])} ({shown})"),
             ("bytes per jet", "-" if info["bytes_per_jet"] is None else
              f"{info['bytes_per_jet']:.3f} ({info['ratio_to_float32']:.1%} of 4 x float32)"),
         ]
+        for table in info.get("tables") or []:
+            colls = "; ".join(f"{c['name'] or 'jets'} ({c['codec']}) {c['jets']} in {_fmt_bytes(c['bytes'])}"
+                              + (f", {c['bytes'] / c['jets']:.2f} B each" if c["jets"] else "")
+                              for c in table.get("collections") or [])
+            rows.append((f"table {table.get('name')}", f"{table.get('entries')} entries; " + (colls or "no jets")
+                         + f"; {table.get('carried_branches', 0)} carried branches in "
+                         + _fmt_bytes(table.get("carried_bytes", 0))))
         streams = info.get("stream_bytes")
         if streams and info["n_jets"]:
             rows.append(("per column", ", ".join(f"{k} {8 * v / info['n_jets']:.2f}"
@@ -209,6 +221,18 @@ def print_evaluation(r: dict[str, Any], console) -> None:
         console.print(_bounds_table(r["bounds"]))
         console.print("every value within its bound" if r.get("all_within_bounds") else
                       "SOME VALUES ARE BEYOND THEIR BOUND (see violations)")
+    if r.get("collections"):
+        from rich.table import Table
+
+        t = Table(title="every coded collection (the largest error as a share of its bound)", title_justify="left")
+        for col in ("table", "collection", "codec", "jets", "B/jet", "largest error / bound", "within"):
+            t.add_column(col, justify="left" if col in ("table", "collection", "codec") else "right")
+        for c in r["collections"]:
+            worst = ", ".join(f"{k} {v['max_error'] / v['bound']:.2f}" for k, v in (c.get("bounds") or {}).items())
+            t.add_row(str(c["table"]), str(c["collection"] or "-"), str(c["codec"]), str(c["n_jets"]),
+                      "-" if c["bytes_per_jet"] is None else f"{c['bytes_per_jet']:.2f}", worst or "-",
+                      {True: "yes", False: "NO"}.get(c.get("all_within_bounds"), "-"))
+        console.print(t)
     if r.get("bytes_per_jet") is not None:
         console.print(f"size: {r['bytes']} bytes, {r['bytes_per_jet']:.3f} B/jet, "
                       f"{r['ratio_to_float32']:.1%} of 4 x float32 (16 B/jet); the jets alone (no header, "
@@ -276,3 +300,11 @@ def _baselines_table(baselines: dict[str, Any]):
         t.add_row(name, "yes" if b.get("bounded") else "no", f"{b['bytes_per_jet']:.2f}",
                   *(f"{errors[k]:.2g}" if k in errors else "-" for k in roles))
     return t
+
+
+def _names(names: list[str], limit: int = 12) -> str:
+    """A list of branch names, shortened."""
+    if not names:
+        return "none"
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more

@@ -15,11 +15,11 @@ LAYERS = {
     "cli": 6,
     "api": 5, "evaluation": 5, "baselines": 5, "training": 5, "context_training": 5, "bench": 5, "dask": 5,
     "dataset": 5, "render": 5, "plots": 5,
-    "aez": 4,
+    "aez": 4, "aez_v2": 4,
     "codecs": 3,
     "engine": 2, "entropy": 2, "model": 2, "models": 2,
-    "tables": 1, "features": 1, "residuals": 1, "synthetic": 1,
-    "errors": 0, "defaults": 0, "atomic": 0, "pipeline": 0, "device": 0, "container": 0,
+    "tables": 1, "carry": 1, "features": 1, "residuals": 1, "synthetic": 1,
+    "errors": 0, "extras": 0, "defaults": 0, "atomic": 0, "pipeline": 0, "device": 0, "container": 0,
     "": 0,  # jetzip/__init__.py: version and lazy re-exports only
 }
 

@@ -48,3 +48,35 @@ def test_max_errors_conventions():
     d = {"pt": np.array([10.1, 0.0]), "eta": np.array([1.002, -1.0])}
     e = max_errors(o, d)
     assert e["pt"] == pytest.approx(0.01) and e["eta"] == pytest.approx(0.002)
+
+
+def test_float16_baseline_casts_mev_columns_in_gev():
+    """float16 overflows at 65,504: in MeV every pt above 65.5 GeV would be inf."""
+    from jetzip.baselines import float16_zstd
+
+    cols = jetfactory.jets(5000, 6)
+    assert (cols["pt"] > 65.504).any()
+    mev = {r: (v * 1000 if r in ("pt", "m") else v).astype(np.float32) for r, v in cols.items()}
+    gev_out = measure(cols, "PtEtaPhiM", None, units="GeV")["float16+zstd"]
+    mev_out = measure(mev, "PtEtaPhiM", None, units="MeV")["float16+zstd"]
+    assert mev_out["overflow"] == 0 and np.isfinite(list(mev_out["max_error"].values())).all()
+    assert mev_out["max_error"]["pt"] <= 2.0 ** -11 and mev_out["max_error"]["eta"] == gev_out["max_error"]["eta"]
+    assert mev_out["bytes_per_jet"] == pytest.approx(gev_out["bytes_per_jet"], rel=0.02)
+    # the decoded columns come back in the file's units
+    _, back, _ = float16_zstd(mev, "MeV")
+    assert np.abs(back["pt"] / mev["pt"] - 1).max() <= 2.0 ** -11
+
+
+def test_an_input_already_at_nanoaod_precision_is_said():
+    from jetzip.baselines import already_nanoaod, nanoaod_grid
+
+    cols = jetfactory.jets(3000, 7)
+    assert already_nanoaod(cols) == [] and max(nanoaod_grid(cols).values()) < 0.01
+    out = measure(cols, "PtEtaPhiM", None)
+    assert out["already_nanoaod"] == [] and "note" not in out["nanoaod-mantissa+lzma"]
+    rounded = {r: round_mantissa(v, 10 if r in ("pt", "m") else 12) for r, v in cols.items()}
+    assert already_nanoaod(rounded) == ["pt", "m", "eta", "phi"]
+    out = measure(rounded, "PtEtaPhiM", None)
+    assert out["already_nanoaod"] == ["pt", "m", "eta", "phi"]
+    assert max(out["nanoaod-mantissa+lzma"]["max_error"].values()) == 0.0
+    assert "already rounded" in out["nanoaod-mantissa+lzma"]["note"]

@@ -272,7 +272,7 @@ def test_nanoaod_through_csv_keeps_events_counts_and_kept_branches(tmp_path, nan
                           chunk_jets=256)
     with_jets = data["counts"] > 0
     assert rep["n_events"] == int(with_jets.sum()) and rep["n_jets"] == int(data["counts"].sum())
-    src = jetzip.read_aez(tmp_path / "b.aez")["header"]["source"]
+    src = jetzip.read_aez(tmp_path / "b.aez")["table"]
     assert src["jagged"] and src["collection"] == "Jet" and src["other_branches"] == []
     back = jetzip.decompress(tmp_path / "b.aez", tmp_path / "y.root")
     assert back["missing_branches"] == []
@@ -312,7 +312,7 @@ def test_float_kept_column_stays_float_through_csv(tmp_path, small_model_path):
                     units="GeV")
     jetzip.decompress(tmp_path / "w.aez", tmp_path / "w.csv")
     jetzip.compress(tmp_path / "w.csv", tmp_path / "w2.aez", model=small_model_path, keep_branches=["weight"])
-    back = jetzip.read_aez(tmp_path / "w2.aez")["header"]["source"]
+    back = jetzip.read_aez(tmp_path / "w2.aez")["table"]
     assert back["dtypes"]["weight"].startswith("float")
 
 

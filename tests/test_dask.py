@@ -6,6 +6,7 @@ input format: a NanoAOD-like ROOT file large enough to be split into entry range
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -124,8 +125,10 @@ def single_process(path: Path, work: Path, suffix: str | None = None, **options)
 def dataset(client, inputs, tmp_path_factory, small_model_path):
     """The latent dataset of every input, compressed on the cluster and restored."""
     root = tmp_path_factory.mktemp("latent")
+    # float32 latents: split parts decode as the whole file does up to the network's last ulp
+    # (quantized latents take their steps from each chunk, so a split moves them)
     report = jd.compress(list(inputs.values()), root / "ds", client=client, entries_per_task=ENTRIES_PER_TASK,
-                         model=small_model_path)
+                         model=small_model_path, latent_dtype="float32")
     restored = jd.decompress(root / "ds", root / "restored", client=client)
     return root, report, restored
 
@@ -145,7 +148,7 @@ def test_dataset_on_two_workers_restores_every_input_as_a_single_process_run(cli
     # Every restored table: same events (zero-jet ones too) and values as a one-process run.
     for (name, path), out in zip(inputs.items(), restored["outputs"]):
         assert Path(out).name == path.name
-        one = single_process(path, root / "single", model=small_model_path)
+        one = single_process(path, root / "single", model=small_model_path, latent_dtype="float32")
         a, b = read_table(out), read_table(one)
         # Whole-file parts are the single run's bytes. The network's float32 results depend on
         # where its batches start, which an entry range moves: a few jets differ by an ulp or so.
@@ -199,7 +202,7 @@ def test_a_worker_killed_during_a_task_and_a_failed_task_leave_a_complete_datase
     files = [inputs["nano"], inputs["small"]]
     marker = tmp_path / "killed"
     r = jd.compress(files, tmp_path / "ds", client=client, entries_per_task=ENTRIES_PER_TASK, model=small_model_path,
-                    task_progress=partial(_kill_first_time, str(marker)))
+                    latent_dtype="float32", task_progress=partial(_kill_first_time, str(marker)))
     assert marker.exists()  # a worker did die mid-task
     m = read_manifest(tmp_path / "ds")
     # Complete, and the very bytes of the undisturbed run.
@@ -214,7 +217,7 @@ def test_a_worker_killed_during_a_task_and_a_failed_task_leave_a_complete_datase
 
     marker2 = tmp_path / "failed"
     r = jd.compress(files, tmp_path / "ds2", client=client, entries_per_task=ENTRIES_PER_TASK, model=small_model_path,
-                    task_progress=partial(_fail_first_time, str(marker2)), retries=1)
+                    latent_dtype="float32", task_progress=partial(_fail_first_time, str(marker2)), retries=1)
     assert marker2.exists() and r["n_parts"] == 4
     assert all(shas[p["file"]] == p["sha256"] for p in read_manifest(tmp_path / "ds2")["parts"])
 
@@ -360,3 +363,44 @@ def test_cli_compress_inspect_decompress_a_dataset_on_a_running_scheduler(reques
     assert r.returncode == 1 and b"flat.aez" in r.stderr
     r = invoke("compress", inputs["flat"], "-o", "x.aez", "--entries-per-task", 10)
     assert r.returncode == 1 and b"needs --scheduler" in r.stderr
+
+
+def _disk_full(log: str, name: str, part: str, done: int, total) -> None:
+    """task_progress hook: the disk is full under `name` (each call is counted in `log`)."""
+    if part == name:
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        raise OSError(errno.ENOSPC, "No space left on device", f"/data/out/.{name}~jetzip-1-0a1b2c3d-x.part")
+
+
+def test_a_full_disk_on_a_worker_is_one_line_and_not_retried(client, inputs, tmp_path):
+    log = tmp_path / "calls"
+    with pytest.raises(JetzipError) as e:
+        jd.compress([inputs["nano"], inputs["flat"]], tmp_path / "ds", client=client, error_bound=1e-3,
+                    entries_per_task=ENTRIES_PER_TASK, retries=2,
+                    task_progress=partial(_disk_full, str(log), "nano.p0001.aez"))
+    text = str(e.value)
+    assert "\n" not in text and text.startswith("1 of 4 parts failed: ")
+    # the user's output named, never the temporary file; retrying cannot make room
+    assert "/data/out/nano.p0001.aez: No space left on device" in text and "~jetzip-" not in text
+    assert len(log.read_text().split()) == 1
+    assert not (tmp_path / "ds" / MANIFEST).exists() and len(list((tmp_path / "ds").glob("*.aez"))) == 3
+
+
+def test_cli_on_a_full_disk_prints_one_line_not_worker_tracebacks(jetzip_exe, inputs, tmp_path):
+    """A file size limit (RLIMIT_FSIZE: writes fail with EFBIG, as on a full disk) for the CLI
+    and the local cluster it starts: one line on stderr, exit code 1."""
+    import resource
+    import subprocess
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 10, 16 << 10))
+
+    r = subprocess.run([jetzip_exe, "compress", str(inputs["nano"]), str(inputs["small"]), "-o", f"{tmp_path}/ds/",
+                        "--scheduler", "local:1", "--error-bound", "1e-3", "--no-progress"],
+                       capture_output=True, preexec_fn=limit, timeout=300)
+    err = r.stderr.decode()
+    assert r.returncode == 1, err
+    assert err.count("\n") == 1 and "File too large" in err and "2 parts failed" in err, err
+    assert "Traceback" not in err and "~jetzip-" not in err
+    assert not (tmp_path / "ds" / MANIFEST).exists()

@@ -199,8 +199,8 @@ def test_evaluate_cli_on_a_bounded_file_with_baselines(tmp_path, nano_file):
 
 
 def test_evaluate_a_file_with_other_trees(tmp_path, nano_dy):
-    """nano_dy.root has Runs and other trees (an XTRA record): evaluate reads the chunks twice
-    (bytes, then values) and must not take the second pass for a second XTRA record."""
+    """nano_dy.root has a Runs tree beside Events (a second table of the .aez): evaluate reads
+    the chunks twice (bytes, then values); both passes see the same chunks."""
     out = tmp_path / "b.aez"
     jetzip.compress(nano_dy, out, error_bound="1e-3")
     ev = jetzip.evaluate(nano_dy, out)
@@ -209,4 +209,87 @@ def test_evaluate_a_file_with_other_trees(tmp_path, nano_dy):
 
     with open_aez(out) as aez:
         first = [len(c.payload) for c in aez.chunks()]
-        assert [len(c.payload) for c in aez.chunks()] == first and aez.extras
+        assert [len(c.payload) for c in aez.chunks()] == first and [t.tree for t in aez.tables] == ["Events", "Runs"]
+
+
+def test_evaluate_gives_one_float16_figure(tmp_path, nano_file):
+    """The "other ways" table and the baselines table run the same float16 baseline
+    (issue 20: they printed 7.42 and 6.47 B/jet, zstd level 3 against 19)."""
+    import re
+
+    path, _ = nano_file
+    aez = tmp_path / "b.aez"
+    jetzip.compress(path, aez, error_bound="nanoaod")
+    rep = jetzip.evaluate(path, aez, baselines=True)
+    assert rep["alternatives"]["float16"]["bytes_per_jet"] == rep["baselines"]["float16+zstd"]["bytes_per_jet"]
+    assert rep["alternatives"]["float16"]["zstd_level"] == 19
+    text = invoke("evaluate", path, aez, "--baselines").stdout.decode()
+    other = re.search(r"float16 cast \+ zstd\s*\S\s*([\d.]+)", text).group(1)
+    base = re.search(r"float16\+zstd\s*\S\s*no\s*\S\s*([\d.]+)", text).group(1)
+    assert other == base == f"{rep['baselines']['float16+zstd']['bytes_per_jet']:.2f}"
+
+
+def test_only_bounded_variables_carry_a_bound(tmp_path, nano_file):
+    path, _ = nano_file
+    jetzip.compress(path, tmp_path / "n.aez", error_bound="nanoaod")
+    rep = jetzip.evaluate(path, tmp_path / "n.aez")
+    assert rep["variables"] == ["pt", "eta", "phi", "m"]
+    assert rep["residual_bounds"]["E"] is None and rep["residual_bounds"]["m"] == 2.0 ** -11
+    assert rep["residual_bounds"]["eta"] == 2.0 ** -12
+    assert any(n.startswith("E not bounded: computed from the bounded pt, eta, phi, m") for n in rep["notes"])
+    assert set(rep["alternatives"]["float16"]["residual_std"]) == {"E", "pt", "m", "eta", "phi"}
+    # a table that stores E: E is bounded, nothing unbounded to say
+    cols = jetfactory.jets(2000, seed=3)
+    flat = {"E": jetfactory.energy(cols["pt"], cols["eta"], cols["m"]), "pt": cols["pt"], "eta": cols["eta"],
+            "phi": cols["phi"]}
+    jetfactory.write_hdf5_columns(tmp_path / "e.h5", flat)
+    jetzip.compress(tmp_path / "e.h5", tmp_path / "e.aez", error_bound="1e-3")
+    rep = jetzip.evaluate(tmp_path / "e.h5", tmp_path / "e.aez")
+    assert rep["residual_bounds"]["E"] == 1e-3 and not any("not bounded" in n for n in rep["notes"])
+
+
+def test_an_input_already_at_nanoaod_precision_is_said(tmp_path, nano_file):
+    import uproot
+    from jetzip.baselines import round_mantissa
+
+    path, data = nano_file
+    jetzip.compress(path, tmp_path / "a.aez", error_bound="nanoaod")
+    rep = jetzip.evaluate(path, tmp_path / "a.aez")
+    assert rep["already_nanoaod"] == [] and not any("NanoAOD" in n for n in rep["notes"])
+    c = data["counts"].astype(np.int64)
+    rounded = tmp_path / "rounded.root"
+    with uproot.recreate(rounded) as f:
+        f["Events"] = {f"Jet_{name}": ak.unflatten(round_mantissa(data[key], bits), c)
+                       for name, key, bits in (("pt", "pt", 10), ("eta", "eta", 12), ("phi", "phi", 12),
+                                               ("mass", "m", 10))}
+    jetzip.compress(rounded, tmp_path / "r.aez", error_bound="nanoaod")
+    rep = jetzip.evaluate(rounded, tmp_path / "r.aez", baselines=True)
+    assert rep["already_nanoaod"] == ["pt", "m", "eta", "phi"]
+    assert any("already rounded to NanoAOD's precision" in n and "second time" in n for n in rep["notes"])
+    assert max(rep["baselines"]["nanoaod-mantissa+lzma"]["max_error"].values()) == 0.0
+
+
+def test_figures_name_the_files_and_the_codec_and_none_is_empty(tmp_path, nano_file, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    titles = {}
+    real_savefig = Figure.savefig
+
+    def savefig(self, path, *a, **k):
+        text = self._suptitle.get_text() if self._suptitle is not None else self.axes[0].get_title()
+        titles[str(path)] = text
+        return real_savefig(self, path, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    path, _ = nano_file
+    jetzip.compress(path, tmp_path / "b.aez", error_bound="nanoaod")
+    rep = jetzip.evaluate(path, tmp_path / "b.aez", plots=tmp_path / "figs")
+    assert set(rep["plots"]) == {"distributions", "residuals", "corner"}
+    assert rep["plots_skipped"]["latent"] == "the codec stores no latents" and "loss" in rep["plots_skipped"]
+    assert not (tmp_path / "figs" / "latent.png").exists() and not (tmp_path / "figs" / "loss.png").exists()
+    assert len(titles) == 3
+    for text in titles.values():
+        assert "b.aez, codec bounded (" in text and "against nano.root" in text
+    for paths in rep["plots"].values():
+        assert all((tmp_path / "figs" / p).stat().st_size > 1000 for p in paths)

@@ -46,7 +46,7 @@ def test_opendata_layout_counter_and_unit_inference(tmp_path, small_model_path):
     assert r.returncode == 0, r.stderr
     assert b"units: assuming MeV (median jet pt is" in r.stderr
     assert b"--units" in r.stderr
-    h = jetzip.read_aez(tmp_path / "o.aez")["header"]["source"]
+    h = jetzip.read_aez(tmp_path / "o.aez")["table"]
     assert h["units"] == "MeV" and h["units_inferred"] is True and "median jet pt" in h["units_reason"]
     jetzip.decompress(tmp_path / "o.aez", tmp_path / "o.root")
     back = uproot.open(tmp_path / "o.root")["mini"]
@@ -148,9 +148,16 @@ def test_collection_choice_and_ambiguity(tmp_path, small_model_path):
         data = {f"{coll}_{k}": ak.unflatten(j[kk], c) for coll in ("AK4", "AK8")
                 for k, kk in (("pt", "pt"), ("eta", "eta"), ("phi", "phi"), ("mass", "m"))}
         f.mktree("t", types, counter_name=lambda name: "n" + name.split("_")[0]).extend(data)
-    with pytest.raises(jetzip.InputError, match="several jet collections found: AK4 .*AK8"):
-        open_table(src)
+    both = open_table(src).info  # every jet collection by default: AK4 first (file order), AK8 too
+    assert both.columns["pt"] == "AK4_pt" and [c.name for c in both.collections] == ["AK8"]
+    assert both.collections[0].counter == "nAK8"
     assert open_table(src, collection="AK8").info.columns["pt"] == "AK8_pt"
+    assert open_table(src, collection="AK8").info.collections == []
+    rep = jetzip.compress(src, tmp_path / "two.aez", error_bound="1e-3")
+    assert rep["tables"][0]["n_jets"] == [40, 40]
+    jetzip.decompress(tmp_path / "two.aez", tmp_path / "back.root")
+    back = uproot.open(tmp_path / "back.root")["t"]
+    assert back.keys() == uproot.open(src)["t"].keys()
     with pytest.raises(jetzip.InputError, match="no jet collection 'FatJet'"):
         open_table(src, collection="FatJet")
 
@@ -168,9 +175,14 @@ def test_several_trees_need_tree(tmp_path):
         for name in ("a", "b"):
             f.mktree(name, {"pt": np.float32, "eta": np.float32, "phi": np.float32, "E": np.float32}).extend(
                 {k: np.ones(2, np.float32) for k in ("pt", "eta", "phi", "E")})
-    with pytest.raises(jetzip.InputError, match=r"several trees \(a, b\) hold jets; choose one with --tree"):
-        open_table(src)
+    assert open_table(src).info.tree == "a"  # the first tree with jets; compress codes both
     assert open_table(src, tree="b").info.tree == "b"
+    rep = jetzip.compress(src, tmp_path / "t.aez", error_bound="1e-3")
+    assert [t["n_jets"] for t in rep["tables"]] == [[2], [2]]
+    rep = jetzip.compress(src, tmp_path / "b.aez", error_bound="1e-3", tree="b")  # only b's jets coded
+    assert [t["n_jets"] for t in rep["tables"]] == [[], [2]]
+    jetzip.decompress(tmp_path / "b.aez", tmp_path / "b.root")
+    assert sorted(uproot.open(tmp_path / "b.root").keys()) == ["a;1", "b;1"]
 
 
 def test_keep_branches_travel_losslessly(tmp_path, nano_file, small_model_path):
@@ -183,14 +195,14 @@ def test_keep_branches_travel_losslessly(tmp_path, nano_file, small_model_path):
     for k in ("run", "event", "MET_pt"):
         np.testing.assert_array_equal(back[k].array(library="np"), orig[k])
         assert back[k].array(library="np").dtype == orig[k].dtype
-    assert jetzip.read_aez(aez)["header"]["source"]["other_branches"] == []
+    assert jetzip.read_aez(aez)["table"]["other_branches"] == []
 
 
 def test_missing_branches_are_reported(tmp_path, nano_file, small_model_path, jetzip_exe):
     """Every branch is carried by default; the ones the user drops are named on decompress."""
     path, _ = nano_file
     jetzip.compress(path, tmp_path / "all.aez", model=small_model_path)
-    assert jetzip.read_aez(tmp_path / "all.aez")["header"]["source"]["other_branches"] == []
+    assert jetzip.read_aez(tmp_path / "all.aez")["table"]["other_branches"] == []
     jetzip.compress(path, tmp_path / "m.aez", model=small_model_path, drop_branches=["run", "event", "MET_*"])
     r = run_cli(jetzip_exe, "decompress", tmp_path / "m.aez", "-o", tmp_path / "m.root")
     assert r.returncode == 0
@@ -262,7 +274,7 @@ def test_own_hdf5_output_is_found_again_with_its_units(tmp_path, small_model_pat
     assert not any("units" in w for w in warnings)
     again = jetzip.read_aez(tmp_path / "b.aez")
     np.testing.assert_array_equal(again["counts"], data["counts"])
-    assert again["header"]["source"]["tree"] == "Events"
+    assert again["table"]["tree"] == "Events"
 
 
 def test_hdf5_jets_in_several_groups_ask_for_tree(tmp_path):
@@ -287,7 +299,7 @@ def test_keep_pattern_matching_the_counter_skips_it(tmp_path, small_model_path):
     with uproot.recreate(src) as f:
         _write_tree(f, {**jet, "nMuon": np.array([1, 0, 2], np.int32)})
     jetzip.compress(src, tmp_path / "k.aez", model=small_model_path, keep_branches=["n*", "Jet_pt"])
-    assert jetzip.read_aez(tmp_path / "k.aez")["header"]["source"]["kept_branches"] == ["nMuon"]
+    assert jetzip.read_aez(tmp_path / "k.aez")["table"]["kept_branches"] == ["nMuon"]
     jetzip.decompress(tmp_path / "k.aez", tmp_path / "k.h5")
     back = open_table(tmp_path / "k.h5", keep_branches=["nMuon"])
     try:

@@ -23,7 +23,6 @@ import struct
 import threading
 import time
 import tracemalloc
-import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +42,7 @@ _spec = importlib.util.spec_from_file_location("fuzz_aez", REPO / "examples" / "
 fuzz_aez = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fuzz_aez)
 write, records, read_fully = fuzz_aez.write, fuzz_aez.records, fuzz_aez.read_fully
+reseal, head_payload, header_of, seed_of = fuzz_aez.reseal, fuzz_aez.head_payload, fuzz_aez.header_of, fuzz_aez.seed_of
 
 PREAMBLE = container.PREAMBLE.size  # 12: magic, major, minor
 MINOR_FIELD = slice(10, 12)
@@ -97,10 +97,9 @@ def references(originals, work) -> dict[str, Any]:
     return refs
 
 
-def record(tag: str, payload: bytes) -> bytes:
+def record(tag: str, payload: bytes, seed: int = 0) -> bytes:
     """A record with a correct CRC, as a writer would produce it."""
-    head = container.RECORD_HEAD.pack(tag.encode("ascii"), len(payload))
-    return head + payload + container.CRC.pack(zlib.crc32(payload, zlib.crc32(head)))
+    return fuzz_aez.record(tag, payload, seed)
 
 
 def payload_of(data: bytes, index: int) -> bytes:
@@ -109,9 +108,11 @@ def payload_of(data: bytes, index: int) -> bytes:
 
 
 def replace_record(data: bytes, index: int, payload: bytes, tag: str | None = None) -> bytes:
+    """`data` with record `index` replaced, every CRC correct (a replaced header changes the
+    file identity that seeds the later records' CRCs: they are resealed)."""
     old_tag, off, n = records(data)[index]
     end = off + container.RECORD_HEAD.size + n + container.CRC.size
-    return data[:off] + record(tag or old_tag, payload) + data[end:]
+    return reseal(data[:off] + record(tag or old_tag, payload) + data[end:])
 
 
 # --- reading in full, and the oracle -------------------------------------------------------
@@ -324,7 +325,7 @@ def test_minor_version_change(originals, references, work):
         write(work / f"minor-{name}", bytes(data))
         ok, result = attempt(lambda name=name: read_fully(name, work / f"minor-{name}"), name)
         if name == "aez":
-            assert not ok and "format version 2.1" in str(result)
+            assert not ok and "format version 3.1" in str(result)
         else:
             assert ok and result == references[name]
 
@@ -352,7 +353,7 @@ def test_unknown_ancillary_record_is_skipped(name, originals, references, work):
     data = originals[name]
     last = "END0" if name == "model" else "TAIL"
     _, off, _ = next(r for r in records(data) if r[0] == last)
-    extra = record("xtra", b"written by a later minor version \x00\xff")
+    extra = record("xtra", b"written by a later minor version \x00\xff", seed_of(data))
     path = work / f"xtra-{name}"
     write(path, data[:off] + extra + data[off:])
     assert read_fully(name, path) == references[name]
@@ -364,9 +365,20 @@ def deep(n: int) -> Any:
     return json.loads("[" * n + "]" * n)
 
 
+def _v3(keys: str) -> list[Any]:
+    """A path of a format 2 header in the format 3 header (codec: the first codec; source: the
+    first table's description), as keys and list indices."""
+    parts: list[Any] = keys.split(".")
+    if parts[0] == "codec":
+        parts[0:1] = ["codecs", 0]
+    elif parts[0] == "source":
+        parts[0:1] = ["tables", 0, "info"]
+    return [int(p) if isinstance(p, str) and p.isdigit() else p for p in parts]
+
+
 def set_path(keys: str, value: Any) -> Callable[[dict], Any]:
     def mutate(h: dict) -> None:
-        *parents, last = keys.split(".")
+        *parents, last = _v3(keys)
         for k in parents:
             h = h[k]
         h[last] = value
@@ -376,7 +388,7 @@ def set_path(keys: str, value: Any) -> Callable[[dict], Any]:
 
 def delete_key(keys: str) -> Callable[[dict], Any]:
     def mutate(h: dict) -> None:
-        *parents, last = keys.split(".")
+        *parents, last = _v3(keys)
         for k in parents:
             h = h[k]
         del h[last]
@@ -429,11 +441,11 @@ HOSTILE_HEADERS = {
     "source.columns triples": set_path("source.columns", [["pt", "Jet_pt", "x"]]),
     "source.columns numbers": set_path("source.columns", [[1, 2]]),
     "source.kept_branches numbers": set_path("source.kept_branches", [5]),
-    "source.kept_branches dtype huge": lambda h: h["source"].update(
+    "source.kept_branches dtype huge": lambda h: h["tables"][0]["info"].update(
         kept_branches=["MET_pt"], dtypes={"MET_pt": "(1000000000000,)f8"}),
-    "source.kept_branches dtype object": lambda h: h["source"].update(
+    "source.kept_branches dtype object": lambda h: h["tables"][0]["info"].update(
         kept_branches=["MET_pt"], dtypes={"MET_pt": "O"}),
-    "source.kept_branches dtype nonsense": lambda h: h["source"].update(
+    "source.kept_branches dtype nonsense": lambda h: h["tables"][0]["info"].update(
         kept_branches=["MET_pt"], dtypes={"MET_pt": "float1024"}),
     "source.dtypes a list": set_path("source.dtypes", [1]),
     "source.extra nested": set_path("source.extra", deep(400)),
@@ -444,6 +456,21 @@ HOSTILE_HEADERS = {
     "codec a list": set_path("codec", [1]),
     "format_version 10**9": set_path("format_version", 10**9),
     "embedded true without DECW": set_path("codec.model.embedded", True),
+    # format 3: tables, their codecs and carried groups
+    "tables empty": set_path("tables", []),
+    "tables not a list": set_path("tables", {"0": 1}),
+    "table codec index out of range": set_path("tables.0.codecs", [7]),
+    "table codec index negative": set_path("tables.0.codecs", [-1]),
+    "table two codecs for one collection": set_path("tables.0.codecs", [0, 0]),
+    "codecs empty": set_path("codecs", []),
+    "groups name twice": set_path("tables.0.groups", [["run"], ["run"]]),
+    "groups empty name": set_path("tables.0.groups", [[""]]),
+    "groups not lists": set_path("tables.0.groups", [5]),
+    "collection without columns": set_path("tables.0.info.collections", [{"name": "X", "columns": [],
+                                                                         "representation": "PtEtaPhiM",
+                                                                         "units": "GeV"}]),
+    "collection name reused": set_path("tables.0.info.collections", [{"name": "Y", "columns": [
+        ["pt", "Jet_pt"], ["eta", "a"], ["phi", "b"], ["m", "c"]], "representation": "PtEtaPhiM", "units": "GeV"}]),
 }
 
 
@@ -453,11 +480,11 @@ def test_hostile_header_is_refused_without_allocating(case, originals, work):
     data = originals[base]
     mutate = HOSTILE_HEADERS[case]
     if isinstance(mutate, bytes):
-        payload = mutate
+        payload = head_payload(mutate)
     else:
-        header = json.loads(payload_of(data, 0))
+        header = header_of(data)
         mutate(header)
-        payload = json.dumps(header).encode()
+        payload = head_payload(header)
     path = work / "hostile.aez"
     write(path, replace_record(data, 0, payload))
     tracemalloc.start()
@@ -530,8 +557,8 @@ MANIFESTS = {
 
 
 @pytest.mark.parametrize("name,tag,case", [
-    (name, tag, case) for name, tag in (("model", "WGTS"), ("aez", "DECW"), ("keep", "KEEP"))
-    for case in MANIFESTS if tag == "KEEP" or not case.startswith("dtype")])  # weights: float32 only
+    (name, tag, case) for name, tag in (("model", "WGTS"), ("aez", "DECW"))
+    for case in MANIFESTS if not case.startswith("dtype")])  # weights: float32 only
 def test_hostile_manifest_is_refused(name, tag, case, originals, work):
     data = originals[name]
     index = next(k for k, r in enumerate(records(data)) if r[0] == tag)
@@ -541,16 +568,122 @@ def test_hostile_manifest_is_refused(name, tag, case, originals, work):
     assert not ok and isinstance(result, jetzip.FormatError), result
 
 
+def _chunk_parts(payload: bytes) -> tuple[tuple, list[tuple], list[bytes]]:
+    from jetzip import aez
+
+    head = aez.CHUNK_HEAD.unpack_from(payload)
+    n_parts = head[4]
+    parts = [aez.PART_HEAD.unpack_from(payload, aez.CHUNK_HEAD.size + i * aez.PART_HEAD.size) for i in range(n_parts)]
+    pos = aez.CHUNK_HEAD.size + n_parts * aez.PART_HEAD.size
+    blobs = []
+    for p in parts:
+        blobs.append(payload[pos:pos + p[3]])
+        pos += p[3]
+    return head, parts, blobs
+
+
+def _carried_variant(data: bytes, chunk_no: int, mutate: Callable[[Any], Any] | bytes,
+                     raw_size: int | None = None) -> bytes:
+    """A chunk's first carried group with its manifest rewritten (re-compressed, resealed)."""
+    from jetzip import aez, carry
+
+    index = [k for k, r in enumerate(records(data)) if r[0] == "CHNK"][chunk_no]
+    head, parts, blobs = _chunk_parts(payload_of(data, index))
+    g = next(i for i, p in enumerate(parts) if p[0] == aez.PART_CARRIED)
+    raw = carry.decompress(blobs[g], "fixture")
+    (n,) = struct.unpack_from("<I", raw)
+    if isinstance(mutate, bytes):
+        manifest_bytes = mutate
+    else:
+        manifest = json.loads(raw[4:4 + n])
+        replaced = mutate(manifest)
+        manifest_bytes = json.dumps(manifest if replaced is None else replaced).encode()
+    new_raw = struct.pack("<I", len(manifest_bytes)) + manifest_bytes + raw[4 + n:]
+    blob = carry.compress(new_raw, blobs[g][0])
+    if raw_size is not None:  # a block head claiming another size
+        blob = carry.GROUP_HEAD.pack(blob[0], blob[1], raw_size) + blob[carry.GROUP_HEAD.size:]
+    blobs[g] = blob
+    parts[g] = (*parts[g][:3], len(blob))
+    payload = aez.CHUNK_HEAD.pack(*head) + b"".join(aez.PART_HEAD.pack(*p) for p in parts) + b"".join(blobs)
+    return replace_record(data, index, payload)
+
+
+def _set(key: str, value: Any) -> Callable[[dict], None]:
+    return lambda m: m.update({key: value})
+
+
+def _item(key: str, index: int, value: Any) -> Callable[[dict], None]:
+    def mutate(m: dict) -> None:
+        m[key][index] = value
+    return mutate
+
+
+def _first_form(value: Any) -> Callable[[dict], None]:
+    return _item("forms", 0, value)
+
+
+CARRIED_MANIFESTS = {
+    "nested 100000 deep": b"[" * 100_000 + b"]" * 100_000,
+    "not JSON": b"\x00\xff{",
+    "a list": lambda m: [m],
+    "a number": lambda m: 7,
+    "forms not a list": _set("forms", 5),
+    "form unknown class": _first_form({"class": "UnionArray", "tags": "i8", "index": "i64", "contents": []}),
+    "form nested 200 deep": _first_form(json.loads('{"class":"ListOffsetArray","offsets":"i64","content":' * 200
+                                                   + '{"class":"NumpyArray","primitive":"float32"}' + "}" * 200)),
+    "form not a dict": _first_form([1]),
+    "form index out of range": _item("f", 0, 99),
+    "form index negative": _item("f", 0, -1),
+    "form index a string": _item("f", 0, "0"),
+    "one branch fewer": lambda m: m.update(f=m["f"][:-1]),
+    "one branch more": lambda m: m.update(f=m["f"] + [0]),
+    "count 2**64": _item("n", 0, 2**64),
+    "count negative": _item("n", 0, -5),
+    "count Infinity": _item("n", 0, float("inf")),
+    "count one more": lambda m: m["n"].__setitem__(0, m["n"][0] + 1),
+    "counts not a list": _set("n", {"0": 1}),
+    "transform unknown": lambda m: m.update(t="z" + m["t"][1:]),
+    "counts width 3": lambda m: m.update(t="c3" + m["t"][1:]),
+    "codes cut short": lambda m: m.update(t=m["t"][:-1]),
+    "reference forward": lambda m: m["ref"].__setitem__("0", 10**6),
+    "reference to itself": lambda m: m["ref"].__setitem__("1", 1),
+    "reference not a number": lambda m: m["ref"].__setitem__("1", "0"),
+}
+
+
+@pytest.mark.parametrize("case", list(CARRIED_MANIFESTS))
+def test_hostile_carried_manifest_is_refused(case, originals, work):
+    """A carried group whose manifest is malformed or lies: a FormatError, within bounds."""
+    path = work / "carried.aez"
+    write(path, _carried_variant(originals["keep"], 0, CARRIED_MANIFESTS[case]))
+    tracemalloc.start()
+    try:
+        ok, result = attempt(lambda: read_fully("keep", path), f"carried {case}")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not ok and isinstance(result, jetzip.FormatError), result
+    assert peak < 64 << 20, f"{case}: allocated {peak >> 20} MiB"
+
+
+@pytest.mark.parametrize("claimed", [0, 1, 2**28 + 1, 2**32 - 1])
+def test_carried_block_of_another_size_is_refused(claimed, originals, work):
+    path = work / "carried-size.aez"
+    write(path, _carried_variant(originals["keep"], 0, lambda m: None, raw_size=claimed))
+    ok, result = attempt(lambda: read_fully("keep", path), f"carried block claiming {claimed} bytes")
+    assert not ok and isinstance(result, jetzip.FormatError), result
+
+
 def test_kept_branches_must_keep_their_layout(originals, work):
-    """A later chunk's KEEP whose arrays change dtype or shape is refused, not concatenated."""
-    data = originals["keep"]
-    index = [k for k, r in enumerate(records(data)) if r[0] == "KEEP"][1]
-    cases = {"2-D": (lambda m: [dict(x, shape=[x["shape"][0], 1]) for x in m],
-                     "does not fit"),  # one value per event or jet, whatever the chunk
-             "dtype": (lambda m: [dict(x, dtype="<u4") if x["dtype"] == "<f4" else x for x in m],
-                       "the header says")}  # every chunk is held to the header's dtypes
+    """A later chunk whose carried arrays change dtype or size is refused, not concatenated."""
+    def retype(m: dict) -> None:
+        for form in m["forms"]:
+            if form.get("primitive") == "float32":
+                form["primitive"] = "uint32"
+    cases = {"dtype": (retype, "the header says"),
+             "size": (lambda m: m["n"].__setitem__(0, m["n"][0] * 2), "carried branches")}
     for mutate, message in cases.values():
-        write(work / "layout.aez", _manifest_variant(data, index, mutate))
+        write(work / "layout.aez", _carried_variant(originals["keep"], 1, mutate))
         with pytest.raises(jetzip.FormatError, match=message):
             read_fully("keep", work / "layout.aez")
 
@@ -570,12 +703,12 @@ def test_cli_reports_damage_in_one_line(originals, work):
     chunk = next(r for r in records(aez) if r[0] == "CHNK")
     flipped = bytearray(aez)
     flipped[chunk[1] + 100] ^= 0x04
-    header = json.loads(payload_of(aez, 0))
-    header["codec"]["model"]["arch"]["hidden"] = [float("inf")]
+    header = header_of(aez)
+    header["codecs"][0]["model"]["arch"]["hidden"] = [float("inf")]
     cases = [
         (("inspect",), "flip.aez", bytes(flipped), "checksum mismatch"),
         (("decompress", "-o", work / "out.root"), "trunc.aez", aez[:len(aez) // 2], "truncated"),
-        (("inspect",), "hostile.aez", replace_record(aez, 0, json.dumps(header).encode()), "malformed"),
+        (("inspect",), "hostile.aez", replace_record(aez, 0, head_payload(header)), "malformed"),
         (("inspect",), "spliced.jzm", model + b"\x00" * 7, "after the END0 record"),
     ]
     for args, fname, data, needle in cases:

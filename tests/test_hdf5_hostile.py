@@ -98,14 +98,26 @@ def test_full_disk_is_a_one_line_error_before_hdf5_fails(tmp_path, monkeypatch):
 
 
 def test_failed_hdf5_write_is_a_one_line_error_and_closes_quietly(tmp_path, monkeypatch):
-    w, chunk = writer_for(tmp_path)
+    from jetzip.tables import hdf5_writer
 
     def fail(*a, **k):
         raise OSError(errno.ENOSPC, "Driver write request failed (No space left on device)")
 
+    # writes go to the file at once (no table held back to be made at its final size)
+    monkeypatch.setattr(hdf5_writer, "BUFFER_BYTES", 0)
+    w, chunk = writer_for(tmp_path)
     monkeypatch.setattr(w, "_write", fail)
     with pytest.raises(InputError) as err:
         w.write(chunk.columns, None, chunk.kept)
+    assert str(err.value) == "cannot write HDF5 output: the disk is full"
+    w.close()
+    # a table held back fails where it is written: at close
+    monkeypatch.setattr(hdf5_writer, "BUFFER_BYTES", 32 << 20)
+    w, chunk = writer_for(tmp_path, "held.h5")
+    monkeypatch.setattr(w, "_write", fail)
+    w.write(chunk.columns, None, chunk.kept)
+    with pytest.raises(InputError) as err:
+        w.close()
     assert str(err.value) == "cannot write HDF5 output: the disk is full"
     w.close()
 

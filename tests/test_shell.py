@@ -145,7 +145,7 @@ def test_errors_name_the_output_not_the_temporary_file(tmp_path, nano_file, smal
         seen.append(target)
         raise OSError(errno.ENOSPC, "No space left on device", target)
 
-    monkeypatch.setattr(api, "open_writer", disk_full)
+    monkeypatch.setattr(api, "open_file_writer", disk_full)
     r = invoke("decompress", aez, "-o", out)
     assert r.returncode == 1
     assert seen and "~jetzip-" in os.path.basename(seen[0]), "the writer got a temporary name"
@@ -155,7 +155,7 @@ def test_errors_name_the_output_not_the_temporary_file(tmp_path, nano_file, smal
     def refuses(target, *a, **k):
         raise jetzip.JetzipError(f"cannot write {target}: the format refuses it")
 
-    monkeypatch.setattr(api, "open_writer", refuses)
+    monkeypatch.setattr(api, "open_file_writer", refuses)
     with pytest.raises(jetzip.JetzipError) as info:
         jetzip.decompress(aez, out)
     assert str(info.value) == f"cannot write {out}: the format refuses it"
@@ -292,7 +292,7 @@ def test_drop_branches_option(tmp_path, small_model_path):
         r = invoke("compress", tmp_path / "w.csv", "-o", tmp_path / "w.aez", "-m", small_model_path,
                    "--units", "GeV", "-f", *extra)
         assert r.returncode == 0, r.stderr
-        src = jetzip.read_aez(tmp_path / "w.aez")["header"]["source"]
+        src = jetzip.read_aez(tmp_path / "w.aez")["table"]
         kept[extra] = sorted(src["kept_branches"] + src["jet_branches"])
     assert list(kept.values()) == [["flag", "weight"], ["weight"], []]
 

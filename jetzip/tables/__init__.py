@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence, TypedDict
+
+import numpy as np
+from typing import Any, Sequence, TypedDict
 
 from ..errors import InputError
-from .base import JetChunk, JetSource, TableInfo, TableWriter, counts_without, describe_jet
+from .base import (CollectionChunk, CollectionInfo, JetChunk, JetSource, TableInfo, TableWriter, concat_chunks,
+                   counts_without, describe_jet)
 from .layouts import PRESETS, parse_columns
 
 FORMATS = ("root", "hdf5", "csv", "parquet")
@@ -31,8 +34,9 @@ class _SourceOptions(TypedDict):
     keep: tuple[str, ...]
     drop: tuple[str, ...]
 
-__all__ = ["counts_without", "describe_jet", "JetChunk", "JetSource", "TableInfo", "TableWriter", "open_table",
-           "open_writer", "format_of", "FORMATS", "PRESETS", "parse_columns"]
+__all__ = ["concat_chunks", "counts_without", "describe_jet", "CollectionChunk", "CollectionInfo", "JetChunk",
+           "JetSource", "TableInfo", "TableWriter", "FileSource", "FileWriter", "open_file", "open_file_writer",
+           "open_table", "open_writer", "format_of", "FORMATS", "PRESETS", "parse_columns"]
 
 
 def format_of(path: str | os.PathLike, explicit: str | None = None, sniff: bool = True,
@@ -101,7 +105,7 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
 
 
 def open_writer(path: str, fmt: str, info: TableInfo, names: dict[str, str],
-                kept_dtypes: dict[str, str], root_compression: str = "zstd") -> TableWriter:
+                kept_dtypes: dict[str, str], root_compression: str = "input") -> TableWriter:
     """A writer for `fmt` at `path` (a temporary path, or '-' for CSV on stdout)."""
     if fmt == "root":
         from .root import RootWriter
@@ -114,3 +118,144 @@ def open_writer(path: str, fmt: str, info: TableInfo, names: dict[str, str],
         return ParquetWriter(path, info, names, kept_dtypes)
     from .csv import CsvWriter
     return CsvWriter(path, info, names, kept_dtypes)
+
+
+class FileSource:
+    """Every table of a file that compress stores, and the rest of the file.
+
+    Attributes:
+        path: the file.
+        format: ``root``, ``hdf5``, ``parquet`` or ``csv``.
+        tables: one reader per table (:class:`JetSource`), in file order; entry ranges and
+            ``max_jets`` apply to ``tables[main]``, the first table with jets.
+        notes: ``{"not_carried": [...], "restored_as": [...]}``, one line each.
+    """
+
+    def __init__(self, path: str, fmt: str, tables: list[JetSource], extras=None) -> None:
+        self.path = path
+        self.format = fmt
+        self.compression = ""  # the file's compression setting, where the format has one (ROOT)
+        self.tables = tables
+        self._extras = extras
+        first = tables[0].info if tables else None
+        self.notes: dict[str, list[str]] = {
+            "not_carried": list((first.extra.get("not_carried") or []) if first else []),
+            "restored_as": list((first.extra.get("restored_as") or []) if first else [])}
+
+    @property
+    def main(self) -> int:
+        return next((i for i, t in enumerate(self.tables) if t.info.has_jets), 0)
+
+    def extras(self) -> bytes | None:
+        """The file's other objects as one blob its format's writer restores (None: nothing)."""
+        if self._extras is not None:
+            return self._extras()
+        first = self.tables[0] if self.tables else None
+        return first.extras() if first is not None and hasattr(first, "extras") else None
+
+    def close(self) -> None:
+        for t in self.tables:
+            t.close()
+
+
+def open_file(path: str | os.PathLike, **options) -> FileSource:
+    """Open every table of a file for compress (same options as :func:`open_table`).
+
+    Raises:
+        InputError: as :func:`open_table`.
+    """
+    source = open_table(path, **options)
+    files = getattr(source, "file_source", None)
+    if files is not None:  # a reader of several tables (ROOT) describes the file itself
+        return files()
+    return FileSource(str(path), source.info.format, [source])
+
+
+class FileWriter:
+    """Writes the tables of a ``.aez`` back, one after the other, then the other objects.
+
+    A format holding one table (HDF5, Parquet, CSV) writes the first table with jets; for the
+    others, :attr:`missing` names what the output cannot hold (the caller says so).
+    """
+
+    def __init__(self, path: str, fmt: str, infos: list[TableInfo], root_compression: str = "input",
+                 main: int = 0) -> None:
+        self.path, self.fmt, self.infos = path, fmt, infos
+        self.main = main
+        self.root_compression = root_compression
+        self.current: int | None = None
+        self.writer: TableWriter | None = None
+        self.missing: list[str] = []
+        for i, info in enumerate(infos):
+            if i != main:
+                self.missing.append(f"table {info.tree} ({fmt} output holds one table; decompress to "
+                                    f".{info.format} to keep it)")
+
+    def _open(self, table: int) -> None:
+        info = self.infos[table]
+        restored = {*info.columns.values(), info.counter}
+        kept_dtypes = {k: info.dtypes.get(k, "float64") for k in info.kept_branches if k not in restored}
+        self.writer = open_writer(self.path, self.fmt, info, info.columns, kept_dtypes, self.root_compression)
+        self.current = table
+
+    def write(self, table: int, chunk: JetChunk) -> None:
+        if table != self.main:
+            return
+        if self.writer is None:
+            self._open(table)
+        info = self.infos[table]
+        assert self.writer is not None
+        kept = {k: v for k, v in chunk.kept.items() if k in info.kept_branches}
+        if chunk.carried or chunk.others:
+            carried = dict(chunk.carried)
+            for name, other in chunk.others.items():  # further collections: as jagged columns
+                carried.update(_jagged_columns(other, info, name))
+            self.writer.write(chunk.columns, chunk.counts, kept, chunk.jet_kept, carried=carried)
+        elif info.jet_branches:
+            self.writer.write(chunk.columns, chunk.counts, kept, chunk.jet_kept)
+        else:
+            self.writer.write(chunk.columns, chunk.counts, kept)
+
+    def write_extras(self, blob: bytes, source_format: str) -> bool:
+        """The source's other objects; False when this output cannot hold them."""
+        if self.writer is None:
+            self._open(self.main)
+        if self.fmt != source_format or not hasattr(self.writer, "write_extras"):
+            return False
+        self.writer.write_extras(blob)  # type: ignore[union-attr]
+        return True
+
+    def close(self) -> None:
+        if self.writer is None:
+            self._open(self.main)
+        assert self.writer is not None
+        self.writer.close()
+        self.missing.extend(getattr(self.writer, "missing", []))
+
+
+def _jagged_columns(other: CollectionChunk, info: TableInfo, name: str) -> dict[str, Any]:
+    """A further collection's columns and per-member branches as jagged arrays by name."""
+    import awkward as ak
+
+    coll = next(c for c in info.collections if c.name == name)
+    counts = other.counts if other.counts is not None else np.ones(other.n_jets, np.int64)
+    out = {}
+    for role, col in coll.columns.items():
+        values = np.asarray(other.columns[role]).astype(np.dtype(coll.dtypes.get(col, "float32")))
+        out[col] = ak.unflatten(values, counts)
+    for col, values in other.jet_kept.items():
+        out[col] = ak.unflatten(values, counts)
+    return out
+
+
+def open_file_writer(path: str, fmt: str, infos: list[TableInfo], root_compression: str = "input",
+                     main: int = 0, input_compression: str | None = None) -> Any:
+    """A writer for every table of a ``.aez``: every tree of a ROOT output
+    (:class:`~jetzip.tables.root_writer.RootFileWriter`), else the first table with jets
+    (:class:`FileWriter`). `root_compression`: see :func:`~jetzip.tables.root_writer.compression`;
+    `input_compression`: the source file's, as its header recorded it."""
+    if fmt == "root":
+        from .root_writer import RootFileWriter
+
+        return RootFileWriter(path, infos, root_compression, main, input_compression)
+    return FileWriter(path, fmt, infos, root_compression, main)

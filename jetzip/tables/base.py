@@ -1,4 +1,16 @@
-"""What readers and writers exchange: table descriptions and chunks of jets."""
+"""What readers and writers exchange: table descriptions and chunks of jets.
+
+A file holds one or more *tables* (ROOT trees and RNTuples, an HDF5 group or dataset, a
+Parquet or CSV table). A table has entries (events, or rows of a flat table) and branches;
+some groups of its branches are four-vector *collections* that a codec stores (NanoAOD
+``Jet_pt, Jet_eta, Jet_phi, Jet_mass``); every other branch is *carried* losslessly.
+
+:class:`TableInfo` describes one table: its first collection (the fields ``collection``,
+``columns``, ``representation``, ``units``, ``counter``, ``jet_branches``), any further
+collections (``collections``, :class:`CollectionInfo`), the branches carried per entry
+(``kept_branches``: numbers, and ``carried_branches``: anything else) and what the writer
+needs to restore the layout. :class:`JetChunk` is a run of whole entries of one table.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -8,23 +20,62 @@ import numpy as np
 
 
 @dataclasses.dataclass
+class CollectionInfo:
+    """A four-vector collection of a table beyond its first (NanoAOD ``FatJet``, ``Muon``...).
+
+    Attributes:
+        name: the collection's name (``FatJet``; ``""`` for flat tables).
+        columns: role -> branch name for the representation's four roles, in file order.
+        representation: ``PtEtaPhiM``, ``EPtEtaPhi``, ``PxPyPzE``, ... (features.REPRESENTATIONS).
+        units: ``GeV`` or ``MeV``; units_inferred / units_reason: how they were found.
+        counter: the scalar branch counting its members per entry, if the file has one.
+        jet_branches: per-member branches beside the four-vector (``FatJet_msoftdrop``),
+            carried losslessly and aligned with the members.
+        dtypes: branch -> numpy dtype name of its values (four-vector columns, jet branches).
+    """
+
+    name: str
+    columns: dict[str, str]
+    representation: str
+    units: str
+    units_inferred: bool = False
+    units_reason: str = ""
+    counter: str | None = None
+    jet_branches: list[str] = dataclasses.field(default_factory=list)
+    dtypes: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["columns"] = [[role, name] for role, name in self.columns.items()]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "CollectionInfo":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in fields}
+        if isinstance(kw.get("columns"), list):
+            kw["columns"] = {str(role): str(name) for role, name in kw["columns"]}
+        return cls(**kw)
+
+
+@dataclasses.dataclass
 class TableInfo:
     """Everything needed to write the table back in the layout it came in."""
 
     file: str
-    format: str  # root | hdf5 | csv
+    format: str  # root | hdf5 | csv | parquet
     tree: str | None  # ROOT tree, HDF5 group/dataset path; None for CSV
-    layout: str  # nanoaod | physlite | atlas-opendata | flat | jagged
+    layout: str  # nanoaod | physlite | atlas-opendata | flat | jagged | ...
     collection: str
     jagged: bool
     counter: str | None  # branch holding per-event jet counts (None: implicit, e.g. std::vector)
-    columns: dict[str, str]  # role -> original name, for the representation's four roles
+    columns: dict[str, str]  # role -> original name, for the representation's four roles ({}: no jets)
     representation: str
     units: str
     units_inferred: bool = False
     units_reason: str = ""
     dtypes: dict[str, str] = dataclasses.field(default_factory=dict)
-    kept_branches: list[str] = dataclasses.field(default_factory=list)  # one value per event (or row)
+    kept_branches: list[str] = dataclasses.field(default_factory=list)  # one number per event (or row)
     # Per-jet branches beside the 4-vector (NanoAOD Jet_btagDeepFlavB, Jet_jetId, ...), carried
     # losslessly: one value per jet, aligned with the jet columns (jagged like them).
     jet_branches: list[str] = dataclasses.field(default_factory=list)
@@ -33,11 +84,38 @@ class TableInfo:
     branch_order: list[str] = dataclasses.field(default_factory=list)
     other_branches: list[str] = dataclasses.field(default_factory=list)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # format-specific details
+    # Further four-vector collections of the same table, each coded by its own codec.
+    collections: list[CollectionInfo] = dataclasses.field(default_factory=list)
+    # Branches of any other type carried per entry (awkward arrays: other collections' lists,
+    # strings, nested lists, records), in the order the writer needs them.
+    carried_branches: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def has_jets(self) -> bool:
+        """Whether the table has a coded collection (a table of other branches only has not)."""
+        return bool(self.columns)
+
+    def first_collection(self) -> CollectionInfo:
+        """The table's first collection as a :class:`CollectionInfo`."""
+        return CollectionInfo(self.collection, dict(self.columns), self.representation, self.units,
+                              self.units_inferred, self.units_reason, self.counter, list(self.jet_branches),
+                              {n: self.dtypes[n] for n in [*self.columns.values(), *self.jet_branches]
+                               if n in self.dtypes})
+
+    def all_collections(self) -> list[CollectionInfo]:
+        """Every coded collection: the first, then :attr:`collections` (none for a table
+        without jets)."""
+        return ([self.first_collection()] if self.has_jets else []) + list(self.collections)
 
     def to_json(self) -> dict:
         # not dataclasses.asdict: it deep-copies, 2 s for a table of 70,000 columns
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["columns"] = [[role, name] for role, name in self.columns.items()]  # keeps file order
+        d["collections"] = [c.to_json() for c in self.collections]
+        if not d["collections"]:
+            del d["collections"]  # written by jetzip 0.1 readers as absent: keep headers stable
+        if not d["carried_branches"]:
+            del d["carried_branches"]
         return d
 
     @classmethod
@@ -46,7 +124,24 @@ class TableInfo:
         kw = {k: v for k, v in d.items() if k in fields}
         if isinstance(kw.get("columns"), list):
             kw["columns"] = {str(role): str(name) for role, name in kw["columns"]}
+        if isinstance(kw.get("collections"), list):
+            kw["collections"] = [CollectionInfo.from_json(c) for c in kw["collections"]]
         return cls(**kw)
+
+
+@dataclasses.dataclass
+class CollectionChunk:
+    """The members of one further collection (:attr:`TableInfo.collections`) in a chunk:
+    ``columns`` role -> 1-D array over its members, ``counts`` per entry (None for a flat
+    table), ``jet_kept`` per-member branches."""
+
+    columns: dict[str, np.ndarray]
+    counts: np.ndarray | None
+    jet_kept: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_jets(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
 
 
 @dataclasses.dataclass
@@ -64,6 +159,9 @@ class JetChunk:
         carried: any other branch of the table, one entry per event (or row), as an
             awkward array of any type (other collections, strings, nested lists); stored
             losslessly by the container and handed back to the writer unchanged.
+        others: the table's further collections (:attr:`TableInfo.collections`), by name.
+
+    A chunk of a table without jets has no columns and ``counts`` of zeros, one per entry.
     """
 
     columns: dict[str, np.ndarray]
@@ -73,10 +171,11 @@ class JetChunk:
     first_entry: int
     jet_kept: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     carried: dict[str, Any] = dataclasses.field(default_factory=dict)
+    others: dict[str, CollectionChunk] = dataclasses.field(default_factory=dict)
 
     @property
     def n_jets(self) -> int:
-        return len(next(iter(self.columns.values())))
+        return len(next(iter(self.columns.values()))) if self.columns else 0
 
     @property
     def n_entries(self) -> int:
@@ -85,10 +184,13 @@ class JetChunk:
 
     def _jet_ends(self) -> np.ndarray:
         """(n_entries + 1,) offset of each entry's first jet, int64."""
-        if self.counts is None:
-            return np.arange(self.n_jets + 1, dtype=np.int64)
-        ends = np.zeros(len(self.counts) + 1, np.int64)
-        np.cumsum(self.counts, dtype=np.int64, out=ends[1:])
+        return _ends(self.counts, self.n_jets)
+
+    def _member_ends(self) -> np.ndarray:
+        """(n_entries + 1,) offset of each entry's first member, all collections together."""
+        ends = self._jet_ends()
+        for other in self.others.values():
+            ends = ends + _ends(other.counts, other.n_jets)
         return ends
 
     def entries(self, a: int, b: int) -> "JetChunk":
@@ -98,12 +200,20 @@ class JetChunk:
             return self
         ends = self._jet_ends()
         j0, j1 = int(ends[a]), int(ends[b])
+        others = {}
+        for name, other in self.others.items():
+            oe = _ends(other.counts, other.n_jets)
+            k0, k1 = int(oe[a]), int(oe[b])
+            others[name] = CollectionChunk({k: v[k0:k1] for k, v in other.columns.items()},
+                                           None if other.counts is None else other.counts[a:b],
+                                           {k: v[k0:k1] for k, v in other.jet_kept.items()})
         return dataclasses.replace(
             self, columns={k: v[j0:j1] for k, v in self.columns.items()},
             counts=None if self.counts is None else self.counts[a:b],
             kept={k: v[a:b] for k, v in self.kept.items()}, first_jet=self.first_jet + j0,
             first_entry=self.first_entry + a, jet_kept={k: v[j0:j1] for k, v in self.jet_kept.items()},
-            carried={k: v[a:b] for k, v in self.carried.items()}, **self._jet_fields(slice(j0, j1)))
+            carried={k: v[a:b] for k, v in self.carried.items()}, others=others,
+            **self._jet_fields(slice(j0, j1)))
 
     def without(self, bad: np.ndarray) -> "JetChunk":
         """The chunk less the jets flagged in `bad` (shape (n_jets,) bool): in jagged tables
@@ -130,13 +240,13 @@ class JetChunk:
 
     def split(self, max_jets: int, max_events: int) -> "Iterator[JetChunk]":
         """Consecutive pieces of whole entries with at most `max_jets` jets and `max_events`
-        entries each. An event with more than `max_jets` jets is one piece (the caller
-        decides whether that is an error)."""
+        entries each (jets: the members of all collections together). An event with more
+        than `max_jets` jets is one piece (the caller decides whether that is an error)."""
         n = self.n_entries
-        if n <= max_events and self.n_jets <= max_jets:
+        ends = self._member_ends()
+        if n <= max_events and int(ends[-1]) <= max_jets:
             yield self
             return
-        ends = self._jet_ends()
         a = 0
         while a < n:
             b = int(np.searchsorted(ends, ends[a] + max_jets, side="right")) - 1
@@ -149,6 +259,14 @@ class JetChunk:
         base = {f.name for f in dataclasses.fields(JetChunk)}
         return {f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[index])
                 for f in dataclasses.fields(self) if f.name not in base}
+
+
+def _ends(counts: np.ndarray | None, n_jets: int) -> np.ndarray:
+    if counts is None:
+        return np.arange(n_jets + 1, dtype=np.int64)
+    ends = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, dtype=np.int64, out=ends[1:])
+    return ends
 
 
 def entry_window(chunks: Iterable[JetChunk], entry_start: int = 0,
@@ -203,7 +321,8 @@ class TableWriter(Protocol):
     two with the source's extras blob; callers look for it with ``hasattr``."""
 
     def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
-              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None: ...
+              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None,
+              carried: dict[str, Any] | None = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -224,3 +343,32 @@ def describe_jet(info: TableInfo, chunk: JetChunk, i: int) -> str:
         ev = int(np.searchsorted(np.cumsum(chunk.counts.astype(np.int64)), i, side="right"))
         return f"jet {chunk.first_jet + i} in event {chunk.first_entry + ev} ({values})"
     return f"row {chunk.first_entry + i} ({values})"
+
+
+def _join(parts: list[Any]) -> Any:
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    import awkward as ak
+
+    return ak.concatenate(parts)
+
+
+def concat_chunks(chunks: list[JetChunk]) -> JetChunk:
+    """Consecutive chunks of one table as one (for writers that want large writes)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    first = chunks[0]
+
+    def join(dicts: list[dict[str, Any]]) -> dict[str, Any]:
+        return {k: _join([d[k] for d in dicts]) for k in dicts[0]}
+
+    counts = None if first.counts is None else np.concatenate([c.counts for c in chunks])  # type: ignore[misc]
+    others = {}
+    for name, o in first.others.items():
+        parts = [c.others[name] for c in chunks]
+        others[name] = CollectionChunk(join([p.columns for p in parts]),
+                                       None if o.counts is None else np.concatenate([p.counts for p in parts]),
+                                       join([p.jet_kept for p in parts]))
+    return dataclasses.replace(first, columns=join([c.columns for c in chunks]), counts=counts,
+                               kept=join([c.kept for c in chunks]), jet_kept=join([c.jet_kept for c in chunks]),
+                               carried=join([c.carried for c in chunks]), others=others)

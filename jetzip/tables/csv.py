@@ -50,15 +50,15 @@ import io
 import itertools
 import os
 import sys
-from typing import IO, Iterator, Sequence
+from typing import IO, Any, Iterator, Sequence
 
 import numpy as np
 
 from ..errors import InputError
 from ..features import infer_units
-from .base import JetChunk, TableInfo, entry_window
+from .base import JetChunk, TableInfo
 from .layouts import PRESETS, choose_collection
-from .wide import Wide, choose_wide, representation_of_slots, stack, unstack, wide_of
+from .wide import Wide, check_drop_keeps_slots, choose_wide, pad_of, representation_of_slots, stack, unstack, wide_of
 
 EVENT_COLUMN = "event"
 # The event index's name when the original table has an `event` column of its own.
@@ -69,10 +69,12 @@ SEPARATORS = (",", ";", "\t", "|")
 SNIFF_LINES = 20
 SAMPLE_ROWS = 5000  # rows read up front: units, integer columns, whether `event` groups the jets
 BLOCK_ROWS = 1 << 14  # rows parsed at a time
+BLOCK_BYTES = 16 << 20  # ... and at most about this many bytes of them (a header of 70,000 names)
 WRITE_ROWS = 1 << 15  # rows formatted at a time
 MAX_CHUNK_JETS = 1 << 18
 MAX_EVENT_JETS = 1 << 20  # jets in one event: more means `event` is not an event number
 _INT64_MAX = np.iinfo(np.int64).max
+JET_FORMAT = "%#.9g"  # jet values: 9 significant digits, a decimal point (never read back as integers)
 
 
 @dataclasses.dataclass
@@ -80,6 +82,16 @@ class CsvChunk(JetChunk):
     """A chunk read from CSV, with the 1-based file line of each of its jet rows."""
 
     lines: np.ndarray | None = None
+
+
+@dataclasses.dataclass
+class CsvWideChunk(CsvChunk):
+    """A chunk of a CSV of several jets per row: dropping keeps every jet in its own columns
+    (:func:`jetzip.tables.wide.check_drop_keeps_slots`)."""
+
+    def without(self, bad: np.ndarray) -> "JetChunk":
+        check_drop_keeps_slots(self, bad)
+        return super().without(bad)
 
 
 class CsvSource:
@@ -239,10 +251,13 @@ class CsvSource:
         units_inferred, reason = False, ""
         if units is None and preset is not None and preset.units:
             units, reason = preset.units, f"the {preset.name} layout is in {preset.units}"
-        if units is None:
-            sample = {n: self._convert([r[self.index[n]] for r in rows], n, row_lines) for n in jet_names}
+        if units is None or self.wide is not None:
+            sample = {n: self._convert([r[self.index[n]] for r in rows], n, row_lines)
+                      for n in [*jet_names, *slot_extras]}
             if self.wide is not None:
-                sample.update({n: np.zeros(len(rows)) for n in slot_extras})
+                self.wide.pad = pad_of(sample, self.wide)
+        if units is None:
+            if self.wide is not None:
                 roles = stack(sample, self.wide)[0]
             else:
                 roles = {role: sample[n] for role, n in used.items()}
@@ -287,8 +302,18 @@ class CsvSource:
     # --- parsing ----------------------------------------------------------------------------
 
     def _read_lines(self, n: int) -> tuple[list[str], np.ndarray]:
-        """Up to `n` physical lines, without the blank ones, and their 1-based line numbers."""
-        raw = list(itertools.islice(self.f, n))
+        """Up to `n` physical lines (fewer once they hold ``BLOCK_BYTES``), without the blank
+        ones, and their 1-based line numbers."""
+        raw: list[str] = []
+        size = 0
+        piece = 256  # lines read at a time: more once their length is known
+        while len(raw) < n and size < BLOCK_BYTES:
+            part = list(itertools.islice(self.f, min(n - len(raw), piece)))
+            if not part:
+                break
+            raw += part
+            size += sum(map(len, part))
+            piece = max(256, (BLOCK_BYTES - size) * len(raw) // max(size, 1) // 2)
         lines = np.arange(self._line + 1, self._line + 1 + len(raw), dtype=np.int64)
         self._line += len(raw)
         blank = np.fromiter(map(str.isspace, raw), bool, len(raw))
@@ -382,30 +407,44 @@ class CsvSource:
     def chunks(self, jets_per_chunk: int = MAX_CHUNK_JETS, entry_start: int = 0,
                entry_stop: int | None = None) -> Iterator[CsvChunk]:
         """Chunks of whole events with about `jets_per_chunk` jets, covering entries
-        ``[entry_start, entry_stop)`` (see :class:`~jetzip.tables.JetSource`)."""
-        chunks = self._chunks_from_start(jets_per_chunk)
-        if entry_start == 0 and entry_stop is None:
-            return chunks
-        return entry_window(chunks, entry_start, entry_stop)  # type: ignore[return-value]
+        ``[entry_start, entry_stop)`` (see :class:`~jetzip.tables.JetSource`).
 
-    def _chunks_from_start(self, jets_per_chunk: int = MAX_CHUNK_JETS) -> Iterator[CsvChunk]:
+        A CSV file cannot seek to a row: the lines before `entry_start` are scanned but not
+        decoded (a jagged table's event column alone is, to find where its events start)."""
+        return self._chunks(jets_per_chunk, max(int(entry_start), 0), entry_stop)
+
+    def _chunks(self, jets_per_chunk: int, start: int, stop: int | None) -> Iterator[CsvChunk]:
         """Chunks of about `jets_per_chunk` rows; for jagged tables, whole events only."""
         target = max(1, min(int(jets_per_chunk), MAX_CHUNK_JETS))
         if self.wide is not None:
             target = max(1, target // len(self.wide.jets))
+        if stop is not None and stop <= start:
+            return
         self._rewind()
         buf: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
         n_buf = 0
-        last: tuple[int, int] | None = None  # (event value, line) of the previous row
         state = {"jet": 0, "entry": 0}
         try:
-            for cols, lines in self._blocks():
+            # (event value, line) of the previous row; the rows of the block where `start` falls
+            last, rest = self._skip(start, state) if start else (None, None)
+            for cols, lines in itertools.chain([rest] if rest else [], self._blocks()):
                 if not len(lines):
                     continue
                 if self.event_column is not None:
                     last = self._check_order(cols[self.event_column], lines, last)
                 buf.append((cols, lines))
                 n_buf += len(lines)
+                if stop is not None:
+                    end = self._rows_until(buf, stop - state["entry"])
+                    if end is not None:  # the rest of the window is in the buffer: no more reading
+                        cols_all, lines_all = _concat(buf)
+                        a = 0
+                        while a < end:
+                            part = {k: v[a:end] for k, v in cols_all.items()}
+                            cut = end - a if end - a <= target else (self._cut(part, target) or end - a)
+                            yield self._chunk({k: v[:cut] for k, v in part.items()}, lines_all[a:a + cut], state)
+                            a += cut
+                        return
                 while n_buf >= target:
                     cols_all, lines_all = _concat(buf)
                     cut = self._cut(cols_all, target)
@@ -414,14 +453,78 @@ class CsvSource:
                             raise self._giant_event(cols_all, lines_all, 0)
                         buf = [(cols_all, lines_all)]
                         break
-                    yield self._chunk({k: v[:cut] for k, v in cols_all.items()}, lines_all[:cut], state)
+                    chunk = self._chunk({k: v[:cut] for k, v in cols_all.items()}, lines_all[:cut], state)
+                    if stop is not None and state["entry"] >= stop:
+                        yield chunk.entries(0, stop - chunk.first_entry)  # type: ignore[misc]
+                        return
+                    yield chunk
                     buf = [({k: v[cut:] for k, v in cols_all.items()}, lines_all[cut:])]
                     n_buf -= cut
             if n_buf:
                 cols_all, lines_all = _concat(buf)
-                yield self._chunk(cols_all, lines_all, state)
+                chunk = self._chunk(cols_all, lines_all, state)
+                yield chunk if stop is None or state["entry"] <= stop else \
+                    chunk.entries(0, stop - chunk.first_entry)  # type: ignore[misc]
         except UnicodeDecodeError:
             raise self._undecodable() from None
+
+    def _skip(self, start: int, state: dict[str, int]
+              ) -> tuple[tuple[int, int] | None, tuple[dict[str, np.ndarray], np.ndarray] | None]:
+        """Pass the rows of the entries before `start` (counted in `state`): the last row's
+        (event value, line) and the parsed rest of the block that holds entry `start`."""
+        last: tuple[int, int] | None = None
+        while True:
+            before = self._line
+            raw, lines = self._read_lines(BLOCK_ROWS)
+            if self._line == before:
+                return last, None  # the file ends before entry `start`
+            if not raw:
+                continue
+            if self.event_column is None:  # an entry is a row
+                take = min(start - state["entry"], len(raw))
+                state["entry"] += take
+                state["jet"] += take if self.wide is None else 0  # jets per row: counted from start
+            else:  # an entry is a run of equal event values: the event column alone is decoded
+                ev = self._event_values(raw, lines)
+                before_block = last
+                self._check_order(ev, lines, last)
+                new = np.empty(len(ev), bool)
+                new[0] = last is None or ev[0] != last[0]
+                new[1:] = ev[1:] != ev[:-1]
+                begun = state["entry"] + np.cumsum(new)  # events begun up to each row
+                take = int(np.searchsorted(begun, start + 1, side="left"))  # the first row of event `start`
+                state["jet"] += take
+                if take < len(ev):
+                    state["entry"] = start
+                    last = (int(ev[take - 1]), int(lines[take - 1])) if take else before_block
+                else:
+                    state["entry"] = int(begun[-1])
+                    last = (int(ev[-1]), int(lines[-1]))
+            if take < len(raw):
+                return last, self._parse(raw[take:], lines[take:])
+
+    def _rows_until(self, buf: list[tuple[dict[str, np.ndarray], np.ndarray]], entries: int) -> int | None:
+        """The buffered rows of the next `entries` entries, when the buffer holds them all (an
+        event is whole once a later one has begun), else None."""
+        if self.event_column is None:
+            n = sum(len(lines) for _, lines in buf)
+            return entries if n >= entries else None
+        ev = np.concatenate([cols[self.event_column] for cols, _ in buf])
+        starts = np.flatnonzero(np.concatenate([[True], ev[1:] != ev[:-1]]))
+        return int(starts[entries]) if len(starts) > entries else None
+
+    def _event_values(self, raw: list[str], lines: np.ndarray) -> np.ndarray:
+        """The event column of these rows, the others not decoded."""
+        name = self.event_column
+        assert name is not None
+        try:
+            values = np.loadtxt(raw, delimiter=self.sep, quotechar='"', comments=None, ndmin=1,
+                                usecols=[self.index[name]], dtype=np.dtype(self.kinds[name]))
+            if len(values) == len(raw):
+                return values
+        except ValueError:
+            pass
+        return self._parse(raw, lines)[0][name]  # the slow path says which line is wrong
 
     def _undecodable(self) -> InputError:
         """The error for bytes that are not UTF-8, naming the first line that holds some."""
@@ -483,13 +586,15 @@ class CsvSource:
         else:
             kept = {k: cols[k] for k in self.kept}
         entries = len(counts) if counts is not None else n
+        kind = CsvChunk
         if self.wide is not None:
             jets, counts, jet_kept = stack(cols, self.wide)
             lines = np.repeat(lines, counts.astype(np.int64))
             n = len(lines)
+            kind = CsvWideChunk
         else:
             jet_kept = {k: cols[k] for k in self.jet_branches}
-        chunk = CsvChunk(jets, counts, kept, state["jet"], state["entry"], jet_kept, lines=lines)
+        chunk = kind(jets, counts, kept, state["jet"], state["entry"], jet_kept, lines=lines)
         state["jet"] += n
         state["entry"] += entries
         return chunk
@@ -597,6 +702,15 @@ def _show(value) -> str:
     return repr(value.item() if hasattr(value, "item") else value)
 
 
+def _jet_values(values: np.ndarray) -> np.ndarray:
+    """Jet values as floats of their own width (float32 for anything else). They are written
+    with ``JET_FORMAT``: 9 significant digits hold a float32 exactly, and a float64 value
+    beyond float32's range or precision (pt 1e39, a mass of 1e-320, eta 9999.1235) within
+    5e-9 of itself, so that it still meets its bound (issue 23) instead of becoming inf or 0."""
+    v = np.asarray(values)
+    return v if v.dtype.kind == "f" and v.dtype.itemsize in (4, 8) else v.astype(np.float32)
+
+
 def _format_of(dtype: np.dtype) -> str:
     """printf format that writes a value of `dtype` so that it reads back exactly."""
     if dtype.kind in "iub":
@@ -649,25 +763,37 @@ class CsvWriter:
                 raise InputError(f"CSV output: two columns named {n!r}")
             seen.add(n)
         self.columns = body
+        four = [n for slot in self.wide.jets for n in slot.values()] if self.wide else list(names.values())
+        self.jet_cols = set(four)  # written with JET_FORMAT
         header = ([self.event_column] if self.event_column else []) + body
         line = io.StringIO()
         csv.writer(line, delimiter=self.sep, lineterminator="\n").writerow(header)  # quotes only where needed
         self.stream: IO[str] = sys.stdout if path == "-" else open(path, "w", newline="", encoding="utf-8")
         self.own = path != "-"
+        self.missing: list[str] = []  # carried branches CSV cannot hold, one line each
         self.stream.write(line.getvalue())
 
     def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
-              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None:
+              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None,
+              carried: dict[str, Any] | None = None) -> None:
+        """One chunk. `carried` branches (awkward arrays: other collections, strings) are not
+        columns a CSV table holds: they are named in :attr:`missing`, once each."""
+        for name in carried or {}:
+            line = f"{name} (CSV holds one table of numbers; decompress to .parquet, .root or .h5 to keep it)"
+            if line not in self.missing:
+                self.missing.append(line)
         jet_kept = jet_kept or {}
         parts: list[np.ndarray] = []
+        columns = {role: _jet_values(v) for role, v in columns.items()}
         if self.wide:
             assert counts is not None
-            values = {k: np.asarray(v) for k, v in unstack(columns, counts, self.wide, jet_kept).items()}
+            wide_dtype = np.result_type(*columns.values()) if columns else np.float32
+            values = {k: np.asarray(v) for k, v in unstack(columns, counts, self.wide, jet_kept,
+                                                             dtype=wide_dtype).items()}
             n = len(counts)
             c = None
         else:
-            values = {name: np.asarray(columns[role]).astype(np.float32, copy=False)
-                      for role, name in self.names.items()}
+            values = {name: columns[role] for role, name in self.names.items()}
             n = len(next(iter(columns.values())))
             c = counts.astype(np.int64) if self.info.jagged and counts is not None else None
             if self.event_column:
@@ -682,10 +808,12 @@ class CsvWriter:
                 raise InputError(f"CSV output cannot hold the kept branch {k}, which has "
                                  f"{int(np.prod(v.shape[1:]))} values per event; write .root or .h5 instead")
             values[k] = np.repeat(v, c) if c is not None else v
+        formats = ["%d"] * len(parts)  # the event index
         parts += [values[name] for name in self.columns]
+        formats += [JET_FORMAT if name in self.jet_cols else _format_of(values[name].dtype) for name in self.columns]
         if n == 0:
             return
-        row = self.sep.join(_format_of(p.dtype) for p in parts)
+        row = self.sep.join(formats)
         for start in range(0, n, WRITE_ROWS):
             # Python ints and floats: integers stay exact, %-formatting runs in C
             cells = [p[start:start + WRITE_ROWS].tolist() for p in parts]

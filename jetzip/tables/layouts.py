@@ -12,6 +12,7 @@ several candidates are an error that lists them.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Iterable, Mapping
 
 from ..errors import InputError
@@ -78,8 +79,24 @@ class Collection:
         return used
 
 
+# ROOT::Math::LorentzVector members (TreeMaker's Jets.fCoordinates.fPt) and EDM4hep's momentum
+# vector (Jet.momentum.x): their spellings of the roles
+_MEMBER_ROLES = {"fpt": "pt", "feta": "eta", "fphi": "phi", "fe": "E", "fm": "m", "fx": "px", "fy": "py",
+                 "fz": "pz", "ft": "E"}
+_MOMENTUM = {"x": "px", "y": "py", "z": "pz"}
+
+
 def split_name(name: str) -> tuple[str, str]:
-    """'Jet_pt' -> ('Jet', 'pt'); 'AnalysisJetsAuxDyn.pt' -> ('AnalysisJets', 'pt'); 'pt' -> ('', 'pt')."""
+    """'Jet_pt' -> ('Jet', 'pt'); 'AnalysisJetsAuxDyn.pt' -> ('AnalysisJets', 'pt'); 'pt' -> ('', 'pt');
+    'Jets.fCoordinates.fPt' (a LorentzVector member) -> ('Jets', 'pt'); 'Jet.momentum.x' (EDM4hep) ->
+    ('Jet', 'px'); 'AnalysisJetsAuxDyn:pt' (RNTuple PHYSLITE) -> ('AnalysisJets', 'pt')."""
+    parts = name.replace(":", ".").split(".")
+    if len(parts) >= 3 and parts[-2] == "fCoordinates" and parts[-1].lower() in _MEMBER_ROLES:
+        return ".".join(parts[:-2]), _MEMBER_ROLES[parts[-1].lower()]
+    if len(parts) >= 3 and parts[-2] == "momentum" and parts[-1] in _MOMENTUM:
+        return ".".join(parts[:-2]), _MOMENTUM[parts[-1]]
+    if ":" in name:
+        name = name.replace(":", ".")
     if "." in name:
         prefix, _, var = name.rpartition(".")
     elif "_" in name:
@@ -107,10 +124,32 @@ def find_collections(names: Iterable[str]) -> dict[str, Collection]:
     return found
 
 
+_JET_ALGORITHM = re.compile(r"^(ak|ca|kt|antikt)\d", re.IGNORECASE)  # AK4CHS, CA15Puppi: jets by their algorithm
+
+
+def is_jet_name(name: str) -> bool:
+    """Whether a collection is named like jets: ``Jet``, ``FatJet``, ``AnalysisJets``,
+    ``AK4CHS``, ``CA15Puppi``."""
+    return "jet" in name.lower() or bool(_JET_ALGORITHM.match(name))
+
+
+_CONSTITUENTS = re.compile(r"^(part|pfcand|pfcands|pf|cand|cands|constituent|constituents|particle|particles|"
+                           r"jetconstituents|pfparticles)$", re.IGNORECASE)
+MANY_SLOTS = 16  # a row holding more four-vectors than this holds a jet's particles, not jets
+
+
+def collection_kind(name: str, slots: int = 0) -> str:
+    """``"constituents"`` for the particles inside jets (JetClass's ``part_*``, PF candidates,
+    the top-tagging landscape's 200 zero-padded slots per row), else ``"jets"``: the bounded
+    codec's contexts for each (particles are nearly massless, fall steeply in pt, sit close to
+    their jet's axis)."""
+    return "constituents" if _CONSTITUENTS.match(name or "") or slots > MANY_SLOTS else "jets"
+
+
 def candidates(names: Iterable[str]) -> dict[str, Collection]:
     """Complete collections; when some are named like jets, only those (not Muon, Photon...)."""
     complete = {k: c for k, c in find_collections(names).items() if c.representation}
-    jets = {k: c for k, c in complete.items() if "jet" in k.lower()}
+    jets = {k: c for k, c in complete.items() if is_jet_name(k)}
     return jets or complete
 
 
@@ -158,8 +197,9 @@ def choose_collection(names: list[str], *, where: str, columns: Mapping[str, str
     cands = candidates(names)
     wanted = collection if collection is not None else (preset.collection if preset else None)
     if wanted is not None:
-        if wanted in cands:
-            return cands[wanted]
+        complete = {k: c for k, c in find_collections(names).items() if c.representation}
+        if wanted in complete:  # any complete collection by name (part_*, Muon_*), not only jets
+            return complete[wanted]
         partial = find_collections(names).get(wanted)
         if partial is not None:
             raise InputError(f"{where}: collection {wanted!r} has only {', '.join(sorted(partial.columns.values()))}, "
@@ -177,6 +217,44 @@ def choose_collection(names: list[str], *, where: str, columns: Mapping[str, str
                          "use --columns to name them")
     raise InputError(f"{where}: several jet collections found: {_describe(cands)}; "
                      "choose one with --collection NAME or --columns")
+
+
+def choose_collections(names: list[str], *, where: str, columns: Mapping[str, str] | None = None,
+                       collection: str | None = None, preset: Preset | None = None) -> list[Collection]:
+    """The collections of a table to code, the first being the one a reader calls *the* jets.
+
+    - `columns`: those four columns only;
+    - `collection` ``"all"``: every complete four-vector collection (Jet, FatJet, Muon, ...);
+      ``"A,B"``: those; one name: that one;
+    - otherwise every jet collection (names with "jet"; every complete collection when none is),
+      the preset's first (NanoAOD ``Jet``), then in file order.
+
+    Raises:
+        InputError: as :func:`choose_collection`, naming what exists.
+    """
+    if columns:
+        return [choose_collection(names, where=where, columns=columns)]
+    if collection is not None and collection.strip().lower() == "all":
+        complete = {k: c for k, c in find_collections(names).items() if c.representation}
+        if not complete:
+            return [choose_collection(names, where=where)]  # the error that lists what exists
+        chosen = list(complete.values())
+    elif collection is not None and "," in collection:
+        wanted = [c.strip() for c in collection.split(",") if c.strip()]
+        return [choose_collection(names, where=where, collection=c) for c in dict.fromkeys(wanted)]
+    elif collection is not None:
+        return [choose_collection(names, where=where, collection=collection, preset=preset)]
+    else:
+        cands = candidates(names)
+        if not cands or (preset is not None and preset.collection not in cands and not
+                         find_collections(names).get(preset.collection)):
+            return [choose_collection(names, where=where, preset=preset)]
+        chosen = list(cands.values())
+    position = {n: i for i, n in enumerate(names)}
+    chosen.sort(key=lambda c: min(position.get(n, len(position)) for n in c.columns.values()))
+    first = preset.collection if preset is not None else None
+    chosen.sort(key=lambda c: c.name != first)
+    return chosen
 
 
 def _describe(cands: Mapping[str, Collection]) -> str:

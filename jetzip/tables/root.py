@@ -15,23 +15,27 @@ import fnmatch
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..errors import InputError
 from ..features import infer_units
-from .base import JetChunk, TableInfo, entry_window
-from .layouts import PRESETS, Preset, candidates, choose_collection, split_name
+from .base import CollectionChunk, CollectionInfo, JetChunk, TableInfo
+from .root_extras import build_extras
+from .layouts import PRESETS, Preset, candidates, choose_collection, choose_collections, split_name
 from .root_layout import (
     TLV_MEMBERS,
+    TREE_CLASSES,
+    _objects,
     Leaf,
     classify_rntuple,
     classify_ttree,
     expand,
     get_member,
 )
-from .root_writer import RootWriter  # re-exported: open_writer imports it from here
+from .root_writer import COMPRESSIONS, RootWriter, compression  # re-exported
 from .wide import Wide, find_wide, representation_of_slots, stack
 
 
@@ -69,26 +73,6 @@ def _open(path: str, threads: int | None = None):
         raise InputError(f"{path}: cannot read as a ROOT file ({type(exc).__name__}: {exc})") from None
 
 
-TREE_CLASSES = ("TTree", "ROOT::RNTuple")
-
-
-def _objects(file) -> dict[str, tuple[str, str]]:
-    """Name -> (key of its newest cycle, class), plus 'name;N' keys for explicit cycles."""
-    newest: dict[str, tuple[int, str, str]] = {}
-    cycles: dict[str, tuple[str, str]] = {}
-    for key, cls in file.classnames(recursive=True).items():
-        name, _, cycle = key.rpartition(";")
-        if not name:
-            name, cycle = key, "0"
-        number = int(cycle) if cycle.isdigit() else 0
-        cycles[key] = (key, cls)
-        if name not in newest or number > newest[name][0]:
-            newest[name] = (number, key, cls)
-    out = {n: (k, c) for n, (_, k, c) in newest.items()}
-    out.update({k: v for k, v in cycles.items() if k not in out})
-    return out
-
-
 def _trees(file) -> dict[str, str]:
     """Tree name -> key of its newest cycle (what ROOT's TFile::Get returns), plus 'name;N' keys."""
     return {n: k for n, (k, c) in _objects(file).items() if c in TREE_CLASSES}
@@ -99,32 +83,83 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 
 
 NOT_NUMERIC = "not a number or a list of numbers per event"
+READ_BYTES = 64 << 20  # uncompressed bytes of every branch read at once (bounds the memory of a read)
 
 
 class RootSource:
-    """A jet collection in a ROOT file, read chunk by chunk, with the rest of the file."""
+    """One tree (TTree or RNTuple) of a ROOT file, read chunk by chunk: its jet collections
+    (coded) and every other branch (carried). With `jets` False, a tree of other branches only
+    (NanoAOD's ``Runs``), every branch carried. :meth:`file_source` gives every tree of the
+    file and its other objects, for compress."""
 
     def __init__(self, path: str, *, tree: str | None = None, columns: dict[str, str] | None = None,
                  preset: str | None = None, collection: str | None = None,
                  units: str | None = None, keep: Sequence[str] = (), drop: Sequence[str] = (),
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, jets: bool = True, file=None) -> None:
         self.path = path
         self.threads = threads
-        self.file = _open(path, threads)
+        self.options = {"columns": columns, "preset": preset, "collection": collection, "units": units,
+                        "keep": tuple(keep), "drop": tuple(drop)}
+        self.owns_file = file is None
+        self.file = _open(path, threads) if file is None else file
         try:
-            self._setup(tree, columns, preset, collection, units, tuple(keep), tuple(drop))
+            if jets:
+                self._setup(tree, columns, preset, collection, units, tuple(keep), tuple(drop))
+            else:
+                assert tree is not None
+                self._setup_plain(tree, tuple(keep), tuple(drop))
         except BaseException:
-            self.file.close()
+            if self.owns_file:
+                self.file.close()
             raise
+
+    @property
+    def compression(self) -> str:
+        """The file's compression setting, as uproot names it (``LZMA(9)``, ``ZLIB(1)``)."""
+        return str(getattr(self.file.file, "compression", "") or "")
+
+    def file_source(self):
+        """Every tree of the file (this one with its jets, the others as they are: their own
+        jets too unless ``--tree`` chose this one) and the file's other objects."""
+        from . import FileSource
+
+        objects = _objects(self.file)
+        names = [n for n, (k, c) in objects.items() if c in TREE_CLASSES and ";" not in n]
+        mine = self.tree_key.rpartition(";")[0] or self.tree_key
+        tables: list[Any] = []
+        chosen = self.info.extra.get("tree_cycle") or self.options_tree
+        for name in names:
+            if name == mine:
+                tables.append(self)
+                continue
+            key = objects[name][0]
+            if chosen is None and self._has_jets(self.file[key]):
+                try:
+                    tables.append(RootSource(self.path, tree=name, threads=self.threads, file=self.file,
+                                             **{k: v for k, v in self.options.items()
+                                                if k not in ("columns", "keep", "drop")}))
+                    continue
+                except InputError:
+                    pass  # a collection it does not have (--collection): carried as it is
+            tables.append(RootSource(self.path, tree=name, threads=self.threads, jets=False, file=self.file,
+                                     drop=self.options["drop"]))
+        for t in tables:
+            t.other_objects = []
+        source = FileSource(self.path, "root", tables, extras=lambda: build_extras(self, self.file_objects))
+        source.notes = {"not_carried": [x for t in tables for x in t.info.extra.get("not_carried", [])],
+                        "restored_as": [x for t in tables for x in t.info.extra.get("restored_as", [])]}
+        source.compression = self.compression  # type: ignore[attr-defined]
+        return source
 
     # ------------------------------------------------------------------ opening
     def _setup(self, tree_name, columns, preset_name, collection, units, keep, drop) -> None:
+        self.options_tree = tree_name
         objects = _objects(self.file)
         trees = {n: k for n, (k, c) in objects.items() if c in TREE_CLASSES}
         where = self.path
         if not trees:
             raise InputError(f"{where}: no TTree or RNTuple in this ROOT file")
-        names_only = sorted(t for t in trees if ";" not in t)
+        names_only = [t for t in trees if ";" not in t]  # file order
         preset: Preset | None = PRESETS[preset_name] if preset_name else None
         if tree_name is not None:
             if tree_name not in trees:
@@ -137,11 +172,11 @@ class RootSource:
                              f"{', '.join(names_only)}); drop --preset or pass --tree")
         elif len(names_only) == 1:
             tree_name = names_only[0]
-        else:
+        else:  # the first tree that holds jets; the others' jets are coded too (file_source)
             with_jets = [t for t in names_only if self._has_jets(self.file[trees[t]])]
-            if len(with_jets) != 1:
-                raise InputError(f"{where}: several trees ({', '.join(names_only)})"
-                                 f"{' hold jets' if with_jets else ''}; choose one with --tree")
+            if not with_jets:
+                raise InputError(f"{where}: no tree holds jets (pt, eta, phi with mass or E, or px, py, pz, E "
+                                 f"branches); trees: {', '.join(names_only)}; name them with --tree and --columns")
             tree_name = with_jets[0]
         self.tree_key = trees[tree_name]
         self.tree = self.file[self.tree_key]
@@ -176,8 +211,9 @@ class RootSource:
             self._setup_slots(tree_name, preset, units, keep, drop, cycle)
             return
         try:
-            coll = choose_collection(names, where=where, columns=columns, collection=collection,
-                                     preset=preset if preset and preset.collection else None)
+            chosen = choose_collections(names, where=where, columns=columns, collection=collection,
+                                        preset=preset if preset and preset.collection else None)
+            coll = chosen[0]
         except InputError as exc:
             self._explain_non_numeric(names, columns, collection, where)
             if slot_layouts and collection is None and columns is None:
@@ -212,46 +248,65 @@ class RootSource:
         jet_keys = {self.p4_leaf.name} if self.p4_leaf else set(used.values())
         counter = self._find_counter(coll.name, used) if self.jagged else None
         out_counter = counter or (f"n{coll.name or 'Jet'}" if self.jagged else None)
+        # further collections (jagged, numeric, of the same tree): coded too
+        others = self._other_collections(chosen[1:], names, where) if self.jagged and not self.p4_leaf else []
+        for oc in others:
+            jet_keys |= set(oc.columns.values())
         # What else the tree holds, and where it goes.
         if keep:
             _check_patterns(self.leaves, keep, "--keep-branches", where)
         if drop:
             _check_patterns(self.leaves, drop, "--drop-branches", where)
+        other_counters = {oc.counter for oc in others if oc.counter}  # written from the counts
         carried = [lf for lf in self.leaves if lf.name not in jet_keys and lf.name != counter
+                   and lf.name not in other_counters
                    and (not keep or _matches(lf.name, keep)) and not _matches(lf.name, drop)]
         jet_counter = self.by_name[next(iter(used.values()))].counter if not self.p4_leaf else None
         kept, jet_branches, rest, not_carried = [], [], [], []
+        unreadable = self._unreadable(carried)
+        not_carried = [lf for lf in carried if lf.name in unreadable]
+        carried = [lf for lf in carried if lf.name not in unreadable]
         for lf in carried:
-            if lf.kind == "jagged" and self.jagged and self._per_jet(lf, coll.name, jet_counter):
+            owner = next((oc for oc in others if lf.kind == "jagged" and self._per_jet(
+                lf, oc.name, self.by_name[next(iter(oc.columns.values()))].counter)), None)
+            if owner is not None:
+                owner.jet_branches.append(lf.name)
+            elif lf.kind == "jagged" and self.jagged and self._per_jet(lf, coll.name, jet_counter):
                 jet_branches.append(lf.name)
-            elif lf.kind == "jagged" or (lf.kind == "string" and not self.rntuple):
-                rest.append(lf.name)  # other collections, and text, come back via the extras
+            elif lf.kind in ("jagged", "string") or (lf.kind in ("other", "p4", "p4-jagged")
+                                                     and self._readable(lf)):
+                rest.append(lf.name)  # other collections, text, objects: carried as they are
             elif lf.kind == "scalar" and len(lf.shape) <= 2:
                 kept.append(lf.name)
             else:
                 if keep and _matches(lf.name, keep):
-                    raise InputError(f"{where}: --keep-branches: {lf.name} is not numeric "
-                                     f"({lf.typename}); jetzip carries numbers and lists of numbers")
+                    raise InputError(f"{where}: --keep-branches: {lf.name} ({lf.typename}) cannot be "
+                                     "read by uproot; jetzip carries what uproot reads")
                 not_carried.append(lf)
+        for oc in others:
+            oc.dtypes.update({n: self.by_name[n].dtype for n in [*oc.columns.values(), *oc.jet_branches]})
         # Counters of the jagged branches we carry come back from the lists themselves.
         counters: dict[str, str] = {}
         for n in [*used.values(), *jet_branches]:
             lf = self.by_name.get(n)
             c = lf.counter if lf is not None and lf.counter in self.by_name else None
             counters[n] = c or out_counter or ""
+        for oc in others:
+            for n in [*oc.columns.values(), *oc.jet_branches]:
+                lf = self.by_name[n]
+                counters[n] = lf.counter if lf.counter in self.by_name else (oc.counter or f"n{oc.name}")
         for n in rest:
             lf = self.by_name[n]
-            if lf.kind == "string":
+            if lf.kind != "jagged":
                 continue
-            prefix = split_name(n)[0] or n
             own = lf.counter if lf.counter in self.by_name and self._scalar_int(lf.counter) else None
-            if lf.member:
-                prefix = lf.parent
-            counters[n] = own or self._counter_named(prefix) or f"n{prefix}"
+            counters[n] = own or f"n{n}"  # a list without a counter of its own gets its own
         regenerated = set(counters.values()) - {counter}
         kept = [k for k in kept if k not in regenerated]
-        not_carried_msgs = [f"branch {lf.name} of {tree_name} ({lf.typename})" for lf in not_carried]
-        dtypes = {n: self.by_name[n].dtype for n in [*kept, *jet_branches, *rest]}
+        not_carried_msgs = [f"branch {lf.name} of {tree_name} ({lf.typename}: uproot cannot read it)"
+                            for lf in not_carried]
+        dtypes = {n: self.by_name[n].dtype for n in [*kept, *jet_branches] if n in self.by_name}
+        dtypes.update({n: self.by_name[n].dtype for n in rest if self.by_name[n].kind == "jagged"})
         # fixed-size arrays per event (a covariance matrix) travel element by element, cov[0],
         # cov[1], ... (kept branches are one number per event); the writer puts them together
         shapes = {n: list(self.by_name[n].shape) for n in kept if self.by_name[n].shape}
@@ -272,7 +327,7 @@ class RootSource:
             dtypes[n] = self.p4_leaf.dtype if self.p4_leaf else self.by_name[n].dtype
         if counter:
             dtypes[counter] = self.by_name[counter].dtype
-        for c in regenerated:
+        for c in [*regenerated, *other_counters]:
             if c in self.by_name:
                 dtypes.setdefault(c, self.by_name[c].dtype)
         order: list[str] = []
@@ -283,14 +338,15 @@ class RootSource:
                 order.append(lf.name)
         self._pending_cols, self._pending_used = used, list(used.values())
         units, units_inferred, reason = self._units(units, preset, used)
-        restored = {*used.values(), counter, *kept, *shaped_names, *jet_branches, *rest, *regenerated}
-        objects_extra, objects_not = self._other_objects(objects)
+        for oc in others:
+            oc.units, oc.units_inferred, oc.units_reason = self._units(self.options.get("units"), preset,
+                                                                       oc.columns, oc.name)
+        restored = {*used.values(), counter, *kept, *shaped_names, *jet_branches, *rest, *regenerated,
+                    *[n for oc in others for n in [*oc.columns.values(), *oc.jet_branches, oc.counter or ""]]}
         extra = {"typenames": {n: (self.by_name[n].typename if n in self.by_name else "TLorentzVector")
                                for n in used.values()}, **cycle,
                  "counters": {k: v for k, v in counters.items() if v != out_counter or k in rest},
-                 "not_carried": [*not_carried_msgs, *objects_not]}
-        if rest:
-            extra["rest_branches"] = rest
+                 "not_carried": not_carried_msgs}
         if shapes:
             extra["shapes"] = shapes
         if self.rntuple:
@@ -298,7 +354,8 @@ class RootSource:
         if self.p4_leaf is not None:
             extra["p4_branch"] = self.p4_leaf.name
         extra["restored_as"] = self._restored_as(used, counter, out_counter, [*kept, *jet_branches, *rest])
-        self.other_objects = objects_extra
+        self._carry_file_objects(objects)
+        extra["not_carried"] = [*not_carried_msgs, *self.objects_not_carried, *_friends(self.tree, tree_name)]
         self.info = TableInfo(
             file=os.path.basename(self.path), format="root", tree=tree_name,
             layout=preset.name if preset else ("jagged" if self.jagged else "flat"),
@@ -306,11 +363,110 @@ class RootSource:
             columns=used, representation=(coll.representation or "") if not self.p4_leaf else "PxPyPzE",
             units=units, units_inferred=units_inferred, units_reason=reason,
             dtypes=dtypes, kept_branches=kept, jet_branches=jet_branches, branch_order=order,
-            other_branches=[n for n in order if n not in restored], extra=extra)
+            other_branches=[n for n in order if n not in restored], extra=extra,
+            collections=others, carried_branches=rest)
         if counter is None and self.jagged:
             self.info.extra["counter_added"] = out_counter
         self.counter_in_file = counter
         self.n_entries = self.tree.num_entries
+
+    def _setup_plain(self, tree_name: str, keep: tuple[str, ...], drop: tuple[str, ...]) -> None:
+        """A tree whose branches are all carried (no jets coded): numbers per entry as kept
+        branches, everything else uproot reads as carried arrays."""
+        objects = _objects(self.file)
+        self.options_tree = tree_name
+        self.tree_key = objects[tree_name][0]
+        self.tree = self.file[self.tree_key]
+        self.rntuple = objects[tree_name][1] == "ROOT::RNTuple"
+        self.leaves = classify_rntuple(self.tree) if self.rntuple else expand(self.tree, classify_ttree(self.tree))
+        self.by_name = {lf.name: lf for lf in self.leaves}
+        self.where = f"{self.path}:{tree_name}"
+        self.slots = None
+        self.p4_leaf = None
+        self.jagged = True
+        self.counter_in_file = None
+        self._elements = {}
+        kept, rest, not_carried = [], [], []
+        unreadable = self._unreadable(self.leaves)
+        for lf in self.leaves:
+            if _matches(lf.name, drop):
+                continue
+            if lf.name in unreadable:
+                not_carried.append(f"branch {lf.name} of {tree_name} ({lf.typename}: uproot cannot read it)")
+            elif lf.kind == "scalar" and lf.shape == ():
+                kept.append(lf.name)
+            elif lf.kind in ("scalar", "jagged", "string") or self._readable(lf):
+                rest.append(lf.name)
+            else:
+                not_carried.append(f"branch {lf.name} of {tree_name} ({lf.typename}: uproot cannot read it)")
+        counters = {n: (self.by_name[n].counter if self.by_name[n].counter in self.by_name else f"n{n}")
+                    for n in rest if self.by_name[n].kind == "jagged"}
+        regenerated = set(counters.values())
+        kept = [k for k in kept if k not in regenerated]
+        dtypes = {n: self.by_name[n].dtype for n in kept}
+        dtypes.update({n: self.by_name[n].dtype for n in rest if self.by_name[n].kind == "jagged"})
+        for c in regenerated:
+            if c in self.by_name:
+                dtypes.setdefault(c, self.by_name[c].dtype)
+        order = [lf.name for lf in self.leaves]
+        restored = {*kept, *rest, *regenerated}
+        extra: dict[str, Any] = {"counters": counters, "not_carried": [*not_carried, *_friends(self.tree, tree_name)]}
+        if self.rntuple:
+            extra["rntuple"] = True
+        self.other_objects = []
+        self.info = TableInfo(
+            file=os.path.basename(self.path), format="root", tree=tree_name, layout="plain", collection="",
+            jagged=True, counter=None, columns={}, representation="", units="GeV", dtypes=dtypes,
+            kept_branches=kept, branch_order=order, other_branches=[n for n in order if n not in restored],
+            extra=extra, carried_branches=rest)
+        self.n_entries = self.tree.num_entries
+
+    def _unreadable(self, leaves: list[Leaf]) -> set[str]:
+        """Names of the leaves uproot cannot read (their first entry, read together; one by one
+        when that fails). A file's streamers can mislead uproot about a branch's type."""
+        if self.tree.num_entries == 0 or not leaves:
+            return set()
+        try:
+            self._read(list(dict.fromkeys(lf.key for lf in leaves if lf.kind in ("scalar", "jagged", "string"))), 0, 1)
+        except Exception:  # noqa: BLE001 - find the culprits
+            return {lf.name for lf in leaves if lf.kind in ("scalar", "jagged", "string") and not self._readable(lf)}
+        return set()
+
+    def _readable(self, lf: Leaf) -> bool:
+        """Whether uproot reads a branch of a type jetzip does not classify (tried on one entry)."""
+        if self.tree.num_entries == 0:
+            return False
+        try:
+            if self.rntuple:
+                self.tree.arrays([lf.key.partition(".")[0]], entry_stop=1)
+            else:
+                (lf.branch if lf.branch is not None else self.tree[lf.key]).array(entry_stop=1, library="ak")
+            return True
+        except Exception:  # noqa: BLE001 - uproot's many ways of not reading a type
+            return False
+
+    def _other_collections(self, chosen: list, names: list[str], where: str) -> list[CollectionInfo]:
+        """The further collections to code, each jagged and numeric with its own counter."""
+        out = []
+        for c in chosen:
+            used = c.used_columns(names)
+            leaves = [self.by_name.get(n) for n in used.values()]
+            if any(lf is None or lf.kind != "jagged" for lf in leaves):
+                continue  # not a jagged numeric collection of this tree: carried as it is
+            counter = self._find_counter(c.name, used)
+            out.append(CollectionInfo(c.name, used, c.representation or "", "GeV", counter=counter))
+        return out
+
+    file_objects: list[tuple[str, str, str]] = []
+    other_objects: list[tuple[str, str, str]] = []
+    objects_not_carried: list[str] = []
+
+    def _carry_file_objects(self, objects) -> None:
+        """What else the file holds (histograms, ...) besides its trees, for the extras blob."""
+        objects_extra, objects_not = self._other_objects(objects)
+        self.file_objects = objects_extra
+        self.other_objects = objects_extra
+        self.objects_not_carried = objects_not
 
     def _setup_slots(self, tree_name, preset, units, keep, drop, cycle) -> None:
         """Several jets per row (tables.wide): each row an event of up to k jets."""
@@ -358,8 +514,8 @@ class RootSource:
         self.counter_in_file = None
         self._pending_cols, self._pending_used = used, []
         units, units_inferred, reason = self._units(units, preset, None)
-        objects_extra, objects_not = self._other_objects(_objects(self.file))
-        self.other_objects = objects_extra
+        self._carry_file_objects(_objects(self.file))
+        objects_not = self.objects_not_carried
         order = [lf.name for lf in self.leaves]
         restored = {*kept, *in_slots}
         self.info = TableInfo(
@@ -466,13 +622,20 @@ class RootSource:
             return bool(stem) and lf.name.lower().startswith(stem.lower())
         return False
 
-    def _units(self, units, preset, used):
+    def _units(self, units, preset, used, name: str | None = None):
+        """(units, inferred, reason) of the jets, or of collection `name` (columns `used`)."""
         if units is not None:
             return units, False, ""
         if preset is not None and preset.units is not None:
             return preset.units, False, f"the {preset.name} layout is in {preset.units}"
-        sample = next(self._raw_chunks(1 << 16), None)
-        cols = sample.columns if sample is not None else {"pt": np.zeros(0)}
+        if name is None:
+            sample = next(self._raw_chunks(1 << 16), None)
+            cols = sample.columns if sample is not None else {"pt": np.zeros(0)}
+        else:
+            stop = min(self.n_entries if hasattr(self, "n_entries") else self.tree.num_entries, 5000)
+            keys = {role: self.by_name[n].key for role, n in used.items()}
+            arrays = self._read(list(keys.values()), 0, stop)
+            cols = {role: _flat(arrays[k]) for role, k in keys.items()}
         u, reason = infer_units(cols)
         return u, True, reason
 
@@ -489,8 +652,8 @@ class RootSource:
                 if objects.get(base, (None,))[0] != key and cls not in TREE_CLASSES:
                     not_carried.append(f"{cls} {name} (an older cycle of {base})")
                 continue
-            if key == self.tree_key or name == jet_name or cls == "TDirectory":
-                continue
+            if key == self.tree_key or name == jet_name or cls == "TDirectory" or cls in TREE_CLASSES:
+                continue  # trees are tables of their own (file_source)
             ok, why = carryable(self.file, key, cls)
             if ok:
                 out.append((name, key, cls))
@@ -503,59 +666,67 @@ class RootSource:
                entry_stop: int | None = None) -> Iterator[JetChunk]:
         """Chunks of whole events with about `jets_per_chunk` jets, covering entries
         ``[entry_start, entry_stop)`` (see :class:`~jetzip.tables.JetSource`)."""
-        chunks = self._chunks_from_start(jets_per_chunk)
-        if entry_start == 0 and entry_stop is None:
-            return chunks
-        return entry_window(chunks, entry_start, entry_stop)  # type: ignore[return-value]
-
-    def _chunks_from_start(self, jets_per_chunk: int = 1 << 18) -> Iterator[JetChunk]:
-        return self._raw_chunks(jets_per_chunk)
+        return self._raw_chunks(jets_per_chunk, entry_start, entry_stop)
 
     def _keys(self) -> list[str]:
+        """What uproot reads for a chunk: the jets, then every branch carried."""
+        info = getattr(self, "info", None)
+        elements = getattr(self, "_elements", {})
+        keys: list[str] = []
         if self.slots is not None:
             keys = [self.by_name[n].key for n in self.slots.names()]
-            if hasattr(self, "info"):
-                elements = getattr(self, "_elements", {})
-                keys += [self.by_name[elements[n][0] if n in elements else n].key for n in self.info.kept_branches]
+            if info is not None:
+                keys += [self.by_name[elements[n][0] if n in elements else n].key for n in info.kept_branches]
             return list(dict.fromkeys(keys))
         if self.p4_leaf is not None:
             keys = [self.p4_leaf.key]
-        else:
-            keys = [self.by_name[n].key for n in self.info.columns.values()]
-        if hasattr(self, "info"):
-            elements = getattr(self, "_elements", {})
+        elif info is not None:
+            keys = [self.by_name[n].key for n in info.columns.values()]
+        if info is not None:
+            for oc in info.collections:
+                keys += [self.by_name[n].key for n in [*oc.columns.values(), *oc.jet_branches]]
             keys += [self.by_name[elements[n][0] if n in elements else n].key
-                     for n in self.info.kept_branches + self.info.jet_branches]
+                     for n in info.kept_branches + info.jet_branches + info.carried_branches]
             if self.counter_in_file:
                 keys.append(self.by_name[self.counter_in_file].key)
         return list(dict.fromkeys(keys))
 
-    def _ranges(self, jets_per_chunk: int) -> Iterator[tuple[int, int]]:
-        """Entry ranges aligned on the jet branch's baskets (RNTuple: clusters), each with about
-        `jets_per_chunk` jets or one basket more; a read is split further in memory."""
-        n = self.n_entries
-        if n == 0:
+    def _ranges(self, jets_per_chunk: int, entry_start: int = 0,
+                entry_stop: int | None = None) -> Iterator[tuple[int, int]]:
+        """Entry ranges of ``[entry_start, entry_stop)`` aligned on the jet branch's baskets
+        (RNTuple: clusters), each with about `jets_per_chunk` jets or one basket more, and at most
+        :data:`READ_BYTES` of every branch read (uncompressed, estimated from the baskets); a
+        read is split further in memory. The first range starts at the basket that holds
+        `entry_start`: nothing before it is read."""
+        n = self.n_entries if entry_stop is None else min(entry_stop, self.n_entries)
+        first = max(0, entry_start)
+        if n <= first:
             return
+        est = None
         if self.rntuple:
-            starts = sorted({int(c.num_first_entry) for c in self.tree.cluster_summaries} | {n})
-            bounds = [s for s in starts if s <= n]
+            starts = sorted({int(c.num_first_entry) for c in self.tree.cluster_summaries} | {self.n_entries})
+            bounds = [b for b in starts if b <= self.n_entries]
             if bounds[0] != 0:
                 bounds.insert(0, 0)
-            est = None
         else:
             if self.slots is not None:
                 ref = self.tree[self.by_name[next(iter(self.slots.jets[0].values()))].key]
             elif self.p4_leaf is not None:
                 ref = self.tree[self.p4_leaf.key]
-            else:
+            elif self.info.columns:
                 ref = self.tree[self.by_name[next(iter(self.info.columns.values()))].key]
-            bounds = [int(x) for x in ref.entry_offsets]
+            else:  # a table without jets: ranges of its first branch's baskets
+                ref = self.tree[self.leaves[0].key] if self.leaves else None
+            bounds = [int(x) for x in ref.entry_offsets] if ref is not None else [0, self.n_entries]
             if not bounds or bounds[0] != 0:
                 bounds.insert(0, 0)
-            if bounds[-1] < n:
-                bounds.append(n)
+            if bounds[-1] < self.n_entries:
+                bounds.append(self.n_entries)
             itemsize = 8 if self.p4_leaf is not None else 4
-            if self.jagged and self.slots is None:
+            if not self.info.columns and self.slots is None:
+                def est(i: int) -> float:
+                    return 0.0
+            elif self.jagged and self.slots is None:
                 def est(i: int) -> float:
                     try:
                         return ref.basket_uncompressed_bytes(i) / (itemsize * (4 if self.p4_leaf else 1))
@@ -566,55 +737,80 @@ class RootSource:
 
                 def est(i: int) -> float:
                     return float(bounds[i + 1] - bounds[i]) * k
-        start, acc = 0, 0.0
-        for i in range(len(bounds) - 1):
+        per_entry = self._bytes_per_entry()
+        max_entries = max(1, int(READ_BYTES / per_entry)) if per_entry > 0 else None
+        # the basket holding `first`, and everything from there on
+        i0 = max(0, int(np.searchsorted(bounds, first, side="right")) - 1)
+        start, acc = first, 0.0
+        for i in range(i0, len(bounds) - 1):
+            end = min(bounds[i + 1], n)
             acc += est(i) if est is not None else jets_per_chunk
-            if acc >= jets_per_chunk or bounds[i + 1] >= n:
-                yield start, min(bounds[i + 1], n)
-                start, acc = min(bounds[i + 1], n), 0.0
+            while max_entries is not None and end - start > max_entries:
+                yield start, start + max_entries
+                start, acc = start + max_entries, 0.0
+            if acc >= jets_per_chunk or end >= n:
+                if end > start:
+                    yield start, end
+                start, acc = end, 0.0
+            if end >= n:
+                return
         if start < n:
             yield start, n
+
+    def _bytes_per_entry(self) -> float:
+        """Uncompressed bytes per entry of every branch a chunk reads (TTree metadata)."""
+        if self.rntuple:
+            return 0.0
+        total = 0.0
+        by_key = {lf.key: lf for lf in self.leaves}
+        for key in self._keys():
+            try:
+                lf = by_key.get(key)
+                total += float((lf.branch if lf is not None and lf.branch is not None else self.tree[key])
+                               .uncompressed_bytes)
+            except Exception:  # noqa: BLE001 - a branch whose sizes uproot cannot tell
+                continue
+        return total / max(self.n_entries, 1)
 
     def _read(self, keys: list[str], a: int, b: int):
         if self.rntuple:
             fields = list(dict.fromkeys(k.partition(".")[0] for k in keys))
             arr = self.tree.arrays(fields, entry_start=a, entry_stop=b)
             return {k: _rntuple_get(arr, k) for k in keys}
-        return self.tree.arrays(keys, entry_start=a, entry_stop=b, library="ak", how=dict)
+        plain = [k for k in keys if "#" not in k]
+        out = self.tree.arrays(plain, entry_start=a, entry_stop=b, library="ak", how=dict) if plain else {}
+        by_key = {lf.key: lf for lf in self.leaves}
+        for k in keys:
+            if "#" in k:  # a branch only its object reaches (a second branch of the same name)
+                out[k] = by_key[k].branch.array(entry_start=a, entry_stop=b, library="ak")
+        return out
 
-    def _raw_chunks(self, jets_per_chunk: int) -> Iterator[JetChunk]:
+    def _raw_chunks(self, jets_per_chunk: int, entry_start: int = 0,
+                    entry_stop: int | None = None) -> Iterator[JetChunk]:
         jets_per_chunk = max(1, int(jets_per_chunk))
         where = self.where
         first_jet = 0
         has_info = hasattr(self, "info")
         keys = self._keys() if has_info else self._sample_keys()
         a = 0
+        ranges = self._ranges(jets_per_chunk, entry_start, entry_stop) if has_info else \
+            [(0, min(self.n_entries, 5000))]
         try:
-            for a, b in self._ranges(jets_per_chunk) if has_info else [(0, min(self.n_entries, 5000))]:
+            for a, b in ranges:
                 arrays = self._read(keys, a, b)
                 cols, counts, jet_kept, kept = self._columns(arrays, a, has_info)
                 if not has_info:
                     yield JetChunk(cols, counts, {}, 0, 0)
                     return
-                n_ev = b - a
-                if counts is None:
-                    offsets = np.arange(n_ev + 1, dtype=np.int64)
-                else:
-                    offsets = np.zeros(n_ev + 1, dtype=np.int64)
-                    np.cumsum(counts, out=offsets[1:])
-                s = 0
-                while s < n_ev:
-                    e = int(np.searchsorted(offsets, offsets[s] + jets_per_chunk, side="right")) - 1
-                    e = min(max(e, s + 1), n_ev)
-                    j0, j1 = int(offsets[s]), int(offsets[e])
-                    chunk = JetChunk({r: c[j0:j1] for r, c in cols.items()},
-                                     None if counts is None else counts[s:e],
-                                     {k: v[s:e] for k, v in kept.items()}, first_jet, a + s,
-                                     jet_kept={k: v[j0:j1] for k, v in jet_kept.items()})
-                    yield chunk
-                    first_jet += j1 - j0
-                    s = e
-                del arrays, cols, jet_kept, kept
+                others = self._other_columns(arrays, a) if self.info.collections else {}
+                carried = {name: self._carried_value(arrays, name) for name in self.info.carried_branches}
+                chunk = JetChunk(cols, counts, kept, first_jet, a, jet_kept, carried, others)
+                if counts is None and not cols:  # a table without jets: zero jets per entry
+                    chunk.counts = np.zeros(b - a, np.uint32)
+                for piece in chunk.split(jets_per_chunk, b - a):
+                    first_jet += piece.n_jets
+                    yield piece
+                del arrays, cols, jet_kept, kept, carried, others, chunk
         except InputError:
             raise
         except (OSError, ValueError, KeyError, TypeError, AssertionError, RuntimeError,
@@ -650,15 +846,8 @@ class RootSource:
             names = self.info.columns if has_info else dict(self._pending_cols)
             raw = {role: arrays[self.by_name[n].key] for role, n in names.items()}
         counts: np.ndarray | None = None
-        if self.jagged:
-            nums = {role: ak.num(a, axis=1).to_numpy() for role, a in raw.items()}
-            ref = next(iter(nums.values()))
-            for num in nums.values():
-                if not np.array_equal(num, ref):
-                    bad = int(np.argmax(num != ref))
-                    raise InputError(f"{where}: jet columns have different lengths in event {bad + first_entry} "
-                                     f"({', '.join(f'{names[r]}={int(v[bad])}' for r, v in nums.items())})")
-            counts = ref.astype(np.uint32)
+        if self.jagged and raw:
+            counts = _same_counts({names[r]: ak.num(a, axis=1).to_numpy() for r, a in raw.items()}, where, first_entry)
         cols = {role: _flat(a) for role, a in raw.items()}
         jet_kept, kept = {}, {}
         if has_info:
@@ -680,6 +869,34 @@ class RootSource:
             kept = {name: self._kept_value(arrays, name) for name in self.info.kept_branches}
         return cols, counts, jet_kept, kept
 
+    def _other_columns(self, arrays, first_entry: int) -> dict[str, CollectionChunk]:
+        """The further collections of one read: columns, counts, per-member branches."""
+        import awkward as ak
+
+        out = {}
+        for oc in self.info.collections:
+            raw = {role: self._get(arrays, n) for role, n in oc.columns.items()}
+            counts = _same_counts({oc.columns[r]: ak.num(a, axis=1).to_numpy() for r, a in raw.items()},
+                                  self.where, first_entry)
+            jet_kept = {}
+            for name in oc.jet_branches:
+                a = self._get(arrays, name)
+                _same_counts({oc.columns[next(iter(raw))]: counts, name: ak.num(a, axis=1).to_numpy()},
+                             self.where, first_entry)
+                jet_kept[name] = _flat(a)
+            out[oc.name] = CollectionChunk({r: _flat(a) for r, a in raw.items()}, counts, jet_kept)
+        return out
+
+    def _carried_value(self, arrays, name: str):
+        """A carried branch of one read: numpy for numbers per entry, awkward otherwise."""
+        import awkward as ak
+
+        value = self._get(arrays, name)
+        if isinstance(value, ak.Array) and isinstance(value.layout, ak.contents.NumpyArray) \
+                and not value.layout.parameters:
+            return np.asarray(ak.to_numpy(value))
+        return value
+
     def _kept_value(self, arrays, name: str) -> np.ndarray:
         element = getattr(self, "_elements", {}).get(name)
         if element is None:
@@ -692,20 +909,42 @@ class RootSource:
         return get_member(arrays[lf.key], lf)
 
     def extras(self) -> bytes | None:
-        """The file's other trees and objects and the jet tree's other collections, as the bytes
-        of a ROOT file that :meth:`RootWriter.write_extras` copies from."""
-        from .root_extras import build_extras
-
-        return build_extras(self)
-
-    def extras_file(self, directory: str | None = None) -> str | None:
-        """The same as a temporary file (the caller removes it), for streaming large extras."""
-        from .root_extras import build_extras_file
-
-        return build_extras_file(self, directory)
+        """The file's objects other than its trees (histograms, text, ...), as the bytes of a
+        ROOT file that :meth:`RootWriter.write_extras` copies from; None when there are none."""
+        return build_extras(self, getattr(self, "file_objects", []))
 
     def close(self) -> None:
-        self.file.close()
+        if self.owns_file:
+            self.file.close()
+
+
+def _friends(tree: Any, name: str) -> list[str]:
+    """One line naming a TTree's friend links, which uproot cannot write back (none: [])."""
+    try:
+        friends = tree.member("fFriends", none_if_missing=True)
+    except Exception:  # noqa: BLE001 - an RNTuple, or a tree uproot cannot tell
+        return []
+    if not friends:
+        return []
+    names = []
+    for f in friends:
+        try:
+            names.append(str(f.member("fTreeName")))
+        except Exception:  # noqa: BLE001 - a friend element of another version
+            names.append("?")
+    return [f"friend link(s) of tree {name} ({', '.join(names)}): uproot writes no TTree friends; "
+            "restore them with TTree::AddFriend"]
+
+
+def _same_counts(nums: dict[str, np.ndarray], where: str, first_entry: int) -> np.ndarray:
+    """The common per-entry counts of several list branches, or an InputError naming the event."""
+    ref = next(iter(nums.values()))
+    for num in nums.values():
+        if not np.array_equal(num, ref):
+            bad = int(np.argmax(num != ref))
+            raise InputError(f"{where}: list branches of one collection have different lengths in event "
+                             f"{bad + first_entry} ({', '.join(f'{n}={int(v[bad])}' for n, v in nums.items())})")
+    return ref.astype(np.uint32)
 
 
 def _only_slots(cands, wides) -> bool:
@@ -768,17 +1007,5 @@ def detect_preset(tree: str, names: list[str], collection: str | None = None) ->
     return fits[0] if len(fits) == 1 else None
 
 
-COMPRESSIONS = ("zstd", "zlib", "lz4", "lzma", "none")
-
-
-def compression(name: str):
-    """uproot compression object for `name` (level 1: fast; these files are already lossy)."""
-    import uproot
-
-    if name not in COMPRESSIONS:
-        raise InputError(f"unknown ROOT compression {name!r}; use {', '.join(COMPRESSIONS)}")
-    return {"zstd": uproot.ZSTD(1), "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1),
-            "lzma": uproot.LZMA(1), "none": None}[name]
-
-
 __all__ = ["COMPRESSIONS", "RootSource", "RootWriter", "compression", "detect_preset", "executor"]
+

@@ -1,8 +1,8 @@
-"""Everything of a ROOT file besides the jets, as one blob: a small ROOT file (zstd) holding the
-file's other trees (NanoAOD ``Runs`` with ``genEventSumw``, ``LuminosityBlocks``), RNTuples,
-histograms and other writable objects, plus the jet tree's other collections as the tree
-``__jetzip_rest__``. :meth:`RootWriter.write_extras` copies it all back. Objects uproot cannot
-write (and branches holding strings or classes) are named, never silently dropped.
+"""The objects of a ROOT file other than its trees (histograms, text, ...), as one blob: the
+bytes of a small ROOT file that :func:`jetzip.tables.root_writer.write_objects` copies back.
+Objects uproot cannot write are named, never silently dropped. (Blobs of ``.aez`` files of
+format 2.0 also hold the other trees and the jet tree's other collections; the tree copy here
+serves them.)
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .root_layout import Leaf, classify_ttree, expand, get_member
-from .root_writer import REST_TREE, _jagged, ordered_types
+from .root_layout import Leaf, _objects, classify_ttree, expand, get_member
+from .root_writer import _jagged, ordered_types
 
 TREE_STEP = "32 MB"  # what one copy step reads; bounds the memory of a copy
 
@@ -113,8 +113,6 @@ def copy_one(src, key: str, cls: str, dst, name: str, not_carried: list[str]) ->
 
 def copy_objects(src, dst, skip: set[str]) -> list[str]:
     """Copy every newest-cycle object of `src` (an open uproot file) into `dst`."""
-    from .root import _objects
-
     not_carried: list[str] = []
     for name, (key, cls) in _objects(src).items():
         if ";" in name or name in skip or cls == "TDirectory":
@@ -123,50 +121,21 @@ def copy_objects(src, dst, skip: set[str]) -> list[str]:
     return not_carried
 
 
-def build_extras(source) -> bytes | None:
-    """The extras blob of a RootSource, or None when the file holds nothing else."""
-    path = build_extras_file(source)
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    finally:
-        os.unlink(path)
-
-
-def build_extras_file(source, directory: str | None = None) -> str | None:
-    """The extras of a RootSource written to a temporary ROOT file (the caller removes it), or
-    None: for callers that stream it instead of holding it in memory (large NanoAOD files)."""
+def build_extras(source, objects: list[tuple[str, str, str]]) -> bytes | None:
+    """The file's other objects (name, key, class) as the bytes of a small ROOT file, or None
+    when there are none. Trees are not among them: each is a table of the ``.aez``."""
     import uproot
 
-    from .root_fastwrite import install
-
-    info = source.info
-    rest = info.extra.get("rest_branches", [])
-    if not source.other_objects and not rest:
+    if not objects:
         return None
-    install()
-    fd, tmp = tempfile.mkstemp(prefix="jetzip-extras-", suffix=".root", dir=directory)
+    not_carried = source.info.extra.setdefault("not_carried", [])
+    fd, tmp = tempfile.mkstemp(prefix="jetzip-extras-", suffix=".root")
     os.close(fd)
-    not_carried = info.extra.setdefault("not_carried", [])
     try:
-        with uproot.recreate(tmp, compression=uproot.ZSTD(5)) as out:
-            if rest and source.rntuple:
-                fields = list(dict.fromkeys(n.partition(".")[0] for n in rest))
-                ntuple = None
-                for a, b in source._ranges(1 << 20):
-                    part = source.tree.arrays(fields, entry_start=a, entry_stop=b)
-                    if ntuple is None:
-                        ntuple = out.mkrntuple(REST_TREE, part)
-                    else:
-                        ntuple.extend(part)
-            elif rest:
-                copy_tree(source.tree, out, REST_TREE, only=rest,
-                          counters_override=info.extra.get("counters", {}), leaves=source.leaves)
-            for name, key, cls in source.other_objects:
+        with uproot.recreate(tmp, compression=None) as out:  # the container compresses the blob
+            for name, key, cls in objects:
                 copy_one(source.file, key, cls, out, name, not_carried)
-    except BaseException:
+        with open(tmp, "rb") as f:
+            return f.read()
+    finally:
         os.unlink(tmp)
-        raise
-    return tmp

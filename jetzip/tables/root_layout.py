@@ -21,6 +21,25 @@ from typing import Any
 import numpy as np
 
 TLV_MEMBERS = {"px": "fP.fX", "py": "fP.fY", "pz": "fP.fZ", "E": "fE"}
+TREE_CLASSES = ("TTree", "ROOT::RNTuple")
+
+
+def _objects(file) -> dict[str, tuple[str, str]]:
+    """Name -> (key of its newest cycle, class), plus 'name;N' keys for explicit cycles."""
+    newest: dict[str, tuple[int, str, str]] = {}
+    cycles: dict[str, tuple[str, str]] = {}
+    for key, cls in file.classnames(recursive=True).items():
+        name, _, cycle = key.rpartition(";")
+        if not name:
+            name, cycle = key, "0"
+        number = int(cycle) if cycle.isdigit() else 0
+        cycles[key] = (key, cls)
+        if name not in newest or number > newest[name][0]:
+            newest[name] = (number, key, cls)
+    out = {n: (k, c) for n, (_, k, c) in newest.items()}
+    out.update({k: v for k, v in cycles.items() if k not in out})
+    return out
+
 
 
 @dataclasses.dataclass
@@ -34,6 +53,9 @@ class Leaf:
     typename: str = ""
     member: tuple = ()  # a member of an object branch (TVector2 MET -> ("fX",)), read from its key
     parent: str = ""  # the object branch a member comes from (its output name)
+    # the uproot branch, for a branch its key cannot reach (a second top-level branch of the
+    # same name, as in some Delphes files); such keys end in "#<occurrence>"
+    branch: Any = dataclasses.field(default=None, repr=False, compare=False)
 
 
 def object_members(leaf: Leaf, interp) -> list[Leaf]:
@@ -57,7 +79,7 @@ def object_members(leaf: Leaf, interp) -> list[Leaf]:
         path = tuple(field.split("/"))
         out.append(Leaf(f"{leaf.name}.{'.'.join(path)}", leaf.key, "jagged" if jagged else "scalar",
                         fdt.newbyteorder("=").name, typename=f"{leaf.typename} member {'.'.join(path)}",
-                        member=path, parent=leaf.name))
+                        member=path, parent=leaf.name, branch=leaf.branch))
     return out
 
 
@@ -67,7 +89,8 @@ def expand(tree, leaves: list[Leaf], keep_p4: str | None = None) -> list[Leaf]:
 
     out = []
     for lf in leaves:
-        interp = tree[lf.key].interpretation if lf.kind in ("p4", "p4-jagged", "other") else None
+        interp = (lf.branch if lf.branch is not None else tree[lf.key]).interpretation \
+            if lf.kind in ("p4", "p4-jagged", "other") else None
         if interp is not None and lf.name != keep_p4 and (
                 isinstance(interp, uproot.AsStridedObjects) or (
                     isinstance(interp, uproot.AsJagged) and isinstance(interp.content, uproot.AsStridedObjects))):
@@ -99,15 +122,34 @@ def classify_ttree(tree) -> list[Leaf]:
     """The leaves of a TTree in file order."""
     import uproot
 
-    keys = [k for k in tree.keys(recursive=True) if not tree[k].branches]
+    # keys with their branch objects: two top-level branches may share a name (Delphes), and
+    # then a key reaches only the first: the second's leaves keep their object
+    pairs: list[tuple[str, Any, int]] = []
+    occurrence: dict[str, int] = {}
+    current = 0
+    for key, br in zip(tree.keys(recursive=True), tree.values(recursive=True)):
+        top = key.partition("/")[0]
+        if "/" not in key:
+            occurrence[top] = occurrence.get(top, 0) + 1
+            current = occurrence[top]
+        if not br.branches:
+            pairs.append((key, br, current if "/" in key else occurrence[top]))
+    keys = [k for k, _, _ in pairs]
     short = [k.rpartition("/")[2] for k in keys]
     dup = {s for s in short if short.count(s) > 1}
     leaves: list[Leaf] = []
-    for key, s in zip(keys, short):
-        br = tree[key]
+    taken: set[str] = set()
+    for (key, br, nth), s in zip(pairs, short):
         name = key.replace("/", ".") if s in dup else s
+        if nth > 1:  # the second branch of a name: its own names and its object
+            top = key.partition("/")[0]
+            name = f"{top}_{nth}" + (name[len(top):] if name.startswith(top) else f".{name}")
+            key = f"{key}#{nth}"
+        while name in taken:
+            name = f"{name}_"
+        taken.add(name)
         interp = br.interpretation
-        leaf = Leaf(name, key, "other", typename=br.typename)
+        leaf = Leaf(name, key, "other", typename=br.typename, branch=br if "#" in key else None)
         typename = br.typename.replace(" ", "")
         if typename == "TLorentzVector":
             leaf.kind, leaf.dtype = "p4", "float64"
@@ -145,7 +187,9 @@ def classify_rntuple(ntuple) -> list[Leaf]:
     form = ntuple.arrays(entry_stop=0).layout.form
     leaves: list[Leaf] = []
     for field, content in zip(form.fields, form.contents):
-        if isinstance(content, ak.forms.NumpyForm) and content.inner_shape == ():
+        if content.parameters.get("__array__") in ("string", "bytestring"):
+            leaves.append(Leaf(field, field, "string", "string", typename=str(content.type)))
+        elif isinstance(content, ak.forms.NumpyForm) and content.inner_shape == ():
             leaves.append(Leaf(field, field, "scalar", _prim(content.primitive), typename=str(content.type)))
         elif isinstance(content, (ak.forms.ListOffsetForm, ak.forms.ListForm)):
             inner = content.content

@@ -1,24 +1,54 @@
-"""Write the jet tree back (TTree, or RNTuple when the input was one), in the input's branch
-order, with the per-jet and per-event branches, the real counter, and the extras blob's objects.
+"""Write the tables of a ``.aez`` back into one ROOT file: every tree (TTree, or RNTuple when
+the input was one) in the input's branch order, with the jets, every carried branch, the
+real counters, and the file's other objects.
 
-uproot writes TTrees with ``mktree`` + ``extend``; a jagged branch gets a counter named by
-``info.extra["counters"]`` (NanoAOD ``nJet``, uproot-style ``nJet_pt``, Delphes ``Jet_size``),
-which takes the place of a scalar integer branch of that name declared before it, so the order
-stays the input's, and has the input's integer type (:mod:`.root_fastwrite`; int32 where
-uproot's fixes are not in use). When the jet tree's other collections travel in the extras blob, the jets are
-written to a side file first and merged with them, entry range by entry range, in
-:meth:`RootWriter.write_extras` (bounded memory).
+uproot writes TTrees with ``mktree`` + ``extend``; a jagged branch gets a counter: the file's
+own (NanoAOD ``nJet``, uproot-style ``nJet_pt``, Delphes ``Jet_size``, recorded in
+``info.extra["counters"]``), which takes the place of a scalar integer branch of that name
+declared before it, so the order stays the input's, and has the input's integer type
+(:mod:`.root_fastwrite`; int32 where uproot's fixes are not in use). A list branch without a
+counter of its own (``std::vector``) gets one of its own, ``n<branch>``: branches whose lengths
+may differ never share an invented counter.
+
+What uproot's TTree writer cannot hold is written as the closest thing it can, and named once
+(``restored_as``): records as their fields (``MET.fX``), lists of lists as the flattened inner
+values with their lengths (``b`` and ``b_counts``). A tree is created when its first chunk
+arrives (the chunk says the carried branches' types), or at the end when it has no entries.
 """
 from __future__ import annotations
 
 import os
-from typing import Iterator, Any
+from typing import Any
 
 import numpy as np
 
-from .base import TableInfo
+from ..errors import InputError
+from .base import JetChunk, TableInfo
 
-REST_TREE = "__jetzip_rest__"
+REST_TREE = "__jetzip_rest__"  # the other collections of a jet tree, in .aez files of format 2.0
+COMPRESSIONS = ("input", "zstd", "zlib", "lz4", "lzma", "none")
+
+
+def compression(name: str, input_setting: str | None = None):
+    """uproot compression object for `name` (``zstd``, ``zlib``, ``lz4``, ``lzma`` at level 1,
+    ``none``, or ``input``: the input file's algorithm and level, recorded as uproot names it,
+    e.g. ``LZMA(9)``; zstd level 1 when unknown)."""
+    import re
+
+    import uproot
+
+    if name not in COMPRESSIONS:
+        raise InputError(f"unknown ROOT compression {name!r}; use {', '.join(COMPRESSIONS)}")
+    if name == "input":
+        m = re.fullmatch(r"(ZLIB|LZMA|LZ4|ZSTD)\((\d+)\)", str(input_setting or ""))
+        if m:
+            return {"ZLIB": uproot.ZLIB, "LZMA": uproot.LZMA, "LZ4": uproot.LZ4,
+                    "ZSTD": uproot.ZSTD}[m.group(1)](int(m.group(2)))
+        if str(input_setting) in ("None", "none"):
+            return None
+        return uproot.ZSTD(1)
+    return {"zstd": uproot.ZSTD(1), "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1),
+            "lzma": uproot.LZMA(1), "none": None}[name]
 
 
 def ordered_types(order: list[str], types: dict[str, Any], counters: dict[str, str],
@@ -64,60 +94,135 @@ def is_list(t) -> bool:
     return type(t).__name__ == "ListType" or (isinstance(t, str) and t.startswith("var"))
 
 
-class RootWriter:
-    """Write a TTree chunk by chunk, in the layout described by a TableInfo."""
+KIND_TEXT = {
+    "fields": "records come back as their fields (name.field), also inside lists: uproot writes no classes",
+    "flattened": "lists of lists (and lists of strings) come back as their flattened values (name, with "
+                 "[N] written _N) and their lengths (name_counts): uproot writes neither",
+    "lost": "not restored to the TTree (uproot cannot write that type; the .aez holds them)",
+}
 
-    def __init__(self, path: str, info: TableInfo, names: dict[str, str],
-                 kept_dtypes: dict[str, str], root_compression: str = "zstd") -> None:
+
+def writable(name: str, array: Any) -> tuple[dict[str, Any], set[str]]:
+    """A carried branch as branches uproot's TTree writer takes: ``({name: array, ...}, kinds)``
+    where `kinds` names what changed (keys of :data:`KIND_TEXT`; empty when nothing did).
+    Records become their fields (``name.field``, also inside lists), lists of lists the
+    flattened inner values plus their lengths (``name_counts``), lists of strings their bytes
+    likewise. A type none of this reaches gives ``({}, {"lost"})``."""
+    import awkward as ak
+
+    if isinstance(array, np.ndarray):
+        return {name: array}, set()
+    layout = ak.to_layout(array)
+    t = array.type.content
+    if layout.parameters.get("__array__") in ("string", "bytestring"):
+        return {name: array}, set()
+    if isinstance(t, ak.types.NumpyType) or (isinstance(t, ak.types.RegularType)
+                                             and isinstance(t.content, ak.types.NumpyType)):
+        return {name: ak.to_numpy(array)}, set()
+    if isinstance(t, ak.types.OptionType):
+        return writable(name, ak.fill_none(array, 0) if isinstance(t.content, ak.types.NumpyType) else
+                        ak.drop_none(array))
+    if isinstance(t, ak.types.RecordType):
+        return _fields(name, array, ak.fields(array))
+    if isinstance(t, (ak.types.ListType, ak.types.RegularType)):
+        inner = t.content
+        if isinstance(inner, ak.types.OptionType):
+            inner = inner.content
+        if isinstance(inner, ak.types.NumpyType):
+            return {name: array}, set()
+        if isinstance(inner, ak.types.RecordType):
+            return _fields(name, array, ak.fields(array))
+        if isinstance(inner, (ak.types.ListType, ak.types.RegularType)) or \
+                inner.parameters.get("__array__") in ("string", "bytestring"):
+            plain = ak.without_parameters(array)
+            safe = root_safe(name)
+            out, kinds = writable(safe, ak.flatten(plain, axis=2))
+            out[f"{safe}_counts"] = ak.values_astype(ak.num(plain, axis=2), np.int32)
+            return out, {"flattened", *kinds}
+    return {}, {"lost"}
+
+
+def root_safe(name: str) -> str:
+    """A branch name ROOT reads back as written: brackets in a name are read as array
+    dimensions (``values[6]`` becomes six values per entry), so ``values[6]`` -> ``values_6``."""
+    import re
+
+    return re.sub(r"\[(\d*)\]", r"_\1", name)
+
+
+def _fields(name: str, array: Any, fields: list[str]) -> tuple[dict[str, Any], set[str]]:
+    out: dict[str, Any] = {}
+    kinds = {"fields"}
+    for field in fields:
+        sub, sub_kinds = writable(f"{name}.{field}", array[field])
+        out.update(sub)
+        kinds |= sub_kinds
+    return out, kinds
+
+
+def _carried_ancestor(name: str, carried: set[str]) -> str | None:
+    """The carried branch that `name` was written from (``A`` for ``A.b`` or ``A.b_counts``)."""
+    if name in carried:
+        return None
+    base = name[:-len("_counts")] if name.endswith("_counts") else name
+    while "." in base:
+        base = base.rpartition(".")[0]
+        if base in carried:
+            return base
+    return None
+
+
+class RootWriter:
+    """Write one TTree (or RNTuple) chunk by chunk, in the layout a TableInfo describes.
+
+    Either on a path (its own file, with :meth:`write_extras`), or on an uproot file open for
+    writing shared with other trees (:class:`RootFileWriter`).
+    """
+
+    def __init__(self, path: str, info: TableInfo, names: dict[str, str] | None = None,
+                 kept_dtypes: dict[str, str] | None = None, root_compression: str = "zstd",
+                 file: Any = None, input_compression: str | None = None) -> None:
         import uproot
 
-        from .root import compression
         from .root_fastwrite import install
 
         install()  # linear-time TTree creation, counters of the input's type (uproot fixes)
         self.info = info
         self.path = path
-        self.names = names
-        self.kept_dtypes = dict(kept_dtypes)
-        self.comp = compression(root_compression)
-        self.file = uproot.recreate(path, compression=self.comp)
-        self.counter = info.counter or f"n{info.collection or 'Jet'}"
+        self.names = dict(names if names is not None else info.columns)
+        self.kept_dtypes = dict(kept_dtypes if kept_dtypes is not None else
+                                {k: info.dtypes.get(k, "float64") for k in info.kept_branches})
+        self.owns_file = file is None
+        self.file = uproot.recreate(path, compression=compression(root_compression, input_compression)) \
+            if file is None else file
+        self.counter = info.counter or (f"n{info.collection or 'Jet'}" if info.has_jets else "")
         self.shapes = {k: tuple(v) for k, v in info.extra.get("shapes", {}).items()}
         self.elements = {f"{n}[{k}]": n for n, shape in self.shapes.items() for k in range(int(np.prod(shape)))}
         self.counters = dict(info.extra.get("counters", {}))
-        self.rest = list(info.extra.get("rest_branches", []))
         from .wide import wide_of
 
         self.slots = wide_of(info) if info.layout == "jets-per-row" or info.extra.get("slots") \
             or info.extra.get("wide") else None
         self.rntuple = bool(info.extra.get("rntuple"))
-        self.side_path: str = ""
-        self.side: Any = None
-        self.merged = False
-        self.tree = None
-        self.ntuple = None
+        self.tree: Any = None
+        self.ntuple: Any = None
         self.as_counter: set[str] = set()
-        if self.rest:
-            # the jets wait in a side file until the other collections come (write_extras);
-            # plain arrays, not a second TTree: uproot's mktree is quadratic in the branches
-            self.side_path = f"{path}.jetzip-jets"
-            self.side = open(self.side_path, "wb")  # noqa: SIM115 - closed in _merge or close
-            self.as_counter = set() if self.rntuple else self._types(with_rest=True)[1]
-        elif not self.rntuple:
-            types, self.as_counter = self._types(with_rest=False)
-            self.tree = self._mktree(types)
+        self.changed: dict[str, list[str]] = {}  # kind (KIND_TEXT) -> carried branches written so
+        self.entries = 0
+        self.empty = False  # a tree without a branch uproot can write: not created
 
     # -------------------------------------------------------------- layout
-    def _mktree(self, types: dict[str, Any]):
+    def _mktree(self, types: dict[str, Any], counters: dict[str, str]):
         """mktree with every counter in the input's integer type (uint32 for NanoAOD)."""
         from .root_fastwrite import counter_dtypes
 
-        names = {*self.counters.values(), self.counter}
-        with counter_dtypes({c: self.info.dtypes.get(c, "") for c in names}):
+        names = {*counters.values(), self.counter}
+        with counter_dtypes({c: self.info.dtypes.get(c, "") for c in names if c}):
             return self.file.mktree(self.info.tree or "jets", types,
-                                    counter_name=lambda b: self.counters.get(b, self.counter))
+                                    counter_name=lambda b: counters.get(b, f"n{b}"))
 
-    def _types(self, with_rest: bool) -> tuple[dict[str, Any], set[str]]:
+    def _types(self, data: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, str], set[str]]:
+        """(branch types in order, list branch -> counter, names uproot fills as counters)."""
         info = self.info
         dt = {**info.dtypes, **self.kept_dtypes}
         types: dict[str, Any] = {}
@@ -131,9 +236,13 @@ class RootWriter:
                         types[name] = np.dtype(dt.get(pn, "float64"))
         else:
             for name in self.names.values():
-                types[name] = _jagged("float32") if info.jagged else np.float32
+                value = np.dtype(dt.get(name, "float32"))
+                types[name] = _jagged(value.name) if info.jagged else value
             for name in info.jet_branches:
                 types[name] = _jagged(dt.get(name, "float64")) if info.jagged else np.dtype(dt.get(name, "float64"))
+            for oc in info.collections:
+                for name in [*oc.columns.values(), *oc.jet_branches]:
+                    types[name] = _jagged(oc.dtypes.get(name, "float32"))
         for name in self.kept_dtypes:
             if name not in self.elements:
                 types[name] = np.dtype(self.kept_dtypes[name])
@@ -141,65 +250,137 @@ class RootWriter:
             first = f"{name}[0]"
             if first in self.kept_dtypes:
                 types[name] = np.dtype((np.dtype(self.kept_dtypes[first]), tuple(shape)))
-        if with_rest:
-            for name in self.rest:
-                types[name] = "string" if dt.get(name) == "string" else _jagged(dt.get(name, "float64"))
-        counters = {}
+        for name in info.carried_branches:
+            if data is not None and name in data:
+                continue  # typed from the data below
+            d = dt.get(name)
+            if d == "string":
+                types[name] = "string"
+            elif d is not None:
+                types[name] = _jagged(str(d))
+        if data is not None:
+            import awkward as ak
+
+            for name, value in data.items():
+                if name in types:
+                    continue
+                if isinstance(value, np.ndarray):
+                    types[name] = np.dtype((value.dtype, value.shape[1:])) if value.ndim > 1 else value.dtype
+                elif ak.to_layout(value).parameters.get("__array__") == "string":
+                    types[name] = "string"
+                else:
+                    types[name] = value.type.content
+        counters: dict[str, Any] = {}
+        carried = set(info.carried_branches)
         for name, t in types.items():
-            if is_list(t):
-                counters[name] = self.counters.get(name, self.counter)
+            if is_list(t) or (not isinstance(t, (np.dtype, str)) and type(t).__name__ in ("ListType", "RecordType")):
+                parent = _carried_ancestor(name, carried)
+                if f"{name}_counts" in types:  # flattened lists of lists: a length of their own
+                    counters[name] = f"n{name}"
+                elif parent is not None:  # fields of one list of records: its counter
+                    counters[name] = self.counters.get(parent, f"n{parent}")
+                elif name in self.counters:
+                    counters[name] = self.counters[name]
+                else:
+                    counters[name] = self.counter if name in self._jet_names() else f"n{name}"
+        for oc in info.collections:
+            for name in [*oc.columns.values(), *oc.jet_branches]:
+                counters[name] = self.counters.get(name, oc.counter or f"n{oc.name}")
         order = list(info.branch_order) or list(types)
-        scalar_counters = {self.counter: info.dtypes.get(self.counter, "int32")}
-        if info.jagged and not self.slots and self.counter not in types:
+        scalar_counters = {c: info.dtypes.get(c, "int32") for c in set(counters.values())}
+        if info.jagged and info.has_jets and not self.slots and self.counter not in types:
             # the real counter: declared at its place; filled from the counts unless uproot fills it
-            types[self.counter] = np.dtype(scalar_counters[self.counter])
+            types[self.counter] = np.dtype(scalar_counters.get(self.counter, info.dtypes.get(self.counter, "int32")))
             if self.counter not in order:
                 order.insert(0, self.counter)
-        # counters whose list branches are not written (dropped) stay plain kept branches
-        return ordered_types(order, types, counters, scalar_counters)
+        for oc in info.collections:  # the further collections' own counters, likewise
+            if oc.counter and oc.counter not in types:
+                types[oc.counter] = np.dtype(info.dtypes.get(oc.counter, scalar_counters.get(oc.counter, "int32")))
+        expanded = []
+        for name in order:  # a carried branch written as several (record fields) keeps its place
+            expanded.extend([n for n in types if n == name or n.startswith(f"{name}.")
+                             or n == f"{name}_counts"] or [name])
+        typed, as_counter = ordered_types(list(dict.fromkeys(expanded)), types, counters, scalar_counters)
+        return typed, counters, as_counter
+
+    def _jet_names(self) -> set[str]:
+        return {*self.names.values(), *self.info.jet_branches}
 
     # -------------------------------------------------------------- chunks
     def write(self, columns: dict[str, np.ndarray], counts: np.ndarray | None,
-              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None) -> None:
+              kept: dict[str, np.ndarray], jet_kept: dict[str, np.ndarray] | None = None,
+              carried: dict[str, Any] | None = None) -> None:
+        """One chunk given as its parts (the writer protocol of :class:`~jetzip.tables.TableWriter`)."""
+        self.write_chunk(JetChunk(columns, counts, kept, 0, self.entries, jet_kept or {}, carried or {}))
+
+    def write_chunk(self, chunk: JetChunk) -> None:
+        """Every branch of a chunk of the tree."""
         import awkward as ak
 
         info = self.info
-        jet_kept = jet_kept or {}
         data: dict[str, Any] = {}
+        counts = chunk.counts
         if self.slots:
             from .wide import unstack
 
             assert counts is not None
-            data.update(unstack(columns, counts, self.slots, jet_kept))  # absent slots: NaN
-        elif info.jagged:
+            data.update(unstack(chunk.columns, counts, self.slots, chunk.jet_kept))  # absent slots: NaN
+        elif info.jagged and info.has_jets:
             assert counts is not None
             c = counts.astype(np.int64)
             for role, name in self.names.items():
-                data[name] = ak.unflatten(columns[role].astype(np.float32), c)
-            for name, v in jet_kept.items():
+                data[name] = ak.unflatten(chunk.columns[role].astype(np.dtype(info.dtypes.get(name, "float32"))), c)
+            for name, v in chunk.jet_kept.items():
                 data[name] = ak.unflatten(v, c)
-            if self.counter not in self.as_counter and (not self.rntuple or info.counter):
-                data[self.counter] = counts.astype(np.dtype(info.dtypes.get(self.counter, "int32")))
-        else:
+            if self.tree is None or self.counter not in self.as_counter:
+                if not self.rntuple or info.counter:
+                    data[self.counter] = counts.astype(np.dtype(info.dtypes.get(self.counter, "int32")))
+        elif info.has_jets:
             for role, name in self.names.items():
-                data[name] = columns[role].astype(np.float32)
-            data.update(jet_kept)
-        data.update({k: v for k, v in kept.items() if k in self.kept_dtypes and k not in self.elements})
+                data[name] = chunk.columns[role].astype(np.dtype(info.dtypes.get(name, "float32")))
+            data.update(chunk.jet_kept)
+        for oc in info.collections:
+            part = chunk.others.get(oc.name)
+            if part is None or part.counts is None:
+                continue
+            c = part.counts.astype(np.int64)
+            if oc.counter and (self.tree is None or oc.counter not in self.as_counter):
+                data[oc.counter] = part.counts.astype(np.dtype(info.dtypes.get(oc.counter, "int32")))
+            for role, name in oc.columns.items():
+                data[name] = ak.unflatten(part.columns[role].astype(np.dtype(oc.dtypes.get(name, "float32"))), c)
+            for name, v in part.jet_kept.items():
+                data[name] = ak.unflatten(v, c)
+        data.update({k: v for k, v in chunk.kept.items() if k in self.kept_dtypes and k not in self.elements})
         for name, shape in self.shapes.items():
-            parts = [kept.get(f"{name}[{k}]") for k in range(int(np.prod(shape)))]
+            parts = [chunk.kept.get(f"{name}[{k}]") for k in range(int(np.prod(shape)))]
             present = [p for p in parts if p is not None]
             if parts and len(present) == len(parts):
                 data[name] = np.stack(present, axis=1).reshape(len(present[0]), *shape)
-        if not data or len(next(iter(data.values()))) == 0:
+        for name, value in chunk.carried.items():
+            if self.rntuple:
+                data[name] = value
+                continue
+            pieces, kinds = writable(name, value)
+            for kind in kinds:
+                members = self.changed.setdefault(kind, [])
+                if name not in members:
+                    members.append(name)
+            data.update(pieces)
+        n = chunk.n_entries
+        if n == 0:
             return
-        if self.side is not None:
-            _dump(self.side, data)
-            return
+        self.entries += n
         if self.rntuple:
             self._write_rntuple(data)
             return
-        assert self.tree is not None
-        self.tree.extend(data)
+        if self.tree is None:
+            types, counters, self.as_counter = self._types(data)
+            if not types:
+                self.empty = True  # nothing uproot can write (every branch unreadable): said at compress
+                return
+            self.tree = self._mktree(types, counters)
+            self.types = types
+        self.tree.extend({k: v for k, v in data.items() if k in self.types and k not in self.as_counter})
 
     def _write_rntuple(self, data: dict[str, Any]) -> None:
         """Fields as they were: 'Jet.pt' goes back into the record list 'Jet'."""
@@ -227,139 +408,88 @@ class RootWriter:
         else:
             self.ntuple.extend(arr)
 
-    # -------------------------------------------------------------- extras
+    # -------------------------------------------------------------- the rest
     def write_extras(self, blob: bytes) -> None:
-        """Copy every object of the extras blob (a ROOT file) into the output; the jet tree's
-        other collections are merged back into it in the input's branch order."""
-        tmp = f"{self.path}.jetzip-extras"
-        with open(tmp, "wb") as f:
-            f.write(blob)
-        try:
-            self.write_extras_file(tmp)
-        finally:
-            os.unlink(tmp)
+        """Copy every object of the extras blob (a ROOT file) into the output."""
+        write_objects(self.file, blob, self.path)
 
-    def write_extras_file(self, path: str) -> None:
-        """:meth:`write_extras` from a file holding the blob (streamed, not held in memory)."""
-        import uproot
-
-        from .root_extras import copy_objects
-
-        with uproot.open(path) as src:
-            if self.side is not None and REST_TREE in src:
-                self._merge(src[REST_TREE])
-            copy_objects(src, self.file, skip={REST_TREE})
-
-    def _merge(self, rest_tree) -> None:
-        """The jets from the side file and the other collections, entry range by entry range."""
-        assert self.side is not None and self.side_path is not None
-        self.side.close()
-        self.side = None
-        if self.rntuple:
-            self._merge_rntuple(rest_tree)
-            return
-        types, as_counter = self._types(with_rest=True)
-        tree = self._mktree(types)
-        rest_keys = [k for k in rest_tree.keys(recursive=True) if k in types and k not in as_counter]
-        n_rest = rest_tree.num_entries
-        e = 0
-        for e, n, part in self._side_parts(n_rest):
-            part.update(rest_tree.arrays(rest_keys, entry_start=e, entry_stop=e + n, library="ak", how=dict))
-            tree.extend({k: part[k] for k in types if k in part and k not in as_counter})
-            e += n
-        if e != n_rest:
-            raise ValueError(f"the extras hold {n_rest} events of the other collections, the jets {e}")
-        self._drop_side()
-        self.side_path = ""
-        self.merged = True
-
-    def _merge_rntuple(self, rest) -> None:
-        n_rest = rest.num_entries
-        for e, n, part in self._side_parts(n_rest):
-            arr = rest.arrays(entry_start=e, entry_stop=e + n)
-            for name in self.rest:
-                a = arr
-                for piece in name.split("."):
-                    a = a[piece]
-                part[name] = a
-            self._write_rntuple(part)
-        self._drop_side()
-        self.side_path = ""
-        self.merged = True
-
-    def _side_parts(self, n_rest: int) -> Iterator[tuple[int, int, dict]]:
-        """(first event, events, arrays) of each part of the side file, in order; refuses a side
-        file that holds more events than the `n_rest` events of the other collections."""
-        e = 0
-        with open(self.side_path, "rb") as f:
-            for part in _load_all(f):
-                n = len(next(iter(part.values())))
-                if e + n > n_rest:
-                    raise ValueError(f"the extras hold {n_rest} events of the other collections, "
-                                     "fewer than the jets")
-                yield e, n, part
-                e += n
-
-    def _drop_side(self) -> None:
-        if self.side is not None:
-            self.side.close()
-            self.side = None
-        if self.side_path and os.path.exists(self.side_path):
-            os.unlink(self.side_path)
+    def finish(self) -> None:
+        """Create the tree if no chunk came (a table without entries)."""
+        if self.tree is None and self.ntuple is None and not self.rntuple and not self.empty:
+            types, counters, self.as_counter = self._types(None)
+            if types:
+                self.tree = self._mktree(types, counters)
+            else:
+                self.empty = True
 
     def close(self) -> None:
         try:
-            if self.side is not None and self.rntuple:  # no extras came: the jets alone
-                self.side.close()
-                self.side = None
-                with open(self.side_path, "rb") as f:
-                    for part in _load_all(f):
-                        self._write_rntuple(part)
-            if self.side is not None:  # no extras came: the jets alone (without the other collections)
-                self.side.close()
-                self.side = None
-                types, as_counter = self._types(with_rest=False)
-                tree = self._mktree(types)
-                with open(self.side_path, "rb") as f:
-                    for part in _load_all(f):
-                        tree.extend({k: part[k] for k in types if k in part and k not in as_counter})
+            self.finish()
+        finally:
+            if self.owns_file:
+                self.file.close()
+
+
+def write_objects(file: Any, blob: bytes, path: str) -> list[str]:
+    """Copy the objects of an extras blob (a ROOT file's bytes) into `file`; returns what could
+    not be copied (one line each)."""
+    import uproot
+
+    from .root_extras import copy_objects
+
+    tmp = f"{path}.jetzip-extras"
+    with open(tmp, "wb") as f:
+        f.write(blob)
+    try:
+        with uproot.open(tmp) as src:
+            return copy_objects(src, file, skip={REST_TREE})
+    finally:
+        os.unlink(tmp)
+
+
+class RootFileWriter:
+    """The tables of a ``.aez`` as the trees of one ROOT file (a :class:`~jetzip.tables.FileWriter`)."""
+
+    def __init__(self, path: str, infos: list[TableInfo], root_compression: str = "input",
+                 main: int = 0, input_compression: str | None = None) -> None:
+        import uproot
+
+        from .root_fastwrite import install
+
+        install()
+        self.path = path
+        self.infos = infos
+        self.main = main
+        self.file = uproot.recreate(path, compression=compression(root_compression, input_compression))
+        self.writers: dict[int, RootWriter] = {}
+        self.missing: list[str] = []
+        self.notes: list[str] = []
+
+    def _writer(self, table: int) -> RootWriter:
+        w = self.writers.get(table)
+        if w is None:
+            w = self.writers[table] = RootWriter(self.path, self.infos[table], file=self.file)
+        return w
+
+    def write(self, table: int, chunk: JetChunk) -> None:
+        self._writer(table).write_chunk(chunk)
+
+    def write_extras(self, blob: bytes, source_format: str) -> bool:
+        if source_format != "root":
+            return False
+        self.missing.extend(write_objects(self.file, blob, self.path))
+        return True
+
+    def close(self) -> None:
+        try:
+            for i in range(len(self.infos)):
+                w = self._writer(i)
+                w.finish()
+                for kind, names in w.changed.items():
+                    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+                    line = f"{self.infos[i].tree}: {len(names)} branch(es) ({shown}): {KIND_TEXT[kind]}"
+                    (self.missing if kind == "lost" else self.notes).append(line)
+                if w.empty:
+                    self.missing.append(f"tree {self.infos[i].tree} (no branch of it could be read)")
         finally:
             self.file.close()
-            self._drop_side()
-            self.side_path = ""
-
-
-def _dump(f, data: dict[str, Any]) -> None:
-    """One chunk of branches (numpy or jagged awkward) to the side file."""
-    import pickle
-
-    import awkward as ak
-
-    out = {}
-    for k, v in data.items():
-        if isinstance(v, ak.Array):
-            out[k] = ("list", ak.num(v, axis=1).to_numpy(), ak.flatten(v, axis=1).to_numpy())
-        else:
-            out[k] = ("np", np.asarray(v), None)
-    pickle.dump(out, f, protocol=5)
-
-
-def _load_all(f):
-    import pickle
-
-    import awkward as ak
-
-    while True:
-        try:
-            raw = pickle.load(f)  # our own side file, written by _dump above
-        except EOFError:
-            return
-        yield {k: (ak.unflatten(flat, counts) if kind == "list" else counts)
-               for k, (kind, counts, flat) in raw.items()}
-
-
-def tree_counters(tree) -> set[str]:
-    """Names that a writable uproot tree fills itself (counters of its list branches)."""
-    cascading = getattr(tree, "_cascading", None)
-    data = getattr(cascading, "_branch_data", [])
-    return {d["fName"] if "fName" in d else d.get("name") for d in data if d.get("kind") == "counter"}
