@@ -64,10 +64,8 @@ MAX_KEEP_BYTES = aez_v2.MAX_KEEP_BYTES
 MAX_HEADER_BYTES = 1 << 28  # decompressed header JSON
 MAX_EXTRAS_BYTES = 1 << 31  # decompressed XTRA blob
 MAX_PARTS = 1 << 16
-# A codec cannot store a jet in much less than a bit; a chunk claiming far more jets than its
-# payload can hold is refused before it is decoded (a 17 kB file expanding to 1.7 GB). Raise it
-# with JETZIP_MAX_JETS_PER_BYTE for data that really is that regular.
-MAX_JETS_PER_BYTE = 1024
+MAX_JETS_PER_BYTE = aez_v2.MAX_JETS_PER_BYTE
+max_jets_per_byte = aez_v2.max_jets_per_byte
 HEAD_ZLIB, HEAD_LZMA = 1, 2
 HEAD_LZMA_PRESET = 9
 
@@ -80,11 +78,6 @@ def pack_header(header_json: dict[str, Any]) -> bytes:
         raw, format=lzma.FORMAT_RAW, filters=carry.lzma_filters(HEAD_LZMA_PRESET, len(raw)))
 
 
-def max_jets_per_byte() -> float:
-    try:
-        return float(os.environ.get("JETZIP_MAX_JETS_PER_BYTE", MAX_JETS_PER_BYTE))
-    except ValueError:
-        return float(MAX_JETS_PER_BYTE)
 
 
 @dataclasses.dataclass

@@ -192,7 +192,7 @@ def train_context_model(inputs: list[str], output: str, *, max_jets: int | None 
                           "without its extension unless given)")
     if max_jets is None:
         max_jets = DEFAULT_MAX_JETS  # a bounded sample: memory and time do not grow with the inputs
-    chunks, files, total, units, events = [], [], 0, "GeV", 0
+    chunks, files, total, units, n_events = [], [], 0, "GeV", 0
     for path in inputs:
         source = open_table(path, **{"drop_branches": ("*",), **table_options})
         try:
@@ -212,7 +212,7 @@ def train_context_model(inputs: list[str], output: str, *, max_jets: int | None 
                     columns = {k: v[:int(np.sum(counts, dtype=np.int64))] for k, v in columns.items()}
                 chunks.append((columns, counts))
                 total += len(columns["pt"])
-                events += int(np.count_nonzero(counts))
+                n_events += int(np.count_nonzero(counts))
                 if max_jets is not None and total >= max_jets:
                     break
         finally:
@@ -222,8 +222,8 @@ def train_context_model(inputs: list[str], output: str, *, max_jets: int | None 
             break
     if total == 0:
         raise JetzipError("no jets to train on")
-    if events < MIN_EVENTS:
-        raise JetzipError(f"the entropy model learns from events and holds some back to validate: {events} "
+    if n_events < MIN_EVENTS:
+        raise JetzipError(f"the entropy model learns from events and holds some back to validate: {n_events} "
                           f"event(s) with jets is too few (give at least {MIN_EVENTS})")
     samples = stream_samples(chunks, units, seed)
     streams, figures = {}, {}
