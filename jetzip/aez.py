@@ -930,7 +930,8 @@ class AezFile:
 
     # ---------------------------------------------------------------------------- decoding
     def decoded(self, codecs: Sequence[Any] | None = None, workers: int = 1,
-                tables: Sequence[int] | None = None, carried: bool = True) -> Iterator[tuple[Chunk, JetChunk]]:
+                tables: Sequence[int] | None = None, carried: bool = True,
+                first_collection_only: bool = False) -> Iterator[tuple[Chunk, JetChunk]]:
         """The one decode loop: ``(stored chunk, decoded JetChunk)`` for every chunk of
         `tables` (None: all), in file order.
 
@@ -944,6 +945,9 @@ class AezFile:
             workers: processes for parallel codecs (1: this process).
             tables: the tables to decode (indices into ``header.tables``).
             carried: also decompress the carried branches.
+            first_collection_only: decode each table's first collection only (the others are
+                left out of the decoded chunk); ``evaluate`` reads a sequential codec's
+                ``diagnostics()`` (the latents) after each chunk this way.
 
         Raises:
             FormatError: a damaged record or payload.
@@ -952,15 +956,16 @@ class AezFile:
 
         codecs = list(codecs) if codecs is not None else self.codecs()
         where = str(self.path)
+        keep = 1 if first_collection_only else None
         parallel = workers > 1 and all(c.parallel for c in codecs)
         if parallel:
             configs = [c.task_config() for c in codecs]
 
             def task_args(chunk: Chunk) -> tuple:
                 spec = self.header.tables[chunk.table]
-                return ([configs[i] for i in spec.codecs],
+                return ([configs[i] for i in spec.codecs[:keep]],
                         [(bytes(s.payload), s.n_jets, s.counts, list(c.columns))
-                         for s, c in zip(chunk.collections, spec.info.all_collections())],
+                         for s, c in zip(chunk.collections[:keep], spec.info.all_collections()[:keep])],
                         f"{where}: chunk {chunk.index}")
 
             for chunk, cols in ordered_process_map(_decode_collections_task, self.chunks(tables), task_args, workers):
@@ -970,7 +975,8 @@ class AezFile:
             spec = self.header.tables[chunk.table]
             cols = [codecs[i].decode(s.payload, s.n_jets, s.counts, f"{where}: chunk {chunk.index}")
                     if s.n_jets else _no_jets(coll)
-                    for i, s, coll in zip(spec.codecs, chunk.collections, spec.info.all_collections())]
+                    for i, s, coll in zip(spec.codecs[:keep], chunk.collections[:keep],
+                                          spec.info.all_collections()[:keep])]
             yield chunk, self._assemble(chunk, cols, carried)
 
     def _assemble(self, chunk: Chunk, cols: list[dict[str, np.ndarray]], carried: bool) -> JetChunk:

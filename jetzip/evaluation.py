@@ -97,13 +97,14 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
     with open_aez(compressed) as aez:
         main = next((i for i, t in enumerate(aez.tables) if t.has_jets), 0)
         info = aez.tables[main]
-        codec = aez.codecs(model=model, device=device, batch_size=batch_size)[aez.header.tables[main].codecs[0]]
+        codecs = aez.codecs(model=model, device=device, batch_size=batch_size)
+        codec = codecs[aez.header.tables[main].codecs[0]]
         decoded: list[dict[str, np.ndarray]] = []
         latents, counts_aez = [], []
         n = 0
-        for chunk in aez.chunks(tables=[main]):
-            cols = codec.decode(chunk.payload, chunk.n_jets, chunk.counts, f"{compressed}: chunk {chunk.index}") \
-                if chunk.n_jets else {r: np.zeros(0) for r in info.columns}
+        # the first collection only, in this process: the codec's diagnostics are this chunk's
+        for chunk, jets in aez.decoded(codecs, tables=[main], carried=False, first_collection_only=True):
+            cols = jets.columns
             take = chunk.n_jets if max_jets is None else max(0, min(chunk.n_jets, max_jets - n))
             decoded.append({k: v[:take] for k, v in cols.items()})
             lat = codec.diagnostics().get("latents")

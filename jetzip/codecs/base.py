@@ -135,6 +135,15 @@ class Codec(ABC):
             FormatError: the payload is malformed or inconsistent.
         """
 
+    def roundtrip(self, columns: Mapping[str, np.ndarray],
+                  counts: np.ndarray | None) -> tuple[bytes, dict[str, np.ndarray]]:
+        """(payload, decoded columns) of one chunk held in memory: what a file would store and
+        what a reader would get back, for measurements (``jetzip evaluate --baselines``) that
+        have no file. Files are decoded by :meth:`jetzip.aez.AezFile.decoded`."""
+        payload = self.encode(columns, counts)
+        n = len(next(iter(columns.values()))) if columns else 0
+        return payload, self.decode(payload, n, counts)
+
     @classmethod
     def check_config(cls, config: Mapping[str, Any], where: str) -> None:
         """Validate a stored config cheaply (no model loading, no devices); the container
