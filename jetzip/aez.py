@@ -329,13 +329,7 @@ def _unpack_counts(blob: bytes | memoryview, n_entries: int, n_jets: int, where:
     if len(blob) < 1 or blob[0] not in (1, 2, 4):
         raise FormatError(f"{where}: event counts are corrupted")
     width = blob[0]
-    d = zlib.decompressobj()
-    try:
-        raw = d.decompress(bytes(blob[1:]), width * n_entries + 1)
-    except zlib.error:
-        raise FormatError(f"{where}: event counts are corrupted") from None
-    if len(raw) != width * n_entries or not d.eof:
-        raise FormatError(f"{where}: event counts are corrupted")
+    raw = container.inflate_exact(blob[1:], width * n_entries, f"{where}: event counts are corrupted")
     counts = np.frombuffer(raw, f"<u{width}").astype(np.uint32)
     if int(counts.sum(dtype=np.uint64)) != n_jets:
         raise FormatError(f"{where}: event counts do not add up to the chunk's {n_jets} jets")

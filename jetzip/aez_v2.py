@@ -18,6 +18,7 @@ import zlib
 
 import numpy as np
 
+from . import container
 from .errors import FormatError
 
 CHUNK_HEAD = struct.Struct("<IIIII")
@@ -66,13 +67,7 @@ def decode_chunk(record: bytes, index: int, jagged: bool, where: str) -> tuple[i
 
 def decode_counts(blob: bytes | memoryview, n_events: int, n_jets: int, where: str) -> np.ndarray:
     """zlib-compressed u32 per-event counts that must add up to `n_jets`."""
-    d = zlib.decompressobj()
-    try:
-        raw = d.decompress(bytes(blob), 4 * n_events + 1)
-    except zlib.error:
-        raise FormatError(f"{where}: event counts are corrupted") from None
-    if len(raw) != 4 * n_events or not d.eof:
-        raise FormatError(f"{where}: event counts are corrupted")
+    raw = container.inflate_exact(blob, 4 * n_events, f"{where}: event counts are corrupted")
     counts = np.frombuffer(raw, "<u4").astype(np.uint32)
     if int(counts.sum(dtype=np.uint64)) != n_jets:
         raise FormatError(f"{where}: event counts do not add up to the chunk's {n_jets} jets")

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 
 import numpy as np
 
+from ..container import inflate_exact
 from ..errors import FormatError
 
 _REGISTRY: dict[str, type["Codec"]] = {}
@@ -297,13 +298,7 @@ def unpack_verbatim(blob: bytes | memoryview, k: int, n: int, where: str) -> tup
     """
     if k == 0:
         return np.zeros(0, np.int64), np.zeros((0, 4))
-    d = zlib.decompressobj()
-    try:
-        raw = d.decompress(bytes(blob), 36 * k + 1)
-    except zlib.error:
-        raise FormatError(f"{where}: verbatim jets are corrupted") from None
-    if len(raw) != 36 * k or not d.eof:
-        raise FormatError(f"{where}: verbatim jets are corrupted")
+    raw = inflate_exact(blob, 36 * k, f"{where}: verbatim jets are corrupted")
     index = np.frombuffer(raw, "<u4", k).astype(np.int64)
     values = np.frombuffer(raw, "<f8", 4 * k, 4 * k).reshape(k, 4)
     if index.max() >= n:
