@@ -130,12 +130,12 @@ def verdict(ok: bool | None) -> str:
 def targets(row: dict[str, Any]) -> dict[str, bool | None]:
     """Each target of issue 20 that applies to this file: True (met), False, None (n/a)."""
     out: dict[str, bool | None] = {}
-    for name in CODECS:
+    for name in CODECS:  # a refusal makes no .aez: counted apart (see refusals), not as a size
         e = row[name]
-        out[f"aez_{name}"] = e["ratio"] <= AEZ_MAX if "ratio" in e else False
+        out[f"aez_{name}"] = e["ratio"] <= AEZ_MAX if "ratio" in e else None
     jets = row["kind"] == "jet table"
     e = row["default"]
-    out["default_jets"] = (e["ratio"] <= DEFAULT_JETS_MAX if "ratio" in e else False) if jets else None
+    out["default_jets"] = e["ratio"] <= DEFAULT_JETS_MAX if jets and "ratio" in e else None
     r = row.get("restored_root")
     out["restored_root"] = None if r is None else r.get("ratio", float("inf")) <= ROOT_MAX
     h = row.get("restored_hdf5")
@@ -163,6 +163,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         t = row["targets"]
         failed = [k for k, v in t.items() if v is False]
+        failed += [f"{k} refused" for k in CODECS if "error" in row[k]]
         lines.append(f"| `{row['file']}` | {row['kind']} | {row['input_bytes']:,} | {cell(row['nanoaod'])} | "
                      f"{cell(row['default'])} | {cell(row.get('restored_root'))} | {cell(row.get('restored_hdf5'))} | "
                      + ("all pass" if not failed else "FAIL " + ", ".join(failed)) + " |")
@@ -182,6 +183,11 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
         passed = [f for f, v in got if v is True]
         failed = [f for f, v in got if v is False]
         out.append(f"| {text} | {len(passed)} | {len(failed)} | {', '.join(f.split('/')[-1] for f in failed) or '-'} |")
+    refused = [f"{row['file'].split('/')[-1]} ({name})" for row in rows for name in CODECS if "error" in row[name]]
+    restores = [f"{row['file'].split('/')[-1]} ({fmt})" for row in rows for fmt in ("root", "hdf5")
+                if "error" in (row.get(f"restored_{fmt}") or {})]
+    out += ["", f"Refused (no `.aez`, so no size to judge; the error is in the table): {', '.join(refused) or '-'}.",
+            f"Restores that failed: {', '.join(restores) or '-'}."]
     return out
 
 

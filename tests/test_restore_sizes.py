@@ -115,20 +115,54 @@ def test_a_finished_tree_cannot_grow_and_the_check_catches_a_wrong_overlay(tmp_p
         root_fastwrite._ORIGINAL["write_updates"] = original
 
 
+def test_rntuple_envelopes_compressed_and_read_back(tmp_path):
+    """An RNTuple in a deferred file: its header and page lists compressed (the header's bytes
+    the same once decompressed), the same arrays as uproot's own writing, a smaller file."""
+    _deferred_or_skip()
+    if not root_fastwrite._STATE.get("ntuple"):
+        pytest.skip(f"RNTuple envelopes not compressed: {root_fastwrite._STATE.get('ntuple_why')}")
+    rng = np.random.default_rng(5)
+    counts = rng.integers(0, 5, 300)
+    arrays = ak.zip({"run": np.full(300, 7, np.uint32), "Jet": ak.zip(
+        {f"v{k}": ak.unflatten(rng.random(counts.sum(), dtype=np.float32), counts) for k in range(40)})},
+        depth_limit=1)
+    sizes = []
+    for deferred in (False, True):
+        path = tmp_path / f"n{int(deferred)}.root"
+        with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
+            if deferred:
+                assert root_fastwrite.defer_metadata(f)
+            nt = f.mkrntuple("Events", arrays[:100])
+            nt.extend(arrays[100:])
+            root_fastwrite.write_metadata(f)
+        sizes.append(os.path.getsize(path))
+    with uproot.open(tmp_path / "n0.root") as a, uproot.open(tmp_path / "n1.root") as b:
+        na, nb = a["Events"], b["Events"]
+        head = ("fSeekHeader", "fNBytesHeader", "fLenHeader")
+        ha, hb = (tuple(n.member(k) for k in head) for n in (na, nb))
+        assert ha[1] == ha[2] and hb[1] < hb[2] / 2 and hb[2] == ha[2]
+        assert root_fastwrite._envelope(a, *ha) == root_fastwrite._envelope(b, *hb)
+        assert nb.num_entries == 300 and ak.to_list(nb.arrays()) == ak.to_list(na.arrays()) == ak.to_list(arrays)
+    assert sizes[1] < sizes[0]
+
+
 def test_uproot_left_alone_with_fixes_off(tmp_path):
     """JETZIP_UPROOT_FIXES=0: uproot's own methods, uncompressed metadata, nothing deferred."""
     code = ("import uproot, numpy as np\n"
             "from uproot.writing import _cascade, _cascadetree\n"
             "from jetzip.tables import root_fastwrite as r\n"
+            "from uproot.writing import _cascadentuple\n"
             "originals = (_cascadetree.Tree.write_anew, _cascadetree.Tree.write_updates,\n"
-            "             _cascadetree.Tree._relocate, _cascade.TListOfStreamers.write)\n"
+            "             _cascadetree.Tree._relocate, _cascade.TListOfStreamers.write,\n"
+            "             _cascadentuple.NTuple.write, _cascadentuple.NTuple.extend)\n"
             f"f = uproot.recreate({str(tmp_path / 'y.root')!r})\n"
             "assert r.defer_metadata(f) is False\n"
             "f.mktree('T', {'x': np.float32}).extend({'x': np.zeros(2, np.float32)})\n"
             "r.write_metadata(f)\n"
             "f.close()\n"
             "assert originals == (_cascadetree.Tree.write_anew, _cascadetree.Tree.write_updates,\n"
-            "                     _cascadetree.Tree._relocate, _cascade.TListOfStreamers.write)\n"
+            "                     _cascadetree.Tree._relocate, _cascade.TListOfStreamers.write,\n"
+            "                     _cascadentuple.NTuple.write, _cascadentuple.NTuple.extend)\n"
             "assert all(m.__module__.startswith('uproot.') for m in originals)\n"
             f"k = uproot.open({str(tmp_path / 'y.root')!r}).key('T')\n"
             "assert k.fNbytes - k.fKeylen == k.fObjlen\n"
