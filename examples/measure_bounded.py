@@ -16,7 +16,7 @@ Inputs (each skipped with a note when missing):
 - ``../shared/data/nano_dy.root`` (real CMS NanoAOD, 40 events).
 
 Usage:
-    python examples/measure_bounded.py [--out examples/bounded_2026-11-30] [--threads N]
+    python examples/measure_bounded.py [--out docs/results/bounded] [--threads N]
 """
 from __future__ import annotations
 

@@ -752,9 +752,57 @@ class AezFile:
             raise FormatError(f"{where}: the other objects of the source file are corrupted")
         return raw
 
+    def _rest_v2(self) -> Any:
+        """Format 2.0 ROOT files kept the jet tree's other collections as the tree
+        ``__jetzip_rest__`` of the XTRA blob (the last record): an uproot tree of it, read
+        ahead of the chunks (None when there is none). The blob is verified (CRC) first."""
+        rest = list(self.table.extra.get("rest_branches") or [])
+        if self.major != 2 or not rest or self.table.format != "root":
+            return None
+        where = f"{self.what} {self.path}"
+        offsets = []
+        pos = self._data_start
+        head = container.RECORD_HEAD
+        while self.size is not None and pos + head.size <= self.size:
+            self.f.seek(pos)
+            raw_tag, length = head.unpack(self.f.read(head.size))
+            if raw_tag == b"XTRA":
+                offsets.append(pos)
+            pos += head.size + length + container.CRC.size
+        if not offsets:
+            return None
+        self.f.seek(offsets[-1])
+        rec = container.read_record(self.f, 0, self.size, where)
+        import tempfile
+
+        import uproot
+
+        tmp = tempfile.NamedTemporaryFile(prefix="jetzip-v2-", suffix=".root", delete=False)  # noqa: SIM115
+        with tmp:
+            tmp.write(rec.payload if rec is not None else b"")
+        self._rest_file_path: str | None = tmp.name
+        try:
+            f = uproot.open(tmp.name)
+        except Exception:  # noqa: BLE001 - a damaged blob: the chunk pass says so
+            return None
+        if "__jetzip_rest__" not in f:
+            return None
+        self.table.carried_branches = [n for n in rest if self.table.extra.get("counters", {}).get(n) != n]
+        return f["__jetzip_rest__"]
+
     def _chunks_v2(self) -> Iterator[Chunk]:
         """Chunks of a format 1.0 or 2.0 file (one table, one collection, KEEP records)."""
         where = f"{self.what} {self.path}"
+        rest_tree = self._rest_v2()
+        try:
+            yield from self._chunks_v2_records(where, rest_tree)
+        finally:
+            path = getattr(self, "_rest_file_path", None)
+            if path:
+                os.unlink(path)
+                self._rest_file_path = None
+
+    def _chunks_v2_records(self, where: str, rest_tree: Any) -> Iterator[Chunk]:
         self.f.seek(self._data_start)
         n_jets = n_events = n_chunks = 0
         pending: Chunk | None = None
@@ -773,11 +821,18 @@ class AezFile:
                 n_ent = len(counts) if counts is not None else nj
                 pending = Chunk(n_chunks, 0, n_events, n_ent, [StoredCollection(nj, counts, payload)], info,
                                 spec.groups, [], cwhere, {})
+                if rest_tree is not None:  # the other collections of these events
+                    try:
+                        part = rest_tree.arrays(info.carried_branches, entry_start=n_events,
+                                                entry_stop=n_events + n_ent, library="ak", how=dict)
+                    except Exception as exc:  # noqa: BLE001 - a blob that does not hold them
+                        raise FormatError(f"{cwhere}: the other collections cannot be read ({exc})") from None
+                    pending._carried = dict(part)
                 n_chunks += 1
                 n_jets += nj
                 n_events += n_ent
             elif rec.tag == "KEEP":
-                if pending is None or pending._carried:
+                if pending is None or (pending._carried and set(pending._carried) - set(info.carried_branches)):
                     raise FormatError(f"{where}: misplaced KEEP record {rec.index}")
                 kept, jet_kept = aez_v2.decode_kept(
                     rec.payload, pending.n_entries, pending.n_jets,
@@ -790,7 +845,7 @@ class AezFile:
                     raise FormatError(f"{where}: chunk {pending.index} kept branches change dtype "
                                       f"or shape (record {rec.index})")
                 kept_layout = layout
-                pending._carried = {**kept, **jet_kept}
+                pending._carried = {**(pending._carried or {}), **kept, **jet_kept}
             elif rec.tag == "XTRA" and self.major >= 2:
                 if pending is not None:
                     yield self._complete_v2(pending, where)

@@ -23,7 +23,8 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_DEVICE, DEFAULT_LATENT_DTYPE,
+from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_CONTEXT_MODEL, DEFAULT_DEVICE,
+                       DEFAULT_LATENT_DTYPE,
                        DEFAULT_LATENT_TOLERANCE, DEFAULT_ROOT_COMPRESSION, DEVICE_HELP, ERROR_BOUND_PRESETS,
                        LATENT_DTYPE_CHOICES)
 from .bench import run_bench
@@ -311,9 +312,10 @@ def _outputs_for(inputs: list[str], output: str | None, suffix: str, globbed: bo
               help="Latent codec: jets whose round trip is further off than this are stored verbatim "
                    f"(pt relative; eta, phi absolute; default {DEFAULT_LATENT_TOLERANCE}).")
 @click.option("--no-embed-model", is_flag=True, help="Store only the model's hash, not its decoder (~100 kB).")
-@click.option("--context-model", default="auto", show_default=True, metavar="auto|none|FILE",
-              help="With --error-bound: the learned entropy model (auto: the shipped one; none: each chunk's "
-                   "own tables only; or a file from 'jetzip train --entropy-model', needed again to decompress).")
+@click.option("--context-model", default=DEFAULT_CONTEXT_MODEL, show_default=True, metavar="none|auto|FILE",
+              help="With --error-bound: the entropy model (none: each chunk's own tables, fast to read; auto: the "
+                   "shipped learned model, about 2 % smaller jets, 6x slower to read and 7x to write; or a file "
+                   "from 'jetzip train --entropy-model', needed again to decompress).")
 @click.option("--drop-invalid", is_flag=True, help="Leave out jets with NaN/inf, E or pt <= 0, or E < pt (counted).")
 @click.option("--carried-compression", metavar="lzma|zstd[:LEVEL]",
               help="How the branches carried losslessly are compressed (default: lzma where the input used "

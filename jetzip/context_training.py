@@ -5,7 +5,7 @@ From jet tables with events (pt, eta, phi, mass; NanoAOD-like), for each stream 
 
 1. quantize the jets the way the codec does, at a fine reference bound (``REFERENCE_BOUND``:
    the features and values are then close to continuous), and take each stream's physical values
-   (log pt drop, eta, ...) with the integer features the codec computes (``_Context.features``,
+   (log pt drop, eta, ...) with the integer features the codec computes (``Features.features``,
    the same function, so training and coding see the same inputs);
 2. place ``buckets`` edges at quantiles of the values (0.02 % of each tail escapes);
 3. fit a small network (F -> hidden -> buckets + 1, tanh) by cross-entropy with Adam;
@@ -28,7 +28,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .codecs.bounded import LOG_UNITS, BoundedCodec, _Context, parse_error_bound
+from .codecs.bounded import LOG_UNITS, BoundedCodec, Features, parse_error_bound
+from .codecs.bounded.params import phi_limit
 from .entropy import context as ctxm
 from .errors import JetzipError
 
@@ -55,8 +56,8 @@ def stream_samples(chunks: list[tuple[dict[str, np.ndarray], np.ndarray]], units
         for rep, cols in (("PtEtaPhiM", columns), ("EPtEtaPhi", e_cols)):
             codec = BoundedCodec(parse_error_bound(REFERENCE_BOUND, rep), rep, units)
             sym, steps, usable, _ = codec.quantize(cols)
-            ev = _Context(counts, n, steps, units)
-            flat = _Context(None, n, steps, units)
+            ev = Features(counts, n, steps, units)
+            flat = Features(None, n, steps, units)
             few = rng.random(n) < FLAT_FRACTION
             good = usable.copy()
             if sym.m_class is not None:
@@ -77,7 +78,7 @@ def stream_samples(chunks: list[tuple[dict[str, np.ndarray], np.ndarray]], units
             out["pt_drop"].append(_take(ev, "pt_drop", later, drop, sym, events))
             out["eta"].append(_take(ev, "eta", np.flatnonzero(usable), sym.q_eta * steps[1], sym, events))
             out["eta"].append(_take(flat, "eta", np.flatnonzero(usable & few), sym.q_eta * steps[1], sym, events))
-            phi_n = int(sym.q_phi.max(initial=0)) - int(sym.q_phi.min(initial=0)) + 1
+            phi_n = 2 * phi_limit(steps[2]) + 1  # the codec's phi range
             rel = np.zeros(n)
             rel[later] = np.mod(sym.q_phi[later] - sym.q_phi[ev.lead[later]], phi_n) * steps[2]
             out["phi_rel"].append(_take(ev, "phi_rel", later, rel, sym, events))
@@ -85,7 +86,7 @@ def stream_samples(chunks: list[tuple[dict[str, np.ndarray], np.ndarray]], units
             for k, v in out.items() if v}
 
 
-def _take(ev: _Context, name: str, idx: np.ndarray, values: np.ndarray, sym: Any, events: np.ndarray):
+def _take(ev: Features, name: str, idx: np.ndarray, values: np.ndarray, sym: Any, events: np.ndarray):
     return values[idx].astype(np.float64), ev.features(name, idx, sym.q_pt, sym.q_eta), events[idx]
 
 

@@ -14,6 +14,10 @@ LATENT_DTYPE_CHOICES = ("quantized", "float32", "float16")
 DEFAULT_LATENT_DTYPE = "quantized"
 DEFAULT_LATENT_TOLERANCE = "pt=5e-3,eta=5e-3,phi=5e-3"  # pt relative, eta and phi absolute
 ERROR_BOUND_PRESETS = ("nanoaod",)
+# The bounded codec's entropy model: "none" (each chunk's own tables) by default; "auto" (the
+# shipped learned model) saves about 2 % of the jets' bytes but reads 6x and writes 7x slower
+# (issue 22, examples/bench_read.py), so it is an option for archives that are rarely read.
+DEFAULT_CONTEXT_MODEL = "none"
 DEFAULT_ROOT_COMPRESSION = "input"  # the input's own; the choices: jetzip.tables.root_writer.COMPRESSIONS
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 DEFAULT_DEVICE = "auto"

@@ -186,7 +186,8 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
     # pt, eta, phi, mass table is computed from the bounded columns, not bounded itself)
     report["residual_bounds"] = {k: (float(bounds[k]) if bounds and k in bounds else None) for k in stats}
     if bounds is not None:
-        report["bounds"] = bound_check(orig_cols, dec_cols, bounds)
+        report["bounds"] = bound_check(bounds, cls.bound_errors(config, orig_cols, dec_cols),
+                                       dict(config.get("bound_kinds") or {}))
         report["all_within_bounds"] = all(b["within"] for b in report["bounds"].values())
     from .baselines import MAX_JETS, ZSTD_LEVEL, already_nanoaod, nanoaod_grid
 
@@ -256,26 +257,18 @@ def figure_title(compressed: str | os.PathLike, original: str | os.PathLike, con
     return f"{os.path.basename(os.fspath(compressed))}, codec {codec}, against {os.path.basename(os.fspath(original))}"
 
 
-def bound_check(original: dict[str, np.ndarray], decoded: dict[str, np.ndarray],
-                bounds: dict[str, float]) -> dict[str, dict[str, Any]]:
-    """Per stored column: the largest error (relative for pt, E, m; absolute for eta, phi;
-    exact zeros must stay zeros with their sign), against its bound."""
-    from .codecs.bounded import RELATIVE
-
+def bound_check(bounds: dict[str, float], errors: dict[str, np.ndarray],
+                kinds: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per stored column: the largest error against its bound. `errors` are the codec's own
+    per-jet errors in each bound's units (:meth:`jetzip.codecs.Codec.bound_errors`: relative for
+    pt, E and m with exact zeros kept with their sign, absolute for eta and phi, and for
+    Cartesian tables |dpx|/pt, |dpy|/pt, |dpz|/|p| of the original four-vector); `kinds` says
+    which (the codec configuration's ``bound_kinds``)."""
     out = {}
     for role, bound in bounds.items():
-        o = np.asarray(original[role], np.float64)
-        d = np.asarray(decoded[role], np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if RELATIVE[role]:
-                err = np.where(o != 0, np.abs(d - o) / np.abs(o), 0.0)
-                zero = o == 0
-                err[zero & ((d != 0) | (np.signbit(d) != np.signbit(o)))] = np.inf
-            else:
-                err = np.abs(d - o)
-        err[~np.isfinite(d)] = np.inf
+        err = np.asarray(errors[role], np.float64)
         violations = int((err > bound).sum())
-        out[role] = {"bound": float(bound), "kind": "relative" if RELATIVE[role] else "absolute",
+        out[role] = {"bound": float(bound), "kind": str(kinds.get(role, "")),
                      "max_error": float(err.max()) if len(err) else 0.0,
                      "violations": violations, "within": violations == 0}
     return out

@@ -139,9 +139,12 @@ def test_bad_bound_specs_are_one_line_errors(spec, words):
     assert "\n" not in str(info.value)
 
 
-def test_cartesian_tables_are_refused_with_advice():
+def test_tables_the_codec_cannot_bound_are_refused_with_advice():
+    """Cartesian tables are bounded since issue 21 (tests/test_bounded_cartesian.py); any other
+    representation still gets the advice."""
     with pytest.raises(InputError, match="latent codec"):
-        parse_error_bound("1e-3", "PxPyPzE")
+        parse_error_bound("1e-3", "PtEtaPhiMass2")
+    assert parse_error_bound("1e-3", "PxPyPzE") == {"px": 1e-3, "py": 1e-3, "pz": 1e-3, "E": 1e-3}
 
 
 def test_damaged_payloads_are_format_errors():

@@ -74,13 +74,17 @@ def test_inspect_model(small_model_path):
 def test_compress_json_report(tmp_path, nano_file, small_model_path):
     path, data = nano_file
     r = invoke("compress", path, "-o", tmp_path / "x.aez", "-m", small_model_path, "--json",
-               "--no-embed-model", "--tolerance", LOOSE)
+               "--no-embed-model", "--tolerance", LOOSE, "--latent-dtype", "float32")
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["n_jets"] == int(data["counts"].sum())
     assert rep["exact_jets"] == 0  # the loose tolerance: every jet through the network
-    assert 12 <= rep["payload_bytes_per_jet"] < 12.5  # 3 float32 per jet, plus the counts
+    assert 12 <= rep["payload_bytes_per_jet"] < 12.5  # 3 float32 per jet
     assert rep["bytes_per_jet"] < 16  # and the header
+    r = invoke("compress", path, "-o", tmp_path / "q.aez", "-m", small_model_path, "--json",
+               "--no-embed-model", "--tolerance", LOOSE)  # the default: quantized latents
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["payload_bytes_per_jet"] < rep["payload_bytes_per_jet"] / 2
 
 
 def test_default_output_name_and_several_inputs(tmp_path, small_model_path):

@@ -125,8 +125,10 @@ def single_process(path: Path, work: Path, suffix: str | None = None, **options)
 def dataset(client, inputs, tmp_path_factory, small_model_path):
     """The latent dataset of every input, compressed on the cluster and restored."""
     root = tmp_path_factory.mktemp("latent")
+    # float32 latents: split parts decode as the whole file does up to the network's last ulp
+    # (quantized latents take their steps from each chunk, so a split moves them)
     report = jd.compress(list(inputs.values()), root / "ds", client=client, entries_per_task=ENTRIES_PER_TASK,
-                         model=small_model_path)
+                         model=small_model_path, latent_dtype="float32")
     restored = jd.decompress(root / "ds", root / "restored", client=client)
     return root, report, restored
 
@@ -146,7 +148,7 @@ def test_dataset_on_two_workers_restores_every_input_as_a_single_process_run(cli
     # Every restored table: same events (zero-jet ones too) and values as a one-process run.
     for (name, path), out in zip(inputs.items(), restored["outputs"]):
         assert Path(out).name == path.name
-        one = single_process(path, root / "single", model=small_model_path)
+        one = single_process(path, root / "single", model=small_model_path, latent_dtype="float32")
         a, b = read_table(out), read_table(one)
         # Whole-file parts are the single run's bytes. The network's float32 results depend on
         # where its batches start, which an entry range moves: a few jets differ by an ulp or so.
@@ -200,7 +202,7 @@ def test_a_worker_killed_during_a_task_and_a_failed_task_leave_a_complete_datase
     files = [inputs["nano"], inputs["small"]]
     marker = tmp_path / "killed"
     r = jd.compress(files, tmp_path / "ds", client=client, entries_per_task=ENTRIES_PER_TASK, model=small_model_path,
-                    task_progress=partial(_kill_first_time, str(marker)))
+                    latent_dtype="float32", task_progress=partial(_kill_first_time, str(marker)))
     assert marker.exists()  # a worker did die mid-task
     m = read_manifest(tmp_path / "ds")
     # Complete, and the very bytes of the undisturbed run.
@@ -215,7 +217,7 @@ def test_a_worker_killed_during_a_task_and_a_failed_task_leave_a_complete_datase
 
     marker2 = tmp_path / "failed"
     r = jd.compress(files, tmp_path / "ds2", client=client, entries_per_task=ENTRIES_PER_TASK, model=small_model_path,
-                    task_progress=partial(_fail_first_time, str(marker2)), retries=1)
+                    latent_dtype="float32", task_progress=partial(_fail_first_time, str(marker2)), retries=1)
     assert marker2.exists() and r["n_parts"] == 4
     assert all(shas[p["file"]] == p["sha256"] for p in read_manifest(tmp_path / "ds2")["parts"])
 

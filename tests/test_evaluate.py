@@ -199,8 +199,8 @@ def test_evaluate_cli_on_a_bounded_file_with_baselines(tmp_path, nano_file):
 
 
 def test_evaluate_a_file_with_other_trees(tmp_path, nano_dy):
-    """nano_dy.root has Runs and other trees (an XTRA record): evaluate reads the chunks twice
-    (bytes, then values) and must not take the second pass for a second XTRA record."""
+    """nano_dy.root has a Runs tree beside Events (a second table of the .aez): evaluate reads
+    the chunks twice (bytes, then values); both passes see the same chunks."""
     out = tmp_path / "b.aez"
     jetzip.compress(nano_dy, out, error_bound="1e-3")
     ev = jetzip.evaluate(nano_dy, out)
@@ -209,7 +209,7 @@ def test_evaluate_a_file_with_other_trees(tmp_path, nano_dy):
 
     with open_aez(out) as aez:
         first = [len(c.payload) for c in aez.chunks()]
-        assert [len(c.payload) for c in aez.chunks()] == first and aez.extras
+        assert [len(c.payload) for c in aez.chunks()] == first and [t.tree for t in aez.tables] == ["Events", "Runs"]
 
 
 def test_evaluate_gives_one_float16_figure(tmp_path, nano_file):

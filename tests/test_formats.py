@@ -148,9 +148,16 @@ def test_collection_choice_and_ambiguity(tmp_path, small_model_path):
         data = {f"{coll}_{k}": ak.unflatten(j[kk], c) for coll in ("AK4", "AK8")
                 for k, kk in (("pt", "pt"), ("eta", "eta"), ("phi", "phi"), ("mass", "m"))}
         f.mktree("t", types, counter_name=lambda name: "n" + name.split("_")[0]).extend(data)
-    with pytest.raises(jetzip.InputError, match="several jet collections found: AK4 .*AK8"):
-        open_table(src)
+    both = open_table(src).info  # every jet collection by default: AK4 first (file order), AK8 too
+    assert both.columns["pt"] == "AK4_pt" and [c.name for c in both.collections] == ["AK8"]
+    assert both.collections[0].counter == "nAK8"
     assert open_table(src, collection="AK8").info.columns["pt"] == "AK8_pt"
+    assert open_table(src, collection="AK8").info.collections == []
+    rep = jetzip.compress(src, tmp_path / "two.aez", error_bound="1e-3")
+    assert rep["tables"][0]["n_jets"] == [40, 40]
+    jetzip.decompress(tmp_path / "two.aez", tmp_path / "back.root")
+    back = uproot.open(tmp_path / "back.root")["t"]
+    assert back.keys() == uproot.open(src)["t"].keys()
     with pytest.raises(jetzip.InputError, match="no jet collection 'FatJet'"):
         open_table(src, collection="FatJet")
 
@@ -168,9 +175,14 @@ def test_several_trees_need_tree(tmp_path):
         for name in ("a", "b"):
             f.mktree(name, {"pt": np.float32, "eta": np.float32, "phi": np.float32, "E": np.float32}).extend(
                 {k: np.ones(2, np.float32) for k in ("pt", "eta", "phi", "E")})
-    with pytest.raises(jetzip.InputError, match=r"several trees \(a, b\) hold jets; choose one with --tree"):
-        open_table(src)
+    assert open_table(src).info.tree == "a"  # the first tree with jets; compress codes both
     assert open_table(src, tree="b").info.tree == "b"
+    rep = jetzip.compress(src, tmp_path / "t.aez", error_bound="1e-3")
+    assert [t["n_jets"] for t in rep["tables"]] == [[2], [2]]
+    rep = jetzip.compress(src, tmp_path / "b.aez", error_bound="1e-3", tree="b")  # only b's jets coded
+    assert [t["n_jets"] for t in rep["tables"]] == [[], [2]]
+    jetzip.decompress(tmp_path / "b.aez", tmp_path / "b.root")
+    assert sorted(uproot.open(tmp_path / "b.root").keys()) == ["a;1", "b;1"]
 
 
 def test_keep_branches_travel_losslessly(tmp_path, nano_file, small_model_path):

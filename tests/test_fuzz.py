@@ -582,7 +582,7 @@ def _chunk_parts(payload: bytes) -> tuple[tuple, list[tuple], list[bytes]]:
     return head, parts, blobs
 
 
-def _carried_variant(data: bytes, chunk_no: int, mutate: Callable[[list], Any] | bytes,
+def _carried_variant(data: bytes, chunk_no: int, mutate: Callable[[Any], Any] | bytes,
                      raw_size: int | None = None) -> bytes:
     """A chunk's first carried group with its manifest rewritten (re-compressed, resealed)."""
     from jetzip import aez, carry
@@ -608,45 +608,46 @@ def _carried_variant(data: bytes, chunk_no: int, mutate: Callable[[list], Any] |
     return replace_record(data, index, payload)
 
 
-def _first(key: str, value: Any) -> Callable[[list], None]:
-    return lambda m: m[0].update({key: value})
+def _set(key: str, value: Any) -> Callable[[dict], None]:
+    return lambda m: m.update({key: value})
 
 
-def _buffer(field: int, value: Any) -> Callable[[list], None]:
-    def mutate(m: list) -> None:
-        buf = list(m[0]["buffers"][0])
-        buf[field] = value
-        m[0]["buffers"][0] = buf
+def _item(key: str, index: int, value: Any) -> Callable[[dict], None]:
+    def mutate(m: dict) -> None:
+        m[key][index] = value
     return mutate
+
+
+def _first_form(value: Any) -> Callable[[dict], None]:
+    return _item("forms", 0, value)
 
 
 CARRIED_MANIFESTS = {
     "nested 100000 deep": b"[" * 100_000 + b"]" * 100_000,
     "not JSON": b"\x00\xff{",
-    "not a list": lambda m: {"a": 1},
+    "a list": lambda m: [m],
     "a number": lambda m: 7,
-    "length Infinity": _first("length", float("inf")),
-    "length 2**70": _first("length", 2**70),
-    "length negative": _first("length", -1),
-    "length one more": lambda m: m[0].update(length=m[0]["length"] + 1),
-    "name a list": _first("name", [1]),
-    "name empty": _first("name", ""),
-    "name with NUL": _first("name", "a\x00b"),
-    "name twice": lambda m: m[1].update(name=m[0]["name"]) if len(m) > 1 else m.append(dict(m[0])),
-    "per unknown": _first("per", "event"),
-    "per jet of collection 9": lambda m: m[0].update(per="jet", coll=9),
-    "form unknown class": _first("form", {"class": "UnionArray", "tags": "i8", "index": "i64", "contents": []}),
-    "form nested 200 deep": _first("form", json.loads('{"class":"ListOffsetArray","offsets":"i64","content":' * 200
-                                                      + '{"class":"NumpyArray","primitive":"float32"}' + "}" * 200)),
-    "form not a dict": _first("form", [1]),
-    "buffer dtype object": _buffer(1, "object"),
-    "buffer dtype nonsense": _buffer(1, "float1024"),
-    "buffer count 2**64": _buffer(2, 2**64),
-    "buffer count negative": _buffer(2, -5),
-    "buffer count Infinity": _buffer(2, float("inf")),
-    "buffer transform unknown": _buffer(3, "delta9"),
-    "buffer reference forward": _buffer(4, 10**6),
-    "buffers not a list": _first("buffers", 5),
+    "forms not a list": _set("forms", 5),
+    "form unknown class": _first_form({"class": "UnionArray", "tags": "i8", "index": "i64", "contents": []}),
+    "form nested 200 deep": _first_form(json.loads('{"class":"ListOffsetArray","offsets":"i64","content":' * 200
+                                                   + '{"class":"NumpyArray","primitive":"float32"}' + "}" * 200)),
+    "form not a dict": _first_form([1]),
+    "form index out of range": _item("f", 0, 99),
+    "form index negative": _item("f", 0, -1),
+    "form index a string": _item("f", 0, "0"),
+    "one branch fewer": lambda m: m.update(f=m["f"][:-1]),
+    "one branch more": lambda m: m.update(f=m["f"] + [0]),
+    "count 2**64": _item("n", 0, 2**64),
+    "count negative": _item("n", 0, -5),
+    "count Infinity": _item("n", 0, float("inf")),
+    "count one more": lambda m: m["n"].__setitem__(0, m["n"][0] + 1),
+    "counts not a list": _set("n", {"0": 1}),
+    "transform unknown": lambda m: m.update(t="z" + m["t"][1:]),
+    "counts width 3": lambda m: m.update(t="c3" + m["t"][1:]),
+    "codes cut short": lambda m: m.update(t=m["t"][:-1]),
+    "reference forward": lambda m: m["ref"].__setitem__("0", 10**6),
+    "reference to itself": lambda m: m["ref"].__setitem__("1", 1),
+    "reference not a number": lambda m: m["ref"].__setitem__("1", "0"),
 }
 
 
@@ -674,14 +675,13 @@ def test_carried_block_of_another_size_is_refused(claimed, originals, work):
 
 
 def test_kept_branches_must_keep_their_layout(originals, work):
-    """A later chunk whose carried arrays change dtype or length is refused, not concatenated."""
-    def retype(m: list) -> None:
-        for x in m:
-            if x["form"].get("primitive") == "float32":
-                x["form"]["primitive"] = "uint32"
-                x["buffers"][0][1] = "uint32"
-    cases = {"dtype": (retype, "the header says"), "length": (lambda m: m[0].update(length=m[0]["length"] * 2),
-                                                             "entries")}
+    """A later chunk whose carried arrays change dtype or size is refused, not concatenated."""
+    def retype(m: dict) -> None:
+        for form in m["forms"]:
+            if form.get("primitive") == "float32":
+                form["primitive"] = "uint32"
+    cases = {"dtype": (retype, "the header says"),
+             "size": (lambda m: m["n"].__setitem__(0, m["n"][0] * 2), "carried branches")}
     for mutate, message in cases.values():
         write(work / "layout.aez", _carried_variant(originals["keep"], 1, mutate))
         with pytest.raises(jetzip.FormatError, match=message):

@@ -18,7 +18,7 @@ import uproot
 import jetzip
 from jetzip.errors import InputError
 from jetzip.tables import open_table
-from jetzip.tables.root import RootSource, RootWriter
+from jetzip.tables.root import RootSource
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CASES = SHARED / "cases"
@@ -36,22 +36,28 @@ def shared(path: Path) -> Path:
 
 
 def passthrough(src_path: Path, out: Path, chunk: int = 1 << 18, **kw):
-    """Reader -> writer with the values as read (what decompress does, minus the codec)."""
-    src = RootSource(str(src_path), **kw)
-    info = src.info
-    writer = RootWriter(str(out), info, info.columns, {k: info.dtypes[k] for k in info.kept_branches})
+    """Reader -> writer with the values as read (what compress + decompress do, minus the
+    codec and the container): every tree of the file, then its other objects. Returns the
+    jet tree's TableInfo and how many of its chunks were written."""
+    from jetzip.tables import open_file, open_file_writer
+
+    names = {"keep": "keep_branches", "drop": "drop_branches"}
+    source = open_file(str(src_path), **{names.get(k, k): v for k, v in kw.items()})
+    infos = [t.info for t in source.tables]
+    writer = open_file_writer(str(out), "root", infos, "zstd", source.main)
     chunks = 0
     try:
-        for c in src.chunks(chunk):
-            writer.write(c.columns, c.counts, c.kept, c.jet_kept)
-            chunks += 1
-        blob = src.extras()
+        for i, table in enumerate(source.tables):
+            for c in table.chunks(chunk):
+                writer.write(i, c)
+                chunks += i == source.main
+        blob = source.extras()
         if blob:
-            writer.write_extras(blob)
+            writer.write_extras(blob, "root")
     finally:
         writer.close()
-        src.close()
-    return info, chunks
+        source.close()
+    return infos[source.main], chunks
 
 
 def arrays(path: Path, tree: str, names=None):
@@ -132,19 +138,12 @@ def test_arrays_bools_and_a_per_jet_branch_of_another_length(tmp_path):
         list(RootSource(str(tmp_path / "c.root")).chunks())
 
 
-def test_extras_as_a_file_for_streaming(tmp_path):
+def test_other_trees_are_tables_of_their_own(tmp_path):
+    """Runs (genEventSumw) is a table of the .aez like Events: carried bit for bit, no codec."""
     src = shared(CASES / "nano_runs_perjet_counters.root")
-    source = RootSource(str(src))
-    info = source.info
-    path = source.extras_file(str(tmp_path))
-    assert path is not None and os.path.dirname(path) == str(tmp_path)
-    writer = RootWriter(str(tmp_path / "o.root"), info, info.columns, {k: info.dtypes[k] for k in info.kept_branches})
-    for c in source.chunks():
-        writer.write(c.columns, c.counts, c.kept, c.jet_kept)
-    writer.write_extras_file(path)
-    writer.close()
-    source.close()
-    os.unlink(path)
+    rep = jetzip.compress(src, tmp_path / "o.aez", error_bound="1e-3")
+    assert [t["n_jets"] for t in rep["tables"]] == [[rep["n_jets"]], []]  # Events coded, Runs carried
+    jetzip.decompress(tmp_path / "o.aez", tmp_path / "o.root")
     assert uproot.open(tmp_path / "o.root")["Runs"]["genEventSumw"].array(library="np").tobytes() == \
         uproot.open(src)["Runs"]["genEventSumw"].array(library="np").tobytes()
 
@@ -193,7 +192,7 @@ def test_cms_tutorial_ntuple_root_counter(tmp_path):
     src = shared(PUBLIC / "uproot-HZZ.root")
     info, _ = passthrough(src, tmp_path / "h.root")
     assert (info.counter, info.representation) == ("NJet", "PxPyPzE")
-    assert {"Jet_btag", "Jet_ID"} <= set(info.jet_branches) and "Muon_Px" in info.extra["rest_branches"]
+    assert {"Jet_btag", "Jet_ID"} <= set(info.jet_branches) and "Muon_Px" in info.carried_branches
     orig, back = uproot.open(src)["events"], uproot.open(tmp_path / "h.root")["events"]
     assert back.keys() == orig.keys()
     for name in orig.keys(recursive=True):
@@ -208,7 +207,9 @@ def test_delphes_jet_by_default_restored_in_the_same_layout(tmp_path):
     assert (info.layout, info.collection, info.counter, info.units, info.units_inferred) == \
         ("delphes", "Jet", "Jet_size", "GeV", False)
     assert info.columns == {"pt": "Jet.PT", "eta": "Jet.Eta", "phi": "Jet.Phi", "m": "Jet.Mass"}
-    assert "Jet.BTag" in info.jet_branches and "GenJet.PT" in info.extra["rest_branches"]
+    assert "Jet.BTag" in info.jet_branches  # and every other jet collection is coded too
+    assert [(c.name, c.counter, c.columns["pt"]) for c in info.collections] == \
+        [("GenJet", "GenJet_size", "GenJet.PT"), ("FatJet", "FatJet_size", "FatJet.PT")]
     assert any("Jet/Jet.PT -> Jet.PT" in n for n in info.extra["restored_as"])
     orig = uproot.open(src)["Delphes"]
     back = uproot.open(tmp_path / "d.root")["Delphes"]
@@ -232,7 +233,8 @@ def test_delphes_end_to_end(tmp_path, small_model_path):
     jetzip.decompress(tmp_path / "d.aez", tmp_path / "d.root")
     orig = uproot.open(src)["Delphes"]
     back = uproot.open(tmp_path / "d.root")["Delphes"]
-    lossy = {"Jet.PT", "Jet.Eta", "Jet.Phi", "Jet.Mass"}
+    # every jet collection is coded by default (Jet, GenJet, FatJet)
+    lossy = {f"{c}.{v}" for c in ("Jet", "GenJet", "FatJet") for v in ("PT", "Eta", "Phi", "Mass")}
     for key in orig.keys(recursive=True):
         if orig[key].branches:
             continue
@@ -256,8 +258,9 @@ def test_delphes_other_collections(tmp_path, collection):
 
 def test_delphes_style_cms_ntuple(tmp_path):
     src = shared(PUBLIC / "uproot-mc10events.root")
-    with pytest.raises(InputError, match="several jet collections found: AK4CHS"):
-        RootSource(str(src))
+    every = RootSource(str(src)).info  # every jet collection (named by algorithm), in file order
+    assert [every.collection, *[c.name for c in every.collections]] == \
+        ["AK4CHS", "AK8CHS", "CA15CHS", "AK4Puppi", "CA8Puppi", "CA15Puppi"]
     info = RootSource(str(src), collection="AK4CHS").info
     assert info.columns == {"pt": "AK4CHS.pt", "eta": "AK4CHS.eta", "phi": "AK4CHS.phi", "m": "AK4CHS.mass"}
     assert "AK4CHS.csv" in info.jet_branches
@@ -363,7 +366,7 @@ def test_vector_of_tlorentzvector_jets(tmp_path):
     assert info.jet_branches == ["jetbtag", "jetid"]
     # other object branches travel as their numeric members, named as ROOT draws them
     assert info.extra["not_carried"] == []
-    assert {"muonp4.fP.fX", "muonp4.fE"} <= set(info.extra["rest_branches"])
+    assert {"muonp4.fP.fX", "muonp4.fE"} <= set(info.carried_branches)
     assert {"MET.fX", "MET.fY"} <= set(info.kept_branches)
     # and what comes back in another form says so, one line each
     assert any("uproot cannot write TLorentzVector" in n for n in info.extra["restored_as"])
@@ -382,8 +385,8 @@ def test_vector_of_tlorentzvector_jets(tmp_path):
 
 def test_several_jets_per_row(tmp_path):
     src = shared(PUBLIC / "uproot-issue243-new.root")
-    with pytest.raises(InputError, match="choose one with --tree"):
-        RootSource(str(src))
+    first = RootSource(str(src)).info  # several trees hold jets per row: the first, and compress codes all
+    assert first.layout == "jets-per-row"
     info, _ = passthrough(src, tmp_path / "h.root", tree="sig")
     assert info.layout == "jets-per-row" and info.collection == "h*_j*"
     assert info.extra["slots"]["slots"] == ["h1_j1", "h1_j2", "h2_j1", "h2_j2"]
@@ -427,7 +430,7 @@ def test_open_data_nanoaod_947_branches_whole_file(tmp_path):
     src = shared(PUBLIC / "nanoAOD_2015_CMS_Open_Data_ttbar.root")
     info, _ = passthrough(src, tmp_path / "t.root", chunk=100)
     assert len(info.branch_order) == 947 and info.other_branches == [] and info.extra["not_carried"] == []
-    assert "Jet_btagDeepFlavB" in info.jet_branches and "Muon_pt" in info.extra["rest_branches"]
+    assert "Jet_btagDeepFlavB" in info.jet_branches and "Muon_pt" in info.carried_branches
     orig, back = uproot.open(src)["Events"], uproot.open(tmp_path / "t.root")["Events"]
     assert back.keys() == orig.keys() and back.num_entries == orig.num_entries
     o, b = orig.arrays(library="ak"), back.arrays(library="ak")

@@ -18,6 +18,8 @@ import jetfactory
 # store most of them verbatim; these tests check the network path, so they let every jet through
 # it (tests/test_latent_exact.py checks the verbatim storage).
 LOOSE = "pt=1,eta=1,phi=1"
+# the network path with literal float32 latents: decoded values are the model's own output
+LOOSE32 = {"latent_tolerance": LOOSE, "latent_dtype": "float32"}
 
 
 def expected_decoded(model, cols: dict, representation: str, units: str = "GeV") -> dict:
@@ -34,7 +36,7 @@ def test_nanoaod_jagged_root_roundtrip(tmp_path, nano_file, small_model_path, sm
     path, data = nano_file
     aez = tmp_path / "nano.aez"
     out = tmp_path / "restored.root"
-    rep = jetzip.compress(path, aez, model=small_model_path, latent_tolerance=LOOSE)
+    rep = jetzip.compress(path, aez, model=small_model_path, **LOOSE32)
     assert rep["n_events"] == 300 and rep["n_jets"] == int(data["counts"].sum())
     jetzip.decompress(aez, out)
     t = uproot.open(out)["Events"]
@@ -57,7 +59,7 @@ def test_nanoaod_jagged_root_roundtrip(tmp_path, nano_file, small_model_path, sm
 def test_flat_root_roundtrip_keeps_columns_and_order(tmp_path, small_model_path, small_model):
     src = tmp_path / "flat.root"
     cols = jetfactory.write_flat_root(src, n=700, seed=3, tree="thesis")
-    jetzip.compress(src, tmp_path / "f.aez", model=small_model_path, latent_tolerance=LOOSE)
+    jetzip.compress(src, tmp_path / "f.aez", model=small_model_path, **LOOSE32)
     jetzip.decompress(tmp_path / "f.aez", tmp_path / "back.root")
     t = uproot.open(tmp_path / "back.root")["thesis"]
     assert list(t.keys()) == ["E", "pt", "eta", "phi"]
@@ -84,7 +86,7 @@ def test_hdf5_roundtrip(tmp_path, small_model_path, small_model, layout):
         jetfactory.write_hdf5_columns(src, cols, counts)
     else:
         jetfactory.write_hdf5_columns(src, cols)
-    rep = jetzip.compress(src, tmp_path / "j.aez", model=small_model_path, latent_tolerance=LOOSE)
+    rep = jetzip.compress(src, tmp_path / "j.aez", model=small_model_path, **LOOSE32)
     assert rep["n_jets"] == len(cols["pt"])
     jetzip.decompress(tmp_path / "j.aez", tmp_path / "back.h5")
     with h5py.File(tmp_path / "back.h5") as f:
@@ -106,7 +108,7 @@ def test_csv_roundtrip(tmp_path, small_model_path, small_model):
     j = jetfactory.jets(400, seed=4)
     cols = {"E": jetfactory.energy(j["pt"], j["eta"], j["m"]), "pt": j["pt"], "eta": j["eta"], "phi": j["phi"]}
     jetfactory.write_csv(tmp_path / "j.csv", cols)
-    jetzip.compress(tmp_path / "j.csv", tmp_path / "j.aez", model=small_model_path, latent_tolerance=LOOSE)
+    jetzip.compress(tmp_path / "j.csv", tmp_path / "j.aez", model=small_model_path, **LOOSE32)
     jetzip.decompress(tmp_path / "j.aez", tmp_path / "back.csv")
     lines = (tmp_path / "back.csv").read_text().splitlines()
     assert lines[0] == "E,pt,eta,phi"
@@ -119,8 +121,8 @@ def test_csv_roundtrip(tmp_path, small_model_path, small_model):
 
 def test_chunking_does_not_change_the_result(tmp_path, nano_file, small_model_path):
     path, _ = nano_file
-    jetzip.compress(path, tmp_path / "one.aez", model=small_model_path, latent_tolerance=LOOSE)
-    jetzip.compress(path, tmp_path / "many.aez", model=small_model_path, latent_tolerance=LOOSE, chunk_jets=1024,
+    jetzip.compress(path, tmp_path / "one.aez", model=small_model_path, **LOOSE32)
+    jetzip.compress(path, tmp_path / "many.aez", model=small_model_path, **LOOSE32, chunk_jets=1024,
                     batch_size=100)
     one, many = jetzip.read_aez(tmp_path / "one.aez"), jetzip.read_aez(tmp_path / "many.aez")
     assert many["tail"]["n_chunks"] > 1
@@ -130,15 +132,15 @@ def test_chunking_does_not_change_the_result(tmp_path, nano_file, small_model_pa
 
 def test_same_input_gives_identical_bytes(tmp_path, nano_file, small_model_path):
     path, _ = nano_file
-    jetzip.compress(path, tmp_path / "a.aez", model=small_model_path, latent_tolerance=LOOSE)
-    jetzip.compress(path, tmp_path / "b.aez", model=small_model_path, latent_tolerance=LOOSE)
+    jetzip.compress(path, tmp_path / "a.aez", model=small_model_path, **LOOSE32)
+    jetzip.compress(path, tmp_path / "b.aez", model=small_model_path, **LOOSE32)
     assert (tmp_path / "a.aez").read_bytes() == (tmp_path / "b.aez").read_bytes()
 
 
 def test_thread_count_does_not_change_the_file(tmp_path, nano_file, small_model_path):
     path, _ = nano_file
-    jetzip.compress(path, tmp_path / "t1.aez", model=small_model_path, latent_tolerance=LOOSE, threads=1, batch_size=64)
-    jetzip.compress(path, tmp_path / "t3.aez", model=small_model_path, latent_tolerance=LOOSE, threads=3, batch_size=64)
+    jetzip.compress(path, tmp_path / "t1.aez", model=small_model_path, **LOOSE32, threads=1, batch_size=64)
+    jetzip.compress(path, tmp_path / "t3.aez", model=small_model_path, **LOOSE32, threads=3, batch_size=64)
     assert (tmp_path / "t1.aez").read_bytes() == (tmp_path / "t3.aez").read_bytes()
     jetzip.decompress(tmp_path / "t1.aez", tmp_path / "t1.h5", threads=1)
     jetzip.decompress(tmp_path / "t1.aez", tmp_path / "t3.h5", threads=3)
@@ -154,7 +156,7 @@ def test_thread_count_does_not_change_the_file(tmp_path, nano_file, small_model_
 
 def test_read_aez_gives_latents_and_counts(tmp_path, nano_file, small_model_path):
     path, data = nano_file
-    jetzip.compress(path, tmp_path / "a.aez", model=small_model_path, latent_tolerance=LOOSE)
+    jetzip.compress(path, tmp_path / "a.aez", model=small_model_path, **LOOSE32)
     content = jetzip.read_aez(tmp_path / "a.aez")
     assert content["latents"].shape == (int(data["counts"].sum()), 3)
     assert content["latents"].dtype == np.float32
@@ -169,7 +171,7 @@ def test_read_aez_gives_latents_and_counts(tmp_path, nano_file, small_model_path
 
 def test_float16_latents_are_smaller_and_close(tmp_path, nano_file, small_model_path):
     path, _ = nano_file
-    r32 = jetzip.compress(path, tmp_path / "a.aez", model=small_model_path, latent_tolerance=LOOSE, embed_model=False)
+    r32 = jetzip.compress(path, tmp_path / "a.aez", model=small_model_path, **LOOSE32, embed_model=False)
     r16 = jetzip.compress(path, tmp_path / "b.aez", model=small_model_path, latent_tolerance=LOOSE, embed_model=False,
                           latent_dtype="float16")
     n = r32["n_jets"]
@@ -181,7 +183,7 @@ def test_float16_latents_are_smaller_and_close(tmp_path, nano_file, small_model_
 
 def test_no_embed_model_needs_the_matching_model(tmp_path, nano_file, small_model_path):
     path, _ = nano_file
-    jetzip.compress(path, tmp_path / "a.aez", model=small_model_path, latent_tolerance=LOOSE, embed_model=False)
+    jetzip.compress(path, tmp_path / "a.aez", model=small_model_path, **LOOSE32, embed_model=False)
     with pytest.raises(jetzip.ModelMismatchError, match="--model"):
         jetzip.decompress(tmp_path / "a.aez", tmp_path / "x.root")
     assert not (tmp_path / "x.root").exists()
@@ -191,7 +193,7 @@ def test_no_embed_model_needs_the_matching_model(tmp_path, nano_file, small_mode
 
 def test_embedded_decoder_matches_external_model(tmp_path, nano_file, small_model_path):
     path, _ = nano_file
-    jetzip.compress(path, tmp_path / "a.aez", model=small_model_path, latent_tolerance=LOOSE)
+    jetzip.compress(path, tmp_path / "a.aez", model=small_model_path, **LOOSE32)
     jetzip.decompress(tmp_path / "a.aez", tmp_path / "x.h5")
     jetzip.decompress(tmp_path / "a.aez", tmp_path / "y.h5", model=small_model_path)
     with h5py.File(tmp_path / "x.h5") as fx, h5py.File(tmp_path / "y.h5") as fy:
@@ -200,7 +202,7 @@ def test_embedded_decoder_matches_external_model(tmp_path, nano_file, small_mode
 
 
 def test_real_nanoaod_file_needs_no_options(tmp_path, small_model_path, nano_dy):
-    rep = jetzip.compress(nano_dy, tmp_path / "dy.aez", model=small_model_path, latent_tolerance=LOOSE)
+    rep = jetzip.compress(nano_dy, tmp_path / "dy.aez", model=small_model_path, **LOOSE32)
     assert rep["n_events"] == 40 and rep["n_jets"] == 188
     jetzip.decompress(tmp_path / "dy.aez", tmp_path / "dy.root")
     orig = uproot.open(nano_dy)["Events"].arrays(["nJet", "Jet_pt"])
@@ -216,7 +218,7 @@ def test_empty_table_roundtrip(tmp_path, small_model_path):
                             "Jet_phi": "var * float32", "Jet_mass": "var * float32"},
                  counter_name=lambda _: "nJet").extend(
             {k: ak.Array([[], [], []]) for k in ("Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass")})
-    rep = jetzip.compress(src, tmp_path / "e.aez", model=small_model_path, latent_tolerance=LOOSE, units="GeV")
+    rep = jetzip.compress(src, tmp_path / "e.aez", model=small_model_path, **LOOSE32, units="GeV")
     assert rep["n_jets"] == 0 and rep["n_events"] == 3
     jetzip.decompress(tmp_path / "e.aez", tmp_path / "e_back.root")
     back = uproot.open(tmp_path / "e_back.root")["Events"].arrays(["nJet"])
@@ -232,6 +234,6 @@ def test_no_embed_file_finds_the_default_model_by_its_hash(tmp_path, nano_file, 
     jetzip.compress(path, tmp_path / "shipped.aez", model=SHIPPED_MODEL, embed_model=False)
     r = jetzip.decompress(tmp_path / "shipped.aez", tmp_path / "back.h5")
     assert r["n_jets"] == int(data["counts"].sum())
-    jetzip.compress(path, tmp_path / "small.aez", model=small_model_path, latent_tolerance=LOOSE, embed_model=False)
+    jetzip.compress(path, tmp_path / "small.aez", model=small_model_path, **LOOSE32, embed_model=False)
     with pytest.raises(jetzip.ModelMismatchError, match="pass --model"):
         jetzip.decompress(tmp_path / "small.aez", tmp_path / "x.h5")

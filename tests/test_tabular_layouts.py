@@ -37,7 +37,8 @@ def roundtrip(src_path, out_path, fmt: str | None = None, chunk_jets: int = 1000
     try:
         for ch in src.chunks(chunk_jets):
             frame = to_model_frame(ch.columns, info.representation, info.units)
-            writer.write(from_model_frame(frame, info.representation, info.units), ch.counts, ch.kept, ch.jet_kept)
+            writer.write(from_model_frame(frame, info.representation, info.units), ch.counts, ch.kept, ch.jet_kept,
+                         carried=ch.carried)
             chunks.append(ch)
         blob = src.extras()
         if blob:
@@ -574,14 +575,15 @@ def test_parquet_jagged_lists_with_a_counter_and_flat_tables(tmp_path):
     assert_same_table(tmp_path / "l.parquet", tmp_path / "b.parquet", rtol=1e-6)
     back = ak.from_parquet(tmp_path / "b.parquet")
     np.testing.assert_array_equal(back["nJet"], counts)
-    # a flat table, with a text column that cannot be carried (and is named)
+    # a flat table, with a text column: carried as it is
     n = 50
     t = pa.table({"pt": np.linspace(20, 70, n), "eta": np.zeros(n), "phi": np.zeros(n), "mass": np.ones(n),
                   "name": ["j"] * n})
     pq.write_table(t, tmp_path / "f.parquet")
     info, _ = roundtrip(tmp_path / "f.parquet", tmp_path / "g.parquet")
-    assert not info.jagged and info.other_branches == ["name"]
-    assert pq.read_schema(tmp_path / "g.parquet").names == ["pt", "eta", "phi", "mass"]
+    assert not info.jagged and info.other_branches == [] and info.carried_branches == ["name"]
+    assert pq.read_schema(tmp_path / "g.parquet").names == ["pt", "eta", "phi", "mass", "name"]
+    assert pq.read_table(tmp_path / "g.parquet")["name"].to_pylist() == ["j"] * n
     # a counter that disagrees with the lists is an error, not a silent choice
     bad = ak.zip({"nJet": (counts + 1).astype(np.int32), **{f"Jet_{k}": un(v) for k, v in jets.items()}},
                  depth_limit=1)

@@ -207,6 +207,13 @@ class Codec(ABC):
         return None
 
     @classmethod
+    def bound_errors(cls, config: Mapping[str, Any], original: Mapping[str, np.ndarray],
+                     decoded: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """role -> per-jet error in the units of :meth:`guaranteed_bounds` (a jet is within its
+        bound where error <= bound), for a codec that guarantees bounds; empty otherwise."""
+        return {}
+
+    @classmethod
     def payload_stats(cls, config: Mapping[str, Any], chunks: Iterable[Any],
                       context: DecodeContext | None = None) -> dict[str, Any]:
         """What ``inspect`` reports about the payloads of `chunks` (container chunks with

@@ -1,21 +1,20 @@
-"""Entropy coding of integer symbol streams for the error-bounded codec.
+"""Entropy coding of the bounded codec's integer symbol streams.
 
-A *stream* is a 1-D array of integers (quantized pt, eta, phi, mass, ... of many jets, or a
-context group of them). Each is coded in two parts:
+- :mod:`.kernels`: payload version 3's coder, compiled with numba: a table-driven rANS
+  (16-bit words, frequencies to 2^12 for a chunk's own tables and 2^16 for the learned model),
+  and the learned model's network in exact integer-valued arithmetic;
+- :mod:`.context`: the learned entropy model (:class:`~.context.ContextModel`), its file format
+  and the numpy reference of its arithmetic;
+- :mod:`.legacy`: the decoding of payload versions 1 and 2 (stored histograms and
+  `constriction`'s rANS).
 
-- the high part ``v >> k`` with a categorical model built from the stream's own histogram
-  (the :class:`SymbolTable`, stored beside the data), by an rANS coder from `constriction`;
-- the low ``k`` bits raw (fixed width), where the density is flat enough that modelling them
-  would gain less than the table would cost. The encoder picks ``k`` per stream by estimated
-  total size (table + coded high parts + raw bits); the decoder only reads it.
-
-Why this is deterministic on every machine: the decoder rebuilds each model from integer
-counts stored in the file, through the same float64 division and the same `constriction`
-quantization (IEEE arithmetic, no transcendental functions), so encoder and decoder see the
-same probabilities bit for bit. Nothing here depends on thread count or device.
+Why every machine decodes the same symbols: the models are integer frequencies stored in the
+file or computed from integer features by integer-valued arithmetic; no floating-point
+function of a machine's library decides a probability. Nothing depends on thread count or
+device. The compiled coder is imported only when a version 3 chunk is coded.
 """
 from __future__ import annotations
 
-from .tables import BitReader, BitWriter, RansDecoder, RansEncoder, SymbolTable, fit_table
+from .legacy import BitReader, RansDecoder, SymbolTable
 
-__all__ = ["BitReader", "BitWriter", "RansDecoder", "RansEncoder", "SymbolTable", "fit_table"]
+__all__ = ["BitReader", "RansDecoder", "SymbolTable"]

@@ -12,6 +12,7 @@ several candidates are an error that lists them.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Iterable, Mapping
 
 from ..errors import InputError
@@ -123,10 +124,32 @@ def find_collections(names: Iterable[str]) -> dict[str, Collection]:
     return found
 
 
+_JET_ALGORITHM = re.compile(r"^(ak|ca|kt|antikt)\d", re.IGNORECASE)  # AK4CHS, CA15Puppi: jets by their algorithm
+
+
+def is_jet_name(name: str) -> bool:
+    """Whether a collection is named like jets: ``Jet``, ``FatJet``, ``AnalysisJets``,
+    ``AK4CHS``, ``CA15Puppi``."""
+    return "jet" in name.lower() or bool(_JET_ALGORITHM.match(name))
+
+
+_CONSTITUENTS = re.compile(r"^(part|pfcand|pfcands|pf|cand|cands|constituent|constituents|particle|particles|"
+                           r"jetconstituents|pfparticles)$", re.IGNORECASE)
+MANY_SLOTS = 16  # a row holding more four-vectors than this holds a jet's particles, not jets
+
+
+def collection_kind(name: str, slots: int = 0) -> str:
+    """``"constituents"`` for the particles inside jets (JetClass's ``part_*``, PF candidates,
+    the top-tagging landscape's 200 zero-padded slots per row), else ``"jets"``: the bounded
+    codec's contexts for each (particles are nearly massless, fall steeply in pt, sit close to
+    their jet's axis)."""
+    return "constituents" if _CONSTITUENTS.match(name or "") or slots > MANY_SLOTS else "jets"
+
+
 def candidates(names: Iterable[str]) -> dict[str, Collection]:
     """Complete collections; when some are named like jets, only those (not Muon, Photon...)."""
     complete = {k: c for k, c in find_collections(names).items() if c.representation}
-    jets = {k: c for k, c in complete.items() if "jet" in k.lower()}
+    jets = {k: c for k, c in complete.items() if is_jet_name(k)}
     return jets or complete
 
 

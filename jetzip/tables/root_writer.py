@@ -394,8 +394,7 @@ class RootWriter:
         for name in [*order, *[n for n in data if n not in order]]:
             if name not in data:
                 continue
-            if "." in name and self.info.jagged and name not in self.kept_dtypes and \
-                    name not in self.info.carried_branches:
+            if "." in name and self.info.jagged and name not in self.kept_dtypes:
                 field, _, sub = name.partition(".")
                 if field not in groups:
                     groups[field] = {}
