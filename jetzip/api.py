@@ -116,7 +116,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
              chunk_jets: int | None = None, force: bool = False, drop_invalid: bool = False,
              threads: int | None = None, max_jets: int | None = None,
              entry_range: tuple[int, int] | None = None, context_model: Any = DEFAULT_CONTEXT_MODEL,
-             carried_compression: str | None = None,
+             carried_compression: str | None = None, strict: bool = False,
              progress: Progress = _noop_progress, warn: Warn = _noop_warn) -> dict[str, Any]:
     """Compress one jet table into a ``.aez`` file.
 
@@ -151,6 +151,11 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
             ``models/context_v1.jzc``: about 2 % smaller jets, 6x slower to read), or a model
             file from ``jetzip train --entropy-model``. Per chunk and stream the smaller of
             model and own tables is used.
+        carried_compression: how the carried branches are compressed (CLI
+            ``--carried-compression``): ``"lzma"``, ``"zstd"``, optionally ``":LEVEL"``; None: LZMA
+            where the input used it, else zstd.
+        strict: refuse to write anything when some part of the input cannot be carried (CLI
+            ``--strict``): a branch uproot cannot read, an object it cannot write back.
         progress: called as ``progress(done, total_or_None, unit)`` per chunk, with `unit`
             "events" (jagged tables) or "jets" (one jet per row).
         warn: called with each warning (one line each).
@@ -218,7 +223,11 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
             what = "" if len(inferred) == 1 else \
                 f" of {coll.name or 'jets'}" + (f" in {t.info.tree}" if len(source.tables) > 1 else "")
             warn(f"units{what}: assuming {coll.units} ({coll.units_reason}); use --units to declare them")
-        for line in source.notes["not_carried"]:
+        lost = source.notes["not_carried"]
+        if strict and lost:
+            raise InputError(f"{input}: --strict: {len(lost)} thing(s) of the input cannot be carried: "
+                             + "; ".join(lost[:5]) + (f"; and {len(lost) - 5} more" if len(lost) > 5 else ""))
+        for line in lost:
             warn(f"not carried into the .aez: {line}")
         if info.extra.get("csv_separator_note"):
             warn(str(info.extra["csv_separator_note"]))
@@ -482,6 +491,7 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                model: Model | str | os.PathLike | None = None, format: str | None = None,
                device: str = DEFAULT_DEVICE, batch_size: int | None = None, force: bool = False,
                root_compression: str = DEFAULT_ROOT_COMPRESSION, threads: int | None = None,
+               strict: bool = False,
                progress: Progress = _noop_progress, warn: Warn = _noop_warn) -> dict[str, Any]:
     """Restore the table from a ``.aez`` file, in the layout it came in.
 
@@ -493,8 +503,11 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         device, batch_size, threads: how the network runs (latent) or how many chunks decode
             at once (bounded).
         force: overwrite an existing output.
-        root_compression: ROOT output compression (zstd level 1 by default: ROOT >= 6.20
-            reads it; use "zlib" for older ROOT versions).
+        root_compression: ROOT output compression (CLI ``--compression``): ``"input"`` (default:
+            the input file's algorithm and level), or ``"zstd"``, ``"zlib"``, ``"lz4"``,
+            ``"lzma"`` at level 1, or ``"none"``.
+        strict: an output that cannot hold everything the .aez holds (another format, a type
+            uproot cannot write) is an error, and nothing is written (CLI ``--strict``).
         progress, warn: as in :func:`compress`.
 
     Returns:
@@ -569,6 +582,9 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
                 writer.close()
             for line in getattr(writer, "notes", []):
                 warn(f"restored as: {line}")
+            if strict and writer.missing:
+                raise InputError(f"--strict: {fmt} output cannot hold everything the .aez holds: "
+                                 + "; ".join(writer.missing[:3]) + ("; ..." if len(writer.missing) > 3 else ""))
             for line in writer.missing:
                 warn(f"not restored: {line}")
 
@@ -663,6 +679,7 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
         out["codec_description"] = cls.describe(config)
         if verify:
             ctx = DecodeContext(path=str(path), model=model)
+            main = next((i for i, t in enumerate(aez.tables) if t.has_jets), 0)
             classes = [codec_class(c["id"]) for c in aez.header.codecs]
             for config_i, class_i in zip(aez.header.codecs, classes):
                 class_i.verify_side_records(config_i, aez.side, f".aez file {path}")
@@ -686,20 +703,24 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
                     t["collections"][k]["jets"] += stored.n_jets
                     t["collections"][k]["bytes"] += len(stored.payload)
                     parts["jets"] += len(stored.payload)
+                    if not stored.n_jets:
+                        continue  # nothing stored, nothing to verify
                     one = dataclasses.replace(chunk, collections=[stored])
-                    _add_stats(stats[i], classes[i].payload_stats(aez.header.codecs[i], [one], ctx))
+                    facts = classes[i].payload_stats(aez.header.codecs[i], [one], ctx)  # verified as decode would
+                    if chunk.table == main and k == 0:  # the streams of the first collection are reported
+                        _add_stats(stats[i], facts)
             parts["extras"] = aez.extras_stored
             parts["framing"] = (aez.size or 0) - sum(parts.values())
             tail = aez.tail or {}
             n = tail["n_jets"]
-            first = aez.header.tables[0].codecs[0] if aez.header.tables[0].codecs else None
+            first = aez.header.tables[main].codecs[0] if aez.header.tables[main].codecs else None
             out.update(stats[first] if first is not None else {})
             out.update({
                 "verified": True, **tail, "tables": tables, "bytes_by_part": parts,
-                "payload_bytes": tables[0]["collections"][0]["bytes"] if tables[0]["collections"] else 0,
+                "payload_bytes": tables[main]["collections"][0]["bytes"] if tables[main]["collections"] else 0,
                 "side_bytes": parts["side"], "extras_bytes": parts["extras"],
                 "bytes_per_jet": aez.size / n if n else None,
-                "payload_bytes_per_jet": (tables[0]["collections"][0]["bytes"] / n) if n else None,
+                "payload_bytes_per_jet": (tables[main]["collections"][0]["bytes"] / n) if n else None,
                 "ratio_to_float32": aez.size / (n * RAW_BYTES_PER_JET) if n else None,
             })
     return out

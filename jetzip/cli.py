@@ -317,6 +317,9 @@ def _outputs_for(inputs: list[str], output: str | None, suffix: str, globbed: bo
                    "shipped learned model, about 2 % smaller jets, 6x slower to read and 7x to write; or a file "
                    "from 'jetzip train --entropy-model', needed again to decompress).")
 @click.option("--drop-invalid", is_flag=True, help="Leave out jets with NaN/inf, E or pt <= 0, or E < pt (counted).")
+@click.option("--strict", is_flag=True,
+              help="Refuse to write anything when some part of the input cannot be carried (a branch uproot "
+                   "cannot read, an object it cannot write back).")
 @click.option("--carried-compression", metavar="lzma|zstd[:LEVEL]",
               help="How the branches carried losslessly are compressed (default: lzma where the input used "
                    "LZMA, as CMS NanoAOD does, else zstd).")
@@ -440,6 +443,9 @@ def _summary(ui: Ui, verb: str, reports: list[dict[str, Any]], failed: list[tupl
               default=DEFAULT_ROOT_COMPRESSION, show_default=True,
               help="Compression of ROOT output: input (the input file's algorithm and level), or one at level 1 "
                    "(zstd needs ROOT >= 6.20 to read).")
+@click.option("--strict", is_flag=True,
+              help="Refuse when the output cannot hold everything the .aez holds (another format, a type uproot "
+                   "cannot write); nothing is written.")
 @device_options
 @threads_option
 @click.option("--scheduler", metavar="ADDRESS",
@@ -448,7 +454,7 @@ def _summary(ui: Ui, verb: str, reports: list[dict[str, Any]], failed: list[tupl
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (on stderr when -o -).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
-def decompress(input, output, model, fmt, root_compression, device, batch_size, threads, scheduler, force,
+def decompress(input, output, model, fmt, root_compression, strict, device, batch_size, threads, scheduler, force,
                as_json, no_progress, quiet) -> None:
     """Restore a jet table from a .aez file, in the layout it was compressed from.
 
@@ -465,6 +471,8 @@ def decompress(input, output, model, fmt, root_compression, device, batch_size, 
 
             if output == "-":
                 raise JetzipError("a dataset restores to a folder (-o OUTDIR/) or a pattern like 'out/{name}.h5'")
+            if strict:
+                raise JetzipError("--strict applies to one .aez file, not to a dataset folder")
             with ui.progress(f"decompress {input}", "inputs") as advance:
                 r = jd.decompress(input, output, scheduler=scheduler, model=model, force=force, format=fmt,
                                   root_compression=root_compression, device=device, batch_size=batch_size,
@@ -480,7 +488,7 @@ def decompress(input, output, model, fmt, root_compression, device, batch_size, 
         with ui.progress(f"decompress {os.path.basename(input)}", "events") as advance:
             r = api.decompress(input, output, model=model, format=fmt, device=device,
                                batch_size=batch_size, force=force, root_compression=root_compression,
-                               threads=threads, progress=advance, warn=ui.warn)
+                               threads=threads, strict=strict, progress=advance, warn=ui.warn)
         ui.info(f"{input} -> {output}: {r['n_jets']} jets in {r['n_events']} events ({r['format']}), "
                 f"{r['seconds']:.2f} s")
         if as_json:

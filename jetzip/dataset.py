@@ -78,7 +78,7 @@ EXTENSION_OF = {"root": ".root", "hdf5": ".h5", "csv": ".csv", "parquet": ".parq
 # not change the output (same bytes whatever they are) and are left out of a part's identity.
 TABLE_OPTIONS = ("tree", "columns", "preset", "collection", "units", "keep_branches", "drop_branches")
 CODEC_OPTIONS = ("error_bound", "latent_dtype", "latent_tolerance", "embed_model", "chunk_jets",
-                 "drop_invalid", "context_model", "carried_compression")
+                 "drop_invalid", "context_model", "carried_compression", "strict")
 RUNTIME_OPTIONS = ("device", "batch_size", "threads")
 COMPRESS_OPTIONS = TABLE_OPTIONS + CODEC_OPTIONS + RUNTIME_OPTIONS
 DECOMPRESS_OPTIONS = ("format", "device", "batch_size", "threads", "root_compression")

@@ -211,6 +211,14 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         title = figure_title(compressed, original, config)
         report["plots"] = write_all(plots, o_cols, d_cols, res, lat, history, pdf=pdf, title=title)
         report["plots_skipped"] = skipped_figures(o_cols, res, lat, history)
+    with open_aez(compressed) as aez:
+        several = sum(len(t.all_collections()) for t in aez.tables) > 1
+    if several and max_jets is None:  # every other collection of every table, against its bound
+        report["collections"] = every_collection(original, compressed, model=model, device=device,
+                                                 batch_size=batch_size, baselines=baselines)
+        if bounds is not None:
+            report["all_within_bounds"] = report["all_within_bounds"] and \
+                all(c.get("all_within_bounds", True) for c in report["collections"])
     if return_arrays:
         report["arrays"] = {"original": o_cols, "decoded": d_cols, "residuals": res}
     return report
@@ -255,6 +263,64 @@ def figure_title(compressed: str | os.PathLike, original: str | os.PathLike, con
     else:
         codec = str(config["id"])
     return f"{os.path.basename(os.fspath(compressed))}, codec {codec}, against {os.path.basename(os.fspath(original))}"
+
+
+def every_collection(original: str | os.PathLike, compressed: str | os.PathLike, *, model: Any = None,
+                     device: str = "auto", batch_size: int | None = None,
+                     baselines: bool = False) -> list[dict[str, Any]]:
+    """Every coded collection of every table of `compressed` against the same columns of
+    `original` (read by name, :func:`jetzip.tables.open_table` with the table and the four
+    columns): per collection ``table``, ``collection``, ``n_jets``, ``bytes`` (its payloads),
+    ``bytes_per_jet``, and for a codec with bounds ``bounds`` (as :func:`bound_check`) and
+    ``all_within_bounds``; with `baselines`, the classical codecs at those bounds.
+
+    Raises:
+        InputError: the original does not hold the same members per entry.
+    """
+    from .codecs import codec_class
+    from .tables import open_table
+
+    out = []
+    with open_aez(compressed) as aez:
+        codecs = aez.codecs(model=model, device=device, batch_size=batch_size)
+        decoded: dict[tuple[int, int], list] = {}
+        sizes: dict[tuple[int, int], int] = {}
+        for stored, chunk in aez.decoded(codecs, carried=False):
+            for c, coll in enumerate(aez.tables[stored.table].all_collections()):
+                part = chunk if c == 0 else chunk.others[coll.name]
+                decoded.setdefault((stored.table, c), []).append((part.columns, part.counts))
+                sizes[(stored.table, c)] = sizes.get((stored.table, c), 0) + len(stored.collections[c].payload)
+        for (t, c), parts in decoded.items():
+            info = aez.tables[t]
+            coll = info.all_collections()[c]
+            config = aez.header.codecs[aez.header.tables[t].codecs[c]]
+            cls = codec_class(config["id"])
+            source = open_table(original, tree=info.tree, columns=coll.columns, units=coll.units)
+            try:
+                orig_parts = [(ch.columns, ch.counts) for ch in source.chunks(1 << 20)]
+            finally:
+                source.close()
+            roles = list(coll.columns)
+            orig = {r: np.concatenate([p[0][r] for p in orig_parts]) if orig_parts else np.zeros(0) for r in roles}
+            dec = {r: np.concatenate([p[0][r] for p in parts]) if parts else np.zeros(0) for r in roles}
+            n = len(dec[roles[0]])
+            if len(orig[roles[0]]) != n:
+                raise InputError(f"{original} holds {len(orig[roles[0]])} {coll.name or 'jets'} in {info.tree}, "
+                                 f"{compressed} {n}: they are not the same table")
+            dec = {k: v.astype(np.dtype(coll.dtypes.get(coll.columns[k], "float32"))) for k, v in dec.items()}
+            row: dict[str, Any] = {"table": info.tree, "collection": coll.name, "codec": config["id"], "n_jets": n,
+                                   "bytes": sizes[(t, c)], "bytes_per_jet": sizes[(t, c)] / n if n else None}
+            bounds = cls.guaranteed_bounds(config)
+            if bounds is not None:
+                row["bounds"] = bound_check(bounds, cls.bound_errors(config, orig, dec),
+                                            dict(config.get("bound_kinds") or {}))
+                row["all_within_bounds"] = all(b["within"] for b in row["bounds"].values())
+            if baselines:
+                from .baselines import measure
+
+                row["baselines"] = measure(orig, coll.representation, bounds, None, units=coll.units)
+            out.append(row)
+    return out
 
 
 def bound_check(bounds: dict[str, float], errors: dict[str, np.ndarray],

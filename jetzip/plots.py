@@ -14,7 +14,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import JetzipError
 
 LABELS = {
     "E": ("E", "GeV", "rel"), "pt": ("$p_T$", "GeV", "rel"), "m": ("m", "GeV", "rel"),
@@ -24,10 +23,9 @@ ORDER = ["E", "pt", "m", "eta", "phi"]
 
 
 def require_matplotlib():
-    try:
-        import matplotlib
-    except ImportError:
-        raise JetzipError("plots need matplotlib: pip install 'jetzip[plot]'") from None
+    from .extras import matplotlib as require
+
+    matplotlib = require()
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     try:

@@ -221,6 +221,18 @@ def print_evaluation(r: dict[str, Any], console) -> None:
         console.print(_bounds_table(r["bounds"]))
         console.print("every value within its bound" if r.get("all_within_bounds") else
                       "SOME VALUES ARE BEYOND THEIR BOUND (see violations)")
+    if r.get("collections"):
+        from rich.table import Table
+
+        t = Table(title="every coded collection (the largest error as a share of its bound)", title_justify="left")
+        for col in ("table", "collection", "codec", "jets", "B/jet", "largest error / bound", "within"):
+            t.add_column(col, justify="left" if col in ("table", "collection", "codec") else "right")
+        for c in r["collections"]:
+            worst = ", ".join(f"{k} {v['max_error'] / v['bound']:.2f}" for k, v in (c.get("bounds") or {}).items())
+            t.add_row(str(c["table"]), str(c["collection"] or "-"), str(c["codec"]), str(c["n_jets"]),
+                      "-" if c["bytes_per_jet"] is None else f"{c['bytes_per_jet']:.2f}", worst or "-",
+                      {True: "yes", False: "NO"}.get(c.get("all_within_bounds"), "-"))
+        console.print(t)
     if r.get("bytes_per_jet") is not None:
         console.print(f"size: {r['bytes']} bytes, {r['bytes_per_jet']:.3f} B/jet, "
                       f"{r['ratio_to_float32']:.1%} of 4 x float32 (16 B/jet); the jets alone (no header, "

@@ -19,7 +19,7 @@ LAYERS = {
     "codecs": 3,
     "engine": 2, "entropy": 2, "model": 2, "models": 2,
     "tables": 1, "carry": 1, "features": 1, "residuals": 1, "synthetic": 1,
-    "errors": 0, "defaults": 0, "atomic": 0, "pipeline": 0, "device": 0, "container": 0,
+    "errors": 0, "extras": 0, "defaults": 0, "atomic": 0, "pipeline": 0, "device": 0, "container": 0,
     "": 0,  # jetzip/__init__.py: version and lazy re-exports only
 }
 

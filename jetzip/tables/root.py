@@ -355,7 +355,7 @@ class RootSource:
             extra["p4_branch"] = self.p4_leaf.name
         extra["restored_as"] = self._restored_as(used, counter, out_counter, [*kept, *jet_branches, *rest])
         self._carry_file_objects(objects)
-        extra["not_carried"] = [*not_carried_msgs, *self.objects_not_carried]
+        extra["not_carried"] = [*not_carried_msgs, *self.objects_not_carried, *_friends(self.tree, tree_name)]
         self.info = TableInfo(
             file=os.path.basename(self.path), format="root", tree=tree_name,
             layout=preset.name if preset else ("jagged" if self.jagged else "flat"),
@@ -410,7 +410,7 @@ class RootSource:
                 dtypes.setdefault(c, self.by_name[c].dtype)
         order = [lf.name for lf in self.leaves]
         restored = {*kept, *rest, *regenerated}
-        extra: dict[str, Any] = {"counters": counters, "not_carried": not_carried}
+        extra: dict[str, Any] = {"counters": counters, "not_carried": [*not_carried, *_friends(self.tree, tree_name)]}
         if self.rntuple:
             extra["rntuple"] = True
         self.other_objects = []
@@ -923,6 +923,24 @@ class RootSource:
     def close(self) -> None:
         if self.owns_file:
             self.file.close()
+
+
+def _friends(tree: Any, name: str) -> list[str]:
+    """One line naming a TTree's friend links, which uproot cannot write back (none: [])."""
+    try:
+        friends = tree.member("fFriends", none_if_missing=True)
+    except Exception:  # noqa: BLE001 - an RNTuple, or a tree uproot cannot tell
+        return []
+    if not friends:
+        return []
+    names = []
+    for f in friends:
+        try:
+            names.append(str(f.member("fTreeName")))
+        except Exception:  # noqa: BLE001 - a friend element of another version
+            names.append("?")
+    return [f"friend link(s) of tree {name} ({', '.join(names)}): uproot writes no TTree friends; "
+            "restore them with TTree::AddFriend"]
 
 
 def _same_counts(nums: dict[str, np.ndarray], where: str, first_entry: int) -> np.ndarray:
