@@ -64,10 +64,8 @@ MAX_KEEP_BYTES = aez_v2.MAX_KEEP_BYTES
 MAX_HEADER_BYTES = 1 << 28  # decompressed header JSON
 MAX_EXTRAS_BYTES = 1 << 31  # decompressed XTRA blob
 MAX_PARTS = 1 << 16
-# A codec cannot store a jet in much less than a bit; a chunk claiming far more jets than its
-# payload can hold is refused before it is decoded (a 17 kB file expanding to 1.7 GB). Raise it
-# with JETZIP_MAX_JETS_PER_BYTE for data that really is that regular.
-MAX_JETS_PER_BYTE = 1024
+MAX_JETS_PER_BYTE = aez_v2.MAX_JETS_PER_BYTE
+max_jets_per_byte = aez_v2.max_jets_per_byte
 HEAD_ZLIB, HEAD_LZMA = 1, 2
 HEAD_LZMA_PRESET = 9
 
@@ -80,11 +78,6 @@ def pack_header(header_json: dict[str, Any]) -> bytes:
         raw, format=lzma.FORMAT_RAW, filters=carry.lzma_filters(HEAD_LZMA_PRESET, len(raw)))
 
 
-def max_jets_per_byte() -> float:
-    try:
-        return float(os.environ.get("JETZIP_MAX_JETS_PER_BYTE", MAX_JETS_PER_BYTE))
-    except ValueError:
-        return float(MAX_JETS_PER_BYTE)
 
 
 @dataclasses.dataclass
@@ -725,20 +718,23 @@ class AezFile:
                 self.extras = self._extras(rec.payload, where)
                 self.extras_stored = len(rec.payload)
             elif rec.tag == "TAIL":
-                from .model import parse_json
-
-                tail = parse_json(rec.payload, where)
-                if tail.get("tables") != totals or tail.get("n_chunks") != n_chunks:
-                    raise FormatError(f"{where}: totals in the trailer do not match the chunks")
-                if self.f.read(1):
-                    raise FormatError(f"{where}: unexpected bytes after the trailer")
-                self._tail = tail
+                self._tail = self._trailer(rec, where, {"tables": totals, "n_chunks": n_chunks})
                 return
-            elif rec.tag in KNOWN_TAGS or container.is_critical(rec.tag):
-                raise FormatError(f"{where}: unexpected record {rec.tag} at byte {rec.offset}"
-                                  + ("" if rec.tag in KNOWN_TAGS else
-                                     " (written by a newer jetzip? upgrade to read it)"))
+            else:
+                _refuse_unknown(rec, where)
         raise FormatError(f"{where} is truncated: it ends after {n_chunks} chunks without a trailer")
+
+    def _trailer(self, rec: container.Record, where: str, expected: dict[str, Any]) -> dict:
+        """The TAIL record's totals, which must say what the chunks said (`expected`), with
+        nothing after it."""
+        from .model import parse_json
+
+        tail = parse_json(rec.payload, where)
+        if any(tail.get(k) != v for k, v in expected.items()):
+            raise FormatError(f"{where}: totals in the trailer do not match the chunks")
+        if self.f.read(1):
+            raise FormatError(f"{where}: unexpected bytes after the trailer")
+        return tail
 
     def _extras(self, payload: bytes, where: str) -> bytes:
         if not payload or payload[0] != carry.METHOD_LZMA:
@@ -859,21 +855,12 @@ class AezFile:
                 if pending is not None:
                     yield self._complete_v2(pending, where)
                     pending = None
-                from .model import parse_json
-
-                tail = parse_json(rec.payload, where)
-                if tail.get("n_jets") != n_jets or tail.get("n_events") != n_events \
-                        or tail.get("n_chunks") != n_chunks:
-                    raise FormatError(f"{where}: totals in the trailer do not match the chunks")
-                if self.f.read(1):
-                    raise FormatError(f"{where}: unexpected bytes after the trailer")
+                tail = self._trailer(rec, where, {"n_jets": n_jets, "n_events": n_events, "n_chunks": n_chunks})
                 self._tail = {**tail, "tables": [{"n_entries": n_events, "n_chunks": n_chunks,
                                                   "n_jets": [n_jets]}]}
                 return
-            elif rec.tag in KNOWN_TAGS or container.is_critical(rec.tag):
-                raise FormatError(f"{where}: unexpected record {rec.tag} at byte {rec.offset}"
-                                  + ("" if rec.tag in KNOWN_TAGS else
-                                     " (written by a newer jetzip? upgrade to read it)"))
+            else:
+                _refuse_unknown(rec, where)
         raise FormatError(f"{where} is truncated: it ends after {n_chunks} chunks without a trailer")
 
     def _complete_v2(self, chunk: Chunk, where: str) -> Chunk:
@@ -1003,6 +990,13 @@ class AezFile:
                 and not any(k in o.jet_kept for o in others.values())}
         counts = chunk.counts if info.has_jets else np.zeros(chunk.n_entries, np.uint32)
         return JetChunk(first, counts, kept, 0, max(chunk.first_entry, 0), jet_kept, rest, others)
+
+
+def _refuse_unknown(rec: container.Record, where: str) -> None:
+    """A record out of place: refused if critical (or known); an ancillary one is skipped."""
+    if rec.tag in KNOWN_TAGS or container.is_critical(rec.tag):
+        raise FormatError(f"{where}: unexpected record {rec.tag} at byte {rec.offset}"
+                          + ("" if rec.tag in KNOWN_TAGS else " (written by a newer jetzip? upgrade to read it)"))
 
 
 def _no_jets(coll: Any) -> dict[str, np.ndarray]:

@@ -741,7 +741,12 @@ def _default_model_if_matching(compressed: str):
 
 def main() -> None:
     """The console script: click's own handling, except that a closed stdout (``| head``) ends
-    quietly with exit 0 every time, whether it shows while writing or at the final flush."""
+    quietly with exit 0 every time, whether it shows while writing or at the final flush. A
+    stdout or stderr closed before the start (``>&-``) is a reader that has gone: the work is
+    done, nothing is written there."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - for the life of the process
     try:
         code = cli.main(prog_name="jetzip", standalone_mode=False)
     except click.ClickException as exc:

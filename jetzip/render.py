@@ -103,6 +103,8 @@ def print_inspect(info: dict[str, Any], console) -> None:
             rows.append(("per column", ", ".join(f"{k} {8 * v / info['n_jets']:.2f}"
                                                  for k, v in streams.items()) + " bits/jet"))
         rows.append(("checksums", "all verified"))
+        for line in info.get("payloads_not_verified") or []:
+            rows.append(("payloads", f"not decoded: {line}"))
     else:
         rows.append(("checksums", "not verified (--no-verify)"))
     for k, v in rows:
