@@ -3,10 +3,11 @@
 
 Writes a table of about 2M jets (Poisson(4) jets per event) in each format whose reader starts
 at an entry: ROOT (a NanoAOD-like ``Events`` TTree that uproot writes: ``nJet`` and ``Jet_*``
-jagged branches, baskets of 65,536 events), HDF5 (jetzip's own jagged layout: ``nJet`` counter beside flat ``Jet_*`` columns),
-Parquet (``Jet_*`` list columns, row groups of 65,536 events) and CSV (one row per jet, an
-``event`` column). Then opens each and times ``chunks(1 << 18, a, b)`` over the first and the
-last 1 % of its entries (best of `--repeat`), reading every jet column.
+jagged branches, baskets of 65,536 events), HDF5 (jetzip's own jagged layout: ``nJet``
+counter beside flat ``Jet_*`` columns), Parquet (``Jet_*`` list columns, row groups of 65,536
+events) and CSV (one row per jet, an ``event`` column). Then opens each and times
+``chunks(1 << 18, a, b)`` over the first and the last 1 % of its entries (best of `--repeat`),
+reading every jet column.
 
 Usage:
     python examples/bench_entry_start.py [--jets 2000000] [--repeat 3] [--keep DIR]
@@ -112,8 +113,8 @@ def main() -> int:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         worst = 0.0
-        for fmt, ext, writer in (("root", "root", write_root), ("hdf5", "h5", write_hdf5), ("parquet", "parquet", write_parquet),
-                                 ("csv", "csv", write_csv)):
+        for fmt, ext, writer in (("root", "root", write_root), ("hdf5", "h5", write_hdf5),
+                                 ("parquet", "parquet", write_parquet), ("csv", "csv", write_csv)):
             path = folder / f"entries.{ext}"
             writer(path, counts, jets)
             # CSV holds no event without jets: its entries are the others
