@@ -715,7 +715,7 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
                     if chunk.table == main and k == 0:  # the streams of the first collection are reported
                         _add_stats(stats[i], facts)
             parts["extras"] = aez.extras_stored
-            parts["framing"] = (aez.size or 0) - sum(parts.values())
+            parts["framing"] = (aez.size or 0) - sum(parts.values())  # records' framing, event counts
             tail = aez.tail or {}
             n = tail["n_jets"]
             first = aez.header.tables[main].codecs[0] if aez.header.tables[main].codecs else None

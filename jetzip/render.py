@@ -80,7 +80,9 @@ def print_inspect(info: dict[str, Any], console) -> None:
         parts = info.get("bytes_by_part")
         if parts:
             total = max(int(info["bytes"]), 1)
-            shown = ", ".join(f"{name} {_fmt_bytes(v)} ({v / total:.0%})" for name, v in parts.items() if v)
+            label = {"framing": "event counts and framing", "extras": "other objects", "side": "decoder"}
+            shown = ", ".join(f"{label.get(name, name)} {_fmt_bytes(v)} ({v / total:.0%})"
+                              for name, v in parts.items() if v)
         else:  # files before format 3.0
             shown = ", ".join(f"{k} {_fmt_bytes(info.get(v))}" for k, v in
                               (("jets", "payload_bytes"), ("decoder", "side_bytes"), ("other objects", "extras_bytes"))
