@@ -238,9 +238,10 @@ def print_evaluation(r: dict[str, Any], console) -> None:
                       {True: "yes", False: "NO"}.get(c.get("all_within_bounds"), "-"))
         console.print(t)
     if r.get("bytes_per_jet") is not None:
-        console.print(f"size: {r['bytes']} bytes, {r['bytes_per_jet']:.3f} B/jet, "
-                      f"{r['ratio_to_float32']:.1%} of 4 x float32 (16 B/jet); the jets alone (no header, "
-                      f"decoder or carried branches) {r.get('payload_bytes_per_jet') or 0:.3f} B/jet")
+        share = f"{r['ratio_to_input']:.0%} of the input, " if r.get("ratio_to_input") is not None else ""
+        console.print(f"size: {r['bytes']} bytes ({share}{r['bytes_per_jet']:.3f} B/jet over the whole file); "
+                      f"the jets alone (no header, decoder or carried branches) "
+                      f"{r.get('payload_bytes_per_jet') or 0:.3f} B/jet (4 x float32: 16)")
     alt = r.get("alternatives") or {}
     if alt:
         from rich.table import Table
