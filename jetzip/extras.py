@@ -7,14 +7,13 @@ that names the ``pip install`` to run (in the spirit of uproot's ``extras.py``).
 """
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 from .errors import JetzipError
 
 _HINTS = {
-    "pyarrow": ("Parquet tables need pyarrow", "jetzip[parquet]"),
-    "pyarrow.parquet": ("Parquet tables need pyarrow", "jetzip[parquet]"),
+    "pyarrow": ("Parquet needs pyarrow", "jetzip[parquet]"),
+    "pyarrow.parquet": ("Parquet needs pyarrow", "jetzip[parquet]"),
     "matplotlib": ("plots need matplotlib", "jetzip[plot]"),
     "dask": ("datasets on a cluster need Dask", "jetzip[dask]"),
     "distributed": ("datasets on a cluster need Dask's distributed scheduler", "jetzip[dask]"),
@@ -31,7 +30,10 @@ def require(name: str) -> ModuleType:
         JetzipError: it is not installed (the message says what to install).
     """
     try:
-        return importlib.import_module(name)
+        module = __import__(name)  # the import statement's own hook, not importlib's shortcut
+        for part in name.split(".")[1:]:
+            module = getattr(module, part)
+        return module
     except ImportError:
         why, extra = _HINTS.get(name, (f"this needs {name}", name))
         raise JetzipError(f"{why}: pip install '{extra}' (or pip install {name.split('.')[0]})") from None

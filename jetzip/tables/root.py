@@ -847,14 +847,7 @@ class RootSource:
             raw = {role: arrays[self.by_name[n].key] for role, n in names.items()}
         counts: np.ndarray | None = None
         if self.jagged and raw:
-            nums = {role: ak.num(a, axis=1).to_numpy() for role, a in raw.items()}
-            ref = next(iter(nums.values()))
-            for num in nums.values():
-                if not np.array_equal(num, ref):
-                    bad = int(np.argmax(num != ref))
-                    raise InputError(f"{where}: jet columns have different lengths in event {bad + first_entry} "
-                                     f"({', '.join(f'{names[r]}={int(v[bad])}' for r, v in nums.items())})")
-            counts = ref.astype(np.uint32)
+            counts = _same_counts({names[r]: ak.num(a, axis=1).to_numpy() for r, a in raw.items()}, where, first_entry)
         cols = {role: _flat(a) for role, a in raw.items()}
         jet_kept, kept = {}, {}
         if has_info:
