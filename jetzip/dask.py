@@ -7,7 +7,8 @@
     jd.inspect("out/")                        # every part against the manifest
     jd.decompress("out/", "restored/", scheduler="tcp://host:8786")
     events = jd.read("out/")                  # dask-awkward: one partition per part
-    events.Jet_pt.compute()
+    events.Jet_pt.compute()                   # only the Jet collection is decoded
+    jd.read("file.aez")                       # one .aez: one partition per chunk
 
 Every input file, or every range of `entries_per_task` entries of a large one, is a task that
 writes its own ``.aez`` part into OUTDIR; ``OUTDIR/manifest.json`` lists the parts (see
@@ -34,6 +35,9 @@ One run at a time per folder: ``compress`` holds ``OUTDIR/.jetzip-lock`` exclusi
 ``decompress`` and ``inspect`` shared; a second run fails at once with one line. Whoever
 edited a dataset folder, nothing read from it names a place outside it (see
 :mod:`jetzip.dataset` for the checks).
+
+:func:`read` gives what :func:`jetzip.arrays` reads (every branch, the input's names), on the
+same code (:func:`jetzip.reading.read_table`).
 
 Dask (``dask[distributed]``, ``dask-awkward``) is imported only here, and only when a cluster
 or :func:`read` is used; without it a one-line error says ``pip install 'jetzip[dask]'``.
