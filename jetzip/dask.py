@@ -80,22 +80,18 @@ from .dataset import (
     split_options,
     write_manifest,
 )
+from . import extras
 from .errors import FormatError, JetzipError, positive_int
 
-INSTALL_HINT = "pip install 'jetzip[dask]'"
 DEFAULT_RETRIES = 2
 
 __all__ = ["bench", "compress", "connect", "decompress", "inspect", "read"]
 
 
 def _require(*modules: str) -> None:
-    import importlib
-
+    """Import the optional modules (:func:`jetzip.extras.require`: one line naming the extra)."""
     for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            raise JetzipError(f"this needs Dask ({name} is not installed): {INSTALL_HINT}") from None
+        extras.require(name)
 
 
 def parse_scheduler(address: str) -> tuple[str, int | None]:
