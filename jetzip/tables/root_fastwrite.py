@@ -450,28 +450,42 @@ def _payload(f, seek: int) -> bytes:
     return bytes(key.get_uncompressed_chunk_cursor()[0].raw_data)
 
 
+def _write_both_ways(paths: list[str], write, after_deferred=None) -> None:
+    """Write the same check file twice, to two temporary files appended to `paths` (the caller
+    removes them): the normal way, then with the metadata deferred and compressed
+    (`after_deferred(f)` runs on that one before it closes)."""
+    import uproot
+
+    for deferred in (False, True):
+        fd, path = tempfile.mkstemp(suffix=".root", prefix="jetzip-check-")
+        os.close(fd)
+        paths.append(path)
+        with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
+            if deferred:
+                _defer(f)
+            write(f)
+            if deferred:
+                write_metadata(f)
+                if after_deferred is not None:
+                    after_deferred(f)
+
+
 def _metadata_check() -> bool:
     """The check file written deferred reads back as the one written the normal way."""
     import awkward as ak
     import uproot
 
-    paths = []
+    paths: list[str] = []
     try:
         seeks: dict[str, list[tuple[int, int]]] = {}
-        for deferred in (False, True):
-            fd, path = tempfile.mkstemp(suffix=".root", prefix="jetzip-check-")
-            os.close(fd)
-            paths.append(path)
-            with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
-                if deferred:
-                    _defer(f)
-                _write_check_trees(f)
-                if deferred:
-                    write_metadata(f)
-                    for tree in _writable_file(f)._trees.values():  # where each branch's fBasketSeek lies
-                        seeks[tree._cascading._name] = [
-                            (d["basket_metadata_start"] + 3 + d["fBasketBytes"].nbytes + d["fBasketEntry"].nbytes,
-                             d["fBasketSeek"].nbytes) for d in tree._cascading._branch_data if d["kind"] != "record"]
+
+        def basket_seeks(f) -> None:  # where each branch's fBasketSeek lies in the deferred file
+            for tree in _writable_file(f)._trees.values():
+                seeks[tree._cascading._name] = [
+                    (d["basket_metadata_start"] + 3 + d["fBasketBytes"].nbytes + d["fBasketEntry"].nbytes,
+                     d["fBasketSeek"].nbytes) for d in tree._cascading._branch_data if d["kind"] != "record"]
+
+        _write_both_ways(paths, _write_check_trees, basket_seeks)
         normal, small = (uproot.open(p) for p in paths)
         with normal, small:
             if normal.classnames() != small.classnames() or sorted(seeks) != ["E", "T"]:
@@ -579,18 +593,9 @@ def _ntuple_check() -> bool:
     import awkward as ak
     import uproot
 
-    paths = []
+    paths: list[str] = []
     try:
-        for deferred in (False, True):
-            fd, path = tempfile.mkstemp(suffix=".root", prefix="jetzip-check-")
-            os.close(fd)
-            paths.append(path)
-            with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
-                if deferred:
-                    _defer(f)
-                _write_check_ntuple(f)
-                if deferred:
-                    write_metadata(f)
+        _write_both_ways(paths, _write_check_ntuple)
         with uproot.open(paths[0]) as a, uproot.open(paths[1]) as b:
             na, nb = a["N"], b["N"]
             ma = {k: na.member(k) for k in ("fSeekHeader", "fNBytesHeader", "fLenHeader")}
