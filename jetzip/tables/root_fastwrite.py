@@ -612,6 +612,23 @@ def _ntuple_check() -> bool:
             os.unlink(path)
 
 
+def _keep_if_checked(fix: str, check, revert, failed: str) -> bool:
+    """Keep an installed fix only if `check()` (on the patched uproot) returns True; otherwise
+    `revert()` and record why in ``_STATE[fix + "_why"]`` (`failed`, or the exception). Sets
+    ``_STATE[fix]``; returns it."""
+    ok = False
+    try:
+        ok = bool(check())
+        if not ok:
+            _STATE[f"{fix}_why"] = failed
+    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
+        _STATE[f"{fix}_why"] = f"{type(exc).__name__}: {exc}"
+    if not ok:
+        revert()
+    _STATE[fix] = ok
+    return ok
+
+
 def _install_ntuple() -> None:
     from uproot.writing import _cascadentuple
 
@@ -622,16 +639,12 @@ def _install_ntuple() -> None:
         return
     _ORIGINAL.update(ntuple_write=nt.write, ntuple_extend=nt.extend)
     nt.write, nt.extend = write, extend
-    ok = False
-    try:
-        ok = _ntuple_check()
-        if not ok:
-            _STATE["ntuple_why"] = "an RNTuple written with compressed envelopes did not read back as uproot's own"
-    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
-        _STATE["ntuple_why"] = f"{type(exc).__name__}: {exc}"
-    if not ok:
+
+    def revert() -> None:
         nt.write, nt.extend = _ORIGINAL["ntuple_write"], _ORIGINAL["ntuple_extend"]
-    _STATE["ntuple"] = ok
+
+    _keep_if_checked("ntuple", _ntuple_check, revert,
+                     "an RNTuple written with compressed envelopes did not read back as uproot's own")
 
 
 def _install_metadata() -> None:
@@ -642,18 +655,14 @@ def _install_metadata() -> None:
                      _relocate=tree._relocate, streamers_write=streamers.write)
     tree.write_anew, tree.write_updates, tree._relocate = _write_anew, _write_updates, _relocate
     streamers.write = _streamers_write
-    ok = False
-    try:
-        ok = _metadata_check()
-        if not ok:
-            _STATE["metadata_why"] = "a tree written with compressed metadata did not read back as uproot's own"
-    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
-        _STATE["metadata_why"] = f"{type(exc).__name__}: {exc}"
-    if not ok:
+
+    def revert() -> None:
         tree.write_anew, tree.write_updates = _ORIGINAL["write_anew"], _ORIGINAL["write_updates"]
         tree._relocate, streamers.write = _ORIGINAL["_relocate"], _ORIGINAL["streamers_write"]
-    _STATE["metadata"] = ok
-    if ok:  # RNTuple envelopes ride on the same deferred files
+
+    # RNTuple envelopes ride on the same deferred files
+    if _keep_if_checked("metadata", _metadata_check, revert,
+                        "a tree written with compressed metadata did not read back as uproot's own"):
         try:
             _install_ntuple()
         except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
