@@ -9,6 +9,7 @@ How data flows, module by module::
     codec      chunks -> device -> latents, and back
     aez        the .aez container (spec in its docstring), on the record framing of container
     api        compress / decompress / inspect, tying the above together
+    reading    arrays: read a .aez like uproot reads ROOT (what is asked, decoded in parallel)
     train, evaluate, bench, plots   one command each
     cli        Click only: options, messages, exit codes
 
@@ -32,6 +33,7 @@ _LAZY = {
     "compress": ("api", "compress"),
     "decompress": ("api", "decompress"),
     "inspect": ("api", "inspect"),
+    "arrays": ("reading", "arrays"),
     "train": ("training", "train"),
     "TrainOptions": ("training", "TrainOptions"),
     "evaluate": ("evaluation", "evaluate"),

@@ -64,10 +64,8 @@ MAX_KEEP_BYTES = aez_v2.MAX_KEEP_BYTES
 MAX_HEADER_BYTES = 1 << 28  # decompressed header JSON
 MAX_EXTRAS_BYTES = 1 << 31  # decompressed XTRA blob
 MAX_PARTS = 1 << 16
-# A codec cannot store a jet in much less than a bit; a chunk claiming far more jets than its
-# payload can hold is refused before it is decoded (a 17 kB file expanding to 1.7 GB). Raise it
-# with JETZIP_MAX_JETS_PER_BYTE for data that really is that regular.
-MAX_JETS_PER_BYTE = 1024
+MAX_JETS_PER_BYTE = aez_v2.MAX_JETS_PER_BYTE
+max_jets_per_byte = aez_v2.max_jets_per_byte
 HEAD_ZLIB, HEAD_LZMA = 1, 2
 HEAD_LZMA_PRESET = 9
 
@@ -80,11 +78,6 @@ def pack_header(header_json: dict[str, Any]) -> bytes:
         raw, format=lzma.FORMAT_RAW, filters=carry.lzma_filters(HEAD_LZMA_PRESET, len(raw)))
 
 
-def max_jets_per_byte() -> float:
-    try:
-        return float(os.environ.get("JETZIP_MAX_JETS_PER_BYTE", MAX_JETS_PER_BYTE))
-    except ValueError:
-        return float(MAX_JETS_PER_BYTE)
 
 
 @dataclasses.dataclass
@@ -336,13 +329,7 @@ def _unpack_counts(blob: bytes | memoryview, n_entries: int, n_jets: int, where:
     if len(blob) < 1 or blob[0] not in (1, 2, 4):
         raise FormatError(f"{where}: event counts are corrupted")
     width = blob[0]
-    d = zlib.decompressobj()
-    try:
-        raw = d.decompress(bytes(blob[1:]), width * n_entries + 1)
-    except zlib.error:
-        raise FormatError(f"{where}: event counts are corrupted") from None
-    if len(raw) != width * n_entries or not d.eof:
-        raise FormatError(f"{where}: event counts are corrupted")
+    raw = container.inflate_exact(blob[1:], width * n_entries, f"{where}: event counts are corrupted")
     counts = np.frombuffer(raw, f"<u{width}").astype(np.uint32)
     if int(counts.sum(dtype=np.uint64)) != n_jets:
         raise FormatError(f"{where}: event counts do not add up to the chunk's {n_jets} jets")
@@ -937,7 +924,8 @@ class AezFile:
 
     # ---------------------------------------------------------------------------- decoding
     def decoded(self, codecs: Sequence[Any] | None = None, workers: int = 1,
-                tables: Sequence[int] | None = None, carried: bool = True) -> Iterator[tuple[Chunk, JetChunk]]:
+                tables: Sequence[int] | None = None, carried: bool = True,
+                first_collection_only: bool = False) -> Iterator[tuple[Chunk, JetChunk]]:
         """The one decode loop: ``(stored chunk, decoded JetChunk)`` for every chunk of
         `tables` (None: all), in file order.
 
@@ -951,6 +939,9 @@ class AezFile:
             workers: processes for parallel codecs (1: this process).
             tables: the tables to decode (indices into ``header.tables``).
             carried: also decompress the carried branches.
+            first_collection_only: decode each table's first collection only (the others are
+                left out of the decoded chunk); ``evaluate`` reads a sequential codec's
+                ``diagnostics()`` (the latents) after each chunk this way.
 
         Raises:
             FormatError: a damaged record or payload.
@@ -959,15 +950,16 @@ class AezFile:
 
         codecs = list(codecs) if codecs is not None else self.codecs()
         where = str(self.path)
+        keep = 1 if first_collection_only else None
         parallel = workers > 1 and all(c.parallel for c in codecs)
         if parallel:
             configs = [c.task_config() for c in codecs]
 
             def task_args(chunk: Chunk) -> tuple:
                 spec = self.header.tables[chunk.table]
-                return ([configs[i] for i in spec.codecs],
+                return ([configs[i] for i in spec.codecs[:keep]],
                         [(bytes(s.payload), s.n_jets, s.counts, list(c.columns))
-                         for s, c in zip(chunk.collections, spec.info.all_collections())],
+                         for s, c in zip(chunk.collections[:keep], spec.info.all_collections()[:keep])],
                         f"{where}: chunk {chunk.index}")
 
             for chunk, cols in ordered_process_map(_decode_collections_task, self.chunks(tables), task_args, workers):
@@ -977,7 +969,8 @@ class AezFile:
             spec = self.header.tables[chunk.table]
             cols = [codecs[i].decode(s.payload, s.n_jets, s.counts, f"{where}: chunk {chunk.index}")
                     if s.n_jets else _no_jets(coll)
-                    for i, s, coll in zip(spec.codecs, chunk.collections, spec.info.all_collections())]
+                    for i, s, coll in zip(spec.codecs[:keep], chunk.collections[:keep],
+                                          spec.info.all_collections()[:keep])]
             yield chunk, self._assemble(chunk, cols, carried)
 
     def _assemble(self, chunk: Chunk, cols: list[dict[str, np.ndarray]], carried: bool) -> JetChunk:

@@ -18,12 +18,26 @@ import zlib
 
 import numpy as np
 
+from . import container
 from .errors import FormatError
 
 CHUNK_HEAD = struct.Struct("<IIIII")
 MAX_JETS_PER_CHUNK = 1 << 22
 MAX_EVENTS_PER_CHUNK = 1 << 22
 MAX_KEEP_BYTES = 1 << 28  # decoded kept branches of one chunk
+# A codec cannot store a jet in much less than a bit; a chunk claiming far more jets than its
+# payload can hold is refused before it is decoded (a 17 kB file expanding to 1.7 GB).
+MAX_JETS_PER_BYTE = 1024
+
+
+def max_jets_per_byte() -> float:
+    """:data:`MAX_JETS_PER_BYTE`, or the environment variable ``JETZIP_MAX_JETS_PER_BYTE``."""
+    import os
+
+    try:
+        return float(os.environ.get("JETZIP_MAX_JETS_PER_BYTE", MAX_JETS_PER_BYTE))
+    except ValueError:
+        return float(MAX_JETS_PER_BYTE)
 
 
 def decode_chunk(record: bytes, index: int, jagged: bool, where: str) -> tuple[int, np.ndarray | None, memoryview]:
@@ -39,6 +53,10 @@ def decode_chunk(record: bytes, index: int, jagged: bool, where: str) -> tuple[i
     if n_jets > MAX_JETS_PER_CHUNK or n_events > MAX_EVENTS_PER_CHUNK:
         raise FormatError(f"{where}: chunk claims {n_jets} jets in {n_events} events, more than a "
                           f"chunk may hold ({MAX_JETS_PER_CHUNK}); the file is corrupted")
+    limit = max_jets_per_byte()
+    if n_jets > limit * max(n_payload, 1):
+        raise FormatError(f"{where}: chunk claims {n_jets} jets in {n_payload} bytes, more than {limit:g} jets "
+                          "per byte (set JETZIP_MAX_JETS_PER_BYTE to read such a file)")
     counts = None
     if jagged:
         counts = decode_counts(record[CHUNK_HEAD.size:CHUNK_HEAD.size + n_cnt], n_events, n_jets, where)
@@ -49,13 +67,7 @@ def decode_chunk(record: bytes, index: int, jagged: bool, where: str) -> tuple[i
 
 def decode_counts(blob: bytes | memoryview, n_events: int, n_jets: int, where: str) -> np.ndarray:
     """zlib-compressed u32 per-event counts that must add up to `n_jets`."""
-    d = zlib.decompressobj()
-    try:
-        raw = d.decompress(bytes(blob), 4 * n_events + 1)
-    except zlib.error:
-        raise FormatError(f"{where}: event counts are corrupted") from None
-    if len(raw) != 4 * n_events or not d.eof:
-        raise FormatError(f"{where}: event counts are corrupted")
+    raw = container.inflate_exact(blob, 4 * n_events, f"{where}: event counts are corrupted")
     counts = np.frombuffer(raw, "<u4").astype(np.uint32)
     if int(counts.sum(dtype=np.uint64)) != n_jets:
         raise FormatError(f"{where}: event counts do not add up to the chunk's {n_jets} jets")

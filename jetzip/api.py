@@ -30,7 +30,7 @@ from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_C
                        DEFAULT_LATENT_DTYPE,
                        LATENT_DTYPE_CHOICES,
                        DEFAULT_ROOT_COMPRESSION, MIN_WRITE_JETS, RAW_BYTES_PER_JET)
-from .errors import FormatError, InputError, JetzipError, open_input, positive_int
+from .errors import FormatError, InputError, JetzipError, ModelMismatchError, open_input, positive_int
 from .model import Model, load_model, resolve_model
 from .pipeline import InOrderWorker, ordered_process_map, prefetch
 from .tables import (CollectionInfo, JetChunk, TableInfo, concat_chunks, describe_jet, format_of, open_file,
@@ -689,6 +689,7 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
                                        for coll, i in zip(t.info.all_collections(), t.codecs)]}
                       for t in aez.header.tables]
             stats: list[dict[str, Any]] = [{} for _ in aez.header.codecs]
+            needs_model: dict[int, str] = {}  # codec -> why its payloads could not be decoded
             parts = {"header": aez.head_bytes, "side": sum(len(v) for v in aez.side.values()), "jets": 0,
                      "carried": 0, "extras": 0}
             for chunk in aez.chunks():
@@ -703,18 +704,24 @@ def inspect(path: str | os.PathLike, verify: bool = True, model: str | os.PathLi
                     t["collections"][k]["jets"] += stored.n_jets
                     t["collections"][k]["bytes"] += len(stored.payload)
                     parts["jets"] += len(stored.payload)
-                    if not stored.n_jets:
-                        continue  # nothing stored, nothing to verify
+                    if not stored.n_jets or i in needs_model:
+                        continue  # nothing stored, or a model to decode it with is not at hand
                     one = dataclasses.replace(chunk, collections=[stored])
-                    facts = classes[i].payload_stats(aez.header.codecs[i], [one], ctx)  # verified as decode would
+                    try:
+                        facts = classes[i].payload_stats(aez.header.codecs[i], [one], ctx)  # as decode checks
+                    except ModelMismatchError as exc:
+                        needs_model[i] = str(exc)
+                        continue
                     if chunk.table == main and k == 0:  # the streams of the first collection are reported
                         _add_stats(stats[i], facts)
             parts["extras"] = aez.extras_stored
-            parts["framing"] = (aez.size or 0) - sum(parts.values())
+            parts["framing"] = (aez.size or 0) - sum(parts.values())  # records' framing, event counts
             tail = aez.tail or {}
             n = tail["n_jets"]
             first = aez.header.tables[main].codecs[0] if aez.header.tables[main].codecs else None
             out.update(stats[first] if first is not None else {})
+            if needs_model:  # every checksum verified; these payloads need a model to be checked
+                out["payloads_not_verified"] = sorted(set(needs_model.values()))
             out.update({
                 "verified": True, **tail, "tables": tables, "bytes_by_part": parts,
                 "payload_bytes": tables[main]["collections"][0]["bytes"] if tables[main]["collections"] else 0,

@@ -199,8 +199,7 @@ def measure(columns: Mapping[str, np.ndarray], representation: str,
         from .entropy.context import default_context_model
 
         codec = BoundedCodec(dict(bounds), representation, units, default_context_model())
-        payload = codec.encode(cols, counts)
-        dec = codec.decode(payload, n, counts)
+        payload, dec = codec.roundtrip(cols, counts)
         out["jetzip-bounded"] = {"bytes_per_jet": len(payload) / n,
                                  "max_error": max_errors(cols, {r: v.astype(np.float32) for r, v in dec.items()}),
                                  "bounded": True}

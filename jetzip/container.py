@@ -135,5 +135,22 @@ def iter_records(f: BinaryIO, what: str, start_index: int = 0, seed: int = 0) ->
         index += 1
 
 
+def inflate_exact(blob: bytes | memoryview, size: int, message: str) -> bytes:
+    """zlib-compressed bytes that must inflate to exactly `size` bytes and end there; never
+    inflates more than `size` + 1 bytes, whatever the stream claims (a zlib bomb stops there).
+
+    Raises:
+        FormatError(message): the stream is damaged, shorter or longer than `size`.
+    """
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(bytes(blob), size + 1)
+    except zlib.error:
+        raise FormatError(message) from None
+    if len(raw) != size or not d.eof or d.unused_data:
+        raise FormatError(message)
+    return raw
+
+
 def is_critical(tag: str) -> bool:
     return tag[:1].isupper()

@@ -37,6 +37,8 @@ REFERENCE_BOUND = 1e-5  # near-continuous values and features
 FLAT_FRACTION = 0.25  # share of copies with no event structure (flat tables)
 TAIL = 2e-4  # quantile left to the escape bucket at each open end
 MIN_SAMPLES = 1000  # a stream with fewer symbols is left to the chunks' own tables
+MIN_EVENTS = 100  # the validation split is by event: fewer leave one side empty or meaningless
+DEFAULT_MAX_JETS = 2_000_000  # jets read when --max-jets is not given (whole events)
 
 
 def stream_samples(chunks: list[tuple[dict[str, np.ndarray], np.ndarray]], units: str = "GeV",
@@ -115,6 +117,8 @@ def fit_stream(name: str, values: np.ndarray, feats: np.ndarray, events: np.ndar
         pick = np.sort(rng.choice(len(values), max_samples, replace=False))
         values, feats, events = values[pick], feats[pick], events[pick]
     val = (events * 2654435761 % 1000) < int(val_fraction * 1000)  # by event, reproducible
+    if val.all() or not val.any():  # every sample in one split (few events): the events' order instead
+        val = np.arange(len(values)) % 10 == 0
     edges = bucket_edges(values[~val], buckets, name)
     thr_b = np.searchsorted(edges, values, side="right") - 1
     target = np.where((thr_b >= 0) & (thr_b < buckets), thr_b, buckets)
@@ -186,7 +190,9 @@ def train_context_model(inputs: list[str], output: str, *, max_jets: int | None 
     if not ctxm.NAME_PATTERN.fullmatch(model_name):
         raise JetzipError(f"model name {model_name!r}: use 1-64 letters, digits or _.+- (it is the file name "
                           "without its extension unless given)")
-    chunks, files, total, units = [], [], 0, "GeV"
+    if max_jets is None:
+        max_jets = DEFAULT_MAX_JETS  # a bounded sample: memory and time do not grow with the inputs
+    chunks, files, total, units, n_events = [], [], 0, "GeV", 0
     for path in inputs:
         source = open_table(path, **{"drop_branches": ("*",), **table_options})
         try:
@@ -206,6 +212,7 @@ def train_context_model(inputs: list[str], output: str, *, max_jets: int | None 
                     columns = {k: v[:int(np.sum(counts, dtype=np.int64))] for k, v in columns.items()}
                 chunks.append((columns, counts))
                 total += len(columns["pt"])
+                n_events += int(np.count_nonzero(counts))
                 if max_jets is not None and total >= max_jets:
                     break
         finally:
@@ -215,6 +222,9 @@ def train_context_model(inputs: list[str], output: str, *, max_jets: int | None 
             break
     if total == 0:
         raise JetzipError("no jets to train on")
+    if n_events < MIN_EVENTS:
+        raise JetzipError(f"the entropy model learns from events and holds some back to validate: {n_events} "
+                          f"event(s) with jets is too few (give at least {MIN_EVENTS})")
     samples = stream_samples(chunks, units, seed)
     streams, figures = {}, {}
     for stream, (values, feats, events) in samples.items():

@@ -7,7 +7,8 @@
     jd.inspect("out/")                        # every part against the manifest
     jd.decompress("out/", "restored/", scheduler="tcp://host:8786")
     events = jd.read("out/")                  # dask-awkward: one partition per part
-    events.Jet_pt.compute()
+    events.Jet_pt.compute()                   # only the Jet collection is decoded
+    jd.read("file.aez")                       # one .aez: one partition per chunk
 
 Every input file, or every range of `entries_per_task` entries of a large one, is a task that
 writes its own ``.aez`` part into OUTDIR; ``OUTDIR/manifest.json`` lists the parts (see
@@ -34,6 +35,9 @@ One run at a time per folder: ``compress`` holds ``OUTDIR/.jetzip-lock`` exclusi
 ``decompress`` and ``inspect`` shared; a second run fails at once with one line. Whoever
 edited a dataset folder, nothing read from it names a place outside it (see
 :mod:`jetzip.dataset` for the checks).
+
+:func:`read` gives what :func:`jetzip.arrays` reads (every branch, the input's names), on the
+same code (:func:`jetzip.reading.read_table`).
 
 Dask (``dask[distributed]``, ``dask-awkward``) is imported only here, and only when a cluster
 or :func:`read` is used; without it a one-line error says ``pip install 'jetzip[dask]'``.
@@ -561,147 +565,176 @@ def format_inspect(info: Mapping[str, Any]) -> str:
 
 
 # -- read: dask-awkward -----------------------------------------------------------------------
-def decode_part(path: str | os.PathLike, model: Any = None, device: str = "cpu",
-                threads: int | None = 1) -> tuple[Any, dict, np.ndarray | None, dict, dict]:
-    """(table info, columns role -> float32, counts or None, per-event kept, per-jet kept) of
-    one part, decoded chunk by chunk as :func:`jetzip.api.decompress` does."""
-    from .aez import open_aez
+class ArraysReader:
+    """The partition function of :func:`read`: one part of a dataset, or one chunk of a single
+    ``.aez``, read by :func:`jetzip.reading.read_table` (the code of :func:`jetzip.arrays`)
+    into the fields of :attr:`form`.
 
-    with open_aez(path) as aez:
-        info = aez.table
-        codec = aez.codec(model=model, device=device, threads=threads)
-        cols: dict[str, list] = {role: [] for role in info.columns}
-        counts: list = []
-        kept: dict[str, list] = {}
-        jet_kept: dict[str, list] = {}
-        for chunk in aez.chunks():
-            dec = codec.decode(chunk.payload, chunk.n_jets, chunk.counts, f"{path}: chunk {chunk.index}")
-            for role, out in cols.items():
-                out.append(np.asarray(dec[role], np.float32))
-            if chunk.counts is not None:
-                counts.append(chunk.counts)
-            for k, v in chunk.kept.items():
-                kept.setdefault(k, []).append(v)
-            for k, v in chunk.jet_kept.items():
-                jet_kept.setdefault(k, []).append(v)
-        empty = _empty_arrays(aez, info)
-    return (info,
-            {r: np.concatenate(v) if v else np.zeros(0, np.float32) for r, v in cols.items()},
-            (np.concatenate(counts) if counts else np.zeros(0, np.uint32)) if info.jagged else None,
-            {k: np.concatenate(kept[k]) if k in kept else empty[0][k] for k in empty[0]},
-            {k: np.concatenate(jet_kept[k]) if k in jet_kept else empty[1][k] for k in empty[1]})
-
-
-def _empty_arrays(aez, info) -> tuple[dict, dict]:
-    """Zero-length kept arrays with the stored dtypes (from the header)."""
-    restored = {*info.columns.values(), info.counter}
-    ev = {k: np.zeros(0, np.dtype(info.dtypes.get(k, "float64"))) for k in info.kept_branches if k not in restored}
-    jet = {k: np.zeros(0, np.dtype(info.dtypes.get(k, "float64"))) for k in info.jet_branches}
-    return ev, jet
-
-
-def to_awkward(info, columns: Mapping[str, np.ndarray], counts: np.ndarray | None,
-               kept: Mapping[str, np.ndarray], jet_kept: Mapping[str, np.ndarray], layout: str = "branches"):
-    """Decoded jets as an awkward array, one entry per event (row of a flat table).
-
-    ``layout="branches"``: the file's own branch names as fields (NanoAOD: ``Jet_pt``,
-    ``Jet_eta``, ``Jet_phi``, ``Jet_mass``, per-jet branches as ``var *`` lists, ``nJet``
-    and the kept event-level branches), in the file's order, as ``uproot.dask`` gives them.
-    ``layout="records"``: the jets of an event as one ``var * {pt, eta, phi, mass, ...}``
-    field named after the collection (``Jet``; names without the collection prefix), beside
-    the kept event-level branches (jagged tables only).
+    It implements dask-awkward's column projection (the protocol of its
+    ``ColumnProjectionMixin``, to which it delegates): once a graph is optimised, each
+    partition reads only the fields the computation touches, so ``events.Jet_pt`` decodes the
+    Jet collection alone and ``events.MET_pt`` decodes nothing.
     """
-    import awkward as ak  # type: ignore[import-untyped]
 
-    restored = {*info.columns.values(), info.counter}
-    per_jet = {name: np.asarray(columns[role], np.float32) for role, name in info.columns.items()}
-    per_jet.update({k: np.asarray(v) for k, v in jet_kept.items()})
-    per_event = {k: np.asarray(v) for k, v in kept.items() if k not in restored}
-    if layout not in ("branches", "records"):
-        raise JetzipError(f"unknown layout {layout!r}; use branches or records")
-    if not info.jagged:
-        if layout == "records":
-            raise JetzipError("layout='records' needs a jagged table (events of jets); this one is flat")
-        fields = {**per_jet, **per_event}
-    else:
-        c = np.asarray(counts, np.int64)
-        if layout == "records":
-            prefix = next((p for p in (f"{info.collection}_", f"{info.collection}.", f"{info.collection}AuxDyn.")
-                           if info.collection and all(n.startswith(p) for n in per_jet)), "")
-            jets = ak.zip({n[len(prefix):]: v for n, v in per_jet.items()}, depth_limit=1)
-            fields = {info.collection or "Jet": ak.unflatten(jets, c), **per_event}
-            return ak.zip(fields, depth_limit=1)
-        fields = {n: ak.unflatten(v, c) for n, v in per_jet.items()}
-        if info.counter:
-            fields[info.counter] = np.asarray(counts).astype(np.dtype(info.dtypes.get(info.counter, "int32")))
-        fields.update(per_event)
-    order = [n for n in info.branch_order if n in fields]
-    fields = {n: fields[n] for n in order + [n for n in fields if n not in order]}
-    return ak.zip(fields, depth_limit=1)
+    behavior = None
+    attrs = None
+    use_optimization = True
+
+    def __init__(self, root: str, table: int, fields: Mapping[str, Sequence[str]], form: Any, records: bool,
+                 dataset: bool, codec_options: Mapping[str, Any]) -> None:
+        self.root, self.table, self.records, self.dataset = root, table, records, dataset
+        self.fields = {k: list(v) for k, v in fields.items()}  # field of the result -> its branches
+        self.form = form
+        self.codec_options = dict(codec_options)
+
+    def __call__(self, item: Any):
+        from .reading import _Selective, convert_groups, read_table
+
+        if self.dataset:
+            from .dataset import check_sha
+
+            path = os.path.join(self.root, item["file"])
+            check_sha(path, item["sha256"], item["bytes"])
+            chunks = None
+        else:
+            path, chunks = self.root, [item]
+        names = [n for branches in self.fields.values() for n in branches]
+        aez = _Selective(path)
+        with aez:
+            layout, values, n = read_table(aez, names, table=self.table, chunks=chunks, workers=1,
+                                           codec_options=self.codec_options)
+        return convert_groups(layout, values, n, self.records)
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("jetzip.dask.ArraysReader", self.root, self.table, sorted(self.fields.items()), self.records,
+                self.dataset, sorted((k, repr(v)) for k, v in self.codec_options.items()))
+
+    # dask-awkward's projection protocol, as its ColumnProjectionMixin implements it
+    def mock(self):
+        from dask_awkward.lib.io.columnar import ColumnProjectionMixin
+
+        return ColumnProjectionMixin.mock(self)  # type: ignore[arg-type]
+
+    def mock_empty(self, backend: str = "cpu"):
+        from dask_awkward.lib.io.columnar import ColumnProjectionMixin
+
+        return ColumnProjectionMixin.mock_empty(self, backend)  # type: ignore[arg-type]
+
+    def prepare_for_projection(self):
+        from dask_awkward.lib.io.columnar import ColumnProjectionMixin
+
+        return ColumnProjectionMixin.prepare_for_projection(self)  # type: ignore[arg-type]
+
+    def necessary_columns(self, report: Any, state: Any) -> frozenset[str]:
+        from dask_awkward.lib.io.columnar import ColumnProjectionMixin
+
+        return ColumnProjectionMixin.necessary_columns(self, report, state)  # type: ignore[arg-type]
+
+    def project(self, report: Any, state: Any) -> "ArraysReader":
+        return self.project_columns(self.necessary_columns(report, state))
+
+    def project_manually(self, columns: frozenset[str]) -> "ArraysReader":
+        return self.project_columns(columns)
+
+    def project_columns(self, columns: frozenset[str]) -> "ArraysReader":
+        """A reader of only the fields `columns` names (dotted paths into the form; field names
+        may hold dots themselves, PHYSLITE's ``AnalysisJetsAuxDyn.pt``); one plain number field
+        when a computation needs only the number of entries."""
+        import awkward as ak
+
+        keep = [f for f in self.fields if any(c == f or c.startswith(f + ".") for c in columns)]
+        if not keep:
+            keep = [next((f for f in self.fields if isinstance(self.form.content(f), ak.forms.NumpyForm)),
+                         next(iter(self.fields)))]
+        form = ak.forms.RecordForm([self.form.content(f) for f in keep], keep, parameters=self.form.parameters)
+        return ArraysReader(self.root, self.table, {f: self.fields[f] for f in keep}, form, self.records,
+                            self.dataset, self.codec_options)
 
 
-class PartReader:
-    """The partition function of :func:`read`: decodes one part (called on the workers)."""
-
-    def __init__(self, outdir: str, layout: str, model: Any, device: str, threads: int | None) -> None:
-        self.outdir, self.layout, self.model = outdir, layout, model
-        self.device, self.threads = device, threads
-
-    def __call__(self, part: Mapping[str, Any]):
-        from .dataset import check_sha
-
-        path = os.path.join(self.outdir, part["file"])
-        check_sha(path, part["sha256"], part["bytes"])
-        info, cols, counts, kept, jet_kept = decode_part(path, self.model, self.device, self.threads)
-        return to_awkward(info, cols, counts, kept, jet_kept, self.layout)
-
-
-def _meta(path: str, layout: str):
-    """A typetracer of one partition: the first part's header and first stored chunk give every
-    dtype; no jet is decoded."""
-    import awkward as ak
-
-    from .aez import open_aez
-
-    with open_aez(path) as aez:
-        info = aez.table
-        kept, jet_kept = _empty_arrays(aez, info)
-        for chunk in aez.chunks():  # the stored kept arrays' exact dtypes and row shapes
-            kept = {k: v[:0] for k, v in chunk.kept.items() if k in kept}
-            jet_kept = {k: v[:0] for k, v in chunk.jet_kept.items() if k in jet_kept}
-            break
-    cols = {role: np.zeros(0, np.float32) for role in info.columns}
-    counts = np.zeros(0, np.uint32) if info.jagged else None
-    empty = to_awkward(info, cols, counts, kept, jet_kept, layout)
-    return ak.Array(empty.layout.to_typetracer(forget_length=True))
-
-
-def read(outdir: str | os.PathLike, *, inputs: Sequence[str | int] | None = None, layout: str = "branches",
+def read(path_or_dataset: str | os.PathLike, expressions: str | Sequence[str] | None = None, *,
+         inputs: Sequence[str | int] | None = None, layout: str = "branches", table: str | int | None = None,
          model: Any = None, device: str = "cpu", threads: int | None = 1):
-    """The decoded jets of a dataset as a lazy **dask-awkward** array, one partition per part.
+    """A ``.aez`` file or a dataset folder as a lazy **dask-awkward** array: the restored table
+    as :func:`jetzip.arrays` reads it (every branch, the input's names and types), one
+    partition per chunk of a single file or per part of a dataset.
 
     Nothing is decoded until the array (or something computed from it) is computed, on the
-    client's cluster or dask's default scheduler; each partition checks its part's SHA-256
-    and decodes it chunk by chunk. Values are float32, as ``decompress`` writes them.
+    client's cluster or dask's default scheduler. Each partition reads only the fields the
+    computation needs (dask-awkward's column projection), as :func:`jetzip.arrays` does with
+    `expressions`. A single file's partition seeks to its own chunk (a partition at the end of
+    a file costs what one at its start costs; its records' checksums are checked, the file's
+    totals are not); a dataset's partition checks its part's SHA-256 against the manifest first.
 
     Args:
-        outdir: the dataset folder.
-        inputs: only these inputs (their names, paths as compressed, or indices); all by
-            default. The parts read together must share one schema (table layout).
-        layout: ``"branches"`` (NanoAOD-style fields ``Jet_pt``, ...; default) or ``"records"``
-            (``events.Jet.pt``); see :func:`to_awkward`.
-        model: for latent parts made with ``embed_model=False``, or the ``.jzc`` entropy
-            model of bounded parts coded with one not shipped (it travels with the graph).
-        device, threads: how the network runs in each partition (one thread by default).
+        path_or_dataset: a ``.aez`` file, or a dataset folder of :func:`compress`.
+        expressions: branch names or patterns, as :func:`jetzip.arrays` takes them (None: all).
+        inputs: datasets: only these inputs (their names, paths as compressed, or indices);
+            all by default. The parts read together must share one schema (table layout).
+        layout: ``"branches"`` (the input's own branches, ``Jet_pt``...; default) or
+            ``"records"`` (each coded collection as one list of records, ``events.Jet.pt``,
+            as coffea's NanoEvents has it; :func:`jetzip.reading.record_groups`).
+        table: the table to read (default: the first with jets).
+        model: for latent files made with ``embed_model=False``, or the ``.jzc`` entropy
+            model of bounded files coded with one not shipped (it travels with the graph).
+        device, threads: how the latent network runs in each partition (one thread by default).
 
     Returns:
-        ``dask_awkward.Array`` with ``npartitions`` = parts and known divisions (events).
+        ``dask_awkward.Array`` with known divisions (entries).
+
+    Raises:
+        InputError: no such file, folder, input or branch. FormatError: a damaged file or
+            manifest. JetzipError: Dask is not installed, or the inputs mix table layouts.
     """
     _require("dask", "dask_awkward")
     import dask_awkward as dak
 
-    outdir = os.fspath(outdir)
-    m = read_manifest(outdir)
+    from .reading import _Selective, chunk_heads, convert_groups, read_table, record_groups, table_index
+
+    if layout not in ("branches", "records"):
+        raise JetzipError(f"unknown layout {layout!r}; use branches or records")
+    root = os.fspath(path_or_dataset)
+    dataset = os.path.isdir(root)
+    model = load_any_model(model)
+    options = {"model": model, "device": device, "threads": threads}
+    if dataset:
+        if table is not None:
+            raise JetzipError("table= reads a single .aez; a dataset's parts hold its main table")
+        m = read_manifest(root)
+        parts = _dataset_parts(root, m, inputs)
+        model = load_any_model(model, m["codec"])
+        options["model"] = model
+        first = os.path.join(root, parts[0]["file"])
+        open_regular(first, "part").close()  # the header read for the meta: a regular file only
+        items: list[Any] = parts
+        divisions = tuple(np.cumsum([0] + [int(p["n_events"]) for p in parts]).tolist())
+    else:
+        if inputs is not None:
+            raise JetzipError("inputs= selects inputs of a dataset folder; this is one file")
+        first = root
+    aez = _Selective(first)
+    with aez:
+        t = table_index(aez, table)
+        if not dataset:
+            items = [h for h in chunk_heads(aez) if h.table == t]
+            if not items:
+                raise JetzipError(f"{root} holds no entries in table {aez.tables[t].tree!r}")
+            divisions = tuple([items[0].first_entry] + [h.first_entry + h.n_entries for h in items])
+        tl, values, n = read_table(aez, expressions, table=t, entry_start=0, entry_stop=0, decode=False)
+        if layout == "records" and not tl.info.jagged:
+            raise JetzipError("layout='records' needs a jagged table (events of jets); this one is flat")
+        empty = convert_groups(tl, values, n, layout == "records")
+        groups = record_groups(tl, layout == "records")
+    fields = {f: list(groups[f]) if f in groups else [f] for f in empty.fields}
+    reader = ArraysReader(root, t, fields, empty.layout.form, layout == "records", dataset, options)
+    return dak.from_map(reader, items, label="jetzip-read", divisions=divisions)
+
+
+def _dataset_parts(outdir: str, m: Mapping[str, Any], inputs: Sequence[str | int] | str | int | None) -> list[dict]:
+    """The parts of the dataset's `inputs` (all: None), sharing one schema.
+
+    Raises:
+        JetzipError: an input the dataset does not have, no parts, or parts of several layouts.
+    """
     parts = m["parts"]
     if inputs is not None:
         wanted = set()
@@ -726,12 +759,7 @@ def read(outdir: str | os.PathLike, *, inputs: Sequence[str | int] | None = None
             kinds.setdefault(p.get("schema"), m["inputs"][p["input"]]["name"])
         raise JetzipError(f"dataset {outdir} mixes {len(schemas)} table layouts (e.g. inputs "
                           + ", ".join(kinds.values()) + "); read them separately with inputs=[...]")
-    first = os.path.join(outdir, parts[0]["file"])
-    open_regular(first, "part").close()  # the header read for the meta: a regular file only
-    meta = _meta(first, layout)
-    ends = np.cumsum([0] + [int(p["n_events"]) for p in parts]).tolist()
-    reader = PartReader(outdir, layout, load_any_model(model, m["codec"]), device, threads)
-    return dak.from_map(reader, parts, label="jetzip-read", divisions=tuple(ends), meta=meta)
+    return list(parts)
 
 
 # -- benchmark --------------------------------------------------------------------------------

@@ -831,6 +831,9 @@ def check_part(part: Mapping[str, Any], outdir: str, verify: bool = True, model:
                                   f"the manifest says {part['n_jets']} in {part['n_events']}")
                 return out
             out["payload_bytes"] = info.get("payload_bytes")
+            if info.get("payloads_not_verified"):  # checksums hold; a model is missing to decode
+                out["problem"] = f"{path}: " + "; ".join(info["payloads_not_verified"])
+                return out
     except JetzipError as exc:
         out["problem"] = str(exc)
         return out

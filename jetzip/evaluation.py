@@ -15,7 +15,7 @@ import numpy as np
 from .aez import open_aez
 from .defaults import RAW_BYTES_PER_JET
 from .errors import InputError, positive_int
-from .tables import counts_without
+from .tables import TableInfo, counts_without
 from .features import from_model_frame, outside_ranges, to_model_frame
 from .residuals import frame_columns, residuals, summarize_all
 from .tables import format_of, open_table
@@ -97,13 +97,14 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
     with open_aez(compressed) as aez:
         main = next((i for i, t in enumerate(aez.tables) if t.has_jets), 0)
         info = aez.tables[main]
-        codec = aez.codecs(model=model, device=device, batch_size=batch_size)[aez.header.tables[main].codecs[0]]
+        codecs = aez.codecs(model=model, device=device, batch_size=batch_size)
+        codec = codecs[aez.header.tables[main].codecs[0]]
         decoded: list[dict[str, np.ndarray]] = []
         latents, counts_aez = [], []
         n = 0
-        for chunk in aez.chunks(tables=[main]):
-            cols = codec.decode(chunk.payload, chunk.n_jets, chunk.counts, f"{compressed}: chunk {chunk.index}") \
-                if chunk.n_jets else {r: np.zeros(0) for r in info.columns}
+        # the first collection only, in this process: the codec's diagnostics are this chunk's
+        for chunk, jets in aez.decoded(codecs, tables=[main], carried=False, first_collection_only=True):
+            cols = jets.columns
             take = chunk.n_jets if max_jets is None else max(0, min(chunk.n_jets, max_jets - n))
             decoded.append({k: v[:take] for k, v in cols.items()})
             lat = codec.diagnostics().get("latents")
@@ -167,6 +168,8 @@ def evaluate(original: str | os.PathLike, compressed: str | os.PathLike, *, mode
         "n_jets": total_jets, "residuals": stats,
         "bytes": size, "bytes_per_jet": size / total_jets if whole else None,
         "ratio_to_float32": size / (total_jets * RAW_BYTES_PER_JET) if whole else None,
+        "input_bytes": os.path.getsize(original),
+        "ratio_to_input": size / max(os.path.getsize(original), 1),
         "bytes_per_jet_without_decoder": (size - decoder_bytes) / total_jets if whole else None,
         # the jets' own bytes: no header, no decoder, no carried branches or other objects
         "payload_bytes_per_jet": payload_bytes / total_jets if whole else None,
@@ -278,7 +281,6 @@ def every_collection(original: str | os.PathLike, compressed: str | os.PathLike,
         InputError: the original does not hold the same members per entry.
     """
     from .codecs import codec_class
-    from .tables import open_table
 
     out = []
     with open_aez(compressed) as aez:
@@ -290,16 +292,13 @@ def every_collection(original: str | os.PathLike, compressed: str | os.PathLike,
                 part = chunk if c == 0 else chunk.others[coll.name]
                 decoded.setdefault((stored.table, c), []).append((part.columns, part.counts))
                 sizes[(stored.table, c)] = sizes.get((stored.table, c), 0) + len(stored.collections[c].payload)
+        originals = {t: _original_collections(original, aez.tables[t]) for t in sorted({t for t, _ in decoded})}
         for (t, c), parts in decoded.items():
             info = aez.tables[t]
             coll = info.all_collections()[c]
             config = aez.header.codecs[aez.header.tables[t].codecs[c]]
             cls = codec_class(config["id"])
-            source = open_table(original, tree=info.tree, columns=coll.columns, units=coll.units)
-            try:
-                orig_parts = [(ch.columns, ch.counts) for ch in source.chunks(1 << 20)]
-            finally:
-                source.close()
+            orig_parts = originals[t][c]
             roles = list(coll.columns)
             orig = {r: np.concatenate([p[0][r] for p in orig_parts]) if orig_parts else np.zeros(0) for r in roles}
             dec = {r: np.concatenate([p[0][r] for p in parts]) if parts else np.zeros(0) for r in roles}
@@ -321,6 +320,42 @@ def every_collection(original: str | os.PathLike, compressed: str | os.PathLike,
                 row["baselines"] = measure(orig, coll.representation, bounds, None, units=coll.units)
             out.append(row)
     return out
+
+
+def _original_collections(original: str | os.PathLike, info: TableInfo) -> list[list[tuple[dict, Any]]]:
+    """Per collection of `info` (in ``all_collections()`` order), the original's chunks of its
+    four columns as ``(columns, counts)``: the table opened once, with every collection the
+    ``.aez`` coded and nothing carried (``drop_branches=("*",)``: only the coded columns are read).
+
+    Raises:
+        InputError: the original lacks the table or a collection.
+    """
+    from .tables import open_file
+
+    colls = info.all_collections()
+    names = [c.name for c in colls if c.name]
+    units = colls[0].units if colls and colls[0].units in ("GeV", "MeV") else None
+    source = open_file(original, tree=info.tree, collection=",".join(names) if len(names) == len(colls) else None,
+                       units=units, drop_branches=("*",))
+    try:
+        table = next((t for t in source.tables if t.info.tree == info.tree), None)
+        if table is None:
+            raise InputError(f"{original} has no table {info.tree}")
+        found = [c.name for c in table.info.all_collections()]
+        out: list[list[tuple[dict, Any]]] = [[] for _ in colls]
+        for chunk in table.chunks(1 << 20):
+            for c, coll in enumerate(colls):
+                if c == 0:
+                    out[c].append((chunk.columns, chunk.counts))
+                elif coll.name in chunk.others:
+                    other = chunk.others[coll.name]
+                    out[c].append((other.columns, other.counts))
+                else:
+                    raise InputError(f"{original}: {info.tree} has no collection {coll.name} "
+                                     f"(it has {', '.join(n for n in found if n) or 'none'})")
+        return out
+    finally:
+        source.close()
 
 
 def bound_check(bounds: dict[str, float], errors: dict[str, np.ndarray],

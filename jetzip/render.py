@@ -80,7 +80,9 @@ def print_inspect(info: dict[str, Any], console) -> None:
         parts = info.get("bytes_by_part")
         if parts:
             total = max(int(info["bytes"]), 1)
-            shown = ", ".join(f"{name} {_fmt_bytes(v)} ({v / total:.0%})" for name, v in parts.items() if v)
+            label = {"framing": "event counts and framing", "extras": "other objects", "side": "decoder"}
+            shown = ", ".join(f"{label.get(name, name)} {_fmt_bytes(v)} ({v / total:.0%})"
+                              for name, v in parts.items() if v)
         else:  # files before format 3.0
             shown = ", ".join(f"{k} {_fmt_bytes(info.get(v))}" for k, v in
                               (("jets", "payload_bytes"), ("decoder", "side_bytes"), ("other objects", "extras_bytes"))
@@ -103,6 +105,8 @@ def print_inspect(info: dict[str, Any], console) -> None:
             rows.append(("per column", ", ".join(f"{k} {8 * v / info['n_jets']:.2f}"
                                                  for k, v in streams.items()) + " bits/jet"))
         rows.append(("checksums", "all verified"))
+        for line in info.get("payloads_not_verified") or []:
+            rows.append(("payloads", f"not decoded: {line}"))
     else:
         rows.append(("checksums", "not verified (--no-verify)"))
     for k, v in rows:
@@ -234,9 +238,10 @@ def print_evaluation(r: dict[str, Any], console) -> None:
                       {True: "yes", False: "NO"}.get(c.get("all_within_bounds"), "-"))
         console.print(t)
     if r.get("bytes_per_jet") is not None:
-        console.print(f"size: {r['bytes']} bytes, {r['bytes_per_jet']:.3f} B/jet, "
-                      f"{r['ratio_to_float32']:.1%} of 4 x float32 (16 B/jet); the jets alone (no header, "
-                      f"decoder or carried branches) {r.get('payload_bytes_per_jet') or 0:.3f} B/jet")
+        share = f"{r['ratio_to_input']:.0%} of the input, " if r.get("ratio_to_input") is not None else ""
+        console.print(f"size: {r['bytes']} bytes ({share}{r['bytes_per_jet']:.3f} B/jet over the whole file); "
+                      f"the jets alone (no header, decoder or carried branches) "
+                      f"{r.get('payload_bytes_per_jet') or 0:.3f} B/jet (4 x float32: 16)")
     alt = r.get("alternatives") or {}
     if alt:
         from rich.table import Table

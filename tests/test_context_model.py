@@ -370,10 +370,10 @@ def test_the_header_cannot_name_a_model_file_to_read(tmp_path):
         "eta/b2", a["eta/b2"] + 1)))
     codec = BoundedCodec(parse_error_bound("1e-3", "PtEtaPhiM"), "PtEtaPhiM", context_model=mine)
     config = {**codec.get_config(), "context_model_file": str(tmp_path / "mine.jzc")}
-    with pytest.raises(FormatError, match="does not have"):
+    with pytest.raises(jetzip.ModelMismatchError, match="does not have"):  # a model to give, not damage
         BoundedCodec.from_config(config)
     assert BoundedCodec.from_config(config, task=True).context_model.sha256 == mine.sha256
-    with pytest.raises(FormatError, match="is not the one"):
+    with pytest.raises(jetzip.ModelMismatchError, match="is not the one"):
         BoundedCodec.from_config(codec.get_config(), model=str(SHIPPED))
     assert BoundedCodec.from_config(codec.get_config(), model=str(tmp_path / "mine.jzc"))
 
@@ -386,8 +386,11 @@ def test_inspect_a_context_model_and_a_file_coded_with_one(tmp_path):
     assert info["kind"] == "context_model" and info["sha256"] == ctxm.ContextModel.load(mine).sha256
     aez = tmp_path / "x.aez"
     jetzip.compress(EXAMPLE_JETS, aez, error_bound="1e-3", context_model=mine, max_jets=3000)
-    r = invoke("inspect", aez)
-    assert r.returncode == 1 and b"--model" in r.stderr
+    r = invoke("inspect", aez)  # every checksum verified; the payloads named as not decoded, and why
+    assert r.returncode == 0, r.stderr
+    assert b"not decoded" in r.stdout and b"--model" in r.stdout
+    r = invoke("inspect", aez, "--json")
+    assert any("--model" in line for line in json.loads(r.stdout)["payloads_not_verified"])
     r = invoke("inspect", aez, "--model", mine, "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["stream_bytes"]["m"] > 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import in_ci
+from conftest import in_ci, shared_file
 from jetfactory import energy, jets, write_csv, write_hdf5_columns, write_nanoaod
 
 try:
@@ -404,3 +404,103 @@ def test_cli_on_a_full_disk_prints_one_line_not_worker_tracebacks(jetzip_exe, in
     assert err.count("\n") == 1 and "File too large" in err and "2 parts failed" in err, err
     assert "Traceback" not in err and "~jetzip-" not in err
     assert not (tmp_path / "ds" / MANIFEST).exists()
+
+
+# -- reading one .aez or a dataset of a NanoAOD with every collection ---------------------------
+@pytest.fixture(scope="module")
+def dy_read(tmp_path_factory):
+    """nano_dy.root (1499 branches, every collection) as one .aez in 10 chunks and as a
+    dataset of 3 parts, each with the file decompress restores from it."""
+    d = tmp_path_factory.mktemp("dyread")
+    src = shared_file("nano_dy.root")
+    jetzip.compress(src, d / "dy.aez", error_bound="1e-3", chunk_jets=64)
+    jetzip.decompress(d / "dy.aez", d / "dy.root")
+    jd.compress(src, d / "ds", error_bound="1e-3", entries_per_task=15)
+    jd.decompress(d / "ds", d / "restored")
+    return d
+
+
+def _same(got, want) -> None:
+    import awkward as ak
+
+    assert got.fields == want.fields
+    bad = [f for f in want.fields if str(got[f].type) != str(want[f].type)
+           or not ak.array_equal(got[f], want[f], equal_nan=True, dtype_exact=True)]
+    assert not bad, f"{len(bad)} branches differ: {bad[:5]}"
+
+
+def test_read_one_aez_is_jetzip_arrays_and_the_restored_file_one_partition_per_chunk(dy_read):
+    import awkward as ak
+    import uproot
+
+    from jetzip.reading import _Selective, chunk_heads
+
+    with _Selective(dy_read / "dy.aez") as f:
+        heads = [h for h in chunk_heads(f) if h.table == 0]
+    events = jd.read(dy_read / "dy.aez")
+    assert events.npartitions == len(heads) >= 5
+    assert events.divisions == tuple([0] + [h.first_entry + h.n_entries for h in heads])
+    got = events.compute(scheduler="sync")
+    assert len(got.fields) == 1499  # every branch (jetzip 0.1's reader dropped 367)
+    assert ak.array_equal(got, jetzip.arrays(dy_read / "dy.aez"), equal_nan=True, dtype_exact=True)
+    with uproot.open(dy_read / "dy.root") as f:
+        _same(got, f["Events"].arrays())
+    some = jd.read(dy_read / "dy.aez", ["Jet_pt", "nJet", "MET_*"]).compute(scheduler="sync")
+    assert some.fields == [n for n in got.fields if n in ("Jet_pt", "nJet") or n.startswith("MET_")]
+    runs = jd.read(dy_read / "dy.aez", table="Runs")
+    assert runs.npartitions == 1 and runs.compute(scheduler="sync").fields == jetzip.arrays(
+        dy_read / "dy.aez", table="Runs").fields
+
+
+def test_read_a_dataset_keeps_every_branch(dy_read):
+    import uproot
+
+    events = jd.read(dy_read / "ds")
+    assert events.npartitions == 3 and events.divisions == (0, 15, 30, 40)
+    got = events.compute(scheduler="sync")
+    with uproot.open(dy_read / "restored" / "nano_dy.root") as f:
+        _same(got, f["Events"].arrays())
+    with pytest.raises(JetzipError, match="no branch 'Jet_ptt' \\(close matches: Jet_pt"):
+        jd.read(dy_read / "ds", ["Jet_ptt"])
+
+
+def test_partitions_read_only_their_chunk_and_the_fields_used(dy_read, monkeypatch):
+    import awkward as ak
+    import dask_awkward as dak
+
+    from jetzip.aez import AezFile
+    from jetzip.codecs.bounded import BoundedCodec
+
+    events = jd.read(dy_read / "dy.aez")
+    whole = jetzip.arrays(dy_read / "dy.aez")
+    assert set(next(iter(dak.necessary_columns(events.Jet_pt).values()))) == {"Jet_pt"}
+    decoded: list[int] = []
+    read: list[int] = []
+    hops: list[int] = []
+    decode, read_chunk, offsets = BoundedCodec.decode, AezFile.read_chunk, AezFile.chunk_offsets
+
+    def counted_decode(self, payload, n, *args, **kwargs):
+        decoded.append(n)
+        return decode(self, payload, n, *args, **kwargs)
+
+    def counted_read(self, index, offsets=None):
+        read.append(index)
+        return read_chunk(self, index, offsets)
+
+    def counted_offsets(self):
+        hops.append(1)
+        return offsets(self)
+
+    monkeypatch.setattr(BoundedCodec, "decode", counted_decode)
+    monkeypatch.setattr(AezFile, "read_chunk", counted_read)
+    monkeypatch.setattr(AezFile, "chunk_offsets", counted_offsets)
+    met = events.MET_pt.compute(scheduler="sync")
+    assert ak.array_equal(met, whole.MET_pt) and not decoded  # no codec ran
+    jet_pt = events.Jet_pt.compute(scheduler="sync")
+    assert ak.array_equal(jet_pt, whole.Jet_pt) and sum(decoded) == int(ak.sum(whole.nJet))
+    read.clear()
+    for p in (0, events.npartitions - 1):  # the first and the last cost the same: one chunk, no scan
+        part = events.partitions[p].compute(scheduler="sync")
+        lo, hi = events.divisions[p], events.divisions[p + 1]
+        assert ak.array_equal(part, whole[lo:hi], equal_nan=True) and len(read) == 1 and not hops
+        read.clear()

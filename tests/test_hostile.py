@@ -95,3 +95,12 @@ def test_hostile_check_script_lists_every_case():
     if HOSTILE.exists():
         assert names == {p.name for p in HOSTILE.iterdir()}
     assert np.all([isinstance(c[1], list) for c in module.CASES])
+
+
+def test_entropy_model_training_on_one_event_is_a_one_line_error(tmp_path):
+    """5,000 jets in one event: the validation split is by event, so one event is too few."""
+    from jetzip.context_training import train_context_model
+
+    one_line_error(lambda: train_context_model([str(hostile("train_one_event.root"))], str(tmp_path / "m.jzc")),
+                   "too few")
+    assert not (tmp_path / "m.jzc").exists()

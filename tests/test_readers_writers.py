@@ -3,7 +3,7 @@ values beyond float32 kept (issue 23).
 
 - HDF5: every dataset deflate-compressed, in chunks sized to the data; a table that fits in
   the writer's buffer is made at its final size, a larger one grows in chunks sized by the
-  first write (sizes against the inputs: ``examples/restore_sizes.py``);
+  first write (sizes against the inputs: ``examples/sizes.py``);
 - Parquet: zstd;
 - a float64 input keeps float64 jet columns, so pt = 1e39, eta = 9999.1235 and a mass of
   1e-320 come back within the bound (as float32 they would be inf, 9999.123 and 0).

@@ -320,3 +320,16 @@ def test_public_test_files_skip_outside_ci_and_fail_in_ci(tmp_path, monkeypatch)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true"):
         shared_file(missing)
+
+
+def test_stdout_and_stderr_closed_before_the_start(tmp_path, nano_file, small_model_path, jetzip_exe):
+    """`jetzip compress ... --json >&- 2>&-`: the work is done, exit 0 (a reader that has gone),
+    no internal error (Python starts with sys.stdout None then)."""
+    path, data = nano_file
+    out = tmp_path / "n.aez"
+    r = subprocess.run(["bash", "-c", f'"{jetzip_exe}" compress "{path}" -o "{out}" -m "{small_model_path}" '
+                                      '--json >&- 2>&-; echo "status $?" > status.txt'],
+                       cwd=tmp_path, capture_output=True, timeout=300)
+    assert r.returncode == 0
+    assert (tmp_path / "status.txt").read_text().strip() == "status 0"
+    assert jetzip.read_aez(out)["tail"]["n_jets"] == int(data["counts"].sum())

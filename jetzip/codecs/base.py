@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 
 import numpy as np
 
+from ..container import inflate_exact
 from ..errors import FormatError
 
 _REGISTRY: dict[str, type["Codec"]] = {}
@@ -134,6 +135,15 @@ class Codec(ABC):
         Raises:
             FormatError: the payload is malformed or inconsistent.
         """
+
+    def roundtrip(self, columns: Mapping[str, np.ndarray],
+                  counts: np.ndarray | None) -> tuple[bytes, dict[str, np.ndarray]]:
+        """(payload, decoded columns) of one chunk held in memory: what a file would store and
+        what a reader would get back, for measurements (``jetzip evaluate --baselines``) that
+        have no file. Files are decoded by :meth:`jetzip.aez.AezFile.decoded`."""
+        payload = self.encode(columns, counts)
+        n = len(next(iter(columns.values()))) if columns else 0
+        return payload, self.decode(payload, n, counts)
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any], where: str) -> None:
@@ -288,13 +298,7 @@ def unpack_verbatim(blob: bytes | memoryview, k: int, n: int, where: str) -> tup
     """
     if k == 0:
         return np.zeros(0, np.int64), np.zeros((0, 4))
-    d = zlib.decompressobj()
-    try:
-        raw = d.decompress(bytes(blob), 36 * k + 1)
-    except zlib.error:
-        raise FormatError(f"{where}: verbatim jets are corrupted") from None
-    if len(raw) != 36 * k or not d.eof:
-        raise FormatError(f"{where}: verbatim jets are corrupted")
+    raw = inflate_exact(blob, 36 * k, f"{where}: verbatim jets are corrupted")
     index = np.frombuffer(raw, "<u4", k).astype(np.int64)
     values = np.frombuffer(raw, "<f8", 4 * k, 4 * k).reshape(k, 4)
     if index.max() >= n:

@@ -72,6 +72,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..container import inflate_exact
 from ..errors import FormatError, InputError, ModelMismatchError
 from ..features import (REPRESENTATIONS, from_model_frame, outside_ranges, to_model_frame,
                         unencodable_jets, unencodable_reasons, wrap_phi)
@@ -781,13 +782,7 @@ def decode_latents(block: bytes | memoryview, n: int, dim: int, where: str = "ch
         if k > MAX_SHIFT or not 1 <= alphabet <= MAX_DECODE_ALPHABET or abs(offset) > 1 << 31 \
                 or pos + nbytes > len(buf):
             raise FormatError(f"{where}: malformed latent table")
-        inflate = zlib.decompressobj()
-        try:
-            raw = inflate.decompress(bytes(buf[pos:pos + nbytes]), 4 * alphabet + 1)
-        except zlib.error:
-            raise FormatError(f"{where}: latent table is corrupted") from None
-        if len(raw) != 4 * alphabet or not inflate.eof:
-            raise FormatError(f"{where}: latent table is corrupted")
+        raw = inflate_exact(buf[pos:pos + nbytes], 4 * alphabet, f"{where}: latent table is corrupted")
         pos += nbytes
         counts = np.frombuffer(raw, "<u4").astype(np.int64)
         if int(counts.sum()) != n:

@@ -48,7 +48,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import FormatError, InputError
+from ..errors import FormatError, InputError, ModelMismatchError
 
 FORMAT = "jetzip-context-model"
 FORMAT_VERSION = 1
@@ -339,10 +339,10 @@ def resolve_context_model(ref: Any, runtime: ContextModel | None = None) -> Cont
         if m is not None and m.sha256 == sha:
             return m
     if runtime is not None:
-        raise FormatError(f"the context model given ({runtime.name!r}, sha256 {runtime.sha256[:12]}...) is not "
-                          f"the one this file was coded with ({name!r}, sha256 {sha[:12]}...)")
-    raise FormatError(f"this file was coded with the context model {name!r} (sha256 {sha[:12]}...), which "
-                      "this jetzip does not have; pass that model file with --model")
+        raise ModelMismatchError(f"the context model given ({runtime.name!r}, sha256 {runtime.sha256[:12]}...) is "
+                                 f"not the one this file was coded with ({name!r}, sha256 {sha[:12]}...)")
+    raise ModelMismatchError(f"this file was coded with the context model {name!r} (sha256 {sha[:12]}...), which "
+                             "this jetzip does not have; pass that model file with --model")
 
 
 # -- coding -----------------------------------------------------------------------------

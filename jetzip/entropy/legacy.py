@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..container import inflate_exact
 from ..errors import FormatError
 
 MAX_SHIFT = 40
@@ -85,13 +86,7 @@ class SymbolTable:
         pos += _HEAD.size
         if shift > MAX_SHIFT or not 1 <= n <= MAX_ALPHABET or pos + nbytes > len(buf):
             raise FormatError(f"{where}: malformed symbol table")
-        d = zlib.decompressobj()
-        try:
-            raw = d.decompress(bytes(buf[pos:pos + nbytes]), 2 * n + 1)
-        except zlib.error:
-            raise FormatError(f"{where}: symbol table is corrupted") from None
-        if len(raw) != 2 * n or not d.eof:
-            raise FormatError(f"{where}: symbol table is corrupted")
+        raw = inflate_exact(buf[pos:pos + nbytes], 2 * n, f"{where}: symbol table is corrupted")
         codes = np.frombuffer(raw, "<u2").astype(np.uint16)
         if not (_counts_of(codes) > 0).any():
             raise FormatError(f"{where}: symbol table has no symbols")

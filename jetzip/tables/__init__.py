@@ -185,6 +185,7 @@ class FileWriter:
         self.root_compression = root_compression
         self.current: int | None = None
         self.writer: TableWriter | None = None
+        self._kept: dict[int, set[str]] = {}
         self.missing: list[str] = []
         for i, info in enumerate(infos):
             if i != main:
@@ -205,7 +206,8 @@ class FileWriter:
             self._open(table)
         info = self.infos[table]
         assert self.writer is not None
-        kept = {k: v for k, v in chunk.kept.items() if k in info.kept_branches}
+        wanted = self._kept.setdefault(table, set(info.kept_branches))  # a set: 70,000 columns happen
+        kept = {k: v for k, v in chunk.kept.items() if k in wanted}
         if chunk.carried or chunk.others:
             carried = dict(chunk.carried)
             for name, other in chunk.others.items():  # further collections: as jagged columns

@@ -19,6 +19,39 @@ Counters: uproot creates a jagged branch's counter as int32. Inside :func:`count
 a new tree's counters named in the mapping get that integer type instead (dtype and leaf title
 together; ``extend`` already casts the counts to the counter's dtype). :func:`install` checks
 this too (a uint32 counter written and read back) before using it.
+
+Compressed metadata (:func:`defer_metadata`, :func:`write_metadata`): uproot writes a TTree's
+metadata (TTree, TBranches, TLeaves: ~575 B per branch of a NanoAOD) uncompressed, at
+``mktree``, and patches it in place after every ``extend``; its list of streamers likewise. A
+ROOT file of 654 NanoAOD branches and 200 events thus carries 372 kB of tree metadata where
+ROOT's own file (LZMA-9) has 23 kB, and 20 kB of streamers where ROOT has 4 kB. ROOT and uproot
+read any key whose payload is compressed (``fNbytes - fKeylen < fObjlen``), as ROOT writes
+them. For a file given to :func:`defer_metadata` (right after ``uproot.recreate``):
+
+- a new tree's key is written as an empty placeholder; ``extend`` writes the baskets where the
+  free-segment allocator puts them (independent of the key) and keeps the metadata in Python
+  only (uproot's ``write_updates`` and ``_relocate`` write nothing);
+- the streamer list's space is handed back to the allocator (the first baskets fill it) and
+  uproot's later rewrites of it write nothing;
+- :func:`write_metadata` (before ``close``, after the last ``extend``) writes each tree's
+  metadata once: uproot's ``write_anew`` bytes overlaid with its ``write_updates`` fields (run
+  against a buffer), compressed with the file's compression, as ``add_object(raw_data=compressed,
+  uncompressed_bytes=len(raw))``; then the streamer list, compressed likewise, and the file
+  header pointing at it. Extending a tree after that raises ``RuntimeError``;
+- an RNTuple's header and page-list envelopes are compressed likewise as uproot writes them
+  (``NTuple.write``/``extend`` with those two ``add_rblob`` calls and their sizes changed, applied
+  only when the source has exactly the expected expressions): uproot writes them uncompressed,
+  226 kB of header for a NanoAOD RNTuple whose ROOT-written header is 24 kB compressed.
+
+:func:`install` applies this only when a check file written so (every branch kind, enough
+``extend`` calls to grow uproot's basket arrays, an empty tree) reads back as one written the
+normal way: the same tree metadata bytes (basket positions aside: the baskets sit elsewhere),
+the same streamer bytes, the same arrays, and fewer bytes; the RNTuple part, when an RNTuple
+so written has the same header bytes and arrays as uproot's own, and fewer bytes. Without it, or
+with ``JETZIP_UPROOT_FIXES=0``, :func:`defer_metadata` returns False and uproot writes as usual.
+Checked by hand with ROOT 6.40 (``examples/root_reads.py``): every TTree of the files restored
+from ``../shared`` reads in ROOT as in uproot, value for value, and so do restored RNTuples
+whose field names ROOT accepts.
 """
 from __future__ import annotations
 
@@ -203,35 +236,462 @@ def _counter_check() -> bool:
         os.unlink(path)
 
 
+# ---------------------------------------------------------------- compressed metadata
+_OPEN, _FINAL = "open", "final"
+_ORIGINAL: dict[str, Any] = {}
+
+
+class _Buffer:
+    """A sink for uproot's ``write_updates``: its writes land in `data` at file position - `base`."""
+
+    def __init__(self, data: bytearray, base: int) -> None:
+        self.data = data
+        self.base = base
+
+    def write(self, position: int, chunk: bytes) -> None:
+        i = position - self.base
+        if i < 0 or i + len(chunk) > len(self.data):
+            raise RuntimeError("uproot's write_updates wrote outside the tree's metadata")
+        self.data[i:i + len(chunk)] = chunk
+
+    def flush(self) -> None:
+        pass
+
+
+def _mode(tree) -> str | None:
+    """None: uproot's own writing; "open": metadata kept for write_metadata; "final": written."""
+    mode = getattr(tree, "_jetzip_defer", None)
+    if mode is None and tree._key is None and getattr(tree._freesegments, "_jetzip_defer", False):
+        mode = tree._jetzip_defer = _OPEN  # a new tree of a deferred file
+    return mode
+
+
+def _finished(tree) -> RuntimeError:
+    return RuntimeError(f"TTree {tree._name!r}: its metadata is written (write_metadata); it cannot grow")
+
+
+def _write_anew(self, sink) -> None:
+    mode = _mode(self)
+    if mode is None:
+        return _ORIGINAL["write_anew"](self, sink)
+    if mode == _FINAL:
+        raise _finished(self)
+    if self._key is None:  # the directory lists the tree from the start; its payload comes at the end
+        self._key = self._directory.add_object(sink, "TTree", self._name, self._title, b"", 0, big=True)
+    return None  # a relocation (uproot's basket arrays grew): nothing on disk to move
+
+
+def _write_updates(self, sink) -> None:
+    mode = _mode(self)
+    if mode is None:
+        return _ORIGINAL["write_updates"](self, sink)
+    if mode == _FINAL:
+        raise _finished(self)
+    self._jetzip_updated = True
+    return None
+
+
+def _relocate(self, file, sink) -> None:
+    mode = _mode(self)
+    if mode is None:
+        return _ORIGINAL["_relocate"](self, file, sink)
+    if mode == _FINAL:
+        raise _finished(self)
+    return None
+
+
+def _streamers_write(self, sink) -> None:
+    if getattr(self, "_jetzip_detached", False):
+        return None  # written once, compressed, by write_metadata
+    return _ORIGINAL["streamers_write"](self, sink)
+
+
+def _writable_file(file):
+    """The ``uproot.WritableFile`` of what ``uproot.recreate`` returns (its root directory)."""
+    return getattr(file, "_file", file)
+
+
+def _flush(file) -> None:
+    fs = file._cascading.freesegments
+    fs.write(file.sink)
+    file.sink.set_file_length(fs.fileheader.end)
+    file.sink.flush()
+
+
+def _defer(file) -> None:
+    file = _writable_file(file)
+    casc = file._cascading
+    fs = casc.freesegments
+    if getattr(fs, "_jetzip_defer", False):
+        return
+    fs._jetzip_defer = True
+    s = casc.streamers
+    start = s.key.location
+    stop = start + s.key.allocation + s.allocation
+    s._jetzip_detached = True
+    fs.release(start, stop)  # the first baskets go there
+    _flush(file)
+
+
+def defer_metadata(file) -> bool:
+    """Have `file` (an ``uproot.WritableFile``, just created) write its trees' metadata and its
+    streamers compressed, once, at :func:`write_metadata`. True when in use; False (uproot
+    writes as usual) when the fix is off or failed its check (``_STATE["metadata_why"]``).
+    Until :func:`write_metadata` the file on disk is incomplete."""
+    install()
+    if not _STATE.get("metadata"):
+        return False
+    _defer(file)
+    return True
+
+
+def _write_tree(file, t, compression) -> None:
+    import uproot
+
+    raw = bytearray(b"".join(t._build_out()))  # what uproot's write_anew writes now
+    if getattr(t, "_jetzip_updated", False):  # and what its write_updates then writes over it
+        for datum in t._branch_data:
+            if datum["kind"] != "record":
+                datum["arrays_write_start"] = 0
+        _ORIGINAL["write_updates"](t, _Buffer(raw, t._key.seek_location + t._key.num_bytes))
+    packed = uproot.compression.compress(bytes(raw), compression)
+    old = t._key
+    start, stop = old.seek_location, old.seek_location + old.num_bytes + old.compressed_bytes
+    t._key = t._directory.add_object(file.sink, "TTree", t._name, t._title, packed, len(raw),
+                                     replaces=old, big=True)
+    file._move_tree(start, t._key.seek_location)
+    t._freesegments.release(start, stop)
+    t._jetzip_defer = _FINAL
+
+
+def _write_streamers(file, compression) -> None:
+    import uproot
+
+    casc = file._cascading
+    s, fs = casc.streamers, casc.freesegments
+    if not getattr(s, "_jetzip_detached", False):
+        return
+    n = len(s._rawstreamers)
+    done = getattr(s, "_jetzip_written", None)
+    if done is not None:
+        if done[2] == n:
+            return
+        fs.release(done[0], done[1])
+    # the payload as TListOfStreamers.write lays it out: TList header, then each TStreamerInfo
+    s.header.num_entries = n
+    s.header.data_bytes = s.num_bytes
+    raw = s.header.serialize() + b"".join(x.serialize() for x in s._rawstreamers)
+    packed = uproot.compression.compress(raw, compression)
+    key = s.key
+    key.uncompressed_bytes = len(raw)
+    key.compressed_bytes = len(packed)
+    need = key.num_bytes + len(packed)
+    location = fs.allocate(need)
+    key.location = key.seek_location = location
+    if key.num_bytes + len(packed) > need:  # past 2 GB the key needs 8-byte pointers: more room
+        fs.release(location, location + need)
+        need = key.num_bytes + len(packed)
+        location = fs.allocate(need)
+        key.location = key.seek_location = location
+    key.write(file.sink)
+    file.sink.write(location + key.num_bytes, packed)
+    fs.fileheader.info_location = location
+    fs.fileheader.info_num_bytes = key.num_bytes + len(packed)
+    s._jetzip_written = (location, location + need, n)
+
+
+def write_metadata(file) -> None:
+    """Write the metadata :func:`defer_metadata` held back: every tree of `file` not yet
+    written, then the streamer list, each compressed with the file's compression. Call after
+    the last ``extend`` and before ``close``; nothing happens for a file not deferred."""
+    file = _writable_file(file)
+    fs = file._cascading.freesegments
+    if not getattr(fs, "_jetzip_defer", False):
+        return
+    compression = file.compression
+    for tree in list(file._trees.values()):
+        if _mode(tree._cascading) == _OPEN:
+            _write_tree(file, tree._cascading, compression)
+    _write_streamers(file, compression)
+    _flush(file)
+
+
+def _write_check_trees(f) -> None:
+    """Every branch kind jetzip writes, 12 extends (uproot's basket arrays grow past 10), an
+    empty tree."""
+    import awkward as ak
+    import numpy as np
+
+    flt = ak.types.ListType(ak.types.NumpyType("float32"))
+    types: dict[str, Any] = {"s_f4": np.float32, "s_i8": np.int64, "s_arr": np.dtype(("f8", (3,))),
+                             "s_b": np.bool_, "txt": "string", "j_a": flt, "j_b": flt, "k": flt}
+    with counter_dtypes({"nJ": "uint32"}):
+        t = f.mktree("T", types, counter_name=lambda b: "nJ" if b.startswith("j_") else f"n{b}")
+    rng = np.random.default_rng(7)
+    for i in range(12):
+        n = 2 + i
+        counts = rng.integers(0, 4, n)
+        other = rng.integers(0, 3, n)
+        t.extend({"s_f4": rng.random(n, dtype=np.float32), "s_i8": rng.integers(-9, 9, n),
+                  "s_arr": rng.random((n, 3)), "s_b": rng.random(n) < 0.5,
+                  "txt": ak.Array([f"e{i}-{k}" * int(k % 3) for k in range(n)]),
+                  "j_a": ak.unflatten(rng.random(counts.sum(), dtype=np.float32), counts),
+                  "j_b": ak.unflatten(rng.random(counts.sum(), dtype=np.float32), counts),
+                  "k": ak.unflatten(rng.random(other.sum(), dtype=np.float32), other)})
+    f.mktree("E", {"x": np.float64, "y": flt})
+
+
+def _payload(f, seek: int) -> bytes:
+    """The uncompressed payload of the key at `seek` of an open uproot file."""
+    import uproot
+
+    chunk = f.file.chunk(seek, min(seek + uproot.reading._key_format_big.size, f.file.fEND))
+    key = uproot.reading.ReadOnlyKey(chunk, uproot.source.cursor.Cursor(seek), {}, f.file, f.file)
+    return bytes(key.get_uncompressed_chunk_cursor()[0].raw_data)
+
+
+def _metadata_check() -> bool:
+    """The check file written deferred reads back as the one written the normal way."""
+    import awkward as ak
+    import uproot
+
+    paths = []
+    try:
+        seeks: dict[str, list[tuple[int, int]]] = {}
+        for deferred in (False, True):
+            fd, path = tempfile.mkstemp(suffix=".root", prefix="jetzip-check-")
+            os.close(fd)
+            paths.append(path)
+            with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
+                if deferred:
+                    _defer(f)
+                _write_check_trees(f)
+                if deferred:
+                    write_metadata(f)
+                    for tree in _writable_file(f)._trees.values():  # where each branch's fBasketSeek lies
+                        seeks[tree._cascading._name] = [
+                            (d["basket_metadata_start"] + 3 + d["fBasketBytes"].nbytes + d["fBasketEntry"].nbytes,
+                             d["fBasketSeek"].nbytes) for d in tree._cascading._branch_data if d["kind"] != "record"]
+        normal, small = (uproot.open(p) for p in paths)
+        with normal, small:
+            if normal.classnames() != small.classnames() or sorted(seeks) != ["E", "T"]:
+                return False
+            if _payload(normal, normal.file.fSeekInfo) != _payload(small, small.file.fSeekInfo):
+                return False
+            for name in ("T", "E"):
+                a = bytearray(_payload(normal, normal.key(name).fSeekKey))
+                k = small.key(name)
+                if not k.is_compressed:
+                    return False
+                b = bytearray(_payload(small, k.fSeekKey))
+                for start, size in seeks[name]:
+                    a[start:start + size] = b[start:start + size] = bytes(size)
+                if a != b:
+                    return False
+                ta, tb = normal[name], small[name]
+                if ta.keys() != tb.keys() or ta.num_entries != tb.num_entries or \
+                        [b.num_baskets for b in ta.values()] != [b.num_baskets for b in tb.values()]:
+                    return False
+                for branch in ta.keys():
+                    if ak.to_list(ta[branch].array()) != ak.to_list(tb[branch].array()):
+                        return False
+        return os.path.getsize(paths[1]) < os.path.getsize(paths[0])
+    finally:
+        for path in paths:
+            os.unlink(path)
+
+
+# RNTuple envelopes: uproot writes an RNTuple's header and each page list uncompressed (the
+# header of a NanoAOD RNTuple: 226 kB, ROOT's own 24 kB); for a deferred file, compress them.
+_NT_REPLACE = [  # (pattern, replacement): each must match exactly once in NTuple.write/extend
+    (r"^(\s*)self\._header_key = self\.add_rblob\(\s*sink, header_raw_data, len\(header_raw_data\)\s*\)",
+     r"\1header_packed = _jetzip_pack(self, header_raw_data)"
+     r"\1self._header_key = self.add_rblob(sink, header_packed, len(header_raw_data))"),
+    (r"self\._anchor\.nbytes_header = len\(header_raw_data\)", "self._anchor.nbytes_header = len(header_packed)"),
+    (r"^(\s*)pagelistenv_key = self\.add_rblob\(\s*sink, pagelistenv_rawdata, len\(pagelistenv_rawdata\)\s*\)",
+     r"\1pagelistenv_packed = _jetzip_pack(self, pagelistenv_rawdata)"
+     r"\1pagelistenv_key = self.add_rblob(sink, pagelistenv_packed, len(pagelistenv_rawdata))"),
+    (r"NTuple_Locator\(\s*len\(pagelistenv_rawdata\),", "NTuple_Locator(len(pagelistenv_packed),"),
+]
+
+
+def _pack_envelope(ntuple, raw: bytes) -> bytes:
+    """An RNTuple envelope as written: compressed with the file's compression in a deferred
+    file (ROOT's compressed-block format, as uproot writes pages), else as it is."""
+    import uproot
+
+    fs = ntuple._freesegments
+    if not getattr(fs, "_jetzip_defer", False):
+        return raw
+    return uproot.compression.compress(raw, fs.fileheader.compression)
+
+
+def _ntuple_patched(original):
+    """NTuple.write or NTuple.extend with the envelopes passed through _pack_envelope, or None
+    when its source is not the one these replacements know."""
+    import re
+
+    src = textwrap.dedent(inspect.getsource(original))
+    done = 0
+    for pattern, replacement in _NT_REPLACE:
+        src, n = re.subn(pattern, replacement.replace(r"\1", r"\n\1") if r"\1" in replacement else replacement,
+                         src, flags=re.MULTILINE)
+        if n > 1:
+            return None
+        done += n
+    if done != 2:  # write: the header's two; extend: the page list's two
+        return None
+    module = inspect.getmodule(original)
+    namespace = dict(vars(module))
+    namespace["_jetzip_pack"] = _pack_envelope
+    exec(compile(src, f"<jetzip packed {original.__qualname__}>", "exec"), namespace)  # noqa: S102
+    return namespace[original.__name__]
+
+
+def _write_check_ntuple(f) -> None:
+    import awkward as ak
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+
+    def data(n):
+        counts = rng.integers(0, 4, n)
+        return ak.zip({"x": rng.random(n, dtype=np.float32), "i": rng.integers(0, 9, n),
+                       "jets": ak.zip({"pt": ak.unflatten(rng.random(counts.sum(), dtype=np.float32), counts),
+                                       "eta": ak.unflatten(rng.random(counts.sum()), counts)})}, depth_limit=1)
+    nt = f.mkrntuple("N", data(5))
+    nt.extend(data(7))
+
+
+def _envelope(f, seek: int, nbytes: int, length: int) -> bytes:
+    import uproot
+
+    chunk = f.file.chunk(seek, seek + nbytes)
+    if nbytes == length:
+        return bytes(chunk.raw_data)
+    cursor = uproot.source.cursor.Cursor(seek)
+    return bytes(uproot.compression.decompress(chunk, cursor, {}, nbytes, length).raw_data)
+
+
+def _ntuple_check() -> bool:
+    """An RNTuple written with packed envelopes reads back as one written the normal way: same
+    arrays, the same header bytes (compressed in the file), a smaller file."""
+    import awkward as ak
+    import uproot
+
+    paths = []
+    try:
+        for deferred in (False, True):
+            fd, path = tempfile.mkstemp(suffix=".root", prefix="jetzip-check-")
+            os.close(fd)
+            paths.append(path)
+            with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
+                if deferred:
+                    _defer(f)
+                _write_check_ntuple(f)
+                if deferred:
+                    write_metadata(f)
+        with uproot.open(paths[0]) as a, uproot.open(paths[1]) as b:
+            na, nb = a["N"], b["N"]
+            ma = {k: na.member(k) for k in ("fSeekHeader", "fNBytesHeader", "fLenHeader")}
+            mb = {k: nb.member(k) for k in ("fSeekHeader", "fNBytesHeader", "fLenHeader")}
+            if not (mb["fNBytesHeader"] < mb["fLenHeader"] == ma["fLenHeader"] == ma["fNBytesHeader"]):
+                return False
+            if _envelope(a, *ma.values()) != _envelope(b, *mb.values()):
+                return False
+            if na.num_entries != nb.num_entries or ak.to_list(na.arrays()) != ak.to_list(nb.arrays()):
+                return False
+        return os.path.getsize(paths[1]) < os.path.getsize(paths[0])
+    finally:
+        for path in paths:
+            os.unlink(path)
+
+
+def _install_ntuple() -> None:
+    from uproot.writing import _cascadentuple
+
+    nt = _cascadentuple.NTuple
+    write, extend = _ntuple_patched(nt.write), _ntuple_patched(nt.extend)
+    if write is None or extend is None:
+        _STATE["ntuple_why"] = "uproot's NTuple.write/extend are not the ones this fix knows"
+        return
+    _ORIGINAL.update(ntuple_write=nt.write, ntuple_extend=nt.extend)
+    nt.write, nt.extend = write, extend
+    ok = False
+    try:
+        ok = _ntuple_check()
+        if not ok:
+            _STATE["ntuple_why"] = "an RNTuple written with compressed envelopes did not read back as uproot's own"
+    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
+        _STATE["ntuple_why"] = f"{type(exc).__name__}: {exc}"
+    if not ok:
+        nt.write, nt.extend = _ORIGINAL["ntuple_write"], _ORIGINAL["ntuple_extend"]
+    _STATE["ntuple"] = ok
+
+
+def _install_metadata() -> None:
+    from uproot.writing import _cascade, _cascadetree
+
+    tree, streamers = _cascadetree.Tree, _cascade.TListOfStreamers
+    _ORIGINAL.update(write_anew=tree.write_anew, write_updates=tree.write_updates,
+                     _relocate=tree._relocate, streamers_write=streamers.write)
+    tree.write_anew, tree.write_updates, tree._relocate = _write_anew, _write_updates, _relocate
+    streamers.write = _streamers_write
+    ok = False
+    try:
+        ok = _metadata_check()
+        if not ok:
+            _STATE["metadata_why"] = "a tree written with compressed metadata did not read back as uproot's own"
+    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
+        _STATE["metadata_why"] = f"{type(exc).__name__}: {exc}"
+    if not ok:
+        tree.write_anew, tree.write_updates = _ORIGINAL["write_anew"], _ORIGINAL["write_updates"]
+        tree._relocate, streamers.write = _ORIGINAL["_relocate"], _ORIGINAL["streamers_write"]
+    _STATE["metadata"] = ok
+    if ok:  # RNTuple envelopes ride on the same deferred files
+        try:
+            _install_ntuple()
+        except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
+            _STATE["ntuple_why"] = f"{type(exc).__name__}: {exc}"
+
+
 def install() -> bool:
-    """Use the linear ``_build_out`` if it is safe here (once per process); True when active."""
+    """Use the linear ``_build_out`` if it is safe here (once per process); True when active.
+    Also installs, each after its own check, the counter types and the compressed metadata."""
     with _LOCK:
         if _STATE["done"]:
             return bool(_STATE["active"])
         _STATE["done"] = True
         if os.environ.get("JETZIP_UPROOT_FIXES", "1") == "0":
-            _STATE["why"] = "disabled by JETZIP_UPROOT_FIXES=0"
+            _STATE["why"] = _STATE["metadata_why"] = "disabled by JETZIP_UPROOT_FIXES=0"
             return False
+        _install_linear()
         try:
-            from uproot.writing import _cascadetree
-
-            original = _cascadetree.Tree._build_out
-            fast = _patched(original)
-            if fast is None:
-                _STATE["why"] = "uproot's _build_out is not the one this fix knows"
-                return False
-            if not _self_check(original, fast):
-                _STATE["why"] = "the linear _build_out did not reproduce uproot's bytes"
-                return False
-            _cascadetree.Tree._build_out = fast
-            _STATE["active"] = True
-            original_init = _cascadetree.Tree.__init__
-            _cascadetree.Tree.__init__ = _wrap_init(original_init)
-            if _counter_check():
-                _STATE["counters"] = True
-            else:
-                _cascadetree.Tree.__init__ = original_init
-            return True
+            _install_metadata()
         except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
-            _STATE["why"] = f"{type(exc).__name__}: {exc}"
-            return False
+            _STATE["metadata_why"] = f"{type(exc).__name__}: {exc}"
+        return bool(_STATE["active"])
+
+
+def _install_linear() -> None:
+    try:
+        from uproot.writing import _cascadetree
+
+        original = _cascadetree.Tree._build_out
+        fast = _patched(original)
+        if fast is None:
+            _STATE["why"] = "uproot's _build_out is not the one this fix knows"
+            return
+        if not _self_check(original, fast):
+            _STATE["why"] = "the linear _build_out did not reproduce uproot's bytes"
+            return
+        _cascadetree.Tree._build_out = fast
+        _STATE["active"] = True
+        original_init = _cascadetree.Tree.__init__
+        _cascadetree.Tree.__init__ = _wrap_init(original_init)
+        if _counter_check():
+            _STATE["counters"] = True
+        else:
+            _cascadetree.Tree.__init__ = original_init
+    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
+        _STATE["why"] = f"{type(exc).__name__}: {exc}"

@@ -44,8 +44,8 @@ def compression(name: str, input_setting: str | None = None):
         if m:
             return {"ZLIB": uproot.ZLIB, "LZMA": uproot.LZMA, "LZ4": uproot.LZ4,
                     "ZSTD": uproot.ZSTD}[m.group(1)](int(m.group(2)))
-        if str(input_setting) in ("None", "none"):
-            return None
+        if input_setting is not None and str(input_setting) in ("None", "none"):  # jetzip (sizes): None is
+            return None  # "not recorded" (uproot names ROOT's old codes, fCompress < 100, None): zstd below
         return uproot.ZSTD(1)
     return {"zstd": uproot.ZSTD(1), "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1),
             "lzma": uproot.LZMA(1), "none": None}[name]
@@ -184,7 +184,7 @@ class RootWriter:
                  file: Any = None, input_compression: str | None = None) -> None:
         import uproot
 
-        from .root_fastwrite import install
+        from .root_fastwrite import defer_metadata, install
 
         install()  # linear-time TTree creation, counters of the input's type (uproot fixes)
         self.info = info
@@ -195,6 +195,8 @@ class RootWriter:
         self.owns_file = file is None
         self.file = uproot.recreate(path, compression=compression(root_compression, input_compression)) \
             if file is None else file
+        if file is None:  # jetzip (sizes): compressed tree metadata, written at close
+            defer_metadata(self.file)
         self.counter = info.counter or (f"n{info.collection or 'Jet'}" if info.has_jets else "")
         self.shapes = {k: tuple(v) for k, v in info.extra.get("shapes", {}).items()}
         self.elements = {f"{n}[{k}]": n for n, shape in self.shapes.items() for k in range(int(np.prod(shape)))}
@@ -423,8 +425,12 @@ class RootWriter:
                 self.empty = True
 
     def close(self) -> None:
+        from .root_fastwrite import write_metadata
+
         try:
             self.finish()
+            if self.owns_file:
+                write_metadata(self.file)  # jetzip (sizes): the trees' metadata, compressed
         finally:
             if self.owns_file:
                 self.file.close()
@@ -454,13 +460,14 @@ class RootFileWriter:
                  main: int = 0, input_compression: str | None = None) -> None:
         import uproot
 
-        from .root_fastwrite import install
+        from .root_fastwrite import defer_metadata, install
 
         install()
         self.path = path
         self.infos = infos
         self.main = main
         self.file = uproot.recreate(path, compression=compression(root_compression, input_compression))
+        defer_metadata(self.file)  # jetzip (sizes): compressed tree metadata, written at close
         self.writers: dict[int, RootWriter] = {}
         self.missing: list[str] = []
         self.notes: list[str] = []
@@ -481,6 +488,8 @@ class RootFileWriter:
         return True
 
     def close(self) -> None:
+        from .root_fastwrite import write_metadata
+
         try:
             for i in range(len(self.infos)):
                 w = self._writer(i)
@@ -491,5 +500,6 @@ class RootFileWriter:
                     (self.missing if kind == "lost" else self.notes).append(line)
                 if w.empty:
                     self.missing.append(f"tree {self.infos[i].tree} (no branch of it could be read)")
+            write_metadata(self.file)  # jetzip (sizes): the trees' metadata and streamers, compressed
         finally:
             self.file.close()

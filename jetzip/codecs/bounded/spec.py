@@ -96,6 +96,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...container import inflate_exact
 from ...errors import FormatError
 
 LEARNED_STREAMS = ("pt_first", "pt_drop", "eta", "phi_rel", "fourth")
@@ -200,13 +201,7 @@ def parse(buf: memoryview, n: int, where: str) -> tuple[Head, Tables, np.ndarray
     refuse_unless(slots <= SMALL_TABLE * head.n_tables + 32 * n, where,
                   f"symbol tables of {slots} slots for {n} jets (more than any encoder writes)")
     n_freq_values = int(np.where(prec > 0, alphabet, 0).sum())
-    d = zlib.decompressobj()
-    try:
-        raw = d.decompress(bytes(block), 2 * n_freq_values + 1)
-    except zlib.error:
-        raise FormatError(f"{where}: symbol tables are corrupted") from None
-    if len(raw) != 2 * n_freq_values or not d.eof or d.unused_data:
-        raise FormatError(f"{where}: symbol tables are corrupted")
+    raw = inflate_exact(block, 2 * n_freq_values, f"{where}: symbol tables are corrupted")
     freq = np.frombuffer(raw, "<u2").astype(np.int32)
     sizes = np.where(prec > 0, alphabet, 0)
     sums = np.add.reduceat(freq.astype(np.int64), np.concatenate([[0], np.cumsum(sizes)[:-1]])[sizes > 0]) \
