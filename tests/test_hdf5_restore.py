@@ -61,7 +61,8 @@ def compare_h5(original: Path, restored: Path, coded: set[str]) -> dict[str, Any
 
     out: dict[str, Any] = {"trees": [], "branches": 0, "identical": 0, "coded": 0, "problems": []}
     with uproot.open(original) as fo, h5py.File(restored, "r") as fr:
-        for tree_name in [k.rpartition(";")[0] for k, c in fo.classnames().items() if c == "TTree"]:
+        for tree_name in [k.rpartition(";")[0] for k, c in fo.classnames().items()
+                          if c in ("TTree", "ROOT::RNTuple")]:
             tree = fo[tree_name]
             if tree_name not in fr:
                 out["problems"].append(f"tree {tree_name}: no group")
@@ -78,7 +79,7 @@ def compare_h5(original: Path, restored: Path, coded: set[str]) -> dict[str, Any
                         out["problems"].append(f"{tree_name}/{b}: {len(got)} values, the input {len(want)}")
                         continue
                     err = np.abs(got - want)
-                    if b.endswith(("_pt", "_mass")):  # relative (a zero mass comes back zero)
+                    if b.replace(".", "_").rpartition("_")[2].lower() in ("pt", "mass", "e"):  # relative
                         err = np.divide(err, np.abs(want), out=err.copy(), where=want != 0)
                     if np.max(err, initial=0.0) <= BOUND * (1 + 1e-3):
                         out["coded"] += 1

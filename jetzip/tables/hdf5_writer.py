@@ -17,8 +17,9 @@ HDF5 cannot compress and stores with 16 bytes of heap header per event: 14.7x th
 40-event NanoAOD): a number, string or fixed-size array per entry as one dataset; a list per
 entry (``Muon_pt``) as its flat values with a counter dataset of lengths per entry
 (``nMuon``), one counter for every list of equal lengths (the file's own counter, reused when it
-holds those lengths; NanoAOD's name for it, or ``n<common prefix>``, otherwise), named in the
-group attribute ``counters`` (JSON ``{counter: [lists]}``); records as their fields
+holds those lengths; NanoAOD's name for it, or ``n<common prefix>``, otherwise), named with the
+jets' counter in the group attribute ``counters`` (JSON ``{counter: [lists]}``); the file's
+other counters of the same lists (uproot's ``nMuon_pt`` beside ``nMuon``) as copies; records as their fields
 (``MET.fX``) and lists of lists as their flattened inner lists and lengths (``b`` and
 ``b_counts``), as the ROOT writer writes them. Read a list back with
 ``ak.unflatten(g["Muon_pt"][:], g["nMuon"][:])``.
@@ -393,6 +394,7 @@ class Hdf5Writer:
         self.carried_plan: dict[str, tuple[str, Any, int]] | None = None
         self.counters: dict[str, dict[str, Any]] = {}  # counter -> {"members": [...], "own": bool}
         self.counter_of: dict[str, str] = {}  # list column -> its counter
+        self.aliases: dict[str, str] = {}  # another counter of the file -> the list column it counts
         self.carried_rows = 0  # entries of carried columns written
         self.missing: list[str] = []  # carried branches HDF5 cannot hold, one line each
         self.notes: list[str] = []  # carried branches written as something else, one line per kind
@@ -531,6 +533,9 @@ class Hdf5Writer:
         for col, c in self.counters.items():
             if c["own"] and col not in self.datasets:
                 dtypes[col] = c["dtype"]
+        for col in self.aliases:
+            if col not in self.datasets:
+                dtypes[col] = _counter_dtype(self.info.dtypes.get(col))
         for col in self._order(list(dtypes)):
             if col in group:
                 raise InputError(f"HDF5 output: two columns named {col!r}")
@@ -732,6 +737,10 @@ class Hdf5Writer:
             for members in lists:
                 own = {declared[m] for m in members}
                 self._add_counter(members, own.pop() if len(own) == 1 else None, lengths[members[0]], refs, taken)
+        for col, d in declared.items():  # the file's per-branch counters (uproot's nMuon_pt beside nMuon)
+            if d and d not in taken and d in self.position:
+                taken.add(d)
+                self.aliases[d] = col
 
     def _add_counter(self, members: list[str], declared: str | None, lengths: np.ndarray,
                      refs: dict[str, np.ndarray], taken: set[str]) -> None:
@@ -778,6 +787,8 @@ class Hdf5Writer:
             if c["own"]:
                 ds = self.datasets[name]
                 self._append(ds, ref.astype(ds.dtype))
+        for alias, col in self.aliases.items():
+            self._append(self.datasets[alias], lengths[col].astype(self.datasets[alias].dtype))
         self.carried_rows += len(next(iter(lengths.values()), ())) if lengths else 0
 
     def _split(self, member: str, counter: str, lengths: np.ndarray) -> None:
@@ -928,9 +939,11 @@ class Hdf5Writer:
             if self.layout == "awkward":
                 self.group.attrs["length"] = str(self.events) if self.info.extra["awkward"]["length_is_text"] \
                     else np.int64(self.events)
-            if self.counters:  # which counter counts which lists: {counter: [lists]}
-                self.group.attrs["counters"] = json.dumps({k: c["members"] for k, c in self.counters.items()
-                                                           if c["members"]})
+            counters = {k: c["members"] for k, c in self.counters.items() if c["members"]}
+            if self.jagged_jets and self.layout == "columns" and self.counter:
+                counters = {self.counter: [*self.jet_names, *self.jet_dtypes], **counters}
+            if counters:  # which counter counts which lists: {counter: [lists]}
+                self.group.attrs["counters"] = json.dumps(counters)
             if self.owns_output:
                 self._check_space(0)
                 self.output.close()
