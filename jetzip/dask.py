@@ -81,6 +81,7 @@ from .dataset import (
     write_manifest,
 )
 from . import extras
+from .defaults import available_cores
 from .errors import FormatError, JetzipError, positive_int
 
 DEFAULT_RETRIES = 2
@@ -104,7 +105,7 @@ def parse_scheduler(address: str) -> tuple[str, int | None]:
     if address == "local" or address.startswith("local:"):
         n = address[6:]
         if not n:
-            return "local", os.cpu_count() or 1
+            return "local", available_cores()
         try:
             return "local", positive_int("local:N", int(n))
         except ValueError:

@@ -450,28 +450,42 @@ def _payload(f, seek: int) -> bytes:
     return bytes(key.get_uncompressed_chunk_cursor()[0].raw_data)
 
 
+def _write_both_ways(paths: list[str], write, after_deferred=None) -> None:
+    """Write the same check file twice, to two temporary files appended to `paths` (the caller
+    removes them): the normal way, then with the metadata deferred and compressed
+    (`after_deferred(f)` runs on that one before it closes)."""
+    import uproot
+
+    for deferred in (False, True):
+        fd, path = tempfile.mkstemp(suffix=".root", prefix="jetzip-check-")
+        os.close(fd)
+        paths.append(path)
+        with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
+            if deferred:
+                _defer(f)
+            write(f)
+            if deferred:
+                write_metadata(f)
+                if after_deferred is not None:
+                    after_deferred(f)
+
+
 def _metadata_check() -> bool:
     """The check file written deferred reads back as the one written the normal way."""
     import awkward as ak
     import uproot
 
-    paths = []
+    paths: list[str] = []
     try:
         seeks: dict[str, list[tuple[int, int]]] = {}
-        for deferred in (False, True):
-            fd, path = tempfile.mkstemp(suffix=".root", prefix="jetzip-check-")
-            os.close(fd)
-            paths.append(path)
-            with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
-                if deferred:
-                    _defer(f)
-                _write_check_trees(f)
-                if deferred:
-                    write_metadata(f)
-                    for tree in _writable_file(f)._trees.values():  # where each branch's fBasketSeek lies
-                        seeks[tree._cascading._name] = [
-                            (d["basket_metadata_start"] + 3 + d["fBasketBytes"].nbytes + d["fBasketEntry"].nbytes,
-                             d["fBasketSeek"].nbytes) for d in tree._cascading._branch_data if d["kind"] != "record"]
+
+        def basket_seeks(f) -> None:  # where each branch's fBasketSeek lies in the deferred file
+            for tree in _writable_file(f)._trees.values():
+                seeks[tree._cascading._name] = [
+                    (d["basket_metadata_start"] + 3 + d["fBasketBytes"].nbytes + d["fBasketEntry"].nbytes,
+                     d["fBasketSeek"].nbytes) for d in tree._cascading._branch_data if d["kind"] != "record"]
+
+        _write_both_ways(paths, _write_check_trees, basket_seeks)
         normal, small = (uproot.open(p) for p in paths)
         with normal, small:
             if normal.classnames() != small.classnames() or sorted(seeks) != ["E", "T"]:
@@ -579,18 +593,9 @@ def _ntuple_check() -> bool:
     import awkward as ak
     import uproot
 
-    paths = []
+    paths: list[str] = []
     try:
-        for deferred in (False, True):
-            fd, path = tempfile.mkstemp(suffix=".root", prefix="jetzip-check-")
-            os.close(fd)
-            paths.append(path)
-            with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
-                if deferred:
-                    _defer(f)
-                _write_check_ntuple(f)
-                if deferred:
-                    write_metadata(f)
+        _write_both_ways(paths, _write_check_ntuple)
         with uproot.open(paths[0]) as a, uproot.open(paths[1]) as b:
             na, nb = a["N"], b["N"]
             ma = {k: na.member(k) for k in ("fSeekHeader", "fNBytesHeader", "fLenHeader")}
@@ -607,6 +612,23 @@ def _ntuple_check() -> bool:
             os.unlink(path)
 
 
+def _keep_if_checked(fix: str, check, revert, failed: str) -> bool:
+    """Keep an installed fix only if `check()` (on the patched uproot) returns True; otherwise
+    `revert()` and record why in ``_STATE[fix + "_why"]`` (`failed`, or the exception). Sets
+    ``_STATE[fix]``; returns it."""
+    ok = False
+    try:
+        ok = bool(check())
+        if not ok:
+            _STATE[f"{fix}_why"] = failed
+    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
+        _STATE[f"{fix}_why"] = f"{type(exc).__name__}: {exc}"
+    if not ok:
+        revert()
+    _STATE[fix] = ok
+    return ok
+
+
 def _install_ntuple() -> None:
     from uproot.writing import _cascadentuple
 
@@ -617,16 +639,12 @@ def _install_ntuple() -> None:
         return
     _ORIGINAL.update(ntuple_write=nt.write, ntuple_extend=nt.extend)
     nt.write, nt.extend = write, extend
-    ok = False
-    try:
-        ok = _ntuple_check()
-        if not ok:
-            _STATE["ntuple_why"] = "an RNTuple written with compressed envelopes did not read back as uproot's own"
-    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
-        _STATE["ntuple_why"] = f"{type(exc).__name__}: {exc}"
-    if not ok:
+
+    def revert() -> None:
         nt.write, nt.extend = _ORIGINAL["ntuple_write"], _ORIGINAL["ntuple_extend"]
-    _STATE["ntuple"] = ok
+
+    _keep_if_checked("ntuple", _ntuple_check, revert,
+                     "an RNTuple written with compressed envelopes did not read back as uproot's own")
 
 
 def _install_metadata() -> None:
@@ -637,18 +655,14 @@ def _install_metadata() -> None:
                      _relocate=tree._relocate, streamers_write=streamers.write)
     tree.write_anew, tree.write_updates, tree._relocate = _write_anew, _write_updates, _relocate
     streamers.write = _streamers_write
-    ok = False
-    try:
-        ok = _metadata_check()
-        if not ok:
-            _STATE["metadata_why"] = "a tree written with compressed metadata did not read back as uproot's own"
-    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
-        _STATE["metadata_why"] = f"{type(exc).__name__}: {exc}"
-    if not ok:
+
+    def revert() -> None:
         tree.write_anew, tree.write_updates = _ORIGINAL["write_anew"], _ORIGINAL["write_updates"]
         tree._relocate, streamers.write = _ORIGINAL["_relocate"], _ORIGINAL["streamers_write"]
-    _STATE["metadata"] = ok
-    if ok:  # RNTuple envelopes ride on the same deferred files
+
+    # RNTuple envelopes ride on the same deferred files
+    if _keep_if_checked("metadata", _metadata_check, revert,
+                        "a tree written with compressed metadata did not read back as uproot's own"):
         try:
             _install_ntuple()
         except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
