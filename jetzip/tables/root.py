@@ -409,7 +409,7 @@ class RootSource:
         kept = [k for k in kept if k not in regenerated]
         dtypes = {n: self.by_name[n].dtype for n in kept}
         dtypes.update({n: self.by_name[n].dtype for n in rest if self.by_name[n].kind == "jagged"})
-        for c in sorted(regenerated):  # sorted: a set's order changes from process to process
+        for c in sorted(c for c in regenerated if c):  # sorted: a set's order changes from process to process
             if c in self.by_name:
                 dtypes.setdefault(c, self.by_name[c].dtype)
         order = [lf.name for lf in self.leaves]
