@@ -64,3 +64,14 @@ def test_jetclass_constituents_at_most_4_bytes_per_particle(tmp_path):
     assert coll["name"] == "part" and info["codec_config"].get("kind") == "constituents"
     assert coll["bytes"] / coll["jets"] <= 4.0, coll["bytes"] / coll["jets"]
     assert jetzip.evaluate(src, out)["all_within_bounds"]
+
+
+@pytest.mark.parametrize("name", ["toplandscape_like.h5", "semicolon.csv"])
+def test_collection_all_on_a_one_collection_format_codes_that_collection(tmp_path, name):
+    """HDF5, Parquet and CSV tables hold one four-vector collection: --collection all is it (the
+    same file as with no --collection), never 'no jet collection all'."""
+    src = shared_file(SHARED / "cases" / name)
+    a = jetzip.compress(src, tmp_path / "all.aez", error_bound=1e-3, collection="all")
+    b = jetzip.compress(src, tmp_path / "default.aez", error_bound=1e-3)
+    assert a["n_jets"] == b["n_jets"] > 0
+    assert (tmp_path / "all.aez").read_bytes() == (tmp_path / "default.aez").read_bytes()

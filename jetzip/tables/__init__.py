@@ -89,6 +89,8 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
         keep_branches = (keep_branches,)
     if isinstance(drop_branches, str):
         drop_branches = (drop_branches,)
+    if fmt != "root" and collection is not None and collection.strip().lower() == "all":
+        collection = None  # HDF5, Parquet and CSV readers code one collection: "all" is that one
     kw = _SourceOptions(tree=tree, columns=parse_columns(columns), preset=preset, collection=collection,
                         units=units, keep=tuple(keep_branches), drop=tuple(drop_branches))
     if fmt == "root":
