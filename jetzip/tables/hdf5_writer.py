@@ -172,8 +172,9 @@ def _values(arr: Any, kind: str, dtype: Any) -> tuple[np.ndarray, np.ndarray | N
         strings = np.array(ak.to_list(arr), dtype=object)
         if text.length is None:
             return strings, counts
+        # the dataset's own string type (its encoding with it): HDF5 has no ASCII -> UTF-8 conversion
         return np.array([x.encode(text.encoding) if isinstance(x, str) else x for x in strings],
-                        dtype=f"S{text.length}"), counts
+                        dtype=h5py.string_dtype(text.encoding, text.length)), counts
     values = np.asarray(ak.to_numpy(arr) if isinstance(arr, ak.Array) else arr)
     return values.astype(np.dtype(dtype).base, copy=False), counts
 
