@@ -234,3 +234,39 @@ def test_text_lists_of_another_encoding_restore_into_hdf5(tmp_path):
     cmp = compare_h5(src, out, whole_file.coded_columns(aez))
     assert cmp["problems"] == [], cmp["problems"][:5]
     assert "triggerList" in cmp["trees"] and cmp["identical"] + cmp["coded"] == cmp["branches"]
+
+
+def test_lists_of_lists_of_lists_keep_every_level_in_root_and_hdf5(tmp_path):
+    """A list of lists of lists per event (PHYSLITE's METAssoc overlapIndices is one) restores as
+    the values with the lengths of each level (b_counts, b_counts3), from which the input is
+    rebuilt exactly, in ROOT and in HDF5 (one level's lengths used to overwrite the other's)."""
+    import awkward as ak
+    import h5py
+    import uproot
+
+    rng = np.random.default_rng(3)
+    n = 50
+    counts = rng.integers(0, 5, n)
+    jets = {k: ak.unflatten(rng.uniform(1, 2, counts.sum()).astype(np.float32), counts)
+            for k in ("Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass")}
+    deep = [[[list(range(rng.integers(0, 3))) for _ in range(rng.integers(0, 3))] for _ in range(rng.integers(0, 3))]
+            for _ in range(n)]
+    want = ak.values_astype(ak.Array(deep), np.uint64)
+    src = tmp_path / "deep.parquet"
+    ak.to_parquet(ak.zip({**jets, "overlap": want}, depth_limit=1), src)
+    aez = tmp_path / "x.aez"
+    jetzip.compress(src, aez, error_bound="1e-3")
+    jetzip.decompress(aez, tmp_path / "y.root")
+    jetzip.decompress(aez, tmp_path / "y.h5")
+
+    def rebuild(values, counts, counts3):
+        inner = ak.unflatten(ak.flatten(values), ak.flatten(counts3))
+        return ak.unflatten(ak.unflatten(inner, ak.flatten(counts)), ak.num(counts))
+
+    with uproot.open(tmp_path / "y.root") as f:
+        t = f[next(k for k, c in f.classnames().items() if c == "TTree")]
+        got = rebuild(*(t[f"overlap{s}"].array() for s in ("", "_counts", "_counts3")))
+    assert ak.to_list(got) == ak.to_list(want)
+    with h5py.File(tmp_path / "y.h5", "r") as h:
+        parts = [h5_branch(h, f"overlap{s}", n) for s in ("", "_counts", "_counts3")]
+    assert ak.to_list(rebuild(*parts)) == ak.to_list(want)

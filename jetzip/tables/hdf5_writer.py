@@ -136,7 +136,8 @@ def carried_columns(name: str, arr: Any, notes: set[str] | None = None) -> list[
     """A carried branch as the columns HDF5 holds: ``(name, array, kind, dtype)`` with `kind`
     ``value`` or ``list`` (see :func:`_kind`), ``none`` for what HDF5 cannot hold. Records
     become their fields (``name.field``), lists of lists their flattened inner lists (``name``)
-    and lengths (``name_counts``, int32), recursively; `notes` collects one line per kind so
+    and lengths (``name_counts``, int32; a third level ``name_counts3``, ...), recursively;
+    `notes` collects one line per kind so
     rewritten (as the ROOT writer says it)."""
     import awkward as ak
 
@@ -152,9 +153,12 @@ def carried_columns(name: str, arr: Any, notes: set[str] | None = None) -> list[
             return [c for f in ak.fields(arr) for c in carried_columns(f"{name}.{f}", arr[f], notes)]
         if notes is not None:
             notes.add("lists of lists as the flattened inner values with their lengths (b and b_counts)")
+        from .root_writer import deeper_counts
+
         counts = ak.values_astype(ak.num(arr, axis=2), np.int32)
-        return [*carried_columns(name, ak.flatten(arr, axis=2), notes),
-                *carried_columns(f"{name}_counts", counts, notes)]
+        inner = [(deeper_counts(name, c), *rest) for c, *rest in carried_columns(name, ak.flatten(arr, axis=2), notes)]
+        return [*[c for c in inner if c[0] == name], *carried_columns(f"{name}_counts", counts, notes),
+                *[c for c in inner if c[0] != name]]
     return [(name, arr, kind, dtype)]
 
 

@@ -18,6 +18,7 @@ arrives (the chunk says the carried branches' types), or at the end when it has 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -104,7 +105,8 @@ def writable(name: str, array: Any) -> tuple[dict[str, Any], set[str]]:
     """A carried branch as branches uproot's TTree writer takes: ``({name: array, ...}, kinds)``
     where `kinds` names what changed (keys of :data:`KIND_TEXT`; empty when nothing did).
     Records become their fields (``name.field``, also inside lists), lists of lists the
-    flattened inner values plus their lengths (``name_counts``), lists of strings their bytes
+    flattened inner values plus their lengths (``name_counts``; deeper levels ``name_counts3``,
+    ...: :func:`deeper_counts`), lists of strings their bytes
     likewise. A type none of this reaches gives ``({}, {"lost"})``."""
     import awkward as ak
 
@@ -134,10 +136,22 @@ def writable(name: str, array: Any) -> tuple[dict[str, Any], set[str]]:
                 inner.parameters.get("__array__") in ("string", "bytestring"):
             plain = ak.without_parameters(array)
             safe = root_safe(name)
-            out, kinds = writable(safe, ak.flatten(plain, axis=2))
+            inner, kinds = writable(safe, ak.flatten(plain, axis=2))
+            out = {safe: inner.pop(safe)} if safe in inner else {}
             out[f"{safe}_counts"] = ak.values_astype(ak.num(plain, axis=2), np.int32)
+            out.update({deeper_counts(safe, k): v for k, v in inner.items()})
             return out, {"flattened", *kinds}
     return {}, {"lost"}
+
+
+def deeper_counts(name: str, key: str) -> str:
+    """The name of a level's lengths one list level deeper: lists of lists of lists keep
+    ``name_counts`` for the lengths of the second level and call the third level's
+    ``name_counts3``, the fourth's ``name_counts4``, ... (other keys stay as they are)."""
+    stem = f"{name}_counts"
+    if not key.startswith(stem) or not (key == stem or key[len(stem):].isdigit()):
+        return key
+    return f"{stem}{int(key[len(stem):] or 2) + 1}"
 
 
 def root_safe(name: str) -> str:
@@ -159,10 +173,11 @@ def _fields(name: str, array: Any, fields: list[str]) -> tuple[dict[str, Any], s
 
 
 def _carried_ancestor(name: str, carried: set[str]) -> str | None:
-    """The carried branch that `name` was written from (``A`` for ``A.b`` or ``A.b_counts``)."""
+    """The carried branch that `name` was written from (``A`` for ``A.b``, ``A.b_counts`` or
+    ``A.b_counts3``)."""
     if name in carried:
         return None
-    base = name[:-len("_counts")] if name.endswith("_counts") else name
+    base = re.sub(r"_counts\d*$", "", name)
     while "." in base:
         base = base.rpartition(".")[0]
         if base in carried:
@@ -299,7 +314,7 @@ class RootWriter:
         expanded = []
         for name in order:  # a carried branch written as several (record fields) keeps its place
             expanded.extend([n for n in types if n == name or n.startswith(f"{name}.")
-                             or n == f"{name}_counts"] or [name])
+                             or re.fullmatch(rf"{re.escape(name)}_counts\d*", n)] or [name])
         typed, as_counter = ordered_types(list(dict.fromkeys(expanded)), types, counters, scalar_counters)
         return typed, counters, as_counter
 
