@@ -223,7 +223,8 @@ def table_options(f):
                      help="Use a known file layout instead of detecting it.")(f)
     f = click.option("--collection", metavar="NAME",
                      help="Four-vector collection(s) to code: Jet, FatJet, ..., 'A,B', or 'all' "
-                     "(default: every jet collection; the others are carried losslessly).")(f)
+                     "(default: every jet collection; the others are carried losslessly). HDF5, Parquet and CSV "
+                     "tables code one collection.")(f)
     f = click.option("--units", type=click.Choice(list(UNIT_SCALE)),
                      help="Units of energies and momenta in the input (default: by layout, else inferred).")(f)
     return f

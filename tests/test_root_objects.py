@@ -124,3 +124,15 @@ def test_modern_codes_as_recorded_and_rntuple_pages_their_own():
         got = input_compression(f, ntuple)
         assert got.startswith(TAGS[page_tag] + "(") and got != str(f.file.compression)
         assert input_compression(f) == str(f.file.compression)
+
+
+@pytest.mark.parametrize("recorded", ["", "None", "none", None, "SZ3(7)"])
+def test_a_restore_is_never_uncompressed_when_the_input_setting_is_unknown(recorded):
+    """'input' with nothing usable recorded (older .aez files wrote "None" for old codes): zstd-1,
+    never an uncompressed output; a recorded setting is taken as it is."""
+    from jetzip.tables.root_writer import compression
+
+    got = compression("input", recorded)
+    assert isinstance(got, uproot.ZSTD) and got.level == 1
+    assert isinstance(compression("input", "LZMA(9)"), uproot.LZMA) and compression("input", "LZMA(9)").level == 9
+    assert compression("none") is None

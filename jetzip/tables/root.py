@@ -332,7 +332,7 @@ class RootSource:
             dtypes[n] = self.p4_leaf.dtype if self.p4_leaf else self.by_name[n].dtype
         if counter:
             dtypes[counter] = self.by_name[counter].dtype
-        for c in [*regenerated, *other_counters]:
+        for c in sorted({*regenerated, *other_counters}):  # sorted: a set's order changes per process
             if c in self.by_name:
                 dtypes.setdefault(c, self.by_name[c].dtype)
         order: list[str] = []
@@ -411,7 +411,7 @@ class RootSource:
         kept = [k for k in kept if k not in regenerated]
         dtypes = {n: self.by_name[n].dtype for n in kept}
         dtypes.update({n: self.by_name[n].dtype for n in rest if self.by_name[n].kind == "jagged"})
-        for c in regenerated:
+        for c in sorted(c for c in regenerated if c):  # sorted: a set's order changes from process to process
             if c in self.by_name:
                 dtypes.setdefault(c, self.by_name[c].dtype)
         order = [lf.name for lf in self.leaves]

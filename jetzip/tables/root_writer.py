@@ -44,9 +44,7 @@ def compression(name: str, input_setting: str | None = None):
         if m:
             return {"ZLIB": uproot.ZLIB, "LZMA": uproot.LZMA, "LZ4": uproot.LZ4,
                     "ZSTD": uproot.ZSTD}[m.group(1)](int(m.group(2)))
-        if input_setting is not None and str(input_setting) in ("None", "none"):  # jetzip (sizes): None is
-            return None  # "not recorded" (uproot names ROOT's old codes, fCompress < 100, None): zstd below
-        return uproot.ZSTD(1)
+        return uproot.ZSTD(1)  # not recorded ("" or, in older .aez files, "None"): never uncompressed
     return {"zstd": uproot.ZSTD(1), "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1),
             "lzma": uproot.LZMA(1), "none": None}[name]
 
