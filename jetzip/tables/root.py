@@ -31,6 +31,7 @@ from .root_layout import (
     _objects,
     Leaf,
     classify_rntuple,
+    rntuple_projections,
     classify_ttree,
     expand,
     get_member,
@@ -355,6 +356,7 @@ class RootSource:
             extra["shapes"] = shapes
         if self.rntuple:
             extra["rntuple"] = True
+            _projections(self.tree, extra)
         if self.p4_leaf is not None:
             extra["p4_branch"] = self.p4_leaf.name
         extra["restored_as"] = self._restored_as(used, counter, out_counter, [*kept, *jet_branches, *rest])
@@ -417,6 +419,7 @@ class RootSource:
         extra: dict[str, Any] = {"counters": counters, "not_carried": [*not_carried, *_friends(self.tree, tree_name)]}
         if self.rntuple:
             extra["rntuple"] = True
+            _projections(self.tree, extra)
         self.other_objects = []
         self.info = TableInfo(
             file=os.path.basename(self.path), format="root", tree=tree_name, layout="plain", collection="",
@@ -1050,6 +1053,14 @@ def _reps():
     from ..features import REPRESENTATIONS
 
     return REPRESENTATIONS
+
+
+def _projections(ntuple, extra: dict[str, Any]) -> None:
+    """Record an RNTuple's projected fields (``Jet_pt`` of ``_collection6``, ``nJet``) in
+    ``extra["rntuple_projected"]`` for the writer (:func:`.root_layout.rntuple_projections`)."""
+    spec = rntuple_projections(ntuple)
+    if spec is not None:
+        extra["rntuple_projected"] = spec
 
 
 def _rntuple_get(arr, key: str):

@@ -221,6 +221,7 @@ class RootWriter:
         self.rntuple = bool(info.extra.get("rntuple"))
         self.tree: Any = None
         self.ntuple: Any = None
+        self.projected = False  # an RNTuple's projected fields written as projections
         self.as_counter: set[str] = set()
         self.changed: dict[str, list[str]] = {}  # kind (KIND_TEXT) -> carried branches written so
         self.entries = 0
@@ -398,12 +399,21 @@ class RootWriter:
         self.tree.extend({k: v for k, v in data.items() if k in self.types and k not in self.as_counter})
 
     def _write_rntuple(self, data: dict[str, Any]) -> None:
-        """Fields as they were: 'Jet.pt' goes back into the record list 'Jet'."""
+        """Fields as they were: 'Jet.pt' goes back into the record list 'Jet'; projected fields
+        (``info.extra["rntuple_projected"]``: a NanoAOD RNTuple's ``Jet_pt`` of ``_collection6``,
+        ``nJet``) as projections again, their collections rebuilt from them."""
         import awkward as ak
 
+        from .root_fastwrite import rntuple_projections
+
+        spec = self.info.extra.get("rntuple_projected")
+        if spec and self.ntuple is None:
+            self.projected = self._projections_taken(spec, data)
+        if spec and self.projected:
+            data = self._physical(spec, data)
         top: dict[str, Any] = {}
         groups: dict[str, dict[str, Any]] = {}
-        order = self.info.branch_order or list(data)
+        order = (spec["order"] if spec and self.projected else None) or self.info.branch_order or list(data)
         for name in [*order, *[n for n in data if n not in order]]:
             if name not in data:
                 continue
@@ -419,9 +429,37 @@ class RootWriter:
             top[field] = ak.zip(subs)
         arr = ak.zip(top, depth_limit=1)
         if self.ntuple is None:
-            self.ntuple = self.file.mkrntuple(self.info.tree or "jets", arr)
+            with rntuple_projections(spec["fields"] if spec and self.projected else None):
+                self.ntuple = self.file.mkrntuple(self.info.tree or "jets", arr)
         else:
             self.ntuple.extend(arr)
+
+    @staticmethod
+    def _projections_taken(spec: dict[str, Any], data: dict[str, Any]) -> bool:
+        """Whether the projected fields go back as projections: uproot's writer takes them
+        (:func:`.root_fastwrite.rntuple_projections`) and every collection to rebuild has its
+        projected fields in the data."""
+        from .root_fastwrite import install, rntuple_projections
+
+        install()
+        with rntuple_projections(spec["fields"]) as active:
+            pass
+        return active and all(p in data for leaves in spec["rebuilt"].values() for _, p in leaves)
+
+    @staticmethod
+    def _physical(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """The physical fields of a chunk: each rebuilt collection zipped from its projected
+        fields (``_collection6`` = {``Jet_pt``, ...} per entry, in the input's field order), the
+        projected fields left out (the header points them at their sources)."""
+        import awkward as ak
+
+        out = {k: v for k, v in data.items()}
+        for name, leaves in spec["rebuilt"].items():
+            out[name] = ak.zip({leaf: ak.Array(out[p]) for leaf, p in leaves}, depth_limit=2)
+        for f in spec["fields"]:
+            if f[3] == -1:
+                out.pop(f[0], None)
+        return out
 
     # -------------------------------------------------------------- the rest
     def write_extras(self, blob: bytes) -> None:
