@@ -162,8 +162,10 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
 
     Returns:
         ``input``, ``output``, ``codec`` (id), ``codec_config``, ``n_jets``, ``n_events``,
-        ``n_chunks``, ``bytes``, ``payload_bytes`` (the jets' own bytes), ``bytes_per_jet``,
-        ``payload_bytes_per_jet``, ``ratio_to_float32``, ``dropped_invalid``,
+        ``n_chunks``, ``bytes``, ``payload_bytes`` (the jets' own bytes), ``bytes_per_jet``
+        (the whole file over the first table's main collection), ``n_four_vectors`` (of every
+        coded collection of every table), ``payload_bytes_per_jet`` (payload bytes over those),
+        ``ratio_to_float32``, ``dropped_invalid``,
         ``units``, ``units_inferred``, ``seconds``, and what the codec reports
         (:meth:`~jetzip.codecs.Codec.encode_report`: for the latent codec ``model``,
         ``model_sha256``, ``exact_jets`` stored verbatim, ``outside_training_ranges``).
@@ -279,6 +281,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     finally:
         source.close()
     n = tail["n_jets"]
+    n_coded = sum(sum(t["n_jets"]) for t in tail["tables"])  # four-vectors of every coded collection
     if dropped:
         warn(f"dropped {dropped} invalid jets ({', '.join(sorted({c.invalid_text for c in codecs}))})")
     input_bytes = os.path.getsize(input) if os.path.isfile(input) else None
@@ -289,7 +292,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         "input_bytes": input_bytes, "ratio_to_input": size / input_bytes if input_bytes else None,
         "bytes_by_part": parts, "tables": tail["tables"],
         "bytes_per_jet": size / n if n else None,
-        "payload_bytes_per_jet": payload_bytes / n if n else None,
+        "n_four_vectors": n_coded,
+        "payload_bytes_per_jet": payload_bytes / n_coded if n_coded else None,
         "ratio_to_float32": size / (n * RAW_BYTES_PER_JET) if n else None,
         "dropped_invalid": dropped, "units": info.units, "units_inferred": info.units_inferred,
         "seconds": time.perf_counter() - t0,
