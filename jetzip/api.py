@@ -30,7 +30,8 @@ from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_C
                        DEFAULT_LATENT_DTYPE,
                        LATENT_DTYPE_CHOICES,
                        DEFAULT_ROOT_COMPRESSION, MIN_WRITE_JETS, RAW_BYTES_PER_JET, available_cores)
-from .errors import FormatError, InputError, JetzipError, ModelMismatchError, open_input, positive_int
+from .errors import (FormatError, InputError, JetzipError, ModelMismatchError, damage_message, damaged_input,
+                     open_input, positive_int)
 from .model import Model, load_model, resolve_model
 from .pipeline import InOrderWorker, ordered_process_map, prefetch
 from .tables import (CollectionInfo, JetChunk, TableInfo, concat_chunks, describe_jet, format_of, open_file,
@@ -278,6 +279,10 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
             size = writer.bytes_written
             payload_bytes = writer.payload_bytes
             parts = dict(writer.part_bytes)
+    except Exception as exc:
+        if damaged_input(exc):  # a basket that does not decompress: the input's fault, named
+            raise InputError(damage_message(exc, str(input))) from None
+        raise
     finally:
         source.close()
     n = tail["n_jets"]

@@ -29,7 +29,7 @@ from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_C
                        LATENT_DTYPE_CHOICES)
 from .bench import run_bench
 from .engine import DEFAULT_BATCH_SIZE
-from .errors import JetzipError
+from .errors import JetzipError, damage_message, damaged_input
 from .features import NORMALIZATION_KINDS, UNIT_SCALE
 from .model import NAMED_ARCHITECTURES
 from .tables import FORMATS
@@ -143,6 +143,8 @@ def error_message(exc: BaseException) -> str:
 
     if isinstance(exc, JetzipError):
         text = str(exc)
+    elif damaged_input(exc):
+        text = damage_message(exc, "the input")
     elif isinstance(exc, MemoryError):
         text = "out of memory; try a smaller --batch-size or --chunk-jets"
     elif isinstance(exc, OSError) and (exc.strerror or exc.filename):

@@ -41,6 +41,24 @@ def test_not_a_root_file(tmp_path, small_model_path):
     assert_fails(r, "cannot read as a ROOT file")
 
 
+@pytest.mark.parametrize("how", ["flipped", "zeroed"])
+def test_a_damaged_root_file_is_named_damaged_in_one_line(tmp_path, how):
+    """Bytes flipped or zeroed inside a ROOT file's baskets: one line saying the file is damaged
+    (never an internal error, never 'uproot cannot read it' with exit 0), no output."""
+    from conftest import EXAMPLE_JETS
+
+    raw = bytearray(EXAMPLE_JETS.read_bytes())
+    middle = len(raw) // 2
+    for i in range(middle, middle + 2000):
+        raw[i] = raw[i] ^ 0xFF if how == "flipped" else 0
+    p = tmp_path / "damaged.root"
+    p.write_bytes(bytes(raw))
+    for extra in ((), ("--error-bound", "1e-3")):
+        r = invoke("compress", p, "-o", tmp_path / "x.aez", *extra)
+        assert_fails(r, "damaged.root", "is damaged")
+        assert r.stderr.decode().count("\n") == 1 and not (tmp_path / "x.aez").exists()
+
+
 def test_missing_columns_lists_jet_like_branches(tmp_path, small_model_path):
     p = tmp_path / "j.root"
     with uproot.recreate(p) as f:
