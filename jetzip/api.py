@@ -52,6 +52,21 @@ def _noop_warn(message: str) -> None:  # noqa: ARG001
     pass
 
 
+MAX_WARNING_LINES = 8  # of one kind; the rest are counted in one line (every one is in the report)
+
+
+def warn_each(warn: Callable[[str], None], prefix: str, lines: Sequence[str], rest: str) -> None:
+    """One warning per line, up to :data:`MAX_WARNING_LINES`; beyond that the first ones and a
+    last line counting the others and saying where they all are (`rest`)."""
+    if len(lines) <= MAX_WARNING_LINES:
+        for line in lines:
+            warn(f"{prefix}: {line}")
+        return
+    for line in lines[:MAX_WARNING_LINES - 1]:
+        warn(f"{prefix}: {line}")
+    warn(f"{prefix}: and {len(lines) - MAX_WARNING_LINES + 1} more ({rest})")
+
+
 def _with_unit(progress: Progress) -> Callable[[int, "int | None", str], None]:
     """`progress` called with the unit when it takes a third argument, else as
     ``progress(done, total)`` (callbacks written for jetzip 0.1)."""
@@ -230,8 +245,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         if strict and lost:
             raise InputError(f"{input}: --strict: {len(lost)} thing(s) of the input cannot be carried: "
                              + "; ".join(lost[:5]) + (f"; and {len(lost) - 5} more" if len(lost) > 5 else ""))
-        for line in lost:
-            warn(f"not carried into the .aez: {line}")
+        warn_each(warn, "not carried into the .aez", lost,
+                  "all of them: jetzip inspect OUTPUT --json, notes.not_carried")
         if info.extra.get("csv_separator_note"):
             warn(str(info.extra["csv_separator_note"]))
 
@@ -521,7 +536,8 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
 
     Returns:
         ``input``, ``output``, ``format``, ``codec``, ``n_jets``, ``n_events``,
-        ``input_bytes``, ``missing_branches``, ``seconds``.
+        ``input_bytes``, ``missing_branches``, ``not_restored`` (what the output format cannot
+        hold, one line each), ``seconds``.
 
     Raises:
         FormatError: the file is damaged (nothing reaches stdout from a damaged file).
@@ -551,11 +567,11 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         if any(not c.mass_usable(c.get_config()) for c in codecs):
             warn(MASS_WARNING)
         notes = aez.header.notes.get("restored_as") or info.extra.get("restored_as", []) or []
-        for line in notes:
-            warn(f"restored as: {line}")
+        warn_each(warn, "restored as", notes, "all of them: jetzip inspect INPUT --json, notes.restored_as")
         size = aez.size or 0
         n_jets = n_events = 0
         workers = (threads or available_cores()) if codecs and all(c.parallel for c in codecs) else 1
+        not_restored: list[str] = []
 
         def run(path: str) -> None:
             nonlocal n_jets, n_events
@@ -594,8 +610,8 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
             if strict and writer.missing:
                 raise InputError(f"--strict: {fmt} output cannot hold everything the .aez holds: "
                                  + "; ".join(writer.missing[:3]) + ("; ..." if len(writer.missing) > 3 else ""))
-            for line in writer.missing:
-                warn(f"not restored: {line}")
+            not_restored.extend(writer.missing)
+            warn_each(warn, "not restored", writer.missing, "all of them: decompress --json, not_restored")
 
         if to_stdout:
             run("-")
@@ -610,7 +626,8 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
              "them)")
     return {"input": str(input), "output": str(output), "format": fmt, "codec": codec.codec_id if codec else None,
             "n_jets": n_jets, "n_events": n_events, "input_bytes": size,
-            "missing_branches": info.other_branches, "seconds": time.perf_counter() - t0}
+            "missing_branches": info.other_branches, "not_restored": not_restored,
+            "seconds": time.perf_counter() - t0}
 
 
 def restore_to(writer: Any, info: TableInfo, kept_dtypes: Mapping[str, str]) -> Callable[..., None]:

@@ -337,3 +337,18 @@ def test_file_shorter_than_its_preamble(tmp_path, small_model_path, nano_file):
     tiny = tmp_path / "tiny.aez"
     tiny.write_bytes(aez.read_bytes()[:10])
     assert_fails(invoke("inspect", tiny), "truncated .aez file")
+
+
+def test_many_warnings_of_one_kind_are_counted_not_flooded():
+    """Hundreds of lines of one kind (PHYSLITE's 483 unreadable branches) print as the first
+    ones and one line counting the rest and saying where they all are."""
+    from jetzip.api import MAX_WARNING_LINES, warn_each
+
+    said: list[str] = []
+    lines = [f"branch b{i}" for i in range(483)]
+    warn_each(said.append, "not carried", lines, "all of them: inspect --json")
+    assert len(said) == MAX_WARNING_LINES and said[0] == "not carried: branch b0"
+    assert said[-1] == f"not carried: and {483 - MAX_WARNING_LINES + 1} more (all of them: inspect --json)"
+    said.clear()
+    warn_each(said.append, "x", lines[:MAX_WARNING_LINES], "")
+    assert said == [f"x: {line}" for line in lines[:MAX_WARNING_LINES]]
