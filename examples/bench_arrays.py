@@ -7,8 +7,8 @@ NanoAOD stores them). They are written here, in NanoAOD layout (``nJet``, ``Jet_
 ``Jet_eta``, ``Jet_phi``, ``Jet_mass`` as float32, ``run``, ``event``), to two ROOT files with
 uproot: ZLIB level 1 and LZ4 level 1 (baskets of ``--basket-events`` events). From the ZLIB
 one, ``jetzip.compress`` writes three ``.aez`` files: the bounded codec at ``--bound`` with its
-chunks' own tables (``context_model="none"``), the bounded codec with the shipped learned
-entropy model (the default), and the default (latent) codec.
+chunks' own tables (``context_model="none"``, the default), the bounded codec with the shipped
+learned entropy model (``context_model="auto"``), and the default (latent) codec.
 
 Timed, best of ``--repeats``, each in a fresh state of nothing but the Python objects:
 
@@ -16,7 +16,13 @@ Timed, best of ``--repeats``, each in a fresh state of nothing but the Python ob
   ROOT file (uproot's defaults);
 - ``jetzip.arrays(aez, ["Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass"])`` on each ``.aez`` (the
   same awkward arrays: float32, jagged by event), with ``workers`` left at its default: every
-  core the process may run on.
+  core the process may run on;
+- file to file, the bounded codec with static tables: ``jetzip.compress`` of the ZLIB-1 ROOT
+  file (the whole file: jets coded, ``run`` and ``event`` carried) and ``jetzip.decompress`` of
+  its ``.aez`` back to ROOT (written ZLIB-1, the input's compression), ``threads`` at its
+  default (every core the process may run on).
+
+Every ``.aez`` is checked with ``jetzip.evaluate`` first: every bounded jet within its bound.
 
 "One core" runs the timing part of this script again under ``taskset -c 0`` (Linux); "all
 cores" runs it as it is. The process pool ``jetzip.arrays`` decodes in is started before the
@@ -46,7 +52,7 @@ import numpy as np
 COLUMNS = ["Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass"]
 ROOT_FILES = {"uproot ZLIB-1": "zlib1.root", "uproot LZ4-1": "lz4.root"}
 AEZ_FILES = {"jetzip bounded, static tables": "bounded_static.aez",
-             "jetzip bounded, learned model (default)": "bounded_learned.aez",
+             "jetzip bounded, learned model (--context-model auto)": "bounded_learned.aez",
              "jetzip latent (default codec)": "latent.aez"}
 
 
@@ -99,13 +105,18 @@ def prepare(args: argparse.Namespace, work: Path) -> dict:
     src = work / ROOT_FILES["uproot ZLIB-1"]
     made = {}
     options_of = {"bounded_static.aez": {"error_bound": args.bound, "context_model": "none"},
-                  "bounded_learned.aez": {"error_bound": args.bound}, "latent.aez": {}}
+                  "bounded_learned.aez": {"error_bound": args.bound, "context_model": "auto"},
+                  "latent.aez": {}}
     for label, name in AEZ_FILES.items():
         options = options_of[name]
         t0 = time.perf_counter()
         r = jetzip.compress(src, work / name, force=True, **options)
         made[label] = {"bytes": r["bytes"], "compress_seconds": time.perf_counter() - t0}
         print(f"  wrote {name}: {r['bytes'] / n:.2f} B/jet", flush=True)
+        if "bounded" in name:
+            ev = jetzip.evaluate(src, work / name)
+            made[label]["all_within_bounds"] = bool(ev["all_within_bounds"])
+            assert ev["all_within_bounds"], f"{name}: jets beyond their bounds"
     sizes = {label: (work / f).stat().st_size for label, f in ROOT_FILES.items()}
     return {"jets": n, "events": len(jets["counts"]), "root_bytes": sizes, "aez": made}
 
@@ -119,15 +130,15 @@ def best(repeats: int, fn) -> tuple[float, object]:
     return min(times), out
 
 
-def time_reads(work: Path, repeats: int) -> dict:
+def time_reads(work: Path, repeats: int, bound: str) -> dict:
     """Seconds of each read in this process (its CPU affinity is the mode)."""
     import awkward as ak
     import uproot
 
     import jetzip
-    from jetzip.reading import default_workers
+    from jetzip.defaults import available_cores
 
-    result: dict = {"cores": default_workers(), "load_before": load(), "seconds": {}}
+    result: dict = {"cores": available_cores(), "load_before": load(), "seconds": {}}
     n = None
     for label, name in ROOT_FILES.items():
         def read_root(path=work / name):
@@ -143,6 +154,11 @@ def time_reads(work: Path, repeats: int) -> dict:
         got = read_aez()  # warm-up: the decode processes start, the models load
         assert int(ak.sum(ak.num(got["Jet_pt"]))) == n and set(got.fields) == set(COLUMNS)
         result["seconds"][label] = best(repeats, read_aez)[0]
+    src, static = work / ROOT_FILES["uproot ZLIB-1"], work / AEZ_FILES["jetzip bounded, static tables"]
+    result["seconds"]["jetzip compress, file to file (static)"] = best(repeats, lambda: jetzip.compress(
+        src, work / "timed.aez", error_bound=bound, context_model="none", force=True))[0]
+    result["seconds"]["jetzip decompress, file to file (static)"] = best(repeats, lambda: jetzip.decompress(
+        static, work / "timed.root", force=True))[0]
     result["jets"] = n
     result["load_after"] = load()
     return result
@@ -152,13 +168,19 @@ def report(info: dict, modes: dict) -> str:
     n = info["jets"]
     lines = [f"{n} jets in {info['events']} events, NanoAOD layout; bounded at {info['bound']}; "
              f"{info['cpu_count']} CPUs; best of {info['repeats']}"]
+    for label, size in info["root_bytes"].items():
+        lines.append(f"  {label:54s}{size:>12,d} B  {size / n:6.2f} B/jet (the whole file)")
+    for label, made in info["aez"].items():
+        within = {True: "every jet within its bound", False: "JETS BEYOND THEIR BOUNDS"}.get(
+            made.get("all_within_bounds"), "")
+        lines.append(f"  {label:54s}{made['bytes']:>12,d} B  {made['bytes'] / n:6.2f} B/jet  {within}")
     for mode, r in modes.items():
         lines.append(f"\n{mode} ({r['cores']} core(s) for jetzip's workers; load average before "
                      f"{r['load_before']}, after {r['load_after']})")
-        lines.append(f"  {'what':46s}{'M jets/s':>10s}{'x uproot ZLIB-1':>17s}{'seconds':>9s}")
+        lines.append(f"  {'what':54s}{'M jets/s':>10s}{'x uproot ZLIB-1':>17s}{'seconds':>9s}")
         ref = r["seconds"]["uproot ZLIB-1"]
         for label, s in r["seconds"].items():
-            lines.append(f"  {label:46s}{n / s / 1e6:10.2f}{ref / s:17.2f}{s:9.3f}")
+            lines.append(f"  {label:54s}{n / s / 1e6:10.2f}{ref / s:17.2f}{s:9.3f}")
     return "\n".join(lines)
 
 
@@ -174,7 +196,7 @@ def main() -> int:
     ap.add_argument("--time-only", help=argparse.SUPPRESS)  # the re-executed timing part: its folder
     args = ap.parse_args()
     if args.time_only:
-        print(json.dumps(time_reads(Path(args.time_only), args.repeats)))
+        print(json.dumps(time_reads(Path(args.time_only), args.repeats, args.bound)))
         return 0
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_arrays_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -184,7 +206,8 @@ def main() -> int:
         info.update(bound=args.bound, repeats=args.repeats, cpu_count=os.cpu_count(),
                     jets_file=args.jets_file, date=time.strftime("%Y-%m-%d"))
         modes = {}
-        me = [sys.executable, os.path.abspath(__file__), "--time-only", str(work), "--repeats", str(args.repeats)]
+        me = [sys.executable, os.path.abspath(__file__), "--time-only", str(work), "--repeats", str(args.repeats),
+              "--bound", args.bound]
         if shutil.which("taskset"):
             out = subprocess.run(["taskset", "-c", "0", *me], check=True, capture_output=True, text=True).stdout
             modes["one core (taskset -c 0)"] = json.loads(out.strip().splitlines()[-1])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's main job: set up .venv if needed, then compress the shipped example jets with both
 # codecs (the error-bounded one and the 3-float latent with the shipped model), inspect the .aez
-# files, restore ROOT files and check every jet against the bounds / measure the residuals.
+# files, read one back as arrays, restore ROOT files and check every jet against the bounds / measure the residuals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/setup
@@ -13,6 +13,8 @@ set -x
 $jz compress examples/sample_jets.root -o "$out/sample_jets_bounded.aez" --error-bound nanoaod --force
 $jz inspect "$out/sample_jets_bounded.aez"
 $jz decompress "$out/sample_jets_bounded.aez" -o "$out/sample_jets_bounded.root" --force
+# read it back like uproot reads ROOT: the input's names, only the Jet collection decoded
+.venv/bin/python -c 'import jetzip, sys; jets = jetzip.arrays(sys.argv[1], ["Jet_pt", "Jet_eta", "nJet"]); print(jets.type); print(jets.Jet_pt)' "$out/sample_jets_bounded.aez"
 $jz evaluate examples/sample_jets.root "$out/sample_jets_bounded.aez" --baselines
 # the 3-float latent of the shipped AE_3D_200 model
 $jz compress examples/sample_jets.root -o "$out/sample_jets.aez" --force

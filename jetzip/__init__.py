@@ -1,17 +1,26 @@
-"""jetzip: compress particle-physics jet tables to 3 floats per jet with an autoencoder.
+"""jetzip: compress particle-physics jet tables (ROOT, HDF5, Parquet, CSV) into ``.aez`` files,
+and give back the whole file: every tree, collection, branch and object.
 
-How data flows, module by module::
+Two codecs code the four-vectors: ``bounded`` (the default: every decoded pt, eta, phi, mass or
+px, py, pz, E within a stated maximum error, rANS-coded with constriction) and ``latent`` (the
+AE_3D_200 autoencoder: 3 numbers per jet). Every other branch is carried losslessly.
 
-    tables/    read ROOT, HDF5, CSV jet tables in chunks (and write them back)
-    features   4-vector conventions and units -> model frame (E, pt, eta, phi in GeV),
-               and the normalization the network sees
-    model      the AE_3D family and model files (no pickle)
-    codec      chunks -> device -> latents, and back
-    aez        the .aez container (spec in its docstring), on the record framing of container
-    api        compress / decompress / inspect, tying the above together
-    reading    arrays: read a .aez like uproot reads ROOT (what is asked, decoded in parallel)
-    train, evaluate, bench, plots   one command each
-    cli        Click only: options, messages, exit codes
+How a chunk of jets flows, module by module::
+
+    tables/     read: find the four-vector collections of every table of a file (layouts,
+                root_layout), read them in chunks from any entry (root, hdf5, parquet, csv)
+    features    transform: 4-vector conventions and units -> the codecs' frame
+    codecs/     codec: one interface (base), the error-bounded codec (bounded/, entropy/) and
+                the autoencoder (latent, on engine, model, device)
+    carry       every other branch, stored losslessly
+    aez         container: the .aez format (docs/FORMAT.md), on the record framing of container;
+                aez_v2 reads formats 1.0 and 2.0
+    tables/     write: the same tables back to ROOT, HDF5, Parquet or CSV (*_writer, *_extras)
+    api         compress / decompress / inspect, tying the above together (pipeline overlaps them)
+    reading     arrays: read a .aez like uproot reads ROOT (what is asked, decoded in parallel)
+    dask        many files or one large one as dask tasks; dataset: the folder they write
+    training, evaluation, baselines, bench, plots   one command each
+    cli         Click only: options, messages, exit codes
 
 The public API is importable without Click and without torch until it is used.
 """

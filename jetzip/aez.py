@@ -357,12 +357,7 @@ def decode_chunk(record: bytes, index: int, spec: TableSpec, n_tables: int, wher
     Raises:
         FormatError: a malformed, inconsistent or out-of-order record.
     """
-    if len(record) < CHUNK_HEAD.size:
-        raise FormatError(f"{where}: chunk record too short")
-    seq, table, first_entry, n_entries, n_parts = CHUNK_HEAD.unpack_from(record)
-    if seq != index:
-        raise FormatError(f"{where}: chunk number {seq} found where chunk {index} belongs "
-                          "(chunks reordered, duplicated or missing)")
+    _, table, first_entry, n_entries, n_parts = container.chunk_head(CHUNK_HEAD, record, index, where)
     if table >= n_tables or (table_of is not None and table != table_of):
         raise FormatError(f"{where}: chunk of table {table} out of place")
     if n_entries > MAX_EVENTS_PER_CHUNK:

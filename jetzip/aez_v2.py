@@ -42,12 +42,7 @@ def max_jets_per_byte() -> float:
 
 def decode_chunk(record: bytes, index: int, jagged: bool, where: str) -> tuple[int, np.ndarray | None, memoryview]:
     """(n_jets, counts, codec payload) of one CHNK record; sizes checked before allocating."""
-    if len(record) < CHUNK_HEAD.size:
-        raise FormatError(f"{where}: chunk record too short")
-    stored_index, n_events, n_jets, n_cnt, n_payload = CHUNK_HEAD.unpack_from(record)
-    if stored_index != index:
-        raise FormatError(f"{where}: chunk number {stored_index} found where chunk {index} belongs "
-                          "(chunks reordered, duplicated or missing)")
+    _, n_events, n_jets, n_cnt, n_payload = container.chunk_head(CHUNK_HEAD, record, index, where)
     if CHUNK_HEAD.size + n_cnt + n_payload != len(record):
         raise FormatError(f"{where}: chunk sizes are inconsistent")
     if n_jets > MAX_JETS_PER_CHUNK or n_events > MAX_EVENTS_PER_CHUNK:

@@ -29,7 +29,7 @@ from .codecs import Codec
 from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_CONTEXT_MODEL, DEFAULT_DEVICE,
                        DEFAULT_LATENT_DTYPE,
                        LATENT_DTYPE_CHOICES,
-                       DEFAULT_ROOT_COMPRESSION, MIN_WRITE_JETS, RAW_BYTES_PER_JET)
+                       DEFAULT_ROOT_COMPRESSION, MIN_WRITE_JETS, RAW_BYTES_PER_JET, available_cores)
 from .errors import FormatError, InputError, JetzipError, ModelMismatchError, open_input, positive_int
 from .model import Model, load_model, resolve_model
 from .pipeline import InOrderWorker, ordered_process_map, prefetch
@@ -258,7 +258,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                         {"file": os.path.basename(str(input)), "format": source.format,
                          **({"compression": source.compression} if source.compression else {})},
                         notes={k: v for k, v in source.notes.items() if v})
-        workers = (threads or os.cpu_count() or 1) if codecs and all(c.parallel for c in codecs) else 1
+        workers = (threads or available_cores()) if codecs and all(c.parallel for c in codecs) else 1
         dropped = 0
         with atomic_output(output, force, inputs=[input]) as tmp, open(tmp, "wb") as f:
             writer = AezWriter(f, header, side, *carried_method(source, carried_compression))
@@ -546,7 +546,7 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
             warn(f"restored as: {line}")
         size = aez.size or 0
         n_jets = n_events = 0
-        workers = (threads or os.cpu_count() or 1) if codecs and all(c.parallel for c in codecs) else 1
+        workers = (threads or available_cores()) if codecs and all(c.parallel for c in codecs) else 1
 
         def run(path: str) -> None:
             nonlocal n_jets, n_events

@@ -223,7 +223,8 @@ def table_options(f):
                      help="Use a known file layout instead of detecting it.")(f)
     f = click.option("--collection", metavar="NAME",
                      help="Four-vector collection(s) to code: Jet, FatJet, ..., 'A,B', or 'all' "
-                     "(default: every jet collection; the others are carried losslessly).")(f)
+                     "(default: every jet collection; the others are carried losslessly). HDF5, Parquet and CSV "
+                     "tables code one collection.")(f)
     f = click.option("--units", type=click.Choice(list(UNIT_SCALE)),
                      help="Units of energies and momenta in the input (default: by layout, else inferred).")(f)
     return f
@@ -300,9 +301,10 @@ def _outputs_for(inputs: list[str], output: str | None, suffix: str, globbed: bo
 @click.option("-o", "--output", help="Output .aez (or a folder for several inputs). Default: INPUT with .aez.")
 @click.option("--error-bound", metavar="SPEC",
               help="Store every value within a guaranteed maximum error (relative for pt and E or mass, "
-                   "absolute for eta and phi) using the error-bounded codec instead of the 3-float latent: "
-                   "one number, 'pt=5e-4,eta=2.5e-4,...' or "
-                   + " or ".join(repr(p) for p in ERROR_BOUND_PRESETS) + ".")
+                   "absolute for eta and phi; for px, py, pz tables |dpx|, |dpy| <= b pt and |dpz| <= b |p|) "
+                   "using the error-bounded codec instead of the 3-float latent: one number, "
+                   "'pt=5e-4,eta=2.5e-4,...' or " + " or ".join(repr(p) for p in ERROR_BOUND_PRESETS)
+                   + " (CMS NanoAOD's precision, on any table).")
 @click.option("-m", "--model", type=click.Path(dir_okay=False), help="Model file (default: the shipped AE_3D_200).")
 @table_options
 @click.option("--keep-branches", multiple=True, metavar="PATTERN",

@@ -152,5 +152,21 @@ def inflate_exact(blob: bytes | memoryview, size: int, message: str) -> bytes:
     return raw
 
 
+def chunk_head(head: struct.Struct, record: bytes | memoryview, index: int, where: str) -> tuple:
+    """The fields of a chunk record's fixed head (`head`, whose first field is the chunk's
+    sequence number), checked to be there and to be chunk `index` (formats 1.0 to 3.0).
+
+    Raises:
+        FormatError: the record is shorter than its head, or holds another chunk's number.
+    """
+    if len(record) < head.size:
+        raise FormatError(f"{where}: chunk record too short")
+    fields = head.unpack_from(record)
+    if fields[0] != index:
+        raise FormatError(f"{where}: chunk number {fields[0]} found where chunk {index} belongs "
+                          "(chunks reordered, duplicated or missing)")
+    return fields
+
+
 def is_critical(tag: str) -> bool:
     return tag[:1].isupper()

@@ -80,22 +80,19 @@ from .dataset import (
     split_options,
     write_manifest,
 )
+from . import extras
+from .defaults import available_cores
 from .errors import FormatError, JetzipError, positive_int
 
-INSTALL_HINT = "pip install 'jetzip[dask]'"
 DEFAULT_RETRIES = 2
 
 __all__ = ["bench", "compress", "connect", "decompress", "inspect", "read"]
 
 
 def _require(*modules: str) -> None:
-    import importlib
-
+    """Import the optional modules (:func:`jetzip.extras.require`: one line naming the extra)."""
     for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            raise JetzipError(f"this needs Dask ({name} is not installed): {INSTALL_HINT}") from None
+        extras.require(name)
 
 
 def parse_scheduler(address: str) -> tuple[str, int | None]:
@@ -108,7 +105,7 @@ def parse_scheduler(address: str) -> tuple[str, int | None]:
     if address == "local" or address.startswith("local:"):
         n = address[6:]
         if not n:
-            return "local", os.cpu_count() or 1
+            return "local", available_cores()
         try:
             return "local", positive_int("local:N", int(n))
         except ValueError:

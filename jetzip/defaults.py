@@ -4,6 +4,8 @@ Importing this module is cheap: no torch, numpy or uproot.
 """
 from __future__ import annotations
 
+import os
+
 RAW_BYTES_PER_JET = 16  # four float32 values: what "ratio to float32" compares with
 # Jets read, encoded and written at a time: memory is a few chunks deep whatever the input.
 DEFAULT_CHUNK_JETS = 1 << 18  # the latent codec (the network's batches live inside a chunk)
@@ -24,3 +26,12 @@ DEFAULT_DEVICE = "auto"
 # Decoded chunks smaller than this are joined before they are written (ten thousand tiny
 # chunks would otherwise cost ten thousand baskets, and time that grows with their square).
 MIN_WRITE_JETS = 1 << 16
+
+
+def available_cores() -> int:
+    """The cores this process may run on (``taskset`` and cgroups included; ``os.cpu_count()``
+    counts the machine's): the default number of parallel chunk workers everywhere."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

@@ -1,9 +1,10 @@
 """Every optional import of jetzip, one function each, saying how to install what is missing.
 
 jetzip itself needs torch, numpy, click, h5py, uproot, awkward, rich, zstandard, constriction
-and numba (``pyproject.toml``). Parquet, plots, Dask and the SZ3 baseline need extras; each
-function below returns the module or raises :class:`~jetzip.errors.JetzipError` in one line
-that names the ``pip install`` to run (in the spirit of uproot's ``extras.py``).
+and numba (``pyproject.toml``). Parquet, plots, Dask and the SZ3 baseline need extras;
+:func:`require` (with the module's name) and each function below return the module or raise
+:class:`~jetzip.errors.JetzipError` in one line that names the ``pip install`` to run (in the
+spirit of uproot's ``extras.py``).
 """
 from __future__ import annotations
 
@@ -49,19 +50,3 @@ def pyarrow_parquet() -> ModuleType:
 
 def matplotlib() -> ModuleType:
     return require("matplotlib")
-
-
-def dask() -> ModuleType:
-    return require("dask")
-
-
-def distributed() -> ModuleType:
-    return require("distributed")
-
-
-def dask_awkward() -> ModuleType:
-    return require("dask_awkward")
-
-
-def pysz() -> ModuleType:
-    return require("pysz")

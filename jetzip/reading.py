@@ -41,6 +41,7 @@ import numpy as np
 
 from .aez import CHUNK_HEAD, AezFile, Chunk, StoredCollection
 from .container import RECORD_HEAD
+from .defaults import available_cores
 from .errors import FormatError, InputError, JetzipError, positive_int
 from .tables.base import TableInfo
 
@@ -361,14 +362,6 @@ class _Pieces:
     columns: dict[tuple[int, str], list[np.ndarray]]  # (collection, role) -> values in the output dtype
     carried: dict[str, list[Any]]
     n_entries: int = 0
-
-
-def default_workers() -> int:
-    """The cores this process may run on (``taskset`` and cgroups included)."""
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def read_pieces(aez: "_Selective", t: int, layout: Layout, selected: Sequence[Branch], start: int, stop: int,
@@ -709,7 +702,7 @@ def arrays(path: str | os.PathLike, expressions: str | Sequence[str] | None = No
     """
     if library not in LIBRARIES:
         raise JetzipError(f"unknown library {library!r}; use one of {', '.join(LIBRARIES)}")
-    workers = default_workers() if workers is None else positive_int("workers", workers)
+    workers = available_cores() if workers is None else positive_int("workers", workers)
     if not isinstance(path, (str, os.PathLike)):
         raise InputError(f"expected a file path, not {path!r}")
     aez = _Selective(path)

@@ -112,10 +112,40 @@ def test_jets_with_nan_are_named_for_cartesian_columns_too():
 
 def test_bound_specs_of_cartesian_tables():
     assert parse_error_bound("pz=5e-4", "PxPyPzM") == {"px": 5e-4, "py": 5e-4, "pz": 5e-4, "m": 5e-4}
-    for spec, words in (("nanoaod", "preset bounds pt"), ("pt=1e-3", "not pt"), ("eta=1e-3", "not eta"),
-                        ("E=1e-3", "stores mass")):
+    # NanoAOD's precision (pt 2^-11, eta and phi 2^-12) as the errors it puts on px, py, pz, E
+    nano = parse_error_bound("nanoaod", "PxPyPzE")
+    assert nano["px"] == nano["py"] == pytest.approx(5 ** 0.5 * 2.0 ** -12, rel=1e-3)
+    assert nano["pz"] == nano["E"] == pytest.approx(3 * 2.0 ** -12, rel=1e-3)
+    assert parse_error_bound("NanoAOD", "PxPyPzM")["m"] == 2.0 ** -11
+    for spec, words in (("pt=1e-3", "not pt"), ("eta=1e-3", "not eta"), ("E=1e-3", "stores mass")):
         with pytest.raises(InputError, match=words):
             parse_error_bound(spec, "PxPyPzM")
+
+
+def test_the_nanoaod_preset_on_cartesian_tables_covers_what_nanoaod_rounding_does():
+    """Four-vectors rounded to NanoAOD's precision (pt, mass 2^-11 relative; eta, phi 2^-12
+    absolute, the preset's meaning) move px, py, pz and E by no more than the Cartesian preset."""
+    rng = np.random.default_rng(5)
+    n = 200_000
+    pt, eta = np.exp(rng.uniform(0, 7, n)), rng.uniform(-4, 4, n)
+    phi, m = rng.uniform(-np.pi, np.pi, n), np.exp(rng.uniform(-3, 4, n))
+    # the worst case of each rounding: a full step's half in either direction
+    signs = rng.choice([-1.0, 1.0], (4, n))
+    pt2, m2 = pt * (1 + signs[0] * 2.0 ** -11), m * (1 + signs[1] * 2.0 ** -11)
+    eta2, phi2 = eta + signs[2] * 2.0 ** -12, phi + signs[3] * 2.0 ** -12
+
+    def cartesian(pt, eta, phi, m):
+        px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+        return px, py, pz, np.sqrt(px ** 2 + py ** 2 + pz ** 2 + m ** 2)
+
+    (px, py, pz, e), (px2, py2, pz2, e2) = cartesian(pt, eta, phi, m), cartesian(pt2, eta2, phi2, m2)
+    bound = parse_error_bound("nanoaod", "PxPyPzE")
+    p = pt * np.cosh(eta)
+    assert np.max(np.abs(px2 - px) / pt) <= bound["px"] and np.max(np.abs(py2 - py) / pt) <= bound["py"]
+    assert np.max(np.abs(pz2 - pz) / p) <= bound["pz"] and np.max(np.abs(e2 - e) / e) <= bound["E"]
+    # and it is not loose: the worst cases come within 5 % of it
+    assert np.max(np.abs(px2 - px) / pt) > 0.95 * bound["px"] and np.max(np.abs(pz2 - pz) / p) > 0.95 * bound["pz"]
+    assert np.max(np.abs(e2 - e) / e) > 0.95 * bound["E"]
 
 
 def test_configurations_are_checked():

@@ -36,17 +36,19 @@ def test_every_collection_of_a_nanoaod_within_its_bound(tmp_path):
 @pytest.mark.parametrize("bound", ["1e-3", "nanoaod"])
 @pytest.mark.parametrize("name", ["uproot-HZZ.root", "p8_ee_WW_ecm240_edm4hep.root"])
 def test_cartesian_tables_within_the_cartesian_bound(tmp_path, name, bound):
-    """(px, py, pz, E): |dpx|, |dpy| <= b pt, |dpz| <= b |p|, E relative, every jet."""
+    """(px, py, pz, E): |dpx|, |dpy| <= b pt, |dpz| <= b |p|, E relative, every jet; at 1e-3
+    and at NanoAOD's precision (what it puts on px, py, pz and E: params.NANOAOD_CARTESIAN)."""
+    from jetzip.codecs.bounded.params import NANOAOD_CARTESIAN
+
     src = shared_file(SHARED / "data" / "public" / name)
     out = tmp_path / "c.aez"
-    if bound == "nanoaod":
-        with pytest.raises(jetzip.InputError, match="nanoaod"):
-            jetzip.compress(src, out, error_bound=bound)
-        return
     jetzip.compress(src, out, error_bound=bound)
     ev = jetzip.evaluate(src, out)
     assert ev["all_within_bounds"], ev["bounds"]
     assert set(ev["bounds"]) == {"px", "py", "pz", "E"}
+    for role, b in ev["bounds"].items():
+        assert b["bound"] == (1e-3 if bound == "1e-3" else NANOAOD_CARTESIAN[role])
+        assert 0 < b["max_error"] <= b["bound"]
     assert ev["bounds"]["px"]["kind"] == "relative to pt" and ev["bounds"]["pz"]["kind"] == "relative to |p|"
     jetzip.decompress(out, tmp_path / "back.root")  # restored in the input's own columns
     t0 = uproot.open(src)
@@ -64,3 +66,14 @@ def test_jetclass_constituents_at_most_4_bytes_per_particle(tmp_path):
     assert coll["name"] == "part" and info["codec_config"].get("kind") == "constituents"
     assert coll["bytes"] / coll["jets"] <= 4.0, coll["bytes"] / coll["jets"]
     assert jetzip.evaluate(src, out)["all_within_bounds"]
+
+
+@pytest.mark.parametrize("name", ["toplandscape_like.h5", "semicolon.csv"])
+def test_collection_all_on_a_one_collection_format_codes_that_collection(tmp_path, name):
+    """HDF5, Parquet and CSV tables hold one four-vector collection: --collection all is it (the
+    same file as with no --collection), never 'no jet collection all'."""
+    src = shared_file(SHARED / "cases" / name)
+    a = jetzip.compress(src, tmp_path / "all.aez", error_bound=1e-3, collection="all")
+    b = jetzip.compress(src, tmp_path / "default.aez", error_bound=1e-3)
+    assert a["n_jets"] == b["n_jets"] > 0
+    assert (tmp_path / "all.aez").read_bytes() == (tmp_path / "default.aez").read_bytes()

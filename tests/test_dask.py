@@ -323,7 +323,8 @@ def test_manifest_and_parts_are_checked(dataset, tmp_path):
 def test_without_dask_a_one_line_error_names_the_extra(monkeypatch, tmp_path, inputs, dataset):
     for name in ("dask", "distributed", "dask_awkward"):
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed
-    with pytest.raises(JetzipError, match=r"^this needs Dask .*: pip install 'jetzip\[dask\]'$"):
+    one_line = r"^datasets on a cluster need Dask.*: pip install 'jetzip\[dask\]' \(or pip install dask\)$"
+    with pytest.raises(JetzipError, match=one_line):
         jd.compress(inputs["flat"], tmp_path / "ds", scheduler="local:2", error_bound=1e-3)
     with pytest.raises(JetzipError, match=r"pip install 'jetzip\[dask\]'"):
         jd.read(dataset[0] / "ds")

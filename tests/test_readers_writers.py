@@ -10,6 +10,8 @@ values beyond float32 kept (issue 23).
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -138,7 +140,7 @@ def test_parquet_restores_are_zstd_compressed(tmp_path):
 
 def test_carried_branches_into_hdf5_and_csv(tmp_path):
     """NanoAOD as Parquet read with its other collections carried (awkward arrays), written
-    straight into HDF5: lists of numbers as variable-length datasets, one value per event; CSV
+    straight into HDF5: lists of numbers as flat datasets with a counter per event; CSV
     cannot hold them and names each once."""
     import awkward as ak
     import h5py
@@ -159,12 +161,11 @@ def test_carried_branches_into_hdf5_and_csv(tmp_path):
     assert w.missing == []  # type: ignore[attr-defined]
     original = ak.from_parquet(path)
     with h5py.File(tmp_path / "b.h5") as f:
-        for name in ("Muon_pt", "GenPart_pdgId", "FatJet_msoftdrop"):
-            back = f[name][()]
-            assert len(back) == 40
-            for a, b in zip(ak.to_list(original[name]), back):
-                np.testing.assert_array_equal(b, a)
-        assert f["Muon_pt"].dtype.metadata["vlen"] == np.float32
+        counter_of = {m: c for c, ms in json.loads(f.attrs["counters"]).items() for m in ms}
+        for name in ("Muon_pt", "GenPart_pdgId", "FatJet_msoftdrop"):  # flat values, a counter per event
+            back = ak.unflatten(f[name][()], f[counter_of[name]][()].astype(np.int64))
+            assert len(back) == 40 and ak.to_list(back) == ak.to_list(original[name])
+        assert f["Muon_pt"].dtype == np.float32
     assert pq.read_schema(path).field("Muon_pt").type.value_type == "float"
     w = open_writer(str(tmp_path / "b.csv"), "csv", info, info.columns, kept_dtypes)
     for c in chunks:

@@ -408,7 +408,8 @@ def test_several_jets_per_row(tmp_path):
         else:
             assert b[name].tobytes() == orig[name].tobytes(), name
     assert {"sideband;1", "TwoTagCutflow;1", "triggerList;1"} <= set(back_file.keys())
-    assert any("TParameter<bool> isMC" in m for m in info.extra["not_carried"])
+    assert not any("isMC" in m for m in info.extra.get("not_carried", []))  # carried raw (root_extras)
+    assert back_file["isMC"].member("fVal") == uproot.open(src)["isMC"].member("fVal")
 
 
 # ------------------------------------------------------------------ units by layout

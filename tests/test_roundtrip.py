@@ -237,3 +237,23 @@ def test_no_embed_file_finds_the_default_model_by_its_hash(tmp_path, nano_file, 
     jetzip.compress(path, tmp_path / "small.aez", model=small_model_path, **LOOSE32, embed_model=False)
     with pytest.raises(jetzip.ModelMismatchError, match="pass --model"):
         jetzip.decompress(tmp_path / "small.aez", tmp_path / "x.h5")
+
+
+def test_identical_bytes_across_processes_of_other_hash_seeds(tmp_path):
+    """Two processes with different PYTHONHASHSEED (so sets of names iterate in other orders)
+    write the same bytes, on a NanoAOD whose collections have counters jetzip regenerates."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import SHARED, shared_file
+
+    src = shared_file(SHARED / "cases" / "nano_tt_v12_lzma9_200.root")
+    outs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"seed{seed}.aez"
+        subprocess.run([sys.executable, "-m", "jetzip.cli", "compress", str(src), "-o", str(out),
+                        "--error-bound", "1e-3", "--collection", "all"],
+                       check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]

@@ -89,6 +89,8 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
         keep_branches = (keep_branches,)
     if isinstance(drop_branches, str):
         drop_branches = (drop_branches,)
+    if fmt != "root" and collection is not None and collection.strip().lower() == "all":
+        collection = None  # HDF5, Parquet and CSV readers code one collection: "all" is that one
     kw = _SourceOptions(tree=tree, columns=parse_columns(columns), preset=preset, collection=collection,
                         units=units, keep=tuple(keep_branches), drop=tuple(drop_branches))
     if fmt == "root":
@@ -174,8 +176,10 @@ def open_file(path: str | os.PathLike, **options) -> FileSource:
 class FileWriter:
     """Writes the tables of a ``.aez`` back, one after the other, then the other objects.
 
-    A format holding one table (HDF5, Parquet, CSV) writes the first table with jets; for the
-    others, :attr:`missing` names what the output cannot hold (the caller says so).
+    HDF5 holds every table: each in its own group named as its tree (``/Events``, ``/Runs``),
+    in one file, in the tables' order. Parquet and CSV hold one table, the first with jets;
+    :attr:`missing` names the others (the caller says so), and what a writer could not hold.
+    :attr:`notes` names what was written as something else (one line per kind).
     """
 
     def __init__(self, path: str, fmt: str, infos: list[TableInfo], root_compression: str = "input",
@@ -183,56 +187,111 @@ class FileWriter:
         self.path, self.fmt, self.infos = path, fmt, infos
         self.main = main
         self.root_compression = root_compression
-        self.current: int | None = None
-        self.writer: TableWriter | None = None
+        self.writers: dict[int, TableWriter] = {}
         self._kept: dict[int, set[str]] = {}
         self.missing: list[str] = []
+        self.notes: list[str] = []
+        self.output: Any = None  # the HDF5 file every table's writer shares
+        self.groups: dict[int, str] = {}
+        if fmt == "hdf5" and len(infos) > 1:
+            from .hdf5_writer import Hdf5Output
+
+            self.groups = _group_names(infos, main)
+            self.output = Hdf5Output(path)
+            try:  # the groups in the tables' order, whichever table's writer makes its datasets first
+                for table in sorted(self.groups):
+                    if self.groups[table]:
+                        self.output.file.create_group(self.groups[table], track_order=True)
+            except (OSError, ValueError) as exc:
+                self.output.abort()
+                raise InputError(f"cannot write {path}: {exc}") from None
+            return
         for i, info in enumerate(infos):
             if i != main:
                 self.missing.append(f"table {info.tree} ({fmt} output holds one table; decompress to "
-                                    f".{info.format} to keep it)")
+                                    f".{info.format} or .h5 to keep it)")
 
-    def _open(self, table: int) -> None:
+    @property
+    def writer(self) -> TableWriter | None:
+        """The main table's writer (None until it is opened)."""
+        return self.writers.get(self.main)
+
+    def _open(self, table: int) -> TableWriter:
         info = self.infos[table]
         restored = {*info.columns.values(), info.counter}
         kept_dtypes = {k: info.dtypes.get(k, "float64") for k in info.kept_branches if k not in restored}
-        self.writer = open_writer(self.path, self.fmt, info, info.columns, kept_dtypes, self.root_compression)
-        self.current = table
+        if self.output is not None:
+            from .hdf5_writer import Hdf5Writer
+
+            writer: TableWriter = Hdf5Writer(self.path, info, info.columns, kept_dtypes, output=self.output,
+                                             group=self.groups[table])
+        else:
+            writer = open_writer(self.path, self.fmt, info, info.columns, kept_dtypes, self.root_compression)
+        self.writers[table] = writer
+        return writer
 
     def write(self, table: int, chunk: JetChunk) -> None:
-        if table != self.main:
+        if table != self.main and self.output is None:
             return
-        if self.writer is None:
-            self._open(table)
+        writer = self.writers.get(table) or self._open(table)
         info = self.infos[table]
-        assert self.writer is not None
         wanted = self._kept.setdefault(table, set(info.kept_branches))  # a set: 70,000 columns happen
         kept = {k: v for k, v in chunk.kept.items() if k in wanted}
         if chunk.carried or chunk.others:
             carried = dict(chunk.carried)
             for name, other in chunk.others.items():  # further collections: as jagged columns
                 carried.update(_jagged_columns(other, info, name))
-            self.writer.write(chunk.columns, chunk.counts, kept, chunk.jet_kept, carried=carried)
+            writer.write(chunk.columns, chunk.counts, kept, chunk.jet_kept, carried=carried)
         elif info.jet_branches:
-            self.writer.write(chunk.columns, chunk.counts, kept, chunk.jet_kept)
+            writer.write(chunk.columns, chunk.counts, kept, chunk.jet_kept)
         else:
-            self.writer.write(chunk.columns, chunk.counts, kept)
+            writer.write(chunk.columns, chunk.counts, kept)
 
     def write_extras(self, blob: bytes, source_format: str) -> bool:
         """The source's other objects; False when this output cannot hold them."""
-        if self.writer is None:
-            self._open(self.main)
-        if self.fmt != source_format or not hasattr(self.writer, "write_extras"):
+        writer = self.writer or self._open(self.main)
+        if self.fmt != source_format or not hasattr(writer, "write_extras"):
             return False
-        self.writer.write_extras(blob)  # type: ignore[union-attr]
+        writer.write_extras(blob)
         return True
 
     def close(self) -> None:
-        if self.writer is None:
-            self._open(self.main)
-        assert self.writer is not None
-        self.writer.close()
-        self.missing.extend(getattr(self.writer, "missing", []))
+        """Write every table (those without entries too) and close the file; after an error
+        the output is given up (the caller removes it)."""
+        tables = sorted(self.groups) if self.output is not None else [self.main]
+        try:
+            for table in tables:
+                writer = self.writers.get(table) or self._open(table)
+                writer.close()
+                where = f"{self.groups[table]}/" if self.output is not None and table != self.main else ""
+                self.missing.extend(where + line for line in getattr(writer, "missing", []))
+                self.notes.extend(n for n in getattr(writer, "notes", []) if n not in self.notes)
+            if self.output is not None:
+                self.output.close()
+        except BaseException:
+            if self.output is not None:
+                self.output.abort()
+            raise
+
+
+def _group_names(infos: list[TableInfo], main: int) -> dict[int, str]:
+    """The HDF5 group of each table: its tree's name (nested for a ROOT directory, ``dir/t``);
+    a table without one, or whose group would hold or sit inside an earlier one, gets
+    ``table<i>``."""
+    out: dict[int, str] = {}
+    used: set[str] = set()
+
+    def clash(name: str) -> bool:
+        return not name or any(name == u or name.startswith(u + "/") or u.startswith(name + "/") for u in used)
+
+    for i, info in enumerate(infos):
+        name = (info.tree or "").strip("/")
+        k = i
+        while clash(name):
+            name, k = f"table{k}", k + len(infos)
+        used.add(name)
+        out[i] = name
+    return out
 
 
 def _jagged_columns(other: CollectionChunk, info: TableInfo, name: str) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def extras_image(file, own_group, plan: set[str], skip: set[str]) -> tuple[bytes
                     continue
                 obj = group[name]
                 if isinstance(obj, h5py.Group):
-                    walk(obj, dst.require_group(name))
+                    walk(obj, dst[name] if name in dst else dst.create_group(name, track_order=True))
                 elif path in plan:
                     try:
                         group.copy(obj, dst, name)

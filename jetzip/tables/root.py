@@ -31,6 +31,7 @@ from .root_layout import (
     _objects,
     Leaf,
     classify_rntuple,
+    rntuple_projections,
     classify_ttree,
     expand,
     get_member,
@@ -115,8 +116,12 @@ class RootSource:
 
     @property
     def compression(self) -> str:
-        """The file's compression setting, as uproot names it (``LZMA(9)``, ``ZLIB(1)``)."""
-        return str(getattr(self.file.file, "compression", "") or "")
+        """The input's compression setting, as uproot names it (``LZMA(9)``, ``ZLIB(1)``; ""
+        when unknown or none): see :func:`input_compression`."""
+        cached = getattr(self, "_compression", None)
+        if cached is None:
+            cached = self._compression = input_compression(self.file, self.tree if self.rntuple else None)
+        return cached
 
     def file_source(self):
         """Every tree of the file (this one with its jets, the others as they are: their own
@@ -146,8 +151,8 @@ class RootSource:
         for t in tables:
             t.other_objects = []
         source = FileSource(self.path, "root", tables, extras=lambda: build_extras(self, self.file_objects))
-        source.notes = {"not_carried": [x for t in tables for x in t.info.extra.get("not_carried", [])],
-                        "restored_as": [x for t in tables for x in t.info.extra.get("restored_as", [])]}
+        source.notes = {k: list(dict.fromkeys(x for t in tables for x in t.info.extra.get(k, [])))
+                        for k in ("not_carried", "restored_as")}  # the file's objects: named once
         source.compression = self.compression  # type: ignore[attr-defined]
         return source
 
@@ -327,7 +332,7 @@ class RootSource:
             dtypes[n] = self.p4_leaf.dtype if self.p4_leaf else self.by_name[n].dtype
         if counter:
             dtypes[counter] = self.by_name[counter].dtype
-        for c in [*regenerated, *other_counters]:
+        for c in sorted({*regenerated, *other_counters}):  # sorted: a set's order changes per process
             if c in self.by_name:
                 dtypes.setdefault(c, self.by_name[c].dtype)
         order: list[str] = []
@@ -351,6 +356,7 @@ class RootSource:
             extra["shapes"] = shapes
         if self.rntuple:
             extra["rntuple"] = True
+            _projections(self.tree, extra)
         if self.p4_leaf is not None:
             extra["p4_branch"] = self.p4_leaf.name
         extra["restored_as"] = self._restored_as(used, counter, out_counter, [*kept, *jet_branches, *rest])
@@ -405,7 +411,7 @@ class RootSource:
         kept = [k for k in kept if k not in regenerated]
         dtypes = {n: self.by_name[n].dtype for n in kept}
         dtypes.update({n: self.by_name[n].dtype for n in rest if self.by_name[n].kind == "jagged"})
-        for c in regenerated:
+        for c in sorted(c for c in regenerated if c):  # sorted: a set's order changes from process to process
             if c in self.by_name:
                 dtypes.setdefault(c, self.by_name[c].dtype)
         order = [lf.name for lf in self.leaves]
@@ -413,6 +419,7 @@ class RootSource:
         extra: dict[str, Any] = {"counters": counters, "not_carried": [*not_carried, *_friends(self.tree, tree_name)]}
         if self.rntuple:
             extra["rntuple"] = True
+            _projections(self.tree, extra)
         self.other_objects = []
         self.info = TableInfo(
             file=os.path.basename(self.path), format="root", tree=tree_name, layout="plain", collection="",
@@ -918,6 +925,94 @@ class RootSource:
             self.file.close()
 
 
+_ALGORITHMS = {b"ZL": "ZLIB", b"XZ": "LZMA", b"L4": "LZ4", b"ZS": "ZSTD"}  # ROOT's compressed-block tags
+
+
+def input_compression(file: Any, ntuple: Any = None) -> str:
+    """The compression a ROOT file's data was written with, as uproot names it (``ZLIB(1)``,
+    ``LZMA(9)``, ``LZ4(4)``, ``ZSTD(5)``), or "" when unknown or uncompressed.
+
+    * An RNTuple (`ntuple`): its pages' own setting (page lists record one per column; ROOT
+      writes RNTuple pages with ZSTD-5 by default, whatever the file's ``fCompress`` says).
+    * Otherwise the file's ``fCompress`` (algorithm * 100 + level) as uproot reads it.
+    * Old ROOT's codes 1-99 (``fCompress`` < 100, which uproot names None): the level is
+      ``fCompress % 100`` and the algorithm is the one the data really used, read from the
+      first compressed basket's block header (``ZL`` zlib, ``XZ`` lzma, ``L4`` lz4, ``ZS``
+      zstd; ROOT's ``R__zipMultipleAlgorithm`` tags), else from the streamer list's key; zlib
+      when nothing in the file is compressed (old ROOT's default algorithm).
+    """
+    import uproot
+
+    if ntuple is not None:
+        try:
+            codes = [int(col.compression_settings) for col in ntuple.page_link_list[0]]
+        except Exception:  # noqa: BLE001 - an RNTuple without clusters, or one uproot cannot list
+            codes = []
+        codes = [c for c in codes if c > 0]
+        if codes:
+            try:
+                return str(uproot.compression.Compression.from_code(max(set(codes), key=codes.count)) or "")
+            except ValueError:
+                pass
+    f = file.file
+    try:
+        known = f.compression
+    except ValueError:  # an algorithm code uproot does not know
+        return ""
+    if known is not None:
+        return str(known)
+    code = int(getattr(f, "fCompress", 0) or 0)
+    if not 0 < code < 100:
+        return ""
+    algorithm = _block_algorithm(file) or "ZLIB"
+    return f"{algorithm}({code % 100})"
+
+
+def _block_algorithm(file: Any, max_branches: int = 64) -> str | None:
+    """The algorithm tag of the first compressed basket of the file's TTrees (at most
+    `max_branches` branches looked at), else of the streamer list's key; None if neither is
+    compressed."""
+    for seek in _basket_seeks(file, max_branches):
+        tag = _block_tag(file.file, seek)
+        if tag is not None:
+            return _ALGORITHMS.get(tag)
+    tag = _block_tag(file.file, int(file.file.fSeekInfo))
+    return _ALGORITHMS.get(tag) if tag is not None else None
+
+
+def _basket_seeks(file: Any, limit: int) -> Iterator[int]:
+    """Where the first basket of each branch of the file's TTrees lies (at most `limit`)."""
+    n = 0
+    try:
+        for key, cls in file.classnames(recursive=True).items():
+            if cls != "TTree":
+                continue
+            for branch in file[key].itervalues(recursive=True):
+                if branch.num_baskets:
+                    yield int(branch.member("fBasketSeek")[0])
+                    n += 1
+                    if n >= limit:
+                        return
+    except Exception:  # noqa: BLE001 - trees uproot cannot list: the streamer key instead
+        return
+
+
+def _block_tag(f: Any, seek: int) -> bytes | None:
+    """The 2-byte algorithm tag of the compressed key at `seek` of a ReadOnlyFile; None when
+    that key is stored uncompressed or cannot be read."""
+    import uproot
+
+    try:
+        head = f.chunk(seek, min(seek + uproot.reading._key_format_big.size, f.fEND))
+        key = uproot.reading.ReadOnlyKey(head, uproot.source.cursor.Cursor(seek), {}, f, f, read_strings=False)
+        if key.fNbytes - key.fKeylen >= key.fObjlen:
+            return None  # stored uncompressed
+        start = seek + key.fKeylen
+        return bytes(f.chunk(start, start + 2).get(start, start + 2, uproot.source.cursor.Cursor(start), {}))
+    except Exception:  # noqa: BLE001 - a key that cannot be read
+        return None
+
+
 def _friends(tree: Any, name: str) -> list[str]:
     """One line naming a TTree's friend links, which uproot cannot write back (none: [])."""
     try:
@@ -958,6 +1053,14 @@ def _reps():
     from ..features import REPRESENTATIONS
 
     return REPRESENTATIONS
+
+
+def _projections(ntuple, extra: dict[str, Any]) -> None:
+    """Record an RNTuple's projected fields (``Jet_pt`` of ``_collection6``, ``nJet``) in
+    ``extra["rntuple_projected"]`` for the writer (:func:`.root_layout.rntuple_projections`)."""
+    spec = rntuple_projections(ntuple)
+    if spec is not None:
+        extra["rntuple_projected"] = spec
 
 
 def _rntuple_get(arr, key: str):

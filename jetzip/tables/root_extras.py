@@ -1,8 +1,16 @@
 """The objects of a ROOT file other than its trees (histograms, text, ...), as one blob: the
 bytes of a small ROOT file that :func:`jetzip.tables.root_writer.write_objects` copies back.
-Objects uproot cannot write are named, never silently dropped. (Blobs of ``.aez`` files of
-format 2.0 also hold the other trees and the jet tree's other collections; the tree copy here
-serves them.)
+(Blobs of ``.aez`` files of format 2.0 also hold the other trees and the jet tree's other
+collections; the tree copy here serves them.)
+
+Objects uproot writes (histograms, ``TObjString``, ...) are read and written again by uproot.
+Objects it cannot write (``TParameter<int>``, ``TProcessID``, classes uproot cannot even read)
+travel as their key's payload, byte for byte as stored (compressed or not), under the same
+class name, object name, title and cycle, together with the input's ``TStreamerInfo`` records
+for their class and every class it depends on (the records ``TFile::ReadStreamerInfo`` needs
+to read them; uproot's own ``WritableDirectory.copy_from`` does the same for whole
+directories). An object whose class has no streamer in the input is named, never silently
+dropped.
 """
 from __future__ import annotations
 
@@ -20,18 +28,86 @@ TREE_STEP = "32 MB"  # what one copy step reads; bounds the memory of a copy
 
 
 def carryable(file, key: str, cls: str) -> tuple[bool, str]:
-    """Can uproot write this object back? (Trees: always, branch by branch; others: try.)"""
-    import uproot
-
+    """Can this object be written back? (Trees: always, branch by branch; others: by uproot,
+    or else as their raw key with their streamers, when the input has streamers for `cls`.)
+    Returns (True, "") or (False, why)."""
     if cls in ("TTree", "ROOT::RNTuple", "TObjString"):
         return True, ""
+    why = _uproot_refuses(file, key)
+    if why is None:
+        return True, ""
+    if class_streamers(file, cls):
+        return True, ""
+    return False, f"uproot cannot write it: {why}; the file has no streamer for {cls} to copy it raw"
+
+
+def _uproot_refuses(file, key: str) -> str | None:
+    """None when uproot reads and writes the object `key` of `file`; else why not (one word)."""
+    import uproot
+
     try:
         obj = file[key]
         with uproot.recreate(io.BytesIO()) as scratch:
             scratch["x"] = obj
-        return True, ""
+        return None
     except Exception as exc:  # noqa: BLE001 - uproot refuses many classes, each its own way
-        return False, f"uproot cannot write it: {type(exc).__name__}"
+        return type(exc).__name__
+
+
+def class_streamers(file, cls: str) -> list[Any]:
+    """The ``TStreamerInfo`` records (uproot models) of class `cls` and of every class its
+    members and bases use, from an open uproot file (its directory); [] when the file has no
+    streamer for `cls`. Built-in types (``TString``, basic types) have none and need none."""
+    f = file.file
+    try:
+        own = f.streamers_named(cls)
+    except Exception:  # noqa: BLE001 - a file whose streamers uproot cannot read
+        return []
+    pairs: list[tuple[str, int]] = []
+    for streamer in own:
+        streamer._dependencies(f.streamers, pairs)
+    out = []
+    for name, version in dict.fromkeys(pairs):
+        try:
+            streamer = f.streamer_named(name, version)
+        except Exception:  # noqa: BLE001 - a dependency the file does not describe
+            streamer = None
+        if streamer is not None:
+            out.append(streamer)
+    return out
+
+
+def copy_raw(src, key: str, dst, name: str) -> None:
+    """Copy the object `key` of `src` (an open uproot file) into `dst` (a writable uproot
+    directory) as `name` (``dir/obj`` makes the directory): the key's payload as stored, with
+    its class, title and cycle, and the streamers of its class. Raises ValueError when the
+    input has no streamer for the class (ROOT could not read the copy)."""
+    import uproot
+
+    k = src.key(key)
+    cls = k.fClassName
+    streamers = class_streamers(src, cls)
+    if not streamers:
+        raise ValueError(f"the file has no streamer for {cls}")
+    start, stop = k.data_cursor.index, k.data_cursor.index + k.data_compressed_bytes
+    chunk = src.file.chunk(start, stop)  # may be a larger cached chunk (the file's first bytes)
+    raw = bytes(chunk.get(start, stop, uproot.source.cursor.Cursor(start), {}))
+    *parents, leaf = name.split("/")
+    directory = dst
+    for part in parents:
+        try:
+            directory = directory[part]
+        except KeyError:
+            directory = directory.mkdir(part)
+    writable = directory._file
+    writable._cascading.streamers.update_streamers(writable.sink, streamers)
+    cascading = directory._cascading
+    cycle = int(k.fCycle)
+    cascading._data.next_cycle = lambda _name: cycle  # the input's cycle (uproot numbers from 1)
+    try:
+        cascading.add_object(writable.sink, cls, leaf, k.fTitle, raw, k.data_uncompressed_bytes)
+    finally:
+        del cascading._data.next_cycle
 
 
 def _tree_types(leaves: list[Leaf]) -> tuple[dict[str, Any], dict[str, str], dict[str, str], list[Leaf]]:
@@ -105,8 +181,10 @@ def copy_one(src, key: str, cls: str, dst, name: str, not_carried: list[str]) ->
             copy_rntuple(src[key], dst, name, not_carried)
         elif cls == "TObjString":
             dst[name] = str(src[key])
-        else:
+        elif _uproot_refuses(src, key) is None:
             dst[name] = src[key]
+        else:  # what uproot cannot write: the key as it is, with its class's streamers
+            copy_raw(src, key, dst, name)
     except Exception as exc:  # noqa: BLE001 - name what could not be carried and go on
         not_carried.append(f"{cls} {name} ({type(exc).__name__}: {exc})")
 

@@ -450,28 +450,42 @@ def _payload(f, seek: int) -> bytes:
     return bytes(key.get_uncompressed_chunk_cursor()[0].raw_data)
 
 
+def _write_both_ways(paths: list[str], write, after_deferred=None) -> None:
+    """Write the same check file twice, to two temporary files appended to `paths` (the caller
+    removes them): the normal way, then with the metadata deferred and compressed
+    (`after_deferred(f)` runs on that one before it closes)."""
+    import uproot
+
+    for deferred in (False, True):
+        fd, path = tempfile.mkstemp(suffix=".root", prefix="jetzip-check-")
+        os.close(fd)
+        paths.append(path)
+        with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
+            if deferred:
+                _defer(f)
+            write(f)
+            if deferred:
+                write_metadata(f)
+                if after_deferred is not None:
+                    after_deferred(f)
+
+
 def _metadata_check() -> bool:
     """The check file written deferred reads back as the one written the normal way."""
     import awkward as ak
     import uproot
 
-    paths = []
+    paths: list[str] = []
     try:
         seeks: dict[str, list[tuple[int, int]]] = {}
-        for deferred in (False, True):
-            fd, path = tempfile.mkstemp(suffix=".root", prefix="jetzip-check-")
-            os.close(fd)
-            paths.append(path)
-            with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
-                if deferred:
-                    _defer(f)
-                _write_check_trees(f)
-                if deferred:
-                    write_metadata(f)
-                    for tree in _writable_file(f)._trees.values():  # where each branch's fBasketSeek lies
-                        seeks[tree._cascading._name] = [
-                            (d["basket_metadata_start"] + 3 + d["fBasketBytes"].nbytes + d["fBasketEntry"].nbytes,
-                             d["fBasketSeek"].nbytes) for d in tree._cascading._branch_data if d["kind"] != "record"]
+
+        def basket_seeks(f) -> None:  # where each branch's fBasketSeek lies in the deferred file
+            for tree in _writable_file(f)._trees.values():
+                seeks[tree._cascading._name] = [
+                    (d["basket_metadata_start"] + 3 + d["fBasketBytes"].nbytes + d["fBasketEntry"].nbytes,
+                     d["fBasketSeek"].nbytes) for d in tree._cascading._branch_data if d["kind"] != "record"]
+
+        _write_both_ways(paths, _write_check_trees, basket_seeks)
         normal, small = (uproot.open(p) for p in paths)
         with normal, small:
             if normal.classnames() != small.classnames() or sorted(seeks) != ["E", "T"]:
@@ -512,7 +526,14 @@ _NT_REPLACE = [  # (pattern, replacement): each must match exactly once in NTupl
      r"\1pagelistenv_packed = _jetzip_pack(self, pagelistenv_rawdata)"
      r"\1pagelistenv_key = self.add_rblob(sink, pagelistenv_packed, len(pagelistenv_rawdata))"),
     (r"NTuple_Locator\(\s*len\(pagelistenv_rawdata\),", "NTuple_Locator(len(pagelistenv_packed),"),
+    # the pages of one cluster in one RBlob (as ROOT writes them), not one key (~60 B) per page
+    (r"^(\s*)page_key = self\.add_rblob\(sink, raw_data, uncompressed_bytes\)\s*"
+     r"page_locator = NTuple_Locator\(\s*len\(raw_data\), page_key\.location \+ page_key\.allocation\s*\)",
+     r"\1page_locator = _jetzip_page(self, sink, raw_data, uncompressed_bytes)"),
+    (r"^(\s*)page_data = \[", r"\1_jetzip_pages_done(self, sink)\1page_data = ["),
 ]
+_NT_EXPECTED = {"write": 2, "extend": 4}  # replacements made in each
+_BLOB_BYTES = 64 << 20  # pages gathered into one RBlob up to this size
 
 
 def _pack_envelope(ntuple, raw: bytes) -> bytes:
@@ -526,9 +547,43 @@ def _pack_envelope(ntuple, raw: bytes) -> bytes:
     return uproot.compression.compress(raw, fs.fileheader.compression)
 
 
+def _page(ntuple, sink, raw: bytes, uncompressed: int):
+    """The locator of one page: in a deferred file, kept back to be written with the cluster's
+    other pages in one RBlob (its offset set by :func:`_pages_done`); else in a key of its own."""
+    from uproot.writing._cascadentuple import NTuple_Locator
+
+    if not getattr(ntuple._freesegments, "_jetzip_defer", False):
+        key = ntuple.add_rblob(sink, raw, uncompressed)
+        return NTuple_Locator(len(raw), key.location + key.allocation)
+    locator = NTuple_Locator(len(raw), 0)
+    ntuple.__dict__.setdefault("_jetzip_pages", []).append((locator, bytes(raw)))
+    return locator
+
+
+def _pages_done(ntuple, sink) -> None:
+    """Write the pages kept back by :func:`_page`, adjacent, in RBlobs of at most
+    :data:`_BLOB_BYTES` (one page larger than that in its own), and set their offsets."""
+    pending = ntuple.__dict__.pop("_jetzip_pages", [])
+    group: list = []
+    size = 0
+    for item in [*pending, None]:
+        if group and (item is None or size + len(item[1]) > _BLOB_BYTES):
+            blob = b"".join(raw for _, raw in group)
+            key = ntuple.add_rblob(sink, blob, len(blob))
+            at = key.location + key.allocation
+            for locator, raw in group:
+                locator.offset = at
+                at += len(raw)
+            group, size = [], 0
+        if item is not None:
+            group.append(item)
+            size += len(item[1])
+
+
 def _ntuple_patched(original):
-    """NTuple.write or NTuple.extend with the envelopes passed through _pack_envelope, or None
-    when its source is not the one these replacements know."""
+    """NTuple.write or NTuple.extend with the envelopes passed through _pack_envelope (and, in
+    extend, the pages of a cluster gathered by _page), or None when its source is not the one
+    these replacements know."""
     import re
 
     src = textwrap.dedent(inspect.getsource(original))
@@ -539,13 +594,131 @@ def _ntuple_patched(original):
         if n > 1:
             return None
         done += n
-    if done != 2:  # write: the header's two; extend: the page list's two
+    if done != _NT_EXPECTED.get(original.__name__):  # write: the header's two; extend: four more
         return None
     module = inspect.getmodule(original)
     namespace = dict(vars(module))
-    namespace["_jetzip_pack"] = _pack_envelope
+    namespace.update(_jetzip_pack=_pack_envelope, _jetzip_page=_page, _jetzip_pages_done=_pages_done)
     exec(compile(src, f"<jetzip packed {original.__qualname__}>", "exec"), namespace)  # noqa: S102
     return namespace[original.__name__]
+
+
+# RNTuple projected fields: uproot's writer has none (its header's alias list is always empty);
+# a NanoAOD RNTuple's Jet_pt and nJet are projections of _collection6 (root_layout.rntuple_projections).
+_PROJECT = threading.local()
+_NT_HEADER_REPLACE = (r"^(\s*)alias_records = \[\]", r"\1alias_records = _jetzip_project(self)")
+
+
+@contextlib.contextmanager
+def rntuple_projections(fields: list | None):
+    """Inside this, a new RNTuple's header (``mkrntuple``) gets the projected fields `fields`
+    (the ``"fields"`` of :func:`.root_layout.rntuple_projections`, sources named by their dotted
+    paths among the fields written) and their alias columns, as ROOT writes them. Yields
+    whether uproot's writer takes them (False: the caller writes the projected fields as
+    fields of their own)."""
+    active = bool(_STATE.get("ntuple_projections")) and bool(fields)
+    before = getattr(_PROJECT, "fields", None)
+    _PROJECT.fields = fields if active else None
+    try:
+        yield active
+    finally:
+        _PROJECT.fields = before
+
+
+class _Bytes:
+    """A record uproot's list-frame writer serializes as it is."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def serialize(self) -> bytes:
+        return self.raw
+
+
+def _project(header) -> list:
+    """Append the projected fields of :func:`rntuple_projections` to `header`'s field records;
+    return their alias column records (one per projected field whose source has a column:
+    the source's first column)."""
+    import struct
+
+    from uproot.const import RNTupleFieldFlags, RNTupleFieldRole
+    from uproot.writing._cascadentuple import NTuple_Field_Description
+
+    fields = getattr(_PROJECT, "fields", None)
+    if not fields:
+        return []
+    records = header._field_records
+    paths: dict[int, str] = {}
+    for i, r in enumerate(records):
+        paths[i] = r.field_name if r.parent_field_id == i else f"{paths[r.parent_field_id]}.{r.field_name}"
+    by_path = {p: i for i, p in paths.items()}
+    principal: dict[int, int] = {}
+    for c, col in enumerate(header._column_records):
+        principal.setdefault(col.field_id, c)
+    base, aliases = len(records), []
+    for k, (name, type_name, role, parent, source) in enumerate(fields):
+        if source not in by_path:
+            raise ValueError(f"projected field {name}: its source {source} is not written")
+        field = NTuple_Field_Description(base + k if parent < 0 else base + parent, RNTupleFieldRole(role),
+                                         name, type_name, flags=RNTupleFieldFlags.PROJECTED)
+        raw = field.serialize() + struct.pack("<I", by_path[source])
+        records.append(_Bytes(raw))
+        if by_path[source] in principal:
+            aliases.append(_Bytes(struct.pack("<II", principal[by_path[source]], base + k)))
+    return aliases
+
+
+def _projection_check() -> bool:
+    """An RNTuple written with projections reads back with them equal to their sources."""
+    import awkward as ak
+    import numpy as np
+    import uproot
+
+    fd, path = tempfile.mkstemp(suffix=".root", prefix="jetzip-check-")
+    os.close(fd)
+    try:
+        data = ak.zip({"x": np.arange(3, dtype=np.float32),
+                       "_c": ak.zip({"pt": ak.Array([[1.0, 2.0], [], [3.0]])})}, depth_limit=1)
+        fields = [["pt", "ROOT::VecOps::RVec<double>", 1, -1, "_c"], ["_0", "double", 0, 0, "_c._0.pt"],
+                  ["n", "ROOT::RNTupleCardinality<std::uint32_t>", 0, -1, "_c"]]
+        with uproot.recreate(path) as f, rntuple_projections(fields) as active:
+            if not active:
+                return False
+            f.mkrntuple("N", data)
+        with uproot.open(path) as f:
+            nt = f["N"]
+            a = nt.arrays()
+            return (len(nt.alias_column_records) == 3 and a.fields == ["x", "_c", "pt", "n"]
+                    and ak.to_list(a["pt"]) == ak.to_list(a["_c"]["pt"]) and ak.to_list(a["n"]) == [2, 0, 1])
+    finally:
+        os.unlink(path)
+
+
+def _install_projections() -> None:
+    import re
+
+    from uproot.writing import _cascadentuple
+
+    header = _cascadentuple.NTuple_Header
+    original = header.serialize
+    src = textwrap.dedent(inspect.getsource(original))
+    pattern, replacement = _NT_HEADER_REPLACE
+    src, n = re.subn(pattern, replacement.replace(r"\1", r"\n\1"), src, flags=re.MULTILINE)
+    if n != 1:
+        _STATE["ntuple_projections_why"] = "uproot's NTuple_Header.serialize is not the one this fix knows"
+        return
+    namespace = dict(vars(inspect.getmodule(original)))
+    namespace["_jetzip_project"] = _project
+    exec(compile(src, "<jetzip projected NTuple_Header.serialize>", "exec"), namespace)  # noqa: S102
+    _ORIGINAL["ntuple_header_serialize"] = original
+    header.serialize = namespace["serialize"]
+    _STATE["ntuple_projections"] = True
+
+    def revert() -> None:
+        header.serialize = _ORIGINAL["ntuple_header_serialize"]
+
+    _keep_if_checked("ntuple_projections", _projection_check, revert,
+                     "an RNTuple written with projected fields did not read them back")
 
 
 def _write_check_ntuple(f) -> None:
@@ -579,18 +752,9 @@ def _ntuple_check() -> bool:
     import awkward as ak
     import uproot
 
-    paths = []
+    paths: list[str] = []
     try:
-        for deferred in (False, True):
-            fd, path = tempfile.mkstemp(suffix=".root", prefix="jetzip-check-")
-            os.close(fd)
-            paths.append(path)
-            with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
-                if deferred:
-                    _defer(f)
-                _write_check_ntuple(f)
-                if deferred:
-                    write_metadata(f)
+        _write_both_ways(paths, _write_check_ntuple)
         with uproot.open(paths[0]) as a, uproot.open(paths[1]) as b:
             na, nb = a["N"], b["N"]
             ma = {k: na.member(k) for k in ("fSeekHeader", "fNBytesHeader", "fLenHeader")}
@@ -607,6 +771,23 @@ def _ntuple_check() -> bool:
             os.unlink(path)
 
 
+def _keep_if_checked(fix: str, check, revert, failed: str) -> bool:
+    """Keep an installed fix only if `check()` (on the patched uproot) returns True; otherwise
+    `revert()` and record why in ``_STATE[fix + "_why"]`` (`failed`, or the exception). Sets
+    ``_STATE[fix]``; returns it."""
+    ok = False
+    try:
+        ok = bool(check())
+        if not ok:
+            _STATE[f"{fix}_why"] = failed
+    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
+        _STATE[f"{fix}_why"] = f"{type(exc).__name__}: {exc}"
+    if not ok:
+        revert()
+    _STATE[fix] = ok
+    return ok
+
+
 def _install_ntuple() -> None:
     from uproot.writing import _cascadentuple
 
@@ -617,16 +798,17 @@ def _install_ntuple() -> None:
         return
     _ORIGINAL.update(ntuple_write=nt.write, ntuple_extend=nt.extend)
     nt.write, nt.extend = write, extend
-    ok = False
-    try:
-        ok = _ntuple_check()
-        if not ok:
-            _STATE["ntuple_why"] = "an RNTuple written with compressed envelopes did not read back as uproot's own"
-    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
-        _STATE["ntuple_why"] = f"{type(exc).__name__}: {exc}"
-    if not ok:
+
+    def revert() -> None:
         nt.write, nt.extend = _ORIGINAL["ntuple_write"], _ORIGINAL["ntuple_extend"]
-    _STATE["ntuple"] = ok
+
+    _keep_if_checked("ntuple", _ntuple_check, revert,
+                     "an RNTuple written with compressed envelopes did not read back as uproot's own")
+    try:
+        _install_projections()
+    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
+        _STATE["ntuple_projections"] = False
+        _STATE["ntuple_projections_why"] = f"{type(exc).__name__}: {exc}"
 
 
 def _install_metadata() -> None:
@@ -637,18 +819,14 @@ def _install_metadata() -> None:
                      _relocate=tree._relocate, streamers_write=streamers.write)
     tree.write_anew, tree.write_updates, tree._relocate = _write_anew, _write_updates, _relocate
     streamers.write = _streamers_write
-    ok = False
-    try:
-        ok = _metadata_check()
-        if not ok:
-            _STATE["metadata_why"] = "a tree written with compressed metadata did not read back as uproot's own"
-    except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is
-        _STATE["metadata_why"] = f"{type(exc).__name__}: {exc}"
-    if not ok:
+
+    def revert() -> None:
         tree.write_anew, tree.write_updates = _ORIGINAL["write_anew"], _ORIGINAL["write_updates"]
         tree._relocate, streamers.write = _ORIGINAL["_relocate"], _ORIGINAL["streamers_write"]
-    _STATE["metadata"] = ok
-    if ok:  # RNTuple envelopes ride on the same deferred files
+
+    # RNTuple envelopes ride on the same deferred files
+    if _keep_if_checked("metadata", _metadata_check, revert,
+                        "a tree written with compressed metadata did not read back as uproot's own"):
         try:
             _install_ntuple()
         except Exception as exc:  # noqa: BLE001 - any surprise: leave uproot as it is

@@ -180,13 +180,71 @@ def classify_ttree(tree) -> list[Leaf]:
     return leaves
 
 
+def rntuple_projections(ntuple) -> dict[str, Any] | None:
+    """The projected fields of an RNTuple (ROOT's ``RNTupleImporter`` writes a NanoAOD's
+    ``Jet_pt`` as a projection of ``_collection6._0.Jet_pt`` and ``nJet`` as an
+    ``RNTupleCardinality`` projected on ``_collection6``; uproot reads both kinds as fields of
+    their own), or None when there are none.
+
+    Returns ``{"fields": [[name, type name, role, parent, source], ...], "rebuilt": {F: [[leaf,
+    projected field], ...]}, "order": [physical top-level field names]}``: every projected field record
+    in header order (parent: its index in this list, -1 for a top-level one; source: the dotted
+    path of physical field names it projects, e.g. ``_collection6._0.Jet_pt``); "rebuilt": the
+    physical collections of records of numbers whose every leaf is reachable through a top-level
+    projection (a reader reads those, the writer rebuilds the collection from them); "order":
+    the physical top-level fields in the input's order. See the RNTuple binary format
+    specification (root-project/root, ``tree/ntuple/doc/BinaryFormatSpecification.md``: field
+    flag 0x02, alias columns)."""
+    records = ntuple.field_records
+    projected = [i for i, r in enumerate(records) if r.source_field_id is not None]
+    if not projected:
+        return None
+
+    def path(i: int) -> str:
+        parts = [records[i].field_name]
+        while records[i].parent_field_id != i:
+            i = records[i].parent_field_id
+            parts.append(records[i].field_name)
+        return ".".join(reversed(parts))
+
+    position = {i: k for k, i in enumerate(projected)}
+    fields = [[records[i].field_name, records[i].type_name, int(records[i].struct_role),
+               -1 if records[i].parent_field_id == i else position.get(records[i].parent_field_id, -1),
+               path(int(records[i].source_field_id))] for i in projected]
+    if any(f[3] == -1 and records[projected[k]].parent_field_id != projected[k] for k, f in enumerate(fields)):
+        return None  # a projection below a physical field: not one this writer can rebuild
+    order = [r.field_name for i, r in enumerate(records) if r.parent_field_id == i and i not in position]
+    # physical collections of records of numbers, each leaf the source of a top-level list projection
+    by_source = {f[4]: fields[f[3]][0] for f in fields if f[3] >= 0 and fields[f[3]][3] == -1}
+    children: dict[int, list[int]] = {}
+    for i, r in enumerate(records):
+        if r.parent_field_id != i:
+            children.setdefault(r.parent_field_id, []).append(i)
+    rebuilt: dict[str, list[list[str]]] = {}
+    for name in order:
+        top = next(i for i, r in enumerate(records) if r.parent_field_id == i and r.field_name == name)
+        inner = children.get(top, [])
+        if int(records[top].struct_role) != 1 or len(inner) != 1 or int(records[inner[0]].struct_role) != 2:
+            continue  # not a collection of one record
+        leaves = children.get(inner[0], [])
+        if leaves and all(not children.get(i) and path(i) in by_source for i in leaves):
+            rebuilt[name] = [[records[i].field_name, by_source[path(i)]] for i in leaves]
+    return {"fields": fields, "rebuilt": rebuilt, "order": order}
+
+
 def classify_rntuple(ntuple) -> list[Leaf]:
-    """Top-level fields of an RNTuple: numbers, lists of numbers, lists of records of numbers."""
+    """Top-level fields of an RNTuple: numbers, lists of numbers, lists of records of numbers.
+    A physical collection that its projections reach entirely (:func:`rntuple_projections`) is
+    read through them (``Jet_pt``, ``nJet``), not a second time as itself."""
     import awkward as ak
 
     form = ntuple.arrays(entry_stop=0).layout.form
+    spec = rntuple_projections(ntuple)
+    skip = set(spec["rebuilt"]) if spec else set()
     leaves: list[Leaf] = []
     for field, content in zip(form.fields, form.contents):
+        if field in skip:
+            continue
         if content.parameters.get("__array__") in ("string", "bytestring"):
             leaves.append(Leaf(field, field, "string", "string", typename=str(content.type)))
         elif isinstance(content, ak.forms.NumpyForm) and content.inner_shape == ():
@@ -195,7 +253,7 @@ def classify_rntuple(ntuple) -> list[Leaf]:
             inner = content.content
             if isinstance(inner, ak.forms.NumpyForm) and inner.inner_shape == ():
                 leaves.append(Leaf(field, field, "jagged", _prim(inner.primitive), typename=str(content.type)))
-            elif isinstance(inner, ak.forms.RecordForm) and all(
+            elif isinstance(inner, ak.forms.RecordForm) and inner.contents and all(
                     isinstance(c, ak.forms.NumpyForm) and c.inner_shape == () for c in inner.contents):
                 for sub, c in zip(inner.fields, inner.contents):
                     leaves.append(Leaf(f"{field}.{sub}", f"{field}.{sub}", "jagged", _prim(c.primitive),

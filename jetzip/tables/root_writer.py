@@ -18,6 +18,7 @@ arrives (the chunk says the carried branches' types), or at the end when it has 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -44,9 +45,7 @@ def compression(name: str, input_setting: str | None = None):
         if m:
             return {"ZLIB": uproot.ZLIB, "LZMA": uproot.LZMA, "LZ4": uproot.LZ4,
                     "ZSTD": uproot.ZSTD}[m.group(1)](int(m.group(2)))
-        if input_setting is not None and str(input_setting) in ("None", "none"):  # jetzip (sizes): None is
-            return None  # "not recorded" (uproot names ROOT's old codes, fCompress < 100, None): zstd below
-        return uproot.ZSTD(1)
+        return uproot.ZSTD(1)  # not recorded ("" or, in older .aez files, "None"): never uncompressed
     return {"zstd": uproot.ZSTD(1), "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1),
             "lzma": uproot.LZMA(1), "none": None}[name]
 
@@ -106,7 +105,8 @@ def writable(name: str, array: Any) -> tuple[dict[str, Any], set[str]]:
     """A carried branch as branches uproot's TTree writer takes: ``({name: array, ...}, kinds)``
     where `kinds` names what changed (keys of :data:`KIND_TEXT`; empty when nothing did).
     Records become their fields (``name.field``, also inside lists), lists of lists the
-    flattened inner values plus their lengths (``name_counts``), lists of strings their bytes
+    flattened inner values plus their lengths (``name_counts``; deeper levels ``name_counts3``,
+    ...: :func:`deeper_counts`), lists of strings their bytes
     likewise. A type none of this reaches gives ``({}, {"lost"})``."""
     import awkward as ak
 
@@ -136,10 +136,22 @@ def writable(name: str, array: Any) -> tuple[dict[str, Any], set[str]]:
                 inner.parameters.get("__array__") in ("string", "bytestring"):
             plain = ak.without_parameters(array)
             safe = root_safe(name)
-            out, kinds = writable(safe, ak.flatten(plain, axis=2))
+            inner, kinds = writable(safe, ak.flatten(plain, axis=2))
+            out = {safe: inner.pop(safe)} if safe in inner else {}
             out[f"{safe}_counts"] = ak.values_astype(ak.num(plain, axis=2), np.int32)
+            out.update({deeper_counts(safe, k): v for k, v in inner.items()})
             return out, {"flattened", *kinds}
     return {}, {"lost"}
+
+
+def deeper_counts(name: str, key: str) -> str:
+    """The name of a level's lengths one list level deeper: lists of lists of lists keep
+    ``name_counts`` for the lengths of the second level and call the third level's
+    ``name_counts3``, the fourth's ``name_counts4``, ... (other keys stay as they are)."""
+    stem = f"{name}_counts"
+    if not key.startswith(stem) or not (key == stem or key[len(stem):].isdigit()):
+        return key
+    return f"{stem}{int(key[len(stem):] or 2) + 1}"
 
 
 def root_safe(name: str) -> str:
@@ -161,10 +173,11 @@ def _fields(name: str, array: Any, fields: list[str]) -> tuple[dict[str, Any], s
 
 
 def _carried_ancestor(name: str, carried: set[str]) -> str | None:
-    """The carried branch that `name` was written from (``A`` for ``A.b`` or ``A.b_counts``)."""
+    """The carried branch that `name` was written from (``A`` for ``A.b``, ``A.b_counts`` or
+    ``A.b_counts3``)."""
     if name in carried:
         return None
-    base = name[:-len("_counts")] if name.endswith("_counts") else name
+    base = re.sub(r"_counts\d*$", "", name)
     while "." in base:
         base = base.rpartition(".")[0]
         if base in carried:
@@ -208,6 +221,7 @@ class RootWriter:
         self.rntuple = bool(info.extra.get("rntuple"))
         self.tree: Any = None
         self.ntuple: Any = None
+        self.projected = False  # an RNTuple's projected fields written as projections
         self.as_counter: set[str] = set()
         self.changed: dict[str, list[str]] = {}  # kind (KIND_TEXT) -> carried branches written so
         self.entries = 0
@@ -301,7 +315,7 @@ class RootWriter:
         expanded = []
         for name in order:  # a carried branch written as several (record fields) keeps its place
             expanded.extend([n for n in types if n == name or n.startswith(f"{name}.")
-                             or n == f"{name}_counts"] or [name])
+                             or re.fullmatch(rf"{re.escape(name)}_counts\d*", n)] or [name])
         typed, as_counter = ordered_types(list(dict.fromkeys(expanded)), types, counters, scalar_counters)
         return typed, counters, as_counter
 
@@ -385,12 +399,21 @@ class RootWriter:
         self.tree.extend({k: v for k, v in data.items() if k in self.types and k not in self.as_counter})
 
     def _write_rntuple(self, data: dict[str, Any]) -> None:
-        """Fields as they were: 'Jet.pt' goes back into the record list 'Jet'."""
+        """Fields as they were: 'Jet.pt' goes back into the record list 'Jet'; projected fields
+        (``info.extra["rntuple_projected"]``: a NanoAOD RNTuple's ``Jet_pt`` of ``_collection6``,
+        ``nJet``) as projections again, their collections rebuilt from them."""
         import awkward as ak
 
+        from .root_fastwrite import rntuple_projections
+
+        spec = self.info.extra.get("rntuple_projected")
+        if spec and self.ntuple is None:
+            self.projected = self._projections_taken(spec, data)
+        if spec and self.projected:
+            data = self._physical(spec, data)
         top: dict[str, Any] = {}
         groups: dict[str, dict[str, Any]] = {}
-        order = self.info.branch_order or list(data)
+        order = (spec["order"] if spec and self.projected else None) or self.info.branch_order or list(data)
         for name in [*order, *[n for n in data if n not in order]]:
             if name not in data:
                 continue
@@ -406,9 +429,37 @@ class RootWriter:
             top[field] = ak.zip(subs)
         arr = ak.zip(top, depth_limit=1)
         if self.ntuple is None:
-            self.ntuple = self.file.mkrntuple(self.info.tree or "jets", arr)
+            with rntuple_projections(spec["fields"] if spec and self.projected else None):
+                self.ntuple = self.file.mkrntuple(self.info.tree or "jets", arr)
         else:
             self.ntuple.extend(arr)
+
+    @staticmethod
+    def _projections_taken(spec: dict[str, Any], data: dict[str, Any]) -> bool:
+        """Whether the projected fields go back as projections: uproot's writer takes them
+        (:func:`.root_fastwrite.rntuple_projections`) and every collection to rebuild has its
+        projected fields in the data."""
+        from .root_fastwrite import install, rntuple_projections
+
+        install()
+        with rntuple_projections(spec["fields"]) as active:
+            pass
+        return active and all(p in data for leaves in spec["rebuilt"].values() for _, p in leaves)
+
+    @staticmethod
+    def _physical(spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """The physical fields of a chunk: each rebuilt collection zipped from its projected
+        fields (``_collection6`` = {``Jet_pt``, ...} per entry, in the input's field order), the
+        projected fields left out (the header points them at their sources)."""
+        import awkward as ak
+
+        out = {k: v for k, v in data.items()}
+        for name, leaves in spec["rebuilt"].items():
+            out[name] = ak.zip({leaf: ak.Array(out[p]) for leaf, p in leaves}, depth_limit=2)
+        for f in spec["fields"]:
+            if f[3] == -1:
+                out.pop(f[0], None)
+        return out
 
     # -------------------------------------------------------------- the rest
     def write_extras(self, blob: bytes) -> None:

@@ -281,40 +281,40 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q, xyz):
 def group_symbols(counts, q, pli, eta_cls, pt_thr, eta_thr, group_base, n_groups):
     """Every stream's symbols grouped by (stream, static context): (starts (n_groups + 1,),
     values) with group g = group_base[stream] + context, each group in jet order (what the
-    encoder fits its tables on)."""
+    encoder fits its tables on). One pass computes each symbol's group and value; a stable
+    counting sort by group follows."""
     mass, big_q, const = pli[0], pli[1], pli[2]
     n_eta_bins = len(eta_thr) + 1
-    sizes = np.zeros(n_groups, np.int64)
+    group = np.empty(len(q) * N_STREAMS, np.int32)
+    found = np.empty(len(q) * N_STREAMS, np.int64)
+    m = 0
+    j = 0
+    for e in range(len(counts)):
+        lead = j
+        for pos in range(counts[e]):
+            q_prev = q[j - 1, 0] if j > 0 else 0
+            for s in range(N_STREAMS):
+                if not active(s, pos, q[j, 3], mass, const):
+                    continue
+                q_pt, q_eta = q[j, 0], q[j, 1]
+                ref = q_prev if s == PT_DROP else q_pt  # the pt whose bin is a context
+                c = context(s, pos, bin_of(eta_cls, q_pt) if s == ETA else 0,
+                            bin_of(pt_thr, ref) if needs_pt_bin(s, const) else 0,
+                            bin_of(eta_thr, abs(q_eta)) if s == FOURTH else 0, n_eta_bins, const)
+                group[m] = group_base[s] + c
+                found[m] = value(s, q_pt, q_prev, q_eta, q[lead, 1], q[j, 2], q[lead, 2], q[j, 3], q[j, 4], big_q)
+                m += 1
+            j += 1
     starts = np.zeros(n_groups + 1, np.int64)
-    fill = np.zeros(n_groups, np.int64)
-    values = np.zeros(0, np.int64)
-    for sweep in range(2):
-        if sweep == 1:
-            for g in range(n_groups):
-                starts[g + 1] = starts[g] + sizes[g]
-                fill[g] = starts[g]
-            values = np.zeros(starts[n_groups], np.int64)
-        j = 0
-        for e in range(len(counts)):
-            lead = j
-            for pos in range(counts[e]):
-                q_prev = q[j - 1, 0] if j > 0 else 0
-                for s in range(N_STREAMS):
-                    if not active(s, pos, q[j, 3], mass, const):
-                        continue
-                    q_pt, q_eta = q[j, 0], q[j, 1]
-                    ref = q_prev if s == PT_DROP else q_pt  # the pt whose bin is a context
-                    c = context(s, pos, bin_of(eta_cls, q_pt) if s == ETA else 0,
-                                bin_of(pt_thr, ref) if needs_pt_bin(s, const) else 0,
-                                bin_of(eta_thr, abs(q_eta)) if s == FOURTH else 0, n_eta_bins, const)
-                    g = group_base[s] + c
-                    if sweep == 0:
-                        sizes[g] += 1
-                    else:
-                        values[fill[g]] = value(s, q_pt, q_prev, q_eta, q[lead, 1], q[j, 2], q[lead, 2], q[j, 3],
-                                                q[j, 4], big_q)
-                        fill[g] += 1
-                j += 1
+    for i in range(m):
+        starts[group[i] + 1] += 1
+    for g in range(n_groups):
+        starts[g + 1] += starts[g]
+    fill = starts[:n_groups].copy()
+    values = np.empty(m, np.int64)
+    for i in range(m):
+        values[fill[group[i]]] = found[i]
+        fill[group[i]] += 1
     return starts, values
 
 

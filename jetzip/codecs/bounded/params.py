@@ -39,7 +39,17 @@ ALIASES = {"pt": "pt", "eta": "eta", "phi": "phi", "e": "E", "energy": "E", "m":
            "px": "px", "py": "py", "pz": "pz"}
 CARTESIAN_SHARES = (0.43, 0.56, 0.89)  # of a Cartesian bound, for pt, eta and phi (polar_bounds)
 NANOAOD = {"pt": 2.0 ** -11, "eta": 2.0 ** -12, "phi": 2.0 ** -12, "E": 2.0 ** -11, "m": 2.0 ** -11}
+# The same preset on Cartesian tables: the largest error NanoAOD's rounding of pt (2^-11
+# relative) and of eta and phi (2^-12 absolute) puts on px, py (relative to pt: dpt cos(phi) -
+# pt sin(phi) dphi, at most sqrt(5) 2^-12), on pz (relative to |p|: tanh(eta) dpt/pt + deta, at
+# most 3 2^-12) and on E (relative: |p|'s error, at most 3 2^-12); the mass as NanoAOD stores it.
+# (with the second-order terms a d + d^2 / 2 of a = 2^-11, d = 2^-12 on top)
+_NANO_2ND = NANOAOD["pt"] * NANOAOD["eta"] + NANOAOD["eta"] ** 2 / 2
+_NANO_XY = math.hypot(NANOAOD["pt"], NANOAOD["phi"]) + _NANO_2ND
+_NANO_Z = NANOAOD["pt"] + NANOAOD["eta"] + _NANO_2ND
+NANOAOD_CARTESIAN = {"px": _NANO_XY, "py": _NANO_XY, "pz": _NANO_Z, "E": _NANO_Z, "m": NANOAOD["m"]}
 PRESETS = {"nanoaod": NANOAOD}
+CARTESIAN_PRESETS = {"nanoaod": NANOAOD_CARTESIAN}
 MIN_RELATIVE, MAX_RELATIVE = 1e-6, 0.5
 MIN_ABSOLUTE, MAX_ABSOLUTE = 1e-5, 1.0
 SAFETY = 1e-3  # steps sit this fraction below the bound
@@ -73,7 +83,10 @@ def parse_error_bound(spec: str | float | Mapping[str, float], representation: s
             |p| those of the original four-vector), a string ``"pt=5e-4,eta=2.5e-4,phi=2.5e-4,
             mass=1e-3"`` (``"px=...,py=...,pz=...,E=..."`` for Cartesian tables; physics names,
             whatever the file calls its columns; columns left out get the smallest bound given),
-            a mapping of the same, or the preset ``"nanoaod"`` (polar tables).
+            a mapping of the same, or the preset ``"nanoaod"``: CMS NanoAOD's precision (pt and
+            mass 2^-11 relative, eta and phi 2^-12 absolute); on Cartesian tables the largest
+            error that precision puts on px and py (sqrt(5) 2^-12 = 5.5e-4), pz and E (3 2^-12 =
+            7.3e-4), each plus its second-order terms (2^-23 + 2^-25); mass 2^-11.
         representation: ``EPtEtaPhi``, ``PtEtaPhiM``, ``PxPyPzE`` or ``PxPyPzM``.
 
     Returns:
@@ -91,10 +104,8 @@ def parse_error_bound(spec: str | float | Mapping[str, float], representation: s
     roles = ROLES[representation]
     given: dict[str, float] = {}
     if isinstance(spec, str) and spec.strip().lower() in PRESETS:
-        if representation in CARTESIAN:
-            raise InputError(f"--error-bound {spec.strip()}: the preset bounds pt, eta and phi; this table stores "
-                             "px, py, pz: give a number (|dpx|, |dpy| <= b pt, |dpz| <= b |p|)")
-        preset = PRESETS[spec.strip().lower()]
+        name = spec.strip().lower()
+        preset = CARTESIAN_PRESETS[name] if representation in CARTESIAN else PRESETS[name]
         return {r: preset[r] for r in roles}
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         given = {r: float(spec) for r in roles}
