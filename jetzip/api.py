@@ -2,15 +2,16 @@
 
 How one chunk of jets flows through :func:`compress`::
 
-    tables.open_table(...).chunks()   read whole events (reader thread, pipeline.prefetch)
+    tables.open_file(...).tables[i].chunks()   read whole events of each table (reader thread)
     codec.invalid(columns)            jets the codec refuses (NaN, ...): fail or drop
     codec.encode(columns, counts)     bytes (codecs/latent.py: the network via engine.py;
-                                      codecs/bounded.py: quantization + rANS, chunks in parallel)
+                                      codecs/bounded/: quantization + rANS, chunks in parallel)
     AezWriter.write_chunk(...)        the .aez container (aez.py; writer thread)
 
-:func:`decompress` runs it backwards: ``aez.open_aez(...).chunks()`` -> ``codec.decode`` ->
-``tables.open_writer(...).write``. Every function takes plain Python values, raises
-:class:`~jetzip.errors.JetzipError` on bad input, and returns a JSON-serialisable report.
+:func:`decompress` runs it backwards: ``aez.open_aez(...).decoded(...)`` (the one decode loop:
+every collection's codec, chunks in parallel) -> ``tables.open_file_writer(...).write``.
+Every function takes plain Python values, raises :class:`~jetzip.errors.JetzipError` on bad
+input, and returns a JSON-serialisable report.
 """
 from __future__ import annotations
 
