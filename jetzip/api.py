@@ -2,15 +2,16 @@
 
 How one chunk of jets flows through :func:`compress`::
 
-    tables.open_table(...).chunks()   read whole events (reader thread, pipeline.prefetch)
+    tables.open_file(...).tables[i].chunks()   read whole events of each table (reader thread)
     codec.invalid(columns)            jets the codec refuses (NaN, ...): fail or drop
     codec.encode(columns, counts)     bytes (codecs/latent.py: the network via engine.py;
-                                      codecs/bounded.py: quantization + rANS, chunks in parallel)
+                                      codecs/bounded/: quantization + rANS, chunks in parallel)
     AezWriter.write_chunk(...)        the .aez container (aez.py; writer thread)
 
-:func:`decompress` runs it backwards: ``aez.open_aez(...).chunks()`` -> ``codec.decode`` ->
-``tables.open_writer(...).write``. Every function takes plain Python values, raises
-:class:`~jetzip.errors.JetzipError` on bad input, and returns a JSON-serialisable report.
+:func:`decompress` runs it backwards: ``aez.open_aez(...).decoded(...)`` (the one decode loop:
+every collection's codec, chunks in parallel) -> ``tables.open_file_writer(...).write``.
+Every function takes plain Python values, raises :class:`~jetzip.errors.JetzipError` on bad
+input, and returns a JSON-serialisable report.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_C
                        DEFAULT_LATENT_DTYPE,
                        LATENT_DTYPE_CHOICES,
                        DEFAULT_ROOT_COMPRESSION, MIN_WRITE_JETS, RAW_BYTES_PER_JET, available_cores)
-from .errors import FormatError, InputError, JetzipError, ModelMismatchError, open_input, positive_int
+from .errors import (FormatError, InputError, JetzipError, ModelMismatchError, damage_message, damaged_input,
+                     open_input, positive_int)
 from .model import Model, load_model, resolve_model
 from .pipeline import InOrderWorker, ordered_process_map, prefetch
 from .tables import (CollectionInfo, JetChunk, TableInfo, concat_chunks, describe_jet, format_of, open_file,
@@ -49,6 +51,21 @@ def _noop_progress(done: int, total: int | None, unit: str | None = None) -> Non
 
 def _noop_warn(message: str) -> None:  # noqa: ARG001
     pass
+
+
+MAX_WARNING_LINES = 8  # of one kind; the rest are counted in one line (every one is in the report)
+
+
+def warn_each(warn: Callable[[str], None], prefix: str, lines: Sequence[str], rest: str) -> None:
+    """One warning per line, up to :data:`MAX_WARNING_LINES`; beyond that the first ones and a
+    last line counting the others and saying where they all are (`rest`)."""
+    if len(lines) <= MAX_WARNING_LINES:
+        for line in lines:
+            warn(f"{prefix}: {line}")
+        return
+    for line in lines[:MAX_WARNING_LINES - 1]:
+        warn(f"{prefix}: {line}")
+    warn(f"{prefix}: and {len(lines) - MAX_WARNING_LINES + 1} more ({rest})")
 
 
 def _with_unit(progress: Progress) -> Callable[[int, "int | None", str], None]:
@@ -162,8 +179,10 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
 
     Returns:
         ``input``, ``output``, ``codec`` (id), ``codec_config``, ``n_jets``, ``n_events``,
-        ``n_chunks``, ``bytes``, ``payload_bytes`` (the jets' own bytes), ``bytes_per_jet``,
-        ``payload_bytes_per_jet``, ``ratio_to_float32``, ``dropped_invalid``,
+        ``n_chunks``, ``bytes``, ``payload_bytes`` (the jets' own bytes), ``bytes_per_jet``
+        (the whole file over the first table's main collection), ``n_four_vectors`` (of every
+        coded collection of every table), ``payload_bytes_per_jet`` (payload bytes over those),
+        ``ratio_to_float32``, ``dropped_invalid``,
         ``units``, ``units_inferred``, ``seconds``, and what the codec reports
         (:meth:`~jetzip.codecs.Codec.encode_report`: for the latent codec ``model``,
         ``model_sha256``, ``exact_jets`` stored verbatim, ``outside_training_ranges``).
@@ -227,8 +246,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         if strict and lost:
             raise InputError(f"{input}: --strict: {len(lost)} thing(s) of the input cannot be carried: "
                              + "; ".join(lost[:5]) + (f"; and {len(lost) - 5} more" if len(lost) > 5 else ""))
-        for line in lost:
-            warn(f"not carried into the .aez: {line}")
+        warn_each(warn, "not carried into the .aez", lost,
+                  "all of them: jetzip inspect OUTPUT --json, notes.not_carried")
         if info.extra.get("csv_separator_note"):
             warn(str(info.extra["csv_separator_note"]))
 
@@ -276,9 +295,14 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
             size = writer.bytes_written
             payload_bytes = writer.payload_bytes
             parts = dict(writer.part_bytes)
+    except Exception as exc:
+        if damaged_input(exc):  # a basket that does not decompress: the input's fault, named
+            raise InputError(damage_message(exc, str(input))) from None
+        raise
     finally:
         source.close()
     n = tail["n_jets"]
+    n_coded = sum(sum(t["n_jets"]) for t in tail["tables"])  # four-vectors of every coded collection
     if dropped:
         warn(f"dropped {dropped} invalid jets ({', '.join(sorted({c.invalid_text for c in codecs}))})")
     input_bytes = os.path.getsize(input) if os.path.isfile(input) else None
@@ -289,7 +313,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         "input_bytes": input_bytes, "ratio_to_input": size / input_bytes if input_bytes else None,
         "bytes_by_part": parts, "tables": tail["tables"],
         "bytes_per_jet": size / n if n else None,
-        "payload_bytes_per_jet": payload_bytes / n if n else None,
+        "n_four_vectors": n_coded,
+        "payload_bytes_per_jet": payload_bytes / n_coded if n_coded else None,
         "ratio_to_float32": size / (n * RAW_BYTES_PER_JET) if n else None,
         "dropped_invalid": dropped, "units": info.units, "units_inferred": info.units_inferred,
         "seconds": time.perf_counter() - t0,
@@ -512,7 +537,8 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
 
     Returns:
         ``input``, ``output``, ``format``, ``codec``, ``n_jets``, ``n_events``,
-        ``input_bytes``, ``missing_branches``, ``seconds``.
+        ``input_bytes``, ``missing_branches``, ``not_restored`` (what the output format cannot
+        hold, one line each), ``seconds``.
 
     Raises:
         FormatError: the file is damaged (nothing reaches stdout from a damaged file).
@@ -542,11 +568,11 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         if any(not c.mass_usable(c.get_config()) for c in codecs):
             warn(MASS_WARNING)
         notes = aez.header.notes.get("restored_as") or info.extra.get("restored_as", []) or []
-        for line in notes:
-            warn(f"restored as: {line}")
+        warn_each(warn, "restored as", notes, "all of them: jetzip inspect INPUT --json, notes.restored_as")
         size = aez.size or 0
         n_jets = n_events = 0
         workers = (threads or available_cores()) if codecs and all(c.parallel for c in codecs) else 1
+        not_restored: list[str] = []
 
         def run(path: str) -> None:
             nonlocal n_jets, n_events
@@ -585,8 +611,8 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
             if strict and writer.missing:
                 raise InputError(f"--strict: {fmt} output cannot hold everything the .aez holds: "
                                  + "; ".join(writer.missing[:3]) + ("; ..." if len(writer.missing) > 3 else ""))
-            for line in writer.missing:
-                warn(f"not restored: {line}")
+            not_restored.extend(writer.missing)
+            warn_each(warn, "not restored", writer.missing, "all of them: decompress --json, not_restored")
 
         if to_stdout:
             run("-")
@@ -601,7 +627,8 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
              "them)")
     return {"input": str(input), "output": str(output), "format": fmt, "codec": codec.codec_id if codec else None,
             "n_jets": n_jets, "n_events": n_events, "input_bytes": size,
-            "missing_branches": info.other_branches, "seconds": time.perf_counter() - t0}
+            "missing_branches": info.other_branches, "not_restored": not_restored,
+            "seconds": time.perf_counter() - t0}
 
 
 def restore_to(writer: Any, info: TableInfo, kept_dtypes: Mapping[str, str]) -> Callable[..., None]:

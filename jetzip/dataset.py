@@ -288,9 +288,9 @@ def locked(outdir: str | os.PathLike, exclusive: bool) -> Iterator[None]:
     """Hold ``OUTDIR/.jetzip-lock``: exclusively to write a dataset, shared to read one.
 
     Another jetzip process holding it the other way makes this fail at once (no waiting). The
-    lock (``flock``) goes with the process, however it ends. A reader that cannot create the
-    lock file (a read-only folder, someone else's) reads unlocked: nobody can write there
-    either. Where the file system has no locks (ENOLCK), runs are not serialised.
+    lock (``flock``) goes with the process, however it ends. A reader never creates the lock
+    file: without one (no compress run has written there) or when it cannot open it, it reads
+    unlocked. Where the file system has no locks (ENOLCK), runs are not serialised.
 
     Raises:
         JetzipError: the folder is in use, or the lock file is a link or not a regular file.
@@ -303,7 +303,14 @@ def locked(outdir: str | os.PathLike, exclusive: bool) -> Iterator[None]:
     path = os.path.join(outdir, LOCK)
     nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | nofollow, 0o644)
+        # a reader never creates the lock (a folder that is not a dataset keeps no trace of it);
+        # a compress run creates it first, and writes its manifest last
+        fd = os.open(path, (os.O_RDWR | os.O_CREAT if exclusive else os.O_RDONLY) | nofollow, 0o644)
+    except FileNotFoundError:
+        if exclusive:
+            raise JetzipError(f"cannot write to {outdir}: no such folder") from None
+        yield
+        return
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise JetzipError(f"{path} is a symbolic link; remove it") from None

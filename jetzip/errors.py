@@ -62,3 +62,26 @@ def open_input(path: "str | os.PathLike[str]") -> "BinaryIO":
         raise InputError(f"{path} is a directory") from None
     except OSError as exc:
         raise InputError(f"cannot open {path}: {exc.strerror}") from None
+
+
+# Exceptions of the decompressors under uproot, h5py and pyarrow (by class name: none of these
+# libraries is imported here) that mean the bytes of a file are damaged, not that a type is
+# unsupported.
+_DAMAGE = {"DecompressionError", "LZMAError", "ZstdError", "BadGzipFile"}
+
+
+def damaged_input(exc: BaseException) -> bool:
+    """Whether `exc`, raised while reading an input file, says the file's bytes are damaged: a
+    compressed block that does not decompress (zlib, LZMA, LZ4, zstd), or a ROOT basket whose
+    header uproot cannot read (a basket of a readable type is damaged when that fails)."""
+    name = type(exc).__name__
+    if name in _DAMAGE or (name == "error" and type(exc).__module__ == "zlib"):
+        return True
+    return name == "DeserializationError" and "TBasket" in str(exc)
+
+
+def damage_message(exc: BaseException, what: str) -> str:
+    """One line for a damaged input: `what` (the file, or the file and branch) and the reader's
+    own first line."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{what} is damaged: its data cannot be decompressed or read ({type(exc).__name__}: {first})"

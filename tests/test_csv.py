@@ -322,3 +322,18 @@ def test_one_giant_event_is_refused(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="share the event value 0.*--preset flat"):
         list(open_table(tmp_path / "g.csv").chunks(1024))
     assert sum(c.n_jets for c in open_table(tmp_path / "g.csv", preset="flat").chunks(1024)) == 5002
+
+
+def test_a_text_column_is_named_before_writing_and_strict_refuses(tmp_path):
+    """A CSV column of text is not carried: compress names it (one line, before the .aez is
+    written), --strict refuses the file, and the numeric columns are carried as before."""
+    src = tmp_path / "extra.csv"
+    src.write_text("pt,eta,phi,E,w,tag\n50,0.1,0.2,60,2.5,a\n40,0.2,0.3,45,1.5,b\n30,0.5,0.1,35,0.5,c\n")
+    said: list[str] = []
+    jetzip.compress(src, tmp_path / "x.aez", error_bound="1e-3", warn=said.append)
+    named = [w for w in said if "column tag" in w]
+    assert len(named) == 1 and "not carried" in named[0], said
+    assert jetzip.arrays(tmp_path / "x.aez", "w").tolist() == [{"w": 2.5}, {"w": 1.5}, {"w": 0.5}]
+    with pytest.raises(InputError, match="--strict.*column tag"):
+        jetzip.compress(src, tmp_path / "y.aez", error_bound="1e-3", strict=True)
+    assert not (tmp_path / "y.aez").exists()

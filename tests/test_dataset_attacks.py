@@ -385,6 +385,10 @@ def test_one_run_at_a_time_per_folder(split, tmp_path):
 def test_the_cli_says_the_folder_is_in_use_in_one_line(split, tmp_path):
     ds = tmp_path / "ds"
     ds.mkdir()
+    with dataset.locked(ds, exclusive=False):  # a reader of a folder no run has written: no lock file left
+        pass
+    assert list(ds.iterdir()) == []
+    (ds / dataset.LOCK).touch()  # as a compress run leaves it
     with dataset.locked(ds, exclusive=False):  # a reader holds it
         r = invoke("compress", split / "y.root", "-o", f"{ds}/", "--scheduler", "local:1", "--error-bound", "1e-3")
     assert r.returncode == 1 and r.stderr.count(b"\n") == 1 and b"by another jetzip run" in r.stderr

@@ -41,6 +41,24 @@ def test_not_a_root_file(tmp_path, small_model_path):
     assert_fails(r, "cannot read as a ROOT file")
 
 
+@pytest.mark.parametrize("how", ["flipped", "zeroed"])
+def test_a_damaged_root_file_is_named_damaged_in_one_line(tmp_path, how):
+    """Bytes flipped or zeroed inside a ROOT file's baskets: one line saying the file is damaged
+    (never an internal error, never 'uproot cannot read it' with exit 0), no output."""
+    from conftest import EXAMPLE_JETS
+
+    raw = bytearray(EXAMPLE_JETS.read_bytes())
+    middle = len(raw) // 2
+    for i in range(middle, middle + 2000):
+        raw[i] = raw[i] ^ 0xFF if how == "flipped" else 0
+    p = tmp_path / "damaged.root"
+    p.write_bytes(bytes(raw))
+    for extra in ((), ("--error-bound", "1e-3")):
+        r = invoke("compress", p, "-o", tmp_path / "x.aez", *extra)
+        assert_fails(r, "damaged.root", "is damaged")
+        assert r.stderr.decode().count("\n") == 1 and not (tmp_path / "x.aez").exists()
+
+
 def test_missing_columns_lists_jet_like_branches(tmp_path, small_model_path):
     p = tmp_path / "j.root"
     with uproot.recreate(p) as f:
@@ -319,3 +337,18 @@ def test_file_shorter_than_its_preamble(tmp_path, small_model_path, nano_file):
     tiny = tmp_path / "tiny.aez"
     tiny.write_bytes(aez.read_bytes()[:10])
     assert_fails(invoke("inspect", tiny), "truncated .aez file")
+
+
+def test_many_warnings_of_one_kind_are_counted_not_flooded():
+    """Hundreds of lines of one kind (PHYSLITE's 483 unreadable branches) print as the first
+    ones and one line counting the rest and saying where they all are."""
+    from jetzip.api import MAX_WARNING_LINES, warn_each
+
+    said: list[str] = []
+    lines = [f"branch b{i}" for i in range(483)]
+    warn_each(said.append, "not carried", lines, "all of them: inspect --json")
+    assert len(said) == MAX_WARNING_LINES and said[0] == "not carried: branch b0"
+    assert said[-1] == f"not carried: and {483 - MAX_WARNING_LINES + 1} more (all of them: inspect --json)"
+    said.clear()
+    warn_each(said.append, "x", lines[:MAX_WARNING_LINES], "")
+    assert said == [f"x: {line}" for line in lines[:MAX_WARNING_LINES]]

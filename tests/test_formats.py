@@ -352,3 +352,18 @@ def test_hdf5_counter_as_long_as_the_jets_and_compound_beside_columns(tmp_path):
         f["jets"] = table
         f["weight"] = np.ones(n)
     assert open_table(tmp_path / "c.h5").info.tree == "jets"
+
+
+def test_parquet_lists_of_other_lengths_name_the_event_and_what_to_do(tmp_path):
+    """A per-jet list with a value too many in one event, or a four-vector column with one too
+    few: the error names the event and the column (and, for a per-jet column, the CLI option
+    that leaves it out)."""
+    four = {"Jet_pt": [[50.0, 40.0], [30.0]], "Jet_eta": [[0.1, 0.2], [0.3]], "Jet_phi": [[0.1, 0.2], [0.3]],
+            "Jet_mass": [[5.0, 4.0], [3.0]]}
+    ak.to_parquet(ak.Array({**four, "Jet_btag": [[0.1, 0.2], [0.3, 0.4]]}), tmp_path / "a.parquet")
+    with pytest.raises(jetzip.InputError, match=r"event 1 has 2 values in Jet_btag but 1 in Jet_pt.*"
+                                                r"--drop-branches Jet_btag"):
+        jetzip.compress(tmp_path / "a.parquet", tmp_path / "a.aez", error_bound="1e-3", units="GeV")
+    ak.to_parquet(ak.Array({**four, "Jet_eta": [[0.1], [0.3]]}), tmp_path / "b.parquet")
+    with pytest.raises(jetzip.InputError, match=r"event 0 has 1 values in Jet_eta but 2 in Jet_pt; the four-vector"):
+        jetzip.compress(tmp_path / "b.parquet", tmp_path / "b.aez", error_bound="1e-3", units="GeV")

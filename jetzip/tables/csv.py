@@ -30,7 +30,8 @@ same event is an error.
 **Carried columns.** Every other column whose first rows are numbers is carried losslessly by
 default (``drop`` patterns leave columns out): per row in a flat table (``kept_branches``), per
 jet in a jagged one (``jet_branches``), per row in a table of several jets per row. Columns
-with text in their first rows are not carried (``other_branches``).
+with text in their first rows are not carried (``other_branches``): each is named in
+``info.extra["not_carried"]``, which compress reports before writing (``--strict`` refuses).
 
 **Several jets per row** (``pxj1, pyj1, pzj1, mj1, pxj2, ...``): read as events of jets and
 written back into the same columns, see :mod:`jetzip.tables.wide`.
@@ -273,6 +274,11 @@ class CsvSource:
             dtypes.update({n: kind_name[self.kinds[n]] for n in [*kept, *jet_branches]})
         carried = {*jet_names, *slot_extras, *kept, *jet_branches, self.event_column}
         extra: dict = {}
+        text = [n for n in self.names if n not in carried and not numeric.get(n, True)
+                and not any(fnmatch.fnmatchcase(n, p) for p in self.drop)]
+        if text:  # named before anything is written (compress warns; --strict refuses)
+            extra["not_carried"] = [f"column {n} of the CSV (text: CSV columns are carried when they hold "
+                                    "numbers; convert the file to Parquet or HDF5 to keep text)" for n in text]
         if self.event_column:
             extra["csv_event_column"] = self.event_column
         if self.sep != ",":

@@ -394,9 +394,10 @@ class ParquetSource:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def _arrays(self, batch, names: Sequence[str], index: dict[str, int]
+    def _arrays(self, batch, names: Sequence[str], index: dict[str, int], first_entry: int = 0
                 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        """Numpy arrays of the named columns of a record batch, and the jets per row of the lists."""
+        """Numpy arrays of the named columns of a record batch (whose first row is entry
+        `first_entry` of the file), and the jets per row of the lists."""
         pa = self.pa
         out: dict[str, np.ndarray] = {}
         lengths = None
@@ -409,9 +410,11 @@ class ParquetSource:
                     lengths = lens
                 elif not np.array_equal(lens, lengths):
                     i = int(np.argmax(lens != lengths))
-                    raise InputError(f"{self.path}: a row has {int(lens[i])} values in {n} but {int(lengths[i])} "
-                                     f"in {names[0]}; per-jet columns must match the jets "
-                                     "(leave it out with drop_branches)")
+                    what = "a per-jet column must hold a value per jet" if n not in self.jet_names else \
+                        "the four-vector columns of a collection must hold the same jets"
+                    hint = "" if n in self.jet_names else f" (or leave {n} out: --drop-branches {n})"
+                    raise InputError(f"{self.path}: event {first_entry + i} has {int(lens[i])} values in {n} "
+                                     f"but {int(lengths[i])} in {names[0]}; {what}{hint}")
                 arr = arr.flatten()
             if c.sub is not None:
                 arr = arr.field(c.sub)
@@ -499,7 +502,7 @@ class ParquetSource:
 
     def _chunk(self, batch, index: dict[str, int], first_jet: int, first_entry: int) -> JetChunk:
         if self.lists:
-            jets, lengths = self._arrays(batch, [*self.jet_names, *self.jet_branches], index)
+            jets, lengths = self._arrays(batch, [*self.jet_names, *self.jet_branches], index, first_entry)
             assert lengths is not None
             if lengths.max(initial=0) > MAX_EVENT_JETS:
                 i = int(np.argmax(lengths > MAX_EVENT_JETS))

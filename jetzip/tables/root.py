@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, damage_message, damaged_input
 from ..features import infer_units
 from .base import CollectionChunk, CollectionInfo, JetChunk, TableInfo
 from .root_extras import build_extras
@@ -449,7 +449,9 @@ class RootSource:
             else:
                 (lf.branch if lf.branch is not None else self.tree[lf.key]).array(entry_stop=1, library="ak")
             return True
-        except Exception:  # noqa: BLE001 - uproot's many ways of not reading a type
+        except Exception as exc:  # noqa: BLE001 - uproot's many ways of not reading a type
+            if damaged_input(exc):
+                raise InputError(damage_message(exc, f"{self.path} (branch {lf.name})")) from None
             return False
 
     def _other_collections(self, chosen: list, names: list[str], where: str) -> list[CollectionInfo]:
