@@ -52,9 +52,10 @@ def same_values(a: Any, b: Any) -> bool:
     return _same_layout(ak.to_layout(a), ak.to_layout(b))
 
 
-def same_fields(a: Any, b: Any, coded: set[str]) -> bool:
-    """`same_values`, field by field for records, leaving out the `coded` fields (an RNTuple's
-    collection of records holding the coded jet columns: checked against the bound elsewhere)."""
+def same_fields(a: Any, b: Any, coded: set[str], name: str = "") -> bool:
+    """`same_values`, field by field for records, leaving out the `coded` fields (named alone or
+    as ``name.field``: an RNTuple's collection of records holding the coded jet columns, checked
+    against the bound elsewhere)."""
     import awkward as ak
 
     fields = ak.fields(a)
@@ -62,10 +63,10 @@ def same_fields(a: Any, b: Any, coded: set[str]) -> bool:
         return same_values(a, b)
     if set(fields) != set(ak.fields(b)):
         return False
-    rest = [f for f in fields if f not in coded]
-    if not rest:  # only coded members: the same lists
-        return bool(ak.all(ak.num(a, axis=-1) == ak.num(b, axis=-1))) if a.ndim > 1 else len(a) == len(b)
-    return all(same_fields(a[f], b[f], coded) for f in rest)
+    rest = [f for f in fields if f not in coded and f"{name}.{f}" not in coded]
+    if len(rest) < len(fields) and a.ndim > 1 and not bool(ak.all(ak.num(a, axis=1) == ak.num(b, axis=1))):
+        return False  # the coded members' lists: the same lengths
+    return all(same_fields(a[f], b[f], coded, f"{name}.{f}" if name else f) for f in rest)
 
 
 def _same_layout(x: Any, y: Any) -> bool:
@@ -183,7 +184,7 @@ def compare_root(original: Path, restored: Path, coded: set[str], warnings: list
                     if b not in r_arrays:
                         report["carried"] -= 1
                         report["problems"].append(f"{name}: field {b} missing")
-                    elif same_fields(arr, r_arrays[b], coded):
+                    elif same_fields(arr, r_arrays[b], coded, b):
                         report["identical"] += 1
                     else:
                         report["problems"].append(f"{name}: field {b} differs")

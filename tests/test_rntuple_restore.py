@@ -51,7 +51,7 @@ def _within(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _same(a, b) -> bool:
-    return str(a.type) == str(b.type) and ak.to_list(a) == ak.to_list(b)
+    return str(a.type) == str(b.type) and bool(ak.array_equal(a, b, equal_nan=True, dtype_exact=True))
 
 
 def test_every_field_restored_with_its_values(restored):
