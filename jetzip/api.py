@@ -275,7 +275,9 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
             side.update(c.side_records())
         header = Header([c.get_config() for c in codecs], specs, chunk_jets,
                         {"file": os.path.basename(str(input)), "format": source.format,
-                         **({"compression": source.compression} if source.compression else {})},
+                         **({"compression": source.compression} if source.compression else {}),
+                         **({"bytes": os.path.getsize(input)}  # the whole input: what a restore is compared with
+                            if entry_range is None and max_jets is None and os.path.isfile(input) else {})},
                         notes={k: v for k, v in source.notes.items() if v})
         workers = (threads or available_cores()) if codecs and all(c.parallel for c in codecs) else 1
         dropped = 0
@@ -619,6 +621,11 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         else:
             with atomic_output(output, force, inputs=[input]) as tmp:
                 run(tmp)
+            original = aez.header.source.get("bytes")
+            restored = os.path.getsize(output) if os.path.isfile(output) else None
+            if isinstance(original, int) and original > 0 and restored and restored > 1.05 * original:
+                warn(f"the restored {fmt} file ({restored} bytes) is {restored / original:.2f}x the original "
+                     f"{aez.header.source.get('file', 'file')} ({original} bytes)")
     if info.other_branches:
         shown = ", ".join(info.other_branches[:10])
         more = f" and {len(info.other_branches) - 10} more" if len(info.other_branches) > 10 else ""

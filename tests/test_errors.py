@@ -59,6 +59,22 @@ def test_a_damaged_root_file_is_named_damaged_in_one_line(tmp_path, how):
         assert r.stderr.decode().count("\n") == 1 and not (tmp_path / "x.aez").exists()
 
 
+@pytest.mark.parametrize("how, says", [("empty", "the file is empty"), ("head", "the file is truncated"),
+                                       ("half", "the file is truncated"), ("aez", "not a ROOT file")])
+def test_a_truncated_empty_or_renamed_root_file_says_which(tmp_path, how, says):
+    """What a user has in hand when a ROOT file cannot be opened: an empty file, a copy cut short
+    (at 5 kB, or half-way: an internal error before), an .aez renamed .root."""
+    from conftest import EXAMPLE_JETS
+
+    raw = EXAMPLE_JETS.read_bytes()
+    data = {"empty": b"", "head": raw[:5000], "half": raw[:len(raw) // 2], "aez": b"\x89AEZ\r\n\x1a\n" + raw[:100]}[how]
+    p = tmp_path / "x.root"
+    p.write_bytes(data)
+    r = invoke("compress", p, "-o", tmp_path / "x.aez")
+    assert_fails(r, "x.root: cannot read as a ROOT file", says)
+    assert r.stderr.decode().count("\n") == 1 and not (tmp_path / "x.aez").exists()
+
+
 def test_missing_columns_lists_jet_like_branches(tmp_path, small_model_path):
     p = tmp_path / "j.root"
     with uproot.recreate(p) as f:

@@ -10,6 +10,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+import jetzip
 from conftest import SHARED, shared_file
 
 from jetzip.tables import root_fastwrite
@@ -214,3 +215,22 @@ def test_small_chunks_restore_as_one_basket_per_branch(tmp_path):
         assert {tuple(br.member("fBasketEntry")[:2]) for br in ta.values()} == {(0, 200)}
         for name in ("nJet", "nFatJet", "event", "Muon_pt", "Jet_btagDeepFlavB"):
             assert ak.to_list(ta[name].array()) == ak.to_list(tb[name].array()), name
+
+
+def test_a_restore_larger_than_the_original_says_so(tmp_path):
+    """decompress compares the restored file with the original's size (recorded by compress
+    for whole inputs) and says when it is more than 5 % larger; a .aez of part of the input
+    (max_jets, entry ranges) records none."""
+    from conftest import EXAMPLE_JETS
+
+    aez = tmp_path / "x.aez"
+    jetzip.compress(EXAMPLE_JETS, aez, error_bound="1e-3")
+    assert jetzip.inspect(aez)["header"]["source"]["bytes"] == EXAMPLE_JETS.stat().st_size
+    said: list[str] = []
+    jetzip.decompress(aez, tmp_path / "same.root", warn=said.append)  # the input's own compression
+    assert not [w for w in said if "the original" in w], said
+    jetzip.decompress(aez, tmp_path / "raw.root", root_compression="none", warn=said.append)
+    ratio = (tmp_path / "raw.root").stat().st_size / EXAMPLE_JETS.stat().st_size
+    assert ratio > 1.05 and [w for w in said if f"is {ratio:.2f}x the original sample_jets.root" in w], said
+    jetzip.compress(EXAMPLE_JETS, tmp_path / "part.aez", error_bound="1e-3", max_jets=1000)
+    assert "bytes" not in jetzip.inspect(tmp_path / "part.aez")["header"]["source"]

@@ -67,11 +67,35 @@ def _open(path: str, threads: int | None = None):
 
     pool = executor(threads)
     try:
-        return uproot.open(path, decompression_executor=pool, interpretation_executor=pool)
+        f = uproot.open(path, decompression_executor=pool, interpretation_executor=pool)
+        end, size = int(f.file.fEND), os.path.getsize(path)
+        if size < end:  # the header says where the data ends: a truncated copy or download
+            f.close()
+            raise InputError(f"{path}: cannot read as a ROOT file (the file is truncated: {size} bytes; "
+                             f"its header says {end})")
+        return f
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(f"{path} does not exist") from None
     except Exception as exc:  # noqa: BLE001 - uproot raises many types for non-ROOT or damaged files
-        raise InputError(f"{path}: cannot read as a ROOT file ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: cannot read as a ROOT file ({_why_not_root(path, exc)})") from None
+
+
+def _why_not_root(path: str, exc: BaseException) -> str:
+    """What is wrong with a file uproot cannot open, in a user's words where the bytes say it
+    (empty, not starting with ROOT's magic ``root``), else uproot's own first line."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        return err.strerror or str(err)
+    if not head:
+        return "the file is empty"
+    if not head.startswith(b"root"):
+        return "it does not start with ROOT's magic bytes: not a ROOT file"
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first}"
 
 
 def _trees(file) -> dict[str, str]:
