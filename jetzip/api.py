@@ -273,11 +273,12 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         side: dict[str, bytes] = {}
         for c in codecs:
             side.update(c.side_records())
+        input_bytes = os.path.getsize(input) if os.path.isfile(input) else None
         header = Header([c.get_config() for c in codecs], specs, chunk_jets,
                         {"file": os.path.basename(str(input)), "format": source.format,
                          **({"compression": source.compression} if source.compression else {}),
-                         **({"bytes": os.path.getsize(input)}  # the whole input: what a restore is compared with
-                            if entry_range is None and max_jets is None and os.path.isfile(input) else {})},
+                         **({"bytes": input_bytes}  # the whole input: what a restore is compared with
+                            if entry_range is None and max_jets is None and input_bytes else {})},
                         notes={k: v for k, v in source.notes.items() if v})
         workers = (threads or available_cores()) if codecs and all(c.parallel for c in codecs) else 1
         dropped = 0
@@ -307,7 +308,6 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     n_coded = sum(sum(t["n_jets"]) for t in tail["tables"])  # four-vectors of every coded collection
     if dropped:
         warn(f"dropped {dropped} invalid jets ({', '.join(sorted({c.invalid_text for c in codecs}))})")
-    input_bytes = os.path.getsize(input) if os.path.isfile(input) else None
     report: dict[str, Any] = {
         "input": str(input), "output": str(output), "codec": first_codec.codec_id if first_codec else None,
         "codec_config": first_codec.get_config() if first_codec else None, "n_jets": n, "n_events": tail["n_events"],
