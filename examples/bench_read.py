@@ -93,23 +93,15 @@ def run_all(pool, fn, items: list):
     return run
 
 
-def cpu_best(repeats: int, fn) -> float:
-    """The least CPU time of `repeats` calls of fn (this process, all threads), in seconds."""
-    best = float("inf")
+def best(repeats: int, fn, clock=time.perf_counter) -> float:
+    """The least `clock` time of `repeats` calls of fn, in seconds (``time.process_time``: CPU
+    time of this process, all threads)."""
+    least = float("inf")
     for _ in range(repeats):
-        t = time.process_time()
+        t = clock()
         fn()
-        best = min(best, time.process_time() - t)
-    return best
-
-
-def wall_best(repeats: int, fn) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+        least = min(least, clock() - t)
+    return least
 
 
 def uproot_read(path: Path, threads: int = 0) -> int:
@@ -142,19 +134,19 @@ def measure(work: Path, args: argparse.Namespace, all_cores: bool) -> dict:
     n = len(cols["pt"])
     cores = len(os.sched_getaffinity(0))
     pool = concurrent.futures.ThreadPoolExecutor(cores) if all_cores else None
-    timer = wall_best if all_cores else cpu_best
+    clock = time.perf_counter if all_cores else time.process_time  # one core: CPU time
     res: dict = {"cores": cores, "jets": n, "chunks": len(chunks)}
     for name in ("zlib1", "lz4"):
         path = work / f"{name}.root"
-        t = timer(args.repeats, lambda path=path: uproot_read(path, cores if all_cores else 0))
+        t = best(args.repeats, lambda path=path: uproot_read(path, cores if all_cores else 0), clock)
         res[f"uproot_{name}_read_jets_per_s"] = n / t
     for label, codec in codecs(args.bound).items():
         payloads = [codec.encode(c, k) for c, k in chunks]  # also compiles / loads the compiled loops
         codec.decode(payloads[0], len(chunks[0][0]["pt"]), chunks[0][1])
         decode_all = run_all(pool, codec.decode, [(p, len(c["pt"]), k) for p, (c, k) in zip(payloads, chunks)])
         encode_all = run_all(pool, codec.encode, chunks)
-        res[f"codec_{label}_decode_jets_per_s"] = n / timer(args.repeats, decode_all)
-        res[f"codec_{label}_encode_jets_per_s"] = n / timer(max(1, args.repeats - 1), encode_all)
+        res[f"codec_{label}_decode_jets_per_s"] = n / best(args.repeats, decode_all, clock)
+        res[f"codec_{label}_encode_jets_per_s"] = n / best(max(1, args.repeats - 1), encode_all, clock)
         res[f"codec_{label}_bytes_per_jet"] = sum(len(p) for p in payloads) / n
         worst = {}
         for p, (c, k) in zip(payloads, chunks):

@@ -247,7 +247,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
             raise InputError(f"{input}: --strict: {len(lost)} thing(s) of the input cannot be carried: "
                              + "; ".join(lost[:5]) + (f"; and {len(lost) - 5} more" if len(lost) > 5 else ""))
         warn_each(warn, "not carried into the .aez", lost,
-                  "all of them: jetzip inspect OUTPUT --json, notes.not_carried")
+                  f"all of them: jetzip inspect {output} --json, header.notes.not_carried")
         if info.extra.get("csv_separator_note"):
             warn(str(info.extra["csv_separator_note"]))
 
@@ -273,11 +273,12 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         side: dict[str, bytes] = {}
         for c in codecs:
             side.update(c.side_records())
+        input_bytes = os.path.getsize(input) if os.path.isfile(input) else None
         header = Header([c.get_config() for c in codecs], specs, chunk_jets,
                         {"file": os.path.basename(str(input)), "format": source.format,
                          **({"compression": source.compression} if source.compression else {}),
-                         **({"bytes": os.path.getsize(input)}  # the whole input: what a restore is compared with
-                            if entry_range is None and max_jets is None and os.path.isfile(input) else {})},
+                         **({"bytes": input_bytes}  # the whole input: what a restore is compared with
+                            if entry_range is None and max_jets is None and input_bytes else {})},
                         notes={k: v for k, v in source.notes.items() if v})
         workers = (threads or available_cores()) if codecs and all(c.parallel for c in codecs) else 1
         dropped = 0
@@ -307,7 +308,6 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     n_coded = sum(sum(t["n_jets"]) for t in tail["tables"])  # four-vectors of every coded collection
     if dropped:
         warn(f"dropped {dropped} invalid jets ({', '.join(sorted({c.invalid_text for c in codecs}))})")
-    input_bytes = os.path.getsize(input) if os.path.isfile(input) else None
     report: dict[str, Any] = {
         "input": str(input), "output": str(output), "codec": first_codec.codec_id if first_codec else None,
         "codec_config": first_codec.get_config() if first_codec else None, "n_jets": n, "n_events": tail["n_events"],
@@ -549,6 +549,8 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
     """
     t0 = time.perf_counter()
     report_progress = _with_unit(progress)
+    if str(output) != "-" and os.path.isdir(output):  # before any decoding
+        raise InputError(f"output {output} is a folder; give a file name (.root, .h5, .parquet or .csv)")
     fmt = format_of(output, format, sniff=False, hint="--format")
     if str(output) == "-" and fmt != "csv":
         raise JetzipError(f"-o - writes CSV only; {fmt.upper() if fmt == 'hdf5' else fmt} output needs a file name")
@@ -570,7 +572,7 @@ def decompress(input: str | os.PathLike, output: str | os.PathLike, *,
         if any(not c.mass_usable(c.get_config()) for c in codecs):
             warn(MASS_WARNING)
         notes = aez.header.notes.get("restored_as") or info.extra.get("restored_as", []) or []
-        warn_each(warn, "restored as", notes, "all of them: jetzip inspect INPUT --json, notes.restored_as")
+        warn_each(warn, "restored as", notes, f"all of them: jetzip inspect {input} --json, header.notes.restored_as")
         size = aez.size or 0
         n_jets = n_events = 0
         workers = (threads or available_cores()) if codecs and all(c.parallel for c in codecs) else 1

@@ -60,14 +60,16 @@ def test_a_damaged_root_file_is_named_damaged_in_one_line(tmp_path, how):
 
 
 @pytest.mark.parametrize("how, says", [("empty", "the file is empty"), ("head", "the file is truncated"),
-                                       ("half", "the file is truncated"), ("aez", "not a ROOT file")])
+                                       ("half", "the file is truncated"), ("tiny", "the file is truncated"),
+                                       ("aez", "not a ROOT file")])
 def test_a_truncated_empty_or_renamed_root_file_says_which(tmp_path, how, says):
     """What a user has in hand when a ROOT file cannot be opened: an empty file, a copy cut short
     (at 5 kB, or half-way: an internal error before), an .aez renamed .root."""
     from conftest import EXAMPLE_JETS
 
     raw = EXAMPLE_JETS.read_bytes()
-    data = {"empty": b"", "head": raw[:5000], "half": raw[:len(raw) // 2], "aez": b"\x89AEZ\r\n\x1a\n" + raw[:100]}[how]
+    data = {"empty": b"", "head": raw[:5000], "half": raw[:len(raw) // 2], "tiny": raw[:100],
+            "aez": b"\x89AEZ\r\n\x1a\n" + raw[:100]}[how]
     p = tmp_path / "x.root"
     p.write_bytes(data)
     r = invoke("compress", p, "-o", tmp_path / "x.aez")
@@ -368,3 +370,13 @@ def test_many_warnings_of_one_kind_are_counted_not_flooded():
     said.clear()
     warn_each(said.append, "x", lines[:MAX_WARNING_LINES], "")
     assert said == [f"x: {line}" for line in lines[:MAX_WARNING_LINES]]
+
+
+def test_decompress_into_a_folder_says_so_before_decoding(tmp_path, small_model_path, nano_file):
+    path, _ = nano_file
+    invoke("compress", path, "-o", tmp_path / "x.aez", "-m", small_model_path)
+    for out in (tmp_path / "d", tmp_path / "d.root"):
+        out.mkdir()
+        r = invoke("decompress", tmp_path / "x.aez", "-o", out, "-m", small_model_path)
+        assert_fails(r, f"output {out} is a folder")
+        assert r.stderr.decode().count("\n") == 1 and list(out.iterdir()) == []

@@ -82,18 +82,36 @@ def _open(path: str, threads: int | None = None):
         raise InputError(f"{path}: cannot read as a ROOT file ({_why_not_root(path, exc)})") from None
 
 
+def _header_end(path: str) -> int | None:
+    """``fEND`` of a ROOT file's header (where its data ends: 32-bit after the version, 64-bit
+    for version >= 1000000, ROOT's TFile::Init), or None when the header is too short."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(20)
+    if len(head) < 16:
+        return None
+    version = struct.unpack(">i", head[4:8])[0]
+    if version >= 1000000:
+        return struct.unpack(">q", head[12:20])[0] if len(head) >= 20 else None
+    return struct.unpack(">i", head[12:16])[0]
+
+
 def _why_not_root(path: str, exc: BaseException) -> str:
     """What is wrong with a file uproot cannot open, in a user's words where the bytes say it
     (empty, not starting with ROOT's magic ``root``), else uproot's own first line."""
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
+            head = f.read(4)  # ROOT's magic
     except OSError as err:
         return err.strerror or str(err)
     if not head:
         return "the file is empty"
     if not head.startswith(b"root"):
         return "it does not start with ROOT's magic bytes: not a ROOT file"
+    end = _header_end(path)
+    if end is not None and os.path.getsize(path) < end:
+        return f"the file is truncated: {os.path.getsize(path)} bytes; its header says {end}"
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     return f"{type(exc).__name__}: {first}"
 
