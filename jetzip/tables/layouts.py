@@ -219,12 +219,22 @@ def choose_collection(names: list[str], *, where: str, columns: Mapping[str, str
                      "choose one with --collection NAME or --columns")
 
 
+def every_but(collection: str | None) -> tuple[bool, set[str]]:
+    """Whether `collection` asks for every collection (``"all"``, ``"all,-GenPart,-Muon"``), and
+    the names it leaves out (``{"GenPart", "Muon"}``)."""
+    parts = [p.strip() for p in (collection or "").split(",") if p.strip()]
+    if not parts or parts[0].lower() != "all" or any(not p.startswith("-") for p in parts[1:]):
+        return False, set()
+    return True, {p[1:].strip() for p in parts[1:]}
+
+
 def choose_collections(names: list[str], *, where: str, columns: Mapping[str, str] | None = None,
                        collection: str | None = None, preset: Preset | None = None) -> list[Collection]:
     """The collections of a table to code, the first being the one a reader calls *the* jets.
 
     - `columns`: those four columns only;
     - `collection` ``"all"``: every complete four-vector collection (Jet, FatJet, Muon, ...);
+      ``"all,-GenPart,-Muon"``: every one but those (carried losslessly instead);
       ``"A,B"``: those; one name: that one;
     - otherwise every jet collection (names with "jet"; every complete collection when none is),
       the preset's first (NanoAOD ``Jet``), then in file order.
@@ -234,11 +244,17 @@ def choose_collections(names: list[str], *, where: str, columns: Mapping[str, st
     """
     if columns:
         return [choose_collection(names, where=where, columns=columns)]
-    if collection is not None and collection.strip().lower() == "all":
+    every, but = every_but(collection)
+    if every:
         complete = {k: c for k, c in find_collections(names).items() if c.representation}
+        # uproot's counters of each list branch (nElectron_pt of Electron_pt) are not a collection
+        complete = {k: c for k, c in complete.items() if not (k[:1] == "n" and k[1:] in complete)}
         if not complete:
             return [choose_collection(names, where=where)]  # the error that lists what exists
-        chosen = list(complete.values())
+        chosen = [c for k, c in complete.items() if k not in but]
+        if not chosen:
+            raise InputError(f"{where}: --collection {collection} leaves no collection to code; found "
+                             f"{_describe(complete)}")
     elif collection is not None and "," in collection:
         wanted = [c.strip() for c in collection.split(",") if c.strip()]
         return [choose_collection(names, where=where, collection=c) for c in dict.fromkeys(wanted)]
