@@ -38,6 +38,8 @@ from .pipeline import InOrderWorker, ordered_process_map, prefetch
 from .tables import (CollectionInfo, JetChunk, TableInfo, concat_chunks, describe_jet, format_of, open_file,
                      open_file_writer)
 from .tables.base import entry_window
+from .features import REPRESENTATIONS
+from .tables.layouts import every_but, is_jet_name
 
 Progress = Callable[..., None]  # progress(done, total_or_None, unit): unit "events" or "jets"
 Warn = Callable[[str], None]
@@ -114,6 +116,11 @@ def make_codec(info: TableInfo | CollectionInfo, *, error_bound: str | float | M
         bounded.prepare()  # the compiled loops, once here, before worker processes need them
         return bounded
     from .codecs.latent import LatentCodec, parse_tolerance
+
+    if info.representation not in REPRESENTATIONS:
+        name = info.collection if isinstance(info, TableInfo) else info.name
+        raise InputError(f"collection {name!r} holds pt, eta and phi only: the latent codec codes four-vectors; "
+                         "code it with --error-bound, or leave it out of --collection to carry it")
 
     codec = LatentCodec(resolve_model(model), info.representation, info.units, latent_dtype,
                         "auto" if embed_model is None else embed_model,
@@ -231,9 +238,14 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                                             ("--no-embed-model", embed_model is False)) if given]
         if ignored:
             warn(f"{', '.join(ignored)} only apply to the latent codec; the error-bounded codec ignores them")
-    source = open_file(input, tree=tree, columns=columns, preset=preset, collection=collection,
-                       units=units, keep_branches=keep_branches, drop_branches=drop_branches,
-                       threads=threads)
+    options = dict(tree=tree, columns=columns, preset=preset, units=units, keep_branches=keep_branches,
+                   drop_branches=drop_branches, threads=threads)
+    source = open_file(input, collection=collection, **options)
+    chosen: list[str] = []
+    if source.format == "root" and every_but(collection)[0] and not columns:
+        # --collection all: a collection whose coding costs more than carrying it is carried
+        source, chosen = _carry_where_smaller(source, input, collection, options, error_bound, context_model,
+                                              chunk_jets, carried_compression)
     try:
         main = source.main
         info = source.tables[main].info
@@ -242,6 +254,8 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
             what = "" if len(inferred) == 1 else \
                 f" of {coll.name or 'jets'}" + (f" in {t.info.tree}" if len(source.tables) > 1 else "")
             warn(f"units{what}: assuming {coll.units} ({coll.units_reason}); use --units to declare them")
+        if chosen:
+            source.notes["coded_or_carried"] = chosen
         lost = source.notes["not_carried"]
         if strict and lost:
             raise InputError(f"{input}: --strict: {len(lost)} thing(s) of the input cannot be carried: "
@@ -319,6 +333,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         "payload_bytes_per_jet": payload_bytes / n_coded if n_coded else None,
         "ratio_to_float32": size / (n * RAW_BYTES_PER_JET) if n else None,
         "dropped_invalid": dropped, "units": info.units, "units_inferred": info.units_inferred,
+        "carried_not_coded": chosen,
         "seconds": time.perf_counter() - t0,
     }
     if input_bytes and size > input_bytes:
@@ -333,6 +348,37 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     if not codec.mass_usable(codec.get_config()):
         warn(MASS_WARNING)
     return report
+
+
+def _carry_where_smaller(source: Any, input: Any, collection: str | None, options: dict, error_bound: Any,
+                         context_model: Any, chunk_jets: int, carried_compression: str | None
+                         ) -> tuple[Any, list[str]]:
+    """`source` reopened without the collections (beyond the main table's first) that are
+    smaller carried than coded (:mod:`jetzip.choose`), and a note line for each; with the latent
+    codec (`error_bound` None), without the collections that are not jets' four-vectors (its
+    network never saw muons or particles; it cannot code pt, eta and phi alone)."""
+    from .choose import coded_or_carried
+
+    def new_codec(coll: CollectionInfo) -> Codec:
+        return make_codec(coll, error_bound=error_bound, threads=1, context_model=context_model)
+
+    try:
+        if error_bound is None:  # the network is trained on jets' four-vectors
+            carry_these = list(dict.fromkeys(c.name for t in source.tables for c in t.info.collections
+                                             if c.representation not in REPRESENTATIONS or not is_jet_name(c.name)))
+            notes = [f"{name}: carried losslessly (the latent codec's network is trained on jet four-vectors; "
+                     "--error-bound codes every collection)" for name in carry_these]
+        else:
+            carry_these, notes = coded_or_carried(source.tables[source.main], new_codec,
+                                                  carried_method(source, carried_compression)[0], chunk_jets)
+    except BaseException:
+        source.close()
+        raise
+    if not carry_these:
+        return source, []
+    source.close()
+    narrowed = ",".join([str(collection)] + [f"-{name}" for name in carry_these])
+    return open_file(input, collection=narrowed, **options), notes
 
 
 def carried_groups(info: TableInfo) -> list[list[str]]:

@@ -224,7 +224,8 @@ def table_options(f):
     f = click.option("--preset", type=click.Choice(list(PRESETS)),
                      help="Use a known file layout instead of detecting it.")(f)
     f = click.option("--collection", metavar="NAME",
-                     help="Four-vector collection(s) to code: Jet, FatJet, ..., 'A,B', or 'all' "
+                     help="Four-vector collection(s) to code: Jet, FatJet, ..., 'A,B', or 'all' (with "
+                     "--error-bound: every collection smaller coded than carried; 'all,-GenPart' leaves some out) "
                      "(default: every jet collection; the others are carried losslessly). HDF5, Parquet and CSV "
                      "tables code one collection.")(f)
     f = click.option("--units", type=click.Choice(list(UNIT_SCALE)),

@@ -13,13 +13,18 @@ import jetzip
 from conftest import SHARED, shared_file
 
 
+EVERY_KIND = "Jet,FatJet,GenJet,Electron,Muon,Tau,GenPart"
+
+
 def test_every_collection_of_a_nanoaod_within_its_bound(tmp_path):
+    """Named collections are coded whatever they cost (``all`` codes only those that pay:
+    :func:`test_collection_all_codes_what_is_smaller_coded`)."""
     src = shared_file(SHARED / "data" / "nano_dy.root")
     out = tmp_path / "all.aez"
-    rep = jetzip.compress(src, out, error_bound="nanoaod", collection="all")
+    rep = jetzip.compress(src, out, error_bound="nanoaod", collection=EVERY_KIND)
     ev = jetzip.evaluate(src, out)
     names = {c["collection"] for c in ev["collections"]}
-    assert {"Jet", "FatJet", "GenJet", "Electron", "Muon", "Tau", "GenPart"} <= names, names
+    assert set(EVERY_KIND.split(",")) == names, names
     assert ev["all_within_bounds"] and all(c["all_within_bounds"] for c in ev["collections"])
     table = jetzip.inspect(out)["tables"][0]
     by_name = {c["name"]: c for c in table["collections"]}
@@ -77,3 +82,84 @@ def test_collection_all_on_a_one_collection_format_codes_that_collection(tmp_pat
     b = jetzip.compress(src, tmp_path / "default.aez", error_bound=1e-3)
     assert a["n_jets"] == b["n_jets"] > 0
     assert (tmp_path / "all.aez").read_bytes() == (tmp_path / "default.aez").read_bytes()
+
+
+@pytest.mark.parametrize("bound", ["1e-3", "nanoaod"])
+@pytest.mark.parametrize("name", ["cases/nano_tt_v12_lzma9_200.root", "data/nano_dy.root"])
+def test_collection_all_codes_what_is_smaller_coded(tmp_path, name, bound):
+    """``--collection all`` on a NanoAOD: a smaller file than the jet collections alone (the
+    default), every coded collection within its bound, the others carried bit for bit and named
+    in the header's notes and by ``inspect``."""
+    src = shared_file(SHARED / name)
+    every = jetzip.compress(src, tmp_path / "all.aez", error_bound=bound, collection="all")
+    jets = jetzip.compress(src, tmp_path / "jets.aez", error_bound=bound)
+    assert every["bytes"] < jets["bytes"], (every["bytes"], jets["bytes"])
+    carried = [line.partition(":")[0] for line in every["carried_not_coded"]]
+    info = jetzip.inspect(tmp_path / "all.aez")
+    coded = [c["name"] for c in info["tables"][0]["collections"]]
+    assert coded[0] == "Jet" and not set(carried) & set(coded)
+    assert info["header"]["notes"]["coded_or_carried"] == every["carried_not_coded"]
+    ev = jetzip.evaluate(src, tmp_path / "all.aez")
+    assert ev["all_within_bounds"] and {c["collection"] for c in ev["collections"]} == set(coded)
+    jetzip.decompress(tmp_path / "all.aez", tmp_path / "back.root")
+    orig, back = uproot.open(src)["Events"], uproot.open(tmp_path / "back.root")["Events"]
+    for coll in carried:  # carried: every value as it was
+        for branch in [k for k in orig.keys() if k.startswith(coll + "_")][:6]:
+            import awkward as ak
+
+            assert ak.array_equal(back[branch].array(), orig[branch].array()), branch
+
+
+def test_collection_all_but_some(tmp_path):
+    """``all,-GenPart,-Muon``: every collection but those, which are carried losslessly; leaving
+    none out to code is refused in one line."""
+    src = shared_file(SHARED / "cases" / "nano_tt_v12_lzma9_200.root")
+    jetzip.compress(src, tmp_path / "x.aez", error_bound="1e-3", collection="all,-GenPart,-Muon")
+    coded = {c["name"] for c in jetzip.inspect(tmp_path / "x.aez")["tables"][0]["collections"]}
+    assert "Jet" in coded and not {"GenPart", "Muon"} & coded
+    every = "all," + ",".join(f"-{c}" for c in ["Jet", "SubGenJetAK8", "FatJet", "Electron", "GenJet",
+                                                 "GenJetAK8", "Muon", "GenPart"])
+    with pytest.raises(jetzip.InputError, match="leaves no collection to code"):
+        jetzip.compress(src, tmp_path / "y.aez", error_bound="1e-3", collection=every)
+    assert not (tmp_path / "y.aez").exists()
+
+
+def test_collections_of_pt_eta_phi_only_are_coded_beside_the_jets(tmp_path):
+    """NanoAOD ``TrigObj``, ``IsoTrack`` (pt, eta, phi, no mass): coded under the bound when
+    named after a four-vector collection (or chosen by ``all``), restored in their own three
+    columns (no mass column appears), read by ``jetzip.arrays``; refused alone and by the latent
+    codec in one line."""
+    import awkward as ak
+
+    src = shared_file(SHARED / "data" / "nano_dy.root")
+    out = tmp_path / "t.aez"
+    jetzip.compress(src, out, error_bound="1e-3", collection="Jet,TrigObj,IsoTrack")
+    coded = {c["name"]: c for c in jetzip.inspect(out)["tables"][0]["collections"]}
+    orig = uproot.open(src)["Events"]
+    assert coded["TrigObj"]["jets"] == int(orig["nTrigObj"].array(library="np").sum()) > 0
+    ev = jetzip.evaluate(src, out)
+    by = {c["collection"]: c for c in ev["collections"]}
+    assert ev["all_within_bounds"] and set(by["TrigObj"]["bounds"]) == {"pt", "eta", "phi"}
+    jetzip.decompress(out, tmp_path / "back.root")
+    back = uproot.open(tmp_path / "back.root")["Events"]
+    assert back.keys() == orig.keys()  # no TrigObj_mass, every branch in its place
+    pt0, pt1 = (ak.flatten(t["TrigObj_pt"].array()).to_numpy().astype(np.float64) for t in (orig, back))
+    assert np.all(np.abs(pt1 - pt0) <= 1e-3 * pt0) and not np.array_equal(pt0, pt1)  # coded, within bound
+    np.testing.assert_array_equal(back["TrigObj_id"].array(library="np")[0], orig["TrigObj_id"].array(library="np")[0])
+    arr = jetzip.arrays(out, ["TrigObj_phi", "TrigObj_pt"])
+    assert ak.all(ak.num(arr["TrigObj_pt"]) == orig["nTrigObj"].array())
+    with pytest.raises(jetzip.InputError, match="pt, eta and phi only"):
+        jetzip.compress(src, tmp_path / "a.aez", error_bound="1e-3", collection="TrigObj")
+    with pytest.raises(jetzip.InputError, match="latent codec codes four-vectors"):
+        jetzip.compress(src, tmp_path / "b.aez", collection="Jet,TrigObj")
+    assert not (tmp_path / "a.aez").exists() and not (tmp_path / "b.aez").exists()
+
+
+def test_collection_all_with_the_latent_codec_codes_jets_only(tmp_path):
+    """The latent codec's network is trained on jets: with ``all`` it codes the jet collections
+    and carries muons, particles and pt-eta-phi collections losslessly, saying so."""
+    src = shared_file(SHARED / "data" / "nano_dy.root")
+    rep = jetzip.compress(src, tmp_path / "l.aez", collection="all")
+    coded = {c["name"] for c in jetzip.inspect(tmp_path / "l.aez")["tables"][0]["collections"]}
+    assert "Jet" in coded and not {"GenPart", "Muon", "TrigObj"} & coded
+    assert {line.partition(":")[0] for line in rep["carried_not_coded"]} >= {"GenPart", "Muon", "TrigObj"}

@@ -16,7 +16,7 @@ from typing import Any, Sequence, TypedDict
 from ..errors import InputError
 from .base import (CollectionChunk, CollectionInfo, JetChunk, JetSource, TableInfo, TableWriter, concat_chunks,
                    counts_without, describe_jet)
-from .layouts import PRESETS, parse_columns
+from .layouts import PRESETS, every_but, parse_columns
 
 FORMATS = ("root", "hdf5", "csv", "parquet")
 EXTENSIONS = {".root": "root", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5", ".csv": "csv",
@@ -89,7 +89,7 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
         keep_branches = (keep_branches,)
     if isinstance(drop_branches, str):
         drop_branches = (drop_branches,)
-    if fmt != "root" and collection is not None and collection.strip().lower() == "all":
+    if fmt != "root" and every_but(collection)[0]:
         collection = None  # HDF5, Parquet and CSV readers code one collection: "all" is that one
     kw = _SourceOptions(tree=tree, columns=parse_columns(columns), preset=preset, collection=collection,
                         units=units, keep=tuple(keep_branches), drop=tuple(drop_branches))
