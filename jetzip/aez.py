@@ -209,6 +209,9 @@ class Header:
                 idx = [int(i) for i in t["codecs"]]
                 if len(idx) != len(info.all_collections()) or not all(0 <= i < len(codecs) for i in idx):
                     raise ValueError("a table's codecs do not match its collections")
+                if any(codecs[i].get("representation", coll.representation) != coll.representation
+                       for i, coll in zip(idx, info.all_collections())):
+                    raise ValueError("a collection's codec codes another representation")
                 names = [n for g in groups for n in g]
                 if len(set(names)) != len(names) or not all(names):
                     raise ValueError("a carried branch is in two groups, or has no name")

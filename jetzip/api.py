@@ -242,7 +242,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                    drop_branches=drop_branches, threads=threads)
     source = open_file(input, collection=collection, **options)
     chosen: list[str] = []
-    if source.format == "root" and every_but(collection)[0] and not columns:
+    if source.format in ("root", "parquet") and every_but(collection)[0] and not columns:
         # --collection all: a collection whose coding costs more than carrying it is carried
         source, chosen = _carry_where_smaller(source, input, collection, options, error_bound, context_model,
                                               chunk_jets, carried_compression)

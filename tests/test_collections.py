@@ -163,3 +163,41 @@ def test_collection_all_with_the_latent_codec_codes_jets_only(tmp_path):
     coded = {c["name"] for c in jetzip.inspect(tmp_path / "l.aez")["tables"][0]["collections"]}
     assert "Jet" in coded and not {"GenPart", "Muon", "TrigObj"} & coded
     assert {line.partition(":")[0] for line in rep["carried_not_coded"]} >= {"GenPart", "Muon", "TrigObj"}
+
+
+@pytest.mark.parametrize("bound", ["1e-3", "nanoaod"])
+def test_collection_all_on_a_nanoaod_as_parquet(tmp_path, bound):
+    """NanoAOD written as Parquet (``Muon_pt`` lists beside ``nMuon``): ``all`` codes every
+    collection that pays, as for ROOT; the restored Parquet file has the input's schema, every
+    column not coded equal to the input's and every coded one within its bound."""
+    import awkward as ak
+    import pyarrow.parquet as pq
+
+    src = shared_file(SHARED / "data" / "public" / "nano_dy.parquet")
+    every = jetzip.compress(src, tmp_path / "all.aez", error_bound=bound, collection="all")
+    jets = jetzip.compress(src, tmp_path / "jets.aez", error_bound=bound)
+    assert every["bytes"] < jets["bytes"], (every["bytes"], jets["bytes"])
+    coded = [c["name"] for c in jetzip.inspect(tmp_path / "all.aez")["tables"][0]["collections"]]
+    assert coded[0] == "Jet" and len(coded) > 1, coded
+    assert jetzip.evaluate(src, tmp_path / "all.aez")["all_within_bounds"]
+    jetzip.decompress(tmp_path / "all.aez", tmp_path / "back.parquet")
+    a, b = pq.read_table(src), pq.read_table(tmp_path / "back.parquet")
+    assert a.schema.equals(b.schema, check_metadata=True)
+    changed = {n for n in a.column_names
+               if not ak.array_equal(ak.from_arrow(a[n]), ak.from_arrow(b[n]), equal_nan=True)}
+    assert changed and all(n.split("_")[0] in coded for n in changed), changed
+
+
+def test_named_collections_of_a_nanoaod_as_parquet(tmp_path):
+    """``--collection Jet,Muon,TrigObj`` on Parquet: each coded (TrigObj: pt, eta, phi only),
+    the counters (``nMuon``) written back from the lists."""
+    import pyarrow.parquet as pq
+
+    src = shared_file(SHARED / "data" / "public" / "nano_dy.parquet")
+    out = tmp_path / "x.aez"
+    jetzip.compress(src, out, error_bound="1e-3", collection="Jet,Muon,TrigObj")
+    assert [c["name"] for c in jetzip.inspect(out)["tables"][0]["collections"]] == ["Jet", "Muon", "TrigObj"]
+    assert jetzip.evaluate(src, out)["all_within_bounds"]
+    jetzip.decompress(out, tmp_path / "back.parquet")
+    a, b = pq.read_table(src), pq.read_table(tmp_path / "back.parquet")
+    assert a.schema.equals(b.schema) and a["nMuon"].equals(b["nMuon"]) and a["Muon_charge"].equals(b["Muon_charge"])
