@@ -620,3 +620,188 @@ def decode_chunk(words, counts, flat, shift, prec, offset, fbase, lbase, freq, c
                 out_pt[j], out_eta[j], out_phi[j], out_4[j] = a, b_, c_, d
             j += 1
     return OK, x, p, acct
+
+
+# -- decoding, the common case -------------------------------------------------------------------------
+#
+# A chunk of jets (not constituents) in (pt, eta, phi, E or mass) with every stream in static
+# tables, decoded without accounting: the same symbols, values and checks as decode_chunk, in
+# straight-line code per jet (no stream loop), with each table's slot lookup folded into one
+# array and pt = exp(q_pt s_pt) (and E's cosh(q_eta s_eta)) taken from tables filled by the same
+# math.exp (math.cosh) of the same argument: bit-identical. Any status other than OK makes the
+# caller decode the chunk again with decode_chunk, which names the first fault as it always did.
+
+@nb.njit(cache=True, nogil=True)
+def slot_table(prec, fbase, lbase, freq, cum, lut):
+    """Per slot of every coded table: its symbol | frequency << 16 | (slot - start) << 40."""
+    out = np.zeros(len(lut), np.int64)
+    for t in range(len(prec)):
+        if prec[t] == 0:
+            continue
+        for r in range(1 << prec[t]):
+            s = np.int64(lut[lbase[t] + r])
+            i = fbase[t] + s
+            out[lbase[t] + r] = s | (np.int64(freq[i]) << 16) | ((r - np.int64(cum[i])) << 40)
+    return out
+
+
+@nb.njit(cache=True, inline="always")
+def _count_below(thr, v):
+    """``searchsorted(thr, v, side="right")`` of a short sorted array, without branches."""
+    c = 0
+    for i in range(len(thr)):
+        c += thr[i] <= v
+    return c
+
+
+@nb.njit(cache=True, nogil=True)
+def decode_symbols(words, counts, shift, prec, offset, lbase, lut, slots, narrow, fbase, freq, cum, base, mass,
+                   big_q, eta_cls, pt_thr, eta_thr, q):
+    """The symbols of a chunk of jets (static tables only) into q (n, 5): (q_pt, q_eta, q_phi,
+    class, q_4); returns (status, final state, words read)."""
+    nw = len(words)
+    if nw < 2:
+        return OK, 0, 0
+    x = (np.int64(words[0]) << 16) | np.int64(words[1])
+    p = 2
+    n_eta_bins = len(eta_thr) + 1
+    two_q = 2 * big_q
+    j = 0
+    q_prev = 0
+    q_lead_phi = 0
+    for e in range(len(counts)):
+        for pos in range(counts[e]):
+            q_pt = 0
+            q_eta = 0
+            q_phi = 0
+            cls = 0
+            q_4 = 0
+            for c in range(5):  # pt, eta, phi, mass class, E or mass
+                if c == 0:
+                    t = base[PT_FIRST] if pos == 0 else base[PT_DROP] + min(pos, 2) - 1
+                elif c == 1:
+                    t = base[ETA] + _count_below(eta_cls, q_pt)
+                elif c == 2:
+                    t = base[PHI_FIRST] if pos == 0 else base[PHI_REL] + min(pos, 2) - 1
+                elif c == 3:
+                    if mass == 0:
+                        continue
+                    t = base[M_CLASS]
+                else:
+                    if cls >= 2:
+                        continue
+                    t = base[FOURTH] + _count_below(pt_thr, q_pt) * n_eta_bins + _count_below(eta_thr, abs(q_eta))
+                # the symbol of static table t: its high part, then its raw low bits
+                pt_ = prec[t]
+                hi = 0
+                if pt_ > 0:
+                    r = x & ((1 << pt_) - 1)
+                    hi = np.int64(slots[lbase[t] + r]) if narrow[t] else np.int64(lut[lbase[t] + r])
+                    i = fbase[t] + hi
+                    x = np.int64(freq[i]) * (x >> pt_) + r - np.int64(cum[i])
+                    w = np.int64(words[min(p, nw - 1)])
+                    low = x < L
+                    x = ((x << 16) | w) if low else x
+                    p = (p + 1) if low else p
+                k = shift[t]
+                lo = 0
+                done = 0
+                while done < k:
+                    b = min(16, k - done)
+                    r = x & 0xFFFF
+                    x = ((x >> 16) << (16 - b)) | (r & ((1 << (16 - b)) - 1))
+                    w = np.int64(words[min(p, nw - 1)])
+                    low = x < L
+                    x = ((x << 16) | w) if low else x
+                    p = (p + 1) if low else p
+                    lo |= (r >> (16 - b)) << done
+                    done += b
+                v = ((offset[t] + hi) << k) | lo
+                if c == 0:
+                    q_pt = v if pos == 0 else q_prev - v
+                elif c == 1:
+                    q_eta = v
+                elif c == 2:
+                    if pos == 0:
+                        if not -big_q <= v <= big_q:
+                            return BAD_PHI, x, p
+                        q_phi = v
+                        q_lead_phi = v
+                    else:
+                        if not 0 <= v <= two_q:
+                            return BAD_PHI_REL, x, p
+                        r = q_lead_phi + v
+                        q_phi = r - two_q - 1 if r > big_q else r
+                elif c == 3:
+                    if not 0 <= v <= 3:
+                        return BAD_CLASS, x, p
+                    cls = v
+                else:
+                    q_4 = v
+            q[j, 0], q[j, 1], q[j, 2], q[j, 3], q[j, 4] = q_pt, q_eta, q_phi, cls, q_4
+            q_prev = q_pt
+            j += 1
+    return OK, x, p
+
+
+@nb.njit(cache=True, inline="always")
+def _range(q, col):
+    lo = q[0, col]
+    hi = lo
+    for j in range(1, len(q)):
+        lo = min(lo, q[j, col])
+        hi = max(hi, q[j, col])
+    return lo, hi
+
+
+@nb.njit(cache=True, nogil=True)
+def reconstruct_chunk(q, kind_e, steps, ex_index, ex_values, out_pt, out_eta, out_phi, out_4):
+    """The four output columns of the symbols q of :func:`decode_symbols` (verbatim jets
+    included), checked as decode_chunk checks them: its status (OK, BAD_PT, BAD_ETA,
+    BAD_FOURTH). The values are :func:`reconstruct`'s: exp(q_pt s_pt) and cosh(q_eta s_eta) come
+    from tables of the same calls where the chunk's jets outnumber the values."""
+    n = len(q)
+    if n == 0:
+        return OK
+    s_pt, s_eta, s_phi, s_4 = steps[0], steps[1], steps[2], steps[3]
+    lo_pt, hi_pt = _range(q, 0)
+    pt_table = float(hi_pt) - float(lo_pt) < n // 2
+    exp_pt = np.empty(hi_pt - lo_pt + 1 if pt_table else 0)
+    for i in range(len(exp_pt)):
+        exp_pt[i] = math.exp(float(lo_pt + i) * s_pt)
+    lo_eta, hi_eta = _range(q, 1)
+    eta_table = kind_e != 0 and float(hi_eta) - float(lo_eta) < n // 2
+    cosh_eta = np.empty(hi_eta - lo_eta + 1 if eta_table else 0)
+    for i in range(len(cosh_eta)):
+        cosh_eta[i] = math.cosh(float(lo_eta + i) * s_eta)
+    vi = 0
+    for j in range(n):
+        if vi < len(ex_index) and ex_index[vi] == j:  # a jet stored verbatim (its symbols are placeholders)
+            out_pt[j], out_eta[j], out_phi[j], out_4[j] = ex_values[vi, 0], ex_values[vi, 1], ex_values[vi, 2], \
+                ex_values[vi, 3]
+            vi += 1
+            continue
+        q_pt, q_eta, q_phi, cls, q_4 = q[j, 0], q[j, 1], q[j, 2], q[j, 3], q[j, 4]
+        # reconstruct(), with two of its calls looked up
+        log_pt = float(q_pt) * s_pt
+        eta = float(q_eta) * s_eta
+        phi = min(max(float(q_phi) * s_phi, -math.pi), math.pi)
+        pt = exp_pt[q_pt - lo_pt] if pt_table else math.exp(log_pt)
+        mag = math.exp(log_pt + float(q_4) * s_4)
+        if kind_e:
+            d = mag * (cosh_eta[q_eta - lo_eta] if eta_table else math.cosh(eta))
+        elif cls == 0:
+            d = mag
+        elif cls == 1:
+            d = -mag
+        else:
+            d = 0.0 if cls == 2 else -0.0
+        a32, b32, d32 = np.float32(pt), np.float32(eta), np.float32(d)
+        if not (math.isfinite(a32) and a32 > 0):
+            return BAD_PT
+        if not abs(b32) <= MAX_ABS + 1:
+            return BAD_ETA
+        if not math.isfinite(d32) or (d32 <= 0 if (kind_e or cls == 0) else (d32 >= 0 if cls == 1 else d32 != 0)):
+            return BAD_FOURTH
+        out_pt[j], out_eta[j], out_phi[j], out_4[j] = pt, eta, phi, d
+    return OK

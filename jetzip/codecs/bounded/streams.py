@@ -292,16 +292,42 @@ class Coder:
         base, flags, classes, pt_thr, eta_thr = self.plan(head.grid, head.eta_classes, counts_of, head.learned)
         cnt = np.ones(n, np.int64) if counts is None else np.asarray(counts, np.int64)
         out = tuple(np.empty(n) for _ in range(4))
+        arrays = tables.arrays()
+        index, vals = np.array(index, np.int64), np.array(vals, np.float64).reshape(-1, 4)
+        if self.common(head.learned) and account is None and self._decode_common(
+                words, cnt, arrays, (base, classes, pt_thr, eta_thr), index, vals, out):
+            return out
         status, x, read, acct = K.decode_chunk(
-            words, cnt, counts is None, *tables.arrays(), base, flags, self.pli, self.plf, np.array(self.steps),
+            words, cnt, counts is None, *arrays, base, flags, self.pli, self.plf, np.array(self.steps),
             int(not self.mass), classes, pt_thr, eta_thr, *self.model.network_args(), self.model.keep, self.model.thr,
-            np.array(index, np.int64), np.array(vals, np.float64).reshape(-1, 4), *out, account is not None)
+            index, vals, *out, account is not None)
         refuse_unless(status == K.OK, where, STATUS.get(int(status), "the entropy-coded stream is corrupted"))
         refuse_unless(x == 1 << 16 and read == len(words), where, "the entropy-coded stream is corrupted "
                       "(it does not end where it should)")
         if account is not None:
             self._account(account, acct, tables, counts_of)
         return out
+
+    def common(self, learned: int) -> bool:
+        """Whether chunks of this coder with these learned streams take the common case's
+        decoder (:func:`.kernels.decode_symbols`): jets (not constituents) in (pt, eta, phi, E or
+        mass), every stream in static tables."""
+        return learned == 0 and self.kind == "jets" and not self.pli[3]
+
+    def _decode_common(self, words: np.ndarray, cnt: np.ndarray, arrays: tuple[np.ndarray, ...],
+                       plan: tuple[np.ndarray, ...], index: np.ndarray, vals: np.ndarray,
+                       out: tuple[np.ndarray, ...]) -> bool:
+        """Decode a chunk of the common case into `out`: True where it decoded cleanly (any fault
+        leaves it to :func:`.kernels.decode_chunk`, which names the first one)."""
+        shift, prec, offset, fbase, lbase, freq, cum, lut = arrays
+        base, classes, pt_thr, eta_thr = plan
+        q = np.empty((len(out[0]), 5), np.int64)
+        narrow = (np.diff(np.append(fbase, len(freq))) <= 256).astype(np.int64)
+        status, x, read = K.decode_symbols(words, cnt, shift, prec, offset, lbase, lut, lut.astype(np.uint8), narrow,
+                                           fbase, freq, cum, base, int(self.mass), self.q, classes, pt_thr, eta_thr, q)
+        if status != K.OK or x != 1 << 16 or read != len(words):
+            return False
+        return bool(K.reconstruct_chunk(q, int(not self.mass), np.array(self.steps), index, vals, *out) == K.OK)
 
     @staticmethod
     def _account(account: dict[str, float], acct: np.ndarray, tables: Tables, counts_of: list[int]) -> None:
