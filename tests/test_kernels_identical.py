@@ -5,8 +5,8 @@ tables, the same payload bytes, the same decoded values, bit for bit.
   histograms at the first shift, in two compiled passes) against the algorithm it replaced, kept
   here: every group's values gathered by a stable sort, then ``fit_table`` (``np.bincount``).
   Whole payloads are compared with the encoder running on the reference.
-- The decoder's common case (:func:`kernels.decode_symbols` + :func:`kernels.reconstruct_chunk`:
-  static tables, jets, polar columns) against the generic :func:`kernels.decode_chunk` (which
+- The decoder's common case (:func:`kernels.decode_common`: static tables, jets, polar
+  columns) against the generic :func:`kernels.decode_chunk` (which
   ``account`` selects), on the same payloads: identical float64 bits, and the same error for a
   damaged stream.
 """
@@ -140,7 +140,7 @@ def test_decoded_bits_as_the_generic_decoder_gives_them(spec_, monkeypatch):
     class Counted:
         def __getattr__(self, name):
             value = getattr(kernels, name)
-            if callable(value) and name in ("decode_chunk", "decode_symbols"):
+            if callable(value) and name in ("decode_chunk", "decode_common"):
                 def counted(*args):
                     calls[name] = calls.get(name, 0) + 1
                     return value(*args)
@@ -149,11 +149,11 @@ def test_decoded_bits_as_the_generic_decoder_gives_them(spec_, monkeypatch):
 
     monkeypatch.setattr(streams, "K", Counted())
     fast = coder.decode(payload, n, counts, "chunk")
-    assert calls.get("decode_chunk", 0) == 0 or calls.get("decode_symbols", 0) == 0  # no fallback on a good chunk
+    assert calls.get("decode_chunk", 0) == 0 or calls.get("decode_common", 0) == 0  # no fallback on a good chunk
     head = spec.parse(memoryview(payload), n, "chunk")[0]  # the learned model codes a stream where it pays
     assert spec_[3] or head.learned == 0
     common = spec_[1] == "jets" and head.learned == 0 and spec_[0] in ("PtEtaPhiM", "EPtEtaPhi")
-    assert (calls.get("decode_symbols", 0) == 1) == common
+    assert (calls.get("decode_common", 0) == 1) == common
     generic = coder.decode(payload, n, counts, "chunk", account={})  # accounting: decode_chunk always
     assert calls.get("decode_chunk", 0) == (1 if common else 2)
     for a, b in zip(fast, generic):

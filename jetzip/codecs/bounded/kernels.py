@@ -639,30 +639,74 @@ def decode_chunk(words, counts, flat, shift, prec, offset, fbase, lbase, freq, c
 #
 # A chunk of jets (not constituents) in (pt, eta, phi, E or mass) with every stream in static
 # tables, decoded without accounting: the same symbols, values and checks as decode_chunk, in
-# straight-line code per jet (no stream loop), with each table's slot lookup folded into one
-# array and pt = exp(q_pt s_pt) (and E's cosh(q_eta s_eta)) taken from tables filled by the same
-# math.exp (math.cosh) of the same argument: bit-identical. Any status other than OK makes the
-# caller decode the chunk again with decode_chunk, which names the first fault as it always did.
+# straight-line code per jet (no loop over the plan's streams), with each table's fields in one
+# row, the slot lookup in bytes for tables of at most 256 values (half the cache), a frequency
+# and its start in one word, and exp(q_pt s_pt) (E's cosh(q_eta s_eta)) kept in a window of
+# values filled on first use by the same math.exp (math.cosh) of the same argument: bit for bit
+# reconstruct()'s. Any status other than OK makes the caller decode the chunk again with
+# decode_chunk, which names the first fault as it always did.
 
-@nb.njit(cache=True, nogil=True)
-def slot_table(prec, fbase, lbase, freq, cum, lut):
-    """Per slot of every coded table: its symbol | frequency << 16 | (slot - start) << 40."""
-    out = np.zeros(len(lut), np.int64)
-    for t in range(len(prec)):
-        if prec[t] == 0:
-            continue
-        for r in range(1 << prec[t]):
-            s = np.int64(lut[lbase[t] + r])
-            i = fbase[t] + s
-            out[lbase[t] + r] = s | (np.int64(freq[i]) << 16) | ((r - np.int64(cum[i])) << 40)
-    return out
+WINDOW = 1 << 13  # values of exp(q_pt s_pt) and cosh(q_eta s_eta) kept
 
 
 @nb.njit(cache=True, nogil=True)
-def decode_symbols(words, counts, shift, prec, offset, lbase, lut, slots, narrow, fbase, fcum, base, mass, big_q,
-                   eta_cls, pt_thr, eta_thr, q):
-    """The symbols of a chunk of jets (static tables only) into q (n, 5): (q_pt, q_eta, q_phi,
-    class, q_4); returns (status, final state, words read)."""
+def common_tables(prec, shift, offset, fbase, lbase, freq, cum, lut):
+    """The chunk's static tables as :func:`decode_common` reads them: (rows (T, 4): slot
+    lookup start, frequency start, precision | shift << 8 | narrow << 16, offset; slot lookups
+    of narrow tables (uint8), of the others (uint16); frequency | start << 32 per value). A
+    table of one value (precision 0) gets one slot of frequency 1 (x is kept, as no symbol
+    coded)."""
+    n_t = len(prec)
+    rows = np.zeros((n_t, 4), np.int64)
+    alphabet = np.ones(n_t, np.int64)
+    n8 = 0
+    n16 = 0
+    nf = 0
+    for t in range(n_t):
+        if prec[t] > 0:
+            alphabet[t] = (fbase[t + 1] if t + 1 < n_t else len(freq)) - fbase[t]
+        slots = np.int64(1) << prec[t]
+        if alphabet[t] <= 256:
+            n8 += slots
+        else:
+            n16 += slots
+        nf += alphabet[t]
+    lut8 = np.zeros(n8, np.uint8)
+    lut16 = np.zeros(n16, np.uint16)
+    fcum = np.zeros(nf, np.int64)
+    o8 = 0
+    o16 = 0
+    of = 0
+    for t in range(n_t):
+        pr = prec[t]
+        narrow = alphabet[t] <= 256
+        rows[t, 0] = o8 if narrow else o16
+        rows[t, 1] = of
+        rows[t, 2] = pr | (shift[t] << 8) | (np.int64(narrow) << 16)
+        rows[t, 3] = offset[t]
+        if pr == 0:
+            fcum[of] = 1
+        else:
+            for v in range(alphabet[t]):
+                fcum[of + v] = np.int64(freq[fbase[t] + v]) | (np.int64(cum[fbase[t] + v]) << 32)
+            for r in range(1 << pr):
+                if narrow:
+                    lut8[o8 + r] = lut[lbase[t] + r]
+                else:
+                    lut16[o16 + r] = lut[lbase[t] + r]
+        if narrow:
+            o8 += np.int64(1) << pr
+        else:
+            o16 += np.int64(1) << pr
+        of += alphabet[t]
+    return rows, lut8, lut16, fcum
+
+
+@nb.njit(cache=True, nogil=True)
+def decode_common(words, counts, rows, lut8, lut16, fcum, base, mass, big_q, eta_cls, pt_thr, eta_thr, steps, kind_e,
+                  ex_index, ex_values, out_pt, out_eta, out_phi, out_4):
+    """:func:`decode_chunk` of a chunk of the common case (tables of :func:`common_tables`):
+    (status, final state, words read)."""
     nw = len(words)
     if nw < 2:
         return OK, 0, 0
@@ -670,6 +714,13 @@ def decode_symbols(words, counts, shift, prec, offset, lbase, lut, slots, narrow
     p = 2
     n_eta_bins = len(eta_thr) + 1
     two_q = 2 * big_q
+    s_pt, s_eta, s_phi, s_4 = steps[0], steps[1], steps[2], steps[3]
+    # the windows of kept values: q_pt from a quarter below the first jets' table's, q_eta around 0
+    exp_pt = np.full(WINDOW, np.nan)
+    t = base[PT_FIRST]
+    pt_from = (rows[t, 3] << ((rows[t, 2] >> 8) & 0xFF)) - WINDOW // 4
+    cosh_eta = np.full(WINDOW if kind_e else 0, np.nan)
+    vi = 0
     j = 0
     q_prev = 0
     q_lead_phi = 0
@@ -680,7 +731,7 @@ def decode_symbols(words, counts, shift, prec, offset, lbase, lut, slots, narrow
             q_phi = 0
             cls = 0
             q_4 = 0
-            for c in range(5):  # pt, eta, phi, mass class, E or mass
+            for c in range(5):  # pt, eta, phi, mass class, E or mass: decode_chunk's streams
                 if c == 0:
                     t = base[PT_FIRST] if pos == 0 else base[PT_DROP] + min(pos, 2) - 1
                 elif c == 1:
@@ -696,18 +747,17 @@ def decode_symbols(words, counts, shift, prec, offset, lbase, lut, slots, narrow
                         continue
                     t = base[FOURTH] + bin_of(pt_thr, q_pt) * n_eta_bins + bin_of(eta_thr, abs(q_eta))
                 # the symbol of static table t: its high part, then its raw low bits
-                pt_ = prec[t]
-                hi = 0
-                if pt_ > 0:
-                    r = x & ((1 << pt_) - 1)
-                    hi = np.int64(slots[lbase[t] + r]) if narrow[t] else np.int64(lut[lbase[t] + r])
-                    fc = fcum[fbase[t] + hi]
-                    x = (fc & 0xFFFFFFFF) * (x >> pt_) + r - (fc >> 32)
-                    w = np.int64(words[min(p, nw - 1)])
-                    low = x < L
-                    x = ((x << 16) | w) if low else x
-                    p = (p + 1) if low else p
-                k = shift[t]
+                packed = rows[t, 2]
+                pr = packed & 0xFF
+                k = (packed >> 8) & 0xFF
+                r = x & ((1 << pr) - 1)
+                hi = np.int64(lut8[rows[t, 0] + r]) if (packed >> 16) & 1 else np.int64(lut16[rows[t, 0] + r])
+                fc = fcum[rows[t, 1] + hi]
+                x = (fc & 0xFFFFFFFF) * (x >> pr) + r - (fc >> 32)
+                w = np.int64(words[min(p, nw - 1)])
+                low = x < L
+                x = ((x << 16) | w) if low else x
+                p = (p + 1) if low else p
                 b = min(16, k)  # the first piece of raw bits always (0 bits: x is kept, no word read)
                 r = x & 0xFFFF
                 x = ((x >> 16) << (16 - b)) | (r & ((1 << (16 - b)) - 1))
@@ -727,7 +777,7 @@ def decode_symbols(words, counts, shift, prec, offset, lbase, lut, slots, narrow
                     p = (p + 1) if low else p
                     lo |= (r >> (16 - b)) << done
                     done += b
-                v = ((offset[t] + hi) << k) | lo
+                v = ((rows[t, 3] + hi) << k) | lo
                 if c == 0:
                     q_pt = v if pos == 0 else q_prev - v
                 elif c == 1:
@@ -749,70 +799,47 @@ def decode_symbols(words, counts, shift, prec, offset, lbase, lut, slots, narrow
                     cls = v
                 else:
                     q_4 = v
-            q[j, 0], q[j, 1], q[j, 2], q[j, 3], q[j, 4] = q_pt, q_eta, q_phi, cls, q_4
             q_prev = q_pt
+            if vi < len(ex_index) and ex_index[vi] == j:  # a jet stored verbatim (its symbols are placeholders)
+                out_pt[j], out_eta[j], out_phi[j], out_4[j] = ex_values[vi, 0], ex_values[vi, 1], \
+                    ex_values[vi, 2], ex_values[vi, 3]
+                vi += 1
+                j += 1
+                continue
+            # reconstruct(), with exp(log_pt) and cosh(eta) kept
+            log_pt = float(q_pt) * s_pt
+            eta = float(q_eta) * s_eta
+            phi = min(max(float(q_phi) * s_phi, -math.pi), math.pi)
+            if pt_from <= q_pt < pt_from + WINDOW:  # (compared, not subtracted: no wrap-around)
+                pt = exp_pt[q_pt - pt_from]
+                if pt != pt:
+                    pt = math.exp(log_pt)
+                    exp_pt[q_pt - pt_from] = pt
+            else:
+                pt = math.exp(log_pt)
+            mag = math.exp(log_pt + float(q_4) * s_4)
+            if kind_e:
+                if -WINDOW // 2 <= q_eta < WINDOW // 2:
+                    ch = cosh_eta[q_eta + WINDOW // 2]
+                    if ch != ch:
+                        ch = math.cosh(eta)
+                        cosh_eta[q_eta + WINDOW // 2] = ch
+                else:
+                    ch = math.cosh(eta)
+                d = mag * ch
+            elif cls == 0:
+                d = mag
+            elif cls == 1:
+                d = -mag
+            else:
+                d = 0.0 if cls == 2 else -0.0
+            a32, b32, d32 = np.float32(pt), np.float32(eta), np.float32(d)
+            if not (math.isfinite(a32) and a32 > 0):
+                return BAD_PT, x, p
+            if not abs(b32) <= MAX_ABS + 1:
+                return BAD_ETA, x, p
+            if not math.isfinite(d32) or (d32 <= 0 if (kind_e or cls == 0) else (d32 >= 0 if cls == 1 else d32 != 0)):
+                return BAD_FOURTH, x, p
+            out_pt[j], out_eta[j], out_phi[j], out_4[j] = pt, eta, phi, d
             j += 1
     return OK, x, p
-
-
-@nb.njit(cache=True, inline="always")
-def _range(q, col):
-    lo = q[0, col]
-    hi = lo
-    for j in range(1, len(q)):
-        lo = min(lo, q[j, col])
-        hi = max(hi, q[j, col])
-    return lo, hi
-
-
-@nb.njit(cache=True, nogil=True)
-def reconstruct_chunk(q, kind_e, steps, ex_index, ex_values, out_pt, out_eta, out_phi, out_4):
-    """The four output columns of the symbols q of :func:`decode_symbols` (verbatim jets
-    included), checked as decode_chunk checks them: its status (OK, BAD_PT, BAD_ETA,
-    BAD_FOURTH). The values are :func:`reconstruct`'s: exp(q_pt s_pt) and cosh(q_eta s_eta) come
-    from tables of the same calls where the chunk's jets outnumber the values."""
-    n = len(q)
-    if n == 0:
-        return OK
-    s_pt, s_eta, s_phi, s_4 = steps[0], steps[1], steps[2], steps[3]
-    lo_pt, hi_pt = _range(q, 0)
-    pt_table = float(hi_pt) - float(lo_pt) < n // 2
-    exp_pt = np.empty(hi_pt - lo_pt + 1 if pt_table else 0)
-    for i in range(len(exp_pt)):
-        exp_pt[i] = math.exp(float(lo_pt + i) * s_pt)
-    lo_eta, hi_eta = _range(q, 1)
-    eta_table = kind_e != 0 and float(hi_eta) - float(lo_eta) < n // 2
-    cosh_eta = np.empty(hi_eta - lo_eta + 1 if eta_table else 0)
-    for i in range(len(cosh_eta)):
-        cosh_eta[i] = math.cosh(float(lo_eta + i) * s_eta)
-    vi = 0
-    for j in range(n):
-        if vi < len(ex_index) and ex_index[vi] == j:  # a jet stored verbatim (its symbols are placeholders)
-            out_pt[j], out_eta[j], out_phi[j], out_4[j] = ex_values[vi, 0], ex_values[vi, 1], ex_values[vi, 2], \
-                ex_values[vi, 3]
-            vi += 1
-            continue
-        q_pt, q_eta, q_phi, cls, q_4 = q[j, 0], q[j, 1], q[j, 2], q[j, 3], q[j, 4]
-        # reconstruct(), with two of its calls looked up
-        log_pt = float(q_pt) * s_pt
-        eta = float(q_eta) * s_eta
-        phi = min(max(float(q_phi) * s_phi, -math.pi), math.pi)
-        pt = exp_pt[q_pt - lo_pt] if pt_table else math.exp(log_pt)
-        mag = math.exp(log_pt + float(q_4) * s_4)
-        if kind_e:
-            d = mag * (cosh_eta[q_eta - lo_eta] if eta_table else math.cosh(eta))
-        elif cls == 0:
-            d = mag
-        elif cls == 1:
-            d = -mag
-        else:
-            d = 0.0 if cls == 2 else -0.0
-        a32, b32, d32 = np.float32(pt), np.float32(eta), np.float32(d)
-        if not (math.isfinite(a32) and a32 > 0):
-            return BAD_PT
-        if not abs(b32) <= MAX_ABS + 1:
-            return BAD_ETA
-        if not math.isfinite(d32) or (d32 <= 0 if (kind_e or cls == 0) else (d32 >= 0 if cls == 1 else d32 != 0)):
-            return BAD_FOURTH
-        out_pt[j], out_eta[j], out_phi[j], out_4[j] = pt, eta, phi, d
-    return OK

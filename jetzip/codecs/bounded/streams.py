@@ -340,7 +340,7 @@ class Coder:
 
     def common(self, learned: int) -> bool:
         """Whether chunks of this coder with these learned streams take the common case's
-        decoder (:func:`.kernels.decode_symbols`): jets (not constituents) in (pt, eta, phi, E or
+        decoder (:func:`.kernels.decode_common`): jets (not constituents) in (pt, eta, phi, E or
         mass), every stream in static tables."""
         return learned == 0 and self.kind == "jets" and not self.pli[3]
 
@@ -351,15 +351,10 @@ class Coder:
         leaves it to :func:`.kernels.decode_chunk`, which names the first one)."""
         shift, prec, offset, fbase, lbase, freq, cum, lut = arrays
         base, classes, pt_thr, eta_thr = plan
-        q = np.empty((len(out[0]), 5), np.int64)
-        # tables of at most 256 values look their slots up in bytes (half the cache), frequency and start in one
-        narrow = (np.diff(np.append(fbase, len(freq))) <= 256).astype(np.int64)
-        fcum = freq.astype(np.int64) | (cum.astype(np.int64) << 32)
-        status, x, read = K.decode_symbols(words, cnt, shift, prec, offset, lbase, lut, lut.astype(np.uint8), narrow,
-                                           fbase, fcum, base, int(self.mass), self.q, classes, pt_thr, eta_thr, q)
-        if status != K.OK or x != 1 << 16 or read != len(words):
-            return False
-        return bool(K.reconstruct_chunk(q, int(not self.mass), np.array(self.steps), index, vals, *out) == K.OK)
+        common = K.common_tables(prec, shift, offset, fbase, lbase, freq, cum, lut)
+        status, x, read = K.decode_common(words, cnt, *common, base, int(self.mass), self.q, classes, pt_thr, eta_thr,
+                                          np.array(self.steps), int(not self.mass), index, vals, *out)
+        return bool(status == K.OK and x == 1 << 16 and read == len(words))
 
     @staticmethod
     def _account(account: dict[str, float], acct: np.ndarray, tables: Tables, counts_of: list[int]) -> None:
