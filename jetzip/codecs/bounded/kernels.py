@@ -28,7 +28,7 @@ import math
 import numba as nb
 import numpy as np
 
-from ...entropy.kernels import L, even_decode, even_encode, network, put, renorm
+from ...entropy.kernels import L, even_decode, even_encode, network, put, put_raw, renorm
 
 # Stream indices, in the plan's order (streams.PLAN checks it), and their learned slot (-1: none)
 PT_FIRST, PT_DROP, ETA, ETA_REL, PHI_FIRST, PHI_REL, M_CLASS, FOURTH = range(8)
@@ -438,7 +438,7 @@ def encode_chunk(counts, q, pli, eta_cls, pt_thr, eta_thr, shift, prec, offset, 
                     for i in range((k + 15) // 16 - 1, -1, -1):
                         b = min(16, k - 16 * i)
                         piece = (v >> (16 * i)) & ((1 << b) - 1)
-                        x, o = put(x, out, o, piece << (16 - b), np.int64(1) << (16 - b), 16)
+                        x, o = put_raw(x, out, o, piece, b)
                     if prec[t] > 0:
                         i = fbase[t] + (v >> k) - offset[t]
                         x, o = put(x, out, o, np.int64(cum[i]), np.int64(freq[i]), prec[t])
