@@ -175,16 +175,29 @@ def reconstruct(kind_e: int, q_pt: int, q_eta: int, q_phi: int, q_4: int, cls: i
     every jet with this same function."""
     log_pt = float(q_pt) * s_pt
     eta = float(q_eta) * s_eta
+    return finish(kind_e, math.exp(log_pt), math.cosh(eta) if kind_e else 1.0, log_pt, eta, q_phi, q_4, cls, s_phi,
+                  s_4)
+
+
+@nb.njit(cache=True, inline="always")
+def finish(kind_e: int, pt: float, cosh_eta: float, log_pt: float, eta: float, q_phi: int, q_4: int, cls: int,
+           s_phi: float, s_4: float) -> tuple[float, float, float, float]:
+    """:func:`reconstruct` given its pt = exp(log_pt) and (E only) cosh(eta), which the loops
+    may have kept: in a window of values of consecutive symbols, NaN until first computed by the
+    same math call of the same argument, so bit for bit the value (the loops write this out: a
+    helper taking the window array would cost its reference counts per jet)."""
     phi = min(max(float(q_phi) * s_phi, -math.pi), math.pi)
-    pt = math.exp(log_pt)
     mag = math.exp(log_pt + float(q_4) * s_4)
     if kind_e:
-        return pt, eta, phi, mag * math.cosh(eta)
+        return pt, eta, phi, mag * cosh_eta
     if cls == 0:
         return pt, eta, phi, mag
     if cls == 1:
         return pt, eta, phi, -mag
     return pt, eta, phi, (0.0 if cls == 2 else -0.0)
+
+
+WINDOW = 1 << 13  # values of exp(q_pt s_pt) and cosh(q_eta s_eta) kept by a loop
 
 
 @nb.njit(cache=True, inline="always")
@@ -236,6 +249,10 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q, xyz):
     q = np.zeros((n, 5), np.int64)
     ok = np.zeros(n, np.bool_)
     s_pt, s_eta, s_phi, s_4 = steps[0], steps[1], steps[2], steps[3]
+    # exp(q_pt s_pt) kept around the first usable jet's q_pt, cosh(q_eta s_eta) around 0 (:func:`finish`)
+    exp_pt = np.full(WINDOW, np.nan)
+    pt_from = np.iinfo(np.int64).max - WINDOW  # (no key reaches it)
+    cosh_eta = np.full(WINDOW if kind_e else 0, np.nan)
     for j in range(n):
         a, b, c, d = float(pt[j]), float(eta[j]), float(phi[j]), float(x4[j])
         if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c) and math.isfinite(d)):
@@ -251,8 +268,16 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q, xyz):
         q_eta = np.rint(b / s_eta)
         q_phi = np.rint(c / s_phi)
         cls = 0
+        ch = 1.0
         if kind_e:
-            q_4 = np.rint((math.log(d) - q_pt * s_pt - math.log(math.cosh(q_eta * s_eta))) / s_4)
+            if -WINDOW // 2 <= q_eta < WINDOW // 2:
+                ch = cosh_eta[np.int64(q_eta) + WINDOW // 2]
+                if ch != ch:
+                    ch = math.cosh(q_eta * s_eta)
+                    cosh_eta[np.int64(q_eta) + WINDOW // 2] = ch
+            else:
+                ch = math.cosh(q_eta * s_eta)
+            q_4 = np.rint((math.log(d) - q_pt * s_pt - math.log(ch)) / s_4)
         elif d != 0.0:
             cls = 0 if d > 0 else 1
             q_4 = np.rint((math.log(abs(d)) - q_pt * s_pt) / s_4)
@@ -261,8 +286,21 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q, xyz):
             q_4 = 0.0
         if not (abs(q_phi) <= big_q and abs(q_4) < 1e15 and abs(q_pt) < 1e15 and abs(q_eta) < 1e15):
             continue
-        rp, re, rf, r4 = reconstruct(kind_e, np.int64(q_pt), np.int64(q_eta), np.int64(q_phi), np.int64(q_4), cls,
-                                     s_pt, s_eta, s_phi, s_4)
+        # reconstruct(kind_e, qp, qe, q_phi, q_4, cls, ...), with exp(log_pt) and cosh(eta) kept: the same
+        # math call of the same argument (float(qe) * s_eta is q_eta * s_eta: q_eta is an integer below 2^53)
+        qp = np.int64(q_pt)
+        if pt_from == np.iinfo(np.int64).max - WINDOW:
+            pt_from = qp - WINDOW // 2
+        log_pt = float(qp) * s_pt
+        if pt_from <= qp < pt_from + WINDOW:
+            rp = exp_pt[qp - pt_from]
+            if rp != rp:
+                rp = math.exp(log_pt)
+                exp_pt[qp - pt_from] = rp
+        else:
+            rp = math.exp(log_pt)
+        rp, re, rf, r4 = finish(kind_e, rp, ch, log_pt, float(np.int64(q_eta)) * s_eta, np.int64(q_phi), np.int64(q_4),
+                                cls, s_phi, s_4)
         if xyz:
             rx, ry, rz = cartesian(rp, re, rf)
             p = math.hypot(a, z)
@@ -646,9 +684,6 @@ def decode_chunk(words, counts, flat, shift, prec, offset, fbase, lbase, freq, c
 # reconstruct()'s. Any status other than OK makes the caller decode the chunk again with
 # decode_chunk, which names the first fault as it always did.
 
-WINDOW = 1 << 13  # values of exp(q_pt s_pt) and cosh(q_eta s_eta) kept
-
-
 @nb.njit(cache=True, nogil=True)
 def common_tables(prec, shift, offset, fbase, lbase, freq, cum, lut):
     """The chunk's static tables as :func:`decode_common` reads them: (rows (T, 4): slot
@@ -806,18 +841,17 @@ def decode_common(words, counts, rows, lut8, lut16, fcum, base, mass, big_q, eta
                 vi += 1
                 j += 1
                 continue
-            # reconstruct(), with exp(log_pt) and cosh(eta) kept
+            # reconstruct(), with exp(log_pt) and cosh(eta) kept (:func:`finish`)
             log_pt = float(q_pt) * s_pt
             eta = float(q_eta) * s_eta
-            phi = min(max(float(q_phi) * s_phi, -math.pi), math.pi)
-            if pt_from <= q_pt < pt_from + WINDOW:  # (compared, not subtracted: no wrap-around)
+            if pt_from <= q_pt < pt_from + WINDOW:
                 pt = exp_pt[q_pt - pt_from]
                 if pt != pt:
                     pt = math.exp(log_pt)
                     exp_pt[q_pt - pt_from] = pt
             else:
                 pt = math.exp(log_pt)
-            mag = math.exp(log_pt + float(q_4) * s_4)
+            ch = 1.0
             if kind_e:
                 if -WINDOW // 2 <= q_eta < WINDOW // 2:
                     ch = cosh_eta[q_eta + WINDOW // 2]
@@ -826,13 +860,7 @@ def decode_common(words, counts, rows, lut8, lut16, fcum, base, mass, big_q, eta
                         cosh_eta[q_eta + WINDOW // 2] = ch
                 else:
                     ch = math.cosh(eta)
-                d = mag * ch
-            elif cls == 0:
-                d = mag
-            elif cls == 1:
-                d = -mag
-            else:
-                d = 0.0 if cls == 2 else -0.0
+            pt, eta, phi, d = finish(kind_e, pt, ch, log_pt, eta, q_phi, q_4, cls, s_phi, s_4)
             a32, b32, d32 = np.float32(pt), np.float32(eta), np.float32(d)
             if not (math.isfinite(a32) and a32 > 0):
                 return BAD_PT, x, p
