@@ -320,8 +320,11 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q, xyz):
 def group_symbols(counts, q, pli, eta_cls, pt_thr, eta_thr, group_base, n_groups):
     """Every stream's symbols with their group (stream, static context): (group (m,) int32, value
     (m,) int64, in jet order; per group its symbol count, smallest and largest value) with group
-    g = group_base[stream] + context (what the encoder fits its tables on: :func:`histograms`)."""
+    g = group_base[stream] + context (what the encoder fits its tables on: :func:`histograms`).
+    Jets (not constituents) take :func:`group_jets`."""
     mass, big_q, const = pli[0], pli[1], pli[2]
+    if const == 0:
+        return group_jets(counts, q, mass, big_q, eta_cls, pt_thr, eta_thr, group_base, n_groups)
     n_eta_bins = len(eta_thr) + 1
     group = np.empty(len(q) * N_STREAMS, np.int32)
     found = np.empty(len(q) * N_STREAMS, np.int64)
@@ -350,6 +353,58 @@ def group_symbols(counts, q, pli, eta_cls, pt_thr, eta_thr, group_base, n_groups
                 vmax[g] = max(vmax[g], v)
                 size[g] += 1
                 m += 1
+            j += 1
+    for g in range(n_groups):
+        if size[g] == 0:
+            vmin[g] = 0
+            vmax[g] = 0
+    return group[:m], found[:m], size, vmin, vmax
+
+
+@nb.njit(cache=True, nogil=True)
+def group_jets(counts, q, mass, big_q, eta_cls, pt_thr, eta_thr, group_base, n_groups):
+    """:func:`group_symbols` of a table of jets, in straight-line code per jet (the plan's
+    streams of jets, written out: pt, eta, phi, mass class, E or mass)."""
+    n_eta_bins = len(eta_thr) + 1
+    group = np.empty(len(q) * N_STREAMS, np.int32)
+    found = np.empty(len(q) * N_STREAMS, np.int64)
+    size = np.zeros(n_groups, np.int64)
+    vmin = np.full(n_groups, np.iinfo(np.int64).max, np.int64)
+    vmax = np.full(n_groups, np.iinfo(np.int64).min, np.int64)
+    m = 0
+    j = 0
+    q_prev = 0
+    for e in range(len(counts)):
+        lead = j
+        for pos in range(counts[e]):
+            q_pt, q_eta, q_phi, cls, q_4 = q[j, 0], q[j, 1], q[j, 2], q[j, 3], q[j, 4]
+            for c in range(5):
+                if c == 0:
+                    g = group_base[PT_FIRST] if pos == 0 else group_base[PT_DROP] + min(pos, 2) - 1
+                    v = q_pt if pos == 0 else q_prev - q_pt
+                elif c == 1:
+                    g = group_base[ETA] + bin_of(eta_cls, q_pt)
+                    v = q_eta
+                elif c == 2:
+                    g = group_base[PHI_FIRST] if pos == 0 else group_base[PHI_REL] + min(pos, 2) - 1
+                    v = q_phi if pos == 0 else value(PHI_REL, 0, 0, 0, 0, q_phi, q[lead, 2], 0, 0, big_q)
+                elif c == 3:
+                    if mass == 0:
+                        continue
+                    g = group_base[M_CLASS]
+                    v = cls
+                else:
+                    if cls >= 2:
+                        continue
+                    g = group_base[FOURTH] + bin_of(pt_thr, q_pt) * n_eta_bins + bin_of(eta_thr, abs(q_eta))
+                    v = q_4
+                group[m] = g
+                found[m] = v
+                vmin[g] = min(vmin[g], v)
+                vmax[g] = max(vmax[g], v)
+                size[g] += 1
+                m += 1
+            q_prev = q_pt
             j += 1
     for g in range(n_groups):
         if size[g] == 0:
