@@ -472,9 +472,12 @@ def encode_chunk(counts, q, pli, eta_cls, pt_thr, eta_thr, shift, prec, offset, 
                  learned, dims, thr, coded, coded_base):
     """The rANS words of a chunk (what :func:`decode_chunk` reads): every symbol in the reverse of
     the decoder's order; a learned stream s's symbols use coded[coded_base[s]:...] from
-    :func:`learned_pass`."""
+    :func:`learned_pass`. A table of jets in static tables only takes :func:`encode_jets`."""
     n = len(q)
     mass, big_q, const = pli[0], pli[1], pli[2]
+    if const == 0 and not learned.any():
+        return encode_jets(counts, q, mass, big_q, eta_cls, pt_thr, eta_thr, shift, prec, offset, fbase, freq, cum,
+                           base)
     n_eta_bins = len(eta_thr) + 1
     out = np.zeros(1024 + 8 * n, np.uint16)
     o = 0
@@ -539,6 +542,63 @@ def encode_chunk(counts, q, pli, eta_cls, pt_thr, eta_thr, shift, prec, offset, 
                     cf = coded[nxt[s]]
                     nxt[s] -= 1
                     x, o = put(x, out, o, cf >> 17, cf & 0x1FFFF, 16)
+    if o + 2 > len(out):
+        bigger = np.zeros(o + 2, np.uint16)
+        bigger[:o] = out[:o]
+        out = bigger
+    out[o] = x & 0xFFFF
+    out[o + 1] = x >> 16
+    return out[:o + 2][::-1].copy()
+
+
+@nb.njit(cache=True, nogil=True)
+def encode_jets(counts, q, mass, big_q, eta_cls, pt_thr, eta_thr, shift, prec, offset, fbase, freq, cum, base):
+    """:func:`encode_chunk` of a table of jets in static tables only, in straight-line code per
+    jet (the streams of jets written out, in reverse: E or mass, mass class, phi, eta, pt)."""
+    n = len(q)
+    n_eta_bins = len(eta_thr) + 1
+    out = np.zeros(1024 + 8 * n, np.uint16)
+    o = 0
+    x = np.int64(L)
+    starts = np.zeros(len(counts) + 1, np.int64)
+    for e in range(len(counts)):
+        starts[e + 1] = starts[e] + counts[e]
+    for e in range(len(counts) - 1, -1, -1):
+        lead = starts[e]
+        for pos in range(counts[e] - 1, -1, -1):
+            j = lead + pos
+            if o + 64 > len(out):
+                bigger = np.zeros(2 * len(out), np.uint16)
+                bigger[:o] = out[:o]
+                out = bigger
+            q_pt, q_eta, q_phi, cls, q_4 = q[j, 0], q[j, 1], q[j, 2], q[j, 3], q[j, 4]
+            for c in range(4, -1, -1):  # E or mass, mass class, phi, eta, pt
+                if c == 4:
+                    if cls >= 2:
+                        continue
+                    t = base[FOURTH] + bin_of(pt_thr, q_pt) * n_eta_bins + bin_of(eta_thr, abs(q_eta))
+                    v = q_4
+                elif c == 3:
+                    if mass == 0:
+                        continue
+                    t = base[M_CLASS]
+                    v = cls
+                elif c == 2:
+                    t = base[PHI_FIRST] if pos == 0 else base[PHI_REL] + min(pos, 2) - 1
+                    v = q_phi if pos == 0 else value(PHI_REL, 0, 0, 0, 0, q_phi, q[lead, 2], 0, 0, big_q)
+                elif c == 1:
+                    t = base[ETA] + bin_of(eta_cls, q_pt)
+                    v = q_eta
+                else:
+                    t = base[PT_FIRST] if pos == 0 else base[PT_DROP] + min(pos, 2) - 1
+                    v = q_pt if pos == 0 else q[j - 1, 0] - q_pt
+                k = shift[t]  # raw low bits (highest piece first), then the high part
+                for i in range((k + 15) // 16 - 1, -1, -1):
+                    b = min(16, k - 16 * i)
+                    x, o = put_raw(x, out, o, (v >> (16 * i)) & ((1 << b) - 1), b)
+                if prec[t] > 0:
+                    i = fbase[t] + (v >> k) - offset[t]
+                    x, o = put(x, out, o, np.int64(cum[i]), np.int64(freq[i]), prec[t])
     if o + 2 > len(out):
         bigger = np.zeros(o + 2, np.uint16)
         bigger[:o] = out[:o]
