@@ -209,6 +209,9 @@ class Header:
                 idx = [int(i) for i in t["codecs"]]
                 if len(idx) != len(info.all_collections()) or not all(0 <= i < len(codecs) for i in idx):
                     raise ValueError("a table's codecs do not match its collections")
+                if any(codecs[i].get("representation", coll.representation) != coll.representation
+                       for i, coll in zip(idx, info.all_collections())):
+                    raise ValueError("a collection's codec codes another representation")
                 names = [n for g in groups for n in g]
                 if len(set(names)) != len(names) or not all(names):
                     raise ValueError("a carried branch is in two groups, or has no name")
@@ -1010,14 +1013,15 @@ def _decode_collections_task(configs: list[dict], parts: list[tuple[bytes, int, 
 
 def table_info_from_header(source: dict) -> TableInfo:
     """Rebuild and validate a table description stored in a header."""
-    from .features import REPRESENTATIONS, UNIT_SCALE
+    from .features import ALL_REPRESENTATIONS, REPRESENTATIONS, UNIT_SCALE
     from .tables import FORMATS
 
     info = TableInfo.from_json(source)
     if not isinstance(info.jagged, bool) or info.format not in FORMATS:
         raise ValueError("source.jagged/format")
-    for coll in info.all_collections():
-        if coll.representation not in REPRESENTATIONS or set(coll.columns) != set(REPRESENTATIONS[coll.representation]):
+    for i, coll in enumerate(info.all_collections()):
+        reps = REPRESENTATIONS if i == 0 else ALL_REPRESENTATIONS  # pt, eta, phi only: never the first
+        if coll.representation not in reps or set(coll.columns) != set(reps[coll.representation]):
             raise ValueError(f"collection {coll.name!r}: representation/columns")
         if coll.units not in UNIT_SCALE:
             raise ValueError(f"collection {coll.name!r}: units")

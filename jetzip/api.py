@@ -38,7 +38,8 @@ from .pipeline import InOrderWorker, ordered_process_map, prefetch
 from .tables import (CollectionInfo, JetChunk, TableInfo, concat_chunks, describe_jet, format_of, open_file,
                      open_file_writer)
 from .tables.base import entry_window
-from .tables.layouts import every_but
+from .features import REPRESENTATIONS
+from .tables.layouts import every_but, is_jet_name
 
 Progress = Callable[..., None]  # progress(done, total_or_None, unit): unit "events" or "jets"
 Warn = Callable[[str], None]
@@ -115,6 +116,11 @@ def make_codec(info: TableInfo | CollectionInfo, *, error_bound: str | float | M
         bounded.prepare()  # the compiled loops, once here, before worker processes need them
         return bounded
     from .codecs.latent import LatentCodec, parse_tolerance
+
+    if info.representation not in REPRESENTATIONS:
+        name = info.collection if isinstance(info, TableInfo) else info.name
+        raise InputError(f"collection {name!r} holds pt, eta and phi only: the latent codec codes four-vectors; "
+                         "code it with --error-bound, or leave it out of --collection to carry it")
 
     codec = LatentCodec(resolve_model(model), info.representation, info.units, latent_dtype,
                         "auto" if embed_model is None else embed_model,
@@ -236,10 +242,10 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
                    drop_branches=drop_branches, threads=threads)
     source = open_file(input, collection=collection, **options)
     chosen: list[str] = []
-    if error_bound is not None and source.format == "root" and every_but(collection)[0] and not columns:
+    if source.format in ("root", "parquet") and every_but(collection)[0] and not columns:
         # --collection all: a collection whose coding costs more than carrying it is carried
         source, chosen = _carry_where_smaller(source, input, collection, options, error_bound, context_model,
-                                              threads, chunk_jets, carried_compression)
+                                              chunk_jets, carried_compression)
     try:
         main = source.main
         info = source.tables[main].info
@@ -345,18 +351,26 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
 
 
 def _carry_where_smaller(source: Any, input: Any, collection: str | None, options: dict, error_bound: Any,
-                         context_model: Any, threads: int | None, chunk_jets: int,
-                         carried_compression: str | None) -> tuple[Any, list[str]]:
+                         context_model: Any, chunk_jets: int, carried_compression: str | None
+                         ) -> tuple[Any, list[str]]:
     """`source` reopened without the collections (beyond the main table's first) that are
-    smaller carried than coded (:mod:`jetzip.choose`), and a note line for each."""
+    smaller carried than coded (:mod:`jetzip.choose`), and a note line for each; with the latent
+    codec (`error_bound` None), without the collections that are not jets' four-vectors (its
+    network never saw muons or particles; it cannot code pt, eta and phi alone)."""
     from .choose import coded_or_carried
 
     def new_codec(coll: CollectionInfo) -> Codec:
         return make_codec(coll, error_bound=error_bound, threads=1, context_model=context_model)
 
     try:
-        carry_these, notes = coded_or_carried(source.tables[source.main], new_codec,
-                                              carried_method(source, carried_compression)[0], chunk_jets)
+        if error_bound is None:  # the network is trained on jets' four-vectors
+            carry_these = list(dict.fromkeys(c.name for t in source.tables for c in t.info.collections
+                                             if c.representation not in REPRESENTATIONS or not is_jet_name(c.name)))
+            notes = [f"{name}: carried losslessly (the latent codec's network is trained on jet four-vectors; "
+                     "--error-bound codes every collection)" for name in carry_these]
+        else:
+            carry_these, notes = coded_or_carried(source.tables[source.main], new_codec,
+                                                  carried_method(source, carried_compression)[0], chunk_jets)
     except BaseException:
         source.close()
         raise

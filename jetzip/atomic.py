@@ -173,20 +173,45 @@ def atomic_output(path: str | os.PathLike, force: bool = False,
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises KeyboardInterrupt so `atomic_output` cleans up (CLI only)."""
+    """While inside, SIGTERM and Ctrl-C raise KeyboardInterrupt so `atomic_output` cleans up
+    (CLI only), except inside :func:`native_call`, which raises it on the way out."""
     try:
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not in the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+_native = {"depth": 0, "pending": False}
 
 
 def _interrupt(signum, frame):  # noqa: ARG001
+    if _native["depth"]:
+        _native["pending"] = True  # raised when the native call returns (native_call)
+        return
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def native_call() -> Iterator[None]:
+    """Around calls into compiled extensions that call back into Python (constriction's Rust
+    coder, through rust-numpy): a KeyboardInterrupt raised by a signal handler inside such a
+    callback becomes a Rust panic (``PanicException``, exit 1, a panic message on stderr)
+    instead of an interruption. Inside, SIGTERM and Ctrl-C (under :func:`sigterm_as_interrupt`)
+    are held and raised as KeyboardInterrupt when the block is left."""
+    _native["depth"] += 1
+    try:
+        yield
+    finally:
+        _native["depth"] -= 1
+        if not _native["depth"] and _native["pending"]:
+            _native["pending"] = False
+            raise KeyboardInterrupt
 
 
 def raise_on_sigterm() -> None:

@@ -32,6 +32,10 @@ REPRESENTATIONS: dict[str, tuple[str, ...]] = {
     "PxPyPzE": ("px", "py", "pz", "E"),
     "PxPyPzM": ("px", "py", "pz", "m"),
 }
+# Collections of pt, eta and phi without a mass or E (NanoAOD TrigObj, IsoTrack, FsrPhoton):
+# coded by the error-bounded codec under --collection all, never a table's first collection
+THREE_VECTORS: dict[str, tuple[str, ...]] = {"PtEtaPhi": ("pt", "eta", "phi")}
+ALL_REPRESENTATIONS = {**REPRESENTATIONS, **THREE_VECTORS}
 UNIT_SCALE = {"GeV": 1.0, "MeV": 1e-3, "TeV": 1e3}  # multiply by this to get GeV
 ENERGY_ROLES = {"E", "pt", "m", "px", "py", "pz"}
 

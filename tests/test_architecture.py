@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "jetzip"
 LAYERS = {
     "cli": 6,
     "api": 5, "evaluation": 5, "baselines": 5, "training": 5, "context_training": 5, "bench": 5, "dask": 5,
-    "dataset": 5, "reading": 5, "render": 5, "plots": 5,
+    "dataset": 5, "reading": 5, "render": 5, "plots": 5, "choose": 5,
     "aez": 4, "aez_v2": 4,
     "codecs": 3,
     "engine": 2, "entropy": 2, "model": 2, "models": 2,

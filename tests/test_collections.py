@@ -122,3 +122,82 @@ def test_collection_all_but_some(tmp_path):
     with pytest.raises(jetzip.InputError, match="leaves no collection to code"):
         jetzip.compress(src, tmp_path / "y.aez", error_bound="1e-3", collection=every)
     assert not (tmp_path / "y.aez").exists()
+
+
+def test_collections_of_pt_eta_phi_only_are_coded_beside_the_jets(tmp_path):
+    """NanoAOD ``TrigObj``, ``IsoTrack`` (pt, eta, phi, no mass): coded under the bound when
+    named after a four-vector collection (or chosen by ``all``), restored in their own three
+    columns (no mass column appears), read by ``jetzip.arrays``; refused alone and by the latent
+    codec in one line."""
+    import awkward as ak
+
+    src = shared_file(SHARED / "data" / "nano_dy.root")
+    out = tmp_path / "t.aez"
+    jetzip.compress(src, out, error_bound="1e-3", collection="Jet,TrigObj,IsoTrack")
+    coded = {c["name"]: c for c in jetzip.inspect(out)["tables"][0]["collections"]}
+    orig = uproot.open(src)["Events"]
+    assert coded["TrigObj"]["jets"] == int(orig["nTrigObj"].array(library="np").sum()) > 0
+    ev = jetzip.evaluate(src, out)
+    by = {c["collection"]: c for c in ev["collections"]}
+    assert ev["all_within_bounds"] and set(by["TrigObj"]["bounds"]) == {"pt", "eta", "phi"}
+    jetzip.decompress(out, tmp_path / "back.root")
+    back = uproot.open(tmp_path / "back.root")["Events"]
+    assert back.keys() == orig.keys()  # no TrigObj_mass, every branch in its place
+    pt0, pt1 = (ak.flatten(t["TrigObj_pt"].array()).to_numpy().astype(np.float64) for t in (orig, back))
+    assert np.all(np.abs(pt1 - pt0) <= 1e-3 * pt0) and not np.array_equal(pt0, pt1)  # coded, within bound
+    np.testing.assert_array_equal(back["TrigObj_id"].array(library="np")[0], orig["TrigObj_id"].array(library="np")[0])
+    arr = jetzip.arrays(out, ["TrigObj_phi", "TrigObj_pt"])
+    assert ak.all(ak.num(arr["TrigObj_pt"]) == orig["nTrigObj"].array())
+    with pytest.raises(jetzip.InputError, match="pt, eta and phi only"):
+        jetzip.compress(src, tmp_path / "a.aez", error_bound="1e-3", collection="TrigObj")
+    with pytest.raises(jetzip.InputError, match="latent codec codes four-vectors"):
+        jetzip.compress(src, tmp_path / "b.aez", collection="Jet,TrigObj")
+    assert not (tmp_path / "a.aez").exists() and not (tmp_path / "b.aez").exists()
+
+
+def test_collection_all_with_the_latent_codec_codes_jets_only(tmp_path):
+    """The latent codec's network is trained on jets: with ``all`` it codes the jet collections
+    and carries muons, particles and pt-eta-phi collections losslessly, saying so."""
+    src = shared_file(SHARED / "data" / "nano_dy.root")
+    rep = jetzip.compress(src, tmp_path / "l.aez", collection="all")
+    coded = {c["name"] for c in jetzip.inspect(tmp_path / "l.aez")["tables"][0]["collections"]}
+    assert "Jet" in coded and not {"GenPart", "Muon", "TrigObj"} & coded
+    assert {line.partition(":")[0] for line in rep["carried_not_coded"]} >= {"GenPart", "Muon", "TrigObj"}
+
+
+@pytest.mark.parametrize("bound", ["1e-3", "nanoaod"])
+def test_collection_all_on_a_nanoaod_as_parquet(tmp_path, bound):
+    """NanoAOD written as Parquet (``Muon_pt`` lists beside ``nMuon``): ``all`` codes every
+    collection that pays, as for ROOT; the restored Parquet file has the input's schema, every
+    column not coded equal to the input's and every coded one within its bound."""
+    import awkward as ak
+    import pyarrow.parquet as pq
+
+    src = shared_file(SHARED / "data" / "public" / "nano_dy.parquet")
+    every = jetzip.compress(src, tmp_path / "all.aez", error_bound=bound, collection="all")
+    jets = jetzip.compress(src, tmp_path / "jets.aez", error_bound=bound)
+    assert every["bytes"] < jets["bytes"], (every["bytes"], jets["bytes"])
+    coded = [c["name"] for c in jetzip.inspect(tmp_path / "all.aez")["tables"][0]["collections"]]
+    assert coded[0] == "Jet" and len(coded) > 1, coded
+    assert jetzip.evaluate(src, tmp_path / "all.aez")["all_within_bounds"]
+    jetzip.decompress(tmp_path / "all.aez", tmp_path / "back.parquet")
+    a, b = pq.read_table(src), pq.read_table(tmp_path / "back.parquet")
+    assert a.schema.equals(b.schema, check_metadata=True)
+    changed = {n for n in a.column_names
+               if not ak.array_equal(ak.from_arrow(a[n]), ak.from_arrow(b[n]), equal_nan=True)}
+    assert changed and all(n.split("_")[0] in coded for n in changed), changed
+
+
+def test_named_collections_of_a_nanoaod_as_parquet(tmp_path):
+    """``--collection Jet,Muon,TrigObj`` on Parquet: each coded (TrigObj: pt, eta, phi only),
+    the counters (``nMuon``) written back from the lists."""
+    import pyarrow.parquet as pq
+
+    src = shared_file(SHARED / "data" / "public" / "nano_dy.parquet")
+    out = tmp_path / "x.aez"
+    jetzip.compress(src, out, error_bound="1e-3", collection="Jet,Muon,TrigObj")
+    assert [c["name"] for c in jetzip.inspect(out)["tables"][0]["collections"]] == ["Jet", "Muon", "TrigObj"]
+    assert jetzip.evaluate(src, out)["all_within_bounds"]
+    jetzip.decompress(out, tmp_path / "back.parquet")
+    a, b = pq.read_table(src), pq.read_table(tmp_path / "back.parquet")
+    assert a.schema.equals(b.schema) and a["nMuon"].equals(b["nMuon"]) and a["Muon_charge"].equals(b["Muon_charge"])

@@ -469,6 +469,9 @@ HOSTILE_HEADERS = {
     "collection without columns": set_path("tables.0.info.collections", [{"name": "X", "columns": [],
                                                                          "representation": "PtEtaPhiM",
                                                                          "units": "GeV"}]),
+    "codec of another representation": set_path("codecs.0.representation", "PxPyPzE"),
+    "pt-eta-phi collection first": lambda h: h["tables"][0]["info"].update(
+        representation="PtEtaPhi", columns=[["pt", "Jet_pt"], ["eta", "Jet_eta"], ["phi", "Jet_phi"]]),
     "collection name reused": set_path("tables.0.info.collections", [{"name": "Y", "columns": [
         ["pt", "Jet_pt"], ["eta", "a"], ["phi", "b"], ["m", "c"]], "representation": "PtEtaPhiM", "units": "GeV"}]),
 }

@@ -283,3 +283,26 @@ def test_no_reader_thread_left_after_a_failed_compress(tmp_path, small_model_pat
             jetzip.compress(path, tmp_path / "x.aez", model=small_model_path, chunk_jets=1024, progress=fail)
     assert not [t for t in threading.enumerate() if t.name == "jetzip-reader"]
     assert not (tmp_path / "x.aez").exists()
+
+
+def test_a_signal_inside_a_native_call_is_raised_when_it_returns():
+    """SIGTERM (and Ctrl-C) arriving while constriction's Rust code calls back into Python must
+    not raise KeyboardInterrupt inside that callback (a Rust panic, exit 1): ``native_call``
+    holds it and raises it once the call has returned."""
+    import os
+
+    from jetzip.atomic import native_call, sigterm_as_interrupt
+
+    finished = []
+    with sigterm_as_interrupt():
+        with pytest.raises(KeyboardInterrupt):
+            with native_call():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(1000):  # the handler runs here, between bytecodes: it must not raise
+                    pass
+                finished.append(True)
+        with pytest.raises(KeyboardInterrupt):  # outside a native call: raised at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100000):
+                pass
+    assert finished == [True]

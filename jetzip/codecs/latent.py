@@ -733,6 +733,8 @@ def encode_latents(q: np.ndarray, steps: np.ndarray) -> bytes:
     `q` (n >= 1, dim) and their `steps` (dim,)."""
     import constriction
 
+    from ..atomic import native_call
+
     n, dim = q.shape
     parts = [np.asarray(steps, "<f8").tobytes()]
     streams = []
@@ -743,13 +745,14 @@ def encode_latents(q: np.ndarray, steps: np.ndarray) -> bytes:
         hi = ((q[:, d] >> k) - offset).astype(np.int32)
         lo = (q[:, d] & ((1 << k) - 1)).astype(np.int32)
         streams.append((hi, lo, k, counts))
-    coder = constriction.stream.stack.AnsCoder()
-    for hi, lo, k, counts in reversed(streams):  # a stack: what the decoder reads first goes in last
-        if k:
-            coder.encode_reverse(lo, constriction.stream.model.Uniform(1 << k))
-        if len(counts) > 1:
-            coder.encode_reverse(hi, _categorical(counts))
-    parts.append(coder.get_compressed().astype("<u4").tobytes())
+    with native_call():  # Ctrl-C inside constriction's Rust code: raised when it returns
+        coder = constriction.stream.stack.AnsCoder()
+        for hi, lo, k, counts in reversed(streams):  # a stack: what the decoder reads first goes in last
+            if k:
+                coder.encode_reverse(lo, constriction.stream.model.Uniform(1 << k))
+            if len(counts) > 1:
+                coder.encode_reverse(hi, _categorical(counts))
+        parts.append(coder.get_compressed().astype("<u4").tobytes())
     return b"".join(parts)
 
 
@@ -761,6 +764,8 @@ def decode_latents(block: bytes | memoryview, n: int, dim: int, where: str = "ch
             or over-long rANS stream, non-finite latents.
     """
     import constriction
+
+    from ..atomic import native_call
 
     buf = memoryview(block)
     if n == 0:
@@ -792,18 +797,20 @@ def decode_latents(block: bytes | memoryview, n: int, dim: int, where: str = "ch
     if len(rest) % 4:
         raise FormatError(f"{where}: rANS stream has a partial word")
     try:
-        coder = constriction.stream.stack.AnsCoder(np.frombuffer(rest, "<u4").astype(np.uint32))
+        with native_call():
+            coder = constriction.stream.stack.AnsCoder(np.frombuffer(rest, "<u4").astype(np.uint32))
     except Exception:  # noqa: BLE001 - constriction refuses a stream that is no valid ANS state
         raise FormatError(f"{where}: rANS stream is corrupted") from None
     q = np.empty((n, dim), np.int64)
     try:
-        for d, (k, offset, counts) in enumerate(tables):
-            hi = np.asarray(coder.decode(_categorical(counts), n), np.int64) if len(counts) > 1 \
-                else np.zeros(n, np.int64)
-            lo = np.asarray(coder.decode(constriction.stream.model.Uniform(1 << k), n), np.int64) if k \
-                else np.zeros(n, np.int64)
-            q[:, d] = ((hi + offset) << k) | lo
-        done = coder.is_empty()
+        with native_call():
+            for d, (k, offset, counts) in enumerate(tables):
+                hi = np.asarray(coder.decode(_categorical(counts), n), np.int64) if len(counts) > 1 \
+                    else np.zeros(n, np.int64)
+                lo = np.asarray(coder.decode(constriction.stream.model.Uniform(1 << k), n), np.int64) if k \
+                    else np.zeros(n, np.int64)
+                q[:, d] = ((hi + offset) << k) | lo
+            done = coder.is_empty()
     except Exception:  # noqa: BLE001 - constriction's errors on a stream that runs out
         raise FormatError(f"{where}: rANS stream is corrupted") from None
     if not done:

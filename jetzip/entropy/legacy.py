@@ -108,8 +108,11 @@ class RansDecoder:
             raise FormatError(f"{where}: entropy-coded stream is corrupted") from None
 
     def _decode(self, *args) -> np.ndarray:
+        from ..atomic import native_call
+
         try:
-            out = self.coder.decode(*args)
+            with native_call():  # Ctrl-C inside constriction's Rust code: raised when it returns
+                out = self.coder.decode(*args)
         except Exception:
             raise FormatError(f"{self.where}: entropy-coded stream is corrupted") from None
         return np.asarray(out, dtype=np.int32)

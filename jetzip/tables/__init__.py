@@ -89,7 +89,7 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
         keep_branches = (keep_branches,)
     if isinstance(drop_branches, str):
         drop_branches = (drop_branches,)
-    if fmt != "root" and every_but(collection)[0]:
+    if fmt not in ("root", "parquet") and every_but(collection)[0]:
         collection = None  # HDF5, Parquet and CSV readers code one collection: "all" is that one
     kw = _SourceOptions(tree=tree, columns=parse_columns(columns), preset=preset, collection=collection,
                         units=units, keep=tuple(keep_branches), drop=tuple(drop_branches))

@@ -16,7 +16,7 @@ import re
 from typing import Iterable, Mapping
 
 from ..errors import InputError
-from ..features import REPRESENTATIONS
+from ..features import ALL_REPRESENTATIONS, REPRESENTATIONS, THREE_VECTORS
 
 ROLE_SPELLINGS: dict[str, tuple[str, ...]] = {
     "E": ("e", "energy", "en"),
@@ -60,10 +60,12 @@ PRESETS: dict[str, Preset] = {
 class Collection:
     name: str  # user-facing name: Jet, AnalysisJets, jet, or "" for a flat table
     columns: dict[str, str]  # role -> column name
+    three_vector: bool = False  # pt, eta, phi only (features.THREE_VECTORS): --collection all
 
     @property
     def representation(self) -> str | None:
-        for rep, roles in REPRESENTATIONS.items():
+        reps = THREE_VECTORS if self.three_vector else REPRESENTATIONS
+        for rep, roles in reps.items():
             if set(roles) <= set(self.columns):
                 return rep
         return None
@@ -72,7 +74,7 @@ class Collection:
         """The four columns of the representation, in file order when `order` is given."""
         rep = self.representation
         assert rep is not None
-        used = {role: self.columns[role] for role in REPRESENTATIONS[rep]}
+        used = {role: self.columns[role] for role in ALL_REPRESENTATIONS[rep]}
         if order:
             pos = {n: i for i, n in enumerate(order)}
             used = dict(sorted(used.items(), key=lambda kv: pos.get(kv[1], len(pos))))
@@ -185,8 +187,10 @@ def parse_columns(text: str | Mapping[str, str] | None) -> dict[str, str] | None
 
 
 def choose_collection(names: list[str], *, where: str, columns: Mapping[str, str] | None = None,
-                      collection: str | None = None, preset: Preset | None = None) -> Collection:
-    """Pick the jet collection among `names`, or raise an InputError that lists what exists."""
+                      collection: str | None = None, preset: Preset | None = None,
+                      three_vector: bool = False) -> Collection:
+    """Pick the jet collection among `names`, or raise an InputError that lists what exists
+    (`three_vector`: a collection named by `collection` may hold pt, eta and phi only)."""
     if columns:
         missing = [n for n in columns.values() if n not in names]
         if missing:
@@ -201,6 +205,11 @@ def choose_collection(names: list[str], *, where: str, columns: Mapping[str, str
         if wanted in complete:  # any complete collection by name (part_*, Muon_*), not only jets
             return complete[wanted]
         partial = find_collections(names).get(wanted)
+        if partial is not None and three_vector and Collection(wanted, partial.columns, True).representation:
+            return Collection(wanted, dict(partial.columns), three_vector=True)
+        if partial is not None and Collection(wanted, partial.columns, True).representation:
+            raise InputError(f"{where}: collection {wanted!r} holds pt, eta and phi only: with --error-bound it is "
+                             f"coded beside a four-vector collection (--collection Jet,{wanted} or all), else carried")
         if partial is not None:
             raise InputError(f"{where}: collection {wanted!r} has only {', '.join(sorted(partial.columns.values()))}, "
                              "not a full 4-vector; use --columns")
@@ -255,9 +264,15 @@ def choose_collections(names: list[str], *, where: str, columns: Mapping[str, st
         if not chosen:
             raise InputError(f"{where}: --collection {collection} leaves no collection to code; found "
                              f"{_describe(complete)}")
+        # pt, eta and phi only (TrigObj): after every four-vector collection, never the first
+        found = find_collections(names)
+        threes = [Collection(k, dict(c.columns), three_vector=True) for k, c in found.items()
+                  if k not in complete and k not in but and not (k[:1] == "n" and k[1:] in found)
+                  and Collection(k, dict(c.columns), three_vector=True).representation]
     elif collection is not None and "," in collection:
         wanted = [c.strip() for c in collection.split(",") if c.strip()]
-        return [choose_collection(names, where=where, collection=c) for c in dict.fromkeys(wanted)]
+        return [choose_collection(names, where=where, collection=c, three_vector=i > 0)
+                for i, c in enumerate(dict.fromkeys(wanted))]
     elif collection is not None:
         return [choose_collection(names, where=where, collection=collection, preset=preset)]
     else:
@@ -266,11 +281,13 @@ def choose_collections(names: list[str], *, where: str, columns: Mapping[str, st
                          find_collections(names).get(preset.collection)):
             return [choose_collection(names, where=where, preset=preset)]
         chosen = list(cands.values())
+        threes = []
     position = {n: i for i, n in enumerate(names)}
     chosen.sort(key=lambda c: min(position.get(n, len(position)) for n in c.columns.values()))
     first = preset.collection if preset is not None else None
     chosen.sort(key=lambda c: c.name != first)
-    return chosen
+    threes.sort(key=lambda c: min(position.get(n, len(position)) for n in c.columns.values()))
+    return chosen + threes
 
 
 def _describe(cands: Mapping[str, Collection]) -> str:

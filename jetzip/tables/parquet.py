@@ -6,7 +6,9 @@ What coffea-style analyses pass around, written by ``ak.to_parquet`` or pandas/p
   (``pxj1 ... pxj2``, see :mod:`jetzip.tables.wide`);
 - jagged list columns, one row per event (``Jet_pt: list<float>``), maybe with a counter
   column (``nJet``) that is checked and restored; NanoAOD written as Parquet (``nJet`` and
-  ``Jet_pt`` among its columns) reads the ``Jet`` collection, as the ROOT reader does;
+  ``Jet_pt`` among its columns) reads the ``Jet`` collection, as the ROOT reader does, and with
+  ``--collection all`` (or ``Jet,Muon``) every further collection of lists (``Muon_pt``, its
+  per-member lists ``Muon_charge`` and counter ``nMuon``, checked and written back);
 - jagged records (``Jet: list<struct<pt, eta, phi, mass, ...>>``), as awkward writes an array
   of records; the columns are then called ``Jet.pt``, ``Jet.eta``, ... (collection ``Jet``);
 - one row per jet with its constituents in list columns (particle_transformer's
@@ -53,8 +55,8 @@ import numpy as np
 
 from ..errors import InputError, JetzipError
 from ..features import infer_units
-from .base import JetChunk, TableInfo
-from .layouts import PRESETS, split_name
+from .base import CollectionChunk, CollectionInfo, JetChunk, TableInfo
+from .layouts import PRESETS, choose_collections, every_but, split_name
 from .wide import Wide, WideChunk, entry_bounds, find_jets, match_any, pad_of, stack, unstack, wide_of
 
 COUNTER_NAMES = ("counts", "n_jets", "njets", "njet", "nJet", "jet_n", "n_jet")
@@ -188,11 +190,16 @@ class ParquetSource:
         cols, not_numeric = _columns_of(self.pa, schema)
         self.cols = {c.name: c for c in cols}
         names = list(self.cols)
-        if preset_name is None and collection is None and columns is None and "nJet" in self.cols \
-                and "Jet_pt" in self.cols:
+        every = every_but(collection)[0] and columns is None
+        listed = [c.strip() for c in (collection or "").split(",") if c.strip()] if not every else []
+        several = every or (len(listed) > 1 and columns is None)  # 'all', 'Jet,Muon': further collections
+        if preset_name is None and (collection is None or every or listed[:1] == ["Jet"]) and columns is None \
+                and "nJet" in self.cols and "Jet_pt" in self.cols:
             preset_name = "nanoaod"  # NanoAOD written as Parquet: its Jet, as the ROOT reader reads it
         preset = PRESETS[preset_name] if preset_name else None
-        coll_name, used, representation = self._choose_jets(names, columns, preset_name, collection)
+        coll_name, used, representation = self._choose_jets(names, columns, preset_name,
+                                                            None if every else (listed[0] if several else collection))
+        self.others = self._other_collections(names, coll_name, collection, preset) if several else []
         kept, jet_branches, carried, dropped = self._plan_carry(schema, cols, coll_name, keep, drop)
         read = len(schema) - len(dropped)
         if read > MAX_COLUMNS:
@@ -228,6 +235,33 @@ class ParquetSource:
         self.jet_names = jet_names
         return coll_name, used, representation
 
+    def _other_collections(self, names: list[str], coll_name: str, collection: str | None, preset: Any
+                           ) -> list[CollectionInfo]:
+        """``--collection all`` (or ``Jet,Muon``) on jagged lists (NanoAOD as Parquet): every
+        further collection of plain list columns (``Muon_pt``; not records), with its counter
+        column (``nMuon``) if any.
+
+        Raises:
+            InputError: a named collection that is not a collection of plain list columns."""
+        if not self.lists:
+            return []
+        out = []
+        taken = set(self.jet_names)
+        for c in choose_collections(names, where=self.path, collection=collection, preset=preset):
+            used = c.used_columns(names)
+            if c.name == coll_name or not c.name or set(used.values()) & taken:
+                continue
+            if not all(self.cols[n].jagged and self.cols[n].sub is None for n in used.values()):
+                if every_but(collection)[0]:
+                    continue  # records, numbers per row: carried as they are
+                raise InputError(f"{self.path}: collection {c.name!r} is not a collection of lists "
+                                 f"({', '.join(used.values())}); jetzip codes further collections of lists")
+            counter = next((n for n in (f"n{c.name}", f"{c.name}_n") if n in self.cols
+                            and not self.cols[n].jagged and self.cols[n].dtype.kind in "iu"), None)
+            taken |= set(used.values())
+            out.append(CollectionInfo(c.name, used, c.representation or "", "GeV", counter=counter))
+        return out
+
     def _of_collection(self, c: _PCol, coll_name: str, jet_tops: set[str]) -> bool:
         """Whether list column `c` holds one value per jet of the jet collection: a field of the
         jet record, or a list named like the collection (``Jet_btag``; no prefix for ``btag``
@@ -258,8 +292,11 @@ class ParquetSource:
         jet_branches: list[str] = []
         in_use: set[str] = set(jet_tops) | ({self.counter} if self.counter else set())
         dropped: set[str] = set()
+        for oc in self.others:  # further collections: their columns and counters are theirs
+            in_use |= {*oc.columns.values(), *([oc.counter] if oc.counter else [])}
+        theirs = {n for oc in self.others for n in [*oc.columns.values(), *([oc.counter] if oc.counter else [])]}
         for c in cols:
-            if c.name in jet_set or c.name == self.counter:
+            if c.name in jet_set or c.name == self.counter or c.name in theirs:
                 continue
             if match_any(c.name, drop) or (keep and not match_any(c.name, keep) and c.top not in jet_tops):
                 dropped.add(c.top)
@@ -269,6 +306,10 @@ class ParquetSource:
                 in_use.add(c.top)
             elif c.jagged and self.lists and self._of_collection(c, coll_name, jet_tops):
                 jet_branches.append(c.name)
+                in_use.add(c.top)
+            elif c.jagged and c.sub is None and (owner := next((oc for oc in self.others if self._of_collection(
+                    c, oc.name, set())), None)) is not None:
+                owner.jet_branches.append(c.name)  # Muon_charge: one value per muon
                 in_use.add(c.top)
         # a record is carried whole: its numeric fields stay columns only when every field is one
         bad = {c.top for c in cols if c.top in dropped and c.name in jet_set}
@@ -363,6 +404,11 @@ class ParquetSource:
             dtypes.update({n: dtype_name(n) for n in jet_branches})
         if self.counter:
             dtypes[self.counter] = dtype_name(self.counter)
+        for oc in self.others:
+            oc.units = units
+            oc.dtypes = {n: dtype_name(n) for n in [*oc.columns.values(), *oc.jet_branches]}
+            if oc.counter:
+                dtypes[oc.counter] = dtype_name(oc.counter)
         extra: dict[str, Any] = {"parquet": {"schema": None}}
         keep_schema = schema
         if dropped:
@@ -390,7 +436,8 @@ class ParquetSource:
             jagged=self.jagged, counter=self.counter, columns=self.wide.columns if self.wide else used,
             representation=representation, units=units,
             units_inferred=units_inferred, units_reason=reason, dtypes=dtypes, kept_branches=kept,
-            jet_branches=jet_branches, branch_order=[c.name for c in cols], extra=extra, **described)
+            jet_branches=jet_branches, branch_order=[c.name for c in cols], extra=extra,
+            collections=self.others, **described)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -448,6 +495,8 @@ class ParquetSource:
         else:
             per_jet = self.jet_branches if self.wide is None else []
             numeric = [self.cols[n].top for n in [*self.jet_names, *self.kept, *per_jet]]
+            for oc in self.others:
+                numeric += [*oc.columns.values(), *oc.jet_branches, *([oc.counter] if oc.counter else [])]
             tops = list(dict.fromkeys([*numeric, *([self.counter] if self.counter else []), *self.carried]))
         index = {t: i for i, t in enumerate(tops)}
         group_start = 0
@@ -527,7 +576,26 @@ class ParquetSource:
             columns = {role: raw[name] for role, name in self.used.items()}
             counts, jet_kept = None, {}
         kept, _ = self._arrays(batch, self.kept, index)
-        return JetChunk(columns, counts, kept, first_jet, first_entry, jet_kept, self._carried(batch, index))
+        return JetChunk(columns, counts, kept, first_jet, first_entry, jet_kept, self._carried(batch, index),
+                        self._others(batch, index, first_entry))
+
+    def _others(self, batch, index: dict[str, int], first_entry: int) -> dict[str, CollectionChunk]:
+        """The further collections of a record batch (``--collection all``), counters checked."""
+        out = {}
+        for oc in self.others:
+            names = [*oc.columns.values(), *oc.jet_branches]
+            arrays, lengths = self._arrays(batch, names, index, first_entry)
+            assert lengths is not None
+            if oc.counter:
+                declared, _ = self._arrays(batch, [oc.counter], index)
+                if not np.array_equal(declared[oc.counter], lengths):
+                    i = int(np.argmax(declared[oc.counter] != lengths))
+                    raise InputError(f"{self.path}: event {first_entry + i}: {oc.counter} says "
+                                     f"{declared[oc.counter][i]} members of {oc.name}, the lists hold "
+                                     f"{int(lengths[i])}")
+            out[oc.name] = CollectionChunk({role: arrays[n] for role, n in oc.columns.items()},
+                                           lengths.astype(np.uint32), {k: arrays[k] for k in oc.jet_branches})
+        return out
 
     def _carried(self, batch, index: dict[str, int]) -> dict[str, Any]:
         if not self.carried:
@@ -562,6 +630,9 @@ class ParquetWriter:
         self.jet_dtypes = {n: info.dtypes.get(n, "float64") for n in info.jet_branches
                            if n not in kept_dtypes and self.wide is None}
         self.counter = info.counter if info.jagged and not self.wide else None
+        # counters of further collections (nMuon): written from their lists' lengths
+        self.other_counters = {c.counter: next(iter(c.columns.values())) for c in info.collections
+                               if c.counter and info.jagged}
         self.carried_names = carried_names(info) if info.format == "parquet" else []
         self.writer: Any = None
         self.schema: Any = None
@@ -599,7 +670,8 @@ class ParquetWriter:
 
     def _present_names(self) -> set[str]:
         jets = self.wide.names() if self.wide else list(self.names.values())
-        return {*jets, *self.kept_dtypes, *self.jet_dtypes, *([self.counter] if self.counter else [])}
+        return {*jets, *self.kept_dtypes, *self.jet_dtypes, *([self.counter] if self.counter else []),
+                *self.other_counters}
 
     def _plain_schema(self, carried: dict[str, Any]) -> Any:
         pa = self.pa
@@ -613,8 +685,8 @@ class ParquetWriter:
         for n in jets:
             t = pa.from_numpy_dtype(np.dtype(extra_dtype[n]) if n in extra_dtype else _jet_dtype(info, n))
             entries.append((n, pa.list_(t) if info.jagged and not self.wide else t))
-        if self.counter:
-            entries.append((self.counter, pa.from_numpy_dtype(np.dtype(info.dtypes.get(self.counter, "uint32")))))
+        for counter in [*([self.counter] if self.counter else []), *self.other_counters]:
+            entries.append((counter, pa.from_numpy_dtype(np.dtype(info.dtypes.get(counter, "uint32")))))
         for n, dt in self.jet_dtypes.items():
             entries.append((n, pa.list_(pa.from_numpy_dtype(np.dtype(dt)))))
         for n, dt in self.kept_dtypes.items():
@@ -648,6 +720,11 @@ class ParquetWriter:
         per_row.update({k: np.asarray(v) for k, v in kept.items() if k in self.kept_dtypes})
         if self.counter and counts is not None:
             per_row[self.counter] = counts
+        for counter, first in self.other_counters.items():
+            if first in carried:
+                import awkward as ak
+
+                per_row[counter] = np.asarray(ak.num(carried[first], axis=1))
         offsets = None
         if self.info.jagged and not self.wide:
             assert counts is not None

@@ -95,7 +95,9 @@ class BoundedCodec(Codec):
         self.context_model = context_model
         self.version = version
         self.context_model_file: str | None = None  # a model not shipped: where worker processes load it
-        self.steps = steps(polar_bounds(self.bounds, representation), self.fourth)
+        polar = polar_bounds(self.bounds, representation)
+        polar.setdefault(self.fourth, polar["pt"])  # PtEtaPhi: its masses are all zero (no 4th symbols)
+        self.steps = steps(polar, self.fourth)
         self._coder: Any = None
         self._legacy: LegacyDecoder | None = None
 
@@ -104,7 +106,8 @@ class BoundedCodec(Codec):
         uses; None for eta and phi in versions 1 and 2, whose steps depended on each chunk's
         largest value."""
         return {r: (s if RELATIVE[r] or self.version >= VERSION else None)
-                for r, s in zip(("pt", "eta", "phi", self.fourth), self.steps)}
+                for r, s in zip(("pt", "eta", "phi", self.fourth), self.steps)
+                if r != self.fourth or len(self.roles) == 4}
 
     @classmethod
     def bound_errors(cls, config: Mapping[str, Any], original: Mapping[str, np.ndarray],
@@ -262,8 +265,11 @@ class BoundedCodec(Codec):
         if counts is not None and int(np.sum(counts, dtype=np.int64)) != n:
             raise ValueError("event counts do not add up to the jets given")
         cols = tuple(np.asarray(columns[r]) for r in roles)
+        bounds = tuple(self.bounds[r] for r in roles)
+        if len(cols) == 3:  # PtEtaPhi: coded with masses of exact zeros (decoded, then left out)
+            cols, bounds = cols + (np.zeros(n, cols[0].dtype),), bounds + (self.bounds["pt"],)
         wide = tuple(c.dtype == np.float64 for c in cols)
-        return self.coder().encode(cols, counts, tuple(self.bounds[r] for r in roles), wide)
+        return self.coder().encode(cols, counts, bounds, wide)
 
     # -- decoding -------------------------------------------------------------------------
     def decode(self, payload: bytes | memoryview, n: int, counts: np.ndarray | None,

@@ -27,9 +27,11 @@ import numpy as np
 from ...errors import InputError
 
 # Roles of each representation the codec bounds (features.REPRESENTATIONS), and of its 4th column
+# (PtEtaPhi, pt, eta and phi only, is coded as PtEtaPhiM with every mass an exact zero: one
+# mass class, no 4th column symbols; the zeros are not written back)
 ROLES = {"EPtEtaPhi": ("pt", "eta", "phi", "E"), "PtEtaPhiM": ("pt", "eta", "phi", "m"),
-         "PxPyPzE": ("px", "py", "pz", "E"), "PxPyPzM": ("px", "py", "pz", "m")}
-FOURTH = {rep: roles[3] for rep, roles in ROLES.items()}
+         "PxPyPzE": ("px", "py", "pz", "E"), "PxPyPzM": ("px", "py", "pz", "m"), "PtEtaPhi": ("pt", "eta", "phi")}
+FOURTH = {rep: roles[3] if len(roles) == 4 else "m" for rep, roles in ROLES.items()}
 CARTESIAN = {"PxPyPzE", "PxPyPzM"}
 # relative bounds: pt, E, mass relative to themselves; px, py relative to pt and pz to |p|
 RELATIVE = {"pt": True, "eta": False, "phi": False, "E": True, "m": True, "px": True, "py": True, "pz": True}
@@ -136,7 +138,7 @@ def parse_error_bound(spec: str | float | Mapping[str, float], representation: s
                                  "phi and E or mass")
             if key in given:
                 raise InputError(f"--error-bound: {'mass' if key == 'm' else key} is given twice")
-            if key not in roles and key in ("E", "m"):
+            if key not in roles and key in ("E", "m") and fourth in roles:
                 raise InputError(f"--error-bound: this table stores {'mass' if fourth == 'm' else 'E'}, "
                                  f"not {'mass' if key == 'm' else 'E'}; bound "
                                  f"{'mass' if fourth == 'm' else 'E'} instead")
