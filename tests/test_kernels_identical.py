@@ -45,13 +45,15 @@ def columns(rep: str, j: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     f32 = {k: v.astype(np.float32) for k, v in cart.items()}
     return {"PtEtaPhiM": dict(j), "EPtEtaPhi": {"E": e.astype(np.float32), "pt": j["pt"], "eta": j["eta"],
                                                 "phi": j["phi"]},
-            "PxPyPzE": {**f32, "E": e.astype(np.float32)}, "PxPyPzM": {**f32, "m": j["m"]}}[rep]
+            "PxPyPzE": {**f32, "E": e.astype(np.float32)}, "PxPyPzM": {**f32, "m": j["m"]},
+            "PtEtaPhi": {"pt": j["pt"], "eta": j["eta"], "phi": j["phi"]}}[rep]
 
 
 # (representation, kind, flat, learned model, bound, jets)
 CASES = [
     ("PtEtaPhiM", "jets", False, False, "1e-3", "events"),
     ("PtEtaPhiM", "jets", True, False, "1e-3", "events"),
+    ("PtEtaPhi", "jets", False, False, "1e-3", "events"),
     ("PtEtaPhiM", "jets", False, False, "5e-4", "adversarial"),
     ("PtEtaPhiM", "jets", True, False, "0.05", "adversarial"),
     ("EPtEtaPhi", "jets", False, False, "1e-5", "events"),
@@ -154,7 +156,7 @@ def test_decoded_bits_as_the_generic_decoder_gives_them(spec_, monkeypatch):
     assert calls.get("decode_chunk", 0) == 0 or calls.get("decode_common", 0) == 0  # no fallback on a good chunk
     head = spec.parse(memoryview(payload), n, "chunk")[0]  # the learned model codes a stream where it pays
     assert spec_[3] or head.learned == 0
-    common = spec_[1] == "jets" and head.learned == 0 and spec_[0] in ("PtEtaPhiM", "EPtEtaPhi")
+    common = spec_[1] == "jets" and head.learned == 0 and spec_[0] in ("PtEtaPhiM", "EPtEtaPhi", "PtEtaPhi")
     assert (calls.get("decode_common", 0) == 1) == common
     generic = coder.decode(payload, n, counts, "chunk", account={})  # accounting: decode_chunk always
     assert calls.get("decode_chunk", 0) == (1 if common else 2)
