@@ -87,13 +87,28 @@ def renorm(x: int, p: int, words: np.ndarray, nw: int) -> tuple:
 
 
 @nb.njit(cache=True, inline="always")
-def put(x: int, out: np.ndarray, o: int, c: int, f: int, p: int) -> tuple[int, int]:
-    """Encode one symbol (start `c`, frequency `f`, total 2^p) onto the state; a word goes to
-    out[o] (branch-free: out[o] is written always, `o` advances only when it is kept)."""
+def put(x: int, out: np.ndarray, o: int, c: int, f: int, p: int) -> tuple:
+    """Encode one symbol (start `c`, frequency `f` >= 1, total 2^p) onto the state; a word goes
+    to out[o] (branch-free: out[o] is written always, `o` advances only when it is kept). The
+    division is unsigned (x and f are positive: the same quotient as ``//``, without the sign
+    fix-ups of Python's floor division)."""
     emit = x >= (f << (32 - p))
     out[o] = x & 0xFFFF
+    xu = np.uint64((x >> 16) if emit else x)
+    fu = np.uint64(f)
+    d = xu // fu
+    return (np.int64(d) << p) + np.int64(xu - d * fu) + c, (o + 1) if emit else o
+
+
+@nb.njit(cache=True, inline="always")
+def put_raw(x: int, out: np.ndarray, o: int, piece: int, b: int) -> tuple:
+    """:func:`put` of `b` raw bits (1 <= b <= 16): start ``piece << (16 - b)``, frequency
+    ``2^(16 - b)``, total 2^16, with shifts and masks for the division by a power of two."""
+    emit = x >= (np.int64(1) << (32 - b))
+    out[o] = x & 0xFFFF
     x = (x >> 16) if emit else x
-    return ((x // f) << p) + (x % f) + c, (o + 1) if emit else o
+    return ((x >> (16 - b)) << 16) + (x & ((np.int64(1) << (16 - b)) - 1)) + (piece << (16 - b)), \
+        (o + 1) if emit else o
 
 
 @nb.njit(cache=True, nogil=True)

@@ -28,7 +28,7 @@ import math
 import numba as nb
 import numpy as np
 
-from ...entropy.kernels import L, even_decode, even_encode, network, put, renorm
+from ...entropy.kernels import L, even_decode, even_encode, network, put, put_raw, renorm
 
 # Stream indices, in the plan's order (streams.PLAN checks it), and their learned slot (-1: none)
 PT_FIRST, PT_DROP, ETA, ETA_REL, PHI_FIRST, PHI_REL, M_CLASS, FOURTH = range(8)
@@ -105,10 +105,11 @@ def unvalue(s: int, v: int, q_prev: int, q_eta_lead: int, q_phi_lead: int, big_q
 
 @nb.njit(cache=True, inline="always")
 def bin_of(thr: np.ndarray, v: int) -> int:
-    """``searchsorted(thr, v, side="right")`` of a short sorted array."""
+    """``searchsorted(thr, v, side="right")`` of a short sorted array: the count of thresholds
+    <= v, without a branch on v (a loop stopping at v's bin mispredicts about once a call)."""
     c = 0
-    while c < len(thr) and thr[c] <= v:
-        c += 1
+    for i in range(len(thr)):
+        c += thr[i] <= v
     return c
 
 
@@ -174,16 +175,29 @@ def reconstruct(kind_e: int, q_pt: int, q_eta: int, q_phi: int, q_4: int, cls: i
     every jet with this same function."""
     log_pt = float(q_pt) * s_pt
     eta = float(q_eta) * s_eta
+    return finish(kind_e, math.exp(log_pt), math.cosh(eta) if kind_e else 1.0, log_pt, eta, q_phi, q_4, cls, s_phi,
+                  s_4)
+
+
+@nb.njit(cache=True, inline="always")
+def finish(kind_e: int, pt: float, cosh_eta: float, log_pt: float, eta: float, q_phi: int, q_4: int, cls: int,
+           s_phi: float, s_4: float) -> tuple[float, float, float, float]:
+    """:func:`reconstruct` given its pt = exp(log_pt) and (E only) cosh(eta), which the loops
+    may have kept: in a window of values of consecutive symbols, NaN until first computed by the
+    same math call of the same argument, so bit for bit the value (the loops write this out: a
+    helper taking the window array would cost its reference counts per jet)."""
     phi = min(max(float(q_phi) * s_phi, -math.pi), math.pi)
-    pt = math.exp(log_pt)
     mag = math.exp(log_pt + float(q_4) * s_4)
     if kind_e:
-        return pt, eta, phi, mag * math.cosh(eta)
+        return pt, eta, phi, mag * cosh_eta
     if cls == 0:
         return pt, eta, phi, mag
     if cls == 1:
         return pt, eta, phi, -mag
     return pt, eta, phi, (0.0 if cls == 2 else -0.0)
+
+
+WINDOW = 1 << 13  # values of exp(q_pt s_pt) and cosh(q_eta s_eta) kept by a loop
 
 
 @nb.njit(cache=True, inline="always")
@@ -235,6 +249,10 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q, xyz):
     q = np.zeros((n, 5), np.int64)
     ok = np.zeros(n, np.bool_)
     s_pt, s_eta, s_phi, s_4 = steps[0], steps[1], steps[2], steps[3]
+    # exp(q_pt s_pt) kept around the first usable jet's q_pt, cosh(q_eta s_eta) around 0 (:func:`finish`)
+    exp_pt = np.full(WINDOW, np.nan)
+    pt_from = np.iinfo(np.int64).max - WINDOW  # (no key reaches it)
+    cosh_eta = np.full(WINDOW if kind_e else 0, np.nan)
     for j in range(n):
         a, b, c, d = float(pt[j]), float(eta[j]), float(phi[j]), float(x4[j])
         if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c) and math.isfinite(d)):
@@ -250,8 +268,16 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q, xyz):
         q_eta = np.rint(b / s_eta)
         q_phi = np.rint(c / s_phi)
         cls = 0
+        ch = 1.0
         if kind_e:
-            q_4 = np.rint((math.log(d) - q_pt * s_pt - math.log(math.cosh(q_eta * s_eta))) / s_4)
+            if -WINDOW // 2 <= q_eta < WINDOW // 2:
+                ch = cosh_eta[np.int64(q_eta) + WINDOW // 2]
+                if ch != ch:
+                    ch = math.cosh(q_eta * s_eta)
+                    cosh_eta[np.int64(q_eta) + WINDOW // 2] = ch
+            else:
+                ch = math.cosh(q_eta * s_eta)
+            q_4 = np.rint((math.log(d) - q_pt * s_pt - math.log(ch)) / s_4)
         elif d != 0.0:
             cls = 0 if d > 0 else 1
             q_4 = np.rint((math.log(abs(d)) - q_pt * s_pt) / s_4)
@@ -260,8 +286,21 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q, xyz):
             q_4 = 0.0
         if not (abs(q_phi) <= big_q and abs(q_4) < 1e15 and abs(q_pt) < 1e15 and abs(q_eta) < 1e15):
             continue
-        rp, re, rf, r4 = reconstruct(kind_e, np.int64(q_pt), np.int64(q_eta), np.int64(q_phi), np.int64(q_4), cls,
-                                     s_pt, s_eta, s_phi, s_4)
+        # reconstruct(kind_e, qp, qe, q_phi, q_4, cls, ...), with exp(log_pt) and cosh(eta) kept: the same
+        # math call of the same argument (float(qe) * s_eta is q_eta * s_eta: q_eta is an integer below 2^53)
+        qp = np.int64(q_pt)
+        if pt_from == np.iinfo(np.int64).max - WINDOW:
+            pt_from = qp - WINDOW // 2
+        log_pt = float(qp) * s_pt
+        if pt_from <= qp < pt_from + WINDOW:
+            rp = exp_pt[qp - pt_from]
+            if rp != rp:
+                rp = math.exp(log_pt)
+                exp_pt[qp - pt_from] = rp
+        else:
+            rp = math.exp(log_pt)
+        rp, re, rf, r4 = finish(kind_e, rp, ch, log_pt, float(np.int64(q_eta)) * s_eta, np.int64(q_phi), np.int64(q_4),
+                                cls, s_phi, s_4)
         if xyz:
             rx, ry, rz = cartesian(rp, re, rf)
             p = math.hypot(a, z)
@@ -279,14 +318,19 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q, xyz):
 
 @nb.njit(cache=True, nogil=True)
 def group_symbols(counts, q, pli, eta_cls, pt_thr, eta_thr, group_base, n_groups):
-    """Every stream's symbols grouped by (stream, static context): (starts (n_groups + 1,),
-    values) with group g = group_base[stream] + context, each group in jet order (what the
-    encoder fits its tables on). One pass computes each symbol's group and value; a stable
-    counting sort by group follows."""
+    """Every stream's symbols with their group (stream, static context): (group (m,) int32, value
+    (m,) int64, in jet order; per group its symbol count, smallest and largest value) with group
+    g = group_base[stream] + context (what the encoder fits its tables on: :func:`histograms`).
+    Jets (not constituents) take :func:`group_jets`."""
     mass, big_q, const = pli[0], pli[1], pli[2]
+    if const == 0:
+        return group_jets(counts, q, mass, big_q, eta_cls, pt_thr, eta_thr, group_base, n_groups)
     n_eta_bins = len(eta_thr) + 1
     group = np.empty(len(q) * N_STREAMS, np.int32)
     found = np.empty(len(q) * N_STREAMS, np.int64)
+    size = np.zeros(n_groups, np.int64)
+    vmin = np.full(n_groups, np.iinfo(np.int64).max, np.int64)
+    vmax = np.full(n_groups, np.iinfo(np.int64).min, np.int64)
     m = 0
     j = 0
     for e in range(len(counts)):
@@ -301,21 +345,83 @@ def group_symbols(counts, q, pli, eta_cls, pt_thr, eta_thr, group_base, n_groups
                 c = context(s, pos, bin_of(eta_cls, q_pt) if s == ETA else 0,
                             bin_of(pt_thr, ref) if needs_pt_bin(s, const) else 0,
                             bin_of(eta_thr, abs(q_eta)) if s == FOURTH else 0, n_eta_bins, const)
-                group[m] = group_base[s] + c
-                found[m] = value(s, q_pt, q_prev, q_eta, q[lead, 1], q[j, 2], q[lead, 2], q[j, 3], q[j, 4], big_q)
+                g = group_base[s] + c
+                v = value(s, q_pt, q_prev, q_eta, q[lead, 1], q[j, 2], q[lead, 2], q[j, 3], q[j, 4], big_q)
+                group[m] = g
+                found[m] = v
+                vmin[g] = min(vmin[g], v)
+                vmax[g] = max(vmax[g], v)
+                size[g] += 1
                 m += 1
             j += 1
-    starts = np.zeros(n_groups + 1, np.int64)
-    for i in range(m):
-        starts[group[i] + 1] += 1
     for g in range(n_groups):
-        starts[g + 1] += starts[g]
-    fill = starts[:n_groups].copy()
-    values = np.empty(m, np.int64)
-    for i in range(m):
-        values[fill[group[i]]] = found[i]
-        fill[group[i]] += 1
-    return starts, values
+        if size[g] == 0:
+            vmin[g] = 0
+            vmax[g] = 0
+    return group[:m], found[:m], size, vmin, vmax
+
+
+@nb.njit(cache=True, nogil=True)
+def group_jets(counts, q, mass, big_q, eta_cls, pt_thr, eta_thr, group_base, n_groups):
+    """:func:`group_symbols` of a table of jets, in straight-line code per jet (the plan's
+    streams of jets, written out: pt, eta, phi, mass class, E or mass)."""
+    n_eta_bins = len(eta_thr) + 1
+    group = np.empty(len(q) * N_STREAMS, np.int32)
+    found = np.empty(len(q) * N_STREAMS, np.int64)
+    size = np.zeros(n_groups, np.int64)
+    vmin = np.full(n_groups, np.iinfo(np.int64).max, np.int64)
+    vmax = np.full(n_groups, np.iinfo(np.int64).min, np.int64)
+    m = 0
+    j = 0
+    q_prev = 0
+    for e in range(len(counts)):
+        lead = j
+        for pos in range(counts[e]):
+            q_pt, q_eta, q_phi, cls, q_4 = q[j, 0], q[j, 1], q[j, 2], q[j, 3], q[j, 4]
+            for c in range(5):
+                if c == 0:
+                    g = group_base[PT_FIRST] if pos == 0 else group_base[PT_DROP] + min(pos, 2) - 1
+                    v = q_pt if pos == 0 else q_prev - q_pt
+                elif c == 1:
+                    g = group_base[ETA] + bin_of(eta_cls, q_pt)
+                    v = q_eta
+                elif c == 2:
+                    g = group_base[PHI_FIRST] if pos == 0 else group_base[PHI_REL] + min(pos, 2) - 1
+                    v = q_phi if pos == 0 else value(PHI_REL, 0, 0, 0, 0, q_phi, q[lead, 2], 0, 0, big_q)
+                elif c == 3:
+                    if mass == 0:
+                        continue
+                    g = group_base[M_CLASS]
+                    v = cls
+                else:
+                    if cls >= 2:
+                        continue
+                    g = group_base[FOURTH] + bin_of(pt_thr, q_pt) * n_eta_bins + bin_of(eta_thr, abs(q_eta))
+                    v = q_4
+                group[m] = g
+                found[m] = v
+                vmin[g] = min(vmin[g], v)
+                vmax[g] = max(vmax[g], v)
+                size[g] += 1
+                m += 1
+            q_prev = q_pt
+            j += 1
+    for g in range(n_groups):
+        if size[g] == 0:
+            vmin[g] = 0
+            vmax[g] = 0
+    return group[:m], found[:m], size, vmin, vmax
+
+
+@nb.njit(cache=True, nogil=True)
+def histograms(group, found, shift, lo, hbase):
+    """Per group g, the histogram of ``(v >> shift[g]) - lo[g]`` over its values v, at
+    hist[hbase[g]:hbase[g + 1]] (int64): ``np.bincount`` of each group's values, in one pass."""
+    hist = np.zeros(hbase[-1], np.int64)
+    for i in range(len(group)):
+        g = group[i]
+        hist[hbase[g] + (found[i] >> shift[g]) - lo[g]] += 1
+    return hist
 
 
 @nb.njit(cache=True, nogil=True)
@@ -366,9 +472,12 @@ def encode_chunk(counts, q, pli, eta_cls, pt_thr, eta_thr, shift, prec, offset, 
                  learned, dims, thr, coded, coded_base):
     """The rANS words of a chunk (what :func:`decode_chunk` reads): every symbol in the reverse of
     the decoder's order; a learned stream s's symbols use coded[coded_base[s]:...] from
-    :func:`learned_pass`."""
+    :func:`learned_pass`. A table of jets in static tables only takes :func:`encode_jets`."""
     n = len(q)
     mass, big_q, const = pli[0], pli[1], pli[2]
+    if const == 0 and not learned.any():
+        return encode_jets(counts, q, mass, big_q, eta_cls, pt_thr, eta_thr, shift, prec, offset, fbase, freq, cum,
+                           base)
     n_eta_bins = len(eta_thr) + 1
     out = np.zeros(1024 + 8 * n, np.uint16)
     o = 0
@@ -425,7 +534,7 @@ def encode_chunk(counts, q, pli, eta_cls, pt_thr, eta_thr, shift, prec, offset, 
                     for i in range((k + 15) // 16 - 1, -1, -1):
                         b = min(16, k - 16 * i)
                         piece = (v >> (16 * i)) & ((1 << b) - 1)
-                        x, o = put(x, out, o, piece << (16 - b), np.int64(1) << (16 - b), 16)
+                        x, o = put_raw(x, out, o, piece, b)
                     if prec[t] > 0:
                         i = fbase[t] + (v >> k) - offset[t]
                         x, o = put(x, out, o, np.int64(cum[i]), np.int64(freq[i]), prec[t])
@@ -433,6 +542,63 @@ def encode_chunk(counts, q, pli, eta_cls, pt_thr, eta_thr, shift, prec, offset, 
                     cf = coded[nxt[s]]
                     nxt[s] -= 1
                     x, o = put(x, out, o, cf >> 17, cf & 0x1FFFF, 16)
+    if o + 2 > len(out):
+        bigger = np.zeros(o + 2, np.uint16)
+        bigger[:o] = out[:o]
+        out = bigger
+    out[o] = x & 0xFFFF
+    out[o + 1] = x >> 16
+    return out[:o + 2][::-1].copy()
+
+
+@nb.njit(cache=True, nogil=True)
+def encode_jets(counts, q, mass, big_q, eta_cls, pt_thr, eta_thr, shift, prec, offset, fbase, freq, cum, base):
+    """:func:`encode_chunk` of a table of jets in static tables only, in straight-line code per
+    jet (the streams of jets written out, in reverse: E or mass, mass class, phi, eta, pt)."""
+    n = len(q)
+    n_eta_bins = len(eta_thr) + 1
+    out = np.zeros(1024 + 8 * n, np.uint16)
+    o = 0
+    x = np.int64(L)
+    starts = np.zeros(len(counts) + 1, np.int64)
+    for e in range(len(counts)):
+        starts[e + 1] = starts[e] + counts[e]
+    for e in range(len(counts) - 1, -1, -1):
+        lead = starts[e]
+        for pos in range(counts[e] - 1, -1, -1):
+            j = lead + pos
+            if o + 64 > len(out):
+                bigger = np.zeros(2 * len(out), np.uint16)
+                bigger[:o] = out[:o]
+                out = bigger
+            q_pt, q_eta, q_phi, cls, q_4 = q[j, 0], q[j, 1], q[j, 2], q[j, 3], q[j, 4]
+            for c in range(4, -1, -1):  # E or mass, mass class, phi, eta, pt
+                if c == 4:
+                    if cls >= 2:
+                        continue
+                    t = base[FOURTH] + bin_of(pt_thr, q_pt) * n_eta_bins + bin_of(eta_thr, abs(q_eta))
+                    v = q_4
+                elif c == 3:
+                    if mass == 0:
+                        continue
+                    t = base[M_CLASS]
+                    v = cls
+                elif c == 2:
+                    t = base[PHI_FIRST] if pos == 0 else base[PHI_REL] + min(pos, 2) - 1
+                    v = q_phi if pos == 0 else value(PHI_REL, 0, 0, 0, 0, q_phi, q[lead, 2], 0, 0, big_q)
+                elif c == 1:
+                    t = base[ETA] + bin_of(eta_cls, q_pt)
+                    v = q_eta
+                else:
+                    t = base[PT_FIRST] if pos == 0 else base[PT_DROP] + min(pos, 2) - 1
+                    v = q_pt if pos == 0 else q[j - 1, 0] - q_pt
+                k = shift[t]  # raw low bits (highest piece first), then the high part
+                for i in range((k + 15) // 16 - 1, -1, -1):
+                    b = min(16, k - 16 * i)
+                    x, o = put_raw(x, out, o, (v >> (16 * i)) & ((1 << b) - 1), b)
+                if prec[t] > 0:
+                    i = fbase[t] + (v >> k) - offset[t]
+                    x, o = put(x, out, o, np.int64(cum[i]), np.int64(freq[i]), prec[t])
     if o + 2 > len(out):
         bigger = np.zeros(o + 2, np.uint16)
         bigger[:o] = out[:o]
@@ -620,3 +786,203 @@ def decode_chunk(words, counts, flat, shift, prec, offset, fbase, lbase, freq, c
                 out_pt[j], out_eta[j], out_phi[j], out_4[j] = a, b_, c_, d
             j += 1
     return OK, x, p, acct
+
+
+# -- decoding, the common case -------------------------------------------------------------------------
+#
+# A chunk of jets (not constituents) in (pt, eta, phi, E or mass) with every stream in static
+# tables, decoded without accounting: the same symbols, values and checks as decode_chunk, in
+# straight-line code per jet (no loop over the plan's streams), with each table's fields in one
+# row, the slot lookup in bytes for tables of at most 256 values (half the cache), a frequency
+# and its start in one word, and exp(q_pt s_pt) (E's cosh(q_eta s_eta)) kept in a window of
+# values filled on first use by the same math.exp (math.cosh) of the same argument: bit for bit
+# reconstruct()'s. Any status other than OK makes the caller decode the chunk again with
+# decode_chunk, which names the first fault as it always did.
+
+@nb.njit(cache=True, nogil=True)
+def common_tables(prec, shift, offset, fbase, lbase, freq, cum, lut):
+    """The chunk's static tables as :func:`decode_common` reads them: (rows (T, 4): slot
+    lookup start, frequency start, precision | shift << 8 | narrow << 16, offset; slot lookups
+    of narrow tables (uint8), of the others (uint16); frequency | start << 32 per value). A
+    table of one value (precision 0) gets one slot of frequency 1 (x is kept, as no symbol
+    coded)."""
+    n_t = len(prec)
+    rows = np.zeros((n_t, 4), np.int64)
+    alphabet = np.ones(n_t, np.int64)
+    n8 = 0
+    n16 = 0
+    nf = 0
+    for t in range(n_t):
+        if prec[t] > 0:
+            alphabet[t] = (fbase[t + 1] if t + 1 < n_t else len(freq)) - fbase[t]
+        slots = np.int64(1) << prec[t]
+        if alphabet[t] <= 256:
+            n8 += slots
+        else:
+            n16 += slots
+        nf += alphabet[t]
+    lut8 = np.zeros(n8, np.uint8)
+    lut16 = np.zeros(n16, np.uint16)
+    fcum = np.zeros(nf, np.int64)
+    o8 = 0
+    o16 = 0
+    of = 0
+    for t in range(n_t):
+        pr = prec[t]
+        narrow = alphabet[t] <= 256
+        rows[t, 0] = o8 if narrow else o16
+        rows[t, 1] = of
+        rows[t, 2] = pr | (shift[t] << 8) | (np.int64(narrow) << 16)
+        rows[t, 3] = offset[t]
+        if pr == 0:
+            fcum[of] = 1
+        else:
+            for v in range(alphabet[t]):
+                fcum[of + v] = np.int64(freq[fbase[t] + v]) | (np.int64(cum[fbase[t] + v]) << 32)
+            for r in range(1 << pr):
+                if narrow:
+                    lut8[o8 + r] = lut[lbase[t] + r]
+                else:
+                    lut16[o16 + r] = lut[lbase[t] + r]
+        if narrow:
+            o8 += np.int64(1) << pr
+        else:
+            o16 += np.int64(1) << pr
+        of += alphabet[t]
+    return rows, lut8, lut16, fcum
+
+
+@nb.njit(cache=True, nogil=True)
+def decode_common(words, counts, rows, lut8, lut16, fcum, base, mass, big_q, eta_cls, pt_thr, eta_thr, steps, kind_e,
+                  ex_index, ex_values, out_pt, out_eta, out_phi, out_4):
+    """:func:`decode_chunk` of a chunk of the common case (tables of :func:`common_tables`):
+    (status, final state, words read)."""
+    nw = len(words)
+    if nw < 2:
+        return OK, 0, 0
+    x = (np.int64(words[0]) << 16) | np.int64(words[1])
+    p = 2
+    n_eta_bins = len(eta_thr) + 1
+    two_q = 2 * big_q
+    s_pt, s_eta, s_phi, s_4 = steps[0], steps[1], steps[2], steps[3]
+    # the windows of kept values: q_pt from a quarter below the first jets' table's, q_eta around 0
+    exp_pt = np.full(WINDOW, np.nan)
+    t = base[PT_FIRST]
+    pt_from = (rows[t, 3] << ((rows[t, 2] >> 8) & 0xFF)) - WINDOW // 4
+    cosh_eta = np.full(WINDOW if kind_e else 0, np.nan)
+    vi = 0
+    j = 0
+    q_prev = 0
+    q_lead_phi = 0
+    for e in range(len(counts)):
+        for pos in range(counts[e]):
+            q_pt = 0
+            q_eta = 0
+            q_phi = 0
+            cls = 0
+            q_4 = 0
+            for c in range(5):  # pt, eta, phi, mass class, E or mass: decode_chunk's streams
+                if c == 0:
+                    t = base[PT_FIRST] if pos == 0 else base[PT_DROP] + min(pos, 2) - 1
+                elif c == 1:
+                    t = base[ETA] + bin_of(eta_cls, q_pt)
+                elif c == 2:
+                    t = base[PHI_FIRST] if pos == 0 else base[PHI_REL] + min(pos, 2) - 1
+                elif c == 3:
+                    if mass == 0:
+                        continue
+                    t = base[M_CLASS]
+                else:
+                    if cls >= 2:
+                        continue
+                    t = base[FOURTH] + bin_of(pt_thr, q_pt) * n_eta_bins + bin_of(eta_thr, abs(q_eta))
+                # the symbol of static table t: its high part, then its raw low bits
+                packed = rows[t, 2]
+                pr = packed & 0xFF
+                k = (packed >> 8) & 0xFF
+                r = x & ((1 << pr) - 1)
+                hi = np.int64(lut8[rows[t, 0] + r]) if (packed >> 16) & 1 else np.int64(lut16[rows[t, 0] + r])
+                fc = fcum[rows[t, 1] + hi]
+                x = (fc & 0xFFFFFFFF) * (x >> pr) + r - (fc >> 32)
+                w = np.int64(words[min(p, nw - 1)])
+                low = x < L
+                x = ((x << 16) | w) if low else x
+                p = (p + 1) if low else p
+                b = min(16, k)  # the first piece of raw bits always (0 bits: x is kept, no word read)
+                r = x & 0xFFFF
+                x = ((x >> 16) << (16 - b)) | (r & ((1 << (16 - b)) - 1))
+                w = np.int64(words[min(p, nw - 1)])
+                low = x < L
+                x = ((x << 16) | w) if low else x
+                p = (p + 1) if low else p
+                lo = r >> (16 - b)
+                done = b
+                while done < k:
+                    b = min(16, k - done)
+                    r = x & 0xFFFF
+                    x = ((x >> 16) << (16 - b)) | (r & ((1 << (16 - b)) - 1))
+                    w = np.int64(words[min(p, nw - 1)])
+                    low = x < L
+                    x = ((x << 16) | w) if low else x
+                    p = (p + 1) if low else p
+                    lo |= (r >> (16 - b)) << done
+                    done += b
+                v = ((rows[t, 3] + hi) << k) | lo
+                if c == 0:
+                    q_pt = v if pos == 0 else q_prev - v
+                elif c == 1:
+                    q_eta = v
+                elif c == 2:
+                    if pos == 0:
+                        if not -big_q <= v <= big_q:
+                            return BAD_PHI, x, p
+                        q_phi = v
+                        q_lead_phi = v
+                    else:
+                        if not 0 <= v <= two_q:
+                            return BAD_PHI_REL, x, p
+                        r = q_lead_phi + v
+                        q_phi = r - two_q - 1 if r > big_q else r
+                elif c == 3:
+                    if not 0 <= v <= 3:
+                        return BAD_CLASS, x, p
+                    cls = v
+                else:
+                    q_4 = v
+            q_prev = q_pt
+            if vi < len(ex_index) and ex_index[vi] == j:  # a jet stored verbatim (its symbols are placeholders)
+                out_pt[j], out_eta[j], out_phi[j], out_4[j] = ex_values[vi, 0], ex_values[vi, 1], \
+                    ex_values[vi, 2], ex_values[vi, 3]
+                vi += 1
+                j += 1
+                continue
+            # reconstruct(), with exp(log_pt) and cosh(eta) kept (:func:`finish`)
+            log_pt = float(q_pt) * s_pt
+            eta = float(q_eta) * s_eta
+            if pt_from <= q_pt < pt_from + WINDOW:
+                pt = exp_pt[q_pt - pt_from]
+                if pt != pt:
+                    pt = math.exp(log_pt)
+                    exp_pt[q_pt - pt_from] = pt
+            else:
+                pt = math.exp(log_pt)
+            ch = 1.0
+            if kind_e:
+                if -WINDOW // 2 <= q_eta < WINDOW // 2:
+                    ch = cosh_eta[q_eta + WINDOW // 2]
+                    if ch != ch:
+                        ch = math.cosh(eta)
+                        cosh_eta[q_eta + WINDOW // 2] = ch
+                else:
+                    ch = math.cosh(eta)
+            pt, eta, phi, d = finish(kind_e, pt, ch, log_pt, eta, q_phi, q_4, cls, s_phi, s_4)
+            a32, b32, d32 = np.float32(pt), np.float32(eta), np.float32(d)
+            if not (math.isfinite(a32) and a32 > 0):
+                return BAD_PT, x, p
+            if not abs(b32) <= MAX_ABS + 1:
+                return BAD_ETA, x, p
+            if not math.isfinite(d32) or (d32 <= 0 if (kind_e or cls == 0) else (d32 >= 0 if cls == 1 else d32 != 0)):
+                return BAD_FOURTH, x, p
+            out_pt[j], out_eta[j], out_phi[j], out_4[j] = pt, eta, phi, d
+            j += 1
+    return OK, x, p

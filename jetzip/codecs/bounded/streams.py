@@ -112,19 +112,33 @@ def _estimate_bits(hist: np.ndarray, n: int, shift: int) -> float:
 
 def fit_table(values: np.ndarray) -> Table:
     """The table that codes `values` (int64) in the fewest estimated bits: the smallest shift
-    whose alphabet fits the precision, coarsened by pairs of bins while that pays."""
+    whose alphabet fits the precision (:func:`first_shift`), coarsened by pairs of bins while
+    that pays (:func:`fit_histogram`)."""
     v = np.asarray(values, np.int64)
     n = len(v)
+    if n == 0:
+        return fit_histogram(np.zeros(0, np.int64), 0, 0, 0)
+    k, lo = first_shift(int(v.min()), int(v.max()), n)
+    return fit_histogram(np.bincount((v >> k) - lo).astype(np.int64), n, k, lo)
+
+
+def first_shift(vmin: int, vmax: int, n: int) -> tuple[int, int]:
+    """(k, lo): the smallest shift k at which `n` values in [vmin, vmax] span fewer high parts
+    than the precision's slots, and the lowest high part ``vmin >> k``."""
+    cap = 1 << precision_for(n)
+    k = 0
+    while (vmax >> k) - (vmin >> k) >= cap:
+        k += 1
+    return k, vmin >> k
+
+
+def fit_histogram(hist: np.ndarray, n: int, k: int, lo: int) -> Table:
+    """:func:`fit_table` of `n` values given the histogram (int64) of their high parts
+    ``(v >> k) - lo`` at :func:`first_shift`'s (k, lo): ``np.bincount`` of them."""
     if n == 0:
         return Table(0, 0, 0, np.zeros(0, np.int64), 8.0 * TABLE.size)
     prec = precision_for(n)
     cap = 1 << prec
-    vmin, vmax = int(v.min()), int(v.max())
-    k = 0
-    while (vmax >> k) - (vmin >> k) >= cap:
-        k += 1
-    lo = vmin >> k
-    hist = np.bincount((v >> k) - lo).astype(np.int64)
     best = (_estimate_bits(hist, n, k), k, lo, hist)
     worse = 0
     while len(hist) > 1 and worse < 2:  # the cost is close to convex in k
@@ -150,6 +164,22 @@ def fit_table(values: np.ndarray) -> Table:
     coded = float((hist[nz] * (prec - np.log2(freq[nz]))).sum())
     return Table(k, prec, lo, freq, coded + n * k + 8.0 * TABLE.size + 14.0 * int(nz.sum())
                  + 0.5 * int((~nz).sum()))
+
+
+def group_histograms(counts: np.ndarray, q: np.ndarray, pli: np.ndarray, classes: np.ndarray, pt_thr: np.ndarray,
+                     eta_thr: np.ndarray, group_base: np.ndarray
+                     ) -> tuple[np.ndarray, list[int], list[int], np.ndarray, np.ndarray]:
+    """What :func:`fit_histogram` takes for every group (stream, static context) of a chunk's
+    symbols (:func:`.kernels.group_symbols`): (symbols per group, :func:`first_shift`'s k and lo
+    per group, where each group's histogram starts (n_groups + 1,), the histograms)."""
+    n_groups = int(group_base[-1])
+    group, found, size, vmin, vmax = K.group_symbols(counts, q, pli, classes, pt_thr, eta_thr, group_base, n_groups)
+    firsts = [first_shift(int(vmin[g]), int(vmax[g]), int(size[g])) if size[g] else (0, 0) for g in range(n_groups)]
+    shift, lo = [k for k, _ in firsts], [b for _, b in firsts]
+    bins = [((int(vmax[g]) >> shift[g]) - lo[g] + 1) if size[g] else 0 for g in range(n_groups)]
+    hbase = np.concatenate([[0], np.cumsum(bins)]).astype(np.int64)
+    hist = K.histograms(group, found, np.array(shift, np.int64), np.array(lo, np.int64), hbase)
+    return size, shift, lo, hbase, hist
 
 
 def pack_tables(tables: list[Table]) -> Tables:
@@ -235,16 +265,16 @@ class Coder:
         static = table_counts(self.mass, grid, eta_classes, 0, self.kind)
         _, _, classes, pt_thr, eta_thr = self.plan(grid, eta_classes, static, 0)
         group_base = np.concatenate([[0], np.cumsum(static)]).astype(np.int64)
-        starts, values = K.group_symbols(cnt, q, self.pli, classes, pt_thr, eta_thr, group_base, int(group_base[-1]))
+        size, shift0, lo, hbase, hist = group_histograms(cnt, q, self.pli, classes, pt_thr, eta_thr, group_base)
         tables: list[list[Table]] = []
         learned = 0
         coded: list[np.ndarray] = [np.zeros(0, np.int64)] * len(PLAN)
         for s in range(len(PLAN)):
             groups = range(int(group_base[s]), int(group_base[s + 1]))
-            own = [fit_table(values[starts[g]:starts[g + 1]]) for g in groups]
+            own = [fit_histogram(hist[hbase[g]:hbase[g + 1]], int(size[g]), shift0[g], lo[g]) for g in groups]
             tables.append(own)
             slot = int(K.LEARNED_SLOT[s])
-            if slot < 0 or not self.usable[slot] or not any(starts[g + 1] > starts[g] for g in groups):
+            if slot < 0 or not self.usable[slot] or not any(size[g] > 0 for g in groups):
                 continue
             bits, codes, escaped = K.learned_pass(s, cnt, flat, q, self.pli, self.plf, *self.model.network_args(),
                                                   self.model.thr)
@@ -292,16 +322,39 @@ class Coder:
         base, flags, classes, pt_thr, eta_thr = self.plan(head.grid, head.eta_classes, counts_of, head.learned)
         cnt = np.ones(n, np.int64) if counts is None else np.asarray(counts, np.int64)
         out = tuple(np.empty(n) for _ in range(4))
+        arrays = tables.arrays()
+        index, vals = np.array(index, np.int64), np.array(vals, np.float64).reshape(-1, 4)
+        if self.common(head.learned) and account is None and self._decode_common(
+                words, cnt, arrays, (base, classes, pt_thr, eta_thr), index, vals, out):
+            return out
         status, x, read, acct = K.decode_chunk(
-            words, cnt, counts is None, *tables.arrays(), base, flags, self.pli, self.plf, np.array(self.steps),
+            words, cnt, counts is None, *arrays, base, flags, self.pli, self.plf, np.array(self.steps),
             int(not self.mass), classes, pt_thr, eta_thr, *self.model.network_args(), self.model.keep, self.model.thr,
-            np.array(index, np.int64), np.array(vals, np.float64).reshape(-1, 4), *out, account is not None)
+            index, vals, *out, account is not None)
         refuse_unless(status == K.OK, where, STATUS.get(int(status), "the entropy-coded stream is corrupted"))
         refuse_unless(x == 1 << 16 and read == len(words), where, "the entropy-coded stream is corrupted "
                       "(it does not end where it should)")
         if account is not None:
             self._account(account, acct, tables, counts_of)
         return out
+
+    def common(self, learned: int) -> bool:
+        """Whether chunks of this coder with these learned streams take the common case's
+        decoder (:func:`.kernels.decode_common`): jets (not constituents) in (pt, eta, phi, E or
+        mass), every stream in static tables."""
+        return learned == 0 and self.kind == "jets" and not self.pli[3]
+
+    def _decode_common(self, words: np.ndarray, cnt: np.ndarray, arrays: tuple[np.ndarray, ...],
+                       plan: tuple[np.ndarray, ...], index: np.ndarray, vals: np.ndarray,
+                       out: tuple[np.ndarray, ...]) -> bool:
+        """Decode a chunk of the common case into `out`: True where it decoded cleanly (any fault
+        leaves it to :func:`.kernels.decode_chunk`, which names the first one)."""
+        shift, prec, offset, fbase, lbase, freq, cum, lut = arrays
+        base, classes, pt_thr, eta_thr = plan
+        common = K.common_tables(prec, shift, offset, fbase, lbase, freq, cum, lut)
+        status, x, read = K.decode_common(words, cnt, *common, base, int(self.mass), self.q, classes, pt_thr, eta_thr,
+                                          np.array(self.steps), int(not self.mass), index, vals, *out)
+        return bool(status == K.OK and x == 1 << 16 and read == len(words))
 
     @staticmethod
     def _account(account: dict[str, float], acct: np.ndarray, tables: Tables, counts_of: list[int]) -> None:
