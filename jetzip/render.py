@@ -79,7 +79,7 @@ def print_inspect(info: dict[str, Any], console) -> None:
     chosen = (h.get("notes") or {}).get("coded_or_carried") or []
     if chosen:  # --collection all: collections smaller carried than coded (jetzip.choose)
         rows.append(("carried, not coded", _names([str(line).partition(":")[0] for line in chosen])
-                     + " (smaller losslessly than coded at this bound)"))
+                     + " (why: --json, header.notes.coded_or_carried)"))
     if info.get("verified"):
         parts = info.get("bytes_by_part")
         if parts:
