@@ -278,8 +278,8 @@ def choose_collections(names: list[str], *, where: str, columns: Mapping[str, st
         fours = [c for c in got if not c.three_vector]
         if not fours:  # pt, eta and phi only: the error that says so
             choose_collection(names, where=where, collection=wanted[0])
-        first = fours[0]  # a four-vector collection first (TrigObj,Jet is Jet,TrigObj)
-        return [first] + [c for c in got if c is not first]
+        lead = fours[0]  # a four-vector collection first (TrigObj,Jet is Jet,TrigObj)
+        return [lead] + [c for c in got if c is not lead]
     elif collection is not None:
         if collection.strip().startswith("-"):
             raise InputError(f"--collection {collection!r}: to leave collections out, write all,{collection.strip()}")
