@@ -212,7 +212,7 @@ def _event_file(path, **lists):
                 for k, v in lists.items()}
     with uproot.recreate(path) as f:
         tree = f.mktree("Events", {k: "var * float32" for k in branches},
-                        counter_name=lambda name: "n" + name.split("_")[0])
+                        counter_name=lambda name: "n" + name.split("_")[0] + ("X" if name.endswith("_x") else ""))
         tree.extend(branches)
 
 
@@ -237,12 +237,14 @@ def test_collection_all_carries_what_it_cannot_code(tmp_path):
     _event_file(src, Jet_pt=lists(jets, 20, 300), Jet_eta=lists(jets, -2, 2), Jet_phi=lists(jets, -3, 3),
                 Jet_mass=lists(jets, 5, 20), TrigObj_pt=pt, TrigObj_eta=lists(trig, -2, 2),
                 TrigObj_phi=lists(trig, -3, 3), Muon_pt=lists(trig, 10, 100), Muon_eta=lists(trig, -2, 2),
-                Muon_phi=lists(trig, -3, 3), Muon_mass=[[0.105] * k for k in trig])
+                Muon_phi=lists(trig, -3, 3), Muon_mass=[[0.105] * k for k in trig],
+                Muon_x=lists([k + 1 for k in trig], 0, 1))  # a Muon_ list of other lengths (nMuonX)
     rep = jetzip.compress(src, tmp_path / "a.aez", error_bound="1e-3", collection="all")
     assert any(line.startswith("TrigObj:") and "NaN" in line for line in rep["carried_not_coded"])
     jetzip.decompress(tmp_path / "a.aez", tmp_path / "back.root")
     orig, back = uproot.open(src)["Events"], uproot.open(tmp_path / "back.root")["Events"]
     assert ak.array_equal(orig["TrigObj_pt"].array(), back["TrigObj_pt"].array(), equal_nan=True)
+    assert ak.array_equal(orig["Muon_x"].array(), back["Muon_x"].array()) and back.keys() == orig.keys()
     assert jetzip.evaluate(src, tmp_path / "a.aez")["all_within_bounds"]
     # --keep-branches: only the collections the patterns leave in
     jetzip.compress(src, tmp_path / "k.aez", error_bound="1e-3", collection="all", keep_branches=["Jet_*"])
@@ -251,7 +253,9 @@ def test_collection_all_carries_what_it_cannot_code(tmp_path):
                          ("all,Jet", "give 'all'"), ("-Muon", "write all,-Muon")]:
         with pytest.raises(jetzip.InputError, match=message):
             jetzip.compress(src, tmp_path / "x.aez", error_bound="1e-3", collection=bad)
-    jetzip.compress(src, tmp_path / "t.aez", error_bound="1e-3", collection="Muon,Jet")
+    with pytest.raises(jetzip.InputError, match="--drop-branches Muon_x"):  # named: coded, its lists checked
+        jetzip.compress(src, tmp_path / "t.aez", error_bound="1e-3", collection="Muon,Jet")
+    jetzip.compress(src, tmp_path / "t.aez", error_bound="1e-3", collection="Muon,Jet", drop_branches=["Muon_x"])
     assert [c["name"] for c in jetzip.inspect(tmp_path / "t.aez")["tables"][0]["collections"]] == ["Muon", "Jet"]
     with pytest.raises(jetzip.InputError, match="not both"):
         jetzip.compress(src, tmp_path / "x.aez", error_bound="1e-3", collection="all",
