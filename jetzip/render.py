@@ -101,7 +101,8 @@ def print_inspect(info: dict[str, Any], console) -> None:
             colls = "; ".join(f"{c['name'] or 'jets'} ({c['codec']}) {c['jets']} in {_fmt_bytes(c['bytes'])}"
                               + (f", {c['bytes'] / c['jets']:.2f} B each" if c["jets"] else "")
                               for c in table.get("collections") or [])
-            rows.append((f"table {table.get('name')}", f"{table.get('entries')} entries; " + (colls or "no jets")
+            name = table.get("name") or "of the file"  # Parquet and CSV tables have no name
+            rows.append((f"table {name}", f"{table.get('entries')} entries; " + (colls or "no jets")
                          + f"; {table.get('carried_branches', 0)} carried branches in "
                          + _fmt_bytes(table.get("carried_bytes", 0))))
         streams = info.get("stream_bytes")
