@@ -241,6 +241,7 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     options = dict(tree=tree, columns=columns, preset=preset, units=units, keep_branches=keep_branches,
                    drop_branches=drop_branches, threads=threads)
     source = open_file(input, collection=collection, **options)
+    _check_left_out(source, collection)
     chosen: list[str] = []
     if source.format in ("root", "parquet") and every_but(collection)[0] and not columns:
         # --collection all: a collection whose coding costs more than carrying it is carried
@@ -287,6 +288,11 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
         side: dict[str, bytes] = {}
         for c in codecs:
             side.update(c.side_records())
+        if error_bound is None:  # the network never saw muons or particles
+            for name in dict.fromkeys(coll.name for t in source.tables for coll in t.info.all_collections()
+                                      if coll.name and not is_jet_name(coll.name)):
+                warn(f"{name}: the latent codec's network is trained on jets; {name} comes back with larger "
+                     "errors (its mass above all): use --error-bound to bound every value")
         input_bytes = os.path.getsize(input) if os.path.isfile(input) else None
         header = Header([c.get_config() for c in codecs], specs, chunk_jets,
                         {"file": os.path.basename(str(input)), "format": source.format,
@@ -348,6 +354,26 @@ def compress(input: str | os.PathLike, output: str | os.PathLike, *,
     if not codec.mass_usable(codec.get_config()):
         warn(MASS_WARNING)
     return report
+
+
+def _check_left_out(source: Any, collection: str | None) -> None:
+    """``--collection all,-NAME``: every NAME is a collection of the file (a typo would code it).
+
+    Raises:
+        InputError: naming the names that are no collection.
+    """
+    from .tables.layouts import find_collections
+
+    every, but = every_but(collection)
+    if not every or not but:
+        return
+    known = {name for t in source.tables for name, c in find_collections(t.info.branch_order).items()
+             if len({"pt", "eta", "phi", "px", "py", "pz"} & set(c.columns)) >= 3}
+    unknown = sorted(but - known)
+    if unknown:
+        source.close()
+        raise InputError(f"--collection {collection}: no collection {', '.join(unknown)} to leave out; "
+                         f"the file's: {', '.join(sorted(n for n in known if n)) or 'none'}")
 
 
 def _carry_where_smaller(source: Any, input: Any, collection: str | None, options: dict, error_bound: Any,
@@ -424,11 +450,12 @@ def _encode_table(t_index: int, spec: TableSpec, codecs: list[Codec], chunks: It
     colls = info.all_collections()
     invalid: dict[str, int] = {}
     first_invalid = ""
+    further = ""  # a further collection holding the first invalid member
     dropped = 0
 
     def checked(chunk: JetChunk) -> JetChunk | None:
         """Reader thread: the codecs' checks; None for a chunk that is not written."""
-        nonlocal dropped, first_invalid
+        nonlocal dropped, first_invalid, further
         for c, (coll, codec) in enumerate(zip(colls, codecs)):
             part = chunk if c == 0 else chunk.others[coll.name]
             bad, reasons = codec.invalid(part.columns)
@@ -440,6 +467,7 @@ def _encode_table(t_index: int, spec: TableSpec, codecs: list[Codec], chunks: It
                 if not first_invalid:
                     first_invalid = describe_jet(info, chunk, int(np.argmax(bad))) if c == 0 else \
                         f"{coll.name} member {int(np.argmax(bad))} of entries from {chunk.first_entry}"
+                    further = coll.name if c else ""
                 continue
             dropped += int(bad.sum())
             if c == 0:
@@ -469,7 +497,8 @@ def _encode_table(t_index: int, spec: TableSpec, codecs: list[Codec], chunks: It
             f"{info.file}: {sum(invalid.values())} jet(s) cannot be encoded ("
             + ", ".join(f"{k} {r}" for r, k in invalid.items())
             + f"); the first is {first_invalid}. Fix the input or pass --drop-invalid "
-            "to leave them out")
+            "to leave them out" + (f", or carry {further} losslessly: --collection all,-{further} or a list "
+                                   "without it" if further else ""))
     return dropped
 
 

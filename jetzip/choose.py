@@ -62,12 +62,19 @@ def coded_or_carried(table: Any, new_codec: Callable[[Any], Any], method: int, c
             carried.append(coll.name)
             notes.append(f"{coll.name}: carried losslessly (no members in the first {chunk.n_entries} entries)")
             continue
+        codec = new_codec(coll)
+        bad, _ = codec.invalid(part.columns)
+        if bad.any():
+            carried.append(coll.name)
+            notes.append(f"{coll.name}: carried losslessly ({int(bad.sum())} members with NaN or inf in the first "
+                         f"{chunk.n_entries} entries)")
+            continue
         names = {coll.columns[r]: np.asarray(v).astype(coll.dtypes.get(coll.columns[r], "float32"))
                  for r, v in part.columns.items()}
         empty = {k: v[:0] for k, v in names.items()}
         as_carried = (len(carry.pack_group(names, method)) - len(carry.pack_group(empty, method))) * scale
         described = len(zlib.compress(json.dumps(coll.to_json()).encode(), 9))
-        as_coded = len(new_codec(coll).encode(part.columns, part.counts)) * scale + FRAMING * n_chunks + described
+        as_coded = len(codec.encode(part.columns, part.counts)) * scale + FRAMING * n_chunks + described
         if as_coded < as_carried:
             continue
         carried.append(coll.name)

@@ -79,7 +79,7 @@ def print_inspect(info: dict[str, Any], console) -> None:
     chosen = (h.get("notes") or {}).get("coded_or_carried") or []
     if chosen:  # --collection all: collections smaller carried than coded (jetzip.choose)
         rows.append(("carried, not coded", _names([str(line).partition(":")[0] for line in chosen])
-                     + " (smaller losslessly than coded at this bound)"))
+                     + " (why: --json, header.notes.coded_or_carried)"))
     if info.get("verified"):
         parts = info.get("bytes_by_part")
         if parts:
@@ -101,7 +101,8 @@ def print_inspect(info: dict[str, Any], console) -> None:
             colls = "; ".join(f"{c['name'] or 'jets'} ({c['codec']}) {c['jets']} in {_fmt_bytes(c['bytes'])}"
                               + (f", {c['bytes'] / c['jets']:.2f} B each" if c["jets"] else "")
                               for c in table.get("collections") or [])
-            rows.append((f"table {table.get('name')}", f"{table.get('entries')} entries; " + (colls or "no jets")
+            name = table.get("name") or "of the file"  # Parquet and CSV tables have no name
+            rows.append((f"table {name}", f"{table.get('entries')} entries; " + (colls or "no jets")
                          + f"; {table.get('carried_branches', 0)} carried branches in "
                          + _fmt_bytes(table.get("carried_bytes", 0))))
         streams = info.get("stream_bytes")

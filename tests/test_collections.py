@@ -201,3 +201,63 @@ def test_named_collections_of_a_nanoaod_as_parquet(tmp_path):
     jetzip.decompress(out, tmp_path / "back.parquet")
     a, b = pq.read_table(src), pq.read_table(tmp_path / "back.parquet")
     assert a.schema.equals(b.schema) and a["nMuon"].equals(b["nMuon"]) and a["Muon_charge"].equals(b["Muon_charge"])
+
+
+def _event_file(path, **lists):
+    """A small NanoAOD-like ROOT file: ``Events`` with jagged float32 lists given as
+    (name -> list of per-event lists) and their counters ``nX``."""
+    import awkward as ak
+
+    branches = {k: ak.values_astype(ak.Array([[float(x) for x in ev] for ev in v]), np.float32)
+                for k, v in lists.items()}
+    with uproot.recreate(path) as f:
+        tree = f.mktree("Events", {k: "var * float32" for k in branches},
+                        counter_name=lambda name: "n" + name.split("_")[0] + ("X" if name.endswith("_x") else ""))
+        tree.extend(branches)
+
+
+def test_collection_all_carries_what_it_cannot_code(tmp_path):
+    """``all`` carries, losslessly, a further collection with NaN in its first entries and a
+    per-member list whose lengths disagree with its collection's (Delphes' ``Track.fBits``);
+    ``--keep-branches`` decides which collections ``all`` codes; typos and odd lists are refused
+    in one line; a list whose first name holds pt, eta, phi only starts with its four-vectors."""
+    import awkward as ak
+
+    rng = np.random.default_rng(5)
+    n = 300
+    jets = [rng.integers(1, 6) for _ in range(n)]
+    trig = [rng.integers(1, 4) for _ in range(n)]
+
+    def lists(counts, lo, hi):
+        return [list(rng.uniform(lo, hi, k)) for k in counts]
+
+    pt = lists(trig, 20, 200)
+    pt[0][0] = float("nan")
+    src = tmp_path / "ev.root"
+    _event_file(src, Jet_pt=lists(jets, 20, 300), Jet_eta=lists(jets, -2, 2), Jet_phi=lists(jets, -3, 3),
+                Jet_mass=lists(jets, 5, 20), TrigObj_pt=pt, TrigObj_eta=lists(trig, -2, 2),
+                TrigObj_phi=lists(trig, -3, 3), Muon_pt=lists(trig, 10, 100), Muon_eta=lists(trig, -2, 2),
+                Muon_phi=lists(trig, -3, 3), Muon_mass=[[0.105] * k for k in trig],
+                Muon_x=lists([k + 1 for k in trig], 0, 1))  # a Muon_ list of other lengths (nMuonX)
+    rep = jetzip.compress(src, tmp_path / "a.aez", error_bound="1e-3", collection="all")
+    assert any(line.startswith("TrigObj:") and "NaN" in line for line in rep["carried_not_coded"])
+    jetzip.decompress(tmp_path / "a.aez", tmp_path / "back.root")
+    orig, back = uproot.open(src)["Events"], uproot.open(tmp_path / "back.root")["Events"]
+    assert ak.array_equal(orig["TrigObj_pt"].array(), back["TrigObj_pt"].array(), equal_nan=True)
+    assert ak.array_equal(orig["Muon_x"].array(), back["Muon_x"].array()) and back.keys() == orig.keys()
+    assert jetzip.evaluate(src, tmp_path / "a.aez")["all_within_bounds"]
+    # --keep-branches: only the collections the patterns leave in
+    jetzip.compress(src, tmp_path / "k.aez", error_bound="1e-3", collection="all", keep_branches=["Jet_*"])
+    assert [c["name"] for c in jetzip.inspect(tmp_path / "k.aez")["tables"][0]["collections"]] == ["Jet"]
+    for bad, message in [("all,-Nope", "no collection Nope to leave out"), (",", "give 'all'"),
+                         ("all,Jet", "give 'all'"), ("-Muon", "write all,-Muon")]:
+        with pytest.raises(jetzip.InputError, match=message):
+            jetzip.compress(src, tmp_path / "x.aez", error_bound="1e-3", collection=bad)
+    with pytest.raises(jetzip.InputError, match="--drop-branches Muon_x"):  # named: coded, its lists checked
+        jetzip.compress(src, tmp_path / "t.aez", error_bound="1e-3", collection="Muon,Jet")
+    jetzip.compress(src, tmp_path / "t.aez", error_bound="1e-3", collection="Muon,Jet", drop_branches=["Muon_x"])
+    assert [c["name"] for c in jetzip.inspect(tmp_path / "t.aez")["tables"][0]["collections"]] == ["Muon", "Jet"]
+    with pytest.raises(jetzip.InputError, match="not both"):
+        jetzip.compress(src, tmp_path / "x.aez", error_bound="1e-3", collection="all",
+                        columns="pt=Muon_pt,eta=Muon_eta,phi=Muon_phi,m=Muon_mass")
+    assert not (tmp_path / "x.aez").exists()

@@ -85,11 +85,17 @@ def open_table(path: str | os.PathLike, *, tree: str | None = None, columns=None
     if units is not None and units not in ("GeV", "MeV"):
         raise InputError(f"unknown units {units!r}; use GeV or MeV")
     fmt = format_of(path, format)
+    if columns and collection:
+        raise InputError("--columns names the four columns of one collection: give --columns or --collection, "
+                         "not both")
     if isinstance(keep_branches, str):
         keep_branches = (keep_branches,)
     if isinstance(drop_branches, str):
         drop_branches = (drop_branches,)
     if fmt not in ("root", "parquet") and every_but(collection)[0]:
+        if every_but(collection)[1]:
+            raise InputError(f"--collection {collection}: HDF5 and CSV tables code one collection; "
+                             "leave out --collection")
         collection = None  # HDF5, Parquet and CSV readers code one collection: "all" is that one
     kw = _SourceOptions(tree=tree, columns=parse_columns(columns), preset=preset, collection=collection,
                         units=units, keep=tuple(keep_branches), drop=tuple(drop_branches))

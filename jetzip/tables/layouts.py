@@ -270,10 +270,19 @@ def choose_collections(names: list[str], *, where: str, columns: Mapping[str, st
                   if k not in complete and k not in but and not (k[:1] == "n" and k[1:] in found)
                   and Collection(k, dict(c.columns), three_vector=True).representation]
     elif collection is not None and "," in collection:
-        wanted = [c.strip() for c in collection.split(",") if c.strip()]
-        return [choose_collection(names, where=where, collection=c, three_vector=i > 0)
-                for i, c in enumerate(dict.fromkeys(wanted))]
+        wanted = list(dict.fromkeys(c.strip() for c in collection.split(",") if c.strip()))
+        if not wanted or any(c.lower() == "all" or c.startswith("-") for c in wanted):
+            raise InputError(f"--collection {collection!r}: give 'all', 'all,-NAME,...' (every collection but "
+                             "those) or names (Jet,Muon)")
+        got = [choose_collection(names, where=where, collection=c, three_vector=True) for c in wanted]
+        fours = [c for c in got if not c.three_vector]
+        if not fours:  # pt, eta and phi only: the error that says so
+            choose_collection(names, where=where, collection=wanted[0])
+        lead = fours[0]  # a four-vector collection first (TrigObj,Jet is Jet,TrigObj)
+        return [lead] + [c for c in got if c is not lead]
     elif collection is not None:
+        if collection.strip().startswith("-"):
+            raise InputError(f"--collection {collection!r}: to leave collections out, write all,{collection.strip()}")
         return [choose_collection(names, where=where, collection=collection, preset=preset)]
     else:
         cands = candidates(names)

@@ -24,7 +24,8 @@ from ..errors import InputError, damage_message, damaged_input
 from ..features import infer_units
 from .base import CollectionChunk, CollectionInfo, JetChunk, TableInfo
 from .root_extras import build_extras
-from .layouts import PRESETS, Preset, candidates, choose_collection, choose_collections, split_name
+from .layouts import (PRESETS, Preset, candidates, choose_collection, choose_collections, every_but, find_collections,
+                      split_name)
 from .root_layout import (
     TLV_MEMBERS,
     TREE_CLASSES,
@@ -126,6 +127,7 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 
 
 NOT_NUMERIC = "not a number or a list of numbers per event"
+SAMPLE_ENTRIES = 2000  # entries whose list lengths --collection all checks per further collection
 READ_BYTES = 64 << 20  # uncompressed bytes of every branch read at once (bounds the memory of a read)
 
 
@@ -239,8 +241,11 @@ class RootSource:
         p4 = {lf.name: lf for lf in self.leaves if lf.kind in ("p4", "p4-jagged")}
         pseudo = [f"{n}_{role}" for n in p4 for role in TLV_MEMBERS]  # jetp4 -> jetp4_px, ...
         names = [*numeric, *pseudo]
+        self.every = every_but(collection)[0] and columns is None
+        if self.every and not any(c.representation for c in find_collections(names).values()):
+            collection, self.every = None, False  # no four-vector collection: the default layouts (jets per row)
         if preset is None and columns is None:
-            preset = detect_preset(tree_name, names, collection)
+            preset = detect_preset(tree_name, names, None if self.every else collection)
         self.slots: Wide | None = None
         slot_layouts = find_wide([lf.name for lf in self.leaves if lf.kind == "scalar"])
         by_columns = [w for w in slot_layouts.values() if columns and w.columns == dict(columns)]
@@ -297,6 +302,9 @@ class RootSource:
         out_counter = counter or (f"n{coll.name or 'Jet'}" if self.jagged else None)
         # further collections (jagged, numeric, of the same tree): coded too
         others = self._other_collections(chosen[1:], names, where) if self.jagged and not self.p4_leaf else []
+        if self.every:  # --collection all: what --keep-branches / --drop-branches leave in
+            others = [oc for oc in others if all((not keep or _matches(n, keep)) and not _matches(n, drop)
+                                                 for n in oc.columns.values())]
         for oc in others:
             jet_keys |= set(oc.columns.values())
         # What else the tree holds, and where it goes.
@@ -330,6 +338,10 @@ class RootSource:
                     raise InputError(f"{where}: --keep-branches: {lf.name} ({lf.typename}) cannot be "
                                      "read by uproot; jetzip carries what uproot reads")
                 not_carried.append(lf)
+        if self.every:
+            others, moved = self._consistent(others)
+            rest.extend(moved)
+            jet_keys -= set(moved)
         for oc in others:
             oc.dtypes.update({n: self.by_name[n].dtype for n in [*oc.columns.values(), *oc.jet_branches]})
         # Counters of the jagged branches we carry come back from the lists themselves.
@@ -385,9 +397,9 @@ class RootSource:
                 order.append(lf.name)
         self._pending_cols, self._pending_used = used, list(used.values())
         units, units_inferred, reason = self._units(units, preset, used)
-        for oc in others:
-            oc.units, oc.units_inferred, oc.units_reason = self._units(self.options.get("units"), preset,
-                                                                       oc.columns, oc.name)
+        for oc in others:  # a layout without a known unit: the first collection's, for every one
+            oc.units, oc.units_inferred, oc.units_reason = (units, units_inferred, reason) if units_inferred else \
+                self._units(self.options.get("units"), preset, oc.columns, oc.name)
         restored = {*used.values(), counter, *kept, *shaped_names, *jet_branches, *rest, *regenerated,
                     *[n for oc in others for n in [*oc.columns.values(), *oc.jet_branches, oc.counter or ""]]}
         extra = {"typenames": {n: (self.by_name[n].typename if n in self.by_name else "TLorentzVector")
@@ -660,6 +672,27 @@ class RootSource:
             if c is not None and self._scalar_int(c):
                 return c
         return None
+
+    def _consistent(self, others: list[CollectionInfo]) -> tuple[list[CollectionInfo], list[str]]:
+        """``--collection all``: the further collections whose lists hold as many values per entry
+        as their four-vector columns in the first entries (a Delphes ``Track.fBits`` may not),
+        and the branches left to carry as they are: per-member branches that disagree, and every
+        list of a collection whose four columns disagree."""
+        stop = min(self.n_entries, SAMPLE_ENTRIES)
+        kept, moved = [], []
+        for oc in others:
+            names = [*oc.columns.values(), *oc.jet_branches]
+            arrays = self._read([self.by_name[n].key for n in names], 0, stop)
+            nums = {n: _num(arrays[self.by_name[n].key]) for n in names}
+            ref = nums[names[0]]
+            if any(not np.array_equal(nums[n], ref) for n in oc.columns.values()):
+                moved += names
+                continue
+            bad = [n for n in oc.jet_branches if not np.array_equal(nums[n], ref)]
+            oc.jet_branches = [n for n in oc.jet_branches if n not in bad]
+            moved += bad
+            kept.append(oc)
+        return kept, moved
 
     def _per_jet(self, lf: Leaf, coll: str, jet_counter: str | None) -> bool:
         """Does a list branch hold one value per jet of the chosen collection?"""
@@ -1127,6 +1160,13 @@ def _np(array) -> np.ndarray:
     if isinstance(array, np.ndarray):
         return array
     return np.asarray(ak.to_numpy(array))
+
+
+def _num(array) -> np.ndarray:
+    """Values per entry of a list branch (0 for a number per entry)."""
+    import awkward as ak
+
+    return np.asarray(ak.num(array, axis=1)) if array.ndim > 1 else np.zeros(len(array), np.int64)
 
 
 def _flat(array) -> np.ndarray:

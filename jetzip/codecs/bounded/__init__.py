@@ -219,7 +219,9 @@ class BoundedCodec(Codec):
         """Jets no bound can cover: NaN or inf in any column (as in the latent codec)."""
         bad = np.zeros(len(columns[self.roles[0]]), bool)
         for v in columns.values():
-            bad |= ~np.isfinite(np.asarray(v, np.float64))
+            v = np.asarray(v)
+            if v.dtype.kind not in "iub":  # float32 as it is: NaN and inf are those of float64
+                bad |= ~np.isfinite(v if v.dtype.kind == "f" else np.asarray(v, np.float64))
         return bad, ({"with NaN or inf": int(bad.sum())} if bad.any() else {})
 
     # -- encoding -------------------------------------------------------------------------
