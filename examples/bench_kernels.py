@@ -83,29 +83,25 @@ class Timed:
         value = getattr(self._module, name)
         if not callable(value) or isinstance(value, type):
             return value
-        seconds = self._seconds
+        return stopwatch(value, name, self._seconds)
 
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            t0 = clock()
-            try:
-                return value(*args, **kwargs)
-            finally:
-                seconds[name] = seconds.get(name, 0.0) + clock() - t0
-        return timed
+
+def stopwatch(fn: Callable[..., Any], name: str, seconds: dict[str, float]) -> Callable[..., Any]:
+    """`fn`, adding the seconds of each call to seconds[name]."""
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = clock()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            seconds[name] = seconds.get(name, 0.0) + clock() - t0
+    return timed
 
 
 def timed_function(module: Any, name: str, seconds: dict[str, float]) -> Callable[[], None]:
     """Wrap module.name (a Python function called by module-level name) with a stopwatch;
     returns the undo."""
     original = getattr(module, name)
-
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        t0 = clock()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            seconds[name] = seconds.get(name, 0.0) + clock() - t0
-    setattr(module, name, timed)
+    setattr(module, name, stopwatch(original, name, seconds))
     return lambda: setattr(module, name, original)
 
 

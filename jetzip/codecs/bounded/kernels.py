@@ -316,6 +316,24 @@ def quantize_verify(pt, eta, phi, x4, kind_e, steps, bounds, wide, big_q, xyz):
     return q, ok
 
 
+@nb.njit(cache=True)
+def _group_arrays(n, n_groups):
+    """The arrays :func:`group_symbols` fills for `n` jets: (group, value) per symbol, and per
+    group its count, smallest and largest value."""
+    return (np.empty(n * N_STREAMS, np.int32), np.empty(n * N_STREAMS, np.int64), np.zeros(n_groups, np.int64),
+            np.full(n_groups, np.iinfo(np.int64).max, np.int64), np.full(n_groups, np.iinfo(np.int64).min, np.int64))
+
+
+@nb.njit(cache=True)
+def _groups_done(group, found, m, size, vmin, vmax):
+    """:func:`group_symbols`' result from its arrays: the `m` symbols, an empty group's range 0."""
+    for g in range(len(size)):
+        if size[g] == 0:
+            vmin[g] = 0
+            vmax[g] = 0
+    return group[:m], found[:m], size, vmin, vmax
+
+
 @nb.njit(cache=True, nogil=True)
 def group_symbols(counts, q, pli, eta_cls, pt_thr, eta_thr, group_base, n_groups):
     """Every stream's symbols with their group (stream, static context): (group (m,) int32, value
@@ -326,11 +344,7 @@ def group_symbols(counts, q, pli, eta_cls, pt_thr, eta_thr, group_base, n_groups
     if const == 0:
         return group_jets(counts, q, mass, big_q, eta_cls, pt_thr, eta_thr, group_base, n_groups)
     n_eta_bins = len(eta_thr) + 1
-    group = np.empty(len(q) * N_STREAMS, np.int32)
-    found = np.empty(len(q) * N_STREAMS, np.int64)
-    size = np.zeros(n_groups, np.int64)
-    vmin = np.full(n_groups, np.iinfo(np.int64).max, np.int64)
-    vmax = np.full(n_groups, np.iinfo(np.int64).min, np.int64)
+    group, found, size, vmin, vmax = _group_arrays(len(q), n_groups)
     m = 0
     j = 0
     for e in range(len(counts)):
@@ -354,11 +368,7 @@ def group_symbols(counts, q, pli, eta_cls, pt_thr, eta_thr, group_base, n_groups
                 size[g] += 1
                 m += 1
             j += 1
-    for g in range(n_groups):
-        if size[g] == 0:
-            vmin[g] = 0
-            vmax[g] = 0
-    return group[:m], found[:m], size, vmin, vmax
+    return _groups_done(group, found, m, size, vmin, vmax)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -366,11 +376,7 @@ def group_jets(counts, q, mass, big_q, eta_cls, pt_thr, eta_thr, group_base, n_g
     """:func:`group_symbols` of a table of jets, in straight-line code per jet (the plan's
     streams of jets, written out: pt, eta, phi, mass class, E or mass)."""
     n_eta_bins = len(eta_thr) + 1
-    group = np.empty(len(q) * N_STREAMS, np.int32)
-    found = np.empty(len(q) * N_STREAMS, np.int64)
-    size = np.zeros(n_groups, np.int64)
-    vmin = np.full(n_groups, np.iinfo(np.int64).max, np.int64)
-    vmax = np.full(n_groups, np.iinfo(np.int64).min, np.int64)
+    group, found, size, vmin, vmax = _group_arrays(len(q), n_groups)
     m = 0
     j = 0
     q_prev = 0
@@ -406,11 +412,7 @@ def group_jets(counts, q, mass, big_q, eta_cls, pt_thr, eta_thr, group_base, n_g
                 m += 1
             q_prev = q_pt
             j += 1
-    for g in range(n_groups):
-        if size[g] == 0:
-            vmin[g] = 0
-            vmax[g] = 0
-    return group[:m], found[:m], size, vmin, vmax
+    return _groups_done(group, found, m, size, vmin, vmax)
 
 
 @nb.njit(cache=True, nogil=True)
