@@ -247,3 +247,31 @@ def test_a_restore_larger_than_the_original_says_so(tmp_path):
     assert ratio > 1.05 and [w for w in said if f"is {ratio:.2f}x the original sample_jets.root" in w], said
     jetzip.compress(EXAMPLE_JETS, tmp_path / "part.aez", error_bound="1e-3", max_jets=1000)
     assert "bytes" not in jetzip.inspect(tmp_path / "part.aez")["header"]["source"]
+
+
+@pytest.mark.parametrize("name, tree, collection", [
+    ("uproot-mc10events.root", "Events", "GenParticle"),  # split TClonesArray
+    ("p8_ee_WW_ecm240_edm4hep.root", "events", "ReconstructedParticles"),  # split std::vector<class>
+])
+def test_split_collection_members_share_one_counter(tmp_path, name, tree, collection):
+    """The members of a split collection (Bacon's TClonesArray, EDM4hep's std::vector of
+    structs) come back with one counter, n<collection>, holding the collection's length, not
+    one invented counter each (mc10events: 362 counters, 1.27x the input; EDM4hep 1.18x); the
+    restored file is at most 1.05x the input and the members' values are the input's."""
+    _deferred_or_skip()
+    src = shared_file(f"public/{name}")
+    jetzip.compress(src, tmp_path / "x.aez", error_bound="nanoaod")
+    jetzip.decompress(tmp_path / "x.aez", tmp_path / "x.root")
+    size_in, size_out = os.path.getsize(src), os.path.getsize(tmp_path / "x.root")
+    assert size_out <= 1.05 * size_in, (size_out, size_in, size_out / size_in)
+    with uproot.open(src) as a, uproot.open(tmp_path / "x.root") as b:
+        ta, tb = a[tree], b[tree]
+        members = [br.name for br in ta[collection].branches  # lists of numbers (float[][10] comes back flattened)
+                   if br.interpretation.__class__.__name__ == "AsJagged" and br.name in tb.keys()]
+        assert len(members) >= 4
+        counter = tb[f"n{collection}"].array()
+        for member in members:
+            assert tb[member].count_leaf.member("fName") == f"n{collection}", member
+            values = ta[member].array()
+            assert ak.array_equal(tb[member].array(), values, equal_nan=True), member
+            assert ak.to_list(ak.num(values)) == ak.to_list(counter), member
