@@ -25,8 +25,8 @@ Timed, best of ``--repeats``, each in a fresh state of nothing but the Python ob
 Every ``.aez`` is checked with ``jetzip.evaluate`` first: every bounded jet within its bound.
 
 "One core" runs the timing part of this script again under ``taskset -c 0`` (Linux); "all
-cores" runs it as it is. The process pool ``jetzip.arrays`` decodes in is started before the
-clock (a warm-up read). Printed: M jets/s and the ratio to uproot's ZLIB-1 read in the same
+cores" runs it as it is. A warm-up read comes before the clock (imports, compiled loops,
+models). Printed: M jets/s and the ratio to uproot's ZLIB-1 read in the same
 mode, and the load average before and after each mode (the figures mean little on a busy
 machine). ``--out`` also writes everything as JSON.
 
@@ -151,7 +151,7 @@ def time_reads(work: Path, repeats: int, bound: str) -> dict:
     for label, name in AEZ_FILES.items():
         def read_aez(path=work / name):
             return jetzip.arrays(path, COLUMNS)
-        got = read_aez()  # warm-up: the decode processes start, the models load
+        got = read_aez()  # warm-up: imports, compiled loops, models
         assert int(ak.sum(ak.num(got["Jet_pt"]))) == n and set(got.fields) == set(COLUMNS)
         result["seconds"][label] = best(repeats, read_aez)[0]
     src, static = work / ROOT_FILES["uproot ZLIB-1"], work / AEZ_FILES["jetzip bounded, static tables"]

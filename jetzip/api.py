@@ -34,7 +34,7 @@ from .defaults import (DEFAULT_BOUNDED_CHUNK_JETS, DEFAULT_CHUNK_JETS, DEFAULT_C
 from .errors import (FormatError, InputError, JetzipError, ModelMismatchError, damage_message, damaged_input,
                      open_input, positive_int)
 from .model import Model, load_model, resolve_model
-from .pipeline import InOrderWorker, ordered_process_map, prefetch
+from .pipeline import InOrderWorker, ordered_map, ordered_process_map, prefetch
 from .tables import (CollectionInfo, JetChunk, TableInfo, concat_chunks, describe_jet, format_of, open_file,
                      open_file_writer)
 from .tables.base import entry_window
@@ -506,10 +506,11 @@ def encoded(codecs: list[Codec], colls: list[CollectionInfo], chunks: Iterable[J
             workers: int) -> Iterator[tuple[JetChunk, list[bytes]]]:
     """``(chunk, [payload of each collection])`` for each chunk, in order.
 
-    Codecs whose chunks are independent and hold the GIL (``Codec.parallel``: the bounded
-    codec's many small numpy steps) code in `workers` processes side by side, only when there
-    are two chunks or more (a small file pays no process start-up); the others (the latent
-    codec, whose network already uses every core) here. The bytes do not depend on `workers`.
+    Codecs whose chunks are independent (``Codec.parallel``: the bounded codec) code `workers`
+    chunks side by side when there are two chunks or more: on threads where their loops
+    release the GIL (``Codec.threaded``: payload version 3's compiled loops), else in worker
+    processes (a small file pays no process start-up); the others (the latent codec, whose
+    network already uses every core) here. The bytes do not depend on `workers`.
     """
     def parts(c: JetChunk) -> list[tuple[dict, np.ndarray | None]]:
         return [(c.columns, c.counts) if i == 0 else (c.others[coll.name].columns, c.others[coll.name].counts)
@@ -521,9 +522,14 @@ def encoded(codecs: list[Codec], colls: list[CollectionInfo], chunks: Iterable[J
         for c in itertools.chain(head, it):
             yield c, []
         return
+    def encode(c: JetChunk) -> tuple[JetChunk, list[bytes]]:
+        return c, [_encode_one(codec, cols, counts) for codec, (cols, counts) in zip(codecs, parts(c))]
+
     if workers <= 1 or len(head) < 2 or not all(c.parallel for c in codecs):
-        for c in itertools.chain(head, it):
-            yield c, [_encode_one(codec, cols, counts) for codec, (cols, counts) in zip(codecs, parts(c))]
+        yield from map(encode, itertools.chain(head, it))
+        return
+    if all(c.threaded() for c in codecs):
+        yield from ordered_map(encode, itertools.chain(head, it), workers)
         return
     configs = [c.task_config() for c in codecs]
     yield from ordered_process_map(_encode_collections_task, itertools.chain(head, it),

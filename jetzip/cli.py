@@ -243,8 +243,9 @@ def device_options(f):
 
 def threads_option(f):
     return click.option("--threads", type=click.IntRange(1),
-                        help="CPU threads for the network (default: torch's, i.e. all cores or "
-                             "OMP_NUM_THREADS); reading and writing take one more each.")(f)
+                        help="CPU threads: the latent codec's network's (default: torch's, i.e. all cores "
+                             "or OMP_NUM_THREADS), or the error-bounded chunks coded side by side (default: "
+                             "all cores); reading and writing take one more each.")(f)
 
 
 def max_jets_option(help: str):

@@ -23,8 +23,9 @@ asked for; a chunk's carried groups only when they hold an asked branch
 payloads. Nothing else is read beyond the records' checksums.
 
 The stored chunks go through the one decode loop, :meth:`jetzip.aez.AezFile.decoded` (as
-``decompress`` does): chunks of parallel codecs (the bounded one) decode in `workers`
-processes, in order, so the result is identical whatever `workers`. A window of entries
+``decompress`` does): chunks of parallel codecs (the bounded one) decode `workers` at a time
+(on threads: their compiled loops release the GIL), in order, so the result is identical
+whatever `workers`. A window of entries
 (``entry_start``/``entry_stop``) reads only the chunks that hold it, by seeking: reading the
 last chunk costs what reading the first does (:func:`jetzip.dask.read` uses that).
 """
@@ -687,8 +688,9 @@ def arrays(path: str | os.PathLike, expressions: str | Sequence[str] | None = No
         model: the decoder or entropy model a file needs that does not hold or name one
             (latent ``--no-embed-model`` files, bounded files coded with a ``.jzc`` that is not
             shipped), as in :func:`jetzip.decompress`.
-        workers: processes decoding chunks side by side (codecs whose chunks are independent:
-            the bounded one); default all the cores this process may use. The result is the
+        workers: threads decoding chunks side by side (codecs whose chunks are independent:
+            the bounded one; worker processes for its payload versions 1 and 2); default all
+            the cores this process may use. The result is the
             same whatever it is.
 
     Returns:

@@ -105,6 +105,69 @@ def reference_group_histograms(counts, q, pli, classes, pt_thr, eta_thr, group_b
     return (np.array(size, np.int64), shift, lo, hbase, np.concatenate(hists + [np.zeros(0, np.int64)])), tables
 
 
+def numpy_fit_histogram(hist: np.ndarray, n: int, k: int, lo: int) -> streams.Table:
+    """The numpy version :func:`kernels.fit_histograms` replaced (one group)."""
+    def estimate(hist, shift):
+        nz = hist[hist > 0].astype(np.float64)
+        return float((nz * np.log2(n / nz)).sum()) + n * shift + 14.0 * len(nz) + 0.5 * (len(hist) - len(nz))
+
+    table_bits = 8.0 * spec.TABLE.size
+    if n == 0:
+        return streams.Table(0, 0, 0, np.zeros(0, np.int64), table_bits)
+    prec = streams.precision_for(n)
+    cap = 1 << prec
+    best = (estimate(hist, k), k, lo, hist)
+    worse = 0
+    while len(hist) > 1 and worse < 2:
+        if lo & 1:
+            hist = np.concatenate([[0], hist])
+            lo -= 1
+        if len(hist) & 1:
+            hist = np.concatenate([hist, [0]])
+        hist = hist.reshape(-1, 2).sum(axis=1)
+        lo >>= 1
+        k += 1
+        cost = estimate(hist, k)
+        if cost < best[0]:
+            best, worse = (cost, k, lo, hist), 0
+        else:
+            worse += 1
+    _, k, lo, hist = best
+    if len(hist) == 1:
+        return streams.Table(k, 0, lo, np.zeros(0, np.int64), n * k + table_bits)
+    nz = hist > 0
+    freq = np.where(nz, 1 + hist * (cap - int(nz.sum())) // n, 0)
+    freq[int(np.argmax(hist))] += cap - int(freq.sum())
+    coded = float((hist[nz] * (prec - np.log2(freq[nz]))).sum())
+    return streams.Table(k, prec, lo, freq, coded + n * k + table_bits + 14.0 * int(nz.sum()) + 0.5 * int((~nz).sum()))
+
+
+@pytest.mark.parametrize("spec_", CASES, ids=["-".join(map(str, c)) for c in CASES])
+def test_compiled_fit_chooses_the_tables_numpy_chose(spec_, monkeypatch):
+    """Every group's table from :func:`kernels.fit_histograms` (one compiled loop) against the
+    numpy version it replaced: the same shift, precision, offset and frequencies; the estimated
+    bits equal up to the order of a float sum."""
+    codec, cols, counts = case(*spec_)
+    real = streams.group_histograms
+    checked = []
+
+    def compare(*args):
+        got = real(*args)
+        size, shift, lo, hbase, hist = got
+        fitted = streams.fit_histograms(hist, hbase, size, shift, lo)
+        for g, t in enumerate(fitted):
+            ref = numpy_fit_histogram(hist[hbase[g]:hbase[g + 1]], int(size[g]), shift[g], lo[g])
+            assert (t.shift, t.prec, t.offset) == (ref.shift, ref.prec, ref.offset), g
+            assert np.array_equal(t.freq, ref.freq), g
+            assert t.bits == pytest.approx(ref.bits, rel=1e-12), g
+            checked.append(g)
+        return got
+
+    monkeypatch.setattr(streams, "group_histograms", compare)
+    codec.encode(cols, counts)
+    assert checked
+
+
 def same_table(a: streams.Table, b: streams.Table) -> bool:
     return (a.shift, a.prec, a.offset, a.bits) == (b.shift, b.prec, b.offset, b.bits) and np.array_equal(a.freq,
                                                                                                            b.freq)

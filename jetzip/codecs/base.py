@@ -103,6 +103,12 @@ class Codec(ABC):
     #: What :meth:`invalid` refuses, for messages (``"NaN or inf"``).
     invalid_text: ClassVar[str] = "NaN or inf"
 
+    def threaded(self) -> bool:
+        """Whether this codec's chunks (of a :attr:`parallel` codec) code in compiled loops that
+        release the GIL, so that threads of this process run them side by side: no worker
+        processes, no copies of the columns between processes. False here."""
+        return False
+
     @abstractmethod
     def get_config(self) -> dict[str, Any]:
         """JSON-serialisable parameters, with ``"id": codec_id``: all a decoder needs."""

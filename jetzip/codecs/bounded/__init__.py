@@ -101,6 +101,11 @@ class BoundedCodec(Codec):
         self._coder: Any = None
         self._legacy: LegacyDecoder | None = None
 
+    def threaded(self) -> bool:
+        """Payload version 3 codes in numba loops compiled without the GIL (``nogil``): chunks
+        code on threads. Versions 1 and 2 decode in numpy steps: worker processes."""
+        return self.version >= VERSION
+
     def grid_steps(self) -> dict[str, float | None]:
         """(pt, eta, phi, E or mass) -> the quantization step every payload of this configuration
         uses; None for eta and phi in versions 1 and 2, whose steps depended on each chunk's

@@ -426,6 +426,88 @@ def histograms(group, found, shift, lo, hbase):
     return hist
 
 
+@nb.njit(cache=True, inline="always")
+def _estimate_bits(hist, n: int, shift: int) -> float:
+    """What coding `n` values with this histogram of their high parts costs, estimated: the
+    entropy, `shift` raw bits each, 14 bits per used and half a bit per empty bin of the table."""
+    s = 0.0
+    used = 0
+    for i in range(len(hist)):
+        h = hist[i]
+        if h > 0:
+            s += float(h) * math.log2(float(n) / float(h))
+            used += 1
+    return s + n * shift + 14.0 * used + 0.5 * (len(hist) - used)
+
+
+@nb.njit(cache=True, nogil=True)
+def fit_histograms(hist, hbase, size, shift, lo, prec, table_bits):
+    """``streams.fit_histogram`` of every group at once: group g's histogram
+    hist[hbase[g]:hbase[g + 1]] of its size[g] values' high parts at (shift[g], lo[g]) is
+    coarsened by pairs of bins while the estimated cost falls (it is close to convex: two
+    steps without a gain end the search), then normalized to 2^prec[g] (every used bin at least
+    1, the remainder to the first largest bin). Returns per group (shift, precision, offset,
+    bits: the estimated cost with the table's `table_bits`) and the frequencies at
+    freq[fbase[g]:fbase[g + 1]] (empty for a group of one bin or none)."""
+    n_groups = len(size)
+    k_out = np.zeros(n_groups, np.int64)
+    p_out = np.zeros(n_groups, np.int64)
+    lo_out = np.zeros(n_groups, np.int64)
+    bits = np.zeros(n_groups)
+    fbase = np.zeros(n_groups + 1, np.int64)
+    freq = np.zeros(len(hist) + 1, np.int64)
+    for g in range(n_groups):
+        n = size[g]
+        fbase[g + 1] = fbase[g]
+        if n == 0:
+            bits[g] = table_bits
+            continue
+        cap = np.int64(1) << prec[g]
+        cur = hist[hbase[g]:hbase[g + 1]].copy()
+        k, b = shift[g], lo[g]
+        best, best_k, best_lo, best_h = _estimate_bits(cur, n, k), k, b, cur
+        worse = 0
+        while len(cur) > 1 and worse < 2:
+            odd = b & 1
+            m = len(cur) + odd
+            nxt = np.zeros((m + 1) // 2, np.int64)
+            for i in range(len(cur)):
+                nxt[(i + odd) >> 1] += cur[i]
+            cur = nxt
+            b >>= 1
+            k += 1
+            cost = _estimate_bits(cur, n, k)
+            if cost < best:
+                best, best_k, best_lo, best_h, worse = cost, k, b, cur, 0
+            else:
+                worse += 1
+        k_out[g], lo_out[g] = best_k, best_lo
+        if len(best_h) == 1:
+            bits[g] = n * best_k + table_bits
+            continue
+        used = 0
+        top = 0
+        for i in range(len(best_h)):
+            used += best_h[i] > 0
+            if best_h[i] > best_h[top]:
+                top = i
+        f0 = fbase[g]
+        total = 0
+        for i in range(len(best_h)):
+            f = 1 + best_h[i] * (cap - used) // n if best_h[i] > 0 else 0
+            freq[f0 + i] = f
+            total += f
+        freq[f0 + top] += cap - total
+        coded = 0.0
+        for i in range(len(best_h)):
+            if best_h[i] > 0:
+                coded += float(best_h[i]) * (prec[g] - math.log2(float(freq[f0 + i])))
+        p_out[g] = prec[g]
+        fbase[g + 1] = f0 + len(best_h)
+        bits[g] = coded + n * best_k + table_bits + 14.0 * used + 0.5 * (len(best_h) - used)
+    return k_out, p_out, lo_out, bits, freq[:fbase[n_groups]].copy(), fbase
+
+
 @nb.njit(cache=True, nogil=True)
 def learned_pass(s, counts, flat, q, pli, plf, w1, b1, w2t, b2, owner, dims, tanh, expt, thr):
     """Learned stream `s` over a chunk: (bits of its bucket and offset symbols, escapes aside;

@@ -105,11 +105,6 @@ def precision_for(n: int) -> int:
     return min(MAX_TABLE_PRECISION, max(8, int(n).bit_length() + 1))
 
 
-def _estimate_bits(hist: np.ndarray, n: int, shift: int) -> float:
-    nz = hist[hist > 0].astype(np.float64)
-    return float((nz * np.log2(n / nz)).sum()) + n * shift + 14.0 * len(nz) + 0.5 * (len(hist) - len(nz))
-
-
 def fit_table(values: np.ndarray) -> Table:
     """The table that codes `values` (int64) in the fewest estimated bits: the smallest shift
     whose alphabet fits the precision (:func:`first_shift`), coarsened by pairs of bins while
@@ -135,35 +130,19 @@ def first_shift(vmin: int, vmax: int, n: int) -> tuple[int, int]:
 def fit_histogram(hist: np.ndarray, n: int, k: int, lo: int) -> Table:
     """:func:`fit_table` of `n` values given the histogram (int64) of their high parts
     ``(v >> k) - lo`` at :func:`first_shift`'s (k, lo): ``np.bincount`` of them."""
-    if n == 0:
-        return Table(0, 0, 0, np.zeros(0, np.int64), 8.0 * TABLE.size)
-    prec = precision_for(n)
-    cap = 1 << prec
-    best = (_estimate_bits(hist, n, k), k, lo, hist)
-    worse = 0
-    while len(hist) > 1 and worse < 2:  # the cost is close to convex in k
-        if lo & 1:
-            hist = np.concatenate([[0], hist])
-            lo -= 1
-        if len(hist) & 1:
-            hist = np.concatenate([hist, [0]])
-        hist = hist.reshape(-1, 2).sum(axis=1)
-        lo >>= 1
-        k += 1
-        cost = _estimate_bits(hist, n, k)
-        if cost < best[0]:
-            best, worse = (cost, k, lo, hist), 0
-        else:
-            worse += 1
-    _, k, lo, hist = best
-    if len(hist) == 1:
-        return Table(k, 0, lo, np.zeros(0, np.int64), n * k + 8.0 * TABLE.size)
-    nz = hist > 0
-    freq = np.where(nz, 1 + hist * (cap - int(nz.sum())) // n, 0)
-    freq[int(np.argmax(hist))] += cap - int(freq.sum())
-    coded = float((hist[nz] * (prec - np.log2(freq[nz]))).sum())
-    return Table(k, prec, lo, freq, coded + n * k + 8.0 * TABLE.size + 14.0 * int(nz.sum())
-                 + 0.5 * int((~nz).sum()))
+    return fit_histograms(np.asarray(hist, np.int64), np.array([0, len(hist)], np.int64), [n], [k], [lo])[0]
+
+
+def fit_histograms(hist: np.ndarray, hbase: np.ndarray, size: Any, shift: Any, lo: Any) -> list[Table]:
+    """:func:`fit_histogram` of every group: group g's histogram is hist[hbase[g]:hbase[g + 1]]
+    of its size[g] values at (shift[g], lo[g]) (:func:`group_histograms`); in one compiled
+    loop (:func:`.kernels.fit_histograms`)."""
+    size = np.asarray(size, np.int64)
+    prec = np.array([precision_for(int(n)) for n in size], np.int64)
+    k, p, off, bits, freq, fbase = K.fit_histograms(hist, hbase, size, np.asarray(shift, np.int64),
+                                                    np.asarray(lo, np.int64), prec, 8.0 * TABLE.size)
+    return [Table(int(k[g]), int(p[g]), int(off[g]), freq[fbase[g]:fbase[g + 1]], float(bits[g]))
+            for g in range(len(size))]
 
 
 def group_histograms(counts: np.ndarray, q: np.ndarray, pli: np.ndarray, classes: np.ndarray, pt_thr: np.ndarray,
@@ -266,12 +245,13 @@ class Coder:
         _, _, classes, pt_thr, eta_thr = self.plan(grid, eta_classes, static, 0)
         group_base = np.concatenate([[0], np.cumsum(static)]).astype(np.int64)
         size, shift0, lo, hbase, hist = group_histograms(cnt, q, self.pli, classes, pt_thr, eta_thr, group_base)
+        fitted = fit_histograms(hist, hbase, size, shift0, lo)
         tables: list[list[Table]] = []
         learned = 0
         coded: list[np.ndarray] = [np.zeros(0, np.int64)] * len(PLAN)
         for s in range(len(PLAN)):
             groups = range(int(group_base[s]), int(group_base[s + 1]))
-            own = [fit_histogram(hist[hbase[g]:hbase[g + 1]], int(size[g]), shift0[g], lo[g]) for g in groups]
+            own = fitted[int(group_base[s]):int(group_base[s + 1])]
             tables.append(own)
             slot = int(K.LEARNED_SLOT[s])
             if slot < 0 or not self.usable[slot] or not any(size[g] > 0 for g in groups):
