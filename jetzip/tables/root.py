@@ -354,12 +354,14 @@ class RootSource:
             for n in [*oc.columns.values(), *oc.jet_branches]:
                 lf = self.by_name[n]
                 counters[n] = lf.counter if lf.counter in self.by_name else (oc.counter or f"n{oc.name}")
+        shared = self._collection_counters(rest)
         for n in rest:
             lf = self.by_name[n]
-            if lf.kind != "jagged":
+            if lf.kind != "jagged" and n not in shared:  # a member such as float[][10]: its collection's
                 continue
             own = lf.counter if lf.counter in self.by_name and self._scalar_int(lf.counter) else None
-            counters[n] = own or f"n{n}"  # a list without a counter of its own gets its own
+            # a list without a counter of its own gets its collection's or its own
+            counters[n] = own or shared.get(n) or f"n{n}"
         regenerated = set(counters.values()) - {counter}
         kept = [k for k in kept if k not in regenerated]
         not_carried_msgs = [f"branch {lf.name} of {tree_name} ({lf.typename}: uproot cannot read it)"
@@ -459,8 +461,10 @@ class RootSource:
                 rest.append(lf.name)
             else:
                 not_carried.append(f"branch {lf.name} of {tree_name} ({lf.typename}: uproot cannot read it)")
-        counters = {n: (self.by_name[n].counter if self.by_name[n].counter in self.by_name else f"n{n}")
-                    for n in rest if self.by_name[n].kind == "jagged"}
+        shared = self._collection_counters(rest)
+        counters = {n: (self.by_name[n].counter if self.by_name[n].counter in self.by_name else
+                        shared.get(n) or f"n{n}")
+                    for n in rest if self.by_name[n].kind == "jagged" or n in shared}
         regenerated = set(counters.values())
         kept = [k for k in kept if k not in regenerated]
         dtypes = {n: self.by_name[n].dtype for n in kept}
@@ -655,6 +659,36 @@ class RootSource:
     def _scalar_int(self, n: str | None) -> bool:
         lf = self.by_name.get(n) if n else None
         return lf is not None and lf.kind == "scalar" and lf.shape == () and np.dtype(lf.dtype).kind in "iu"
+
+    def _collection_counters(self, names: list[str]) -> dict[str, str]:
+        """One counter per split collection for its members among `names` (carried leaves
+        without a counter branch of their own, lists or arrays of lists such as ``float[][10]``):
+        ``{"GenParticle.pt": "nGenParticle", ...}``.
+
+        A member of a split ``TClonesArray`` (branch ``fType`` 31 under a 3) or of a split
+        ``std::vector`` of classes (41 under a 4) has, in every entry, as many values as its
+        collection has elements, so its members share one counter (uproot's writer otherwise
+        invents one per member: 362 extra branches of ~130 B each on mc10events). The name is
+        ``n<collection>``; a collection whose ``n<collection>`` is a branch of the tree, or
+        that has one member here, keeps one counter per member. RNTuples: ``{}``."""
+        if self.rntuple:
+            return {}
+        groups: dict[str, list[str]] = {}
+        for n in names:
+            lf = self.by_name[n]
+            if lf.counter in self.by_name or "/" not in lf.key:
+                continue
+            try:
+                branch = self.tree[lf.key]
+                parent = branch.parent
+                kinds = (int(branch.member("fType")), int(parent.member("fType")))
+            except Exception:  # noqa: BLE001 - not a TBranchElement of a split collection
+                continue
+            if kinds in ((31, 3), (41, 4)):
+                groups.setdefault(parent.name, []).append(n)
+        taken = {lf.name for lf in self.leaves}
+        return {n: f"n{coll}" for coll, members in groups.items()
+                if len(members) > 1 and f"n{coll}" not in taken for n in members}
 
     def _counter_named(self, coll: str) -> str | None:
         for n in (f"n{coll}", f"{coll}_size", f"{coll}_n", f"n{coll}s", f"n_{coll}"):

@@ -288,11 +288,17 @@ class RootWriter:
                     types[name] = value.type.content
         counters: dict[str, Any] = {}
         carried = set(info.carried_branches)
+        # the outer lengths (b_counts) of a flattened list of lists b: as many per entry as b
+        # had lists, so b's counter when b shares its collection's (n<collection>)
+        outer = {f"{root_safe(c)}_counts": self.counters[c] for c in carried
+                 if self.counters.get(c) not in (None, f"n{c}", f"n{root_safe(c)}")}
         for name, t in types.items():
             if is_list(t) or (not isinstance(t, (np.dtype, str)) and type(t).__name__ in ("ListType", "RecordType")):
                 parent = _carried_ancestor(name, carried)
                 if f"{name}_counts" in types:  # flattened lists of lists: a length of their own
                     counters[name] = f"n{name}"
+                elif name in outer:
+                    counters[name] = outer[name]
                 elif parent is not None:  # fields of one list of records: its counter
                     counters[name] = self.counters.get(parent, f"n{parent}")
                 elif name in self.counters:
