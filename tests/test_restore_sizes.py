@@ -277,6 +277,24 @@ def test_split_collection_members_share_one_counter(tmp_path, name, tree, collec
             assert ak.to_list(ak.num(values)) == ak.to_list(counter), member
 
 
+def test_a_member_read_with_other_lengths_keeps_its_own_counter(tmp_path):
+    """Delphes (uproot-issue513.root): uproot reads ``Track.fBits``, the TObject bits of each
+    track, with other lengths than ``Track.PT``. The members that agree share ``nTrack``; that
+    one keeps a counter of its own (sharing it failed the restore: the writer's counter and
+    the list disagreed), and every Track list comes back as uproot reads it in the input."""
+    _deferred_or_skip()
+    src = shared_file("public/uproot-issue513.root")
+    jetzip.compress(src, tmp_path / "x.aez", error_bound="nanoaod")
+    jetzip.decompress(tmp_path / "x.aez", tmp_path / "x.root")
+    with uproot.open(src) as a, uproot.open(tmp_path / "x.root") as b:
+        ta, tb = a["Delphes"], b["Delphes"]
+        assert tb["Track.PT"].count_leaf.member("fName") == "nTrack"
+        assert tb["Track.fBits"].count_leaf.member("fName") != "nTrack"
+        for member in ("Track.PT", "Track.fBits", "Track.Charge"):
+            assert ak.array_equal(tb[member].array(), ta[f"Track/{member}"].array()), member
+    assert os.path.getsize(tmp_path / "x.root") <= 1.05 * os.path.getsize(src)
+
+
 def test_identical_rntuple_pages_written_once(tmp_path):
     """An RNTuple restore writes pages of identical bytes once, all their columns pointing at
     that copy (ROOT's same-page merging): NanoAOD's trigger-bit columns are mostly such pages.

@@ -687,8 +687,44 @@ class RootSource:
             if kinds in ((31, 3), (41, 4)):
                 groups.setdefault(parent.name, []).append(n)
         taken = {lf.name for lf in self.leaves}
-        return {n: f"n{coll}" for coll, members in groups.items()
-                if len(members) > 1 and f"n{coll}" not in taken for n in members}
+        shared: dict[str, str] = {}
+        for coll, members in groups.items():
+            members = self._same_lengths(members)
+            if len(members) > 1 and f"n{coll}" not in taken:
+                shared.update({n: f"n{coll}" for n in members})
+        self._shared: dict[str, list[str]] = {}  # counter -> its members: every chunk read checks they agree
+        for n, c in shared.items():
+            self._shared.setdefault(c, []).append(n)
+        return shared
+
+    def _same_lengths(self, members: list[str]) -> list[str]:
+        """The members of a collection whose lists hold as many values as most of the others in
+        the first entries (:data:`SAMPLE_ENTRIES`). uproot reads a Delphes ``Track.fBits``, the
+        TObject bits of each element, with other lengths than ``Track.PT``: such a member keeps
+        a counter of its own."""
+        entries = int(self.tree.num_entries)
+        if len(members) < 2 or entries == 0:
+            return members
+        try:
+            arrays = self._read([self.by_name[n].key for n in members], 0, min(entries, SAMPLE_ENTRIES))
+        except Exception:  # noqa: BLE001 - unreadable together: one counter each
+            return []
+        nums = {n: _num(arrays[self.by_name[n].key]).tobytes() for n in members}
+        common = max(set(nums.values()), key=list(nums.values()).count)
+        return [n for n in members if nums[n] == common]
+
+    def _check_shared(self, arrays, first_entry: int) -> None:
+        """Members that share a counter hold as many values each in every entry of this read."""
+        for counter, members in getattr(self, "_shared", {}).items():
+            ref = _num(self._get(arrays, members[0]))
+            for n in members[1:]:
+                num = _num(self._get(arrays, n))
+                if not np.array_equal(num, ref):
+                    bad = int(np.argmax(num != ref))
+                    raise InputError(f"{self.where}: branch {n} has {int(num[bad])} values in entry "
+                                     f"{bad + first_entry}, {members[0]} {int(ref[bad])}, though both are members "
+                                     f"of the collection counted by {counter}; leave it out with "
+                                     f"--drop-branches {n}")
 
     def _counter_named(self, coll: str) -> str | None:
         for n in (f"n{coll}", f"{coll}_size", f"{coll}_n", f"n{coll}s", f"n_{coll}"):
@@ -921,6 +957,7 @@ class RootSource:
                     yield JetChunk(cols, counts, {}, 0, 0)
                     return
                 others = self._other_columns(arrays, a) if self.info.collections else {}
+                self._check_shared(arrays, a)
                 carried = {name: self._carried_value(arrays, name) for name in self.info.carried_branches}
                 chunk = JetChunk(cols, counts, kept, first_jet, a, jet_kept, carried, others)
                 if counts is None and not cols:  # a table without jets: zero jets per entry
