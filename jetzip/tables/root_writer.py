@@ -173,11 +173,13 @@ def _fields(name: str, array: Any, fields: list[str]) -> tuple[dict[str, Any], s
 
 
 def _carried_ancestor(name: str, carried: set[str]) -> str | None:
-    """The carried branch that `name` was written from (``A`` for ``A.b``, ``A.b_counts`` or
-    ``A.b_counts3``)."""
-    if name in carried:
+    """The carried branch whose counter `name`, written from it, shares: ``A`` for ``A.b`` and
+    ``A.b_counts`` (one value per element of A); None for ``A.b_counts3``, ``A.b_counts4``, ...
+    (one length per list of the level above, as many per entry as the sum of that level's
+    lengths: a counter of their own) and for branches not written from a carried one."""
+    if name in carried or re.search(r"_counts\d+$", name):
         return None
-    base = re.sub(r"_counts\d*$", "", name)
+    base = re.sub(r"_counts$", "", name)
     while "." in base:
         base = base.rpartition(".")[0]
         if base in carried:
