@@ -226,6 +226,7 @@ class RootWriter:
         self.projected = False  # an RNTuple's projected fields written as projections
         self.as_counter: set[str] = set()
         self.changed: dict[str, list[str]] = {}  # kind (KIND_TEXT) -> carried branches written so
+        self.single_records: set[str] = set()  # carried branches of one record per entry (no list)
         self.entries = 0
         self.empty = False  # a tree without a branch uproot can write: not created
 
@@ -289,7 +290,9 @@ class RootWriter:
                 else:
                     types[name] = value.type.content
         counters: dict[str, Any] = {}
-        carried = set(info.carried_branches)
+        # fields of a list of records share its counter; those of one record per entry do not
+        # (its lists may differ in length)
+        carried = set(info.carried_branches) - self.single_records
         # the outer lengths (b_counts) of a flattened list of lists b: as many per entry as b
         # had lists, so b's counter when b shares its collection's (n<collection>)
         outer = {f"{root_safe(c)}_counts": self.counters[c] for c in carried
@@ -384,6 +387,8 @@ class RootWriter:
             if self.rntuple:
                 data[name] = value
                 continue
+            if not isinstance(value, np.ndarray) and isinstance(value.type.content, ak.types.RecordType):
+                self.single_records.add(name)
             pieces, kinds = writable(name, value)
             for kind in kinds:
                 members = self.changed.setdefault(kind, [])
