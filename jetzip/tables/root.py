@@ -11,6 +11,7 @@ histograms) in the extras blob (:mod:`.root_extras`). What cannot be carried is 
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import threading
@@ -128,6 +129,44 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 
 NOT_NUMERIC = "not a number or a list of numbers per event"
 SAMPLE_ENTRIES = 2000  # entries whose list lengths --collection all checks per further collection
+PROBE_BYTES = 1 << 30  # memory a one-entry read of an unclassified branch may take (capped_memory)
+
+
+@contextlib.contextmanager
+def capped_memory(extra: int) -> Iterator[None]:
+    """Within the block, this process's address space may grow by at most `extra` bytes
+    (``RLIMIT_AS``, Linux, main thread only: elsewhere the block runs uncapped); growing beyond
+    raises MemoryError.
+
+    uproot reads the objects of a class it misreads with the lengths it finds in the bytes: the
+    ``_Generation_Parameters`` branch (``IOVMetaDataContainer_p1``) of the PHYSLITE RNTuple
+    file's ``MetaData`` tree, one entry of a few kB, asked for a 1,742,481,381-element array:
+    13 GiB, 14 GB resident and 20 s before uproot gave up. Capped, the read fails at once."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        yield  # other threads of this process would share the cap
+        return
+    try:
+        with open("/proc/self/statm") as f:
+            size = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = size + extra
+        if soft != resource.RLIM_INFINITY:
+            cap = min(cap, soft)
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (OSError, ValueError):  # no /proc, or a limit that cannot be set
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 READ_BYTES = 64 << 20  # uncompressed bytes of every branch read at once (bounds the memory of a read)
 
 
@@ -498,14 +537,16 @@ class RootSource:
         return set()
 
     def _readable(self, lf: Leaf) -> bool:
-        """Whether uproot reads a branch of a type jetzip does not classify (tried on one entry)."""
+        """Whether uproot reads a branch of a type jetzip does not classify (tried on one entry,
+        with at most :data:`PROBE_BYTES` more memory: :func:`capped_memory`)."""
         if self.tree.num_entries == 0:
             return False
         try:
-            if self.rntuple:
-                self.tree.arrays([lf.key.partition(".")[0]], entry_stop=1)
-            else:
-                (lf.branch if lf.branch is not None else self.tree[lf.key]).array(entry_stop=1, library="ak")
+            with capped_memory(PROBE_BYTES):
+                if self.rntuple:
+                    self.tree.arrays([lf.key.partition(".")[0]], entry_stop=1)
+                else:
+                    (lf.branch if lf.branch is not None else self.tree[lf.key]).array(entry_stop=1, library="ak")
             return True
         except Exception as exc:  # noqa: BLE001 - uproot's many ways of not reading a type
             if damaged_input(exc):
