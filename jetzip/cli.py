@@ -132,6 +132,9 @@ def run_guarded(fn: Callable[[], Any]) -> Any:
     except Exception as exc:
         if closed_pipe(exc):
             exit_closed_pipe()
+        if interrupted(exc):
+            _to_stderr("jetzip: interrupted; no output was written")
+            sys.exit(EXIT_INTERRUPTED)
         if isinstance(exc, JetzipError) or not os.environ.get("JETZIP_DEBUG"):
             raise click.ClickException(error_message(exc)) from None
         raise  # JETZIP_DEBUG=1: a bug shows its traceback
@@ -157,6 +160,19 @@ def error_message(exc: BaseException) -> str:
 def _one_line(message: str) -> str:
     """Errors are one line, for logs and grep (third-party messages can span several)."""
     return " ".join(message.split())
+
+
+def interrupted(exc: BaseException | None) -> bool:
+    """Whether `exc` was caused by Ctrl-C / SIGTERM: numba's dispatcher calls back into Python
+    (``_numba_unpickle``), where the signal handler's KeyboardInterrupt is raised, and returns
+    it as ``SystemError: ... returned a result with an exception set`` caused by it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def closed_pipe(exc: BaseException | None) -> bool:

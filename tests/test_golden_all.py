@@ -72,7 +72,7 @@ def _check_v3(f, ref, tolerance) -> None:
     import awkward as ak
 
     got: dict[str, list] = {}
-    for stored, chunk in f.decoded(f.codecs(device="cpu")):
+    for stored, chunk in f.decoded(f.codecs(device="cpu"), workers=2):  # bounded: threads or processes
         t = stored.table
         for c, coll in enumerate(f.tables[t].all_collections()):
             part = chunk if c == 0 else chunk.others[coll.name]

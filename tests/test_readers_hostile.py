@@ -270,3 +270,36 @@ def test_csv_rows_are_parsed_in_blocks_bounded_in_bytes(tmp_path, monkeypatch):
     src.close()
     np.testing.assert_array_equal(np.concatenate([c.kept["note"] for c in chunks]), np.arange(3000) * 7)
     np.testing.assert_array_equal(np.concatenate([c.columns["pt"] for c in chunks]), 50 + np.arange(3000))
+
+
+def test_capped_memory_refuses_growth_beyond_its_cap_and_restores_the_limit():
+    """A one-entry probe of a branch uproot may misread runs with its memory capped: an
+    allocation beyond the cap is a MemoryError inside, fine after, and the limit is the
+    caller's again."""
+    import resource
+
+    from jetzip.tables.root import capped_memory
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    with pytest.raises(MemoryError):
+        with capped_memory(64 << 20):
+            np.ones(512 << 20, np.uint8)
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+    assert np.ones(512 << 20, np.uint8)[-1] == 1
+
+
+def test_a_branch_uproot_misreads_with_a_13_gib_length_is_left_out_at_once():
+    """The PHYSLITE RNTuple file's ``MetaData`` tree holds ``_Generation_Parameters``
+    (IOVMetaDataContainer_p1), whose one entry uproot reads with a length of 1,742,481,381
+    objects (13 GiB; 14 GB resident for 20 s before it gave up). The probe is capped: the
+    branch is named as not carried, the other trees are read."""
+    from jetzip.tables import open_file
+
+    source = open_file(shared_file("public/uproot-physlite-rntuple_v1-0-0-0.root"))
+    try:
+        meta = next(t for t in source.tables if t.info.tree == "MetaData")
+        assert any("_Generation_Parameters" in str(n) for n in meta.info.extra.get("not_carried", [])), \
+            meta.info.extra.get("not_carried")
+        assert "_Generation_Parameters" not in meta.info.carried_branches
+    finally:
+        source.close()

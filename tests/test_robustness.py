@@ -306,3 +306,33 @@ def test_a_signal_inside_a_native_call_is_raised_when_it_returns():
             for _ in range(100000):
                 pass
     assert finished == [True]
+
+
+def test_ctrl_c_inside_a_numba_call_is_an_interruption(capsys, monkeypatch):
+    """Ctrl-C / SIGTERM landing while numba's dispatcher calls back into Python (its
+    ``_numba_unpickle``) comes out of the compiled call as a SystemError caused by the
+    KeyboardInterrupt (seen with ``compress --error-bound 1e-3 --threads 1`` on 10M jets): the CLI
+    says it was interrupted (exit 130), not an internal error to report."""
+    from click import ClickException
+
+    from jetzip.cli import EXIT_INTERRUPTED, run_guarded
+
+    monkeypatch.delenv("JETZIP_DEBUG", raising=False)
+
+    def numba_like():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise SystemError("CPUDispatcher(<function quantize_verify>) returned a result with an "
+                              "exception set") from exc
+
+    with pytest.raises(SystemExit) as info:
+        run_guarded(numba_like)
+    assert info.value.code == EXIT_INTERRUPTED
+    assert "interrupted" in capsys.readouterr().err
+
+    def bug():
+        raise SystemError("a real bug")
+
+    with pytest.raises(ClickException, match="internal error"):
+        run_guarded(bug)

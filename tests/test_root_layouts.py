@@ -527,3 +527,36 @@ def test_thread_pool_gives_the_same_chunks():
             assert a.columns[k].tobytes() == b.columns[k].tobytes()
         for k in a.jet_kept:
             assert a.jet_kept[k].tobytes() == b.jet_kept[k].tobytes()
+
+
+def test_record_fields_with_deeper_lists_get_their_own_counters(tmp_path):
+    """Fields written from carried records: a list of records A whose member b is a list of
+    lists (A.b: var * var * var) restores as A.b, A.b_counts (one per A, A's counter) and
+    A.b_counts3 (one per list of A.b_counts: a counter of its own); one record per event R whose
+    lists differ in length (R.p, R.q) gives each its own counter. Both used to share nA / nR,
+    which uproot refused (an internal error at decompress). Every field is rebuilt exactly."""
+    rng = np.random.default_rng(5)
+    n = 40
+    counts = rng.integers(1, 5, n)
+    jets = {k: ak.unflatten(rng.uniform(1, 2, counts.sum()).astype(np.float32), counts)
+            for k in ("Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass")}
+    a = ak.Array([[{"x": float(rng.uniform()),
+                    "b": [rng.uniform(size=rng.integers(0, 3)).tolist() for _ in range(rng.integers(0, 3))]}
+                   for _ in range(rng.integers(0, 4))] for _ in range(n)])
+    r = ak.Array([{"p": rng.uniform(size=rng.integers(0, 4)).tolist(),
+                   "q": rng.uniform(size=rng.integers(0, 4)).tolist()} for _ in range(n)])
+    src = tmp_path / "records.parquet"
+    ak.to_parquet(ak.zip({**jets, "A": a, "R": r}, depth_limit=1), src)
+    aez = tmp_path / "x.aez"
+    jetzip.compress(src, aez, error_bound="1e-3")
+    jetzip.decompress(aez, tmp_path / "y.root")
+    with uproot.open(tmp_path / "y.root") as f:
+        t = f[next(k for k, c in f.classnames().items() if c == "TTree")]
+        values, c2, c3 = (t[f"A.b{s}"].array() for s in ("", "_counts", "_counts3"))
+        assert ak.to_list(ak.num(c2)) == ak.to_list(ak.num(a))
+        inner = ak.unflatten(ak.flatten(values), ak.flatten(c3))
+        assert ak.array_equal(ak.unflatten(ak.unflatten(inner, ak.flatten(c2)), ak.num(c2)), a.b)
+        assert ak.array_equal(t["A.x"].array(), a.x)
+        assert ak.array_equal(t["R.p"].array(), r.p) and ak.array_equal(t["R.q"].array(), r.q)
+    back = jetzip.arrays(aez, ["A", "R"])
+    assert ak.array_equal(back.A, a) and ak.array_equal(back.R, r)

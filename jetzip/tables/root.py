@@ -11,6 +11,7 @@ histograms) in the extras blob (:mod:`.root_extras`). What cannot be carried is 
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import threading
@@ -128,6 +129,44 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 
 NOT_NUMERIC = "not a number or a list of numbers per event"
 SAMPLE_ENTRIES = 2000  # entries whose list lengths --collection all checks per further collection
+PROBE_BYTES = 1 << 30  # memory a one-entry read of an unclassified branch may take (capped_memory)
+
+
+@contextlib.contextmanager
+def capped_memory(extra: int) -> Iterator[None]:
+    """Within the block, this process's address space may grow by at most `extra` bytes
+    (``RLIMIT_AS``, Linux, main thread only: elsewhere the block runs uncapped); growing beyond
+    raises MemoryError.
+
+    uproot reads the objects of a class it misreads with the lengths it finds in the bytes: the
+    ``_Generation_Parameters`` branch (``IOVMetaDataContainer_p1``) of the PHYSLITE RNTuple
+    file's ``MetaData`` tree, one entry of a few kB, asked for a 1,742,481,381-element array:
+    13 GiB, 14 GB resident and 20 s before uproot gave up. Capped, the read fails at once."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        yield  # other threads of this process would share the cap
+        return
+    try:
+        with open("/proc/self/statm") as f:
+            size = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = size + extra
+        if soft != resource.RLIM_INFINITY:
+            cap = min(cap, soft)
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (OSError, ValueError):  # no /proc, or a limit that cannot be set
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 READ_BYTES = 64 << 20  # uncompressed bytes of every branch read at once (bounds the memory of a read)
 
 
@@ -354,12 +393,14 @@ class RootSource:
             for n in [*oc.columns.values(), *oc.jet_branches]:
                 lf = self.by_name[n]
                 counters[n] = lf.counter if lf.counter in self.by_name else (oc.counter or f"n{oc.name}")
+        shared = self._collection_counters(rest)
         for n in rest:
             lf = self.by_name[n]
-            if lf.kind != "jagged":
+            if lf.kind != "jagged" and n not in shared:  # a member such as float[][10]: its collection's
                 continue
             own = lf.counter if lf.counter in self.by_name and self._scalar_int(lf.counter) else None
-            counters[n] = own or f"n{n}"  # a list without a counter of its own gets its own
+            # a list without a counter of its own gets its collection's or its own
+            counters[n] = own or shared.get(n) or f"n{n}"
         regenerated = set(counters.values()) - {counter}
         kept = [k for k in kept if k not in regenerated]
         not_carried_msgs = [f"branch {lf.name} of {tree_name} ({lf.typename}: uproot cannot read it)"
@@ -459,8 +500,10 @@ class RootSource:
                 rest.append(lf.name)
             else:
                 not_carried.append(f"branch {lf.name} of {tree_name} ({lf.typename}: uproot cannot read it)")
-        counters = {n: (self.by_name[n].counter if self.by_name[n].counter in self.by_name else f"n{n}")
-                    for n in rest if self.by_name[n].kind == "jagged"}
+        shared = self._collection_counters(rest)
+        counters = {n: (self.by_name[n].counter if self.by_name[n].counter in self.by_name else
+                        shared.get(n) or f"n{n}")
+                    for n in rest if self.by_name[n].kind == "jagged" or n in shared}
         regenerated = set(counters.values())
         kept = [k for k in kept if k not in regenerated]
         dtypes = {n: self.by_name[n].dtype for n in kept}
@@ -494,14 +537,16 @@ class RootSource:
         return set()
 
     def _readable(self, lf: Leaf) -> bool:
-        """Whether uproot reads a branch of a type jetzip does not classify (tried on one entry)."""
+        """Whether uproot reads a branch of a type jetzip does not classify (tried on one entry,
+        with at most :data:`PROBE_BYTES` more memory: :func:`capped_memory`)."""
         if self.tree.num_entries == 0:
             return False
         try:
-            if self.rntuple:
-                self.tree.arrays([lf.key.partition(".")[0]], entry_stop=1)
-            else:
-                (lf.branch if lf.branch is not None else self.tree[lf.key]).array(entry_stop=1, library="ak")
+            with capped_memory(PROBE_BYTES):
+                if self.rntuple:
+                    self.tree.arrays([lf.key.partition(".")[0]], entry_stop=1)
+                else:
+                    (lf.branch if lf.branch is not None else self.tree[lf.key]).array(entry_stop=1, library="ak")
             return True
         except Exception as exc:  # noqa: BLE001 - uproot's many ways of not reading a type
             if damaged_input(exc):
@@ -655,6 +700,72 @@ class RootSource:
     def _scalar_int(self, n: str | None) -> bool:
         lf = self.by_name.get(n) if n else None
         return lf is not None and lf.kind == "scalar" and lf.shape == () and np.dtype(lf.dtype).kind in "iu"
+
+    def _collection_counters(self, names: list[str]) -> dict[str, str]:
+        """One counter per split collection for its members among `names` (carried leaves
+        without a counter branch of their own, lists or arrays of lists such as ``float[][10]``):
+        ``{"GenParticle.pt": "nGenParticle", ...}``.
+
+        A member of a split ``TClonesArray`` (branch ``fType`` 31 under a 3) or of a split
+        ``std::vector`` of classes (41 under a 4) has, in every entry, as many values as its
+        collection has elements, so its members share one counter (uproot's writer otherwise
+        invents one per member: 362 extra branches of ~130 B each on mc10events). The name is
+        ``n<collection>``; a collection whose ``n<collection>`` is a branch of the tree, or
+        that has one member here, keeps one counter per member. RNTuples: ``{}``."""
+        if self.rntuple:
+            return {}
+        groups: dict[str, list[str]] = {}
+        for n in names:
+            lf = self.by_name[n]
+            if lf.counter in self.by_name or "/" not in lf.key:
+                continue
+            try:
+                branch = self.tree[lf.key]
+                parent = branch.parent
+                kinds = (int(branch.member("fType")), int(parent.member("fType")))
+            except Exception:  # noqa: BLE001 - not a TBranchElement of a split collection
+                continue
+            if kinds in ((31, 3), (41, 4)):
+                groups.setdefault(parent.name, []).append(n)
+        taken = {lf.name for lf in self.leaves}
+        shared: dict[str, str] = {}
+        for coll, members in groups.items():
+            members = self._same_lengths(members)
+            if len(members) > 1 and f"n{coll}" not in taken:
+                shared.update({n: f"n{coll}" for n in members})
+        self._shared: dict[str, list[str]] = {}  # counter -> its members: every chunk read checks they agree
+        for n, c in shared.items():
+            self._shared.setdefault(c, []).append(n)
+        return shared
+
+    def _same_lengths(self, members: list[str]) -> list[str]:
+        """The members of a collection whose lists hold as many values as most of the others in
+        the first entries (:data:`SAMPLE_ENTRIES`). uproot reads a Delphes ``Track.fBits``, the
+        TObject bits of each element, with other lengths than ``Track.PT``: such a member keeps
+        a counter of its own."""
+        entries = int(self.tree.num_entries)
+        if len(members) < 2 or entries == 0:
+            return members
+        try:
+            arrays = self._read([self.by_name[n].key for n in members], 0, min(entries, SAMPLE_ENTRIES))
+        except Exception:  # noqa: BLE001 - unreadable together: one counter each
+            return []
+        nums = {n: _num(arrays[self.by_name[n].key]).tobytes() for n in members}
+        common = max(set(nums.values()), key=list(nums.values()).count)
+        return [n for n in members if nums[n] == common]
+
+    def _check_shared(self, arrays, first_entry: int) -> None:
+        """Members that share a counter hold as many values each in every entry of this read."""
+        for counter, members in getattr(self, "_shared", {}).items():
+            ref = _num(self._get(arrays, members[0]))
+            for n in members[1:]:
+                num = _num(self._get(arrays, n))
+                if not np.array_equal(num, ref):
+                    bad = int(np.argmax(num != ref))
+                    raise InputError(f"{self.where}: branch {n} has {int(num[bad])} values in entry "
+                                     f"{bad + first_entry}, {members[0]} {int(ref[bad])}, though both are members "
+                                     f"of the collection counted by {counter}; leave it out with "
+                                     f"--drop-branches {n}")
 
     def _counter_named(self, coll: str) -> str | None:
         for n in (f"n{coll}", f"{coll}_size", f"{coll}_n", f"n{coll}s", f"n_{coll}"):
@@ -887,6 +998,7 @@ class RootSource:
                     yield JetChunk(cols, counts, {}, 0, 0)
                     return
                 others = self._other_columns(arrays, a) if self.info.collections else {}
+                self._check_shared(arrays, a)
                 carried = {name: self._carried_value(arrays, name) for name in self.info.carried_branches}
                 chunk = JetChunk(cols, counts, kept, first_jet, a, jet_kept, carried, others)
                 if counts is None and not cols:  # a table without jets: zero jets per entry

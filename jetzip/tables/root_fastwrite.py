@@ -562,8 +562,28 @@ def _page(ntuple, sink, raw: bytes, uncompressed: int):
 
 def _pages_done(ntuple, sink) -> None:
     """Write the pages kept back by :func:`_page`, adjacent, in RBlobs of at most
-    :data:`_BLOB_BYTES` (one page larger than that in its own), and set their offsets."""
+    :data:`_BLOB_BYTES` (one page larger than that in its own), and set their offsets.
+
+    Pages of identical bytes are written once and share its locator, as ROOT's same-page
+    merging writes them (``RNTupleWriteOptions::SetEnableSamePageMerging``, on by default):
+    NanoAOD's trigger bits and PHYSLITE's constant columns are mostly such pages (the PHYSLITE
+    RNTuple restore carried 142 kB of copies)."""
     pending = ntuple.__dict__.pop("_jetzip_pages", [])
+    first: dict[bytes, Any] = {}
+    copies: list = []  # (locator, the locator of the first page with the same bytes)
+    unique = []
+    for locator, raw in pending:
+        if raw in first:
+            copies.append((locator, first[raw]))
+        else:
+            first[raw] = locator
+            unique.append((locator, raw))
+    _write_pages(ntuple, sink, unique)
+    for locator, same in copies:
+        locator.offset = same.offset
+
+
+def _write_pages(ntuple, sink, pending: list) -> None:
     group: list = []
     size = 0
     for item in [*pending, None]:

@@ -173,11 +173,13 @@ def _fields(name: str, array: Any, fields: list[str]) -> tuple[dict[str, Any], s
 
 
 def _carried_ancestor(name: str, carried: set[str]) -> str | None:
-    """The carried branch that `name` was written from (``A`` for ``A.b``, ``A.b_counts`` or
-    ``A.b_counts3``)."""
-    if name in carried:
+    """The carried branch whose counter `name`, written from it, shares: ``A`` for ``A.b`` and
+    ``A.b_counts`` (one value per element of A); None for ``A.b_counts3``, ``A.b_counts4``, ...
+    (one length per list of the level above, as many per entry as the sum of that level's
+    lengths: a counter of their own) and for branches not written from a carried one."""
+    if name in carried or re.search(r"_counts\d+$", name):
         return None
-    base = re.sub(r"_counts\d*$", "", name)
+    base = re.sub(r"_counts$", "", name)
     while "." in base:
         base = base.rpartition(".")[0]
         if base in carried:
@@ -224,6 +226,7 @@ class RootWriter:
         self.projected = False  # an RNTuple's projected fields written as projections
         self.as_counter: set[str] = set()
         self.changed: dict[str, list[str]] = {}  # kind (KIND_TEXT) -> carried branches written so
+        self.single_records: set[str] = set()  # carried branches of one record per entry (no list)
         self.entries = 0
         self.empty = False  # a tree without a branch uproot can write: not created
 
@@ -287,12 +290,20 @@ class RootWriter:
                 else:
                     types[name] = value.type.content
         counters: dict[str, Any] = {}
-        carried = set(info.carried_branches)
+        # fields of a list of records share its counter; those of one record per entry do not
+        # (its lists may differ in length)
+        carried = set(info.carried_branches) - self.single_records
+        # the outer lengths (b_counts) of a flattened list of lists b: as many per entry as b
+        # had lists, so b's counter when b shares its collection's (n<collection>)
+        outer = {f"{root_safe(c)}_counts": self.counters[c] for c in carried
+                 if self.counters.get(c) not in (None, f"n{c}", f"n{root_safe(c)}")}
         for name, t in types.items():
             if is_list(t) or (not isinstance(t, (np.dtype, str)) and type(t).__name__ in ("ListType", "RecordType")):
                 parent = _carried_ancestor(name, carried)
                 if f"{name}_counts" in types:  # flattened lists of lists: a length of their own
                     counters[name] = f"n{name}"
+                elif name in outer:
+                    counters[name] = outer[name]
                 elif parent is not None:  # fields of one list of records: its counter
                     counters[name] = self.counters.get(parent, f"n{parent}")
                 elif name in self.counters:
@@ -376,6 +387,8 @@ class RootWriter:
             if self.rntuple:
                 data[name] = value
                 continue
+            if not isinstance(value, np.ndarray) and isinstance(value.type.content, ak.types.RecordType):
+                self.single_records.add(name)
             pieces, kinds = writable(name, value)
             for kind in kinds:
                 members = self.changed.setdefault(kind, [])

@@ -14,7 +14,10 @@ carried as it is (``Muon_pt``, ``Muon_charge``), per-event numbers (``run``, ``e
   (``context_model="none"``), chunks of 200 jets: two tables, two coded collections, carried
   branches of several types;
 - ``v3.0_latent_multi.aez``: the default latent codec (quantized latents, payload version 2)
-  of the shipped model, which the file names by its SHA-256 without embedding it.
+  of the shipped model, which the file names by its SHA-256 without embedding it;
+- ``v3.0_bounded3_multi.aez`` (added 2026-12-06): as ``v3.0_bounded_multi`` with the bounded
+  codec's payload version 3 (the compiled loops, decoded on threads) and one-byte event counts
+  stored with zlib's run-length strategy.
 
 The ``.npz`` beside each holds, per table ``t`` and collection ``c``, ``t{t}/c{c}/counts`` and
 ``t{t}/c{c}/{role}`` (the decoded values) and, per carried branch, ``t{t}/carried/{name}``
@@ -110,7 +113,9 @@ def main() -> None:
         write_source(src)
         for name, options in (("v3.0_bounded_multi", {"error_bound": "1e-3", "context_model": "none",
                                                       "chunk_jets": 200}),
-                              ("v3.0_latent_multi", {})):
+                              ("v3.0_latent_multi", {}),
+                              ("v3.0_bounded3_multi", {"error_bound": "1e-3", "context_model": "none",
+                                                       "chunk_jets": 200})):
             aez = os.path.join(HERE, f"{name}.aez")
             if os.path.exists(aez):
                 continue
