@@ -560,3 +560,38 @@ def test_record_fields_with_deeper_lists_get_their_own_counters(tmp_path):
         assert ak.array_equal(t["R.p"].array(), r.p) and ak.array_equal(t["R.q"].array(), r.q)
     back = jetzip.arrays(aez, ["A", "R"])
     assert ak.array_equal(back.A, a) and ak.array_equal(back.R, r)
+
+
+def test_missing_entries_and_a_field_named_like_a_counter_restore_to_root(tmp_path):
+    """Parquet columns a TTree cannot hold as they are: a record that may be missing (R: ?{p,
+    q}), a list that may be missing (L: option[var * float32]), and an input field nA beside a
+    list of records A, whose counter uproot would name nA too. Restored: missing lists as empty
+    ones (said), every entry kept (dropping them made the branches' lengths disagree: an
+    internal error), and nA with its own values, A's counter another name (nA held A's lengths,
+    silently)."""
+    rng = np.random.default_rng(8)
+    n = 50
+    counts = rng.integers(1, 5, n)
+    jets = {k: ak.unflatten(rng.uniform(1, 2, counts.sum()).astype(np.float32), counts)
+            for k in ("Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass")}
+    r = ak.Array([None if i % 7 == 3 else {"p": rng.uniform(size=rng.integers(0, 4)).tolist(),
+                                            "q": rng.uniform(size=rng.integers(0, 4)).tolist()} for i in range(n)])
+    lists = ak.Array([None if i % 5 == 2 else rng.uniform(size=rng.integers(0, 4)).tolist() for i in range(n)])
+    a = ak.Array([[{"x": float(rng.uniform())} for _ in range(rng.integers(0, 4))] for _ in range(n)])
+    na = rng.integers(100, 200, n)
+    src = tmp_path / "odd.parquet"
+    ak.to_parquet(ak.zip({**jets, "R": r, "L": lists, "A": a, "nA": na}, depth_limit=1), src)
+    aez = tmp_path / "x.aez"
+    jetzip.compress(src, aez, error_bound="1e-3")
+    warnings: list[str] = []
+    jetzip.decompress(aez, tmp_path / "y.root", warn=warnings.append)
+    assert any("missing entries (None)" in w for w in warnings), warnings
+    with uproot.open(tmp_path / "y.root") as f:
+        t = f[next(k for k, c in f.classnames().items() if c == "TTree")]
+        assert t.num_entries == n
+        assert t["nA"].array().tolist() == na.tolist()
+        assert ak.array_equal(t["A.x"].array(), a.x)
+        assert t["A.x"].count_leaf.member("fName") != "nA"
+        assert ak.array_equal(t["L"].array(), ak.fill_none(lists, [], axis=0))
+        for field in ("p", "q"):
+            assert ak.array_equal(t[f"R.{field}"].array(), ak.fill_none(r[field], [], axis=0))

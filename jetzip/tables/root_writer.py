@@ -98,6 +98,8 @@ KIND_TEXT = {
     "flattened": "lists of lists (and lists of strings) come back as their flattened values (name, with "
                  "[N] written _N) and their lengths (name_counts): uproot writes neither",
     "lost": "not restored to the TTree (uproot cannot write that type; the .aez holds them)",
+    "none": "missing entries (None) come back as empty lists, and a missing record as its fields' empty "
+            "lists or zeros: a TTree has no missing values",
 }
 
 
@@ -120,8 +122,14 @@ def writable(name: str, array: Any) -> tuple[dict[str, Any], set[str]]:
                                              and isinstance(t.content, ak.types.NumpyType)):
         return {name: ak.to_numpy(array)}, set()
     if isinstance(t, ak.types.OptionType):
-        return writable(name, ak.fill_none(array, 0) if isinstance(t.content, ak.types.NumpyType) else
-                        ak.drop_none(array))
+        if isinstance(t.content, ak.types.NumpyType):
+            return writable(name, ak.fill_none(array, 0))
+        if isinstance(t.content, ak.types.RecordType):  # its fields, each with its own missing entries
+            filled = ak.zip({f: array[f] for f in ak.fields(array)}, depth_limit=1)
+        else:  # a missing list is an empty one (entries are never dropped: every branch has them all)
+            filled = ak.fill_none(array, [], axis=0)
+        pieces, kinds = writable(name, filled)
+        return pieces, kinds | {"none"}
     if isinstance(t, ak.types.RecordType):
         return _fields(name, array, ak.fields(array))
     if isinstance(t, (ak.types.ListType, ak.types.RegularType)):
@@ -170,6 +178,13 @@ def _fields(name: str, array: Any, fields: list[str]) -> tuple[dict[str, Any], s
         out.update(sub)
         kinds |= sub_kinds
     return out, kinds
+
+
+def _unoptioned(t: Any) -> Any:
+    """An awkward type without its option (``?{...}`` is ``{...}``)."""
+    import awkward as ak
+
+    return t.content if isinstance(t, ak.types.OptionType) else t
 
 
 def _carried_ancestor(name: str, carried: set[str]) -> str | None:
@@ -297,19 +312,29 @@ class RootWriter:
         # had lists, so b's counter when b shares its collection's (n<collection>)
         outer = {f"{root_safe(c)}_counts": self.counters[c] for c in carried
                  if self.counters.get(c) not in (None, f"n{c}", f"n{root_safe(c)}")}
+        # a counter the writer names (n<branch>) must not take the name of a branch of the input
+        # (an input field nA beside a list of records A: its values were lost, silently)
+        taken = {*types, *info.branch_order, *info.kept_branches} - set(self.counters.values()) - {self.counter}
+
+        def invented(base: str) -> str:
+            c = f"n{base}"
+            while c in taken:
+                c += "_"
+            return c
+
         for name, t in types.items():
             if is_list(t) or (not isinstance(t, (np.dtype, str)) and type(t).__name__ in ("ListType", "RecordType")):
                 parent = _carried_ancestor(name, carried)
                 if f"{name}_counts" in types:  # flattened lists of lists: a length of their own
-                    counters[name] = f"n{name}"
+                    counters[name] = invented(name)
                 elif name in outer:
                     counters[name] = outer[name]
                 elif parent is not None:  # fields of one list of records: its counter
-                    counters[name] = self.counters.get(parent, f"n{parent}")
+                    counters[name] = self.counters.get(parent) or invented(parent)
                 elif name in self.counters:
                     counters[name] = self.counters[name]
                 else:
-                    counters[name] = self.counter if name in self._jet_names() else f"n{name}"
+                    counters[name] = self.counter if name in self._jet_names() else invented(name)
         for oc in info.collections:
             for name in [*oc.columns.values(), *oc.jet_branches]:
                 counters[name] = self.counters.get(name, oc.counter or f"n{oc.name}")
@@ -387,7 +412,7 @@ class RootWriter:
             if self.rntuple:
                 data[name] = value
                 continue
-            if not isinstance(value, np.ndarray) and isinstance(value.type.content, ak.types.RecordType):
+            if not isinstance(value, np.ndarray) and isinstance(_unoptioned(value.type.content), ak.types.RecordType):
                 self.single_records.add(name)
             pieces, kinds = writable(name, value)
             for kind in kinds:
@@ -560,10 +585,10 @@ class RootFileWriter:
                 w.finish()
                 for kind, names in w.changed.items():
                     shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-                    line = f"{self.infos[i].tree}: {len(names)} branch(es) ({shown}): {KIND_TEXT[kind]}"
+                    line = f"{self.infos[i].tree or 'jets'}: {len(names)} branch(es) ({shown}): {KIND_TEXT[kind]}"
                     (self.missing if kind == "lost" else self.notes).append(line)
                 if w.empty:
-                    self.missing.append(f"tree {self.infos[i].tree} (no branch of it could be read)")
+                    self.missing.append(f"tree {self.infos[i].tree or 'jets'} (no branch of it could be read)")
             write_metadata(self.file)  # jetzip (sizes): the trees' metadata and streamers, compressed
         finally:
             self.file.close()
