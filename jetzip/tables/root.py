@@ -130,6 +130,7 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 NOT_NUMERIC = "not a number or a list of numbers per event"
 SAMPLE_ENTRIES = 2000  # entries whose list lengths --collection all checks per further collection
 PROBE_BYTES = 1 << 30  # memory a one-entry read of an unclassified branch may take (capped_memory)
+READ_BYTES = 64 << 20  # uncompressed bytes of every branch read at once (bounds the memory of a read)
 
 
 @contextlib.contextmanager
@@ -167,7 +168,8 @@ def capped_memory(extra: int) -> Iterator[None]:
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-READ_BYTES = 64 << 20  # uncompressed bytes of every branch read at once (bounds the memory of a read)
+
+
 
 
 class RootSource:

@@ -536,15 +536,25 @@ _NT_EXPECTED = {"write": 2, "extend": 4}  # replacements made in each
 _BLOB_BYTES = 64 << 20  # pages gathered into one RBlob up to this size
 
 
+ENVELOPE_LEVELS = {"ZSTD": 19, "ZLIB": 9, "LZMA": 9}  # the file's algorithm at its strongest level
+
+
 def _pack_envelope(ntuple, raw: bytes) -> bytes:
-    """An RNTuple envelope as written: compressed with the file's compression in a deferred
-    file (ROOT's compressed-block format, as uproot writes pages), else as it is."""
+    """An RNTuple envelope as written: in a deferred file compressed with the file's algorithm at
+    its strongest level (:data:`ENVELOPE_LEVELS`; ROOT's compressed-block format, as uproot
+    writes pages, whose reader takes any level), else as it is. The header is written once and
+    read whole: nano_dimuon's 199,936 B header takes 26,439 B at ZSTD(5), the file's setting,
+    21,387 at ZSTD(19) (its restore 1.07x -> 1.01x the input)."""
     import uproot
 
     fs = ntuple._freesegments
     if not getattr(fs, "_jetzip_defer", False):
         return raw
-    return uproot.compression.compress(raw, fs.fileheader.compression)
+    setting = fs.fileheader.compression
+    name = type(setting).__name__
+    if setting is not None and name in ENVELOPE_LEVELS:
+        setting = type(setting)(max(int(setting.level), ENVELOPE_LEVELS[name]))
+    return uproot.compression.compress(raw, setting)
 
 
 def _page(ntuple, sink, raw: bytes, uncompressed: int):
