@@ -82,6 +82,23 @@ def ordered_types(order: list[str], types: dict[str, Any], counters: dict[str, s
     return out, as_counter
 
 
+def written_from(names: list[str], bases: set[str]) -> dict[str, list[str]]:
+    """``{base: [name, ...]}``: for each of `bases`, the `names` (in their order) written from
+    it: the base itself, its fields (``base.field``, at any depth) and its lengths
+    (``base_counts``, ``base_counts3``, ...). One pass over the names (a tree of 9,663 branches
+    took 90 s when each base scanned every name)."""
+    out: dict[str, list[str]] = {}
+    for name in names:
+        found = [name] + [name[:i] for i, ch in enumerate(name) if ch == "."]
+        lengths = re.fullmatch(r"(.*)_counts\d*", name)
+        if lengths:
+            found.append(lengths.group(1))
+        for base in dict.fromkeys(found):
+            if base in bases:
+                out.setdefault(base, []).append(name)
+    return out
+
+
 def _jagged(dt: str):
     """An awkward list type (a datashape string costs uproot ~30 ms to parse, per branch)."""
     import awkward as ak
@@ -349,9 +366,9 @@ class RootWriter:
             if oc.counter and oc.counter not in types:
                 types[oc.counter] = np.dtype(info.dtypes.get(oc.counter, scalar_counters.get(oc.counter, "int32")))
         expanded = []
+        pieces = written_from(list(types), set(order))
         for name in order:  # a carried branch written as several (record fields) keeps its place
-            expanded.extend([n for n in types if n == name or n.startswith(f"{name}.")
-                             or re.fullmatch(rf"{re.escape(name)}_counts\d*", n)] or [name])
+            expanded.extend(pieces.get(name) or [name])
         typed, as_counter = ordered_types(list(dict.fromkeys(expanded)), types, counters, scalar_counters)
         return typed, counters, as_counter
 
