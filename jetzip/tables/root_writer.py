@@ -8,7 +8,9 @@ own (NanoAOD ``nJet``, uproot-style ``nJet_pt``, Delphes ``Jet_size``, recorded 
 declared before it, so the order stays the input's, and has the input's integer type
 (:mod:`.root_fastwrite`; int32 where uproot's fixes are not in use). A list branch without a
 counter of its own (``std::vector``) gets one of its own, ``n<branch>``: branches whose lengths
-may differ never share an invented counter.
+may differ never share an invented counter. A tree that reaches the writer in one chunk (every
+entry known before it is created) shares one counter among the lists whose lengths agree in
+every entry (:func:`shared_counters`; said as ``restored_as``).
 
 What uproot's TTree writer cannot hold is written as the closest thing it can, and named once
 (``restored_as``): records as their fields (``MET.fX``), lists of lists as the flattened inner
@@ -140,6 +142,8 @@ KIND_TEXT = {
     "fields": "records come back as their fields (name.field), also inside lists: uproot writes no classes",
     "flattened": "lists of lists (and lists of strings) come back as their flattened values (name, with "
                  "[N] written _N) and their lengths (name_counts): uproot writes neither",
+    "shared": "lists without a counter in the input whose lengths agree in every entry share one counter "
+              "(uproot writes a list only with a counter)",
     "lost": "not restored to the TTree (uproot cannot write that type; the .aez holds them)",
     "none": "missing entries (None) come back as empty lists, and a missing record as its fields' empty "
             "lists or zeros: a TTree has no missing values",
@@ -389,7 +393,11 @@ class RootWriter:
                 counters[name] = self.counters.get(name, oc.counter or f"n{oc.name}")
         if whole and data is not None:  # counters that are no branch of the input may be shared
             real = {*info.branch_order, *info.kept_branches, self.counter, *(oc.counter for oc in info.collections)}
-            counters = shared_counters(counters, set(counters.values()) - real, data)
+            merged = shared_counters(counters, set(counters.values()) - real, data)
+            moved = [name for name, c in counters.items() if merged[name] != c]
+            if moved:
+                self.changed.setdefault("shared", []).extend(moved)
+            counters = merged
         order = list(info.branch_order) or list(types)
         scalar_counters = {c: info.dtypes.get(c, "int32") for c in set(counters.values())}
         if info.jagged and info.has_jets and not self.slots and self.counter not in types:
