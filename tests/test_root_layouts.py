@@ -595,3 +595,42 @@ def test_missing_entries_and_a_field_named_like_a_counter_restore_to_root(tmp_pa
         assert ak.array_equal(t["L"].array(), ak.fill_none(lists, [], axis=0))
         for field in ("p", "q"):
             assert ak.array_equal(t[f"R.{field}"].array(), ak.fill_none(r[field], [], axis=0))
+
+
+@pytest.mark.parametrize("write_jets", [None, 8])
+def test_lists_of_equal_lengths_share_a_counter_when_the_tree_comes_whole(tmp_path, monkeypatch, write_jets):
+    """Lists without a counter in the input (Parquet lists here, ``std::vector`` branches in
+    ROOT) each get one from uproot's TTree writer. A tree that comes to the writer in one chunk
+    shares one counter among the lists whose lengths agree in every entry (a and b; c differs in
+    the last entry and keeps its own); one that comes in several chunks keeps one each (a later
+    chunk could disagree). Every list comes back with its values either way."""
+    rng = np.random.default_rng(11)
+    n = 60
+    counts = rng.integers(1, 5, n)
+    jets = {k: ak.unflatten(rng.uniform(1, 2, counts.sum()).astype(np.float32), counts)
+            for k in ("Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass")}
+    la = rng.integers(0, 4, n)
+    lc = la.copy()
+    lc[-1] += 1
+    lists = {"a": ak.unflatten(rng.uniform(size=la.sum()), la),
+             "b": ak.unflatten(rng.integers(0, 9, la.sum()), la),
+             "c": ak.unflatten(rng.uniform(size=lc.sum()), lc)}
+    src = tmp_path / "lists.parquet"
+    ak.to_parquet(ak.zip({**jets, **lists}, depth_limit=1), src)
+    aez = tmp_path / "x.aez"
+    jetzip.compress(src, aez, error_bound="1e-3", chunk_jets=40)
+    if write_jets is not None:  # every chunk of the .aez reaches the writer on its own
+        monkeypatch.setattr(jetzip.api, "MIN_WRITE_JETS", write_jets)
+    said: list[str] = []
+    jetzip.decompress(aez, tmp_path / "y.root", warn=said.append)
+    shared = [w for w in said if "share one counter" in w]
+    with uproot.open(tmp_path / "y.root") as f:
+        t = f[next(k for k, c in f.classnames().items() if c == "TTree")]
+        counter = {k: t[k].count_leaf.member("fName") for k in lists}
+        if write_jets is None:
+            assert counter["a"] == counter["b"] != counter["c"], counter
+            assert len(shared) == 1 and "1 branch(es) (b)" in shared[0], said
+        else:
+            assert len(set(counter.values())) == 3 and not shared, (counter, said)
+        for k, values in lists.items():
+            assert ak.array_equal(t[k].array(), values), k

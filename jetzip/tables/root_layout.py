@@ -221,8 +221,12 @@ def rntuple_projections(ntuple) -> dict[str, Any] | None:
         if r.parent_field_id != i:
             children.setdefault(r.parent_field_id, []).append(i)
     rebuilt: dict[str, list[list[str]]] = {}
+    tops: dict[str, int] = {}
+    for i, r in enumerate(records):
+        if r.parent_field_id == i:
+            tops.setdefault(r.field_name, i)
     for name in order:
-        top = next(i for i, r in enumerate(records) if r.parent_field_id == i and r.field_name == name)
+        top = tops[name]
         inner = children.get(top, [])
         if int(records[top].struct_role) != 1 or len(inner) != 1 or int(records[inner[0]].struct_role) != 2:
             continue  # not a collection of one record
