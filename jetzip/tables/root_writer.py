@@ -145,8 +145,9 @@ KIND_TEXT = {
     "shared": "lists without a counter in the input whose lengths agree in every entry share one counter "
               "(uproot writes a list only with a counter)",
     "lost": "not restored to the TTree (uproot cannot write that type; the .aez holds them)",
-    "none": "missing entries (None) come back as empty lists, and a missing record as its fields' empty "
-            "lists or zeros: a TTree has no missing values",
+    "none": "missing entries (None) come back as empty lists, a missing record as its fields' empty "
+            "lists or zeros, and a missing item of a list as 0, \"\" or an empty list: a TTree has no "
+            "missing values",
 }
 
 
@@ -181,21 +182,34 @@ def writable(name: str, array: Any) -> tuple[dict[str, Any], set[str]]:
         return _fields(name, array, ak.fields(array))
     if isinstance(t, (ak.types.ListType, ak.types.RegularType)):
         inner = t.content
+        missing: set[str] = set()
         if isinstance(inner, ak.types.OptionType):
+            # items that may be missing (Arrow's lists: Parquet written by pyarrow or pandas):
+            # uproot writes no option type; a missing number comes back as 0, a missing string or
+            # list as an empty one, a missing record as its fields' (said only where one is missing)
+            if ak.any(ak.is_none(array, axis=1)):
+                missing = {"none"}
             inner = inner.content
+            if isinstance(inner, ak.types.NumpyType):
+                pieces, kinds = writable(name, ak.fill_none(array, 0, axis=1))
+                return pieces, kinds | missing
         if isinstance(inner, ak.types.NumpyType):
             return {name: array}, set()
         if isinstance(inner, ak.types.RecordType):
-            return _fields(name, array, ak.fields(array))
+            pieces, kinds = _fields(name, array, ak.fields(array))
+            return pieces, kinds | missing
         if isinstance(inner, (ak.types.ListType, ak.types.RegularType)) or \
                 inner.parameters.get("__array__") in ("string", "bytestring"):
             plain = ak.without_parameters(array)
             safe = root_safe(name)
-            inner, kinds = writable(safe, ak.flatten(plain, axis=2))
+            inner, kinds = writable(safe, ak.flatten(plain, axis=2))  # a missing list: no values
+            lengths = ak.num(plain, axis=2)
+            if isinstance(lengths.type.content.content, ak.types.OptionType):
+                lengths = ak.fill_none(lengths, 0, axis=1)
             out = {safe: inner.pop(safe)} if safe in inner else {}
-            out[f"{safe}_counts"] = ak.values_astype(ak.num(plain, axis=2), np.int32)
+            out[f"{safe}_counts"] = ak.values_astype(lengths, np.int32)
             out.update({deeper_counts(safe, k): v for k, v in inner.items()})
-            return out, {"flattened", *kinds}
+            return out, {"flattened", *kinds} | missing
     return {}, {"lost"}
 
 
