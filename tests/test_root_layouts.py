@@ -670,3 +670,44 @@ def test_arrow_lists_whose_items_may_be_missing_restore_to_root(tmp_path):
     assert got["lol"] == [[0 if v is None else v for x in (row or []) for v in (x or [])] for row in lol]
     assert got["recs.a"] == [[0 if r is None else r["a"] for r in row] for row in recs]
     assert got["recs.b_counts"] == [[0 if r is None or r["b"] is None else len(r["b"]) for r in row] for row in recs]
+
+
+def test_a_tree_written_at_once_is_created_before_the_next_table_and_the_other_objects(tmp_path):
+    """A tree that comes in one chunk is held until it is complete, to share counters; tables
+    come one after the other, so it is complete when the next table's chunk comes: created
+    then (one table's chunk held at a time, not every table's until the end), and before the
+    file's other objects: the restored keys in the input's order (trees, then the histogram),
+    not the histogram first."""
+    from jetzip.tables.root_writer import RootFileWriter
+
+    rng = np.random.default_rng(4)
+    n = 40
+    counts = rng.integers(0, 4, n)
+    jets = {f"Jet_{k}": ak.unflatten(rng.uniform(20, 90, counts.sum()).astype(np.float32), counts)
+            for k in ("pt", "eta", "phi", "mass")}
+    with uproot.recreate(tmp_path / "a.root") as f:  # TTrees (file[name] = {...} writes RNTuples)
+        f.mktree("Events", {k: "var * float32" for k in jets}, counter_name=lambda b: "nJet")
+        f["Events"].extend(jets)
+        f.mktree("Aux", {"x": np.float64})
+        f["Aux"].extend({"x": np.arange(7.0)})
+        f["h"] = np.histogram(rng.uniform(size=10), bins=3)
+    jetzip.compress(tmp_path / "a.root", tmp_path / "a.aez", error_bound="1e-3")
+    seen: list[tuple[int, list[bool]]] = []
+    write = RootFileWriter.write
+
+    def spy(self, table, chunk):
+        write(self, table, chunk)
+        seen.append((table, [w.held is not None for w in self.writers.values()]))
+
+    try:
+        RootFileWriter.write = spy
+        jetzip.decompress(tmp_path / "a.aez", tmp_path / "b.root")
+    finally:
+        RootFileWriter.write = write
+    # after its chunk each tree is held; Events no more once Aux's chunk has come
+    assert seen == [(0, [True]), (1, [False, True])], seen
+    with uproot.open(tmp_path / "b.root") as f:
+        assert f.keys(cycle=False) == ["Events", "Aux", "h"]
+        assert f["Aux"]["x"].array(library="np").tolist() == list(range(7))
+        assert f.classnames(cycle=False) == {"Events": "TTree", "Aux": "TTree", "h": "TH1D"}
+        assert ak.array_equal(f["Events"]["nJet"].array(), counts, dtype_exact=False)

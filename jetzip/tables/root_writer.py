@@ -14,8 +14,9 @@ every entry (:func:`shared_counters`; said as ``restored_as``).
 
 What uproot's TTree writer cannot hold is written as the closest thing it can, and named once
 (``restored_as``): records as their fields (``MET.fX``), lists of lists as the flattened inner
-values with their lengths (``b`` and ``b_counts``). A tree is created when its first chunk
-arrives (the chunk says the carried branches' types), or at the end when it has no entries.
+values with their lengths (``b`` and ``b_counts``). A tree is created when its second chunk
+arrives, or as soon as it is complete (the next table's chunk, the other objects, or the end),
+from its first chunk (which says the carried branches' types); at the end when it has no entries.
 """
 from __future__ import annotations
 
@@ -593,7 +594,10 @@ class RootWriter:
 
     # -------------------------------------------------------------- the rest
     def write_extras(self, blob: bytes) -> None:
-        """Copy every object of the extras blob (a ROOT file) into the output."""
+        """Copy every object of the extras blob (a ROOT file) into the output (after the tree:
+        every chunk came before, so a held one is the whole tree)."""
+        if self.held is not None:
+            self.finish()
         write_objects(self.file, blob, self.path)
 
     def finish(self) -> None:
@@ -658,11 +662,23 @@ class RootFileWriter:
         return w
 
     def write(self, table: int, chunk: JetChunk) -> None:
+        self._settle(but=table)
         self._writer(table).write_chunk(chunk)
+
+    def _settle(self, but: int | None = None) -> None:
+        """Create the trees whose one chunk is held (all but `but`'s): tables come one after
+        the other (:class:`~jetzip.tables.base.TableWriter`), so a table that another's chunk
+        follows is whole. Each tree is written as soon as it is complete: one table's chunk
+        held at a time, and the trees before the other objects, in the tables' order (as when
+        every tree was created with its first chunk)."""
+        for i, w in self.writers.items():
+            if i != but and w.held is not None:
+                w.finish()
 
     def write_extras(self, blob: bytes, source_format: str) -> bool:
         if source_format != "root":
             return False
+        self._settle()
         self.missing.extend(write_objects(self.file, blob, self.path))
         return True
 
