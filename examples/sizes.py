@@ -57,6 +57,40 @@ def inputs(shared: Path) -> list[Path]:
     return out
 
 
+def root_baskets(path: Path) -> dict[str, int]:
+    """TTree baskets of a ROOT file: ``{"baskets": all, "in_tree_key": those stored inside their
+    TTree's own key}`` (ROOT keeps a small tree's last baskets there, compressed with the tree's
+    metadata; a basket of its own costs a key of ~70-90 B)."""
+    import uproot
+
+    out = {"baskets": 0, "in_tree_key": 0}
+    with uproot.open(path) as f:
+        for name, cls in f.classnames(cycle=False).items():
+            if cls != "TTree":
+                continue
+            for branch in f[name].itervalues(recursive=True):
+                out["baskets"] += branch.num_baskets
+                out["in_tree_key"] += len(branch.embedded_baskets or [])
+    return out
+
+
+def hdf5_metadata(path: Path) -> dict[str, int]:
+    """``{"datasets": n, "metadata_bytes": file bytes - every dataset's stored bytes}``: what
+    HDF5 spends on object headers, links and chunk indexes."""
+    import h5py
+
+    stored = [0, 0]
+
+    def visit(_name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            stored[0] += 1
+            stored[1] += obj.id.get_storage_size()
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return {"datasets": stored[0], "metadata_bytes": path.stat().st_size - stored[1]}
+
+
 def attempt(fn, *args, **kwargs) -> tuple[Any, str | None]:
     """(result, None) or (None, the one-line error)."""
     from jetzip.errors import JetzipError
@@ -118,9 +152,24 @@ def measure(path: Path, work: Path) -> dict[str, Any]:
             else:
                 row[f"restored_{fmt}"] = {"bytes": out.stat().st_size, "ratio": out.stat().st_size / size,
                                           "missing_branches": len(result.get("missing_branches") or [])}
+                layout, error = attempt(root_baskets if fmt == "root" else hdf5_metadata, out)
+                row[f"restored_{fmt}"].update(layout or {})
+            if fmt == "root":
+                row["input_baskets"] = attempt(root_baskets, path)[0]
             if out.exists():
                 out.unlink()
     return row
+
+
+def commit() -> str:
+    """The repository's commit, or "no git" outside a clone."""
+    import subprocess
+
+    try:
+        return "commit " + subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                          text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "no git"
 
 
 def verdict(ok: bool | None) -> str:
@@ -191,6 +240,25 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def misses(rows: list[dict[str, Any]]) -> list[str]:
+    """Where the bytes of a restore that misses its target are."""
+    out = []
+    for row in rows:
+        t, name = row["targets"], row["file"]
+        r, h, b = row.get("restored_root") or {}, row.get("restored_hdf5") or {}, row.get("input_baskets") or {}
+        if t.get("restored_root") is False and "baskets" in r and b:
+            out.append(f"- `{name}`, ROOT: the input has {b['baskets']:,} baskets, {b['in_tree_key']:,} of them "
+                       f"inside their TTree's key; the restore {r['baskets']:,}, {r['in_tree_key']:,} inside "
+                       "(uproot's writer gives every basket a key of its own)")
+        if t.get("restored_hdf5") is False and "datasets" in h:
+            meta = h["metadata_bytes"]
+            events = (row.get("nanoaod") or {}).get("n_events")
+            out.append(f"- `{name}`, HDF5: {h['datasets']:,} datasets, {meta:,} B of HDF5 metadata "
+                       f"({meta / max(h['datasets'], 1):.0f} B each; {meta / row['input_bytes']:.2f}x the input "
+                       f"before any value), {events} events")
+    return out
+
+
 def per_event(rows: list[dict[str, Any]]) -> list[str]:
     out = []
     for row in rows:
@@ -238,18 +306,20 @@ def main(argv: list[str] | None = None) -> int:
     import jetzip
 
     head = [f"# Sizes against the input ({date})", "",
-            f"`python examples/sizes.py` (jetzip {jetzip.__version__}); load average at start "
+            f"`python examples/sizes.py` (jetzip {jetzip.__version__}, {commit()}); load average at start "
             f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores. Restores are made from the "
             "`nanoaod` `.aez` (the default codec's where that one failed). Kind: jet table when the jets are "
-            "at least half of what the `nanoaod` `.aez` stores of the data. The NanoAOD here has 654 branches "
-            "(the issue's HDF5 target speaks of 1,500); its 3x is applied to every whole-event file.", ""]
+            "at least half of what the `nanoaod` `.aez` stores of the data. The issue's HDF5 target is 3x for a "
+            "1,500-branch NanoAOD of 200 events; here the 200-event NanoAOD has 654 branches and the "
+            "1,602-field RNTuple NanoAOD 40 events; the 3x is applied to every whole-event file.", ""]
     md = [*head, *table(rows), "", "## Bytes per event, LZMA-9 NanoAOD", "", *per_event(rows), "",
-          "## Targets", "", *summary(rows), ""]
+          "## Targets", "", *summary(rows), "", "## Where the bytes of the misses are", "", *(misses(rows) or ["-"]),
+          ""]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"sizes_{date}.md").write_text("\n".join(md))
     (args.out / f"sizes_{date}.json").write_text(json.dumps(
         {"date": date, "load_average": load, "cpu_count": os.cpu_count(), "rows": rows}, indent=1, default=str))
-    print("\n".join(["", *per_event(rows), "", *summary(rows)]))
+    print("\n".join(["", *per_event(rows), "", *summary(rows), "", *misses(rows)]))
     print(f"\nwrote {args.out / f'sizes_{date}.md'} and .json")
     return 0
 
