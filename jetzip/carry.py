@@ -360,6 +360,13 @@ def unpack_group(block: bytes | memoryview, lengths: Mapping[str, int], where: s
                 if code == "c":
                     offsets = np.zeros(count + 1, np.int64)
                     np.cumsum(data, out=offsets[1:])
+                    # in the form's own index type: Arrow's lists and strings (Parquet) have int32
+                    # offsets, and from_buffers reads a buffer's bytes as that type
+                    want = np.dtype(expected)
+                    if want != offsets.dtype:
+                        if want.kind not in "iu" or (count and int(offsets[-1]) > np.iinfo(want).max):
+                            raise ValueError(f"branch {name}: offsets do not fit {want}")
+                        offsets = offsets.astype(want)
                     container[key] = offsets
                 else:
                     container[key] = data

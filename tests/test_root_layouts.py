@@ -634,3 +634,80 @@ def test_lists_of_equal_lengths_share_a_counter_when_the_tree_comes_whole(tmp_pa
             assert len(set(counter.values())) == 3 and not shared, (counter, said)
         for k, values in lists.items():
             assert ak.array_equal(t[k].array(), values), k
+
+
+def test_arrow_lists_whose_items_may_be_missing_restore_to_root(tmp_path):
+    """pyarrow (and pandas) write list items as nullable: ``var * ?float64``, ``var * ?string``,
+    lists of nullable lists and records. uproot writes no option type (decompress to .root was a
+    TypeError traceback); a missing item comes back as 0, an empty string or list, said as
+    ``restored as`` (missing entries), and every other value as it was."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    n = 30
+    tags = [None if i == 7 else [None if k == 1 and i % 4 == 0 else f"t{k}" for k in range(i % 3)] for i in range(n)]
+    fl = [[None if k == 1 and i % 5 == 0 else float(k) for k in range(i % 3)] for i in range(n)]
+    full = [[float(k) for k in range(i % 4)] for i in range(n)]  # nullable type, nothing missing
+    lol = [None if i == 3 else [None if (i == 5 and j == 0) else [None if k == 0 and i == 9 else k for k in range(j)]
+                                for j in range(i % 3)] for i in range(n)]
+    recs = [[None if (i == 4 and k == 0) else {"a": k, "b": None if i == 6 else "x" * k} for k in range(i % 3)]
+            for i in range(n)]
+    pq.write_table(pa.table({"pt": np.linspace(20, 70, n), "eta": np.zeros(n), "phi": np.zeros(n),
+                             "mass": np.ones(n), "tags": tags, "fl": fl, "full": full, "lol": lol, "recs": recs}),
+                   tmp_path / "a.parquet")
+    jetzip.compress(tmp_path / "a.parquet", tmp_path / "a.aez", error_bound="1e-3", units="GeV")
+    said: list[str] = []
+    jetzip.decompress(tmp_path / "a.aez", tmp_path / "b.root", warn=said.append)
+    missing = [w for w in said if "missing entries" in w]
+    assert len(missing) == 1 and "full" not in missing[0] and "(fl, tags, lol, recs)" in missing[0], said
+    with uproot.open(tmp_path / "b.root") as f:
+        t = f[next(k for k, c in f.classnames().items() if c == "TTree")]
+        got = {k: t[k].array().tolist() for k in t.keys()}
+    assert got["tags_counts"] == [[len(s or "") for s in (row or [])] for row in tags]
+    assert got["fl"] == [[0.0 if v is None else v for v in row] for row in fl]
+    assert got["full"] == full
+    assert got["lol_counts"] == [[len(x or []) for x in (row or [])] for row in lol]
+    assert got["lol"] == [[0 if v is None else v for x in (row or []) for v in (x or [])] for row in lol]
+    assert got["recs.a"] == [[0 if r is None else r["a"] for r in row] for row in recs]
+    assert got["recs.b_counts"] == [[0 if r is None or r["b"] is None else len(r["b"]) for r in row] for row in recs]
+
+
+def test_a_tree_written_at_once_is_created_before_the_next_table_and_the_other_objects(tmp_path):
+    """A tree that comes in one chunk is held until it is complete, to share counters; tables
+    come one after the other, so it is complete when the next table's chunk comes: created
+    then (one table's chunk held at a time, not every table's until the end), and before the
+    file's other objects: the restored keys in the input's order (trees, then the histogram),
+    not the histogram first."""
+    from jetzip.tables.root_writer import RootFileWriter
+
+    rng = np.random.default_rng(4)
+    n = 40
+    counts = rng.integers(0, 4, n)
+    jets = {f"Jet_{k}": ak.unflatten(rng.uniform(20, 90, counts.sum()).astype(np.float32), counts)
+            for k in ("pt", "eta", "phi", "mass")}
+    with uproot.recreate(tmp_path / "a.root") as f:  # TTrees (file[name] = {...} writes RNTuples)
+        f.mktree("Events", {k: "var * float32" for k in jets}, counter_name=lambda b: "nJet")
+        f["Events"].extend(jets)
+        f.mktree("Aux", {"x": np.float64})
+        f["Aux"].extend({"x": np.arange(7.0)})
+        f["h"] = np.histogram(rng.uniform(size=10), bins=3)
+    jetzip.compress(tmp_path / "a.root", tmp_path / "a.aez", error_bound="1e-3")
+    seen: list[tuple[int, list[bool]]] = []
+    write = RootFileWriter.write
+
+    def spy(self, table, chunk):
+        write(self, table, chunk)
+        seen.append((table, [w.held is not None for w in self.writers.values()]))
+
+    try:
+        RootFileWriter.write = spy
+        jetzip.decompress(tmp_path / "a.aez", tmp_path / "b.root")
+    finally:
+        RootFileWriter.write = write
+    # after its chunk each tree is held; Events no more once Aux's chunk has come
+    assert seen == [(0, [True]), (1, [False, True])], seen
+    with uproot.open(tmp_path / "b.root") as f:
+        assert f.keys(cycle=False) == ["Events", "Aux", "h"]
+        assert f["Aux"]["x"].array(library="np").tolist() == list(range(7))
+        assert f.classnames(cycle=False) == {"Events": "TTree", "Aux": "TTree", "h": "TH1D"}
+        assert ak.array_equal(f["Events"]["nJet"].array(), counts, dtype_exact=False)

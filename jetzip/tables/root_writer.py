@@ -14,8 +14,9 @@ every entry (:func:`shared_counters`; said as ``restored_as``).
 
 What uproot's TTree writer cannot hold is written as the closest thing it can, and named once
 (``restored_as``): records as their fields (``MET.fX``), lists of lists as the flattened inner
-values with their lengths (``b`` and ``b_counts``). A tree is created when its first chunk
-arrives (the chunk says the carried branches' types), or at the end when it has no entries.
+values with their lengths (``b`` and ``b_counts``). A tree is created when its second chunk
+arrives, or as soon as it is complete (the next table's chunk, the other objects, or the end),
+from its first chunk (which says the carried branches' types); at the end when it has no entries.
 """
 from __future__ import annotations
 
@@ -145,8 +146,9 @@ KIND_TEXT = {
     "shared": "lists without a counter in the input whose lengths agree in every entry share one counter "
               "(uproot writes a list only with a counter)",
     "lost": "not restored to the TTree (uproot cannot write that type; the .aez holds them)",
-    "none": "missing entries (None) come back as empty lists, and a missing record as its fields' empty "
-            "lists or zeros: a TTree has no missing values",
+    "none": "missing entries (None) come back as empty lists, a missing record as its fields' empty "
+            "lists or zeros, and a missing item of a list as 0, \"\" or an empty list: a TTree has no "
+            "missing values",
 }
 
 
@@ -181,21 +183,34 @@ def writable(name: str, array: Any) -> tuple[dict[str, Any], set[str]]:
         return _fields(name, array, ak.fields(array))
     if isinstance(t, (ak.types.ListType, ak.types.RegularType)):
         inner = t.content
+        missing: set[str] = set()
         if isinstance(inner, ak.types.OptionType):
+            # items that may be missing (Arrow's lists: Parquet written by pyarrow or pandas):
+            # uproot writes no option type; a missing number comes back as 0, a missing string or
+            # list as an empty one, a missing record as its fields' (said only where one is missing)
+            if ak.any(ak.is_none(array, axis=1)):
+                missing = {"none"}
             inner = inner.content
+            if isinstance(inner, ak.types.NumpyType):
+                pieces, kinds = writable(name, ak.fill_none(array, 0, axis=1))
+                return pieces, kinds | missing
         if isinstance(inner, ak.types.NumpyType):
             return {name: array}, set()
         if isinstance(inner, ak.types.RecordType):
-            return _fields(name, array, ak.fields(array))
+            pieces, kinds = _fields(name, array, ak.fields(array))
+            return pieces, kinds | missing
         if isinstance(inner, (ak.types.ListType, ak.types.RegularType)) or \
                 inner.parameters.get("__array__") in ("string", "bytestring"):
             plain = ak.without_parameters(array)
             safe = root_safe(name)
-            inner, kinds = writable(safe, ak.flatten(plain, axis=2))
+            inner, kinds = writable(safe, ak.flatten(plain, axis=2))  # a missing list: no values
+            lengths = ak.num(plain, axis=2)
+            if isinstance(lengths.type.content.content, ak.types.OptionType):
+                lengths = ak.fill_none(lengths, 0, axis=1)
             out = {safe: inner.pop(safe)} if safe in inner else {}
-            out[f"{safe}_counts"] = ak.values_astype(ak.num(plain, axis=2), np.int32)
+            out[f"{safe}_counts"] = ak.values_astype(lengths, np.int32)
             out.update({deeper_counts(safe, k): v for k, v in inner.items()})
-            return out, {"flattened", *kinds}
+            return out, {"flattened", *kinds} | missing
     return {}, {"lost"}
 
 
@@ -579,7 +594,10 @@ class RootWriter:
 
     # -------------------------------------------------------------- the rest
     def write_extras(self, blob: bytes) -> None:
-        """Copy every object of the extras blob (a ROOT file) into the output."""
+        """Copy every object of the extras blob (a ROOT file) into the output (after the tree:
+        every chunk came before, so a held one is the whole tree)."""
+        if self.held is not None:
+            self.finish()
         write_objects(self.file, blob, self.path)
 
     def finish(self) -> None:
@@ -644,11 +662,23 @@ class RootFileWriter:
         return w
 
     def write(self, table: int, chunk: JetChunk) -> None:
+        self._settle(but=table)
         self._writer(table).write_chunk(chunk)
+
+    def _settle(self, but: int | None = None) -> None:
+        """Create the trees whose one chunk is held (all but `but`'s): tables come one after
+        the other (:class:`~jetzip.tables.base.TableWriter`), so a table that another's chunk
+        follows is whole. Each tree is written as soon as it is complete: one table's chunk
+        held at a time, and the trees before the other objects, in the tables' order (as when
+        every tree was created with its first chunk)."""
+        for i, w in self.writers.items():
+            if i != but and w.held is not None:
+                w.finish()
 
     def write_extras(self, blob: bytes, source_format: str) -> bool:
         if source_format != "root":
             return False
+        self._settle()
         self.missing.extend(write_objects(self.file, blob, self.path))
         return True
 
