@@ -209,7 +209,9 @@ def _to_buffers(array: Any) -> tuple[dict, int, dict[str, np.ndarray]]:
         return _numpy_form(data.dtype, data.shape[1:]), len(data), {"node0-data": data.reshape(-1)}
     if isinstance(array, np.ndarray):
         array = ak.Array(ak.contents.NumpyArray(np.ascontiguousarray(array)))
-    form, length, container = ak.to_buffers(array)
+    # packed: to_buffers keeps the whole content under a slice (a chunk of the entries read
+    # at once would store all of them, once per chunk)
+    form, length, container = ak.to_buffers(ak.to_packed(array))
     return form.to_dict(), int(length), {k: np.asarray(v) for k, v in container.items()}
 
 

@@ -711,3 +711,39 @@ def test_a_tree_written_at_once_is_created_before_the_next_table_and_the_other_o
         assert f["Aux"]["x"].array(library="np").tolist() == list(range(7))
         assert f.classnames(cycle=False) == {"Events": "TTree", "Aux": "TTree", "h": "TH1D"}
         assert ak.array_equal(f["Events"]["nJet"].array(), counts, dtype_exact=False)
+
+
+def test_a_chunk_carries_its_own_entries_not_the_whole_read(tmp_path):
+    """A chunk of entries is a slice of what the reader read at once; ak.to_buffers keeps a
+    slice's whole content, so every chunk stored the values of all its neighbours too (a
+    ROOT file with std::vector branches compressed with 1,024 jets per chunk: 138% of the
+    input instead of 42%). Each chunk's carried group holds its own entries only."""
+    from jetzip import carry
+
+    lists = ak.Array([[1.0, 2.0], [3.0], [4.0, 5.0, 6.0]] * 1000)
+    texts = ak.Array([["ab", "c"], [], ["def"]] * 1000)
+    part = {"x": lists[100:110], "s": texts[300:302]}
+    block = carry.pack_group(part, carry.METHOD_ZSTD)
+    assert block == carry.pack_group({k: ak.to_packed(v) for k, v in part.items()}, carry.METHOD_ZSTD)
+    back = carry.unpack_group(block, {"x": 10, "s": 2}, "test")
+    assert back["x"].tolist() == lists[100:110].tolist() and back["s"].tolist() == texts[300:302].tolist()
+
+    rng = np.random.default_rng(2)
+    n = 3000
+    counts = rng.integers(1, 4, n)
+    jets = {f"Jet_{k}": ak.unflatten(rng.uniform(20, 90, counts.sum()).astype(np.float32), counts)
+            for k in ("pt", "eta", "phi", "mass")}
+    other = rng.integers(0, 6, n)
+    extra = {"v": ak.unflatten(rng.uniform(size=other.sum()), other)}
+    with uproot.recreate(tmp_path / "a.root") as f:
+        f.mktree("Events", {**{k: "var * float32" for k in jets}, "v": "var * float64"},
+                 counter_name=lambda b: "nJet" if b.startswith("Jet_") else f"n{b}")
+        f["Events"].extend({**jets, **extra})
+    sizes = {}
+    for chunk_jets in (100, 1 << 20):
+        jetzip.compress(tmp_path / "a.root", tmp_path / f"{chunk_jets}.aez", error_bound="1e-3", chunk_jets=chunk_jets)
+        sizes[chunk_jets] = os.path.getsize(tmp_path / f"{chunk_jets}.aez")
+    assert sizes[100] < 2 * sizes[1 << 20], sizes  # ~60 chunks against 1: 1.26x (20.5x before)
+    jetzip.decompress(tmp_path / "100.aez", tmp_path / "b.root")
+    with uproot.open(tmp_path / "b.root") as f:
+        assert ak.array_equal(f["Events"]["v"].array(), extra["v"])
