@@ -162,28 +162,27 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
+def _caused_by(exc: BaseException | None, test: Callable[[BaseException], bool]) -> bool:
+    """Whether `exc` or anything in its chain of causes and contexts passes `test`."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if test(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def interrupted(exc: BaseException | None) -> bool:
     """Whether `exc` was caused by Ctrl-C / SIGTERM: numba's dispatcher calls back into Python
     (``_numba_unpickle``), where the signal handler's KeyboardInterrupt is raised, and returns
     it as ``SystemError: ... returned a result with an exception set`` caused by it."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return _caused_by(exc, lambda e: isinstance(e, KeyboardInterrupt))
 
 
 def closed_pipe(exc: BaseException | None) -> bool:
     """Whether `exc` (or what caused it) is a write to a pipe whose reader has gone."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return _caused_by(exc, lambda e: isinstance(e, OSError) and e.errno == errno.EPIPE)
 
 
 def exit_closed_pipe() -> None:

@@ -170,8 +170,6 @@ def capped_memory(extra: int) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-
-
 class RootSource:
     """One tree (TTree or RNTuple) of a ROOT file, read chunk by chunk: its jet collections
     (coded) and every other branch (carried). With `jets` False, a tree of other branches only
